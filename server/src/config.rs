@@ -1,0 +1,234 @@
+//! The community configuration: the built-in 财工街社区, or a TOML file that replaces it.
+//!
+//! A bad file is refused at start with its line and the reason, never half-applied.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use hongfan_shared::{
+    Category, CategoryId, Community, Compound, CompoundId, Millis, Target, Targets,
+};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The built-in community, written as a configuration file so that it doubles as the example.
+pub const BUILT_IN: &str = include_str!("../community.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{source_name}, line {line}: {reason}")]
+    Invalid { source_name: String, line: usize, reason: String },
+}
+
+/// Loads the community from `path`, or the built-in one when there is none.
+pub fn load(path: Option<&Path>) -> Result<Community, ConfigError> {
+    match path {
+        None => parse(BUILT_IN, "built-in configuration"),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            parse(&text, &path.display().to_string())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: String,
+    street_office: String,
+    #[serde(default)]
+    compound: Vec<Spanned<CompoundEntry>>,
+    #[serde(default)]
+    category: Vec<Spanned<CategoryEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompoundEntry {
+    id: String,
+    name: String,
+    station: String,
+    grid: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CategoryEntry {
+    id: String,
+    name: String,
+    name_en: String,
+    icon: String,
+    normal: Spanned<TargetEntry>,
+    urgent: Spanned<TargetEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetEntry {
+    respond: Spanned<String>,
+    resolve: Spanned<String>,
+}
+
+/// Parses and checks a configuration; `source_name` names it in errors.
+pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
+    let invalid = |offset: usize, reason: String| ConfigError::Invalid {
+        source_name: source_name.to_owned(),
+        line: line_of(text, offset),
+        reason,
+    };
+    let file: File = toml::from_str(text)
+        .map_err(|e| invalid(e.span().map_or(0, |s| s.start), e.message().trim().to_owned()))?;
+
+    if file.compound.is_empty() {
+        return Err(invalid(0, "at least one [[compound]] is needed".into()));
+    }
+    if file.category.is_empty() {
+        return Err(invalid(0, "at least one [[category]] is needed".into()));
+    }
+    let mut ids = HashSet::new();
+    let mut compounds = Vec::new();
+    for entry in &file.compound {
+        let at = entry.span().start;
+        let c = entry.get_ref();
+        check_id(&c.id).map_err(|reason| invalid(at, reason))?;
+        if !ids.insert(c.id.clone()) {
+            return Err(invalid(at, format!("compound id {:?} is used twice", c.id)));
+        }
+        for (value, field) in [(&c.name, "name"), (&c.station, "station"), (&c.grid, "grid")] {
+            if value.trim().is_empty() {
+                return Err(invalid(at, format!("compound {:?} has an empty {field}", c.id)));
+            }
+        }
+        compounds.push(Compound {
+            id: CompoundId(c.id.clone()),
+            name: c.name.clone(),
+            station: c.station.clone(),
+            grid: c.grid.clone(),
+        });
+    }
+    let mut ids = HashSet::new();
+    let mut categories = Vec::new();
+    for entry in &file.category {
+        let at = entry.span().start;
+        let c = entry.get_ref();
+        check_id(&c.id).map_err(|reason| invalid(at, reason))?;
+        if !ids.insert(c.id.clone()) {
+            return Err(invalid(at, format!("category id {:?} is used twice", c.id)));
+        }
+        if c.name.trim().is_empty() || c.name_en.trim().is_empty() {
+            return Err(invalid(at, format!("category {:?} needs a name and a name_en", c.id)));
+        }
+        let target = |t: &Spanned<TargetEntry>| -> Result<Target, ConfigError> {
+            let duration = |d: &Spanned<String>| {
+                let span = humantime::parse_duration(d.get_ref()).map_err(|e| {
+                    invalid(d.span().start, format!("{:?} is not a duration: {e}", d.get_ref()))
+                })?;
+                let ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
+                if ms == 0 {
+                    return Err(invalid(
+                        d.span().start,
+                        "a target must be longer than zero".into(),
+                    ));
+                }
+                Ok(Millis(ms))
+            };
+            let (respond, resolve) =
+                (duration(&t.get_ref().respond)?, duration(&t.get_ref().resolve)?);
+            if respond > resolve {
+                return Err(invalid(
+                    t.span().start,
+                    "respond must not be longer than resolve".into(),
+                ));
+            }
+            Ok(Target { respond, resolve })
+        };
+        categories.push(Category {
+            id: CategoryId(c.id.clone()),
+            name: c.name.clone(),
+            name_en: c.name_en.clone(),
+            icon: c.icon.clone(),
+            targets: Targets { normal: target(&c.normal)?, urgent: target(&c.urgent)? },
+        });
+    }
+    Ok(Community { name: file.name, street_office: file.street_office, compounds, categories })
+}
+
+fn check_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 32
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok { Ok(()) } else { Err(format!("id {id:?} must be 1 to 32 letters, digits, '_' or '-'")) }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_is_caigongjie_with_three_compounds_and_nine_categories() {
+        let c = load(None).expect("built-in config parses");
+        assert_eq!(c.name, "财工街社区");
+        assert_eq!(c.compounds.len(), 3);
+        let names: Vec<&str> = c.categories.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "助老",
+                "低保",
+                "救助",
+                "计生",
+                "矛盾纠纷",
+                "设施报修",
+                "环境卫生",
+                "安全隐患",
+                "其他"
+            ]
+        );
+        let elderly = c.category(&CategoryId("elderly".into())).expect("elderly");
+        assert_eq!(elderly.targets.normal.respond, Millis::from_mins(30));
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text, "test.toml").expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let text = BUILT_IN.replacen("grid = \"第二网格\"", "grid = \"第二网格", 1);
+        let line = BUILT_IN.lines().position(|l| l.contains("第二网格")).expect("line") + 1;
+        let err = error_of(&text);
+        assert!(err.starts_with(&format!("test.toml, line {line}:")), "{err}");
+    }
+
+    #[test]
+    fn duplicate_id_bad_duration_and_unknown_key_are_refused_with_line() {
+        let dup = BUILT_IN.replacen("id = \"c2\"", "id = \"c1\"", 1);
+        let err = error_of(&dup);
+        assert!(err.contains("compound id \"c1\" is used twice"), "{err}");
+        let line = dup.find("[[compound]]\nid = \"c1\"\nname = \"第二小区\"").expect("second");
+        assert!(err.contains(&format!("line {}:", line_of(&dup, line))), "{err}");
+
+        let bad = BUILT_IN.replacen("respond = \"30m\"", "respond = \"soon\"", 1);
+        assert!(error_of(&bad).contains("\"soon\" is not a duration"));
+
+        let unknown =
+            BUILT_IN.replacen("grid = \"第一网格\"", "grid = \"第一网格\"\ncolour = 1", 1);
+        assert!(error_of(&unknown).contains("unknown field `colour`"));
+
+        let swapped = BUILT_IN.replacen(
+            "respond = \"30m\", resolve = \"1d\"",
+            "respond = \"2d\", resolve = \"1d\"",
+            1,
+        );
+        assert!(error_of(&swapped).contains("respond must not be longer than resolve"));
+
+        assert!(error_of("name = \"x\"\nstreet_office = \"y\"\n").contains("[[compound]]"));
+    }
+}

@@ -1,0 +1,358 @@
+//! The committer: the one thread that writes to the store.
+//!
+//! It takes every request waiting, decides each against the current state (including what the
+//! same group decided before it), gives each event the next sequence number, writes the group in
+//! one sled transaction, syncs once, and only then answers the requests and publishes the events
+//! (group commit). Being the only writer is what makes sequence numbers gap-free and claims
+//! race-free without locks, and what keeps sled's flush from ever running concurrently.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hongfan_shared::lifecycle::{check_report, decide};
+use hongfan_shared::{
+    Action, Actor, Change, Community, Event, Incident, IncidentId, Principal, Report, Seq, Ticket,
+    Timestamp,
+};
+use tokio::sync::{broadcast, oneshot};
+
+use super::deadlines::Deadlines;
+use super::disk::{Disk, Loaded};
+use super::{Commit, Published, Reported, StoreError};
+use crate::clock::SharedClock;
+
+/// How many requests one group commit takes at most.
+const MAX_GROUP: usize = 4096;
+/// Longest wait between deadline checks, so a wall-clock jump is noticed.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+#[derive(Debug)]
+pub(super) enum Command {
+    Report {
+        who: Principal,
+        request_id: String,
+        report: Report,
+        reply: Reply<Reported>,
+    },
+    Act {
+        who: Principal,
+        id: IncidentId,
+        action: Action,
+        reply: Reply<(Event, Incident)>,
+    },
+    Get {
+        id: IncidentId,
+        reply: Reply<Option<Incident>>,
+    },
+    /// Records every breach due now; answers with how many.
+    Tick {
+        reply: Reply<usize>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
+}
+
+/// Answers held back until the group they belong to is durable.
+enum Answer {
+    Report(Reply<Reported>, Result<Reported, StoreError>),
+    Act(Reply<(Event, Incident)>, Result<(Event, Incident), StoreError>),
+    Get(Reply<Option<Incident>>, Result<Option<Incident>, StoreError>),
+    Tick(Reply<usize>, usize),
+    Shutdown(Reply<()>),
+}
+
+#[derive(Default)]
+struct Group {
+    events: Vec<Event>,
+    /// The new state of every incident this group changes.
+    touched: BTreeMap<IncidentId, Incident>,
+    answers: Vec<Answer>,
+    shutdown: bool,
+}
+
+pub(super) struct Committer {
+    pub(super) disk: Arc<Disk>,
+    pub(super) community: Arc<Community>,
+    pub(super) clock: SharedClock,
+    pub(super) published: Arc<RwLock<Published>>,
+    pub(super) commits: broadcast::Sender<Arc<Commit>>,
+    pub(super) rx: Receiver<Command>,
+    next_seq: Seq,
+    next_id: u64,
+    requests: HashMap<(String, String), IncidentId>,
+    deadlines: Deadlines,
+}
+
+impl Committer {
+    pub(super) fn new(
+        disk: Arc<Disk>,
+        loaded: Loaded,
+        community: Arc<Community>,
+        clock: SharedClock,
+        commits: broadcast::Sender<Arc<Commit>>,
+        rx: Receiver<Command>,
+    ) -> Committer {
+        let mut deadlines = Deadlines::default();
+        for incident in loaded.open.values() {
+            deadlines.update(incident);
+        }
+        let published =
+            Arc::new(RwLock::new(Published { seq: loaded.last_seq, open: loaded.open }));
+        Committer {
+            disk,
+            community,
+            clock,
+            published,
+            commits,
+            rx,
+            next_seq: loaded.last_seq + 1,
+            next_id: loaded.next_id,
+            requests: loaded.requests,
+            deadlines,
+        }
+    }
+
+    /// Records the breaches that fell due while the server was down. Runs before the store is
+    /// handed out, so they are on disk before anyone can ask.
+    pub(super) fn catch_up(&mut self) -> Result<(), StoreError> {
+        let mut group = Group::default();
+        self.stage_breaches(&mut group);
+        self.commit(group)
+    }
+
+    pub(super) fn run(mut self) {
+        loop {
+            let wait = match self.deadlines.next() {
+                None => MAX_IDLE,
+                Some(at) => {
+                    let ms = at.0.saturating_sub(self.clock.now().0).max(0);
+                    Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(MAX_IDLE)
+                }
+            };
+            let mut group = Group::default();
+            match self.rx.recv_timeout(wait) {
+                Ok(command) => self.stage(command, &mut group),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            while group.answers.len() < MAX_GROUP && !group.shutdown {
+                match self.rx.try_recv() {
+                    Ok(command) => self.stage(command, &mut group),
+                    Err(_) => break,
+                }
+            }
+            self.stage_breaches(&mut group);
+            let shutdown = group.shutdown;
+            if let Err(e) = self.commit(group) {
+                // The in-memory state is now ahead of the disk: stop taking writes rather than
+                // acknowledge anything on top of a state that may not exist after a restart.
+                tracing::error!(error = %e, dir = %self.disk.dir().display(), "store write failed; refusing further writes");
+                break;
+            }
+            if shutdown {
+                break;
+            }
+        }
+        // Requests still queued when the committer stops are refused, not dropped unanswered.
+        drop(self.rx);
+    }
+
+    fn stage(&mut self, command: Command, group: &mut Group) {
+        match command {
+            Command::Report { who, request_id, report, reply } => {
+                let result = self.stage_report(group, &who, request_id, report);
+                group.answers.push(Answer::Report(reply, result));
+            }
+            Command::Act { who, id, action, reply } => {
+                let result = self.stage_action(group, &who, id, &action);
+                group.answers.push(Answer::Act(reply, result));
+            }
+            Command::Get { id, reply } => {
+                let result = self.incident(group, id);
+                group.answers.push(Answer::Get(reply, result));
+            }
+            Command::Tick { reply } => {
+                let before = group.events.len();
+                self.stage_breaches(group);
+                group.answers.push(Answer::Tick(reply, group.events.len() - before));
+            }
+            Command::Shutdown { reply } => {
+                group.shutdown = true;
+                group.answers.push(Answer::Shutdown(reply));
+            }
+        }
+    }
+
+    fn stage_report(
+        &mut self,
+        group: &mut Group,
+        who: &Principal,
+        request_id: String,
+        report: Report,
+    ) -> Result<Reported, StoreError> {
+        let now = self.clock.now();
+        let request = (who.actor.id.clone(), request_id);
+        if let Some(&id) = self.requests.get(&request) {
+            let existing = self.incident(group, id)?.ok_or(StoreError::NotFound(id))?;
+            if existing.report != report {
+                return Err(StoreError::RequestReused { request_id: request.1 });
+            }
+            return Ok(Reported { incident: existing, event: None });
+        }
+        if request.1.is_empty() || request.1.len() > 64 {
+            return Err(StoreError::BadRequestId);
+        }
+        let (respond_by, resolve_by) = check_report(who, &report, &self.community, now)?;
+        let id = IncidentId(self.next_id);
+        let change = Change::Reported {
+            ticket: Ticket::for_id(id),
+            report: Box::new(report),
+            request_id: request.1.clone(),
+            respond_by,
+            resolve_by,
+        };
+        let event = self.event(id, who.actor.clone(), change, now);
+        let incident =
+            Incident::from_event(&event).map_err(|e| StoreError::Write(e.to_string()))?;
+        self.next_seq += 1;
+        self.next_id += 1;
+        self.requests.insert(request, id);
+        self.deadlines.update(&incident);
+        group.events.push(event.clone());
+        group.touched.insert(id, incident.clone());
+        Ok(Reported { incident, event: Some(event) })
+    }
+
+    fn stage_action(
+        &mut self,
+        group: &mut Group,
+        who: &Principal,
+        id: IncidentId,
+        action: &Action,
+    ) -> Result<(Event, Incident), StoreError> {
+        let now = self.clock.now();
+        let mut incident = self.incident(group, id)?.ok_or(StoreError::NotFound(id))?;
+        let resolve_target = self
+            .community
+            .category(&incident.report.category)
+            .map(|c| c.targets.for_urgency(incident.report.urgency).resolve)
+            .ok_or_else(|| {
+                StoreError::Write(format!("incident {} has an unknown category", id.0))
+            })?;
+        let change = decide(&incident, who, action, now, resolve_target)?;
+        let event = self.event(id, who.actor.clone(), change, now);
+        incident.apply(&event).map_err(|e| StoreError::Write(e.to_string()))?;
+        self.next_seq += 1;
+        self.deadlines.update(&incident);
+        group.events.push(event.clone());
+        group.touched.insert(id, incident.clone());
+        Ok((event, incident))
+    }
+
+    fn stage_breaches(&mut self, group: &mut Group) {
+        let now = self.clock.now();
+        for id in self.deadlines.take_due(now) {
+            let mut incident = match self.incident(group, id) {
+                Ok(Some(incident)) => incident,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(incident = id.0, error = %e, "cannot read incident to record a breach");
+                    continue;
+                }
+            };
+            for change in incident.due_breaches(now) {
+                let event = self.event(id, Actor::system(), change, now);
+                match incident.apply(&event) {
+                    Ok(()) => {
+                        self.next_seq += 1;
+                        group.events.push(event);
+                    }
+                    Err(e) => tracing::error!(error = %e, "a due breach does not apply"),
+                }
+            }
+            self.deadlines.update(&incident);
+            group.touched.insert(id, incident);
+        }
+    }
+
+    /// The next event; `next_seq` moves on only once the event is known to apply, so a refused
+    /// change leaves no gap in the log.
+    fn event(&self, incident: IncidentId, actor: Actor, change: Change, now: Timestamp) -> Event {
+        Event { seq: self.next_seq, at: now, incident, actor, change }
+    }
+
+    /// The incident as this group sees it: its own changes first, then the published state,
+    /// then the disk for incidents that are no longer open.
+    fn incident(&self, group: &Group, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+        if let Some(incident) = group.touched.get(&id) {
+            return Ok(Some(incident.clone()));
+        }
+        if let Some(incident) =
+            self.published.read().map_err(|_| StoreError::Poisoned)?.open.get(&id)
+        {
+            return Ok(Some(incident.clone()));
+        }
+        self.disk.incident(id)
+    }
+
+    fn commit(&mut self, group: Group) -> Result<(), StoreError> {
+        let Group { events, touched, answers, .. } = group;
+        if !events.is_empty() {
+            let states: Vec<&Incident> = touched.values().collect();
+            if let Err(e) = self.disk.commit(&events, &states) {
+                for answer in answers {
+                    answer.fail(&e);
+                }
+                return Err(e);
+            }
+            let mut published = self.published.write().map_err(|_| StoreError::Poisoned)?;
+            for incident in touched.values() {
+                if incident.status.is_open() {
+                    published.open.insert(incident.id, incident.clone());
+                } else {
+                    published.open.remove(&incident.id);
+                }
+            }
+            published.seq = events.last().map_or(published.seq, |e| e.seq);
+        }
+        for answer in answers {
+            answer.send();
+        }
+        if !events.is_empty() {
+            // No receiver is fine: nobody is connected.
+            let _ = self
+                .commits
+                .send(Arc::new(Commit { events, incidents: touched.into_values().collect() }));
+        }
+        Ok(())
+    }
+}
+
+impl Answer {
+    fn send(self) {
+        // A requester that went away no longer needs its answer; what it asked for is stored.
+        match self {
+            Answer::Report(tx, r) => drop(tx.send(r)),
+            Answer::Act(tx, r) => drop(tx.send(r)),
+            Answer::Get(tx, r) => drop(tx.send(r)),
+            Answer::Tick(tx, n) => drop(tx.send(Ok(n))),
+            Answer::Shutdown(tx) => drop(tx.send(Ok(()))),
+        }
+    }
+
+    fn fail(self, e: &StoreError) {
+        let e = StoreError::Write(e.to_string());
+        match self {
+            Answer::Report(tx, _) => drop(tx.send(Err(e))),
+            Answer::Act(tx, _) => drop(tx.send(Err(e))),
+            Answer::Get(tx, _) => drop(tx.send(Err(e))),
+            Answer::Tick(tx, _) => drop(tx.send(Err(e))),
+            Answer::Shutdown(tx) => drop(tx.send(Err(e))),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The deadline index: each open incident's next first-time deadline, earliest first.
+//! Rebuilt from the open incidents at start; owned by the committer.
+
+use std::collections::{BTreeSet, HashMap};
+
+use hongfan_shared::{Incident, IncidentId, Timestamp};
+
+#[derive(Debug, Default)]
+pub(super) struct Deadlines {
+    by_time: BTreeSet<(Timestamp, IncidentId)>,
+    by_incident: HashMap<IncidentId, Timestamp>,
+}
+
+impl Deadlines {
+    /// Records the incident's next deadline, replacing any it had.
+    pub(super) fn update(&mut self, incident: &Incident) {
+        if let Some(old) = self.by_incident.remove(&incident.id) {
+            self.by_time.remove(&(old, incident.id));
+        }
+        if let Some((at, _)) = incident.next_deadline() {
+            self.by_time.insert((at, incident.id));
+            self.by_incident.insert(incident.id, at);
+        }
+    }
+
+    pub(super) fn next(&self) -> Option<Timestamp> {
+        self.by_time.first().map(|&(at, _)| at)
+    }
+
+    /// Removes and returns the incidents whose deadline is at or before `now`.
+    pub(super) fn take_due(&mut self, now: Timestamp) -> Vec<IncidentId> {
+        let mut due = Vec::new();
+        while let Some(&(at, id)) = self.by_time.first() {
+            if at > now {
+                break;
+            }
+            self.by_time.pop_first();
+            self.by_incident.remove(&id);
+            due.push(id);
+        }
+        due
+    }
+}

@@ -1,0 +1,223 @@
+//! The sled layout. Only this file knows how records are keyed and encoded.
+//!
+//! Trees: `events` (seq → event), `incidents` (id → current state), `meta` (epoch, format).
+//! Integer keys are big-endian so that sled's byte order is numeric order. Nothing that can be
+//! derived at start is written per report: the next sequence number and incident id come from
+//! the last keys, the request-id index and the deadline index from the incidents.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use hongfan_shared::{Event, Incident, IncidentId, Seq};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionResult, TransactionError};
+
+use super::StoreError;
+
+const FORMAT: &[u8] = b"hongfan-1";
+
+#[derive(Debug)]
+pub(super) struct Disk {
+    dir: PathBuf,
+    db: sled::Db,
+    events: sled::Tree,
+    incidents: sled::Tree,
+    /// sled's own log file; `flush` only calls sync_file_range, so we fsync it ourselves.
+    log_file: File,
+    pub(super) epoch: String,
+}
+
+/// What start-up reads back from disk.
+#[derive(Debug)]
+pub(super) struct Loaded {
+    pub last_seq: Seq,
+    pub next_id: u64,
+    pub open: BTreeMap<IncidentId, Incident>,
+    pub requests: HashMap<(String, String), IncidentId>,
+}
+
+fn key(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn number(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+impl Disk {
+    /// Opens the data folder, creating it only when it is missing or empty.
+    pub(super) fn open(dir: &Path, cache_bytes: u64) -> Result<Disk, StoreError> {
+        let fresh = match std::fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(StoreError::open(dir, e)),
+        };
+        if fresh {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::open(dir, e))?;
+        } else if !dir.join("db").is_file() || !dir.join("conf").is_file() {
+            return Err(StoreError::corrupt(dir, "sled's files `db` and `conf` are missing"));
+        }
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            // The committer is the only one who flushes: sled's background flusher would race it.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| StoreError::open(dir, e))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::open(dir, e));
+        let (meta, events, incidents) = (tree("meta")?, tree("events")?, tree("incidents")?);
+        let log_file = File::open(dir.join("db")).map_err(|e| StoreError::open(dir, e))?;
+
+        let epoch = if fresh {
+            let epoch = format!("{:032x}", rand::random::<u128>());
+            meta.insert("format", FORMAT).map_err(|e| StoreError::open(dir, e))?;
+            meta.insert("epoch", epoch.as_bytes()).map_err(|e| StoreError::open(dir, e))?;
+            let disk = Disk { dir: dir.to_owned(), db, events, incidents, log_file, epoch };
+            disk.sync().map_err(|e| StoreError::open(dir, e))?;
+            return Ok(disk);
+        } else {
+            let format = meta.get("format").map_err(|e| StoreError::open(dir, e))?;
+            if format.as_deref() != Some(FORMAT) {
+                return Err(StoreError::corrupt(
+                    dir,
+                    "it is not a hongfan database (no format mark)",
+                ));
+            }
+            let epoch = meta.get("epoch").map_err(|e| StoreError::open(dir, e))?;
+            epoch
+                .and_then(|e| String::from_utf8(e.to_vec()).ok())
+                .ok_or_else(|| StoreError::corrupt(dir, "the store epoch is missing"))?
+        };
+        Ok(Disk { dir: dir.to_owned(), db, events, incidents, log_file, epoch })
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads the state back and checks that it agrees with the end of the log.
+    pub(super) fn load(&self) -> Result<Loaded, StoreError> {
+        let corrupt = |reason: String| StoreError::corrupt(&self.dir, reason);
+        let last = self.events.last().map_err(|e| corrupt(e.to_string()))?;
+        let last_event = match last {
+            None => None,
+            Some((k, v)) => {
+                let event: Event = serde_json::from_slice(&v)
+                    .map_err(|e| corrupt(format!("the last event does not decode: {e}")))?;
+                if number(&k) != Some(event.seq) {
+                    return Err(corrupt(format!(
+                        "event {} is stored under another key",
+                        event.seq
+                    )));
+                }
+                Some(event)
+            }
+        };
+        let last_seq = last_event.as_ref().map_or(0, |e| e.seq);
+        let mut loaded =
+            Loaded { last_seq, next_id: 1, open: BTreeMap::new(), requests: HashMap::new() };
+        for entry in self.incidents.iter() {
+            let (k, v) = entry.map_err(|e| corrupt(e.to_string()))?;
+            let incident: Incident = serde_json::from_slice(&v)
+                .map_err(|e| corrupt(format!("incident {:?} does not decode: {e}", number(&k))))?;
+            if number(&k) != Some(incident.id.0) {
+                return Err(corrupt(format!(
+                    "incident {} is stored under another key",
+                    incident.id.0
+                )));
+            }
+            match incident.events.last() {
+                Some(&seq) if seq <= last_seq => {}
+                _ => {
+                    return Err(corrupt(format!(
+                        "incident {} records events the log does not have",
+                        incident.id.0
+                    )));
+                }
+            }
+            loaded.next_id = incident.id.0 + 1;
+            let request = (incident.reported_by.id.clone(), incident.request_id.clone());
+            loaded.requests.insert(request, incident.id);
+            if incident.status.is_open() {
+                loaded.open.insert(incident.id, incident);
+            }
+        }
+        if let Some(event) = last_event {
+            let state = self.incident(event.incident)?;
+            if state.as_ref().and_then(|s| s.events.last()) != Some(&event.seq) {
+                return Err(corrupt(format!(
+                    "the last event ({}) is not reflected in incident {}'s state",
+                    event.seq, event.incident.0
+                )));
+            }
+        }
+        Ok(loaded)
+    }
+
+    pub(super) fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+        let Some(bytes) = self.incidents.get(key(id.0)).map_err(StoreError::read)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(StoreError::read)
+    }
+
+    /// Events with `after < seq <= upto`, oldest first, at most `limit`.
+    pub(super) fn events(
+        &self,
+        after: Seq,
+        upto: Seq,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        if after >= upto {
+            return Ok(Vec::new());
+        }
+        self.events
+            .range(key(after + 1)..=key(upto))
+            .take(limit)
+            .map(|entry| {
+                let (_, v) = entry.map_err(StoreError::read)?;
+                serde_json::from_slice(&v).map_err(StoreError::read)
+            })
+            .collect()
+    }
+
+    /// Writes a group of events with the incident states they produce, atomically, and makes
+    /// them durable before returning.
+    pub(super) fn commit(
+        &self,
+        events: &[Event],
+        incidents: &[&Incident],
+    ) -> Result<(), StoreError> {
+        let encode =
+            |r: Result<Vec<u8>, serde_json::Error>| r.map_err(|e| StoreError::Write(e.to_string()));
+        let events: Vec<([u8; 8], Vec<u8>)> = events
+            .iter()
+            .map(|e| Ok((key(e.seq), encode(serde_json::to_vec(e))?)))
+            .collect::<Result<_, StoreError>>()?;
+        let incidents: Vec<([u8; 8], Vec<u8>)> = incidents
+            .iter()
+            .map(|i| Ok((key(i.id.0), encode(serde_json::to_vec(i))?)))
+            .collect::<Result<_, StoreError>>()?;
+        // The closure may run again on a conflict, so it only inserts what was encoded above.
+        (&self.events, &self.incidents)
+            .transaction(|(ev, inc)| -> ConflictableTransactionResult<(), ()> {
+                for (k, v) in &events {
+                    ev.insert(&k[..], v.as_slice())?;
+                }
+                for (k, v) in &incidents {
+                    inc.insert(&k[..], v.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|e: TransactionError<()>| StoreError::Write(format!("{e:?}")))?;
+        self.sync().map_err(|e| StoreError::Write(e.to_string()))
+    }
+
+    /// sled's flush writes its buffers with sync_file_range, which survives a killed process but
+    /// not a power cut; the fdatasync after it makes the write durable.
+    pub(super) fn sync(&self) -> std::io::Result<()> {
+        self.db.flush().map_err(std::io::Error::other)?;
+        self.log_file.sync_data()
+    }
+}

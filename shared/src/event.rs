@@ -1,0 +1,118 @@
+//! Events: the append-only log every incident's state is derived from, and the audit trail.
+
+use serde::{Deserialize, Serialize};
+
+use crate::incident::{IncidentId, Report, Ticket};
+use crate::time::Timestamp;
+
+/// Position of an event in the log: gap-free and increasing, starting at 1.
+pub type Seq = u64;
+
+/// One change to one incident, as stored and as pushed to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: Seq,
+    pub at: Timestamp,
+    pub incident: IncidentId,
+    pub actor: Actor,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Supervisor,
+    Worker,
+    BuildingHead,
+    /// A station's kiosk: a device, not a person.
+    Kiosk,
+    /// The server itself, for example when a deadline passes.
+    System,
+}
+
+/// Who made a change, as the log remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor { id: "system".into(), name: "系统".into(), role: Role::System }
+    }
+}
+
+/// Which first-time promise a deadline belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Timer {
+    /// Time to first response: report to claim.
+    Response,
+    /// Time to resolution.
+    Resolution,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    /// 上报. Carries the deadlines so they are as durable as the report itself.
+    Reported {
+        ticket: Ticket,
+        report: Box<Report>,
+        /// The reporting device's own id for this report; the same id again is the same report.
+        request_id: String,
+        respond_by: Timestamp,
+        resolve_by: Timestamp,
+    },
+    /// 接单.
+    Claimed,
+    Noted {
+        text: String,
+    },
+    /// 代办: taken to the street office on the resident's behalf.
+    HandedOver {
+        note: String,
+    },
+    /// Back from the street office to the holder.
+    Returned {
+        note: String,
+    },
+    /// 办结.
+    Resolved {
+        outcome: String,
+    },
+    /// Opened again after resolution; the resolution timer starts again.
+    Reopened {
+        reason: String,
+        resolve_by: Timestamp,
+    },
+    /// A duplicate or mistaken report, with the reason.
+    Cancelled {
+        reason: String,
+    },
+    /// A first-time target passed. `deadline` is when it passed, which is earlier than the
+    /// event's own time when the server was down at that moment.
+    Breached {
+        timer: Timer,
+        deadline: Timestamp,
+    },
+}
+
+impl Change {
+    /// The stable name of this change, as in `type` on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Change::Reported { .. } => "reported",
+            Change::Claimed => "claimed",
+            Change::Noted { .. } => "noted",
+            Change::HandedOver { .. } => "handed_over",
+            Change::Returned { .. } => "returned",
+            Change::Resolved { .. } => "resolved",
+            Change::Reopened { .. } => "reopened",
+            Change::Cancelled { .. } => "cancelled",
+            Change::Breached { .. } => "breached",
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! An incident's current state, derived by folding its events in order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::community::{CategoryId, CompoundId, Urgency};
+use crate::event::{Actor, Change, Event, Seq, Timer};
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IncidentId(pub u64);
+
+/// The number a resident keeps and can read aloud: the incident id, at least four digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ticket(pub String);
+
+impl Ticket {
+    pub fn for_id(id: IncidentId) -> Ticket {
+        Ticket(format!("{:04}", id.0))
+    }
+
+    /// The incident a ticket names; accepts what a person might type (spaces, fewer zeros).
+    pub fn parse(text: &str) -> Option<IncidentId> {
+        let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        if digits.is_empty() || digits.len() > 12 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok().filter(|&n| n > 0).map(IncidentId)
+    }
+}
+
+/// What a resident (or someone on their behalf) reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub compound: CompoundId,
+    pub category: CategoryId,
+    pub urgency: Urgency,
+    /// 楼 / 单元 / 室 as the resident gives them; any may be empty (a problem in a courtyard).
+    pub building: String,
+    pub unit: String,
+    pub room: String,
+    pub description: String,
+    /// Personal data: never logged, masked on shared screens.
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// 已上报: waiting for a worker.
+    Reported,
+    /// 已接单: a worker holds it.
+    Claimed,
+    /// 代办中: with the street office.
+    HandedOver,
+    /// 已办结.
+    Resolved,
+    /// 已撤销.
+    Cancelled,
+}
+
+impl Status {
+    /// Open incidents are on the board and have running timers.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Reported | Status::Claimed | Status::HandedOver)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub at: Timestamp,
+    pub by: Actor,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: IncidentId,
+    pub ticket: Ticket,
+    pub report: Report,
+    pub request_id: String,
+    pub reported_by: Actor,
+    pub reported_at: Timestamp,
+    pub status: Status,
+    /// The worker who claimed it; kept after resolution so reopening returns it to them.
+    pub holder: Option<Actor>,
+    pub claimed_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub outcome: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub respond_by: Timestamp,
+    pub resolve_by: Timestamp,
+    pub response_breached: bool,
+    pub resolution_breached: bool,
+    pub notes: Vec<Note>,
+    /// Every event of this incident, oldest first: its timeline, without scanning the log.
+    pub events: Vec<Seq>,
+}
+
+/// Why an event does not fit the incident it is applied to: a corrupt or reordered log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {seq} ({change}) does not apply to incident {incident}")]
+pub struct ApplyError {
+    pub seq: Seq,
+    pub incident: u64,
+    pub change: &'static str,
+}
+
+impl Incident {
+    /// The state a `Reported` event creates.
+    pub fn from_event(event: &Event) -> Result<Incident, ApplyError> {
+        let Change::Reported { ticket, report, request_id, respond_by, resolve_by } = &event.change
+        else {
+            return Err(ApplyError {
+                seq: event.seq,
+                incident: event.incident.0,
+                change: event.change.name(),
+            });
+        };
+        Ok(Incident {
+            id: event.incident,
+            ticket: ticket.clone(),
+            report: Report::clone(report),
+            request_id: request_id.clone(),
+            reported_by: event.actor.clone(),
+            reported_at: event.at,
+            status: Status::Reported,
+            holder: None,
+            claimed_at: None,
+            resolved_at: None,
+            outcome: None,
+            cancel_reason: None,
+            respond_by: *respond_by,
+            resolve_by: *resolve_by,
+            response_breached: false,
+            resolution_breached: false,
+            notes: Vec::new(),
+            events: vec![event.seq],
+        })
+    }
+
+    /// Folds one later event into this state. Only events that `lifecycle::decide` or
+    /// `Incident::due_breaches` produced for this state are accepted.
+    pub fn apply(&mut self, event: &Event) -> Result<(), ApplyError> {
+        let bad =
+            || ApplyError { seq: event.seq, incident: self.id.0, change: event.change.name() };
+        if event.incident != self.id || self.events.last().is_some_and(|&s| s >= event.seq) {
+            return Err(bad());
+        }
+        match &event.change {
+            Change::Reported { .. } => return Err(bad()),
+            Change::Claimed if self.status == Status::Reported => {
+                self.status = Status::Claimed;
+                self.holder = Some(event.actor.clone());
+                self.claimed_at = Some(event.at);
+            }
+            Change::Noted { text } if self.status != Status::Cancelled => {
+                self.notes.push(Note { at: event.at, by: event.actor.clone(), text: text.clone() })
+            }
+            Change::HandedOver { .. } if self.status == Status::Claimed => {
+                self.status = Status::HandedOver;
+            }
+            Change::Returned { .. } if self.status == Status::HandedOver => {
+                self.status = Status::Claimed;
+            }
+            Change::Resolved { outcome }
+                if matches!(self.status, Status::Claimed | Status::HandedOver) =>
+            {
+                self.status = Status::Resolved;
+                self.resolved_at = Some(event.at);
+                self.outcome = Some(outcome.clone());
+            }
+            Change::Reopened { resolve_by, .. } if self.status == Status::Resolved => {
+                self.status =
+                    if self.holder.is_some() { Status::Claimed } else { Status::Reported };
+                self.resolved_at = None;
+                self.outcome = None;
+                self.resolve_by = *resolve_by;
+                self.resolution_breached = false;
+            }
+            Change::Cancelled { reason } if self.status.is_open() => {
+                self.status = Status::Cancelled;
+                self.cancel_reason = Some(reason.clone());
+            }
+            Change::Breached { timer: Timer::Response, .. }
+                if !self.response_breached && self.status.is_open() =>
+            {
+                self.response_breached = true;
+            }
+            Change::Breached { timer: Timer::Resolution, .. }
+                if !self.resolution_breached && self.status.is_open() =>
+            {
+                self.resolution_breached = true;
+            }
+            _ => return Err(bad()),
+        }
+        self.events.push(event.seq);
+        Ok(())
+    }
+
+    /// The next deadline this incident can still breach, if any.
+    pub fn next_deadline(&self) -> Option<(Timestamp, Timer)> {
+        if !self.status.is_open() {
+            return None;
+        }
+        let response = (self.status == Status::Reported && !self.response_breached)
+            .then_some((self.respond_by, Timer::Response));
+        let resolution =
+            (!self.resolution_breached).then_some((self.resolve_by, Timer::Resolution));
+        response.into_iter().chain(resolution).min()
+    }
+
+    /// The breaches that are due at `now` and not yet recorded, earliest first.
+    pub fn due_breaches(&self, now: Timestamp) -> Vec<Change> {
+        let mut due = Vec::new();
+        if self.status.is_open() {
+            if self.status == Status::Reported && !self.response_breached && self.respond_by <= now
+            {
+                due.push(Change::Breached { timer: Timer::Response, deadline: self.respond_by });
+            }
+            if !self.resolution_breached && self.resolve_by <= now {
+                due.push(Change::Breached { timer: Timer::Resolution, deadline: self.resolve_by });
+            }
+        }
+        due
+    }
+}

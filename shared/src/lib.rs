@@ -1,0 +1,19 @@
+//! Types both sides of hongfan use: the community, incidents, their events and the rules that
+//! move an incident through its lifecycle.
+//!
+//! This crate is plain data and pure functions: it knows nothing of tokio, axum or sled, so the
+//! server, the tests and the load generator agree on one definition of every record and message.
+
+pub mod community;
+pub mod event;
+pub mod incident;
+pub mod lifecycle;
+pub mod time;
+
+pub use community::{
+    Category, CategoryId, Community, Compound, CompoundId, Target, Targets, Urgency,
+};
+pub use event::{Actor, Change, Event, Role, Seq, Timer};
+pub use incident::{Incident, IncidentId, Note, Report, Status, Ticket};
+pub use lifecycle::{Action, LifecycleError, Principal, Scope};
+pub use time::{Millis, Timestamp};

@@ -1,0 +1,622 @@
+//! The rules of the incident lifecycle: who may do what, and in which state.
+//!
+//! `decide` turns a request into the `Change` to log, or a typed refusal; `Incident::apply` then
+//! folds the logged event into the state. Keeping the two apart lets the log be replayed without
+//! re-checking permissions that held when the event was written.
+
+use serde::{Deserialize, Serialize};
+
+use crate::community::{Community, CompoundId};
+use crate::event::{Actor, Change, Role};
+use crate::incident::{Incident, Report, Status};
+use crate::time::Timestamp;
+
+/// Longest description, note, outcome or reason, in characters: a few lines, not a document.
+pub const MAX_TEXT_CHARS: usize = 500;
+/// Longest building, unit or room field, in characters.
+pub const MAX_PLACE_CHARS: usize = 20;
+
+/// Where a principal may act.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    All,
+    Compounds(Vec<CompoundId>),
+}
+
+/// An authenticated actor together with where it may act.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub actor: Actor,
+    pub scope: Scope,
+}
+
+impl Principal {
+    pub fn may_act_in(&self, compound: &CompoundId) -> bool {
+        match &self.scope {
+            Scope::All => true,
+            Scope::Compounds(list) => list.contains(compound),
+        }
+    }
+
+    fn is_supervisor(&self) -> bool {
+        self.actor.role == Role::Supervisor
+    }
+}
+
+/// A change a person asks for on an existing incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    Claim,
+    Note { text: String },
+    HandOver { note: String },
+    Return { note: String },
+    Resolve { outcome: String },
+    Reopen { reason: String },
+    Cancel { reason: String },
+}
+
+/// Why a request was refused. Each has a stable `code` for the wire.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("a {role:?} may not {what}")]
+    RoleNotAllowed { role: Role, what: &'static str },
+    #[error("the incident belongs to compound {0:?}, outside this account's compounds")]
+    OtherCompound(CompoundId),
+    #[error("unknown compound {0:?}")]
+    UnknownCompound(CompoundId),
+    #[error("unknown category {0:?}")]
+    UnknownCategory(String),
+    #[error("already claimed by {}", .holder.name)]
+    AlreadyClaimed { holder: Actor },
+    #[error("not claimed yet: claim it first")]
+    NotClaimed,
+    #[error("held by {}: only the holder or a supervisor may do this", .holder.name)]
+    NotHolder { holder: Actor },
+    #[error("already with the street office")]
+    AlreadyHandedOver,
+    #[error("not with the street office")]
+    NotHandedOver,
+    #[error("already resolved")]
+    AlreadyResolved,
+    #[error("not resolved, so it cannot be reopened")]
+    NotResolved,
+    #[error("cancelled: nothing more can be done with it")]
+    Cancelled,
+    #[error("{field} must not be empty")]
+    Empty { field: &'static str },
+    #[error("{field} is longer than {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    #[error("a phone number has 5 to 20 digits, and may have spaces, dashes or a leading +")]
+    BadPhone,
+}
+
+impl LifecycleError {
+    /// The stable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LifecycleError::RoleNotAllowed { .. } => "forbidden",
+            LifecycleError::OtherCompound(_) => "other_compound",
+            LifecycleError::UnknownCompound(_) => "unknown_compound",
+            LifecycleError::UnknownCategory(_) => "unknown_category",
+            LifecycleError::AlreadyClaimed { .. } => "already_claimed",
+            LifecycleError::NotClaimed => "not_claimed",
+            LifecycleError::NotHolder { .. } => "not_holder",
+            LifecycleError::AlreadyHandedOver => "already_handed_over",
+            LifecycleError::NotHandedOver => "not_handed_over",
+            LifecycleError::AlreadyResolved => "already_resolved",
+            LifecycleError::NotResolved => "not_resolved",
+            LifecycleError::Cancelled => "cancelled",
+            LifecycleError::Empty { .. } => "empty_field",
+            LifecycleError::TooLong { .. } => "too_long",
+            LifecycleError::BadPhone => "bad_phone",
+        }
+    }
+}
+
+/// Checks a new report and returns its response and resolution deadlines.
+pub fn check_report(
+    who: &Principal,
+    report: &Report,
+    community: &Community,
+    now: Timestamp,
+) -> Result<(Timestamp, Timestamp), LifecycleError> {
+    if who.actor.role == Role::System {
+        return Err(LifecycleError::RoleNotAllowed { role: Role::System, what: "report" });
+    }
+    if community.compound(&report.compound).is_none() {
+        return Err(LifecycleError::UnknownCompound(report.compound.clone()));
+    }
+    if !who.may_act_in(&report.compound) {
+        return Err(LifecycleError::OtherCompound(report.compound.clone()));
+    }
+    let category = community
+        .category(&report.category)
+        .ok_or_else(|| LifecycleError::UnknownCategory(report.category.0.clone()))?;
+    text(&report.description, "description")?;
+    for (value, field) in
+        [(&report.building, "building"), (&report.unit, "unit"), (&report.room, "room")]
+    {
+        if value.chars().count() > MAX_PLACE_CHARS {
+            return Err(LifecycleError::TooLong { field, max: MAX_PLACE_CHARS });
+        }
+    }
+    if let Some(phone) = &report.phone {
+        check_phone(phone)?;
+    }
+    let target = category.targets.for_urgency(report.urgency);
+    Ok((now.plus(target.respond), now.plus(target.resolve)))
+}
+
+fn check_phone(phone: &str) -> Result<(), LifecycleError> {
+    let body = phone.strip_prefix('+').unwrap_or(phone);
+    let digits = body.chars().filter(char::is_ascii_digit).count();
+    let allowed = body.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-');
+    if allowed && (5..=20).contains(&digits) { Ok(()) } else { Err(LifecycleError::BadPhone) }
+}
+
+fn text(value: &str, field: &'static str) -> Result<(), LifecycleError> {
+    if value.trim().is_empty() {
+        Err(LifecycleError::Empty { field })
+    } else if value.chars().count() > MAX_TEXT_CHARS {
+        Err(LifecycleError::TooLong { field, max: MAX_TEXT_CHARS })
+    } else {
+        Ok(())
+    }
+}
+
+/// Decides whether `who` may apply `action` to `incident` now, and if so what to log.
+/// `resolve_target` is the incident's resolution target, used when it is reopened.
+pub fn decide(
+    incident: &Incident,
+    who: &Principal,
+    action: &Action,
+    now: Timestamp,
+    resolve_target: crate::Millis,
+) -> Result<Change, LifecycleError> {
+    let role = who.actor.role;
+    if !matches!(role, Role::Worker | Role::Supervisor) {
+        return Err(LifecycleError::RoleNotAllowed { role, what: action_name(action) });
+    }
+    if !who.may_act_in(&incident.report.compound) {
+        return Err(LifecycleError::OtherCompound(incident.report.compound.clone()));
+    }
+    if incident.status == Status::Cancelled {
+        return Err(LifecycleError::Cancelled);
+    }
+    // Hand-over, return, resolve and cancel of a claimed incident belong to its holder; a
+    // supervisor may step in for an absent worker.
+    let holder_only = || match &incident.holder {
+        Some(holder) if holder.id != who.actor.id && !who.is_supervisor() => {
+            Err(LifecycleError::NotHolder { holder: holder.clone() })
+        }
+        _ => Ok(()),
+    };
+    let open_and_claimed = || match incident.status {
+        Status::Reported => Err(LifecycleError::NotClaimed),
+        Status::Resolved => Err(LifecycleError::AlreadyResolved),
+        _ => holder_only(),
+    };
+    match action {
+        Action::Claim => match (incident.status, &incident.holder) {
+            (Status::Reported, _) => Ok(Change::Claimed),
+            (Status::Resolved, _) => Err(LifecycleError::AlreadyResolved),
+            (_, Some(holder)) => Err(LifecycleError::AlreadyClaimed { holder: holder.clone() }),
+            (_, None) => Err(LifecycleError::NotClaimed),
+        },
+        Action::Note { text: note } => {
+            text(note, "note")?;
+            Ok(Change::Noted { text: note.clone() })
+        }
+        Action::HandOver { note } => {
+            text(note, "note")?;
+            if incident.status == Status::HandedOver {
+                return Err(LifecycleError::AlreadyHandedOver);
+            }
+            open_and_claimed()?;
+            Ok(Change::HandedOver { note: note.clone() })
+        }
+        Action::Return { note } => {
+            text(note, "note")?;
+            if incident.status != Status::HandedOver {
+                return Err(LifecycleError::NotHandedOver);
+            }
+            holder_only()?;
+            Ok(Change::Returned { note: note.clone() })
+        }
+        Action::Resolve { outcome } => {
+            text(outcome, "outcome")?;
+            open_and_claimed()?;
+            Ok(Change::Resolved { outcome: outcome.clone() })
+        }
+        Action::Reopen { reason } => {
+            text(reason, "reason")?;
+            if incident.status != Status::Resolved {
+                return Err(LifecycleError::NotResolved);
+            }
+            Ok(Change::Reopened { reason: reason.clone(), resolve_by: now.plus(resolve_target) })
+        }
+        Action::Cancel { reason } => {
+            text(reason, "reason")?;
+            if incident.status == Status::Resolved {
+                return Err(LifecycleError::AlreadyResolved);
+            }
+            holder_only()?;
+            Ok(Change::Cancelled { reason: reason.clone() })
+        }
+    }
+}
+
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Claim => "claim",
+        Action::Note { .. } => "add a note",
+        Action::HandOver { .. } => "hand over",
+        Action::Return { .. } => "take back from the street office",
+        Action::Resolve { .. } => "resolve",
+        Action::Reopen { .. } => "reopen",
+        Action::Cancel { .. } => "cancel",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::community::{Category, CategoryId, Compound, Target, Targets, Urgency};
+    use crate::event::{Event, Timer};
+    use crate::incident::{IncidentId, Ticket};
+    use crate::time::Millis;
+
+    const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+    fn community() -> Community {
+        let target =
+            |m, h| Target { respond: Millis::from_mins(m), resolve: Millis::from_hours(h) };
+        Community {
+            name: "财工街社区".into(),
+            street_office: "济阳街道".into(),
+            compounds: ["c1", "c2"]
+                .map(|id| Compound {
+                    id: CompoundId(id.into()),
+                    name: id.into(),
+                    station: id.into(),
+                    grid: id.into(),
+                })
+                .to_vec(),
+            categories: vec![Category {
+                id: CategoryId("repair".into()),
+                name: "设施报修".into(),
+                name_en: "Repair".into(),
+                icon: "🔧".into(),
+                targets: Targets { normal: target(60, 48), urgent: target(15, 6) },
+            }],
+        }
+    }
+
+    fn principal(id: &str, role: Role, compounds: &[&str]) -> Principal {
+        let scope = if role == Role::Supervisor {
+            Scope::All
+        } else {
+            Scope::Compounds(compounds.iter().map(|c| CompoundId((*c).into())).collect())
+        };
+        Principal { actor: Actor { id: id.into(), name: format!("{id}名"), role }, scope }
+    }
+
+    fn kiosk() -> Principal {
+        principal("kiosk-c1", Role::Kiosk, &["c1"])
+    }
+    fn worker_a() -> Principal {
+        principal("a", Role::Worker, &["c1"])
+    }
+    fn worker_b() -> Principal {
+        principal("b", Role::Worker, &["c1"])
+    }
+    fn supervisor() -> Principal {
+        principal("boss", Role::Supervisor, &[])
+    }
+
+    fn report(compound: &str) -> Report {
+        Report {
+            compound: CompoundId(compound.into()),
+            category: CategoryId("repair".into()),
+            urgency: Urgency::Normal,
+            building: "3号楼".into(),
+            unit: "2单元".into(),
+            room: "301".into(),
+            description: "楼道灯坏了".into(),
+            phone: Some("138 0000 1234".into()),
+        }
+    }
+
+    /// A little log: decides, then applies, as the committer does.
+    struct Log {
+        incident: Incident,
+        seq: u64,
+        now: Timestamp,
+    }
+
+    impl Log {
+        fn new() -> Log {
+            let (respond_by, resolve_by) =
+                check_report(&kiosk(), &report("c1"), &community(), T0).expect("valid report");
+            let event = Event {
+                seq: 1,
+                at: T0,
+                incident: IncidentId(1),
+                actor: kiosk().actor,
+                change: Change::Reported {
+                    ticket: Ticket::for_id(IncidentId(1)),
+                    report: Box::new(report("c1")),
+                    request_id: "r1".into(),
+                    respond_by,
+                    resolve_by,
+                },
+            };
+            Log { incident: Incident::from_event(&event).expect("reported"), seq: 1, now: T0 }
+        }
+
+        fn try_do(&mut self, who: &Principal, action: Action) -> Result<Change, LifecycleError> {
+            let change = decide(&self.incident, who, &action, self.now, Millis::from_hours(48))?;
+            self.seq += 1;
+            let event = Event {
+                seq: self.seq,
+                at: self.now,
+                incident: self.incident.id,
+                actor: who.actor.clone(),
+                change: change.clone(),
+            };
+            self.incident.apply(&event).expect("a decided change applies");
+            Ok(change)
+        }
+
+        fn ok(&mut self, who: &Principal, action: Action) -> &Incident {
+            self.try_do(who, action).expect("allowed");
+            &self.incident
+        }
+
+        fn refused(&mut self, who: &Principal, action: Action) -> LifecycleError {
+            let before = self.incident.clone();
+            let err = self.try_do(who, action).expect_err("must be refused");
+            assert_eq!(self.incident, before, "a refusal changes nothing");
+            err
+        }
+    }
+
+    fn note(t: &str) -> Action {
+        Action::Note { text: t.into() }
+    }
+    fn resolve() -> Action {
+        Action::Resolve { outcome: "已更换灯泡".into() }
+    }
+
+    #[test]
+    fn a_report_gets_deadlines_from_its_category_and_urgency() {
+        let (respond, resolve) = check_report(&kiosk(), &report("c1"), &community(), T0).unwrap();
+        assert_eq!(
+            (respond, resolve),
+            (T0.plus(Millis::from_mins(60)), T0.plus(Millis::from_hours(48)))
+        );
+        let urgent = Report { urgency: Urgency::Urgent, ..report("c1") };
+        let (respond, _) = check_report(&kiosk(), &urgent, &community(), T0).unwrap();
+        assert_eq!(respond, T0.plus(Millis::from_mins(15)));
+        assert_eq!(Log::new().incident.status, Status::Reported);
+        assert_eq!(Log::new().incident.ticket, Ticket("0001".into()));
+    }
+
+    #[test]
+    fn a_bad_report_is_refused_with_its_reason() {
+        let c = community();
+        let check = |who: &Principal, r: &Report| check_report(who, r, &c, T0).unwrap_err();
+        assert_eq!(
+            check(&kiosk(), &report("c2")),
+            LifecycleError::OtherCompound(CompoundId("c2".into()))
+        );
+        assert_eq!(
+            check(&kiosk(), &report("c9")),
+            LifecycleError::UnknownCompound(CompoundId("c9".into()))
+        );
+        let r = Report { category: CategoryId("moon".into()), ..report("c1") };
+        assert_eq!(check(&kiosk(), &r), LifecycleError::UnknownCategory("moon".into()));
+        let r = Report { description: "  ".into(), ..report("c1") };
+        assert_eq!(check(&kiosk(), &r), LifecycleError::Empty { field: "description" });
+        let r = Report { description: "长".repeat(MAX_TEXT_CHARS + 1), ..report("c1") };
+        assert_eq!(check(&kiosk(), &r), LifecycleError::TooLong { field: "description", max: 500 });
+        let r = Report { room: "9".repeat(21), ..report("c1") };
+        assert_eq!(check(&kiosk(), &r), LifecycleError::TooLong { field: "room", max: 20 });
+        for phone in ["12", "call me", "+86 138-0000-1234-5678-9999"] {
+            let r = Report { phone: Some(phone.into()), ..report("c1") };
+            assert_eq!(check(&kiosk(), &r), LifecycleError::BadPhone, "{phone}");
+        }
+        let r = Report { phone: Some("+86 138-0000-1234".into()), ..report("c1") };
+        assert!(check_report(&kiosk(), &r, &c, T0).is_ok());
+        // A supervisor may report for any compound, a building head only for their own.
+        assert!(check_report(&supervisor(), &report("c2"), &c, T0).is_ok());
+        let head = principal("head", Role::BuildingHead, &["c1"]);
+        assert!(check_report(&head, &report("c1"), &c, T0).is_ok());
+        assert_eq!(check(&head, &report("c2")).code(), "other_compound");
+    }
+
+    #[test]
+    fn claim_note_hand_over_return_resolve_reopen() {
+        let mut log = Log::new();
+        let i = log.ok(&worker_a(), Action::Claim);
+        assert_eq!(
+            (i.status, i.holder.as_ref().map(|h| h.id.as_str())),
+            (Status::Claimed, Some("a"))
+        );
+        assert_eq!(i.claimed_at, Some(T0));
+        // Any worker of the compound may add a note.
+        assert_eq!(log.ok(&worker_b(), note("我也看到了")).notes.len(), 1);
+        let i = log.ok(&worker_a(), Action::HandOver { note: "报街道维修".into() });
+        assert_eq!(i.status, Status::HandedOver);
+        let i = log.ok(&worker_a(), Action::Return { note: "街道已派人".into() });
+        assert_eq!(i.status, Status::Claimed);
+        log.now = T0.plus(Millis::from_hours(2));
+        let i = log.ok(&worker_a(), resolve());
+        assert_eq!(i.status, Status::Resolved);
+        assert_eq!(i.resolved_at, Some(T0.plus(Millis::from_hours(2))));
+        assert_eq!(i.outcome.as_deref(), Some("已更换灯泡"));
+        log.now = T0.plus(Millis::from_hours(3));
+        let i = log.ok(&supervisor(), Action::Reopen { reason: "居民说还不亮".into() });
+        assert_eq!(i.status, Status::Claimed, "reopened, back with its holder");
+        assert_eq!(i.resolve_by, T0.plus(Millis::from_hours(51)), "resolution timer restarts");
+        assert_eq!(i.outcome, None);
+        assert_eq!(log.incident.events, (1..=7).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn resolving_while_with_the_street_office_is_allowed() {
+        let mut log = Log::new();
+        log.ok(&worker_a(), Action::Claim);
+        log.ok(&worker_a(), Action::HandOver { note: "代办低保".into() });
+        assert_eq!(log.ok(&worker_a(), resolve()).status, Status::Resolved);
+    }
+
+    #[test]
+    fn cancel_needs_a_reason_and_ends_everything() {
+        let mut log = Log::new();
+        let err = log.refused(&worker_a(), Action::Cancel { reason: " ".into() });
+        assert_eq!(err, LifecycleError::Empty { field: "reason" });
+        let i = log.ok(&worker_a(), Action::Cancel { reason: "重复上报".into() });
+        assert_eq!((i.status, i.cancel_reason.as_deref()), (Status::Cancelled, Some("重复上报")));
+        for action in [Action::Claim, note("x"), resolve(), Action::Reopen { reason: "x".into() }] {
+            assert_eq!(log.refused(&supervisor(), action), LifecycleError::Cancelled);
+        }
+    }
+
+    #[test]
+    fn illegal_transitions_are_refused() {
+        let mut log = Log::new();
+        assert_eq!(log.refused(&worker_a(), resolve()), LifecycleError::NotClaimed);
+        assert_eq!(
+            log.refused(&worker_a(), Action::HandOver { note: "x".into() }),
+            LifecycleError::NotClaimed
+        );
+        assert_eq!(
+            log.refused(&worker_a(), Action::Return { note: "x".into() }),
+            LifecycleError::NotHandedOver
+        );
+        assert_eq!(
+            log.refused(&worker_a(), Action::Reopen { reason: "x".into() }),
+            LifecycleError::NotResolved
+        );
+
+        log.ok(&worker_a(), Action::Claim);
+        let holder = log.incident.holder.clone().unwrap();
+        assert_eq!(
+            log.refused(&worker_a(), Action::Claim),
+            LifecycleError::AlreadyClaimed { holder: holder.clone() }
+        );
+        let err = log.refused(&worker_b(), Action::Claim);
+        assert_eq!(err.to_string(), "already claimed by a名");
+        assert_eq!(
+            log.refused(&worker_b(), resolve()),
+            LifecycleError::NotHolder { holder: holder.clone() }
+        );
+        assert_eq!(
+            log.refused(&worker_b(), Action::Cancel { reason: "x".into() }).code(),
+            "not_holder"
+        );
+
+        log.ok(&worker_a(), Action::HandOver { note: "x".into() });
+        assert_eq!(
+            log.refused(&worker_a(), Action::HandOver { note: "y".into() }),
+            LifecycleError::AlreadyHandedOver
+        );
+        assert_eq!(
+            log.refused(&worker_b(), Action::Return { note: "y".into() }).code(),
+            "not_holder"
+        );
+
+        log.ok(&worker_a(), resolve());
+        assert_eq!(log.refused(&worker_a(), resolve()), LifecycleError::AlreadyResolved);
+        assert_eq!(log.refused(&worker_a(), Action::Claim), LifecycleError::AlreadyResolved);
+        assert_eq!(
+            log.refused(&worker_a(), Action::Cancel { reason: "x".into() }),
+            LifecycleError::AlreadyResolved
+        );
+        assert_eq!(
+            log.refused(&worker_a(), Action::HandOver { note: "x".into() }),
+            LifecycleError::AlreadyResolved
+        );
+    }
+
+    #[test]
+    fn roles_and_compounds_are_enforced() {
+        let mut log = Log::new();
+        let other = principal("c", Role::Worker, &["c2"]);
+        assert_eq!(
+            log.refused(&other, Action::Claim),
+            LifecycleError::OtherCompound(CompoundId("c1".into()))
+        );
+        for who in [kiosk(), principal("head", Role::BuildingHead, &["c1"])] {
+            for action in [Action::Claim, note("x"), resolve()] {
+                assert_eq!(log.refused(&who, action).code(), "forbidden");
+            }
+        }
+        // A supervisor may step in for the holder.
+        log.ok(&worker_a(), Action::Claim);
+        assert_eq!(log.ok(&supervisor(), resolve()).status, Status::Resolved);
+    }
+
+    #[test]
+    fn breaches_fall_due_once_each() {
+        let mut log = Log::new();
+        let i = &log.incident;
+        assert_eq!(i.next_deadline(), Some((T0.plus(Millis::from_mins(60)), Timer::Response)));
+        assert!(i.due_breaches(T0.plus(Millis::from_mins(59))).is_empty());
+        let late = T0.plus(Millis::from_hours(49));
+        let due = i.due_breaches(late);
+        assert_eq!(
+            due,
+            vec![
+                Change::Breached {
+                    timer: Timer::Response,
+                    deadline: T0.plus(Millis::from_mins(60))
+                },
+                Change::Breached {
+                    timer: Timer::Resolution,
+                    deadline: T0.plus(Millis::from_hours(48))
+                },
+            ]
+        );
+        for (n, change) in due.into_iter().enumerate() {
+            let seq = 2 + n as u64;
+            let event =
+                Event { seq, at: late, incident: IncidentId(1), actor: Actor::system(), change };
+            log.incident.apply(&event).unwrap();
+        }
+        assert!(log.incident.due_breaches(late).is_empty());
+        assert_eq!(log.incident.next_deadline(), None);
+        // Claiming stops the response timer; a claimed incident breaches only on resolution.
+        let mut log = Log::new();
+        log.ok(&worker_a(), Action::Claim);
+        let due = log.incident.due_breaches(late);
+        assert!(matches!(due.as_slice(), [Change::Breached { timer: Timer::Resolution, .. }]));
+    }
+
+    #[test]
+    fn an_event_out_of_order_is_refused_by_apply() {
+        let mut log = Log::new();
+        let claim = Event {
+            seq: 1,
+            at: T0,
+            incident: IncidentId(1),
+            actor: worker_a().actor,
+            change: Change::Claimed,
+        };
+        assert!(log.incident.apply(&claim).is_err(), "seq not after the last");
+        let resolve = Event { seq: 5, change: Change::Resolved { outcome: "x".into() }, ..claim };
+        assert!(log.incident.apply(&resolve).is_err(), "resolve before claim");
+    }
+
+    #[test]
+    fn tickets_read_back_as_typed() {
+        assert_eq!(Ticket::for_id(IncidentId(42)).0, "0042");
+        assert_eq!(Ticket::for_id(IncidentId(123456)).0, "123456");
+        assert_eq!(Ticket::parse(" 00 42 "), Some(IncidentId(42)));
+        assert_eq!(Ticket::parse("42a"), None);
+        assert_eq!(Ticket::parse("0000"), None);
+    }
+}
