@@ -1,1 +1,71 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: the built-in community, principals for each role,
+//! reports, and waits with deadlines (never sleeps).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hongfan::store::StoreOptions;
+use hongfan::{ManualClock, Store};
+use hongfan_shared::{
+    Actor, CategoryId, Community, CompoundId, Principal, Report, Role, Scope, Timestamp, Urgency,
+};
+
+/// A fixed point in time the tests' clocks start from: 2026-11-02 09:00 in Asia/Shanghai.
+pub const T0: Timestamp = Timestamp(1_793_581_200_000);
+
+pub fn community() -> Arc<Community> {
+    Arc::new(hongfan::config::load(None).expect("built-in configuration"))
+}
+
+pub fn principal(id: &str, role: Role, compounds: &[&str]) -> Principal {
+    let scope = match role {
+        Role::Supervisor => Scope::All,
+        _ => Scope::Compounds(compounds.iter().map(|c| CompoundId((*c).into())).collect()),
+    };
+    Principal { actor: Actor { id: id.into(), name: id.to_string(), role }, scope }
+}
+
+pub fn kiosk(compound: &str) -> Principal {
+    principal(&format!("kiosk-{compound}"), Role::Kiosk, &[compound])
+}
+
+pub fn worker(id: &str, compound: &str) -> Principal {
+    principal(id, Role::Worker, &[compound])
+}
+
+pub fn supervisor() -> Principal {
+    principal("supervisor", Role::Supervisor, &[])
+}
+
+/// A repair report in `compound`; `text` makes reports tell apart.
+pub fn report(compound: &str, text: &str) -> Report {
+    Report {
+        compound: CompoundId(compound.into()),
+        category: CategoryId("repair".into()),
+        urgency: Urgency::Normal,
+        building: "3号楼".into(),
+        unit: "2单元".into(),
+        room: "301".into(),
+        description: text.into(),
+        phone: Some("13800001234".into()),
+    }
+}
+
+/// Opens a store in `dir` on a manual clock.
+pub fn open_store(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+) -> Result<Store, hongfan::StoreError> {
+    Store::open(dir, community(), clock.clone(), StoreOptions { cache_bytes: 8 << 20 })
+}
+
+/// How long any explicit wait in a test may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Awaits `fut`, failing the test if it takes longer than `DEADLINE`.
+pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(DEADLINE, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {DEADLINE:?} waiting for {what}"),
+    }
+}
