@@ -1,9 +1,15 @@
 //! The hongfan server: the store of incidents and their events, and (in later modules) the hub
 //! that pushes every durable change to the people who must see it.
 
+pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod http;
+pub mod hub;
+pub mod server;
 pub mod store;
+pub mod web;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use store::{Store, StoreError, StoreOptions};

@@ -92,6 +92,9 @@ pub enum Change {
     Cancelled {
         reason: String,
     },
+    /// Nobody of the incident's compound was on duty when it was reported: it was shown to the
+    /// supervisors and the other compounds' on-duty workers instead.
+    Escalated,
     /// A first-time target passed. `deadline` is when it passed, which is earlier than the
     /// event's own time when the server was down at that moment.
     Breached {
@@ -112,6 +115,7 @@ impl Change {
             Change::Resolved { .. } => "resolved",
             Change::Reopened { .. } => "reopened",
             Change::Cancelled { .. } => "cancelled",
+            Change::Escalated => "escalated",
             Change::Breached { .. } => "breached",
         }
     }

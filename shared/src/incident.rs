@@ -93,6 +93,8 @@ pub struct Incident {
     pub resolve_by: Timestamp,
     pub response_breached: bool,
     pub resolution_breached: bool,
+    /// Reported while nobody of its compound was on duty.
+    pub escalated: bool,
     pub notes: Vec<Note>,
     /// Every event of this incident, oldest first: its timeline, without scanning the log.
     pub events: Vec<Seq>,
@@ -135,6 +137,7 @@ impl Incident {
             resolve_by: *resolve_by,
             response_breached: false,
             resolution_breached: false,
+            escalated: false,
             notes: Vec::new(),
             events: vec![event.seq],
         })
@@ -182,6 +185,9 @@ impl Incident {
             Change::Cancelled { reason } if self.status.is_open() => {
                 self.status = Status::Cancelled;
                 self.cancel_reason = Some(reason.clone());
+            }
+            Change::Escalated if !self.escalated && self.status.is_open() => {
+                self.escalated = true;
             }
             Change::Breached { timer: Timer::Response, .. }
                 if !self.response_breached && self.status.is_open() =>

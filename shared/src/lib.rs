@@ -8,6 +8,7 @@ pub mod community;
 pub mod event;
 pub mod incident;
 pub mod lifecycle;
+pub mod protocol;
 pub mod time;
 
 pub use community::{

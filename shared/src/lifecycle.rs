@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::community::{Community, CompoundId};
 use crate::event::{Actor, Change, Role};
 use crate::incident::{Incident, Report, Status};
+use crate::protocol::ErrorCode;
 use crate::time::Timestamp;
 
 /// Longest description, note, outcome or reason, in characters: a few lines, not a document.
@@ -94,23 +95,33 @@ pub enum LifecycleError {
 
 impl LifecycleError {
     /// The stable code clients switch on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            LifecycleError::RoleNotAllowed { .. } => "forbidden",
-            LifecycleError::OtherCompound(_) => "other_compound",
-            LifecycleError::UnknownCompound(_) => "unknown_compound",
-            LifecycleError::UnknownCategory(_) => "unknown_category",
-            LifecycleError::AlreadyClaimed { .. } => "already_claimed",
-            LifecycleError::NotClaimed => "not_claimed",
-            LifecycleError::NotHolder { .. } => "not_holder",
-            LifecycleError::AlreadyHandedOver => "already_handed_over",
-            LifecycleError::NotHandedOver => "not_handed_over",
-            LifecycleError::AlreadyResolved => "already_resolved",
-            LifecycleError::NotResolved => "not_resolved",
-            LifecycleError::Cancelled => "cancelled",
-            LifecycleError::Empty { .. } => "empty_field",
-            LifecycleError::TooLong { .. } => "too_long",
-            LifecycleError::BadPhone => "bad_phone",
+            LifecycleError::RoleNotAllowed { .. } => ErrorCode::Forbidden,
+            LifecycleError::OtherCompound(_) => ErrorCode::OtherCompound,
+            LifecycleError::UnknownCompound(_) => ErrorCode::UnknownCompound,
+            LifecycleError::UnknownCategory(_) => ErrorCode::UnknownCategory,
+            LifecycleError::AlreadyClaimed { .. } => ErrorCode::AlreadyClaimed,
+            LifecycleError::NotClaimed => ErrorCode::NotClaimed,
+            LifecycleError::NotHolder { .. } => ErrorCode::NotHolder,
+            LifecycleError::AlreadyHandedOver => ErrorCode::AlreadyHandedOver,
+            LifecycleError::NotHandedOver => ErrorCode::NotHandedOver,
+            LifecycleError::AlreadyResolved => ErrorCode::AlreadyResolved,
+            LifecycleError::NotResolved => ErrorCode::NotResolved,
+            LifecycleError::Cancelled => ErrorCode::Cancelled,
+            LifecycleError::Empty { .. } => ErrorCode::EmptyField,
+            LifecycleError::TooLong { .. } => ErrorCode::TooLong,
+            LifecycleError::BadPhone => ErrorCode::BadPhone,
+        }
+    }
+
+    /// Who holds the incident, when that is why the request was refused.
+    pub fn holder(&self) -> Option<&Actor> {
+        match self {
+            LifecycleError::AlreadyClaimed { holder } | LifecycleError::NotHolder { holder } => {
+                Some(holder)
+            }
+            _ => None,
         }
     }
 }
@@ -434,7 +445,7 @@ mod tests {
         assert!(check_report(&supervisor(), &report("c2"), &c, T0).is_ok());
         let head = principal("head", Role::BuildingHead, &["c1"]);
         assert!(check_report(&head, &report("c1"), &c, T0).is_ok());
-        assert_eq!(check(&head, &report("c2")).code(), "other_compound");
+        assert_eq!(check(&head, &report("c2")).code(), ErrorCode::OtherCompound);
     }
 
     #[test]
@@ -552,7 +563,7 @@ mod tests {
         );
         for who in [kiosk(), principal("head", Role::BuildingHead, &["c1"])] {
             for action in [Action::Claim, note("x"), resolve()] {
-                assert_eq!(log.refused(&who, action).code(), "forbidden");
+                assert_eq!(log.refused(&who, action).code(), ErrorCode::Forbidden);
             }
         }
         // A supervisor may step in for the holder.

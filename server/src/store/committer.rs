@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::deadlines::Deadlines;
 use super::disk::{Disk, Loaded};
-use super::{Commit, Published, Reported, StoreError};
+use super::{Aux, Commit, Published, Reported, StoreError};
 use crate::clock::SharedClock;
 
 /// How many requests one group commit takes at most.
@@ -48,6 +48,18 @@ pub(super) enum Command {
         id: IncidentId,
         reply: Reply<Option<Incident>>,
     },
+    /// Records that nobody was on duty for a new report.
+    Escalate {
+        id: IncidentId,
+        reply: Reply<Option<(Event, Incident)>>,
+    },
+    /// Writes (or with `None` removes) one account record.
+    Put {
+        tree: Aux,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        reply: Reply<()>,
+    },
     /// Records every breach due now; answers with how many.
     Tick {
         reply: Reply<usize>,
@@ -62,6 +74,8 @@ enum Answer {
     Report(Reply<Reported>, Result<Reported, StoreError>),
     Act(Reply<(Event, Incident)>, Result<(Event, Incident), StoreError>),
     Get(Reply<Option<Incident>>, Result<Option<Incident>, StoreError>),
+    Escalate(Reply<Option<(Event, Incident)>>, Result<Option<(Event, Incident)>, StoreError>),
+    Put(Reply<()>, Result<(), StoreError>),
     Tick(Reply<usize>, usize),
     Shutdown(Reply<()>),
 }
@@ -72,6 +86,8 @@ struct Group {
     /// The new state of every incident this group changes.
     touched: BTreeMap<IncidentId, Incident>,
     answers: Vec<Answer>,
+    /// Account records were written and need the flush too.
+    dirty: bool,
     shutdown: bool,
 }
 
@@ -176,6 +192,15 @@ impl Committer {
                 let result = self.incident(group, id);
                 group.answers.push(Answer::Get(reply, result));
             }
+            Command::Escalate { id, reply } => {
+                let result = self.stage_escalation(group, id);
+                group.answers.push(Answer::Escalate(reply, result));
+            }
+            Command::Put { tree, key, value, reply } => {
+                let result = self.disk.put(tree, &key, value.as_deref());
+                group.dirty |= result.is_ok();
+                group.answers.push(Answer::Put(reply, result));
+            }
             Command::Tick { reply } => {
                 let before = group.events.len();
                 self.stage_breaches(group);
@@ -254,6 +279,23 @@ impl Committer {
         Ok((event, incident))
     }
 
+    fn stage_escalation(
+        &mut self,
+        group: &mut Group,
+        id: IncidentId,
+    ) -> Result<Option<(Event, Incident)>, StoreError> {
+        let mut incident = self.incident(group, id)?.ok_or(StoreError::NotFound(id))?;
+        if incident.escalated || incident.status != hongfan_shared::Status::Reported {
+            return Ok(None);
+        }
+        let event = self.event(id, Actor::system(), Change::Escalated, self.clock.now());
+        incident.apply(&event).map_err(|e| StoreError::Write(e.to_string()))?;
+        self.next_seq += 1;
+        group.events.push(event.clone());
+        group.touched.insert(id, incident.clone());
+        Ok(Some((event, incident)))
+    }
+
     fn stage_breaches(&mut self, group: &mut Group) {
         let now = self.clock.now();
         for id in self.deadlines.take_due(now) {
@@ -301,8 +343,8 @@ impl Committer {
     }
 
     fn commit(&mut self, group: Group) -> Result<(), StoreError> {
-        let Group { events, touched, answers, .. } = group;
-        if !events.is_empty() {
+        let Group { events, touched, answers, dirty, .. } = group;
+        if !events.is_empty() || dirty {
             let states: Vec<&Incident> = touched.values().collect();
             if let Err(e) = self.disk.commit(&events, &states) {
                 for answer in answers {
@@ -340,6 +382,8 @@ impl Answer {
             Answer::Report(tx, r) => drop(tx.send(r)),
             Answer::Act(tx, r) => drop(tx.send(r)),
             Answer::Get(tx, r) => drop(tx.send(r)),
+            Answer::Escalate(tx, r) => drop(tx.send(r)),
+            Answer::Put(tx, r) => drop(tx.send(r)),
             Answer::Tick(tx, n) => drop(tx.send(Ok(n))),
             Answer::Shutdown(tx) => drop(tx.send(Ok(()))),
         }
@@ -351,6 +395,8 @@ impl Answer {
             Answer::Report(tx, _) => drop(tx.send(Err(e))),
             Answer::Act(tx, _) => drop(tx.send(Err(e))),
             Answer::Get(tx, _) => drop(tx.send(Err(e))),
+            Answer::Escalate(tx, _) => drop(tx.send(Err(e))),
+            Answer::Put(tx, _) => drop(tx.send(Err(e))),
             Answer::Tick(tx, _) => drop(tx.send(Err(e))),
             Answer::Shutdown(tx) => drop(tx.send(Err(e))),
         }

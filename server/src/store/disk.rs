@@ -1,6 +1,7 @@
 //! The sled layout. Only this file knows how records are keyed and encoded.
 //!
-//! Trees: `events` (seq → event), `incidents` (id → current state), `meta` (epoch, format).
+//! Trees: `events` (seq → event), `incidents` (id → current state), `meta` (epoch, format), and
+//! the account records `users`, `kiosks` and `sessions`, whose encoding the auth module owns.
 //! Integer keys are big-endian so that sled's byte order is numeric order. Nothing that can be
 //! derived at start is written per report: the next sequence number and incident id come from
 //! the last keys, the request-id index and the deadline index from the incidents.
@@ -13,7 +14,7 @@ use hongfan_shared::{Event, Incident, IncidentId, Seq};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionResult, TransactionError};
 
-use super::StoreError;
+use super::{Aux, StoreError};
 
 const FORMAT: &[u8] = b"hongfan-1";
 
@@ -23,6 +24,9 @@ pub(super) struct Disk {
     db: sled::Db,
     events: sled::Tree,
     incidents: sled::Tree,
+    users: sled::Tree,
+    kiosks: sled::Tree,
+    sessions: sled::Tree,
     /// sled's own log file; `flush` only calls sync_file_range, so we fsync it ourselves.
     log_file: File,
     pub(super) epoch: String,
@@ -67,13 +71,24 @@ impl Disk {
             .map_err(|e| StoreError::open(dir, e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::open(dir, e));
         let (meta, events, incidents) = (tree("meta")?, tree("events")?, tree("incidents")?);
+        let (users, kiosks, sessions) = (tree("users")?, tree("kiosks")?, tree("sessions")?);
         let log_file = File::open(dir.join("db")).map_err(|e| StoreError::open(dir, e))?;
 
         let epoch = if fresh {
             let epoch = format!("{:032x}", rand::random::<u128>());
             meta.insert("format", FORMAT).map_err(|e| StoreError::open(dir, e))?;
             meta.insert("epoch", epoch.as_bytes()).map_err(|e| StoreError::open(dir, e))?;
-            let disk = Disk { dir: dir.to_owned(), db, events, incidents, log_file, epoch };
+            let disk = Disk {
+                dir: dir.to_owned(),
+                db,
+                events,
+                incidents,
+                users,
+                kiosks,
+                sessions,
+                log_file,
+                epoch,
+            };
             disk.sync().map_err(|e| StoreError::open(dir, e))?;
             return Ok(disk);
         } else {
@@ -89,7 +104,17 @@ impl Disk {
                 .and_then(|e| String::from_utf8(e.to_vec()).ok())
                 .ok_or_else(|| StoreError::corrupt(dir, "the store epoch is missing"))?
         };
-        Ok(Disk { dir: dir.to_owned(), db, events, incidents, log_file, epoch })
+        Ok(Disk {
+            dir: dir.to_owned(),
+            db,
+            events,
+            incidents,
+            users,
+            kiosks,
+            sessions,
+            log_file,
+            epoch,
+        })
     }
 
     pub(super) fn dir(&self) -> &Path {
@@ -212,6 +237,40 @@ impl Disk {
             })
             .map_err(|e: TransactionError<()>| StoreError::Write(format!("{e:?}")))?;
         self.sync().map_err(|e| StoreError::Write(e.to_string()))
+    }
+
+    fn aux(&self, tree: Aux) -> &sled::Tree {
+        match tree {
+            Aux::Users => &self.users,
+            Aux::Kiosks => &self.kiosks,
+            Aux::Sessions => &self.sessions,
+        }
+    }
+
+    /// Writes one account record; the committer's next flush makes it durable.
+    pub(super) fn put(
+        &self,
+        tree: Aux,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let tree = self.aux(tree);
+        match value {
+            Some(value) => tree.insert(key, value).map(drop),
+            None => tree.remove(key).map(drop),
+        }
+        .map_err(|e| StoreError::Write(e.to_string()))
+    }
+
+    pub(super) fn get(&self, tree: Aux, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.aux(tree).get(key).map_err(StoreError::read)?.map(|v| v.to_vec()))
+    }
+
+    pub(super) fn scan(&self, tree: Aux) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.aux(tree)
+            .iter()
+            .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::read))
+            .collect()
     }
 
     /// sled's flush writes its buffers with sync_file_range, which survives a killed process but

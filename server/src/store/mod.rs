@@ -60,6 +60,15 @@ impl StoreError {
     }
 }
 
+/// The trees of account records. The store keeps them durable; the auth module decides what
+/// they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aux {
+    Users,
+    Kiosks,
+    Sessions,
+}
+
 /// The durable state readers may see.
 #[derive(Debug)]
 pub(crate) struct Published {
@@ -109,6 +118,7 @@ pub struct Store {
     published: Arc<RwLock<Published>>,
     commits: broadcast::Sender<Arc<Commit>>,
     community: Arc<Community>,
+    clock: SharedClock,
     committer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -127,7 +137,7 @@ impl Store {
         // Generous, since a receiver that still lags re-reads the log.
         let (commits, _) = broadcast::channel(1024);
         let mut committer =
-            Committer::new(disk.clone(), loaded, community.clone(), clock, commits.clone(), rx);
+            Committer::new(disk.clone(), loaded, community.clone(), clock.clone(), commits.clone(), rx);
         committer.catch_up()?;
         let published = committer.published.clone();
         let handle = std::thread::Builder::new()
@@ -140,6 +150,7 @@ impl Store {
             published,
             commits,
             community,
+            clock,
             committer: Arc::new(Mutex::new(Some(handle))),
         })
     }
@@ -154,6 +165,11 @@ impl Store {
 
     pub fn community(&self) -> &Arc<Community> {
         &self.community
+    }
+
+    /// The time on the store's clock.
+    pub fn now(&self) -> hongfan_shared::Timestamp {
+        self.clock.now()
     }
 
     async fn ask<T>(
@@ -186,6 +202,31 @@ impl Store {
     ) -> Result<(Event, Incident), StoreError> {
         let who = who.clone();
         self.ask(|reply| Command::Act { who, id, action, reply }).await
+    }
+
+    /// Records that nobody of the incident's compound was on duty for it (once; `None` when it
+    /// already was, or was claimed meanwhile).
+    pub async fn escalate(&self, id: IncidentId) -> Result<Option<(Event, Incident)>, StoreError> {
+        self.ask(|reply| Command::Escalate { id, reply }).await
+    }
+
+    /// Writes one account record durably (`None` removes it).
+    pub async fn put(
+        &self,
+        tree: Aux,
+        key: &[u8],
+        value: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let key = key.to_vec();
+        self.ask(|reply| Command::Put { tree, key, value, reply }).await
+    }
+
+    pub fn get(&self, tree: Aux, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.disk.get(tree, key)
+    }
+
+    pub fn scan(&self, tree: Aux) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.disk.scan(tree)
     }
 
     /// Records every breach due by the clock's current time; returns how many were recorded.

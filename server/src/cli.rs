@@ -1,0 +1,224 @@
+//! The command line: serving (the default) and managing accounts in the data folder.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hongfan_shared::{CompoundId, Role};
+
+use crate::auth::{Accounts, random_password};
+use crate::clock::SystemClock;
+use crate::hub::Limits;
+use crate::server::Settings;
+use crate::store::{Store, StoreOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "hongfan", version, about = "红帆: realtime incident tracker for a community's grid offices")]
+pub struct Cli {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// The data folder (created on first start).
+    #[arg(long, env = "HONGFAN_DATA_DIR", default_value = "hongfan-data", global = true)]
+    pub data_dir: PathBuf,
+    /// A community configuration file (TOML) instead of the built-in 财工街社区.
+    #[arg(long, env = "HONGFAN_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HONGFAN_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Another origin allowed to open WebSockets (for example https://hongfan.example.org when
+    /// a proxy serves the pages under that name); the server's own origin always is.
+    #[arg(long = "allow-origin", env = "HONGFAN_ALLOW_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Most connections open at once; more are refused.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Log lines as text (default) or JSON.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Mark session cookies Secure: set when a TLS proxy serves hongfan.
+    #[arg(long)]
+    pub secure_cookies: bool,
+    /// Reports one device may send in a burst.
+    #[arg(long, default_value_t = 10)]
+    pub report_burst: u32,
+    /// Reports one device may send per minute after a burst.
+    #[arg(long, default_value_t = 30)]
+    pub reports_per_minute: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the pages and the live feed (what runs with no command).
+    Serve,
+    /// Manage people's accounts (the server must be stopped).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage kiosk credentials (the server must be stopped).
+    #[command(subcommand)]
+    Kiosk(KioskCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Worker,
+    Supervisor,
+    BuildingHead,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account; prints a random password unless --password-stdin is given.
+    Add {
+        login: String,
+        /// The name people see, for example 王芳.
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, value_enum, default_value = "worker")]
+        role: RoleArg,
+        /// A compound the account works in (repeat for more).
+        #[arg(long = "compound")]
+        compounds: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List,
+    /// Set a new password (random unless --password-stdin), and enable the account.
+    Passwd {
+        login: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    Disable { login: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KioskCommand {
+    /// Make a credential for a compound's station kiosk; it is printed once.
+    Add {
+        compound: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    List,
+    Revoke { id: String },
+}
+
+impl Cli {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            data_dir: self.data.data_dir.clone(),
+            config: self.data.config.clone(),
+            allowed_origins: self.serve.allowed_origins.clone(),
+            max_connections: self.serve.max_connections,
+            header_read_timeout: Duration::from_secs(10),
+            secure_cookies: self.serve.secure_cookies,
+            limits: Limits {
+                report_burst: self.serve.report_burst,
+                reports_per_minute: self.serve.reports_per_minute,
+                ..Limits::default()
+            },
+        }
+    }
+}
+
+fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
+    } else {
+        Ok((random_password(), true))
+    }
+}
+
+async fn open_accounts(data: &DataArgs) -> anyhow::Result<(Store, Accounts)> {
+    let community = Arc::new(crate::config::load(data.config.as_deref())?);
+    let store = Store::open(&data.data_dir, community, Arc::new(SystemClock), StoreOptions::default())
+        .map_err(|e| anyhow::anyhow!("{e}\n(is the server running? stop it first: the data folder is locked while it runs)"))?;
+    let accounts = Accounts::new(store.clone(), Arc::new(SystemClock));
+    Ok((store, accounts))
+}
+
+/// Runs an account command against the data folder; prints to `out`.
+pub async fn manage(data: &DataArgs, command: &Command, out: &mut impl Write) -> anyhow::Result<()> {
+    let (store, accounts) = open_accounts(data).await?;
+    let result = async {
+        match command {
+            Command::Serve => {}
+            Command::User(UserCommand::Add { login, name, role, compounds, password_stdin }) => {
+                let role = match role {
+                    RoleArg::Worker => Role::Worker,
+                    RoleArg::Supervisor => Role::Supervisor,
+                    RoleArg::BuildingHead => Role::BuildingHead,
+                };
+                let compounds: Vec<CompoundId> = compounds.iter().map(|c| CompoundId(c.clone())).collect();
+                let (password, show) = password(*password_stdin)?;
+                let user = accounts.add_user(login, name, role, &compounds, &password).await?;
+                writeln!(out, "added {} ({}, {:?})", user.login, user.name, user.role)?;
+                if show {
+                    writeln!(out, "password: {password}")?;
+                }
+            }
+            Command::User(UserCommand::List) => {
+                for user in accounts.users()? {
+                    let compounds: Vec<&str> = user.compounds.iter().map(|c| c.0.as_str()).collect();
+                    let state = if user.disabled { "disabled" } else { "active" };
+                    writeln!(out, "{}\t{}\t{:?}\t{}\t{state}", user.login, user.name, user.role, compounds.join(","))?;
+                }
+            }
+            Command::User(UserCommand::Passwd { login, password_stdin }) => {
+                let (password, show) = password(*password_stdin)?;
+                accounts.set_password(login, &password).await?;
+                writeln!(out, "password changed for {login}")?;
+                if show {
+                    writeln!(out, "password: {password}")?;
+                }
+            }
+            Command::User(UserCommand::Disable { login }) => {
+                accounts.disable(login).await?;
+                writeln!(out, "disabled {login}")?;
+            }
+            Command::Kiosk(KioskCommand::Add { compound, name }) => {
+                let (kiosk, credential) = accounts.add_kiosk(&CompoundId(compound.clone()), name).await?;
+                writeln!(out, "added {} for {} ({})", kiosk.id, kiosk.compound.0, kiosk.name)?;
+                writeln!(out, "credential: {credential}")?;
+            }
+            Command::Kiosk(KioskCommand::List) => {
+                for kiosk in accounts.kiosks()? {
+                    let state = if kiosk.revoked { "revoked" } else { "active" };
+                    writeln!(out, "{}\t{}\t{}\t{state}", kiosk.id, kiosk.compound.0, kiosk.name)?;
+                }
+            }
+            Command::Kiosk(KioskCommand::Revoke { id }) => {
+                accounts.revoke(id).await?;
+                writeln!(out, "revoked {id}")?;
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await?;
+    result
+}

@@ -1,0 +1,237 @@
+//! Every HTTP route, and the one place an HTTP-side error becomes a response.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use hongfan_shared::Role;
+use hongfan_shared::protocol::Identity;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Accounts, AuthError, Authenticated, Subject};
+use crate::hub::Hub;
+use crate::web;
+
+pub const SESSION_COOKIE: &str = "hongfan_session";
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub hub: Hub,
+    pub accounts: Arc<Accounts>,
+    /// Origins allowed to open a WebSocket besides the server's own.
+    pub allowed_origins: Arc<Vec<String>>,
+    /// Mark cookies `Secure` (when served over TLS behind a proxy).
+    pub secure_cookies: bool,
+}
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/ws", get(websocket))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/kiosk/pair", post(pair))
+        .route("/api/me", get(me))
+        .route("/api/users/{login}/disable", post(disable_user))
+        .route("/api/kiosks/{id}/revoke", post(revoke_kiosk))
+        .merge(web::routes())
+        .with_state(app)
+}
+
+/// Refusals at the HTTP edge, each with a status and a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("this page is for other roles")]
+    Forbidden,
+    #[error("WebSocket connections from origin {0:?} are not allowed")]
+    ForeignOrigin(String),
+}
+
+#[derive(Serialize)]
+struct ErrorJson {
+    code: &'static str,
+    message: String,
+    message_zh: &'static str,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code, zh) = match &self {
+            AppError::Auth(AuthError::BadCredentials) => {
+                (StatusCode::UNAUTHORIZED, "bad_credentials", "账号或密码不对")
+            }
+            AppError::Auth(AuthError::Throttled(_)) => {
+                (StatusCode::TOO_MANY_REQUESTS, "throttled", "尝试次数太多，请稍后再试")
+            }
+            AppError::Auth(AuthError::NoSession) => {
+                (StatusCode::UNAUTHORIZED, "no_session", "请先登录")
+            }
+            AppError::Auth(AuthError::UnknownUser(_) | AuthError::UnknownKiosk(_)) => {
+                (StatusCode::NOT_FOUND, "not_found", "没有找到")
+            }
+            AppError::Auth(AuthError::Store(e)) => {
+                tracing::error!(error = %e, "store error at the HTTP edge");
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "服务器暂时不可用")
+            }
+            AppError::Auth(_) => (StatusCode::BAD_REQUEST, "bad_request", "请求无效"),
+            AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "您的账号无权进行此操作"),
+            AppError::ForeignOrigin(_) => {
+                (StatusCode::FORBIDDEN, "foreign_origin", "不允许从其他网站连接")
+            }
+        };
+        let message = match &self {
+            AppError::Auth(AuthError::Store(_)) => "the server cannot answer right now".to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = (status, Json(ErrorJson { code, message, message_zh: zh })).into_response();
+        if let AppError::Auth(AuthError::Throttled(secs)) = self {
+            if let Ok(value) = secs.to_string().parse() {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    match app.hub.store().last_seq() {
+        Ok(seq) => (StatusCode::OK, format!("ok seq={seq}\n")).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response(),
+    }
+}
+
+fn session_cookie(app: &App, token: String) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, token))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(app.secure_cookies)
+        .path("/")
+        .permanent()
+        .build()
+}
+
+fn authenticated(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
+    let token = jar.get(SESSION_COOKIE).ok_or(AuthError::NoSession)?;
+    Ok(app.accounts.authenticate(token.value())?)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    login: String,
+    password: String,
+}
+
+async fn login(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    Json(form): Json<LoginForm>,
+) -> Result<(CookieJar, Json<Identity>), AppError> {
+    let token = app.accounts.login(&form.login, &form.password, &peer.ip().to_string()).await;
+    let token = token.inspect_err(|_| tracing::info!(login = %form.login, "login refused"))?;
+    let identity = app.accounts.authenticate(&token)?.identity;
+    tracing::info!(login = %form.login, "logged in");
+    Ok((jar.add(session_cookie(&app, token)), Json(identity)))
+}
+
+async fn logout(State(app): State<App>, jar: CookieJar) -> Result<CookieJar, AppError> {
+    if let Some(token) = jar.get(SESSION_COOKIE) {
+        app.accounts.logout(token.value()).await?;
+    }
+    Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
+}
+
+#[derive(Deserialize)]
+struct PairForm {
+    credential: String,
+}
+
+async fn pair(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    Json(form): Json<PairForm>,
+) -> Result<(CookieJar, Json<Identity>), AppError> {
+    let token = app.accounts.pair(&form.credential, &peer.ip().to_string()).await?;
+    let identity = app.accounts.authenticate(&token)?.identity;
+    tracing::info!(kiosk = %identity.id, "kiosk paired");
+    Ok((jar.add(session_cookie(&app, token)), Json(identity)))
+}
+
+async fn me(State(app): State<App>, jar: CookieJar) -> Result<Json<Identity>, AppError> {
+    Ok(Json(authenticated(&app, &jar)?.identity))
+}
+
+fn supervisor(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
+    let auth = authenticated(app, jar)?;
+    if auth.principal.actor.role == Role::Supervisor { Ok(auth) } else { Err(AppError::Forbidden) }
+}
+
+async fn disable_user(
+    State(app): State<App>,
+    jar: CookieJar,
+    Path(login): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let by = supervisor(&app, &jar)?;
+    app.accounts.disable(&login).await?;
+    app.hub.kick_subject(&Subject::User(login.clone()));
+    tracing::info!(login = %login, by = %by.identity.id, "account disabled");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke_kiosk(
+    State(app): State<App>,
+    jar: CookieJar,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let by = supervisor(&app, &jar)?;
+    app.accounts.revoke(&id).await?;
+    app.hub.kick_subject(&Subject::Kiosk(id.clone()));
+    tracing::info!(kiosk = %id, by = %by.identity.id, "kiosk revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Browsers send cross-site WebSocket handshakes with the victim's cookies, so the server checks
+/// the Origin: its own (the Host header), or one on the allow-list. Clients that are not
+/// browsers send no Origin and are judged by their credentials alone.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> Result<(), AppError> {
+    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    if (!host.is_empty() && authority == Some(host)) || allowed.iter().any(|a| a == origin) {
+        Ok(())
+    } else {
+        Err(AppError::ForeignOrigin(origin.chars().take(100).collect()))
+    }
+}
+
+async fn websocket(
+    State(app): State<App>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    origin_allowed(&headers, &app.allowed_origins)
+        .inspect_err(|e| tracing::warn!(error = %e, "handshake refused"))?;
+    let auth = authenticated(&app, &jar)?;
+    let limits = app.hub.limits().clone();
+    let hub = app.hub.clone();
+    let tasks = hub.tasks().clone();
+    Ok(upgrade
+        .read_buffer_size(limits.read_buffer_bytes)
+        .write_buffer_size(0)
+        .max_frame_size(limits.max_frame_bytes)
+        .max_message_size(limits.max_message_bytes)
+        .on_upgrade(move |socket| tasks.track_future(crate::hub::serve(socket, hub, auth))))
+}

@@ -1,0 +1,341 @@
+//! One WebSocket connection: its hello, its subscription (snapshot or resume), its requests,
+//! and the queue of messages the hub put aside for it.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::stream::{SplitSink, StreamExt};
+use futures::SinkExt;
+use hongfan_shared::protocol::{
+    ClientMessage, ErrorBody, ErrorCode, PROTOCOL_VERSION, Position, ServerMessage, SnapshotReason,
+    close,
+};
+use hongfan_shared::{Incident, IncidentId, Role, Seq, Ticket};
+use tracing::Instrument;
+
+use super::{Hub, Outgoing, encode, error, view_for, wire_error};
+use crate::auth::Authenticated;
+
+/// Events read from the log per step while a client catches up.
+const RESUME_CHUNK: usize = 500;
+
+struct Connection {
+    hub: Hub,
+    auth: Authenticated,
+    sink: SplitSink<WebSocket, Message>,
+    /// The last event sent; queued events at or below it were already sent while catching up.
+    floor: Seq,
+}
+
+/// Why the loop ended: the peer went away (nothing to send), or we close with a reason.
+enum End {
+    PeerGone,
+    Close(u16, Cow<'static, str>),
+}
+
+/// Serves one authenticated socket until it closes.
+pub async fn serve(socket: WebSocket, hub: Hub, auth: Authenticated) {
+    let (id, rx, kick) = hub.register(&auth);
+    let span = tracing::info_span!("conn", conn = id, actor = %auth.identity.id, role = ?auth.identity.role);
+    let (sink, stream) = socket.split();
+    let connection = Connection { hub: hub.clone(), auth, sink, floor: 0 };
+    async move {
+        tracing::info!("connected");
+        let end = connection.run(id, stream, rx, &kick).await;
+        match &end {
+            End::PeerGone => tracing::info!("peer went away"),
+            End::Close(code, reason) => tracing::info!(code, %reason, "closed by the server"),
+        }
+    }
+    .instrument(span)
+    .await;
+    hub.unregister(id);
+}
+
+impl Connection {
+    async fn run(
+        mut self,
+        id: u64,
+        mut stream: futures::stream::SplitStream<WebSocket>,
+        mut rx: tokio::sync::mpsc::Receiver<Outgoing>,
+        kick: &super::Kick,
+    ) -> End {
+        let limits = self.hub.limits().clone();
+        let shutdown = self.hub.0.shutdown.clone();
+        let hello = ServerMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            server: format!("hongfan {}", env!("CARGO_PKG_VERSION")),
+            identity: self.auth.identity.clone(),
+            community: self.hub.store().community().as_ref().clone(),
+            epoch: self.hub.store().epoch().to_owned(),
+        };
+        if self.send(encode(&hello)).await.is_err() {
+            return End::PeerGone;
+        }
+        let mut heartbeat = tokio::time::interval(limits.ping_every);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let end = loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break End::Close(1001, "server shutting down".into()),
+                () = kick.token.cancelled() => {
+                    let (code, reason) = kick.reason.get().copied().unwrap_or((1008, "closed"));
+                    break End::Close(code, reason.into());
+                }
+                frame = stream.next() => {
+                    last_heard = Instant::now();
+                    match frame {
+                        None | Some(Ok(Message::Close(_))) => break End::PeerGone,
+                        Some(Ok(Message::Text(text))) => {
+                            if let Err(end) = self.handle(id, &text).await {
+                                break end;
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            break End::Close(1003, "binary frames are not supported: send JSON text".into());
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Err(e)) => break classify(e),
+                    }
+                }
+                out = rx.recv() => {
+                    let Some(out) = out else { break End::PeerGone };
+                    let text = match out {
+                        Outgoing::Event { seq, .. } if seq <= self.floor => continue,
+                        Outgoing::Event { seq, text } => {
+                            self.floor = seq;
+                            text
+                        }
+                        Outgoing::Text(text) => text,
+                    };
+                    if self.send(text).await.is_err() {
+                        break End::PeerGone;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > limits.idle_timeout {
+                        break End::Close(close::IDLE, "no message or pong for too long".into());
+                    }
+                    if self.sink.send(Message::Ping(Default::default())).await.is_err() {
+                        break End::PeerGone;
+                    }
+                }
+            }
+        };
+        if let End::Close(code, reason) = &end {
+            let frame = CloseFrame { code: *code, reason: Utf8Bytes::from(reason.to_string()) };
+            // A peer that does not read gets no more than a second to take the close frame.
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                self.sink.send(Message::Close(Some(frame))),
+            )
+            .await;
+        }
+        end
+    }
+
+    async fn send(&mut self, text: Utf8Bytes) -> Result<(), axum::Error> {
+        self.sink.send(Message::Text(text)).await
+    }
+
+    async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
+        self.send(encode(message)).await.map_err(|_| End::PeerGone)
+    }
+
+    async fn refuse(&mut self, body: ErrorBody) -> Result<(), End> {
+        self.send_message(&ServerMessage::Error(body)).await
+    }
+
+    fn role(&self) -> Role {
+        self.auth.principal.actor.role
+    }
+
+    /// Handles one text frame. An `Err` ends the connection.
+    async fn handle(&mut self, id: u64, text: &str) -> Result<(), End> {
+        let message = match ClientMessage::decode(text) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::debug!(code = ?e.code(), "undecodable message");
+                let mut detail = e.to_string();
+                detail.truncate(300);
+                return self.refuse(error(e.code(), detail)).await;
+            }
+        };
+        if let Some((request, incident, action)) = message.action() {
+            let result = self.hub.store().act(&self.auth.principal, incident, action).await;
+            return match result {
+                Ok((event, _)) => self.send_message(&ServerMessage::Done { id: request, event }).await,
+                Err(e) => self.refuse(ErrorBody { id: Some(request), ..wire_error(&e) }).await,
+            };
+        }
+        match message {
+            ClientMessage::Subscribe { since } => self.subscribe(id, since).await,
+            ClientMessage::Report { request_id, report } => self.report(request_id, report).await,
+            ClientMessage::Duty { on } => {
+                if self.role() != Role::Worker {
+                    return self.refuse(error(ErrorCode::Forbidden, "only a grid worker goes on duty")).await;
+                }
+                tracing::info!(on, "duty");
+                self.hub.set_duty(&self.auth.principal, on, self.auth.identity.compounds.clone());
+                Ok(())
+            }
+            ClientMessage::Lookup { id: request, ticket } => self.lookup(request, &ticket).await,
+            // Handled above; listed so that a new message type must be placed here.
+            ClientMessage::Claim { .. }
+            | ClientMessage::Note { .. }
+            | ClientMessage::HandOver { .. }
+            | ClientMessage::Return { .. }
+            | ClientMessage::Resolve { .. }
+            | ClientMessage::Reopen { .. }
+            | ClientMessage::Cancel { .. } => Ok(()),
+        }
+    }
+
+    async fn report(&mut self, request_id: String, report: hongfan_shared::Report) -> Result<(), End> {
+        let refuse = |body: ErrorBody| ErrorBody { request_id: Some(request_id.clone()), ..body };
+        if !self.hub.allow_report(&self.auth.principal.actor.id) {
+            let body = error(ErrorCode::RateLimited, "too many reports from this device; wait a minute");
+            return self.refuse(refuse(body)).await;
+        }
+        match self.hub.store().report(&self.auth.principal, &request_id, report).await {
+            Ok(reported) => {
+                if reported.event.is_some() {
+                    tracing::info!(incident = reported.incident.id.0, "report stored");
+                }
+                let incident = view_for(self.role(), &reported.incident);
+                self.send_message(&ServerMessage::Reported { request_id, incident }).await
+            }
+            Err(e) => self.refuse(refuse(wire_error(&e))).await,
+        }
+    }
+
+    async fn lookup(&mut self, request: u64, ticket: &str) -> Result<(), End> {
+        let not_found = |request| ErrorBody {
+            id: Some(request),
+            ..error(ErrorCode::NotFound, "no such ticket")
+        };
+        let Some(incident_id) = Ticket::parse(ticket) else {
+            return self.refuse(not_found(request)).await;
+        };
+        match self.hub.store().incident(incident_id).await {
+            Ok(Some(incident)) if self.may_see(&incident) => {
+                let incident = view_for(self.role(), &incident);
+                self.send_message(&ServerMessage::Found { id: request, incident }).await
+            }
+            // Another compound's ticket is "not found": its existence is not this screen's business.
+            Ok(_) => self.refuse(not_found(request)).await,
+            Err(e) => self.refuse(ErrorBody { id: Some(request), ..wire_error(&e) }).await,
+        }
+    }
+
+    fn may_see(&self, incident: &Incident) -> bool {
+        match self.role() {
+            Role::Kiosk => incident.reported_by.id == self.auth.principal.actor.id,
+            _ => self.auth.principal.may_act_in(&incident.report.compound),
+        }
+    }
+
+    /// Starts the live feed: the missed events when the client can resume, a snapshot when not.
+    /// The connection is marked subscribed first, so nothing committed meanwhile falls between
+    /// what is read here and what the hub queues; `floor` drops what arrives twice.
+    async fn subscribe(&mut self, id: u64, since: Option<Position>) -> Result<(), End> {
+        self.hub.mark_subscribed(id);
+        let store = self.hub.store().clone();
+        let unavailable = |e| End::Close(1011, format!("store unavailable: {e}").into());
+        let reason = match &since {
+            None => Some(SnapshotReason::First),
+            Some(p) if p.epoch != store.epoch() => Some(SnapshotReason::EpochChanged),
+            Some(p) => {
+                let next = store.events_after(p.seq, 1).map_err(unavailable)?;
+                let window = window_ms(self.hub.limits().resume_window);
+                match next.first() {
+                    Some(first) if first.at.0 < store.now().0 - window => Some(SnapshotReason::TooOld),
+                    _ if p.seq > store.last_seq().map_err(unavailable)? => Some(SnapshotReason::EpochChanged),
+                    _ => None,
+                }
+            }
+        };
+        if let Some(reason) = reason {
+            let snapshot = store.snapshot().map_err(unavailable)?;
+            let incidents = snapshot
+                .incidents
+                .iter()
+                .filter(|i| self.may_see(i))
+                .map(|i| view_for(self.role(), i))
+                .collect();
+            self.floor = snapshot.seq;
+            let epoch = store.epoch().to_owned();
+            tracing::info!(?reason, seq = snapshot.seq, "snapshot");
+            self.send_message(&ServerMessage::Snapshot { epoch, seq: snapshot.seq, reason, incidents })
+                .await?;
+        } else {
+            let mut last = since.map_or(0, |p| p.seq);
+            let mut missed = 0;
+            loop {
+                let events = store.events_after(last, RESUME_CHUNK).map_err(unavailable)?;
+                let Some(end) = events.last().map(|e| e.seq) else { break };
+                let mut states: Vec<Incident> = Vec::new();
+                for event in events {
+                    let incident = match states.iter().find(|i| i.id == event.incident) {
+                        Some(incident) => incident.clone(),
+                        None => match self.current(event.incident).await? {
+                            Some(incident) => {
+                                states.push(incident.clone());
+                                incident
+                            }
+                            None => continue,
+                        },
+                    };
+                    if !self.may_see(&incident) {
+                        continue;
+                    }
+                    let incident = view_for(self.role(), &incident);
+                    self.send_message(&ServerMessage::Event { event, incident }).await?;
+                    missed += 1;
+                }
+                last = end;
+            }
+            self.floor = last;
+            tracing::info!(missed, seq = last, "resumed");
+            let epoch = store.epoch().to_owned();
+            self.send_message(&ServerMessage::Resumed { epoch, seq: last, missed }).await?;
+        }
+        if matches!(self.role(), Role::Worker | Role::Supervisor) {
+            let roster = super::Hub::roster_message(&self.hub.clients());
+            self.send(roster).await.map_err(|_| End::PeerGone)?;
+        }
+        Ok(())
+    }
+
+    async fn current(&self, id: IncidentId) -> Result<Option<Incident>, End> {
+        self.hub
+            .store()
+            .incident(id)
+            .await
+            .map_err(|e| End::Close(1011, format!("store unavailable: {e}").into()))
+    }
+}
+
+fn window_ms(window: std::time::Duration) -> i64 {
+    i64::try_from(window.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Tells a peer that went away from a frame the server refuses.
+fn classify(e: axum::Error) -> End {
+    use tungstenite::error::{CapacityError, Error as WsError};
+    let inner = e.into_inner();
+    match inner.downcast_ref::<WsError>() {
+        Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+            End::Close(1009, "message too big".into())
+        }
+        Some(WsError::Capacity(_)) => End::Close(1009, "frame too big".into()),
+        Some(WsError::Protocol(p)) => End::Close(1002, format!("protocol error: {p}").into()),
+        Some(WsError::Utf8(_)) => End::Close(1007, "text frame is not UTF-8".into()),
+        _ => {
+            tracing::debug!(error = %inner, "read error");
+            End::PeerGone
+        }
+    }
+}

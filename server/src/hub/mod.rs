@@ -1,0 +1,460 @@
+//! The hub: who is connected, who is on duty, and the fan-out of every durable change.
+//!
+//! One task reads the store's commits in order and puts each event into the bounded queue of
+//! every connection that may see it. A connection whose queue is full is not waited for: it is
+//! closed with `SLOW_CONSUMER`, and resumes from its last sequence number when it reconnects, so
+//! a slow client neither slows the others nor silently misses anything.
+
+mod connection;
+pub mod roster;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use hongfan_shared::protocol::{ErrorBody, ErrorCode, ServerMessage, close};
+use hongfan_shared::{CompoundId, Event, Incident, IncidentId, Principal, Role, Seq};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Authenticated, Subject};
+use crate::store::{Commit, Store, StoreError};
+pub use connection::serve;
+use roster::Roster;
+
+/// The limits that keep one client from costing the others.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Messages waiting for one connection before it counts as too slow.
+    pub queue: usize,
+    pub max_frame_bytes: usize,
+    pub max_message_bytes: usize,
+    pub read_buffer_bytes: usize,
+    pub ping_every: Duration,
+    /// No frame (not even a pong) for this long closes the connection.
+    pub idle_timeout: Duration,
+    /// Reports one device may send at once, and per minute after that.
+    pub report_burst: u32,
+    pub reports_per_minute: u32,
+    /// How far back a reconnecting client may resume before it gets a snapshot instead.
+    pub resume_window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            queue: 512,
+            max_frame_bytes: 16 << 10,
+            max_message_bytes: 64 << 10,
+            read_buffer_bytes: 4 << 10,
+            ping_every: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            report_burst: 10,
+            reports_per_minute: 30,
+            resume_window: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// One item in a connection's queue. Events carry their sequence number so a connection that
+/// is catching up can drop what it already sent.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Event { seq: Seq, text: Utf8Bytes },
+    Text(Utf8Bytes),
+}
+
+/// Closes one connection from outside, with a reason.
+#[derive(Debug, Default)]
+struct Kick {
+    token: CancellationToken,
+    reason: OnceLock<(u16, &'static str)>,
+}
+
+impl Kick {
+    fn kick(&self, code: u16, reason: &'static str) {
+        let _ = self.reason.set((code, reason));
+        self.token.cancel();
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    principal: Principal,
+    subject: Subject,
+    tx: mpsc::Sender<Outgoing>,
+    kick: Arc<Kick>,
+    subscribed: bool,
+}
+
+impl Conn {
+    fn role(&self) -> Role {
+        self.principal.actor.role
+    }
+
+    /// Whether this connection may see an incident at all.
+    fn sees(&self, incident: &Incident) -> bool {
+        match self.role() {
+            Role::Kiosk => incident.reported_by.id == self.principal.actor.id,
+            _ => self.principal.may_act_in(&incident.report.compound),
+        }
+    }
+
+    fn push(&self, out: Outgoing) {
+        match self.tx.try_send(out) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.kick.kick(close::SLOW_CONSUMER, "too slow to keep up: reconnect and resume");
+            }
+            // The connection is closing; it resumes from its position when it comes back.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Clients {
+    conns: HashMap<u64, Conn>,
+    roster: Roster,
+    buckets: HashMap<String, Bucket>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    limits: Limits,
+    clients: Mutex<Clients>,
+    next_conn: AtomicU64,
+    /// Cancelled at shutdown: every connection closes with 1001.
+    shutdown: CancellationToken,
+    /// Every connection task and escalation, so shutdown can wait for them.
+    tasks: TaskTracker,
+}
+
+/// A cheap-to-clone handle to the hub.
+#[derive(Debug, Clone)]
+pub struct Hub(Arc<Inner>);
+
+/// Encodes a server message once, to be shared by every connection that gets it.
+pub fn encode(message: &ServerMessage) -> Utf8Bytes {
+    // Serialising plain data into a String cannot fail.
+    Utf8Bytes::from(serde_json::to_string(message).unwrap_or_default())
+}
+
+/// The incident as shared screens (kiosks, building heads) may show it: the phone number
+/// masked, workers' notes left out.
+pub fn public_view(incident: &Incident) -> Incident {
+    let mut view = incident.clone();
+    view.report.phone = view.report.phone.as_deref().map(mask_phone);
+    view.notes.clear();
+    view
+}
+
+/// `13800001234` → `138****1234`; short numbers show nothing.
+pub fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 8 {
+        return "****".into();
+    }
+    let head: String = digits[..3].iter().collect();
+    let tail: String = digits[digits.len() - 4..].iter().collect();
+    format!("{head}****{tail}")
+}
+
+/// Whether a role sees phone numbers and notes in full.
+fn privileged(role: Role) -> bool {
+    matches!(role, Role::Worker | Role::Supervisor)
+}
+
+/// The incident as a connection of `role` may see it.
+pub fn view_for(role: Role, incident: &Incident) -> Incident {
+    if privileged(role) { incident.clone() } else { public_view(incident) }
+}
+
+/// The one place a store refusal becomes a wire error.
+pub fn wire_error(e: &StoreError) -> ErrorBody {
+    let (code, holder) = match e {
+        StoreError::Lifecycle(l) => (l.code(), l.holder().cloned()),
+        StoreError::NotFound(_) => (ErrorCode::NotFound, None),
+        StoreError::RequestReused { .. } => (ErrorCode::RequestReused, None),
+        StoreError::BadRequestId => (ErrorCode::BadRequestId, None),
+        StoreError::Open { .. }
+        | StoreError::Corrupt { .. }
+        | StoreError::Read(_)
+        | StoreError::Write(_)
+        | StoreError::Poisoned
+        | StoreError::Closed => (ErrorCode::Unavailable, None),
+    };
+    let message = match code {
+        // Internal details stay in the server's log.
+        ErrorCode::Unavailable => "the server cannot store this right now; try again".to_owned(),
+        _ => e.to_string(),
+    };
+    ErrorBody { id: None, request_id: None, code, message, message_zh: code.message_zh().into(), holder }
+}
+
+pub fn error(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+    ErrorBody {
+        id: None,
+        request_id: None,
+        code,
+        message: message.into(),
+        message_zh: code.message_zh().into(),
+        holder: None,
+    }
+}
+
+impl Hub {
+    /// Makes the hub and starts its fan-out task.
+    pub fn start(store: Store, limits: Limits, shutdown: CancellationToken) -> Hub {
+        let commits = store.subscribe();
+        let hub = Hub(Arc::new(Inner {
+            store,
+            limits,
+            clients: Mutex::new(Clients::default()),
+            next_conn: AtomicU64::new(1),
+            shutdown,
+            tasks: TaskTracker::new(),
+        }));
+        let last = hub.0.store.last_seq().unwrap_or(0);
+        hub.0.tasks.spawn(hub.clone().fan_out(commits, last));
+        hub
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.0.limits
+    }
+
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.0.tasks
+    }
+
+    pub fn connections(&self) -> usize {
+        self.clients().conns.len()
+    }
+
+    fn clients(&self) -> MutexGuard<'_, Clients> {
+        // std's Mutex: it is never held across an await, and a panic while holding it leaves
+        // plain maps that are still usable.
+        self.0.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(&self, auth: &Authenticated) -> (u64, mpsc::Receiver<Outgoing>, Arc<Kick>) {
+        let id = self.0.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.0.limits.queue);
+        let kick = Arc::new(Kick::default());
+        let conn = Conn {
+            principal: auth.principal.clone(),
+            subject: auth.subject.clone(),
+            tx,
+            kick: kick.clone(),
+            subscribed: false,
+        };
+        let mut clients = self.clients();
+        clients.roster.connected(&auth.principal.actor.id);
+        clients.conns.insert(id, conn);
+        (id, rx, kick)
+    }
+
+    fn unregister(&self, id: u64) {
+        let mut clients = self.clients();
+        if let Some(conn) = clients.conns.remove(&id) {
+            clients.roster.disconnected(&conn.principal.actor.id, Instant::now());
+        }
+    }
+
+    /// From now on this connection gets live events; it must then send what it missed.
+    fn mark_subscribed(&self, id: u64) {
+        if let Some(conn) = self.clients().conns.get_mut(&id) {
+            conn.subscribed = true;
+        }
+    }
+
+    /// Puts a worker on or off duty and tells everyone who watches the roster.
+    fn set_duty(&self, principal: &Principal, on: bool, compounds: Vec<CompoundId>) {
+        let mut clients = self.clients();
+        let id = &principal.actor.id;
+        let connections = clients.conns.values().filter(|c| &c.principal.actor.id == id).count();
+        if on {
+            clients.roster.set_on(principal.actor.clone(), compounds, connections);
+        } else {
+            clients.roster.set_off(id);
+        }
+        Self::send_roster(&clients);
+    }
+
+    fn roster_message(clients: &Clients) -> Utf8Bytes {
+        encode(&ServerMessage::Roster { on_duty: clients.roster.list() })
+    }
+
+    fn send_roster(clients: &Clients) {
+        let text = Self::roster_message(clients);
+        for conn in clients.conns.values() {
+            if conn.subscribed && privileged(conn.role()) {
+                conn.push(Outgoing::Text(text.clone()));
+            }
+        }
+    }
+
+    /// Whether a device may send one more report now (a token bucket per device).
+    fn allow_report(&self, device: &str) -> bool {
+        let limits = &self.0.limits;
+        let mut clients = self.clients();
+        let now = Instant::now();
+        let bucket = clients
+            .buckets
+            .entry(device.to_owned())
+            .or_insert(Bucket { tokens: f64::from(limits.report_burst), at: now });
+        let refill = now.duration_since(bucket.at).as_secs_f64() / 60.0
+            * f64::from(limits.reports_per_minute);
+        bucket.tokens = (bucket.tokens + refill).min(f64::from(limits.report_burst));
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Closes every connection of an account or kiosk (disabled, revoked).
+    pub fn kick_subject(&self, subject: &Subject) {
+        for conn in self.clients().conns.values().filter(|c| &c.subject == subject) {
+            conn.kick.kick(close::REVOKED, "this account was disabled or this kiosk revoked");
+        }
+    }
+
+    async fn fan_out(self, mut commits: broadcast::Receiver<Arc<Commit>>, mut last: Seq) {
+        let mut sweep = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                () = self.0.shutdown.cancelled() => break,
+                received = commits.recv() => match received {
+                    Ok(commit) => last = self.dispatch(&commit.events, &commit.incidents, last),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "fan-out lagged behind the store; re-reading the log");
+                        last = self.backfill(last).await;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = sweep.tick() => {
+                    let mut clients = self.clients();
+                    if clients.roster.sweep(Instant::now(), roster::DUTY_GRACE) {
+                        Self::send_roster(&clients);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-reads events after `last` from the log, with the incidents' current state.
+    async fn backfill(&self, mut last: Seq) -> Seq {
+        loop {
+            let events = match self.0.store.events_after(last, 1000) {
+                Ok(events) if !events.is_empty() => events,
+                Ok(_) => return last,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot re-read the log for fan-out");
+                    return last;
+                }
+            };
+            let mut incidents = Vec::new();
+            for event in &events {
+                if incidents.iter().any(|i: &Incident| i.id == event.incident) {
+                    continue;
+                }
+                if let Ok(Some(incident)) = self.0.store.incident(event.incident).await {
+                    incidents.push(incident);
+                }
+            }
+            last = self.dispatch(&events, &incidents, last);
+        }
+    }
+
+    /// Queues each event (after `last`) for every connection that may see it, and the alerts
+    /// for new reports. Returns the last sequence number dispatched.
+    fn dispatch(&self, events: &[Event], incidents: &[Incident], mut last: Seq) -> Seq {
+        let mut escalate: Vec<IncidentId> = Vec::new();
+        {
+            let clients = self.clients();
+            let from = last;
+            for event in events.iter().filter(|e| e.seq > from) {
+                last = event.seq;
+                let Some(incident) = incidents.iter().find(|i| i.id == event.incident) else {
+                    continue;
+                };
+                let mut full = None;
+                let mut public = None;
+                for conn in clients.conns.values().filter(|c| c.subscribed && c.sees(incident)) {
+                    let text = if privileged(conn.role()) {
+                        full.get_or_insert_with(|| {
+                            let (event, incident) = (event.clone(), incident.clone());
+                            encode(&ServerMessage::Event { event, incident })
+                        })
+                    } else {
+                        public.get_or_insert_with(|| {
+                            let (event, incident) = (event.clone(), public_view(incident));
+                            encode(&ServerMessage::Event { event, incident })
+                        })
+                    };
+                    conn.push(Outgoing::Event { seq: event.seq, text: text.clone() });
+                }
+                let compound = &incident.report.compound;
+                match event.change {
+                    hongfan_shared::Change::Reported { .. } if clients.roster.covers(compound) => {
+                        let alert = encode(&ServerMessage::Alert {
+                            incident: incident.clone(),
+                            escalated: false,
+                        });
+                        for conn in clients.conns.values().filter(|c| {
+                            c.subscribed
+                                && c.role() == Role::Worker
+                                && clients.roster.is_on(&c.principal.actor.id)
+                                && c.principal.may_act_in(compound)
+                        }) {
+                            conn.push(Outgoing::Text(alert.clone()));
+                        }
+                    }
+                    hongfan_shared::Change::Reported { .. } => escalate.push(incident.id),
+                    hongfan_shared::Change::Escalated => {
+                        let alert = encode(&ServerMessage::Alert {
+                            incident: public_view(incident),
+                            escalated: true,
+                        });
+                        for conn in clients.conns.values().filter(|c| {
+                            c.subscribed
+                                && (c.role() == Role::Supervisor
+                                    || (c.role() == Role::Worker
+                                        && clients.roster.is_on(&c.principal.actor.id)))
+                        }) {
+                            conn.push(Outgoing::Text(alert.clone()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for id in escalate {
+            let store = self.0.store.clone();
+            self.0.tasks.spawn(async move {
+                if let Err(e) = store.escalate(id).await {
+                    tracing::error!(incident = id.0, error = %e, "cannot record an escalation");
+                }
+            });
+        }
+        last
+    }
+}

@@ -1,0 +1,148 @@
+//! Running the server: open the store, start the hub, accept connections, shut down in order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::auth::{Accounts, FirstStart};
+use crate::clock::SharedClock;
+use crate::http::{self, App};
+use crate::hub::{Hub, Limits};
+use crate::store::{Store, StoreOptions};
+
+/// Everything `run` needs, from flags, environment and defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub config: Option<PathBuf>,
+    pub allowed_origins: Vec<String>,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub secure_cookies: bool,
+    pub limits: Limits,
+}
+
+/// How long shutdown waits for sockets to take their close frame and end.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// A server whose store is open, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    app: App,
+    settings: Settings,
+    shutdown: CancellationToken,
+    /// Set on the very first start: the accounts that were made and must be shown once.
+    pub first_start: Option<FirstStart>,
+}
+
+impl Server {
+    /// Loads the configuration, opens (or creates) the store and makes the first accounts.
+    pub async fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<Server> {
+        let community = Arc::new(crate::config::load(settings.config.as_deref())?);
+        let store = Store::open(&settings.data_dir, community, clock.clone(), StoreOptions::default())?;
+        let accounts = Arc::new(Accounts::new(store.clone(), clock));
+        let first_start = accounts.first_start().await?;
+        let shutdown = CancellationToken::new();
+        let hub = Hub::start(store, settings.limits.clone(), shutdown.clone());
+        let app = App {
+            hub,
+            accounts,
+            allowed_origins: Arc::new(settings.allowed_origins.clone()),
+            secure_cookies: settings.secure_cookies,
+        };
+        Ok(Server { app, settings, shutdown, first_start })
+    }
+
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Serves on `listener` until `signal` resolves, then closes every socket with a close
+    /// frame, waits for the socket tasks, and makes the store durable and closed.
+    pub async fn run(self, listener: TcpListener, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Server { app, settings, shutdown, .. } = self;
+        let router = http::router(app.clone());
+        let permits = Arc::new(Semaphore::new(settings.max_connections));
+        let connections = TaskTracker::new();
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1.timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
+        tokio::pin!(signal);
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = &mut signal => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a moment rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(max = settings.max_connections, "connection refused: at the connection cap");
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let service = router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+            let connection = http1
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .with_upgrades();
+            let stop = shutdown.clone();
+            connections.spawn(async move {
+                // The permit lives as long as the TCP connection, upgraded or not.
+                let _permit = permit;
+                tokio::pin!(connection);
+                let result = tokio::select! {
+                    result = connection.as_mut() => result,
+                    () = stop.cancelled() => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "http connection ended with an error");
+                }
+            });
+        }
+        tracing::info!("shutting down: closing sockets");
+        drop(listener);
+        shutdown.cancel();
+        let hub_tasks = app.hub.tasks().clone();
+        hub_tasks.close();
+        connections.close();
+        let drained = tokio::time::timeout(DRAIN, async {
+            hub_tasks.wait().await;
+            connections.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("some connections did not close in time");
+        }
+        app.hub.store().close().await?;
+        tracing::info!("stopped; the store is closed");
+        Ok(())
+    }
+}
+
+/// The local address a listener is bound to, as a URL base.
+pub fn base_url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}

@@ -1,0 +1,368 @@
+//! Protocol v1: the JSON text frames a kiosk, board or audit page exchanges with the server over
+//! one WebSocket. Every message is an object whose `type` names it; `docs/protocol.md` shows an
+//! example of each, and a test parses every example there.
+
+use serde::{Deserialize, Serialize};
+
+use crate::community::{Community, CompoundId};
+use crate::event::{Actor, Event, Role, Seq};
+use crate::incident::{Incident, IncidentId, Report};
+use crate::lifecycle::Action;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Where a client is in the log: an epoch (which database) and the last sequence number seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub epoch: String,
+    pub seq: Seq,
+}
+
+/// What a client may send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Start (or resume) the live feed. `since` is absent on a first connection.
+    Subscribe {
+        #[serde(default)]
+        since: Option<Position>,
+    },
+    /// 上报. `request_id` is the device's own id for this report: sending it again after a
+    /// dropped link returns the same ticket and stores nothing twice.
+    Report {
+        request_id: String,
+        report: Report,
+    },
+    Claim {
+        id: u64,
+        incident: IncidentId,
+    },
+    Note {
+        id: u64,
+        incident: IncidentId,
+        text: String,
+    },
+    HandOver {
+        id: u64,
+        incident: IncidentId,
+        note: String,
+    },
+    Return {
+        id: u64,
+        incident: IncidentId,
+        note: String,
+    },
+    Resolve {
+        id: u64,
+        incident: IncidentId,
+        outcome: String,
+    },
+    Reopen {
+        id: u64,
+        incident: IncidentId,
+        reason: String,
+    },
+    Cancel {
+        id: u64,
+        incident: IncidentId,
+        reason: String,
+    },
+    /// Go on or off duty for all of this worker's compounds.
+    Duty {
+        on: bool,
+    },
+    /// The status of one ticket, as a resident types it at the kiosk.
+    Lookup {
+        id: u64,
+        ticket: String,
+    },
+}
+
+/// The `type` of every client message, so an unknown type can be told from a malformed one.
+pub const CLIENT_TYPES: &[&str] = &[
+    "subscribe",
+    "report",
+    "claim",
+    "note",
+    "hand_over",
+    "return",
+    "resolve",
+    "reopen",
+    "cancel",
+    "duty",
+    "lookup",
+];
+
+impl ClientMessage {
+    /// Decodes one text frame.
+    pub fn decode(text: &str) -> Result<ClientMessage, DecodeError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| DecodeError::BadJson(e.to_string()))?;
+        let kind = match value.get("type") {
+            Some(serde_json::Value::String(kind)) => kind.clone(),
+            Some(_) | None if value.is_object() => return Err(DecodeError::MissingType),
+            _ => return Err(DecodeError::NotAnObject),
+        };
+        if !CLIENT_TYPES.contains(&kind.as_str()) {
+            return Err(DecodeError::UnknownType(kind.chars().take(40).collect()));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| DecodeError::BadFields { kind, detail: e.to_string() })
+    }
+
+    /// The lifecycle action and its correlation id, for the messages that carry one.
+    pub fn action(&self) -> Option<(u64, IncidentId, Action)> {
+        Some(match self {
+            ClientMessage::Claim { id, incident } => (*id, *incident, Action::Claim),
+            ClientMessage::Note { id, incident, text } => {
+                (*id, *incident, Action::Note { text: text.clone() })
+            }
+            ClientMessage::HandOver { id, incident, note } => {
+                (*id, *incident, Action::HandOver { note: note.clone() })
+            }
+            ClientMessage::Return { id, incident, note } => {
+                (*id, *incident, Action::Return { note: note.clone() })
+            }
+            ClientMessage::Resolve { id, incident, outcome } => {
+                (*id, *incident, Action::Resolve { outcome: outcome.clone() })
+            }
+            ClientMessage::Reopen { id, incident, reason } => {
+                (*id, *incident, Action::Reopen { reason: reason.clone() })
+            }
+            ClientMessage::Cancel { id, incident, reason } => {
+                (*id, *incident, Action::Cancel { reason: reason.clone() })
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Why a text frame is not a client message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not JSON: {0}")]
+    BadJson(String),
+    #[error("not a JSON object")]
+    NotAnObject,
+    #[error("no \"type\" field")]
+    MissingType,
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("bad {kind} message: {detail}")]
+    BadFields { kind: String, detail: String },
+}
+
+impl DecodeError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::BadJson(_) => ErrorCode::BadJson,
+            DecodeError::NotAnObject | DecodeError::MissingType => ErrorCode::BadMessage,
+            DecodeError::UnknownType(_) => ErrorCode::UnknownType,
+            DecodeError::BadFields { .. } => ErrorCode::BadMessage,
+        }
+    }
+}
+
+/// Who the server took the client to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// The compounds this identity acts in; every compound for a supervisor.
+    pub compounds: Vec<CompoundId>,
+}
+
+/// Why a snapshot was sent instead of the missed events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotReason {
+    /// The client had no position.
+    First,
+    /// The client's position is from another database (restored, or new).
+    EpochChanged,
+    /// The client was away longer than the retained window.
+    TooOld,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnDuty {
+    pub worker: Actor,
+    pub compounds: Vec<CompoundId>,
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// First message on every connection.
+    Hello {
+        protocol: u32,
+        server: String,
+        identity: Identity,
+        community: Community,
+        epoch: String,
+    },
+    /// The open incidents the client may see, as of `seq`; live events follow.
+    Snapshot {
+        epoch: String,
+        seq: Seq,
+        reason: SnapshotReason,
+        incidents: Vec<Incident>,
+    },
+    /// The missed events were sent (as `event` messages) up to `seq`; live events follow.
+    Resumed {
+        epoch: String,
+        seq: Seq,
+        missed: u64,
+    },
+    /// One durable change and the incident's state now.
+    Event {
+        event: Event,
+        incident: Incident,
+    },
+    /// A new report for on-duty workers (with a sound); `escalated` when nobody of its compound
+    /// was on duty and it went to supervisors and other compounds instead.
+    Alert {
+        incident: Incident,
+        escalated: bool,
+    },
+    /// A report is durable: the resident's ticket.
+    Reported {
+        request_id: String,
+        incident: Incident,
+    },
+    /// An action with correlation `id` is durable.
+    Done {
+        id: u64,
+        event: Event,
+    },
+    /// The answer to `lookup`.
+    Found {
+        id: u64,
+        incident: Incident,
+    },
+    /// Who is on duty now, sent to workers and supervisors whenever it changes.
+    Roster {
+        on_duty: Vec<OnDuty>,
+    },
+    Error(ErrorBody),
+}
+
+/// Every refusal the server gives, with a stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadJson,
+    BadMessage,
+    UnknownType,
+    Forbidden,
+    OtherCompound,
+    UnknownCompound,
+    UnknownCategory,
+    NotFound,
+    AlreadyClaimed,
+    NotClaimed,
+    NotHolder,
+    AlreadyHandedOver,
+    NotHandedOver,
+    AlreadyResolved,
+    NotResolved,
+    Cancelled,
+    EmptyField,
+    TooLong,
+    BadPhone,
+    BadRequestId,
+    RequestReused,
+    RateLimited,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn all() -> &'static [ErrorCode] {
+        use ErrorCode::*;
+        &[
+            BadJson,
+            BadMessage,
+            UnknownType,
+                    Forbidden,
+            OtherCompound,
+            UnknownCompound,
+            UnknownCategory,
+            NotFound,
+            AlreadyClaimed,
+            NotClaimed,
+            NotHolder,
+            AlreadyHandedOver,
+            NotHandedOver,
+            AlreadyResolved,
+            NotResolved,
+            Cancelled,
+            EmptyField,
+            TooLong,
+            BadPhone,
+            BadRequestId,
+            RequestReused,
+            RateLimited,
+            Unavailable,
+        ]
+    }
+
+    /// The Chinese message residents and workers read.
+    pub fn message_zh(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BadJson => "消息格式错误（不是有效的 JSON）",
+            BadMessage => "消息内容不完整或类型不对",
+            UnknownType => "不认识的消息类型",
+            Forbidden => "您的账号无权进行此操作",
+            OtherCompound => "该事项不属于您负责的小区",
+            UnknownCompound => "没有这个小区",
+            UnknownCategory => "没有这个事项类别",
+            NotFound => "没有找到这个事项",
+            AlreadyClaimed => "该事项已被他人接单",
+            NotClaimed => "该事项还没有人接单，请先接单",
+            NotHolder => "该事项由他人负责，只有接单人或书记可以操作",
+            AlreadyHandedOver => "该事项已在街道代办中",
+            NotHandedOver => "该事项不在代办中",
+            AlreadyResolved => "该事项已办结",
+            NotResolved => "该事项尚未办结，不能重新打开",
+            Cancelled => "该事项已撤销",
+            EmptyField => "请填写必填内容",
+            TooLong => "内容太长了，请简短一些",
+            BadPhone => "电话号码格式不对",
+            BadRequestId => "请求编号无效",
+            RequestReused => "该请求编号已用于另一条上报",
+            RateLimited => "提交太频繁，请稍后再试",
+            Unavailable => "服务器暂时无法保存，请稍后再试",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The correlation id of the request refused, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// The `request_id` of the report refused, when it was a report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    pub code: ErrorCode,
+    /// English, with the specifics (which field, which holder).
+    pub message: String,
+    pub message_zh: String,
+    /// Who holds the incident, for `already_claimed` and `not_holder`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Actor>,
+}
+
+/// Close codes the server uses, beyond the standard ones (1000 normal, 1001 going away,
+/// 1003 unsupported data, 1009 too big, 1011 internal error).
+pub mod close {
+    /// The account was disabled or the kiosk revoked.
+    pub const REVOKED: u16 = 4001;
+    /// The client did not read its messages fast enough; reconnect and resume.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// The client sent no message or pong for too long.
+    pub const IDLE: u16 = 4009;
+}
