@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hongfan_shared::protocol::Identity;
 use hongfan_shared::{Actor, Community, CompoundId, Principal, Role, Scope, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -73,7 +73,9 @@ pub enum AuthError {
     UnknownKiosk(String),
     #[error("an account {0:?} exists already")]
     UserExists(String),
-    #[error("a login is 2 to 32 lower-case letters, digits, '.', '_' or '-', and does not start with \"kiosk-\"")]
+    #[error(
+        "a login is 2 to 32 lower-case letters, digits, '.', '_' or '-', and does not start with \"kiosk-\""
+    )]
     BadLogin,
     #[error("a password has at least {MIN_PASSWORD_CHARS} characters")]
     WeakPassword,
@@ -140,7 +142,11 @@ fn check_login(login: &str) -> Result<(), AuthError> {
 }
 
 fn check_password(password: &str) -> Result<(), AuthError> {
-    if password.chars().count() >= MIN_PASSWORD_CHARS { Ok(()) } else { Err(AuthError::WeakPassword) }
+    if password.chars().count() >= MIN_PASSWORD_CHARS {
+        Ok(())
+    } else {
+        Err(AuthError::WeakPassword)
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AuthError> {
@@ -174,7 +180,7 @@ impl Accounts {
     }
 
     pub fn users(&self) -> Result<Vec<User>, AuthError> {
-        self.store.scan(Aux::Users)?.iter().map(|(_, v)| decode(v)).collect()
+        self.store.scan(Aux::Users)?.iter().map(|v| decode(v)).collect()
     }
 
     pub fn kiosk(&self, id: &str) -> Result<Option<Kiosk>, AuthError> {
@@ -182,7 +188,7 @@ impl Accounts {
     }
 
     pub fn kiosks(&self) -> Result<Vec<Kiosk>, AuthError> {
-        self.store.scan(Aux::Kiosks)?.iter().map(|(_, v)| decode(v)).collect()
+        self.store.scan(Aux::Kiosks)?.iter().map(|v| decode(v)).collect()
     }
 
     async fn save_user(&self, user: &User) -> Result<(), AuthError> {
@@ -242,7 +248,11 @@ impl Accounts {
     }
 
     /// Makes a kiosk credential for a compound's station; the credential is shown only now.
-    pub async fn add_kiosk(&self, compound: &CompoundId, name: &str) -> Result<(Kiosk, String), AuthError> {
+    pub async fn add_kiosk(
+        &self,
+        compound: &CompoundId,
+        name: &str,
+    ) -> Result<(Kiosk, String), AuthError> {
         let station = self
             .community()
             .compound(compound)
@@ -280,7 +290,11 @@ impl Accounts {
         for compound in self.community().compounds.clone() {
             kiosks.push(self.add_kiosk(&compound.id, "").await?);
         }
-        Ok(Some(FirstStart { supervisor_login: "admin".into(), supervisor_password: password, kiosks }))
+        Ok(Some(FirstStart {
+            supervisor_login: "admin".into(),
+            supervisor_password: password,
+            kiosks,
+        }))
     }
 
     fn throttled(&self, keys: &[String]) -> Result<(), AuthError> {
@@ -317,7 +331,12 @@ impl Accounts {
 
     /// Checks a login and password; gives a session token. `from` is the client's address,
     /// throttled along with the login.
-    pub async fn login(&self, login: &str, password: &str, from: &str) -> Result<String, AuthError> {
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        from: &str,
+    ) -> Result<String, AuthError> {
         let keys = [format!("login:{}", login.to_lowercase()), format!("addr:{from}")];
         self.throttled(&keys)?;
         let user = self.user(login)?;
@@ -367,7 +386,8 @@ impl Accounts {
         let (actor, compounds, scope) = match &session.subject {
             Subject::User(login) => {
                 let user = self.user(login)?.filter(|u| !u.disabled).ok_or(AuthError::NoSession)?;
-                let actor = Actor { id: user.login.clone(), name: user.name.clone(), role: user.role };
+                let actor =
+                    Actor { id: user.login.clone(), name: user.name.clone(), role: user.role };
                 if user.role == Role::Supervisor {
                     (actor, all(), Scope::All)
                 } else {
@@ -376,13 +396,22 @@ impl Accounts {
             }
             Subject::Kiosk(id) => {
                 let kiosk = self.kiosk(id)?.filter(|k| !k.revoked).ok_or(AuthError::NoSession)?;
-                let actor = Actor { id: kiosk.id.clone(), name: kiosk.name.clone(), role: Role::Kiosk };
+                let actor =
+                    Actor { id: kiosk.id.clone(), name: kiosk.name.clone(), role: Role::Kiosk };
                 (actor, vec![kiosk.compound.clone()], Scope::Compounds(vec![kiosk.compound]))
             }
         };
-        let identity =
-            Identity { id: actor.id.clone(), name: actor.name.clone(), role: actor.role, compounds };
-        Ok(Authenticated { principal: Principal { actor, scope }, identity, subject: session.subject })
+        let identity = Identity {
+            id: actor.id.clone(),
+            name: actor.name.clone(),
+            role: actor.role,
+            compounds,
+        };
+        Ok(Authenticated {
+            principal: Principal { actor, scope },
+            identity,
+            subject: session.subject,
+        })
     }
 }
 

@@ -9,14 +9,21 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hongfan_shared::{CompoundId, Role};
 
+use tracing_subscriber::EnvFilter;
+
 use crate::auth::{Accounts, random_password};
 use crate::clock::SystemClock;
 use crate::hub::Limits;
 use crate::server::Settings;
+use crate::server::{Server, base_url};
 use crate::store::{Store, StoreOptions};
 
 #[derive(Debug, Parser)]
-#[command(name = "hongfan", version, about = "红帆: realtime incident tracker for a community's grid offices")]
+#[command(
+    name = "hongfan",
+    version,
+    about = "红帆: realtime incident tracker for a community's grid offices"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub data: DataArgs,
@@ -66,6 +73,12 @@ pub struct ServeArgs {
     /// Reports one device may send per minute after a burst.
     #[arg(long, default_value_t = 30)]
     pub reports_per_minute: u32,
+    /// Messages waiting for one connection before it counts as too slow and is closed.
+    #[arg(long, default_value_t = 512)]
+    pub send_queue: usize,
+    /// How long a client may take to send its HTTP request headers.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,7 +123,9 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    Disable { login: String },
+    Disable {
+        login: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,7 +137,9 @@ pub enum KioskCommand {
         name: String,
     },
     List,
-    Revoke { id: String },
+    Revoke {
+        id: String,
+    },
 }
 
 impl Cli {
@@ -132,11 +149,12 @@ impl Cli {
             config: self.data.config.clone(),
             allowed_origins: self.serve.allowed_origins.clone(),
             max_connections: self.serve.max_connections,
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: self.serve.header_read_timeout,
             secure_cookies: self.serve.secure_cookies,
             limits: Limits {
                 report_burst: self.serve.report_burst,
                 reports_per_minute: self.serve.reports_per_minute,
+                queue: self.serve.send_queue.max(1),
                 ..Limits::default()
             },
         }
@@ -155,14 +173,27 @@ fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
 
 async fn open_accounts(data: &DataArgs) -> anyhow::Result<(Store, Accounts)> {
     let community = Arc::new(crate::config::load(data.config.as_deref())?);
-    let store = Store::open(&data.data_dir, community, Arc::new(SystemClock), StoreOptions::default())
-        .map_err(|e| anyhow::anyhow!("{e}\n(is the server running? stop it first: the data folder is locked while it runs)"))?;
+    let store = Store::open(
+        &data.data_dir,
+        community,
+        Arc::new(SystemClock),
+        StoreOptions::default(),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n(is the server running? stop it first: the data folder is locked while it runs)"
+        )
+    })?;
     let accounts = Accounts::new(store.clone(), Arc::new(SystemClock));
     Ok((store, accounts))
 }
 
 /// Runs an account command against the data folder; prints to `out`.
-pub async fn manage(data: &DataArgs, command: &Command, out: &mut impl Write) -> anyhow::Result<()> {
+pub async fn manage(
+    data: &DataArgs,
+    command: &Command,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let (store, accounts) = open_accounts(data).await?;
     let result = async {
         match command {
@@ -173,7 +204,8 @@ pub async fn manage(data: &DataArgs, command: &Command, out: &mut impl Write) ->
                     RoleArg::Supervisor => Role::Supervisor,
                     RoleArg::BuildingHead => Role::BuildingHead,
                 };
-                let compounds: Vec<CompoundId> = compounds.iter().map(|c| CompoundId(c.clone())).collect();
+                let compounds: Vec<CompoundId> =
+                    compounds.iter().map(|c| CompoundId(c.clone())).collect();
                 let (password, show) = password(*password_stdin)?;
                 let user = accounts.add_user(login, name, role, &compounds, &password).await?;
                 writeln!(out, "added {} ({}, {:?})", user.login, user.name, user.role)?;
@@ -183,9 +215,17 @@ pub async fn manage(data: &DataArgs, command: &Command, out: &mut impl Write) ->
             }
             Command::User(UserCommand::List) => {
                 for user in accounts.users()? {
-                    let compounds: Vec<&str> = user.compounds.iter().map(|c| c.0.as_str()).collect();
+                    let compounds: Vec<&str> =
+                        user.compounds.iter().map(|c| c.0.as_str()).collect();
                     let state = if user.disabled { "disabled" } else { "active" };
-                    writeln!(out, "{}\t{}\t{:?}\t{}\t{state}", user.login, user.name, user.role, compounds.join(","))?;
+                    writeln!(
+                        out,
+                        "{}\t{}\t{:?}\t{}\t{state}",
+                        user.login,
+                        user.name,
+                        user.role,
+                        compounds.join(",")
+                    )?;
                 }
             }
             Command::User(UserCommand::Passwd { login, password_stdin }) => {
@@ -201,7 +241,8 @@ pub async fn manage(data: &DataArgs, command: &Command, out: &mut impl Write) ->
                 writeln!(out, "disabled {login}")?;
             }
             Command::Kiosk(KioskCommand::Add { compound, name }) => {
-                let (kiosk, credential) = accounts.add_kiosk(&CompoundId(compound.clone()), name).await?;
+                let (kiosk, credential) =
+                    accounts.add_kiosk(&CompoundId(compound.clone()), name).await?;
                 writeln!(out, "added {} for {} ({})", kiosk.id, kiosk.compound.0, kiosk.name)?;
                 writeln!(out, "credential: {credential}")?;
             }
@@ -221,4 +262,84 @@ pub async fn manage(data: &DataArgs, command: &Command, out: &mut impl Write) ->
     .await;
     store.close().await?;
     result
+}
+
+/// The whole program: `main.rs` only calls this, so that tests run the very same code.
+pub async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr; stdout carries only what the operator asked for.
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.serve.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    match &cli.command {
+        None | Some(Command::Serve) => serve(&cli).await,
+        Some(command) => manage(&cli.data, command, &mut std::io::stdout()).await,
+    }
+}
+
+async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let settings = cli.settings();
+    let listener = tokio::net::TcpListener::bind(cli.serve.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.serve.addr))?;
+    let server = Server::open(settings.clone(), Arc::new(SystemClock)).await?;
+    let url = base_url(listener.local_addr()?);
+    // The banner is for a person at a terminal; if nobody reads stdout, the server still serves.
+    if let Err(e) = banner(&url, &settings, &server) {
+        tracing::warn!(error = %e, "cannot print the start banner");
+    }
+    server.run(listener, shutdown_signal()).await
+}
+
+fn banner(url: &str, settings: &Settings, server: &Server) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {url}")?;
+    let community = &server.app().hub.store().community().name;
+    writeln!(out, "红帆 hongfan {} · {community}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "  数据目录 data folder   {}", settings.data_dir.display())?;
+    writeln!(out, "  首页     home          {url}/")?;
+    writeln!(out, "  自助机   kiosk         {url}/kiosk")?;
+    writeln!(out, "  工作台   board         {url}/board")?;
+    writeln!(out, "  督办     audit         {url}/audit")?;
+    if let Some(first) = &server.first_start {
+        writeln!(
+            out,
+            "\n首次启动：以下账号只显示这一次，请记下。First start: shown only this once."
+        )?;
+        writeln!(
+            out,
+            "  书记账号 supervisor    {} / {}",
+            first.supervisor_login, first.supervisor_password
+        )?;
+        for (kiosk, credential) in &first.kiosks {
+            writeln!(
+                out,
+                "  {} 自助机 kiosk {}: {url}/kiosk#pair={credential}",
+                kiosk.name, kiosk.id
+            )?;
+        }
+    }
+    out.flush()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
 }

@@ -93,11 +93,12 @@ impl IntoResponse for AppError {
             AppError::Auth(AuthError::Store(_)) => "the server cannot answer right now".to_owned(),
             other => other.to_string(),
         };
-        let mut response = (status, Json(ErrorJson { code, message, message_zh: zh })).into_response();
-        if let AppError::Auth(AuthError::Throttled(secs)) = self {
-            if let Ok(value) = secs.to_string().parse() {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        let mut response =
+            (status, Json(ErrorJson { code, message, message_zh: zh })).into_response();
+        if let AppError::Auth(AuthError::Throttled(secs)) = self
+            && let Ok(value) = secs.to_string().parse()
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }
@@ -106,7 +107,9 @@ impl IntoResponse for AppError {
 async fn healthz(State(app): State<App>) -> Response {
     match app.hub.store().last_seq() {
         Ok(seq) => (StatusCode::OK, format!("ok seq={seq}\n")).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response(),
+        Err(e) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response()
+        }
     }
 }
 

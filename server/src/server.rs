@@ -51,7 +51,8 @@ impl Server {
     /// Loads the configuration, opens (or creates) the store and makes the first accounts.
     pub async fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<Server> {
         let community = Arc::new(crate::config::load(settings.config.as_deref())?);
-        let store = Store::open(&settings.data_dir, community, clock.clone(), StoreOptions::default())?;
+        let store =
+            Store::open(&settings.data_dir, community, clock.clone(), StoreOptions::default())?;
         let accounts = Arc::new(Accounts::new(store.clone(), clock));
         let first_start = accounts.first_start().await?;
         let shutdown = CancellationToken::new();
@@ -71,7 +72,11 @@ impl Server {
 
     /// Serves on `listener` until `signal` resolves, then closes every socket with a close
     /// frame, waits for the socket tasks, and makes the store durable and closed.
-    pub async fn run(self, listener: TcpListener, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let Server { app, settings, shutdown, .. } = self;
         let router = http::router(app.clone());
         let permits = Arc::new(Semaphore::new(settings.max_connections));
@@ -93,15 +98,19 @@ impl Server {
                 },
             };
             let Ok(permit) = permits.clone().try_acquire_owned() else {
-                tracing::warn!(max = settings.max_connections, "connection refused: at the connection cap");
+                tracing::warn!(
+                    max = settings.max_connections,
+                    "connection refused: at the connection cap"
+                );
                 drop(stream);
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let service = router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
+            let service =
+                router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
             let connection = http1
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                 .with_upgrades();

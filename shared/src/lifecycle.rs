@@ -527,7 +527,7 @@ mod tests {
         );
         assert_eq!(
             log.refused(&worker_b(), Action::Cancel { reason: "x".into() }).code(),
-            "not_holder"
+            ErrorCode::NotHolder
         );
 
         log.ok(&worker_a(), Action::HandOver { note: "x".into() });
@@ -537,7 +537,7 @@ mod tests {
         );
         assert_eq!(
             log.refused(&worker_b(), Action::Return { note: "y".into() }).code(),
-            "not_holder"
+            ErrorCode::NotHolder
         );
 
         log.ok(&worker_a(), resolve());

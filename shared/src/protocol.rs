@@ -285,7 +285,7 @@ impl ErrorCode {
             BadJson,
             BadMessage,
             UnknownType,
-                    Forbidden,
+            Forbidden,
             OtherCompound,
             UnknownCompound,
             UnknownCategory,

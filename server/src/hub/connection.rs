@@ -5,16 +5,19 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::stream::{SplitSink, StreamExt};
 use futures::SinkExt;
+use futures::stream::{SplitSink, StreamExt};
 use hongfan_shared::protocol::{
     ClientMessage, ErrorBody, ErrorCode, PROTOCOL_VERSION, Position, ServerMessage, SnapshotReason,
     close,
 };
 use hongfan_shared::{Incident, IncidentId, Role, Seq, Ticket};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Hub, Outgoing, encode, error, view_for, wire_error};
+use super::{Hub, Kick, Outgoing, encode, error, view_for, wire_error};
 use crate::auth::Authenticated;
 
 /// Events read from the log per step while a client catches up.
@@ -24,6 +27,8 @@ struct Connection {
     hub: Hub,
     auth: Authenticated,
     sink: SplitSink<WebSocket, Message>,
+    kick: Arc<Kick>,
+    shutdown: CancellationToken,
     /// The last event sent; queued events at or below it were already sent while catching up.
     floor: Seq,
 }
@@ -39,10 +44,11 @@ pub async fn serve(socket: WebSocket, hub: Hub, auth: Authenticated) {
     let (id, rx, kick) = hub.register(&auth);
     let span = tracing::info_span!("conn", conn = id, actor = %auth.identity.id, role = ?auth.identity.role);
     let (sink, stream) = socket.split();
-    let connection = Connection { hub: hub.clone(), auth, sink, floor: 0 };
+    let shutdown = hub.0.shutdown.clone();
+    let connection = Connection { hub: hub.clone(), auth, sink, kick, shutdown, floor: 0 };
     async move {
         tracing::info!("connected");
-        let end = connection.run(id, stream, rx, &kick).await;
+        let end = connection.run(id, stream, rx).await;
         match &end {
             End::PeerGone => tracing::info!("peer went away"),
             End::Close(code, reason) => tracing::info!(code, %reason, "closed by the server"),
@@ -59,10 +65,9 @@ impl Connection {
         id: u64,
         mut stream: futures::stream::SplitStream<WebSocket>,
         mut rx: tokio::sync::mpsc::Receiver<Outgoing>,
-        kick: &super::Kick,
     ) -> End {
         let limits = self.hub.limits().clone();
-        let shutdown = self.hub.0.shutdown.clone();
+        let (shutdown, kick) = (self.shutdown.clone(), self.kick.clone());
         let hello = ServerMessage::Hello {
             protocol: PROTOCOL_VERSION,
             server: format!("hongfan {}", env!("CARGO_PKG_VERSION")),
@@ -70,8 +75,8 @@ impl Connection {
             community: self.hub.store().community().as_ref().clone(),
             epoch: self.hub.store().epoch().to_owned(),
         };
-        if self.send(encode(&hello)).await.is_err() {
-            return End::PeerGone;
+        if let Err(end) = self.send(encode(&hello)).await {
+            return end;
         }
         let mut heartbeat = tokio::time::interval(limits.ping_every);
         heartbeat.tick().await;
@@ -80,10 +85,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break End::Close(1001, "server shutting down".into()),
-                () = kick.token.cancelled() => {
-                    let (code, reason) = kick.reason.get().copied().unwrap_or((1008, "closed"));
-                    break End::Close(code, reason.into());
-                }
+                () = kick.token.cancelled() => break kick_end(&kick),
                 frame = stream.next() => {
                     last_heard = Instant::now();
                     match frame {
@@ -110,16 +112,16 @@ impl Connection {
                         }
                         Outgoing::Text(text) => text,
                     };
-                    if self.send(text).await.is_err() {
-                        break End::PeerGone;
+                    if let Err(end) = self.send(text).await {
+                        break end;
                     }
                 }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > limits.idle_timeout {
                         break End::Close(close::IDLE, "no message or pong for too long".into());
                     }
-                    if self.sink.send(Message::Ping(Default::default())).await.is_err() {
-                        break End::PeerGone;
+                    if let Err(end) = self.send_frame(Message::Ping(Default::default())).await {
+                        break end;
                     }
                 }
             }
@@ -136,12 +138,23 @@ impl Connection {
         end
     }
 
-    async fn send(&mut self, text: Utf8Bytes) -> Result<(), axum::Error> {
-        self.sink.send(Message::Text(text)).await
+    /// Sends one frame, giving up when the connection is kicked or the server stops: a peer
+    /// that does not read must not hold its task (and its queue) forever.
+    async fn send_frame(&mut self, frame: Message) -> Result<(), End> {
+        tokio::select! {
+            biased;
+            () = self.kick.token.cancelled() => Err(kick_end(&self.kick)),
+            () = self.shutdown.cancelled() => Err(End::Close(1001, "server shutting down".into())),
+            sent = self.sink.send(frame) => sent.map_err(|_| End::PeerGone),
+        }
+    }
+
+    async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        self.send_frame(Message::Text(text)).await
     }
 
     async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
-        self.send(encode(message)).await.map_err(|_| End::PeerGone)
+        self.send(encode(message)).await
     }
 
     async fn refuse(&mut self, body: ErrorBody) -> Result<(), End> {
@@ -166,7 +179,9 @@ impl Connection {
         if let Some((request, incident, action)) = message.action() {
             let result = self.hub.store().act(&self.auth.principal, incident, action).await;
             return match result {
-                Ok((event, _)) => self.send_message(&ServerMessage::Done { id: request, event }).await,
+                Ok((event, _)) => {
+                    self.send_message(&ServerMessage::Done { id: request, event }).await
+                }
                 Err(e) => self.refuse(ErrorBody { id: Some(request), ..wire_error(&e) }).await,
             };
         }
@@ -175,7 +190,9 @@ impl Connection {
             ClientMessage::Report { request_id, report } => self.report(request_id, report).await,
             ClientMessage::Duty { on } => {
                 if self.role() != Role::Worker {
-                    return self.refuse(error(ErrorCode::Forbidden, "only a grid worker goes on duty")).await;
+                    return self
+                        .refuse(error(ErrorCode::Forbidden, "only a grid worker goes on duty"))
+                        .await;
                 }
                 tracing::info!(on, "duty");
                 self.hub.set_duty(&self.auth.principal, on, self.auth.identity.compounds.clone());
@@ -193,10 +210,15 @@ impl Connection {
         }
     }
 
-    async fn report(&mut self, request_id: String, report: hongfan_shared::Report) -> Result<(), End> {
+    async fn report(
+        &mut self,
+        request_id: String,
+        report: hongfan_shared::Report,
+    ) -> Result<(), End> {
         let refuse = |body: ErrorBody| ErrorBody { request_id: Some(request_id.clone()), ..body };
         if !self.hub.allow_report(&self.auth.principal.actor.id) {
-            let body = error(ErrorCode::RateLimited, "too many reports from this device; wait a minute");
+            let body =
+                error(ErrorCode::RateLimited, "too many reports from this device; wait a minute");
             return self.refuse(refuse(body)).await;
         }
         match self.hub.store().report(&self.auth.principal, &request_id, report).await {
@@ -251,8 +273,12 @@ impl Connection {
                 let next = store.events_after(p.seq, 1).map_err(unavailable)?;
                 let window = window_ms(self.hub.limits().resume_window);
                 match next.first() {
-                    Some(first) if first.at.0 < store.now().0 - window => Some(SnapshotReason::TooOld),
-                    _ if p.seq > store.last_seq().map_err(unavailable)? => Some(SnapshotReason::EpochChanged),
+                    Some(first) if first.at.0 < store.now().0 - window => {
+                        Some(SnapshotReason::TooOld)
+                    }
+                    _ if p.seq > store.last_seq().map_err(unavailable)? => {
+                        Some(SnapshotReason::EpochChanged)
+                    }
                     _ => None,
                 }
             }
@@ -268,8 +294,13 @@ impl Connection {
             self.floor = snapshot.seq;
             let epoch = store.epoch().to_owned();
             tracing::info!(?reason, seq = snapshot.seq, "snapshot");
-            self.send_message(&ServerMessage::Snapshot { epoch, seq: snapshot.seq, reason, incidents })
-                .await?;
+            self.send_message(&ServerMessage::Snapshot {
+                epoch,
+                seq: snapshot.seq,
+                reason,
+                incidents,
+            })
+            .await?;
         } else {
             let mut last = since.map_or(0, |p| p.seq);
             let mut missed = 0;
@@ -304,7 +335,7 @@ impl Connection {
         }
         if matches!(self.role(), Role::Worker | Role::Supervisor) {
             let roster = super::Hub::roster_message(&self.hub.clients());
-            self.send(roster).await.map_err(|_| End::PeerGone)?;
+            self.send(roster).await?;
         }
         Ok(())
     }
@@ -316,6 +347,11 @@ impl Connection {
             .await
             .map_err(|e| End::Close(1011, format!("store unavailable: {e}").into()))
     }
+}
+
+fn kick_end(kick: &Kick) -> End {
+    let (code, reason) = kick.reason.get().copied().unwrap_or((1008, "closed"));
+    End::Close(code, reason.into())
 }
 
 fn window_ms(window: std::time::Duration) -> i64 {

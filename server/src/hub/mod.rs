@@ -199,7 +199,14 @@ pub fn wire_error(e: &StoreError) -> ErrorBody {
         ErrorCode::Unavailable => "the server cannot store this right now; try again".to_owned(),
         _ => e.to_string(),
     };
-    ErrorBody { id: None, request_id: None, code, message, message_zh: code.message_zh().into(), holder }
+    ErrorBody {
+        id: None,
+        request_id: None,
+        code,
+        message,
+        message_zh: code.message_zh().into(),
+        holder,
+    }
 }
 
 pub fn error(code: ErrorCode, message: impl Into<String>) -> ErrorBody {

@@ -266,10 +266,12 @@ impl Disk {
         Ok(self.aux(tree).get(key).map_err(StoreError::read)?.map(|v| v.to_vec()))
     }
 
-    pub(super) fn scan(&self, tree: Aux) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    /// Every record of one tree, in key order.
+    pub(super) fn scan(&self, tree: Aux) -> Result<Vec<Vec<u8>>, StoreError> {
         self.aux(tree)
             .iter()
-            .map(|entry| entry.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::read))
+            .values()
+            .map(|value| value.map(|v| v.to_vec()).map_err(StoreError::read))
             .collect()
     }
 

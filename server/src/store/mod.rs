@@ -136,8 +136,14 @@ impl Store {
         let (tx, rx) = mpsc::channel();
         // Generous, since a receiver that still lags re-reads the log.
         let (commits, _) = broadcast::channel(1024);
-        let mut committer =
-            Committer::new(disk.clone(), loaded, community.clone(), clock.clone(), commits.clone(), rx);
+        let mut committer = Committer::new(
+            disk.clone(),
+            loaded,
+            community.clone(),
+            clock.clone(),
+            commits.clone(),
+            rx,
+        );
         committer.catch_up()?;
         let published = committer.published.clone();
         let handle = std::thread::Builder::new()
@@ -225,7 +231,8 @@ impl Store {
         self.disk.get(tree, key)
     }
 
-    pub fn scan(&self, tree: Aux) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    /// Every record of one account tree, in key order.
+    pub fn scan(&self, tree: Aux) -> Result<Vec<Vec<u8>>, StoreError> {
         self.disk.scan(tree)
     }
 

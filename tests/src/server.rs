@@ -1,0 +1,390 @@
+//! `TestServer`: the real `hongfan` binary on port 0 with a temporary data folder and known
+//! accounts; `WsClient`: a protocol v1 client with explicit waits.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use futures::{SinkExt, StreamExt};
+use hongfan::ManualClock;
+use hongfan::auth::Accounts;
+use hongfan_shared::protocol::{ClientMessage, ServerMessage};
+use hongfan_shared::{CompoundId, Role};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, http};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::{DEADLINE, T0, community, within};
+
+/// Every test account's password.
+pub const PASSWORD: &str = "test-password-1";
+
+/// The people and devices every test server has.
+pub const USERS: &[(&str, &str, Role, &[&str])] = &[
+    ("boss", "胡书记", Role::Supervisor, &[]),
+    ("wang", "王芳", Role::Worker, &["c1"]),
+    ("li", "李强", Role::Worker, &["c1"]),
+    ("zhao", "赵敏", Role::Worker, &["c2"]),
+    ("head", "周楼长", Role::BuildingHead, &["c1"]),
+];
+
+#[derive(Debug)]
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    /// `kiosk compound → credential`.
+    pub kiosks: Vec<(String, String)>,
+    child: Option<Child>,
+    log: PathBuf,
+    extra_args: Vec<String>,
+}
+
+/// The server binary cargo built beside the test executables (`target/<profile>/`).
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let binary = dir.join("hongfan-under-test");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        binary.display()
+    );
+    binary
+}
+
+impl TestServer {
+    /// Starts a server with the test accounts and one kiosk each for c1 and c2.
+    pub async fn start() -> TestServer {
+        TestServer::start_with(&[]).await
+    }
+
+    pub async fn start_with(extra_args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kiosks = seed_accounts(&dir.path().join("data")).await;
+        let log = dir.path().join("server.log");
+        let mut server = TestServer {
+            dir,
+            url: String::new(),
+            kiosks,
+            child: None,
+            log,
+            extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        server.spawn("127.0.0.1:0");
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self, addr: &str) {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
+        let mut child = Command::new(binary())
+            .args(["--addr", addr, "--data-dir"])
+            .arg(self.data_dir())
+            .args(&self.extra_args)
+            .env("RUST_LOG", "debug,sled=info,hyper=info,tungstenite=info,tokio_tungstenite=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start hongfan");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("read stdout");
+        // Keep reading, so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| {
+            panic!(
+                "server did not start: {first:?}\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            )
+        });
+        self.url = url.to_owned();
+        self.child = Some(child);
+    }
+
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr())
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let status = child.wait().expect("wait");
+            assert!(status.success(), "server exited with {status}\n{}", self.log_text());
+        }
+    }
+
+    /// Kills the server with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same address and data folder.
+    pub fn restart(&mut self) {
+        let addr = self.addr().to_owned();
+        self.spawn(&addr);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Logs in over HTTP and returns the session cookie.
+    pub async fn login(&self, login: &str) -> String {
+        self.login_with(login, PASSWORD).await.expect("login")
+    }
+
+    pub async fn login_with(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<String, reqwest::StatusCode> {
+        let body = serde_json::json!({ "login": login, "password": password });
+        self.post_for_cookie("/api/login", body).await
+    }
+
+    /// Pairs the kiosk of `compound` and returns its session cookie.
+    pub async fn pair_kiosk(&self, compound: &str) -> String {
+        let credential = self.kiosk_credential(compound);
+        self.post_for_cookie("/api/kiosk/pair", serde_json::json!({ "credential": credential }))
+            .await
+            .expect("pair kiosk")
+    }
+
+    pub fn kiosk_credential(&self, compound: &str) -> String {
+        self.kiosks.iter().find(|(c, _)| c == compound).expect("kiosk").1.clone()
+    }
+
+    async fn post_for_cookie(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<String, reqwest::StatusCode> {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("http");
+        if !response.status().is_success() {
+            return Err(response.status());
+        }
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("hongfan_session="))
+            .expect("session cookie");
+        Ok(cookie.split(';').next().unwrap_or_default().to_owned())
+    }
+
+    pub async fn post(&self, path: &str, cookie: &str) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("http")
+            .status()
+    }
+
+    /// Connects a client logged in as `login` (a user) and reads its hello.
+    pub async fn user(&self, login: &str) -> WsClient {
+        let cookie = self.login(login).await;
+        WsClient::connect(&self.ws_url(), Some(&cookie), None).await.expect("connect")
+    }
+
+    pub async fn kiosk(&self, compound: &str) -> WsClient {
+        let cookie = self.pair_kiosk(compound).await;
+        WsClient::connect(&self.ws_url(), Some(&cookie), None).await.expect("connect")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Makes the test accounts directly in the data folder, as `hongfan user add` would.
+async fn seed_accounts(dir: &Path) -> Vec<(String, String)> {
+    let clock = ManualClock::new(T0);
+    let store = crate::open_store(dir, &clock).expect("open store");
+    let accounts = Accounts::new(store.clone(), clock.clone());
+    for (login, name, role, compounds) in USERS {
+        let compounds: Vec<CompoundId> =
+            compounds.iter().map(|c| CompoundId((*c).into())).collect();
+        accounts.add_user(login, name, *role, &compounds, PASSWORD).await.expect("add user");
+    }
+    let mut kiosks = Vec::new();
+    for compound in ["c1", "c2"] {
+        let (_, credential) =
+            accounts.add_kiosk(&CompoundId(compound.into()), "").await.expect("kiosk");
+        kiosks.push((compound.to_owned(), credential));
+    }
+    store.close().await.expect("close");
+    let _ = community();
+    kiosks
+}
+
+/// A protocol v1 client.
+#[derive(Debug)]
+pub struct WsClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub hello: ServerMessage,
+    next_id: u64,
+}
+
+/// How a connection attempt or a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The handshake was refused with this HTTP status.
+    Refused(u16),
+    /// A close frame with this code and reason.
+    Frame(u16, String),
+    /// The connection ended without a close frame.
+    Dropped,
+}
+
+impl WsClient {
+    pub async fn connect(
+        url: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<WsClient, Closed> {
+        let mut request = url.into_client_request().expect("request");
+        if let Some(cookie) = cookie {
+            request.headers_mut().insert("cookie", cookie.parse().expect("cookie header"));
+        }
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().expect("origin header"));
+        }
+        let config = WebSocketConfig::default().max_message_size(Some(64 << 20));
+        let (ws, _) = within(
+            "handshake",
+            tokio_tungstenite::connect_async_with_config(request, Some(config), false),
+        )
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                Closed::Refused(response.status().as_u16())
+            }
+            _ => Closed::Dropped,
+        })?;
+        let mut client =
+            WsClient { ws, hello: ServerMessage::Roster { on_duty: vec![] }, next_id: 1 };
+        client.hello = client.recv().await;
+        assert!(
+            matches!(client.hello, ServerMessage::Hello { .. }),
+            "first message is hello: {:?}",
+            client.hello
+        );
+        Ok(client)
+    }
+
+    /// A fresh correlation id.
+    pub fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub async fn send(&mut self, message: &ClientMessage) {
+        let text = serde_json::to_string(message).expect("encode");
+        self.send_raw(Message::Text(text.into())).await;
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        within("send", self.ws.send(message)).await.expect("send");
+    }
+
+    /// The next text message, decoded.
+    pub async fn recv(&mut self) -> ServerMessage {
+        loop {
+            match within("a message", self.ws.next()).await {
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("bad message {text}: {e}"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until a message matches, returning it; the others are returned too, in order.
+    pub async fn recv_until(
+        &mut self,
+        mut wanted: impl FnMut(&ServerMessage) -> bool,
+    ) -> (ServerMessage, Vec<ServerMessage>) {
+        let mut before = Vec::new();
+        loop {
+            let message = self.recv().await;
+            if wanted(&message) {
+                return (message, before);
+            }
+            before.push(message);
+        }
+    }
+
+    /// Subscribes and returns the snapshot or resume marker and the events before it.
+    pub async fn subscribe(
+        &mut self,
+        since: Option<hongfan_shared::protocol::Position>,
+    ) -> (ServerMessage, Vec<ServerMessage>) {
+        self.send(&ClientMessage::Subscribe { since }).await;
+        self.recv_until(|m| {
+            matches!(m, ServerMessage::Snapshot { .. } | ServerMessage::Resumed { .. })
+        })
+        .await
+    }
+
+    /// Waits for the server to end the connection.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            match tokio::time::timeout(DEADLINE, self.ws.next()).await {
+                Err(_) => panic!("the connection stayed open"),
+                Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                    return Closed::Frame(frame.code.into(), frame.reason.to_string());
+                }
+                Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => {
+                    return Closed::Dropped;
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+pub fn cookie_request(url: &str, cookie: &str) -> http::Request<()> {
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert("cookie", cookie.parse().expect("cookie"));
+    request
+}
