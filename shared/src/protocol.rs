@@ -24,7 +24,7 @@ pub struct Position {
 pub enum ClientMessage {
     /// Start (or resume) the live feed. `since` is absent on a first connection.
     Subscribe {
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<Position>,
     },
     /// 上报. `request_id` is the device's own id for this report: sending it again after a
@@ -365,4 +365,83 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4008;
     /// The client sent no message or pong for too long.
     pub const IDLE: u16 = 4009;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            any::<f64>().prop_map(|n| serde_json::json!(n)),
+            ".{0,12}".prop_map(serde_json::Value::String),
+            // Known types make the decoder go past the type check into the fields.
+            proptest::sample::select(CLIENT_TYPES).prop_map(|t| serde_json::json!(t)),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("type".to_owned()),
+                        Just("id".to_owned()),
+                        Just("incident".to_owned()),
+                        Just("since".to_owned()),
+                        "[a-z_]{1,8}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_decoder_answers_any_json_with_a_message_or_a_coded_error(value in json()) {
+            let text = value.to_string();
+            match ClientMessage::decode(&text) {
+                Ok(message) => {
+                    // What decodes re-encodes to a message that decodes the same.
+                    let again = serde_json::to_string(&message).unwrap();
+                    prop_assert_eq!(ClientMessage::decode(&again).unwrap(), message);
+                }
+                Err(e) => prop_assert!(ErrorCode::all().contains(&e.code())),
+            }
+        }
+
+        #[test]
+        fn the_decoder_answers_any_text(text in ".{0,200}") {
+            if let Err(e) = ClientMessage::decode(&text) {
+                prop_assert!(ErrorCode::all().contains(&e.code()));
+            }
+        }
+    }
+
+    #[test]
+    fn errors_are_told_apart() {
+        assert_eq!(ClientMessage::decode("{").unwrap_err().code(), ErrorCode::BadJson);
+        assert_eq!(ClientMessage::decode("3").unwrap_err().code(), ErrorCode::BadMessage);
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":7}"#).unwrap_err().code(),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"x"}"#).unwrap_err().code(),
+            ErrorCode::UnknownType
+        );
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"duty"}"#).unwrap_err().code(),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"duty","on":false}"#),
+            Ok(ClientMessage::Duty { on: false })
+        );
+    }
 }

@@ -1,0 +1,45 @@
+//! House rules checked on every run: every Rust module starts with a `//!` line saying what it
+//! is for, and no server code prints to stdout or stderr except the banner and the CLI.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_owned()
+}
+
+#[test]
+fn every_module_says_what_it_is_for() {
+    let mut files = Vec::new();
+    for dir in ["shared/src", "server/src", "server/benches", "tests/src", "tests/tests"] {
+        rust_files(&workspace().join(dir), &mut files);
+    }
+    let missing: Vec<_> = files
+        .iter()
+        .filter(|f| !std::fs::read_to_string(f).unwrap_or_default().starts_with("//!"))
+        .collect();
+    assert!(files.len() > 20);
+    assert!(missing.is_empty(), "modules without a //! line: {missing:?}");
+}
+
+#[test]
+fn server_code_logs_through_tracing() {
+    let mut files = Vec::new();
+    rust_files(&workspace().join("server/src"), &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for needle in ["println!", "eprintln!", "dbg!"] {
+            assert!(!text.contains(needle), "{} uses {needle}", file.display());
+        }
+    }
+}
