@@ -42,7 +42,7 @@ pub struct TestServer {
 }
 
 /// The server binary cargo built beside the test executables (`target/<profile>/`).
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     let dir = exe.parent().and_then(Path::parent).expect("target directory");
     let binary = dir.join("hongfan-under-test");
