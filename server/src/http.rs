@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,7 +19,11 @@ use crate::auth::{Accounts, AuthError, Authenticated, Subject};
 use crate::hub::Hub;
 use crate::web;
 
+/// The session cookie of a person (board, audit).
 pub const SESSION_COOKIE: &str = "hongfan_session";
+/// The session cookie of a paired kiosk. Kept apart from a person's, so that a staff PC can keep
+/// a kiosk window paired while someone is logged in beside it.
+pub const KIOSK_COOKIE: &str = "hongfan_kiosk";
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -113,8 +117,8 @@ async fn healthz(State(app): State<App>) -> Response {
     }
 }
 
-fn session_cookie(app: &App, token: String) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, token))
+fn session_cookie(app: &App, name: &'static str, token: String) -> Cookie<'static> {
+    Cookie::build((name, token))
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(app.secure_cookies)
@@ -124,8 +128,25 @@ fn session_cookie(app: &App, token: String) -> Cookie<'static> {
 }
 
 fn authenticated(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
-    let token = jar.get(SESSION_COOKIE).ok_or(AuthError::NoSession)?;
+    authenticated_by(app, jar, SESSION_COOKIE)
+}
+
+fn authenticated_by(app: &App, jar: &CookieJar, cookie: &str) -> Result<Authenticated, AppError> {
+    let token = jar.get(cookie).ok_or(AuthError::NoSession)?;
     Ok(app.accounts.authenticate(token.value())?)
+}
+
+/// Which session a request speaks for: `?as=kiosk` picks the kiosk's.
+#[derive(Debug, Deserialize)]
+struct As {
+    #[serde(default, rename = "as")]
+    who: Option<String>,
+}
+
+impl As {
+    fn cookie(&self) -> &'static str {
+        if self.who.as_deref() == Some("kiosk") { KIOSK_COOKIE } else { SESSION_COOKIE }
+    }
 }
 
 #[derive(Deserialize)]
@@ -144,7 +165,7 @@ async fn login(
     let token = token.inspect_err(|_| tracing::info!(login = %form.login, "login refused"))?;
     let identity = app.accounts.authenticate(&token)?.identity;
     tracing::info!(login = %form.login, "logged in");
-    Ok((jar.add(session_cookie(&app, token)), Json(identity)))
+    Ok((jar.add(session_cookie(&app, SESSION_COOKIE, token)), Json(identity)))
 }
 
 async fn logout(State(app): State<App>, jar: CookieJar) -> Result<CookieJar, AppError> {
@@ -168,11 +189,15 @@ async fn pair(
     let token = app.accounts.pair(&form.credential, &peer.ip().to_string()).await?;
     let identity = app.accounts.authenticate(&token)?.identity;
     tracing::info!(kiosk = %identity.id, "kiosk paired");
-    Ok((jar.add(session_cookie(&app, token)), Json(identity)))
+    Ok((jar.add(session_cookie(&app, KIOSK_COOKIE, token)), Json(identity)))
 }
 
-async fn me(State(app): State<App>, jar: CookieJar) -> Result<Json<Identity>, AppError> {
-    Ok(Json(authenticated(&app, &jar)?.identity))
+async fn me(
+    State(app): State<App>,
+    jar: CookieJar,
+    Query(who): Query<As>,
+) -> Result<Json<Identity>, AppError> {
+    Ok(Json(authenticated_by(&app, &jar, who.cookie())?.identity))
 }
 
 fn supervisor(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
@@ -223,11 +248,12 @@ async fn websocket(
     State(app): State<App>,
     headers: HeaderMap,
     jar: CookieJar,
+    Query(who): Query<As>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
     origin_allowed(&headers, &app.allowed_origins)
         .inspect_err(|e| tracing::warn!(error = %e, "handshake refused"))?;
-    let auth = authenticated(&app, &jar)?;
+    let auth = authenticated_by(&app, &jar, who.cookie())?;
     let limits = app.hub.limits().clone();
     let hub = app.hub.clone();
     let tasks = hub.tasks().clone();

@@ -1,26 +1,99 @@
 //! The pages in `client-web/`, compiled into the binary so that one `cargo run` serves all.
 
 use axum::Router;
+use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::http::App;
 
-/// (path under `client-web/`, content type, contents)
-const FILES: &[(&str, &str, &[u8])] =
-    &[("index.html", "text/html; charset=utf-8", include_bytes!("../../client-web/index.html"))];
+macro_rules! files {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_bytes!(concat!("../../client-web/", $path)) as &[u8])),*]
+    };
+}
 
-fn file(name: &str) -> Response {
-    match FILES.iter().find(|(path, _, _)| *path == name) {
-        Some((_, content_type, body)) => {
-            ([(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "no-cache")], *body)
-                .into_response()
-        }
-        None => (StatusCode::NOT_FOUND, "没有这个页面 / not found").into_response(),
+/// Every file under `client-web/`, by its path there.
+const FILES: &[(&str, &[u8])] = files![
+    "index.html",
+    "login.html",
+    "kiosk.html",
+    "board.html",
+    "css/hongfan.css",
+    "js/board.js",
+    "js/connection.js",
+    "js/format.js",
+    "js/i18n.js",
+    "js/kiosk.js",
+    "js/login.js",
+];
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+fn file(path: &str) -> Response {
+    match FILES.iter().find(|(name, _)| *name == path) {
+        Some((name, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type(name)),
+                // Pages change with the binary; a kiosk must never run yesterday's script.
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "没有这个页面 / not found",
+        )
+            .into_response(),
     }
 }
 
 pub fn routes() -> Router<App> {
-    Router::new().route("/", get(|| async { file("index.html") }))
+    Router::new()
+        .route("/", get(|| async { file("index.html") }))
+        .route("/login", get(|| async { file("login.html") }))
+        .route("/kiosk", get(|| async { file("kiosk.html") }))
+        .route("/board", get(|| async { file("board.html") }))
+        .route(
+            "/css/{name}",
+            get(|Path(name): Path<String>| async move { file(&format!("css/{name}")) }),
+        )
+        .route(
+            "/js/{name}",
+            get(|Path(name): Path<String>| async move { file(&format!("js/{name}")) }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FILES;
+
+    #[test]
+    fn every_file_in_client_web_is_served() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../client-web");
+        let mut on_disk = Vec::new();
+        for dir in ["", "css", "js"] {
+            for entry in std::fs::read_dir(root.join(dir)).expect("client-web").flatten() {
+                if entry.path().is_file() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    on_disk.push(if dir.is_empty() { name } else { format!("{dir}/{name}") });
+                }
+            }
+        }
+        on_disk.sort();
+        let mut served: Vec<String> = FILES.iter().map(|(p, _)| (*p).to_owned()).collect();
+        served.sort();
+        assert_eq!(served, on_disk);
+    }
 }

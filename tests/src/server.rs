@@ -197,7 +197,7 @@ impl TestServer {
             .get_all("set-cookie")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("hongfan_session="))
+            .find(|v| v.starts_with("hongfan_session=") || v.starts_with("hongfan_kiosk="))
             .expect("session cookie");
         Ok(cookie.split(';').next().unwrap_or_default().to_owned())
     }
@@ -220,7 +220,12 @@ impl TestServer {
 
     pub async fn kiosk(&self, compound: &str) -> WsClient {
         let cookie = self.pair_kiosk(compound).await;
-        WsClient::connect(&self.ws_url(), Some(&cookie), None).await.expect("connect")
+        WsClient::connect(&self.kiosk_ws_url(), Some(&cookie), None).await.expect("connect")
+    }
+
+    /// Kiosks speak with their own cookie, `hongfan_kiosk`.
+    pub fn kiosk_ws_url(&self) -> String {
+        format!("{}?as=kiosk", self.ws_url())
     }
 }
 

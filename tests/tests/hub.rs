@@ -387,7 +387,8 @@ async fn handshakes_without_valid_credentials_or_from_a_foreign_origin_are_refus
 
     // Revoking a kiosk closes its socket and refuses it from then on.
     let kiosk_cookie = server.pair_kiosk("c1").await;
-    let mut kiosk = WsClient::connect(&url, Some(&kiosk_cookie), None).await.unwrap();
+    let mut kiosk =
+        WsClient::connect(&server.kiosk_ws_url(), Some(&kiosk_cookie), None).await.unwrap();
     let boss = server.login("boss").await;
     assert_eq!(server.post("/api/kiosks/kiosk-1/revoke", &boss).await.as_u16(), 204);
     assert!(matches!(kiosk.closed().await, Closed::Frame(4001, _)));

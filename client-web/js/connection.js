@@ -1,0 +1,95 @@
+import { t } from "./i18n.js";
+
+// One WebSocket to the server that comes back by itself: backoff with jitter after a drop, and
+// a resume from the last sequence number seen, so a page never needs a reload.
+
+export class Connection {
+  /**
+   * @param {object} options
+   * @param {string} [options.as] "kiosk" to speak with the kiosk's session
+   * @param {(msg: object) => void} options.onMessage every message after hello
+   * @param {(hello: object) => void} options.onHello
+   * @param {(state: "connecting"|"online"|"offline") => void} options.onState
+   * @param {() => void} [options.onUnauthorized] the session is gone: log in or pair again
+   */
+  constructor(options) {
+    this.options = options;
+    this.position = null; // {epoch, seq} of the last event handled
+    this.ws = null;
+    this.attempt = 0;
+    this.online = false;
+  }
+
+  url() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const as = this.options.as ? `?as=${this.options.as}` : "";
+    return `${scheme}//${location.host}/ws${as}`;
+  }
+
+  start() { this.connect(); }
+
+  connect() {
+    this.options.onState("connecting");
+    const ws = new WebSocket(this.url());
+    this.ws = ws;
+    let opened = false;
+    ws.onopen = () => { opened = true; };
+    ws.onmessage = (e) => {
+      let msg;
+      try { msg = JSON.parse(e.data); } catch { return; }
+      if (msg.type === "hello") {
+        this.attempt = 0;
+        if (this.position && this.position.epoch !== msg.epoch) this.position = null;
+        this.online = true;
+        this.options.onState("online");
+        this.options.onHello(msg);
+        this.send({ type: "subscribe", ...(this.position ? { since: this.position } : {}) });
+        return;
+      }
+      if (msg.type === "snapshot" || msg.type === "resumed") this.position = { epoch: msg.epoch, seq: msg.seq };
+      if (msg.type === "event" && this.position) this.position = { ...this.position, seq: msg.event.seq };
+      this.options.onMessage(msg);
+    };
+    ws.onclose = (e) => {
+      this.online = false;
+      this.options.onState("offline");
+      if (e.code === 4001) { this.options.onUnauthorized?.(); return; }
+      if (!opened) this.checkSession();
+      this.retry();
+    };
+  }
+
+  async checkSession() {
+    try {
+      const as = this.options.as ? `?as=${this.options.as}` : "";
+      const r = await fetch(`/api/me${as}`);
+      if (r.status === 401) this.options.onUnauthorized?.();
+    } catch { /* the server is away; retry() will try again */ }
+  }
+
+  retry() {
+    const base = Math.min(15000, 1000 * 2 ** this.attempt);
+    this.attempt = Math.min(this.attempt + 1, 4);
+    setTimeout(() => this.connect(), base / 2 + Math.random() * base / 2);
+  }
+
+  /** Sends if connected; returns whether it was sent. */
+  send(message) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+}
+
+/** Shows the link state in the header's indicator (again after a language change). */
+export function showLink(state) {
+  const link = document.getElementById("link");
+  if (!link) return;
+  if (state) link.dataset.state = state;
+  link.textContent = t(link.dataset.state);
+}
+
+export async function me(as) {
+  const r = await fetch(as ? `/api/me?as=${as}` : "/api/me");
+  return r.ok ? r.json() : null;
+}

@@ -1,0 +1,49 @@
+// Times in Asia/Shanghai whatever the device's zone; durations as a clock.
+
+const timeFmt = new Intl.DateTimeFormat("zh-CN", {
+  timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
+});
+
+export function formatTime(ms) { return timeFmt.format(new Date(ms)); }
+
+/** 75 s → "1:15", 3 h 5 m → "3:05:00", days → "2天 3:05:00". */
+export function formatSpan(ms) {
+  const neg = ms < 0;
+  let s = Math.floor(Math.abs(ms) / 1000);
+  const d = Math.floor(s / 86400); s %= 86400;
+  const h = Math.floor(s / 3600); s %= 3600;
+  const m = Math.floor(s / 60); s %= 60;
+  const pad = (n) => String(n).padStart(2, "0");
+  const clock = h > 0 || d > 0 ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+  return (neg ? "-" : "") + (d > 0 ? `${d}天 ${clock}` : clock);
+}
+
+/** Never more than the first three and last four digits of a phone number. */
+export function maskPhone(phone) {
+  if (!phone) return "";
+  const digits = phone.replace(/\D/g, "");
+  return digits.length < 8 ? "****" : `${digits.slice(0, 3)}****${digits.slice(-4)}`;
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) node.append(c);
+  return node;
+}
+
+let toastTimer;
+export function toast(text) {
+  const box = document.getElementById("toast");
+  if (!box) return;
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { box.hidden = true; }, 6000);
+}

@@ -1,0 +1,74 @@
+// Chinese first, English on request; the choice is remembered per device.
+
+const STRINGS = {
+  zh: {
+    app: "红帆", home: "首页", kiosk: "自助上报", board: "网格工作台", audit: "督办统计", login: "登录",
+    logout: "退出", language: "English", online: "在线", offline: "离线", connecting: "连接中…",
+    choose: "请选择要反映的事项", lookup: "查询办理进度", back: "返回", submit: "提交",
+    building: "楼号", unit: "单元", room: "门牌号", description: "请简单说明情况",
+    phone: "联系电话（可不填）", urgency: "是否紧急", normal: "一般", urgent: "紧急",
+    your_ticket: "您的受理号", keep_ticket: "请记下这个号码，可随时查询进度", done: "完成",
+    saved_offline: "网络暂时断开，您的上报已保存，恢复后会自动提交，请稍候。",
+    sending: "正在提交…", ticket_prompt: "请输入受理号", find: "查询", not_found: "没有找到这个受理号",
+    status_reported: "已上报，等待网格员接单", status_claimed: "已接单", status_handed_over: "已代办，正在街道办理",
+    status_resolved: "已办结", status_cancelled: "已撤销", by: "接单人", need_description: "请填写情况说明",
+    pair_title: "自助机配对", pair_help: "请工作人员输入本驿站自助机配对码", credential: "配对码", pair: "配对",
+    on_duty: "在岗", off_duty: "离岗", duty: "值班状态", no_open: "目前没有待办事项",
+    claim: "接单", note: "备注", hand_over: "代办", return: "收回", resolve: "办结", reopen: "重新打开",
+    cancel: "撤销", confirm: "确定", close: "取消", waited: "已等待", to_resolve: "距办结时限",
+    show_phone: "显示电话", reported_at: "上报时间", holder: "负责人", escalated: "无人在岗，已上报书记",
+    note_prompt: "备注内容", hand_over_prompt: "代办说明（交街道办理的事项）", return_prompt: "收回说明",
+    resolve_prompt: "办结结果", reopen_prompt: "重新打开的原因", cancel_prompt: "撤销原因（重复或误报）",
+    new_report: "新上报", login_title: "工作人员登录", username: "账号", password: "密码",
+    wrong: "账号或密码不对", open_count: "待办", late: "已超时", near: "即将超时",
+    kiosk_desc: "居民在红帆驿站上报问题", board_desc: "网格员实时接单办理", audit_desc: "书记、主任查看响应时效",
+    tagline: "第一时间了解、第一时间帮助解决",
+  },
+  en: {
+    app: "Hongfan", home: "Home", kiosk: "Report", board: "Live board", audit: "Audit", login: "Log in",
+    logout: "Log out", language: "中文", online: "Online", offline: "Offline", connecting: "Connecting…",
+    choose: "What would you like to report?", lookup: "Check a ticket", back: "Back", submit: "Submit",
+    building: "Building", unit: "Unit", room: "Room", description: "What is the problem?",
+    phone: "Phone (optional)", urgency: "Urgent?", normal: "Normal", urgent: "Urgent",
+    your_ticket: "Your ticket number", keep_ticket: "Keep this number to check progress any time", done: "Done",
+    saved_offline: "The network is down. Your report is saved and will be sent as soon as it is back.",
+    sending: "Sending…", ticket_prompt: "Enter your ticket number", find: "Check", not_found: "No such ticket",
+    status_reported: "Reported, waiting for a worker", status_claimed: "Claimed", status_handed_over: "With the street office",
+    status_resolved: "Resolved", status_cancelled: "Cancelled", by: "Taken by", need_description: "Please describe the problem",
+    pair_title: "Pair this kiosk", pair_help: "Staff: enter this station's kiosk credential", credential: "Credential", pair: "Pair",
+    on_duty: "On duty", off_duty: "Off duty", duty: "Duty", no_open: "Nothing open right now",
+    claim: "Claim", note: "Note", hand_over: "Hand over", return: "Take back", resolve: "Resolve", reopen: "Reopen",
+    cancel: "Cancel report", confirm: "OK", close: "Close", waited: "Waiting", to_resolve: "Due in",
+    show_phone: "Show phone", reported_at: "Reported", holder: "Holder", escalated: "Nobody on duty: escalated",
+    note_prompt: "Note", hand_over_prompt: "What goes to the street office", return_prompt: "Back from the street office",
+    resolve_prompt: "Outcome", reopen_prompt: "Why reopen", cancel_prompt: "Why cancel (duplicate, mistake)",
+    new_report: "New report", login_title: "Staff log in", username: "Login", password: "Password",
+    wrong: "Wrong login or password", open_count: "Open", late: "Overdue", near: "Due soon",
+    kiosk_desc: "Residents report at the station", board_desc: "Grid workers claim and resolve", audit_desc: "Supervisors check response times",
+    tagline: "Learn of it right away, help right away",
+  },
+};
+
+let current = localStorage.getItem("hongfan.lang") === "en" ? "en" : "zh";
+
+export function lang() { return current; }
+
+export function t(key) { return STRINGS[current][key] ?? STRINGS.zh[key] ?? key; }
+
+/** Fills every element with a `data-i18n` key (and `data-i18n-placeholder`). */
+export function applyI18n(root = document) {
+  document.documentElement.lang = current === "zh" ? "zh-CN" : "en";
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
+  for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+}
+
+export function toggleLang(onChange) {
+  current = current === "zh" ? "en" : "zh";
+  localStorage.setItem("hongfan.lang", current);
+  applyI18n();
+  onChange?.();
+}
+
+/** A category's or error's text in the current language. */
+export function name(zh, en) { return current === "zh" ? zh : (en || zh); }

@@ -1,0 +1,226 @@
+//! The kiosk and the live board in headless Chromium against the real server binary.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::Client;
+use hongfan_tests::browser::{
+    Driver, accessibility_problems, click, fill, screenshots, text_of, wait_js, wait_js_within,
+};
+use hongfan_tests::server::{PASSWORD, TestServer};
+use tokio::sync::Semaphore;
+
+/// Two browsers at a time on two cores: the tests in this file take turns.
+static TURN: Semaphore = Semaphore::const_new(1);
+
+async fn log_in(client: &Client, server: &TestServer, login: &str) {
+    client.goto(&format!("{}/login?next=/board", server.url)).await.unwrap();
+    fill(client, "#login", login).await;
+    fill(client, "#password", PASSWORD).await;
+    click(client, "#submit").await;
+    wait_js(
+        client,
+        "the board to connect",
+        "return document.getElementById('link')?.dataset.state === 'online'",
+    )
+    .await;
+}
+
+async fn go_on_duty(client: &Client) {
+    click(client, "#duty").await;
+    wait_js(client, "duty on", "return document.getElementById('duty').getAttribute('aria-pressed') === 'true' && document.getElementById('roster').textContent.length > 0").await;
+}
+
+async fn pair_kiosk(client: &Client, server: &TestServer, compound: &str) {
+    let credential = server.kiosk_credential(compound);
+    client.goto(&format!("{}/kiosk#pair={credential}", server.url)).await.unwrap();
+    wait_js(
+        client,
+        "the kiosk to show categories",
+        "return document.querySelectorAll('.categories button').length === 9",
+    )
+    .await;
+}
+
+/// Fills in and submits a repair report on the kiosk.
+async fn kiosk_report(client: &Client, text: &str) {
+    click(client, ".categories button:nth-child(6)").await; // 设施报修
+    fill(client, "#f-building", "3号楼").await;
+    fill(client, "#f-unit", "2单元").await;
+    fill(client, "#f-room", "301").await;
+    fill(client, "#f-description", text).await;
+    fill(client, "#f-phone", "13800001234").await;
+    click(client, "#submit").await;
+}
+
+fn card(ticket: &str) -> String {
+    format!(".card[data-ticket='{ticket}']")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_report_is_claimed_and_resolved_across_live_boards() {
+    let _turn = TURN.acquire().await.unwrap();
+    let server = TestServer::start().await;
+    let driver = Driver::start();
+    let (one, two) = (driver.session().await, driver.session().await);
+
+    // Browser one: the kiosk window and 王芳's board; browser two: 李强's board.
+    pair_kiosk(&one, &server, "c1").await;
+    let kiosk = one.window().await.unwrap();
+    let wang = one.new_window(false).await.unwrap().handle;
+    one.switch_to_window(wang.clone()).await.unwrap();
+    log_in(&one, &server, "wang").await;
+    go_on_duty(&one).await;
+    log_in(&two, &server, "li").await;
+    go_on_duty(&two).await;
+    screenshots(&one, "board-empty").await;
+
+    one.switch_to_window(kiosk.clone()).await.unwrap();
+    screenshots(&one, "kiosk-home").await;
+    assert!(
+        accessibility_problems(&one).await.is_empty(),
+        "{:?}",
+        accessibility_problems(&one).await
+    );
+    click(&one, ".categories button:nth-child(6)").await;
+    screenshots(&one, "kiosk-form").await;
+    assert_eq!(accessibility_problems(&one).await, Vec::<String>::new(), "kiosk form");
+    click(&one, "#back").await;
+    kiosk_report(&one, "楼道灯坏了，晚上看不见").await;
+    let sent = Instant::now();
+    let ticket = text_of(&one, "#ticket").await;
+    assert_eq!(ticket, "0001");
+    assert_eq!(text_of(&one, "#status").await, "已上报，等待网格员接单");
+    let shown = one.source().await.unwrap();
+    assert!(!shown.contains("13800001234"), "the kiosk never shows the phone in full");
+
+    // Both boards show it within a second, with a timer that runs.
+    let present = format!("return !!document.querySelector(\"{}\")", card(&ticket));
+    wait_js_within(&two, "the report on 李强's board", &present, Duration::from_secs(1)).await;
+    one.switch_to_window(wang.clone()).await.unwrap();
+    wait_js_within(&one, "the report on 王芳's board", &present, Duration::from_secs(1)).await;
+    let latency = sent.elapsed();
+    eprintln!("kiosk acknowledgement to both boards: {latency:?}");
+    let timer = format!("return document.querySelector(\"{} .timer\").textContent", card(&ticket));
+    let first = wait_js(&one, "a timer", &timer).await;
+    let running = format!(
+        "return document.querySelector(\"{} .timer\").textContent !== {first}",
+        card(&ticket)
+    );
+    wait_js(&one, "the timer to move on", &running).await;
+    screenshots(&one, "board-new-report").await;
+    assert_eq!(accessibility_problems(&one).await, Vec::<String>::new(), "board");
+
+    // 王芳 claims; 李强's board shows who at once and offers no claim.
+    click(&one, &format!("{} button[data-action=claim]", card(&ticket))).await;
+    let claimed_by_wang = format!(
+        "const c = document.querySelector(\"{}\"); return c && c.dataset.status === 'claimed' && c.textContent.includes('王芳') && !c.querySelector('button[data-action=claim]')",
+        card(&ticket)
+    );
+    wait_js(&two, "李强 to see 王芳's claim", &claimed_by_wang).await;
+    screenshots(&two, "board-claimed-by-other").await;
+
+    // 王芳 resolves; the kiosk showing that ticket reads 已办结.
+    click(&one, &format!("{} button[data-action=resolve]", card(&ticket))).await;
+    fill(&one, "#ask-text", "已更换灯泡").await;
+    click(&one, "#ask-ok").await;
+    wait_js(
+        &one,
+        "the card to leave the board",
+        &format!("return !document.querySelector(\"{}\")", card(&ticket)),
+    )
+    .await;
+    wait_js(
+        &two,
+        "the card to leave 李强's board",
+        &format!("return !document.querySelector(\"{}\")", card(&ticket)),
+    )
+    .await;
+    one.switch_to_window(kiosk).await.unwrap();
+    wait_js(
+        &one,
+        "the kiosk to read 已办结",
+        "return document.getElementById('status').textContent === '已办结 · 接单人 王芳'",
+    )
+    .await;
+    screenshots(&one, "kiosk-ticket-resolved").await;
+    assert_eq!(accessibility_problems(&one).await, Vec::<String>::new(), "kiosk ticket");
+
+    for page in ["/", "/login"] {
+        two.goto(&format!("{}{page}", server.url)).await.unwrap();
+        assert_eq!(accessibility_problems(&two).await, Vec::<String>::new(), "{page}");
+    }
+    two.goto(&format!("{}/", server.url)).await.unwrap();
+    screenshots(&two, "landing").await;
+    one.close().await.unwrap();
+    two.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boards_and_kiosks_ride_out_a_server_restart_and_lose_nothing() {
+    let _turn = TURN.acquire().await.unwrap();
+    let mut server = TestServer::start().await;
+    let driver = Driver::start();
+    let (kiosk, board) = (driver.session().await, driver.session().await);
+    pair_kiosk(&kiosk, &server, "c1").await;
+    log_in(&board, &server, "wang").await;
+
+    server.stop();
+    wait_js(
+        &board,
+        "the board to show it is offline",
+        "return document.getElementById('link').dataset.state !== 'online'",
+    )
+    .await;
+    screenshots(&board, "board-offline").await;
+
+    // A resident reports while the server is down: it is kept and sent when the link is back.
+    kiosk_report(&kiosk, "停电了，电梯里有人").await;
+    wait_js(
+        &kiosk,
+        "the kiosk to say it kept the report",
+        "return document.querySelector('.notice') !== null",
+    )
+    .await;
+    screenshots(&kiosk, "kiosk-offline-saved").await;
+    // It is in the kiosk's storage, where a reload or a power cycle of the kiosk keeps it.
+    let kept = kiosk
+        .execute(
+            "return JSON.parse(localStorage.getItem('hongfan.kiosk.pending') || '[]').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, serde_json::json!(1));
+
+    server.restart();
+    wait_js(
+        &board,
+        "the board to reconnect by itself",
+        "return document.getElementById('link').dataset.state === 'online'",
+    )
+    .await;
+    wait_js(
+        &kiosk,
+        "the kiosk to send what it kept",
+        "return JSON.parse(localStorage.getItem('hongfan.kiosk.pending') || '[]').length === 0",
+    )
+    .await;
+    wait_js(
+        &board,
+        "the board to show what happened meanwhile",
+        &format!("return !!document.querySelector(\"{}\")", card("0001")),
+    )
+    .await;
+    screenshots(&board, "board-after-restart").await;
+
+    // Stored once: one incident, and a lookup of the ticket finds it.
+    let mut boss = server.user("boss").await;
+    let (snapshot, _) = boss.subscribe(None).await;
+    let hongfan_shared::protocol::ServerMessage::Snapshot { incidents, .. } = snapshot else {
+        panic!("{snapshot:?}")
+    };
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].report.description, "停电了，电梯里有人");
+    kiosk.close().await.unwrap();
+    board.close().await.unwrap();
+}
