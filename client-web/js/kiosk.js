@@ -80,6 +80,7 @@ function render() {
   applyI18n();
   if (!hello) return;
   screen.replaceChildren();
+  window.scrollTo(0, 0);
   if (showing) return renderTicket();
   if (draft?.lookup) return renderLookup();
   if (draft) return renderForm();
