@@ -92,6 +92,10 @@ pub enum Change {
     Cancelled {
         reason: String,
     },
+    /// The resident's satisfaction, recorded once after resolution.
+    Rated {
+        rating: crate::audit::Rating,
+    },
     /// Nobody of the incident's compound was on duty when it was reported: it was shown to the
     /// supervisors and the other compounds' on-duty workers instead.
     Escalated,
@@ -115,6 +119,7 @@ impl Change {
             Change::Resolved { .. } => "resolved",
             Change::Reopened { .. } => "reopened",
             Change::Cancelled { .. } => "cancelled",
+            Change::Rated { .. } => "rated",
             Change::Escalated => "escalated",
             Change::Breached { .. } => "breached",
         }

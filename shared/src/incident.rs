@@ -95,6 +95,9 @@ pub struct Incident {
     pub resolution_breached: bool,
     /// Reported while nobody of its compound was on duty.
     pub escalated: bool,
+    /// The resident's satisfaction, once resolved.
+    #[serde(default)]
+    pub rating: Option<crate::audit::Rating>,
     pub notes: Vec<Note>,
     /// Every event of this incident, oldest first: its timeline, without scanning the log.
     pub events: Vec<Seq>,
@@ -138,6 +141,7 @@ impl Incident {
             response_breached: false,
             resolution_breached: false,
             escalated: false,
+            rating: None,
             notes: Vec::new(),
             events: vec![event.seq],
         })
@@ -185,6 +189,11 @@ impl Incident {
             Change::Cancelled { reason } if self.status.is_open() => {
                 self.status = Status::Cancelled;
                 self.cancel_reason = Some(reason.clone());
+            }
+            Change::Rated { rating }
+                if self.status == Status::Resolved && self.rating.is_none() =>
+            {
+                self.rating = Some(*rating);
             }
             Change::Escalated if !self.escalated && self.status.is_open() => {
                 self.escalated = true;

@@ -4,6 +4,7 @@
 //! This crate is plain data and pure functions: it knows nothing of tokio, axum or sled, so the
 //! server, the tests and the load generator agree on one definition of every record and message.
 
+pub mod audit;
 pub mod community;
 pub mod event;
 pub mod incident;
@@ -11,6 +12,7 @@ pub mod lifecycle;
 pub mod protocol;
 pub mod time;
 
+pub use audit::Rating;
 pub use community::{
     Category, CategoryId, Community, Compound, CompoundId, Target, Targets, Urgency,
 };

@@ -50,12 +50,28 @@ impl Principal {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     Claim,
-    Note { text: String },
-    HandOver { note: String },
-    Return { note: String },
-    Resolve { outcome: String },
-    Reopen { reason: String },
-    Cancel { reason: String },
+    Note {
+        text: String,
+    },
+    HandOver {
+        note: String,
+    },
+    Return {
+        note: String,
+    },
+    Resolve {
+        outcome: String,
+    },
+    Reopen {
+        reason: String,
+    },
+    Cancel {
+        reason: String,
+    },
+    /// The resident's satisfaction: from the kiosk that reported it, or a building head.
+    Rate {
+        rating: crate::audit::Rating,
+    },
 }
 
 /// Why a request was refused. Each has a stable `code` for the wire.
@@ -89,6 +105,8 @@ pub enum LifecycleError {
     Empty { field: &'static str },
     #[error("{field} is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
+    #[error("already rated")]
+    AlreadyRated,
     #[error("a phone number has 5 to 20 digits, and may have spaces, dashes or a leading +")]
     BadPhone,
 }
@@ -111,6 +129,7 @@ impl LifecycleError {
             LifecycleError::Cancelled => ErrorCode::Cancelled,
             LifecycleError::Empty { .. } => ErrorCode::EmptyField,
             LifecycleError::TooLong { .. } => ErrorCode::TooLong,
+            LifecycleError::AlreadyRated => ErrorCode::AlreadyRated,
             LifecycleError::BadPhone => ErrorCode::BadPhone,
         }
     }
@@ -187,6 +206,9 @@ pub fn decide(
     resolve_target: crate::Millis,
 ) -> Result<Change, LifecycleError> {
     let role = who.actor.role;
+    if let Action::Rate { rating } = action {
+        return rate(incident, who, *rating);
+    }
     if !matches!(role, Role::Worker | Role::Supervisor) {
         return Err(LifecycleError::RoleNotAllowed { role, what: action_name(action) });
     }
@@ -256,6 +278,30 @@ pub fn decide(
             holder_only()?;
             Ok(Change::Cancelled { reason: reason.clone() })
         }
+        Action::Rate { .. } => Err(LifecycleError::RoleNotAllowed { role, what: "rate" }),
+    }
+}
+
+/// The resident's rating, once, after resolution: from the kiosk that took the report or a
+/// building head of its compound, who ask the resident.
+fn rate(
+    incident: &Incident,
+    who: &Principal,
+    rating: crate::audit::Rating,
+) -> Result<Change, LifecycleError> {
+    let allowed = match who.actor.role {
+        Role::Kiosk => incident.reported_by.id == who.actor.id,
+        Role::BuildingHead => who.may_act_in(&incident.report.compound),
+        role => return Err(LifecycleError::RoleNotAllowed { role, what: "rate" }),
+    };
+    if !allowed {
+        return Err(LifecycleError::OtherCompound(incident.report.compound.clone()));
+    }
+    match (incident.status, incident.rating) {
+        (Status::Cancelled, _) => Err(LifecycleError::Cancelled),
+        (Status::Resolved, None) => Ok(Change::Rated { rating }),
+        (Status::Resolved, Some(_)) => Err(LifecycleError::AlreadyRated),
+        _ => Err(LifecycleError::NotResolved),
     }
 }
 
@@ -268,6 +314,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::Resolve { .. } => "resolve",
         Action::Reopen { .. } => "reopen",
         Action::Cancel { .. } => "cancel",
+        Action::Rate { .. } => "rate",
     }
 }
 

@@ -67,6 +67,12 @@ pub enum ClientMessage {
         incident: IncidentId,
         reason: String,
     },
+    /// 满意度: the resident's rating of a resolved incident, once (kiosk or building head).
+    Rate {
+        id: u64,
+        incident: IncidentId,
+        rating: crate::audit::Rating,
+    },
     /// Go on or off duty for all of this worker's compounds.
     Duty {
         on: bool,
@@ -131,6 +137,9 @@ impl ClientMessage {
             }
             ClientMessage::Cancel { id, incident, reason } => {
                 (*id, *incident, Action::Cancel { reason: reason.clone() })
+            }
+            ClientMessage::Rate { id, incident, rating } => {
+                (*id, *incident, Action::Rate { rating: *rating })
             }
             _ => return None,
         })
@@ -269,6 +278,7 @@ pub enum ErrorCode {
     AlreadyResolved,
     NotResolved,
     Cancelled,
+    AlreadyRated,
     EmptyField,
     TooLong,
     BadPhone,
@@ -328,6 +338,7 @@ impl ErrorCode {
             AlreadyResolved => "该事项已办结",
             NotResolved => "该事项尚未办结，不能重新打开",
             Cancelled => "该事项已撤销",
+            AlreadyRated => "已经评价过了，谢谢您",
             EmptyField => "请填写必填内容",
             TooLong => "内容太长了，请简短一些",
             BadPhone => "电话号码格式不对",

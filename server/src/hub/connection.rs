@@ -206,7 +206,8 @@ impl Connection {
             | ClientMessage::Return { .. }
             | ClientMessage::Resolve { .. }
             | ClientMessage::Reopen { .. }
-            | ClientMessage::Cancel { .. } => Ok(()),
+            | ClientMessage::Cancel { .. }
+            | ClientMessage::Rate { .. } => Ok(()),
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use hongfan_shared::audit::AuditRow;
 use hongfan_shared::lifecycle::{check_report, decide};
 use hongfan_shared::{
     Action, Actor, Change, Community, Event, Incident, IncidentId, Principal, Report, Seq, Ticket,
@@ -117,8 +118,11 @@ impl Committer {
         for incident in loaded.open.values() {
             deadlines.update(incident);
         }
-        let published =
-            Arc::new(RwLock::new(Published { seq: loaded.last_seq, open: loaded.open }));
+        let published = Arc::new(RwLock::new(Published {
+            seq: loaded.last_seq,
+            open: loaded.open,
+            rows: loaded.rows,
+        }));
         Committer {
             disk,
             community,
@@ -354,6 +358,11 @@ impl Committer {
             }
             let mut published = self.published.write().map_err(|_| StoreError::Poisoned)?;
             for incident in touched.values() {
+                let row = AuditRow::from(incident);
+                match usize::try_from(incident.id.0 - 1) {
+                    Ok(index) if index < published.rows.len() => published.rows[index] = row,
+                    _ => published.rows.push(row),
+                }
                 if incident.status.is_open() {
                     published.open.insert(incident.id, incident.clone());
                 } else {

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use hongfan_shared::audit::AuditRow;
 use hongfan_shared::{Event, Incident, IncidentId, Seq};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionResult, TransactionError};
@@ -39,6 +40,8 @@ pub(super) struct Loaded {
     pub next_id: u64,
     pub open: BTreeMap<IncidentId, Incident>,
     pub requests: HashMap<(String, String), IncidentId>,
+    /// Every incident's audit facts, by id (index = id - 1).
+    pub rows: Vec<AuditRow>,
 }
 
 fn key(n: u64) -> [u8; 8] {
@@ -140,8 +143,13 @@ impl Disk {
             }
         };
         let last_seq = last_event.as_ref().map_or(0, |e| e.seq);
-        let mut loaded =
-            Loaded { last_seq, next_id: 1, open: BTreeMap::new(), requests: HashMap::new() };
+        let mut loaded = Loaded {
+            last_seq,
+            next_id: 1,
+            open: BTreeMap::new(),
+            requests: HashMap::new(),
+            rows: Vec::new(),
+        };
         for entry in self.incidents.iter() {
             let (k, v) = entry.map_err(|e| corrupt(e.to_string()))?;
             let incident: Incident = serde_json::from_slice(&v)
@@ -161,7 +169,14 @@ impl Disk {
                     )));
                 }
             }
+            if incident.id.0 != loaded.next_id {
+                return Err(corrupt(format!(
+                    "incident {} is missing (the next stored is {})",
+                    loaded.next_id, incident.id.0
+                )));
+            }
             loaded.next_id = incident.id.0 + 1;
+            loaded.rows.push(AuditRow::from(&incident));
             let request = (incident.reported_by.id.clone(), incident.request_id.clone());
             loaded.requests.insert(request, incident.id);
             if incident.status.is_open() {
@@ -182,6 +197,13 @@ impl Disk {
 
     pub(super) fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
         let Some(bytes) = self.incidents.get(key(id.0)).map_err(StoreError::read)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(StoreError::read)
+    }
+
+    pub(super) fn event(&self, seq: Seq) -> Result<Option<Event>, StoreError> {
+        let Some(bytes) = self.events.get(key(seq)).map_err(StoreError::read)? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes).map(Some).map_err(StoreError::read)

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
+use hongfan_shared::audit::{AuditQuery, AuditRow, Summary};
 use hongfan_shared::{
     Action, Community, Event, Incident, IncidentId, LifecycleError, Principal, Report, Seq,
 };
@@ -75,6 +76,9 @@ pub(crate) struct Published {
     /// The last durable event.
     seq: Seq,
     open: BTreeMap<IncidentId, Incident>,
+    /// Every incident's audit facts, by id (index = id - 1): small enough to keep for years of
+    /// reports, so the audit never scans the log.
+    rows: Vec<AuditRow>,
 }
 
 /// One durable group of events and the new state of every incident they changed.
@@ -266,6 +270,39 @@ impl Store {
     pub fn events_after(&self, after: Seq, limit: usize) -> Result<Vec<Event>, StoreError> {
         let upto = self.last_seq()?;
         self.disk.events(after, upto, limit)
+    }
+
+    /// The audit summary for a query, as of now (or the end of the period). `label` names a
+    /// compound, category or worker by its id.
+    pub fn audit(
+        &self,
+        query: &AuditQuery,
+        label: impl Fn(&str, &str) -> String,
+    ) -> Result<Summary, StoreError> {
+        let now = self.clock.now();
+        Ok(hongfan_shared::audit::summarize(&self.read()?.rows, query, now, label))
+    }
+
+    /// The audit facts of the incidents a query counts, oldest first.
+    pub fn audit_rows(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        Ok(self.read()?.rows.iter().filter(|r| query.matches(r)).cloned().collect())
+    }
+
+    /// One incident and every event of it, oldest first.
+    pub async fn timeline(
+        &self,
+        id: IncidentId,
+    ) -> Result<Option<(Incident, Vec<Event>)>, StoreError> {
+        let Some(incident) = self.incident(id).await? else { return Ok(None) };
+        let mut events = Vec::with_capacity(incident.events.len());
+        for &seq in &incident.events {
+            events.push(
+                self.disk
+                    .event(seq)?
+                    .ok_or_else(|| StoreError::Read(format!("event {seq} is missing")))?,
+            );
+        }
+        Ok(Some((incident, events)))
     }
 
     /// Every durable group of events from now on.

@@ -1,0 +1,325 @@
+//! The supervisors' figures: how fast reports were first answered and solved, computed from
+//! each incident's derived facts (which the log's events determine), for a period and filters.
+//!
+//! Pure functions over `AuditRow`s, so every figure can be checked against hand-computed values
+//! and traced back to the incidents (and their events) it counts.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::community::{CategoryId, CompoundId, Urgency};
+use crate::event::Actor;
+use crate::incident::{Incident, IncidentId, Status, Ticket};
+use crate::time::Timestamp;
+
+/// A resident's satisfaction with how a resolved incident was handled (满意率).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rating {
+    /// 满意
+    Satisfied,
+    /// 基本满意
+    BasicallySatisfied,
+    /// 不满意
+    Dissatisfied,
+}
+
+/// What the audit needs of one incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub id: IncidentId,
+    pub ticket: Ticket,
+    pub compound: CompoundId,
+    pub category: CategoryId,
+    pub urgency: Urgency,
+    pub reported_at: Timestamp,
+    pub respond_by: Timestamp,
+    pub resolve_by: Timestamp,
+    pub claimed_at: Option<Timestamp>,
+    pub holder: Option<Actor>,
+    pub resolved_at: Option<Timestamp>,
+    pub status: Status,
+    pub response_breached: bool,
+    pub resolution_breached: bool,
+    pub escalated: bool,
+    pub rating: Option<Rating>,
+}
+
+impl From<&Incident> for AuditRow {
+    fn from(i: &Incident) -> AuditRow {
+        AuditRow {
+            id: i.id,
+            ticket: i.ticket.clone(),
+            compound: i.report.compound.clone(),
+            category: i.report.category.clone(),
+            urgency: i.report.urgency,
+            reported_at: i.reported_at,
+            respond_by: i.respond_by,
+            resolve_by: i.resolve_by,
+            claimed_at: i.claimed_at,
+            holder: i.holder.clone(),
+            resolved_at: if i.status == Status::Resolved { i.resolved_at } else { None },
+            status: i.status,
+            response_breached: i.response_breached,
+            resolution_breached: i.resolution_breached,
+            escalated: i.escalated,
+            rating: i.rating,
+        }
+    }
+}
+
+/// Which incidents to count: reported in `[from, to)`, optionally of one compound, worker
+/// (the holder) or category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    #[serde(default)]
+    pub compound: Option<CompoundId>,
+    #[serde(default)]
+    pub worker: Option<String>,
+    #[serde(default)]
+    pub category: Option<CategoryId>,
+}
+
+impl AuditQuery {
+    pub fn matches(&self, row: &AuditRow) -> bool {
+        row.reported_at >= self.from
+            && row.reported_at < self.to
+            && self.compound.as_ref().is_none_or(|c| &row.compound == c)
+            && self.category.as_ref().is_none_or(|c| &row.category == c)
+            && self.worker.as_ref().is_none_or(|w| row.holder.as_ref().is_some_and(|h| &h.id == w))
+    }
+}
+
+/// Median, 90th percentile and maximum of a set of durations (milliseconds), nearest rank.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spread {
+    pub median: Option<u64>,
+    pub p90: Option<u64>,
+    pub max: Option<u64>,
+}
+
+impl Spread {
+    pub fn of(mut values: Vec<u64>) -> Spread {
+        values.sort_unstable();
+        let rank = |p: u64| -> Option<u64> {
+            if values.is_empty() {
+                return None;
+            }
+            let n = values.len() as u64;
+            let r = (p * n).div_ceil(100).clamp(1, n);
+            values.get(usize::try_from(r - 1).ok()?).copied()
+        };
+        Spread { median: rank(50), p90: rank(90), max: values.last().copied() }
+    }
+}
+
+/// The figures for one set of incidents, as of one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Reports counted (cancelled ones are not: they were duplicates or mistakes).
+    pub reports: u64,
+    pub cancelled: u64,
+    /// First answered (claimed) by the end of the period.
+    pub responded: u64,
+    pub responded_in_target: u64,
+    pub resolved: u64,
+    pub resolved_in_target: u64,
+    /// Still open at the end of the period.
+    pub open: u64,
+    /// Response and resolution breaches recorded.
+    pub breaches: u64,
+    pub escalated: u64,
+    /// Time from report to first response, of those answered (ms).
+    pub response: Spread,
+    /// Time from report to resolution, of those resolved (ms).
+    pub resolution: Spread,
+    /// 响应率: answered within target, of all reports.
+    pub response_rate: Option<f64>,
+    /// 解决率: resolved, of all reports.
+    pub resolution_rate: Option<f64>,
+    /// Resolved within target, of all reports.
+    pub resolved_in_target_rate: Option<f64>,
+    pub rated: u64,
+    pub satisfied: u64,
+    pub basically_satisfied: u64,
+    pub dissatisfied: u64,
+    /// 满意率: satisfied or basically satisfied, of those rated.
+    pub satisfaction_rate: Option<f64>,
+}
+
+fn share(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// Figures for `rows` (already filtered), as of `asof`: what happened after it is not counted.
+pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp) -> Figures {
+    let mut f = Figures::default();
+    let (mut response, mut resolution) = (Vec::new(), Vec::new());
+    for row in rows {
+        if row.status == Status::Cancelled {
+            f.cancelled += 1;
+            continue;
+        }
+        f.reports += 1;
+        if let Some(claimed) = row.claimed_at.filter(|&c| c <= asof) {
+            f.responded += 1;
+            f.responded_in_target += u64::from(claimed <= row.respond_by);
+            response.push(claimed.since(row.reported_at).0);
+        }
+        match row.resolved_at.filter(|&r| r <= asof) {
+            Some(resolved) => {
+                f.resolved += 1;
+                f.resolved_in_target += u64::from(resolved <= row.resolve_by);
+                resolution.push(resolved.since(row.reported_at).0);
+            }
+            None => f.open += 1,
+        }
+        f.breaches += u64::from(row.response_breached && row.respond_by <= asof)
+            + u64::from(row.resolution_breached && row.resolve_by <= asof);
+        f.escalated += u64::from(row.escalated);
+        match row.rating {
+            Some(Rating::Satisfied) => f.satisfied += 1,
+            Some(Rating::BasicallySatisfied) => f.basically_satisfied += 1,
+            Some(Rating::Dissatisfied) => f.dissatisfied += 1,
+            None => {}
+        }
+    }
+    f.rated = f.satisfied + f.basically_satisfied + f.dissatisfied;
+    f.response = Spread::of(response);
+    f.resolution = Spread::of(resolution);
+    f.response_rate = share(f.responded_in_target, f.reports);
+    f.resolution_rate = share(f.resolved, f.reports);
+    f.resolved_in_target_rate = share(f.resolved_in_target, f.reports);
+    f.satisfaction_rate = share(f.satisfied + f.basically_satisfied, f.rated);
+    f
+}
+
+/// One row of a per-worker, per-compound or per-category table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// The worker's id, or the compound's or category's id.
+    pub key: String,
+    /// What people read: the worker's name, or the compound's or category's name.
+    pub label: String,
+    pub figures: Figures,
+}
+
+/// How many reports were first answered within each share of their target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Upper bound as a share of the target in percent (25 = within a quarter of it); `None`
+    /// for the last bucket (more than twice the target) and for the unanswered.
+    pub up_to_percent: Option<u32>,
+    pub unanswered: bool,
+    pub count: u64,
+}
+
+/// The upper bounds of the response-time buckets, in percent of the target.
+pub const BUCKETS: [u32; 6] = [25, 50, 75, 100, 150, 200];
+
+/// One calendar day in Asia/Shanghai.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Day {
+    /// Midnight starting the day, Asia/Shanghai.
+    pub start: Timestamp,
+    pub reports: u64,
+    pub responded_in_target: u64,
+    pub resolved: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub query: AuditQuery,
+    pub asof: Timestamp,
+    pub figures: Figures,
+    pub by_worker: Vec<Group>,
+    pub by_compound: Vec<Group>,
+    pub by_category: Vec<Group>,
+    pub response_histogram: Vec<Bucket>,
+    pub daily: Vec<Day>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+/// Asia/Shanghai is UTC+8 all year (no daylight saving).
+const SHANGHAI_MS: i64 = 8 * 3_600_000;
+
+/// Midnight (Asia/Shanghai) starting the day `at` falls in.
+pub fn day_start(at: Timestamp) -> Timestamp {
+    Timestamp((at.0 + SHANGHAI_MS).div_euclid(DAY_MS) * DAY_MS - SHANGHAI_MS)
+}
+
+/// Everything the audit page shows for a query. `label` names workers, compounds and
+/// categories; `now` caps the moment the figures are taken at.
+pub fn summarize(
+    rows: &[AuditRow],
+    query: &AuditQuery,
+    now: Timestamp,
+    label: impl Fn(&str, &str) -> String,
+) -> Summary {
+    let asof = query.to.min(now);
+    let chosen: Vec<&AuditRow> = rows.iter().filter(|r| query.matches(r)).collect();
+    let group = |kind: &str, key: &dyn Fn(&AuditRow) -> Option<(String, String)>| {
+        let mut groups: BTreeMap<String, (String, Vec<&AuditRow>)> = BTreeMap::new();
+        for row in &chosen {
+            if let Some((k, name)) = key(row) {
+                groups.entry(k).or_insert_with(|| (name, Vec::new())).1.push(row);
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(k, (name, rows))| Group {
+                label: if name.is_empty() { label(kind, &k) } else { name },
+                key: k,
+                figures: figures(rows, asof),
+            })
+            .collect::<Vec<_>>()
+    };
+    let by_worker = group("worker", &|r| r.holder.as_ref().map(|h| (h.id.clone(), h.name.clone())));
+    let by_compound = group("compound", &|r| Some((r.compound.0.clone(), String::new())));
+    let by_category = group("category", &|r| Some((r.category.0.clone(), String::new())));
+
+    let mut histogram: Vec<Bucket> = BUCKETS
+        .iter()
+        .map(|&p| Bucket { up_to_percent: Some(p), unanswered: false, count: 0 })
+        .chain([
+            Bucket { up_to_percent: None, unanswered: false, count: 0 },
+            Bucket { up_to_percent: None, unanswered: true, count: 0 },
+        ])
+        .collect();
+    let mut days: BTreeMap<Timestamp, Day> = BTreeMap::new();
+    for row in chosen.iter().filter(|r| r.status != Status::Cancelled) {
+        let claimed = row.claimed_at.filter(|&c| c <= asof);
+        let index = match claimed {
+            None => BUCKETS.len() + 1,
+            Some(c) => {
+                let target = row.respond_by.since(row.reported_at).0.max(1);
+                let percent = c.since(row.reported_at).0.saturating_mul(100) / target;
+                BUCKETS.iter().position(|&b| percent < u64::from(b)).unwrap_or(BUCKETS.len())
+            }
+        };
+        histogram[index].count += 1;
+        let start = day_start(row.reported_at);
+        let day = days.entry(start).or_insert(Day {
+            start,
+            reports: 0,
+            responded_in_target: 0,
+            resolved: 0,
+        });
+        day.reports += 1;
+        day.responded_in_target += u64::from(claimed.is_some_and(|c| c <= row.respond_by));
+        day.resolved += u64::from(row.resolved_at.is_some_and(|r| r <= asof));
+    }
+    Summary {
+        query: query.clone(),
+        asof,
+        figures: figures(chosen.iter().copied(), asof),
+        by_worker,
+        by_compound,
+        by_category,
+        response_histogram: histogram,
+        daily: days.into_values().collect(),
+    }
+}
