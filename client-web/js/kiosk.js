@@ -160,6 +160,11 @@ function renderTicket() {
       el("p", {}, category ? `${category.icon} ${categoryName(category)}` : "", " · ", [i.report.building, i.report.unit, i.report.room].filter(Boolean).join(" ")),
       i.report.phone ? el("p", {}, `${t("phone").replace(/（.*）|\(.*\)/, "")}: ${i.report.phone}`) : null,
       el("p", {}, t("keep_ticket"))),
+    i.status === "resolved" && !i.rating ? el("section", { class: "rating", "aria-label": t("rate_prompt") },
+      el("h2", {}, t("rate_prompt")),
+      el("div", { class: "actions" }, ["satisfied", "basically_satisfied", "dissatisfied"].map((rating) =>
+        el("button", { type: "button", dataset: { rating }, onclick: () => conn.send({ type: "rate", id: lookupId++, incident: i.id, rating }) }, t(rating))))) : null,
+    i.rating ? el("p", { class: "notice", role: "status" }, `${t("thanks")}：${t(i.rating)}`) : null,
     el("div", { class: "actions", style: "margin-top:24px" },
       el("button", { type: "button", class: "primary", onclick: () => { showing = null; render(); } }, t("done"))),
   );

@@ -20,7 +20,7 @@ form.addEventListener("submit", async (e) => {
   const identity = await r.json();
   const next = new URLSearchParams(location.search).get("next");
   // Only paths on this server, never another site.
-  location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/board";
+  location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : identity.role === "supervisor" ? "/audit" : "/board";
 });
 document.getElementById("lang").addEventListener("click", () => toggleLang());
 applyI18n();

@@ -91,6 +91,8 @@ pub enum Command {
     /// Manage kiosk credentials (the server must be stopped).
     #[command(subcommand)]
     Kiosk(KioskCommand),
+    /// Fill an empty data folder with demo accounts and a month of history.
+    Demo,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -197,7 +199,7 @@ pub async fn manage(
     let (store, accounts) = open_accounts(data).await?;
     let result = async {
         match command {
-            Command::Serve => {}
+            Command::Serve | Command::Demo => {}
             Command::User(UserCommand::Add { login, name, role, compounds, password_stdin }) => {
                 let role = match role {
                     RoleArg::Worker => Role::Worker,
@@ -276,6 +278,14 @@ pub async fn main() -> anyhow::Result<()> {
     }
     match &cli.command {
         None | Some(Command::Serve) => serve(&cli).await,
+        Some(Command::Demo) => {
+            crate::demo::fill(
+                &cli.data.data_dir,
+                cli.data.config.as_deref(),
+                &mut std::io::stdout(),
+            )
+            .await
+        }
         Some(command) => manage(&cli.data, command, &mut std::io::stdout()).await,
     }
 }

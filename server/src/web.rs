@@ -20,7 +20,9 @@ const FILES: &[(&str, &[u8])] = files![
     "login.html",
     "kiosk.html",
     "board.html",
+    "audit.html",
     "css/hongfan.css",
+    "js/audit.js",
     "js/board.js",
     "js/connection.js",
     "js/format.js",
@@ -65,6 +67,7 @@ pub fn routes() -> Router<App> {
         .route("/login", get(|| async { file("login.html") }))
         .route("/kiosk", get(|| async { file("kiosk.html") }))
         .route("/board", get(|| async { file("board.html") }))
+        .route("/audit", get(|| async { file("audit.html") }))
         .route(
             "/css/{name}",
             get(|Path(name): Path<String>| async move { file(&format!("css/{name}")) }),

@@ -97,6 +97,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "cancel",
     "duty",
     "lookup",
+    "rate",
 ];
 
 impl ClientMessage {
@@ -308,6 +309,7 @@ impl ErrorCode {
             AlreadyResolved,
             NotResolved,
             Cancelled,
+            AlreadyRated,
             EmptyField,
             TooLong,
             BadPhone,

@@ -149,3 +149,57 @@ async fn figures_match_the_hand_computed_values() {
     );
     assert_eq!(events[1].at, at(170), "recorded when the server came back");
 }
+
+#[tokio::test]
+async fn exports_open_in_excel_and_are_for_supervisors_only() {
+    use hongfan_shared::protocol::{ClientMessage, ServerMessage};
+    let server = hongfan_tests::server::TestServer::start().await;
+    let mut kiosk = server.kiosk("c1").await;
+    kiosk
+        .send(&ClientMessage::Report {
+            request_id: "r".into(), report: report("c1", "楼道灯坏了")
+        })
+        .await;
+    kiosk.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await;
+    let url = server.url.clone();
+    let get = |path: String, cookie: String| fetch(url.clone(), path, cookie);
+    let boss = server.login("boss").await;
+    let range = "from=0&to=9999999999999";
+    let (status, disposition, body) =
+        get(format!("/api/audit/export?{range}&format=csv&what=incidents"), boss.clone()).await;
+    assert_eq!(status, 200);
+    assert!(disposition.unwrap().starts_with("attachment; filename=\"hongfan-incidents-"));
+    assert!(
+        body.starts_with("\u{feff}受理号,小区,类别".as_bytes()),
+        "UTF-8 with a BOM, Chinese headers"
+    );
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert!(text.lines().nth(1).unwrap().starts_with("0001,第一小区,设施报修,否,"), "{text}");
+    let (_, _, figures) =
+        get(format!("/api/audit/export?{range}&format=csv&what=figures"), boss.clone()).await;
+    assert!(
+        String::from_utf8(figures.to_vec()).unwrap().lines().any(|l| l.starts_with("合计,合计,1,"))
+    );
+    let (_, _, json) =
+        get(format!("/api/audit/export?{range}&format=json&what=incidents"), boss.clone()).await;
+    let rows: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(rows[0]["ticket"], "0001");
+    let wang = server.login("wang").await;
+    let (status, _, _) = get(format!("/api/audit/export?{range}&format=csv"), wang.clone()).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = get(format!("/api/audit/summary?{range}"), wang).await;
+    assert_eq!(status, 403);
+}
+
+async fn fetch(url: String, path: String, cookie: String) -> (u16, Option<String>, Vec<u8>) {
+    let response = reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let disposition =
+        response.headers().get("content-disposition").map(|v| v.to_str().unwrap().to_owned());
+    (response.status().as_u16(), disposition, response.bytes().await.unwrap().to_vec())
+}

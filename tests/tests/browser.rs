@@ -224,3 +224,86 @@ async fn boards_and_kiosks_ride_out_a_server_restart_and_lose_nothing() {
     kiosk.close().await.unwrap();
     board.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_audits_by_compound_and_a_worker_is_refused() {
+    use hongfan_shared::protocol::{ClientMessage, ServerMessage};
+    let _turn = TURN.acquire().await.unwrap();
+    let server = TestServer::start().await;
+    // Some history: two reports in c1 (one claimed), one in c2.
+    let mut wang = server.user("wang").await;
+    for (compound, text) in [("c1", "楼道灯坏了"), ("c1", "垃圾没人收"), ("c2", "井盖松动")]
+    {
+        let mut kiosk = server.kiosk(compound).await;
+        kiosk
+            .send(&ClientMessage::Report {
+                request_id: text.into(),
+                report: hongfan_tests::report(compound, text),
+            })
+            .await;
+        let (reported, _) = kiosk.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await;
+        if let (ServerMessage::Reported { incident, .. }, "楼道灯坏了") = (reported, text) {
+            wang.send(&ClientMessage::Claim { id: 1, incident: incident.id }).await;
+            wang.recv_until(|m| matches!(m, ServerMessage::Done { .. })).await;
+        }
+    }
+
+    let driver = Driver::start();
+    let (boss, worker) = (driver.session().await, driver.session().await);
+    boss.goto(&format!("{}/login", server.url)).await.unwrap();
+    fill(&boss, "#login", "boss").await;
+    fill(&boss, "#password", PASSWORD).await;
+    click(&boss, "#submit").await;
+    wait_js(
+        &boss,
+        "the audit figures",
+        "return document.querySelectorAll('.figure').length > 0 && location.pathname === '/audit'",
+    )
+    .await;
+    let reports = wait_js(&boss, "three reports counted", "const f = document.querySelector('.figure strong'); return f && f.textContent === '3' && f.textContent").await;
+    assert_eq!(reports, serde_json::json!("3"));
+    let charts = "return document.querySelectorAll('#chart-response svg rect').length === 8 && document.querySelectorAll('#chart-daily svg rect').length >= 1";
+    wait_js(&boss, "both charts", charts).await;
+    screenshots(&boss, "audit-all").await;
+    assert_eq!(accessibility_problems(&boss).await, Vec::<String>::new(), "audit page");
+
+    boss.execute("const s = document.getElementById('compound'); s.value = 'c1'; s.dispatchEvent(new Event('change'));", vec![]).await.unwrap();
+    wait_js(
+        &boss,
+        "c1's figures",
+        "const f = document.querySelector('.figure strong'); return f && f.textContent === '2'",
+    )
+    .await;
+    let rows = boss.execute("return [...document.querySelectorAll('#tables table:nth-child(2) tbody th')].map(th => th.textContent)", vec![]).await.unwrap();
+    assert_eq!(
+        rows,
+        serde_json::json!(["第一小区"]),
+        "the compound table shows only the filtered compound"
+    );
+    let workers = boss.execute("return [...document.querySelectorAll('#tables table:nth-child(1) tbody th')].map(th => th.textContent)", vec![]).await.unwrap();
+    assert_eq!(workers, serde_json::json!(["王芳"]));
+    screenshots(&boss, "audit-c1").await;
+    // The incidents behind a figure, and one's timeline.
+    click(&boss, ".figure").await;
+    click(&boss, "#list tbody a").await;
+    wait_js(&boss, "a timeline", "return document.querySelectorAll('#timeline li').length >= 1")
+        .await;
+    screenshots(&boss, "audit-timeline").await;
+
+    log_in(&worker, &server, "wang").await;
+    worker.goto(&format!("{}/audit", server.url)).await.unwrap();
+    let refused = wait_js(
+        &worker,
+        "the refusal",
+        "const r = document.getElementById('refused'); return r && !r.hidden && r.textContent",
+    )
+    .await;
+    assert_eq!(refused, serde_json::json!("此页面仅供书记、居委会主任使用。"));
+    let status = worker
+        .execute("return fetch('/api/audit/summary?from=0&to=1').then(r => r.status)", vec![])
+        .await
+        .unwrap();
+    assert_eq!(status, serde_json::json!(403));
+    boss.close().await.unwrap();
+    worker.close().await.unwrap();
+}

@@ -119,3 +119,18 @@ fn a_bad_configuration_is_refused_at_start_with_its_line() {
     assert!(err.contains("community.toml, line 3"), "{err}");
     assert!(!dir.path().join("data").exists(), "nothing was created");
 }
+
+#[test]
+fn the_demo_fills_an_empty_folder_with_the_same_month_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, first, _) = run(&["demo"], &dir.path().join("one"));
+    assert!(ok, "{first}");
+    assert!(first.contains("incidents over 30 days") && first.contains("shuji"), "{first}");
+    let (_, second, _) = run(&["demo"], &dir.path().join("two"));
+    assert_eq!(
+        first.lines().next().map(|l| l.split(": ").nth(1)),
+        second.lines().next().map(|l| l.split(": ").nth(1))
+    );
+    let (ok, _, err) = run(&["demo"], &dir.path().join("one"));
+    assert!(!ok && err.contains("is not empty"), "{err}");
+}

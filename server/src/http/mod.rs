@@ -1,5 +1,7 @@
 //! Every HTTP route, and the one place an HTTP-side error becomes a response.
 
+mod audit;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -46,6 +48,12 @@ pub fn router(app: App) -> Router {
         .route("/api/me", get(me))
         .route("/api/users/{login}/disable", post(disable_user))
         .route("/api/kiosks/{id}/revoke", post(revoke_kiosk))
+        .route("/api/community", get(community))
+        .route("/api/workers", get(workers))
+        .route("/api/audit/summary", get(audit::summary))
+        .route("/api/audit/incidents", get(audit::incidents))
+        .route("/api/audit/incidents/{id}", get(audit::timeline))
+        .route("/api/audit/export", get(audit::export))
         .merge(web::routes())
         .with_state(app)
 }
@@ -57,6 +65,8 @@ pub enum AppError {
     Auth(#[from] AuthError),
     #[error("this page is for other roles")]
     Forbidden,
+    #[error("not found")]
+    NotFound,
     #[error("WebSocket connections from origin {0:?} are not allowed")]
     ForeignOrigin(String),
 }
@@ -89,6 +99,7 @@ impl IntoResponse for AppError {
             }
             AppError::Auth(_) => (StatusCode::BAD_REQUEST, "bad_request", "请求无效"),
             AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "您的账号无权进行此操作"),
+            AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "没有找到"),
             AppError::ForeignOrigin(_) => {
                 (StatusCode::FORBIDDEN, "foreign_origin", "不允许从其他网站连接")
             }
@@ -198,6 +209,34 @@ async fn me(
     Query(who): Query<As>,
 ) -> Result<Json<Identity>, AppError> {
     Ok(Json(authenticated_by(&app, &jar, who.cookie())?.identity))
+}
+
+/// The community's compounds and categories: public, the kiosk shows them to anyone.
+async fn community(State(app): State<App>) -> Json<hongfan_shared::Community> {
+    Json(app.hub.store().community().as_ref().clone())
+}
+
+#[derive(Serialize)]
+struct WorkerEntry {
+    id: String,
+    name: String,
+    compounds: Vec<hongfan_shared::CompoundId>,
+}
+
+/// The grid workers, for the supervisors' filters.
+async fn workers(
+    State(app): State<App>,
+    jar: CookieJar,
+) -> Result<Json<Vec<WorkerEntry>>, AppError> {
+    supervisor(&app, &jar)?;
+    let users = app.accounts.users()?;
+    Ok(Json(
+        users
+            .into_iter()
+            .filter(|u| u.role == Role::Worker)
+            .map(|u| WorkerEntry { id: u.login, name: u.name, compounds: u.compounds })
+            .collect(),
+    ))
 }
 
 fn supervisor(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {

@@ -1,0 +1,147 @@
+//! The audit summary over a large history: 100,000 incidents and about 500,000 events.
+//!
+//! Run: `cargo bench -p hongfan --bench audit` (HONGFAN_BENCH_INCIDENTS sets the count).
+//! Prints the time to build the history, to reopen the store, and to compute the summary for
+//! the whole history and for one month, with the process's resident memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hongfan::store::StoreOptions;
+use hongfan::{ManualClock, Store};
+use hongfan_shared::audit::AuditQuery;
+use hongfan_shared::{
+    Action, Actor, CategoryId, CompoundId, Millis, Principal, Report, Role, Scope, Timestamp,
+    Urgency,
+};
+
+fn principal(id: &str, role: Role, compound: &str) -> Principal {
+    Principal {
+        actor: Actor { id: id.into(), name: id.into(), role },
+        scope: Scope::Compounds(vec![CompoundId(compound.into())]),
+    }
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn timed<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best = Duration::MAX;
+    let mut out = None;
+    for _ in 0..runs {
+        let start = Instant::now();
+        out = Some(f());
+        best = best.min(start.elapsed());
+    }
+    (best, out.expect("ran"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let incidents: usize = std::env::var("HONGFAN_BENCH_INCIDENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let parent = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    std::fs::create_dir_all(&parent)?;
+    let dir = tempfile::tempdir_in(parent)?;
+    let community = Arc::new(hongfan::config::load(None)?);
+    let start = Timestamp(1_790_000_000_000);
+    let clock = ManualClock::new(start);
+    let store = Store::open(dir.path(), community.clone(), clock.clone(), StoreOptions::default())?;
+    let before = rss_mib();
+    let built = Instant::now();
+    let chunk = 64;
+    for first in (0..incidents).step_by(chunk) {
+        let late = (first / chunk) % 10 == 0;
+        let tasks: Vec<_> = (first..(first + chunk).min(incidents))
+            .map(|n| {
+                let (store, clock) = (store.clone(), clock.clone());
+                tokio::spawn(async move {
+                    let compound = ["c1", "c2", "c3"][n % 3];
+                    let kiosk = principal(&format!("kiosk-{compound}"), Role::Kiosk, compound);
+                    let worker = principal(&format!("worker-{}", n % 12), Role::Worker, compound);
+                    let report = Report {
+                        compound: CompoundId(compound.into()),
+                        category: CategoryId(
+                            ["repair", "elderly", "sanitation", "dispute"][n % 4].into(),
+                        ),
+                        urgency: if n % 7 == 0 { Urgency::Urgent } else { Urgency::Normal },
+                        building: "3号楼".into(),
+                        unit: "2单元".into(),
+                        room: "301".into(),
+                        description: "楼道灯坏了，晚上看不见".into(),
+                        phone: None,
+                    };
+                    let id = store.report(&kiosk, &format!("r{n}"), report).await?.incident.id;
+                    if late && n % chunk == 0 {
+                        clock.advance(Millis::from_hours(2));
+                    }
+                    store.act(&worker, id, Action::Claim).await?;
+                    store.act(&worker, id, Action::Note { text: "已联系".into() }).await?;
+                    store.act(&worker, id, Action::Note { text: "已上门".into() }).await?;
+                    store.act(&worker, id, Action::Resolve { outcome: "已办结".into() }).await?;
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await??;
+        }
+        clock.advance(Millis::from_mins(60));
+    }
+    let events = store.last_seq()?;
+    let build_time = built.elapsed();
+    store.close().await?;
+    drop(store);
+    let reopened = Instant::now();
+    let store = Store::open(dir.path(), community, clock.clone(), StoreOptions::default())?;
+    let reopen_time = reopened.elapsed();
+    let after = rss_mib();
+
+    let label = |_: &str, key: &str| key.to_owned();
+    let all = AuditQuery {
+        from: Timestamp(0),
+        to: Timestamp(i64::MAX),
+        compound: None,
+        worker: None,
+        category: None,
+    };
+    let (whole, summary) = timed(5, || store.audit(&all, label));
+    let summary = summary?;
+    let month =
+        AuditQuery { from: start, to: start.plus(Millis::from_hours(30 * 24)), ..all.clone() };
+    let (one_month, month_summary) = timed(5, || store.audit(&month, label));
+    let c1 = AuditQuery { compound: Some(CompoundId("c1".into())), ..all };
+    let (filtered, _) = timed(5, || store.audit(&c1, label));
+    println!(
+        "history: {incidents} incidents, {events} events, built in {:.1} s",
+        build_time.as_secs_f64()
+    );
+    println!(
+        "reopen (load state, audit rows, request index): {:.0} ms",
+        reopen_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "audit summary, whole history ({} reports, {} breaches): {:.1} ms",
+        summary.figures.reports,
+        summary.figures.breaches,
+        whole.as_secs_f64() * 1e3
+    );
+    println!(
+        "audit summary, one month ({} reports): {:.1} ms",
+        month_summary?.figures.reports,
+        one_month.as_secs_f64() * 1e3
+    );
+    println!("audit summary, one compound, whole history: {:.1} ms", filtered.as_secs_f64() * 1e3);
+    println!("resident memory: {before:.0} MiB before, {after:.0} MiB with the history loaded");
+    store.close().await?;
+    Ok(())
+}

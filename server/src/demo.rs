@@ -1,0 +1,254 @@
+//! `hongfan demo`: fills an empty data folder with demo accounts and a deterministic, realistic
+//! month of history across the compounds, so a newcomer sees a lived-in board and audit page.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use hongfan_shared::{
+    Action, CategoryId, CompoundId, IncidentId, Millis, Principal, Rating, Report, Role, Scope,
+    Timestamp, Urgency,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::auth::Accounts;
+use crate::clock::{Clock, ManualClock, SystemClock};
+use crate::store::{Store, StoreOptions};
+
+/// The demo's password for every account: it is a demo.
+pub const PASSWORD: &str = "hongfan-demo";
+
+const DESCRIPTIONS: &[(&str, &str)] = &[
+    ("elderly", "独居老人需要帮忙买菜送药"),
+    ("elderly", "老人腿脚不便，想申请上门理发"),
+    ("subsistence", "咨询低保年审需要的材料"),
+    ("relief", "家里突发困难，想了解临时救助"),
+    ("family_planning", "办理生育登记需要哪些证明"),
+    ("dispute", "楼上漏水到楼下，邻居协商不成"),
+    ("dispute", "楼道堆放杂物，邻里有矛盾"),
+    ("repair", "楼道灯坏了，晚上看不见"),
+    ("repair", "单元门禁坏了，门关不上"),
+    ("repair", "雨水管堵塞，下雨就积水"),
+    ("sanitation", "垃圾桶满了没人清运"),
+    ("sanitation", "绿化带里有人乱扔垃圾"),
+    ("safety", "电动车在楼道里充电，很危险"),
+    ("safety", "小区路口井盖松动"),
+    ("other", "想报名小板凳红色宣讲队"),
+];
+
+const WORKERS: &[(&str, &str, &str)] = &[
+    ("wangfang", "王芳", "c1"),
+    ("liqiang", "李强", "c1"),
+    ("zhaomin", "赵敏", "c2"),
+    ("sunli", "孙丽", "c2"),
+    ("zhouwei", "周伟", "c3"),
+    ("wujing", "吴静", "c3"),
+];
+
+fn as_principal(id: &str, name: &str, role: Role, compound: Option<&str>) -> Principal {
+    let actor = hongfan_shared::Actor { id: id.into(), name: name.into(), role };
+    let scope = match compound {
+        Some(c) => Scope::Compounds(vec![CompoundId(c.into())]),
+        None => Scope::All,
+    };
+    Principal { actor, scope }
+}
+
+/// One step of the demo history, applied in time order.
+struct Step {
+    at: Timestamp,
+    incident: usize,
+    what: StepKind,
+}
+
+enum StepKind {
+    Report(Report),
+    Claim,
+    Note(&'static str),
+    HandOver,
+    Return,
+    Resolve(&'static str),
+    Cancel,
+    Rate(Rating),
+}
+
+/// Fills `dir` (which must be empty or missing) and prints the accounts to `out`.
+pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> anyhow::Result<()> {
+    if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+        anyhow::bail!("{} is not empty: the demo fills only a new data folder", dir.display());
+    }
+    let community = Arc::new(crate::config::load(config)?);
+    let now = SystemClock.now();
+    let start = Timestamp(hongfan_shared::audit::day_start(now).0 - 30 * 86_400_000);
+    let clock = ManualClock::new(start);
+    let store = Store::open(dir, community.clone(), clock.clone(), StoreOptions::default())?;
+    let accounts = Accounts::new(store.clone(), clock.clone());
+    accounts.add_user("shuji", "书记", Role::Supervisor, &[], PASSWORD).await?;
+    for (login, name, compound) in WORKERS {
+        accounts
+            .add_user(login, name, Role::Worker, &[CompoundId((*compound).into())], PASSWORD)
+            .await?;
+    }
+    accounts
+        .add_user("louzhang", "周楼长", Role::BuildingHead, &[CompoundId("c1".into())], PASSWORD)
+        .await?;
+    let mut kiosks = Vec::new();
+    for compound in &community.compounds {
+        kiosks.push((compound.id.clone(), accounts.add_kiosk(&compound.id, "").await?));
+    }
+
+    // A fixed seed: every demo folder tells the same month.
+    let mut rng = StdRng::seed_from_u64(20_201_108);
+    let mut steps = Vec::new();
+    let mut incident = 0;
+    for day in 0..30u64 {
+        for _ in 0..rng.random_range(8..16) {
+            let (category, text) = DESCRIPTIONS[rng.random_range(0..DESCRIPTIONS.len())];
+            let compound = ["c1", "c2", "c3"][rng.random_range(0..3)];
+            // Reports come between 07:00 and 21:00 Shanghai time.
+            let minute = rng.random_range(7 * 60..21 * 60);
+            let at = start.plus(Millis::from_hours(day * 24)).plus(Millis::from_mins(minute));
+            if at >= now {
+                continue;
+            }
+            let urgency = if rng.random_bool(0.15) { Urgency::Urgent } else { Urgency::Normal };
+            let report = Report {
+                compound: CompoundId(compound.into()),
+                category: CategoryId(category.into()),
+                urgency,
+                building: format!("{}号楼", rng.random_range(1..15)),
+                unit: format!("{}单元", rng.random_range(1..4)),
+                room: format!("{}0{}", rng.random_range(1..7), rng.random_range(1..4)),
+                description: text.into(),
+                phone: rng
+                    .random_bool(0.7)
+                    .then(|| format!("139{:08}", rng.random_range(0..100_000_000))),
+            };
+            steps.push(Step { at, incident, what: StepKind::Report(report) });
+            let target = community
+                .category(&CategoryId(category.into()))
+                .map(|c| c.targets.for_urgency(urgency))
+                .ok_or_else(|| anyhow::anyhow!("the demo needs the built-in categories"))?;
+            let mut t = at;
+            let mut later = |share: f64| {
+                t = t.plus(Millis((target.respond.0 as f64 * share) as u64 + 60_000));
+                t
+            };
+            if rng.random_bool(0.04) {
+                steps.push(Step { at: later(0.2), incident, what: StepKind::Cancel });
+            } else {
+                // Most are answered well within target, some late, a few not yet.
+                let share = if rng.random_bool(0.12) {
+                    rng.random_range(1.1..3.0)
+                } else {
+                    rng.random_range(0.05..0.9)
+                };
+                steps.push(Step { at: later(share), incident, what: StepKind::Claim });
+                steps.push(Step {
+                    at: later(0.3),
+                    incident,
+                    what: StepKind::Note("已电话联系居民，约好上门时间"),
+                });
+                if category == "subsistence" || rng.random_bool(0.1) {
+                    steps.push(Step { at: later(1.0), incident, what: StepKind::HandOver });
+                    steps.push(Step { at: later(8.0), incident, what: StepKind::Return });
+                }
+                let resolve = Millis((target.resolve.0 as f64 * rng.random_range(0.1..1.3)) as u64);
+                let done = t.plus(resolve);
+                steps.push(Step {
+                    at: done,
+                    incident,
+                    what: StepKind::Resolve("已上门处理，居民确认"),
+                });
+                if rng.random_bool(0.6) {
+                    let rating = match rng.random_range(0..10) {
+                        0 => Rating::Dissatisfied,
+                        1..=2 => Rating::BasicallySatisfied,
+                        _ => Rating::Satisfied,
+                    };
+                    steps.push(Step {
+                        at: done.plus(Millis::from_mins(5)),
+                        incident,
+                        what: StepKind::Rate(rating),
+                    });
+                }
+            }
+            incident += 1;
+        }
+    }
+    steps.retain(|s| s.at < now);
+    steps.sort_by_key(|s| s.at);
+
+    let mut ids: Vec<Option<(IncidentId, String, Principal)>> = vec![None; incident];
+    for step in steps {
+        clock.set(step.at);
+        let kiosk_of = |compound: &CompoundId| {
+            kiosks
+                .iter()
+                .find(|(c, _)| c == compound)
+                .map(|(c, (k, _))| as_principal(&k.id, &k.name, Role::Kiosk, Some(&c.0)))
+        };
+        match step.what {
+            StepKind::Report(report) => {
+                let Some(kiosk) = kiosk_of(&report.compound) else { continue };
+                let compound = report.compound.0.clone();
+                let reported =
+                    store.report(&kiosk, &format!("demo-{}", step.incident), report).await?;
+                let workers: Vec<_> = WORKERS.iter().filter(|(_, _, c)| *c == compound).collect();
+                let (login, name, c) = workers[step.incident % workers.len()];
+                ids[step.incident] = Some((
+                    reported.incident.id,
+                    compound,
+                    as_principal(login, name, Role::Worker, Some(c)),
+                ));
+            }
+            kind => {
+                let Some((id, compound, worker)) = ids[step.incident].clone() else { continue };
+                let action = match kind {
+                    StepKind::Claim => Action::Claim,
+                    StepKind::Note(text) => Action::Note { text: text.into() },
+                    StepKind::HandOver => {
+                        Action::HandOver { note: "需街道审批，代为提交".into() }
+                    }
+                    StepKind::Return => {
+                        Action::Return { note: "街道已办结，材料已取回".into() }
+                    }
+                    StepKind::Resolve(outcome) => Action::Resolve { outcome: outcome.into() },
+                    StepKind::Cancel => Action::Cancel { reason: "重复上报".into() },
+                    StepKind::Rate(rating) => {
+                        let Some(kiosk) = kiosk_of(&CompoundId(compound)) else { continue };
+                        store.act(&kiosk, id, Action::Rate { rating }).await?;
+                        continue;
+                    }
+                    StepKind::Report(_) => continue,
+                };
+                // A step made moot by an earlier one (a cancelled report) is skipped.
+                let _ = store.act(&worker, id, action).await;
+            }
+        }
+    }
+    clock.set(now);
+    store.tick().await?;
+    let count = store.audit_rows(&hongfan_shared::audit::AuditQuery {
+        from: Timestamp(0),
+        to: Timestamp(i64::MAX),
+        compound: None,
+        worker: None,
+        category: None,
+    })?;
+    store.close().await?;
+
+    writeln!(out, "demo data in {}: {} incidents over 30 days", dir.display(), count.len())?;
+    writeln!(out, "every account's password: {PASSWORD}")?;
+    writeln!(out, "  supervisor 书记: shuji")?;
+    for (login, name, compound) in WORKERS {
+        writeln!(out, "  worker {name} ({compound}): {login}")?;
+    }
+    writeln!(out, "  building head 周楼长 (c1): louzhang")?;
+    for (compound, (kiosk, credential)) in &kiosks {
+        writeln!(out, "  kiosk {} ({}): /kiosk#pair={credential}", kiosk.id, compound.0)?;
+    }
+    writeln!(out, "start it: hongfan --data-dir {}", dir.display())?;
+    Ok(())
+}

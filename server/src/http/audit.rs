@@ -1,0 +1,339 @@
+//! The supervisors' audit API: the summary, the incidents behind any figure, each incident's
+//! timeline, and exports (CSV with a BOM, which Excel opens; JSON). Read only: no route edits or
+//! deletes an event.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use hongfan_shared::audit::{AuditQuery, AuditRow, Figures, Group, Rating, Summary};
+use hongfan_shared::{
+    CategoryId, Community, CompoundId, Event, Incident, IncidentId, Status, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{App, AppError, supervisor};
+use crate::auth::AuthError;
+
+/// Query parameters shared by every audit route. Times are milliseconds since the epoch.
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    from: i64,
+    to: i64,
+    #[serde(default)]
+    compound: Option<String>,
+    #[serde(default)]
+    worker: Option<String>,
+    #[serde(default)]
+    category: Option<String>,
+    /// For the incident list: which incidents behind the figures.
+    #[serde(default)]
+    only: Option<Only>,
+    /// For exports.
+    #[serde(default)]
+    format: Option<Format>,
+    #[serde(default)]
+    what: Option<What>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Only {
+    All,
+    Open,
+    Unanswered,
+    LateResponse,
+    Breached,
+    Resolved,
+    Dissatisfied,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum What {
+    Incidents,
+    Figures,
+}
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value.as_ref().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+impl Params {
+    fn query(&self) -> AuditQuery {
+        AuditQuery {
+            from: Timestamp(self.from),
+            to: Timestamp(self.to),
+            compound: non_empty(&self.compound).map(CompoundId),
+            worker: non_empty(&self.worker),
+            category: non_empty(&self.category).map(CategoryId),
+        }
+    }
+}
+
+/// Names ids for people: the compound's or category's Chinese name.
+fn labeller(community: &Community) -> impl Fn(&str, &str) -> String + '_ {
+    move |kind, key| match kind {
+        "compound" => {
+            community.compound(&CompoundId(key.into())).map_or(key.into(), |c| c.name.clone())
+        }
+        "category" => {
+            community.category(&CategoryId(key.into())).map_or(key.into(), |c| c.name.clone())
+        }
+        _ => key.to_owned(),
+    }
+}
+
+fn summary_of(app: &App, params: &Params) -> Result<Summary, AppError> {
+    let community = app.hub.store().community().clone();
+    Ok(app.hub.store().audit(&params.query(), labeller(&community)).map_err(AuthError::from)?)
+}
+
+pub async fn summary(
+    State(app): State<App>,
+    jar: CookieJar,
+    Query(params): Query<Params>,
+) -> Result<Json<Summary>, AppError> {
+    supervisor(&app, &jar)?;
+    Ok(Json(summary_of(&app, &params)?))
+}
+
+fn rows_of(app: &App, params: &Params) -> Result<Vec<AuditRow>, AppError> {
+    let query = params.query();
+    let asof = query.to.min(app.hub.store().now());
+    let rows = app.hub.store().audit_rows(&query).map_err(AuthError::from)?;
+    let only = params.only.unwrap_or(Only::All);
+    Ok(rows
+        .into_iter()
+        .filter(|r| match only {
+            Only::All => true,
+            Only::Open => r.status != Status::Cancelled && r.resolved_at.is_none_or(|t| t > asof),
+            Only::Unanswered => {
+                r.status != Status::Cancelled && r.claimed_at.is_none_or(|t| t > asof)
+            }
+            Only::LateResponse => {
+                r.claimed_at.is_none_or(|t| t > r.respond_by) && r.respond_by <= asof
+            }
+            Only::Breached => r.response_breached || r.resolution_breached,
+            Only::Resolved => r.resolved_at.is_some_and(|t| t <= asof),
+            Only::Dissatisfied => r.rating == Some(Rating::Dissatisfied),
+        })
+        .collect())
+}
+
+pub async fn incidents(
+    State(app): State<App>,
+    jar: CookieJar,
+    Query(params): Query<Params>,
+) -> Result<Json<Vec<AuditRow>>, AppError> {
+    supervisor(&app, &jar)?;
+    Ok(Json(rows_of(&app, &params)?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimelineEntry {
+    event: Event,
+    /// Time since the report (ms).
+    elapsed: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Timeline {
+    incident: Incident,
+    events: Vec<TimelineEntry>,
+}
+
+pub async fn timeline(
+    State(app): State<App>,
+    jar: CookieJar,
+    Path(id): Path<u64>,
+) -> Result<Json<Timeline>, AppError> {
+    supervisor(&app, &jar)?;
+    let found = app.hub.store().timeline(IncidentId(id)).await.map_err(AuthError::from)?;
+    let (incident, events) = found.ok_or(AppError::NotFound)?;
+    let events = events
+        .into_iter()
+        .map(|event| TimelineEntry { elapsed: event.at.since(incident.reported_at).0, event })
+        .collect();
+    Ok(Json(Timeline { incident, events }))
+}
+
+/// `2026-11-02 09:00` in Asia/Shanghai.
+fn local(at: Timestamp) -> String {
+    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.0) * 1_000_000)
+        .map(|t| t.to_offset(offset).format(&format).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+fn minutes(ms: Option<u64>) -> String {
+    ms.map(|m| format!("{:.1}", m as f64 / 60_000.0)).unwrap_or_default()
+}
+
+fn percent(rate: Option<f64>) -> String {
+    rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_default()
+}
+
+fn incidents_csv(community: &Community, rows: &[AuditRow]) -> Result<Vec<u8>, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
+    out.write_record([
+        "受理号",
+        "小区",
+        "类别",
+        "紧急",
+        "上报时间",
+        "接单时间",
+        "首次响应(分钟)",
+        "时限内响应",
+        "办结时间",
+        "办结用时(分钟)",
+        "时限内办结",
+        "状态",
+        "接单人",
+        "响应超时",
+        "办结超时",
+        "满意度",
+    ])?;
+    let name = labeller(community);
+    for r in rows {
+        let yes = |b: bool| if b { "是" } else { "否" };
+        out.write_record([
+            r.ticket.0.clone(),
+            name("compound", &r.compound.0),
+            name("category", &r.category.0),
+            yes(r.urgency == hongfan_shared::Urgency::Urgent).into(),
+            local(r.reported_at),
+            r.claimed_at.map(local).unwrap_or_default(),
+            minutes(r.claimed_at.map(|c| c.since(r.reported_at).0)),
+            yes(r.claimed_at.is_some_and(|c| c <= r.respond_by)).into(),
+            r.resolved_at.map(local).unwrap_or_default(),
+            minutes(r.resolved_at.map(|c| c.since(r.reported_at).0)),
+            yes(r.resolved_at.is_some_and(|c| c <= r.resolve_by)).into(),
+            match r.status {
+                Status::Reported => "已上报",
+                Status::Claimed => "已接单",
+                Status::HandedOver => "代办中",
+                Status::Resolved => "已办结",
+                Status::Cancelled => "已撤销",
+            }
+            .into(),
+            r.holder.as_ref().map(|h| h.name.clone()).unwrap_or_default(),
+            yes(r.response_breached).into(),
+            yes(r.resolution_breached).into(),
+            match r.rating {
+                Some(Rating::Satisfied) => "满意",
+                Some(Rating::BasicallySatisfied) => "基本满意",
+                Some(Rating::Dissatisfied) => "不满意",
+                None => "",
+            }
+            .into(),
+        ])?;
+    }
+    out.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+fn figures_csv(summary: &Summary) -> Result<Vec<u8>, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
+    out.write_record([
+        "分组",
+        "名称",
+        "上报数",
+        "已撤销",
+        "已响应",
+        "时限内响应",
+        "响应率",
+        "响应中位(分钟)",
+        "响应P90(分钟)",
+        "响应最长(分钟)",
+        "已办结",
+        "解决率",
+        "时限内办结",
+        "未办结",
+        "超时次数",
+        "评价数",
+        "满意率",
+    ])?;
+    let total =
+        Group { key: "all".into(), label: "合计".into(), figures: summary.figures.clone() };
+    let groups = std::iter::once(("合计", &total))
+        .chain(summary.by_compound.iter().map(|g| ("小区", g)))
+        .chain(summary.by_worker.iter().map(|g| ("网格员", g)))
+        .chain(summary.by_category.iter().map(|g| ("类别", g)));
+    for (kind, g) in groups {
+        let f: &Figures = &g.figures;
+        out.write_record([
+            kind.to_owned(),
+            g.label.clone(),
+            f.reports.to_string(),
+            f.cancelled.to_string(),
+            f.responded.to_string(),
+            f.responded_in_target.to_string(),
+            percent(f.response_rate),
+            minutes(f.response.median),
+            minutes(f.response.p90),
+            minutes(f.response.max),
+            f.resolved.to_string(),
+            percent(f.resolution_rate),
+            f.resolved_in_target.to_string(),
+            f.open.to_string(),
+            f.breaches.to_string(),
+            f.rated.to_string(),
+            percent(f.satisfaction_rate),
+        ])?;
+    }
+    out.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+pub async fn export(
+    State(app): State<App>,
+    jar: CookieJar,
+    Query(params): Query<Params>,
+) -> Result<Response, AppError> {
+    supervisor(&app, &jar)?;
+    let community = app.hub.store().community().clone();
+    let what = params.what.unwrap_or(What::Incidents);
+    let stem = match what {
+        What::Incidents => "hongfan-incidents",
+        What::Figures => "hongfan-figures",
+    };
+    let (body, content_type, extension) = match (params.format.unwrap_or(Format::Csv), what) {
+        (Format::Csv, What::Incidents) => {
+            (incidents_csv(&community, &rows_of(&app, &params)?), "text/csv; charset=utf-8", "csv")
+        }
+        (Format::Csv, What::Figures) => {
+            (figures_csv(&summary_of(&app, &params)?), "text/csv; charset=utf-8", "csv")
+        }
+        (Format::Json, What::Incidents) => (
+            Ok(serde_json::to_vec_pretty(&rows_of(&app, &params)?).unwrap_or_default()),
+            "application/json",
+            "json",
+        ),
+        (Format::Json, What::Figures) => (
+            Ok(serde_json::to_vec_pretty(&summary_of(&app, &params)?).unwrap_or_default()),
+            "application/json",
+            "json",
+        ),
+    };
+    let body = body.map_err(|e| AuthError::Store(crate::store::StoreError::Read(e.to_string())))?;
+    let disposition = format!(
+        "attachment; filename=\"{stem}-{}.{extension}\"",
+        local(Timestamp(params.from)).get(..10).unwrap_or("period")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
