@@ -93,6 +93,12 @@ pub enum Command {
     Kiosk(KioskCommand),
     /// Fill an empty data folder with demo accounts and a month of history.
     Demo,
+    /// Write a consistent backup of the data folder (the server may be running) to a file.
+    Backup { file: PathBuf },
+    /// Restore a backup file into a new, empty data folder (--data-dir).
+    Restore { file: PathBuf },
+    /// Check a data folder offline (the server must be stopped); exits 1 on any problem.
+    Verify,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -199,7 +205,11 @@ pub async fn manage(
     let (store, accounts) = open_accounts(data).await?;
     let result = async {
         match command {
-            Command::Serve | Command::Demo => {}
+            Command::Serve
+            | Command::Demo
+            | Command::Backup { .. }
+            | Command::Restore { .. }
+            | Command::Verify => {}
             Command::User(UserCommand::Add { login, name, role, compounds, password_stdin }) => {
                 let role = match role {
                     RoleArg::Worker => Role::Worker,
@@ -278,6 +288,45 @@ pub async fn main() -> anyhow::Result<()> {
     }
     match &cli.command {
         None | Some(Command::Serve) => serve(&cli).await,
+        Some(Command::Backup { file }) => backup(&cli.data, file).await,
+        Some(Command::Restore { file }) => {
+            let input = std::io::BufReader::new(std::fs::File::open(file)?);
+            let carried = crate::store::backup::restore(input, &cli.data.data_dir)?;
+            let mut out = std::io::stdout();
+            writeln!(
+                out,
+                "restored {} events ({} incidents, {} account records) into {}",
+                carried.events,
+                carried.incidents,
+                carried.records,
+                cli.data.data_dir.display()
+            )?;
+            Ok(())
+        }
+        Some(Command::Verify) => {
+            let report = crate::store::backup::verify(&cli.data.data_dir)?;
+            let mut out = std::io::stdout();
+            writeln!(
+                out,
+                "checked {} events and {} incident states in {}",
+                report.events,
+                report.incidents,
+                cli.data.data_dir.display()
+            )?;
+            if report.problems.is_empty() {
+                writeln!(out, "ok: the log has no gap and every state matches the log")?;
+                Ok(())
+            } else {
+                for problem in &report.problems {
+                    writeln!(out, "problem: {problem}")?;
+                }
+                anyhow::bail!(
+                    "{} problem(s) found in {}",
+                    report.problems.len(),
+                    cli.data.data_dir.display()
+                )
+            }
+        }
         Some(Command::Demo) => {
             crate::demo::fill(
                 &cli.data.data_dir,
@@ -302,6 +351,95 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "cannot print the start banner");
     }
     server.run(listener, shutdown_signal()).await
+}
+
+/// Backs up the data folder: through the running server when there is one (sled lets only one
+/// process open the folder), else directly.
+async fn backup(data: &DataArgs, file: &std::path::Path) -> anyhow::Result<()> {
+    let url = std::fs::read_to_string(data.data_dir.join(crate::server::URL_FILE)).ok();
+    let partial = file.with_extension("partial");
+    let through_server = match url {
+        Some(url) => {
+            let token = std::fs::read_to_string(data.data_dir.join(crate::server::TOKEN_FILE))?;
+            match fetch_backup(url.trim(), token.trim(), &partial).await {
+                Ok(()) => true,
+                // A server that was killed leaves its URL behind: then read the folder itself.
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused) =>
+                {
+                    false
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        None => false,
+    };
+    let carried = match through_server {
+        true => None,
+        false => {
+            let community = Arc::new(crate::config::load(data.config.as_deref())?);
+            let store = Store::open(
+                &data.data_dir,
+                community,
+                Arc::new(SystemClock),
+                StoreOptions::default(),
+            )?;
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+            let carried = store.backup(&mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            store.close().await?;
+            Some(carried)
+        }
+    };
+    // Only a complete backup takes the file's name.
+    std::fs::rename(&partial, file)?;
+    let mut out = std::io::stdout();
+    match carried {
+        Some(c) => writeln!(
+            out,
+            "backed up {} events and {} account records to {}",
+            c.events,
+            c.records,
+            file.display()
+        )?,
+        None => writeln!(out, "backed up the running server to {}", file.display())?,
+    }
+    Ok(())
+}
+
+/// Streams `/api/operator/backup` into `to`, over plain HTTP/1.1 to the local server.
+async fn fetch_backup(url: &str, token: &str, to: &std::path::Path) -> anyhow::Result<()> {
+    use http_body_util::BodyExt;
+    let authority = url.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&authority).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = axum::http::Request::get("/api/operator/backup")
+        .header("host", authority)
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "the server refused the backup: {}",
+        response.status()
+    );
+    let mut body = response.into_body();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(to)?);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            file.write_all(&data)?;
+        }
+    }
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let text = std::fs::read_to_string(to)?;
+    anyhow::ensure!(
+        text.trim_end().lines().last().is_some_and(|l| l.starts_with("{\"end\"")),
+        "the backup stream ended early"
+    );
+    Ok(())
 }
 
 fn banner(url: &str, settings: &Settings, server: &Server) -> std::io::Result<()> {

@@ -55,6 +55,7 @@ impl Server {
             Store::open(&settings.data_dir, community, clock.clone(), StoreOptions::default())?;
         let accounts = Arc::new(Accounts::new(store.clone(), clock));
         let first_start = accounts.first_start().await?;
+        let operator_token = write_operator_token(&settings.data_dir)?;
         let shutdown = CancellationToken::new();
         let hub = Hub::start(store, settings.limits.clone(), shutdown.clone());
         let app = App {
@@ -62,6 +63,7 @@ impl Server {
             accounts,
             allowed_origins: Arc::new(settings.allowed_origins.clone()),
             secure_cookies: settings.secure_cookies,
+            operator_token: Arc::new(operator_token),
         };
         Ok(Server { app, settings, shutdown, first_start })
     }
@@ -78,6 +80,9 @@ impl Server {
         signal: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let Server { app, settings, shutdown, .. } = self;
+        // Tells `hongfan backup` where this server answers.
+        let url_file = settings.data_dir.join(URL_FILE);
+        std::fs::write(&url_file, base_url(listener.local_addr()?))?;
         let router = http::router(app.clone());
         let permits = Arc::new(Semaphore::new(settings.max_connections));
         let connections = TaskTracker::new();
@@ -146,9 +151,27 @@ impl Server {
             tracing::warn!("some connections did not close in time");
         }
         app.hub.store().close().await?;
+        let _ = std::fs::remove_file(url_file);
         tracing::info!("stopped; the store is closed");
         Ok(())
     }
+}
+
+/// Files beside sled's in the data folder: the running server's URL and the operator token.
+pub const URL_FILE: &str = "server.url";
+pub const TOKEN_FILE: &str = "operator.token";
+
+/// A new operator token each start, readable only by the account running the server.
+fn write_operator_token(dir: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let path = dir.join(TOKEN_FILE);
+    let _ = std::fs::remove_file(&path);
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(token.as_bytes())?;
+    Ok(token)
 }
 
 /// The local address a listener is bound to, as a URL base.

@@ -33,6 +33,7 @@ pub const USERS: &[(&str, &str, Role, &[&str])] = &[
 #[derive(Debug)]
 pub struct TestServer {
     pub dir: tempfile::TempDir,
+    data: PathBuf,
     pub url: String,
     /// `kiosk compound → credential`.
     pub kiosks: Vec<(String, String)>,
@@ -64,7 +65,9 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let kiosks = seed_accounts(&dir.path().join("data")).await;
         let log = dir.path().join("server.log");
+        let data = dir.path().join("data");
         let mut server = TestServer {
+            data,
             dir,
             url: String::new(),
             kiosks,
@@ -77,7 +80,24 @@ impl TestServer {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
+    }
+
+    /// Starts a server on an existing data folder (a restored one, say), with no seeding.
+    pub fn start_on(data: PathBuf) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("server.log");
+        let mut server = TestServer {
+            data,
+            dir,
+            url: String::new(),
+            kiosks: Vec::new(),
+            child: None,
+            log,
+            extra_args: Vec::new(),
+        };
+        server.spawn("127.0.0.1:0");
+        server
     }
 
     fn spawn(&mut self, addr: &str) {

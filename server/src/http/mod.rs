@@ -36,6 +36,9 @@ pub struct App {
     pub allowed_origins: Arc<Vec<String>>,
     /// Mark cookies `Secure` (when served over TLS behind a proxy).
     pub secure_cookies: bool,
+    /// The operator's token for `hongfan backup` against a running server; it is written to
+    /// the data folder, readable only by the account that runs the server.
+    pub operator_token: Arc<String>,
 }
 
 pub fn router(app: App) -> Router {
@@ -48,6 +51,7 @@ pub fn router(app: App) -> Router {
         .route("/api/me", get(me))
         .route("/api/users/{login}/disable", post(disable_user))
         .route("/api/kiosks/{id}/revoke", post(revoke_kiosk))
+        .route("/api/operator/backup", get(operator_backup))
         .route("/api/community", get(community))
         .route("/api/workers", get(workers))
         .route("/api/audit/summary", get(audit::summary))
@@ -209,6 +213,39 @@ async fn me(
     Query(who): Query<As>,
 ) -> Result<Json<Identity>, AppError> {
     Ok(Json(authenticated_by(&app, &jar, who.cookie())?.identity))
+}
+
+/// A consistent backup of the running server, for `hongfan backup`. Authorised by the operator
+/// token in the data folder: whoever can read that folder can copy it anyway.
+async fn operator_backup(State(app): State<App>, headers: HeaderMap) -> Result<Response, AppError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if given.is_empty() || given != app.operator_token.as_str() {
+        return Err(AppError::Forbidden);
+    }
+    let store = app.hub.store().clone();
+    let path = store.dir().join(format!("backup-{}.tmp", rand::random::<u64>()));
+    let written = path.clone();
+    let carried = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&written)
+            .map_err(|e| crate::store::StoreError::Write(e.to_string()))?;
+        let mut out = std::io::BufWriter::new(file);
+        store.backup(&mut out)
+    })
+    .await
+    .map_err(|e| AuthError::Store(crate::store::StoreError::Write(e.to_string())))?
+    .map_err(AuthError::from)?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| AuthError::Store(crate::store::StoreError::Read(e.to_string())))?;
+    // The open file stays readable once unlinked; nothing is left behind in the folder.
+    let _ = tokio::fs::remove_file(&path).await;
+    tracing::info!(seq = carried.seq, events = carried.events, "backup taken");
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
 /// The community's compounds and categories: public, the kiosk shows them to anyone.

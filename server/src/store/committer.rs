@@ -26,6 +26,8 @@ use crate::clock::SharedClock;
 
 /// How many requests one group commit takes at most.
 const MAX_GROUP: usize = 4096;
+/// How often the high-water mark is brought up to date.
+const MARK_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait between deadline checks, so a wall-clock jump is noticed.
 const MAX_IDLE: Duration = Duration::from_secs(30);
 
@@ -103,6 +105,8 @@ pub(super) struct Committer {
     next_id: u64,
     requests: HashMap<(String, String), IncidentId>,
     deadlines: Deadlines,
+    /// When the high-water mark was last written.
+    marked_at: std::time::Instant,
 }
 
 impl Committer {
@@ -134,6 +138,7 @@ impl Committer {
             next_id: loaded.next_id,
             requests: loaded.requests,
             deadlines,
+            marked_at: std::time::Instant::now(),
         }
     }
 
@@ -347,7 +352,7 @@ impl Committer {
     }
 
     fn commit(&mut self, group: Group) -> Result<(), StoreError> {
-        let Group { events, touched, answers, dirty, .. } = group;
+        let Group { events, touched, answers, dirty, shutdown } = group;
         if !events.is_empty() || dirty {
             let states: Vec<&Incident> = touched.values().collect();
             if let Err(e) = self.disk.commit(&events, &states) {
@@ -370,6 +375,18 @@ impl Committer {
                 }
             }
             published.seq = events.last().map_or(published.seq, |e| e.seq);
+            let seq = published.seq;
+            drop(published);
+            // At most once a second: a sync of its own per group would halve throughput.
+            if self.marked_at.elapsed() >= MARK_EVERY || shutdown {
+                if let Err(e) = self.disk.write_mark(seq) {
+                    tracing::warn!(error = %e, "cannot write the high-water mark");
+                }
+                self.marked_at = std::time::Instant::now();
+            }
+        } else if shutdown {
+            let seq = self.published.read().map_err(|_| StoreError::Poisoned)?.seq;
+            let _ = self.disk.write_mark(seq);
         }
         for answer in answers {
             answer.send();

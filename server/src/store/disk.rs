@@ -18,6 +18,8 @@ use sled::transaction::{ConflictableTransactionResult, TransactionError};
 use super::{Aux, StoreError};
 
 const FORMAT: &[u8] = b"hongfan-1";
+/// The high-water mark's file, beside sled's.
+pub(super) const MARK_FILE: &str = "hongfan.mark";
 
 #[derive(Debug)]
 pub(super) struct Disk {
@@ -30,6 +32,10 @@ pub(super) struct Disk {
     sessions: sled::Tree,
     /// sled's own log file; `flush` only calls sync_file_range, so we fsync it ourselves.
     log_file: File,
+    /// The high-water mark: a sequence number known durable, kept outside sled. sled recovers
+    /// from a damaged log by cutting it short, silently; a log that ends before the mark is
+    /// refused instead.
+    mark: File,
     pub(super) epoch: String,
 }
 
@@ -43,6 +49,9 @@ pub(super) struct Loaded {
     /// Every incident's audit facts, by id (index = id - 1).
     pub rows: Vec<AuditRow>,
 }
+
+/// A record's key and value, as stored.
+pub(super) type Entry = (Vec<u8>, Vec<u8>);
 
 fn key(n: u64) -> [u8; 8] {
     n.to_be_bytes()
@@ -65,17 +74,39 @@ impl Disk {
         } else if !dir.join("db").is_file() || !dir.join("conf").is_file() {
             return Err(StoreError::corrupt(dir, "sled's files `db` and `conf` are missing"));
         }
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             // The committer is the only one who flushes: sled's background flusher would race it.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| StoreError::open(dir, e))?;
+            .flush_every_ms(None);
+        // sled 0.34 panics on some damaged files instead of returning an error. Nothing of the
+        // half-opened database is used after a panic, so unwind safety does not matter here.
+        let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()))
+            .map_err(|panic| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                StoreError::corrupt(dir, format!("sled cannot read its files ({why})"))
+            })?
+            .map_err(|e| match e {
+                sled::Error::Corruption { .. } => {
+                    StoreError::corrupt(dir, format!("sled found its files corrupted ({e})"))
+                }
+                e => StoreError::open(dir, e),
+            })?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::open(dir, e));
         let (meta, events, incidents) = (tree("meta")?, tree("events")?, tree("incidents")?);
         let (users, kiosks, sessions) = (tree("users")?, tree("kiosks")?, tree("sessions")?);
         let log_file = File::open(dir.join("db")).map_err(|e| StoreError::open(dir, e))?;
+        let mark = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(MARK_FILE))
+            .map_err(|e| StoreError::open(dir, e))?;
 
         let epoch = if fresh {
             let epoch = format!("{:032x}", rand::random::<u128>());
@@ -90,6 +121,7 @@ impl Disk {
                 kiosks,
                 sessions,
                 log_file,
+                mark,
                 epoch,
             };
             disk.sync().map_err(|e| StoreError::open(dir, e))?;
@@ -116,6 +148,7 @@ impl Disk {
             kiosks,
             sessions,
             log_file,
+            mark,
             epoch,
         })
     }
@@ -143,6 +176,12 @@ impl Disk {
             }
         };
         let last_seq = last_event.as_ref().map_or(0, |e| e.seq);
+        let marked = self.read_mark();
+        if marked > last_seq {
+            return Err(corrupt(format!(
+                "the log ends at event {last_seq}, but event {marked} was stored before: sled lost part of its log"
+            )));
+        }
         let mut loaded = Loaded {
             last_seq,
             next_id: 1,
@@ -295,6 +334,56 @@ impl Disk {
             .values()
             .map(|value| value.map(|v| v.to_vec()).map_err(StoreError::read))
             .collect()
+    }
+
+    /// Every record of one tree with its key.
+    pub(super) fn scan_entries(&self, tree: Aux) -> Result<Vec<Entry>, StoreError> {
+        let entries = self.aux(tree).iter();
+        entries
+            .map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::read))
+            .collect()
+    }
+
+    /// Appends restored events (the committer is not running).
+    pub(super) fn import_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for event in events {
+            let bytes = serde_json::to_vec(event).map_err(|e| StoreError::Write(e.to_string()))?;
+            batch.insert(&key(event.seq), bytes);
+        }
+        self.events.apply_batch(batch).map_err(|e| StoreError::Write(e.to_string()))
+    }
+
+    /// The log as stored, key by key, for `verify`.
+    pub(super) fn raw_events(
+        &self,
+    ) -> impl Iterator<Item = Result<(u64, sled::IVec), String>> + '_ {
+        self.events
+            .iter()
+            .map(|e| e.map(|(k, v)| (number(&k).unwrap_or(0), v)).map_err(|e| e.to_string()))
+    }
+
+    pub(super) fn raw_incidents(
+        &self,
+    ) -> impl Iterator<Item = Result<(u64, sled::IVec), String>> + '_ {
+        self.incidents
+            .iter()
+            .map(|e| e.map(|(k, v)| (number(&k).unwrap_or(0), v)).map_err(|e| e.to_string()))
+    }
+
+    /// The high-water mark, 0 when there is none.
+    pub(super) fn read_mark(&self) -> Seq {
+        use std::io::Read;
+        let mut text = String::new();
+        let _ = (&self.mark).read_to_string(&mut text);
+        text.trim().parse().unwrap_or(0)
+    }
+
+    /// Records `seq` as durable; called only after it is.
+    pub(super) fn write_mark(&self, seq: Seq) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.mark.write_all_at(format!("{seq:020}\n").as_bytes(), 0)?;
+        self.mark.sync_data()
     }
 
     /// sled's flush writes its buffers with sync_file_range, which survives a killed process but

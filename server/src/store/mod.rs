@@ -4,6 +4,7 @@
 //! once durable; reads of open incidents come from the published state, which holds only what
 //! is durable. Every durable group of events is also broadcast as a `Commit`.
 
+pub mod backup;
 mod committer;
 mod deadlines;
 mod disk;
@@ -36,7 +37,7 @@ pub enum StoreError {
     #[error("cannot open the data folder {dir}: {reason}")]
     Open { dir: String, reason: String },
     #[error(
-        "the data folder {dir} is damaged: {reason}. Nothing was changed; restore it from a backup"
+        "the data folder {dir} is damaged: {reason}. Refusing to use it: restore it from a backup (`hongfan restore`)"
     )]
     Corrupt { dir: String, reason: String },
     #[error("the store cannot read: {0}")]

@@ -1,0 +1,348 @@
+//! Backup, restore and verify.
+//!
+//! A backup is the log up to one sequence number plus the account records, as JSON lines. It
+//! needs no pause in writing: events are never changed, so reading them up to the last durable
+//! sequence number gives a consistent cut while reports keep arriving, and the incident states
+//! are not copied but rebuilt from the log on restore. `verify` replays the log the same way and
+//! compares.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use hongfan_shared::{Event, Incident, IncidentId, Seq};
+use serde::{Deserialize, Serialize};
+
+use super::disk::Disk;
+use super::{Aux, Store, StoreError};
+
+const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    hongfan_backup: u32,
+    epoch: String,
+    seq: Seq,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    tree: String,
+    key: String,
+    value: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct End {
+    events: u64,
+    records: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Line {
+    Event(Event),
+    Record(Record),
+    End(End),
+}
+
+/// What a backup or restore carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Carried {
+    pub seq: Seq,
+    pub events: u64,
+    pub records: u64,
+    pub incidents: u64,
+}
+
+const AUX: [(Aux, &str); 3] =
+    [(Aux::Users, "users"), (Aux::Kiosks, "kiosks"), (Aux::Sessions, "sessions")];
+
+fn write_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Write(format!("backup: {e}"))
+}
+
+impl Store {
+    /// Writes a consistent backup of everything durable now to `out`.
+    pub fn backup(&self, out: &mut impl Write) -> Result<Carried, StoreError> {
+        let seq = self.last_seq()?;
+        let header = Header { hongfan_backup: VERSION, epoch: self.epoch().to_owned(), seq };
+        serde_json::to_writer(&mut *out, &header).map_err(write_err)?;
+        out.write_all(b"\n").map_err(write_err)?;
+        let mut events = 0;
+        let mut after = 0;
+        loop {
+            let chunk = self.disk.events(after, seq, 10_000)?;
+            let Some(last) = chunk.last().map(|e| e.seq) else { break };
+            for event in chunk {
+                serde_json::to_writer(&mut *out, &Line::Event(event)).map_err(write_err)?;
+                out.write_all(b"\n").map_err(write_err)?;
+                events += 1;
+            }
+            after = last;
+        }
+        let mut records = 0;
+        for (tree, name) in AUX {
+            for (key, value) in self.disk.scan_entries(tree)? {
+                let value =
+                    serde_json::from_slice(&value).map_err(|e| StoreError::Read(e.to_string()))?;
+                let record = Record { tree: name.into(), key: hex::encode(key), value };
+                serde_json::to_writer(&mut *out, &Line::Record(record)).map_err(write_err)?;
+                out.write_all(b"\n").map_err(write_err)?;
+                records += 1;
+            }
+        }
+        serde_json::to_writer(&mut *out, &Line::End(End { events, records })).map_err(write_err)?;
+        out.write_all(b"\n").map_err(write_err)?;
+        out.flush().map_err(write_err)?;
+        let incidents = self.read()?.rows.len() as u64;
+        Ok(Carried { seq, events, records, incidents })
+    }
+}
+
+/// Folds events, in order, into incident states; says what does not fit.
+#[derive(Debug, Default)]
+struct Replay {
+    incidents: BTreeMap<IncidentId, Incident>,
+    next_seq: Seq,
+}
+
+impl Replay {
+    fn apply(&mut self, event: &Event) -> Result<(), String> {
+        if event.seq != self.next_seq + 1 {
+            return Err(format!(
+                "event {} follows event {}: the log has a gap",
+                event.seq, self.next_seq
+            ));
+        }
+        self.next_seq = event.seq;
+        match self.incidents.get_mut(&event.incident) {
+            Some(incident) => incident.apply(event).map_err(|e| e.to_string()),
+            None => {
+                let incident = Incident::from_event(event).map_err(|e| e.to_string())?;
+                self.incidents.insert(event.incident, incident);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Restores a backup into `dir`, which must be missing or empty. The restored store has a new
+/// epoch, so every client takes a fresh snapshot rather than resume into another history.
+pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
+    let bad = |line: usize, why: String| StoreError::Corrupt {
+        dir: "the backup file".into(),
+        reason: format!("line {line}: {why}"),
+    };
+    if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(StoreError::Open {
+            dir: dir.display().to_string(),
+            reason: "it is not empty: restore only into a new folder".into(),
+        });
+    }
+    let mut lines = input.lines();
+    let header: Header = match lines.next() {
+        Some(Ok(text)) => {
+            serde_json::from_str(&text).map_err(|e| bad(1, format!("not a hongfan backup: {e}")))?
+        }
+        _ => return Err(bad(1, "the file is empty".into())),
+    };
+    if header.hongfan_backup != VERSION {
+        return Err(bad(1, format!("backup version {} is not {VERSION}", header.hongfan_backup)));
+    }
+    let disk = Disk::open(dir, 64 << 20)?;
+    let mut replay = Replay::default();
+    let mut batch = Vec::new();
+    let mut records = Vec::new();
+    let mut end = None;
+    for (n, line) in lines.enumerate() {
+        let number = n + 2;
+        let text = line.map_err(|e| bad(number, e.to_string()))?;
+        match serde_json::from_str::<Line>(&text).map_err(|e| bad(number, e.to_string()))? {
+            Line::Event(event) => {
+                replay.apply(&event).map_err(|why| bad(number, why))?;
+                batch.push(event);
+                if batch.len() == 10_000 {
+                    disk.import_events(&batch)?;
+                    batch.clear();
+                }
+            }
+            Line::Record(record) => {
+                let tree = AUX
+                    .iter()
+                    .find(|(_, name)| *name == record.tree)
+                    .map(|(tree, _)| *tree)
+                    .ok_or_else(|| bad(number, format!("unknown tree {:?}", record.tree)))?;
+                let key = hex::decode(&record.key).map_err(|e| bad(number, e.to_string()))?;
+                let value =
+                    serde_json::to_vec(&record.value).map_err(|e| bad(number, e.to_string()))?;
+                records.push((tree, key, value));
+            }
+            Line::End(e) => {
+                end = Some((number, e));
+                break;
+            }
+        }
+    }
+    let Some((number, end)) = end else {
+        return Err(bad(0, "the file ends before its end mark: it is truncated".into()));
+    };
+    if end.events != replay.next_seq
+        || end.events != header.seq
+        || end.records != records.len() as u64
+    {
+        return Err(bad(number, "the counts at the end do not match what the file holds".into()));
+    }
+    disk.import_events(&batch)?;
+    let incidents: Vec<&Incident> = replay.incidents.values().collect();
+    disk.commit(&[], &incidents)?;
+    for (tree, key, value) in &records {
+        disk.put(*tree, key, Some(value))?;
+    }
+    disk.sync().map_err(|e| StoreError::Write(e.to_string()))?;
+    Ok(Carried {
+        seq: header.seq,
+        events: end.events,
+        records: end.records,
+        incidents: incidents.len() as u64,
+    })
+}
+
+/// The outcome of `verify`: what was checked and every problem found.
+#[derive(Debug, Default)]
+pub struct Verified {
+    pub events: u64,
+    pub incidents: u64,
+    pub problems: Vec<String>,
+}
+
+/// Checks a data folder offline: every event decodes, sequence numbers have no gap, the log
+/// reaches the high-water mark, and every stored incident state equals the state rebuilt from
+/// the log (which also holds its deadlines, from which the deadline index is built).
+pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
+    if std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none()) {
+        return Err(StoreError::Open {
+            dir: dir.display().to_string(),
+            reason: "there is no data folder here".into(),
+        });
+    }
+    // sled repairs what it opens, so `verify` opens a scratch copy: the folder is never written.
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let scratch = tempfile::tempdir_in(parent).map_err(|e| StoreError::Open {
+        dir: parent.display().to_string(),
+        reason: format!("no room for a scratch copy: {e}"),
+    })?;
+    let copy = scratch.path().join("copy");
+    copy_dir(dir, &copy)
+        .map_err(|e| StoreError::Open { dir: dir.display().to_string(), reason: e.to_string() })?;
+    let disk = Disk::open(&copy, 64 << 20).map_err(|e| name_original(e, &copy, dir))?;
+    let mut report = Verified::default();
+    let mut replay = Replay::default();
+    const MAX_PROBLEMS: usize = 50;
+    let problem = |report: &mut Verified, p: String| {
+        if report.problems.len() < MAX_PROBLEMS {
+            report.problems.push(p);
+        }
+    };
+    for entry in disk.raw_events() {
+        let (key, value) = match entry {
+            Ok(kv) => kv,
+            Err(e) => {
+                problem(
+                    &mut report,
+                    format!("the log cannot be read past event {}: {e}", replay.next_seq),
+                );
+                break;
+            }
+        };
+        report.events += 1;
+        let event: Event = match serde_json::from_slice(&value) {
+            Ok(event) => event,
+            Err(e) => {
+                problem(&mut report, format!("event {key} does not decode: {e}"));
+                replay.next_seq = key;
+                continue;
+            }
+        };
+        if event.seq != key {
+            problem(&mut report, format!("event {} is stored under key {key}", event.seq));
+        }
+        if let Err(why) = replay.apply(&event) {
+            problem(&mut report, why);
+            replay.next_seq = event.seq;
+        }
+    }
+    let mut stored = BTreeMap::new();
+    for entry in disk.raw_incidents() {
+        match entry {
+            Ok((key, value)) => match serde_json::from_slice::<Incident>(&value) {
+                Ok(incident) => {
+                    stored.insert(IncidentId(key), incident);
+                }
+                Err(e) => problem(&mut report, format!("incident {key} does not decode: {e}")),
+            },
+            Err(e) => {
+                problem(&mut report, format!("the incident states cannot be read: {e}"));
+                break;
+            }
+        }
+    }
+    report.incidents = stored.len() as u64;
+    let marked = disk.read_mark();
+    if marked > replay.next_seq {
+        problem(
+            &mut report,
+            format!(
+                "the log ends at event {}, but event {marked} was stored before: part of the log is lost",
+                replay.next_seq
+            ),
+        );
+    }
+    for (id, rebuilt) in &replay.incidents {
+        match stored.get(id) {
+            None => problem(
+                &mut report,
+                format!("incident {} is in the log but has no stored state", id.0),
+            ),
+            Some(state) if state != rebuilt => problem(
+                &mut report,
+                format!(
+                    "incident {}'s stored state differs from the state rebuilt from the log",
+                    id.0
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    for id in stored.keys().filter(|id| !replay.incidents.contains_key(id)) {
+        problem(
+            &mut report,
+            format!("incident {} has a stored state but no events in the log", id.0),
+        );
+    }
+    Ok(report)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Errors about the scratch copy speak of the folder the operator named.
+fn name_original(e: StoreError, copy: &Path, original: &Path) -> StoreError {
+    let fix = |s: String| s.replace(&copy.display().to_string(), &original.display().to_string());
+    match e {
+        StoreError::Corrupt { dir, reason } => StoreError::Corrupt { dir: fix(dir), reason },
+        StoreError::Open { dir, reason } => StoreError::Open { dir: fix(dir), reason },
+        other => other,
+    }
+}

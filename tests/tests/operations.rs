@@ -1,0 +1,161 @@
+//! Operations: backup of a running server while reports arrive, restore, verify.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use hongfan_shared::protocol::{ClientMessage, ServerMessage};
+use hongfan_tests::report;
+use hongfan_tests::server::{TestServer, binary};
+
+fn hongfan(args: &[&str], data: &std::path::Path) -> (bool, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run hongfan");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_reports_arrive_restores_every_report_acknowledged_before_it() {
+    let server =
+        TestServer::start_with(&["--report-burst", "100000", "--reports-per-minute", "100000"])
+            .await;
+    let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for compound in ["c1", "c2"] {
+        let mut kiosk = server.kiosk(compound).await;
+        let (acked, stop) = (acked.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let id = format!("{compound}-{n}");
+                kiosk
+                    .send(&ClientMessage::Report {
+                        request_id: id.clone(),
+                        report: report(compound, &id),
+                    })
+                    .await;
+                let (answer, _) =
+                    kiosk.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await;
+                if let ServerMessage::Reported { incident, .. } = answer {
+                    acked.lock().unwrap().insert(id, incident.id.0);
+                }
+                n += 1;
+            }
+        }));
+    }
+    // Let some reports land, then back up while the writers keep going.
+    while acked.lock().unwrap().len() < 50 {
+        tokio::task::yield_now().await;
+    }
+    let before_backup = acked.lock().unwrap().clone();
+    let file = server.dir.path().join("backup.jsonl");
+    let data = server.data_dir();
+    let (ok, out) = tokio::task::spawn_blocking({
+        let file = file.clone();
+        move || hongfan(&["backup", file.to_str().unwrap()], &data)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("backed up the running server"), "{out}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(
+        acked.lock().unwrap().len() > before_backup.len(),
+        "reports kept arriving during the backup"
+    );
+
+    let restored = server.dir.path().join("restored");
+    let (ok, out) = hongfan(&["restore", file.to_str().unwrap()], &restored);
+    assert!(ok, "{out}");
+    let (ok, out) = hongfan(&["verify"], &restored);
+    assert!(ok && out.contains("ok: the log has no gap"), "{out}");
+    let (ok, out) = hongfan(&["restore", file.to_str().unwrap()], &restored);
+    assert!(!ok && out.contains("not empty"), "never restores over data: {out}");
+
+    let copy = TestServer::start_on(restored);
+    let mut boss = copy.user("boss").await;
+    let (snapshot, _) = boss.subscribe(None).await;
+    let ServerMessage::Snapshot { incidents, .. } = snapshot else { panic!("{snapshot:?}") };
+    let present: HashMap<String, u64> =
+        incidents.iter().map(|i| (i.request_id.clone(), i.id.0)).collect();
+    for (request, id) in &before_backup {
+        assert_eq!(
+            present.get(request),
+            Some(id),
+            "report {request}, acknowledged before the backup, was restored"
+        );
+    }
+}
+
+#[test]
+fn verify_names_what_is_wrong_and_a_damaged_folder_is_refused_and_left_alone() {
+    // A month of demo history: enough that damage lands on live data.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, out) = hongfan(&["demo"], &data);
+    assert!(ok, "{out}");
+    let (ok, out) = hongfan(&["verify"], &data);
+    assert!(ok && out.contains("ok: the log has no gap"), "{out}");
+
+    let copy = |name: &str| {
+        let target = dir.path().join(name);
+        let status = Command::new("cp").arg("-r").arg(&data).arg(&target).status().unwrap();
+        assert!(status.success());
+        target
+    };
+    let listing = |dir: &std::path::Path| {
+        let mut names: Vec<_> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        names
+    };
+    // A missing file.
+    let missing = copy("missing");
+    std::fs::remove_file(missing.join("conf")).unwrap();
+    let (ok, out) = hongfan(&["--addr", "127.0.0.1:0"], &missing);
+    assert!(!ok && out.contains("is damaged") && out.contains(missing.to_str().unwrap()), "{out}");
+    let (ok, out) = hongfan(&["verify"], &missing);
+    assert!(!ok && out.contains("`db` and `conf` are missing"), "{out}");
+    assert!(!missing.join("conf").exists(), "nothing was recreated");
+
+    // A truncated file, and flipped bytes in the middle of the log.
+    for name in ["truncated", "flipped"] {
+        let dir = copy(name);
+        let db = dir.join("db");
+        let mut bytes = std::fs::read(&db).unwrap();
+        if name == "truncated" {
+            bytes.truncate(bytes.len() / 2);
+        } else {
+            let middle = bytes.len() / 2;
+            for b in &mut bytes[middle..middle + 64] {
+                *b ^= 0xff;
+            }
+        }
+        std::fs::write(&db, &bytes).unwrap();
+        let before = listing(&dir);
+        let (ok, out) = hongfan(&["verify"], &dir);
+        assert!(!ok, "{name}: verify must report a problem: {out}");
+        let named = if name == "truncated" { "is damaged" } else { "part of the log is lost" };
+        assert!(out.contains(named), "{name}: {out}");
+        assert_eq!(listing(&dir), before, "{name}: verify creates no file");
+        assert!(std::fs::read(&db).unwrap() == bytes, "{name}: verify writes nothing");
+        let (ok, out) = hongfan(&["--addr", "127.0.0.1:0"], &dir);
+        assert!(
+            !ok && out.contains("is damaged") && out.contains(dir.to_str().unwrap()),
+            "{name}: {out}"
+        );
+    }
+}
