@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// Messages waiting for one connection before it counts as too slow and is closed.
     #[arg(long, default_value_t = 512)]
     pub send_queue: usize,
+    /// Serve /metrics (Prometheus) on this address only, not beside the pages.
+    #[arg(long, env = "HONGFAN_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// How long a client may take to send its HTTP request headers.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
@@ -158,6 +161,7 @@ impl Cli {
             allowed_origins: self.serve.allowed_origins.clone(),
             max_connections: self.serve.max_connections,
             header_read_timeout: self.serve.header_read_timeout,
+            metrics_addr: self.serve.metrics_addr,
             secure_cookies: self.serve.secure_cookies,
             limits: Limits {
                 report_burst: self.serve.report_burst,
@@ -350,7 +354,18 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     if let Err(e) = banner(&url, &settings, &server) {
         tracing::warn!(error = %e, "cannot print the start banner");
     }
-    server.run(listener, shutdown_signal()).await
+    let metrics = match cli.serve.metrics_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for metrics: {e}"))?,
+        ),
+        None => None,
+    };
+    if let Some(metrics) = &metrics {
+        tracing::info!(url = %format!("{}/metrics", base_url(metrics.local_addr()?)), "metrics");
+    }
+    server.run(listener, metrics, shutdown_signal()).await
 }
 
 /// Backs up the data folder: through the running server when there is one (sled lets only one

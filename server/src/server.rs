@@ -32,6 +32,8 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     pub secure_cookies: bool,
     pub limits: Limits,
+    /// Serve `/metrics` on its own address instead of beside the pages.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// How long shutdown waits for sockets to take their close frame and end.
@@ -64,6 +66,7 @@ impl Server {
             allowed_origins: Arc::new(settings.allowed_origins.clone()),
             secure_cookies: settings.secure_cookies,
             operator_token: Arc::new(operator_token),
+            metrics_public: settings.metrics_addr.is_none(),
         };
         Ok(Server { app, settings, shutdown, first_start })
     }
@@ -77,9 +80,22 @@ impl Server {
     pub async fn run(
         self,
         listener: TcpListener,
+        metrics: Option<TcpListener>,
         signal: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let Server { app, settings, shutdown, .. } = self;
+        if let Some(metrics) = metrics {
+            let router = http::metrics_router(app.clone());
+            let stop = shutdown.clone();
+            app.hub.tasks().spawn(async move {
+                let served = axum::serve(metrics, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+        }
         // Tells `hongfan backup` where this server answers.
         let url_file = settings.data_dir.join(URL_FILE);
         std::fs::write(&url_file, base_url(listener.local_addr()?))?;

@@ -159,3 +159,71 @@ fn verify_names_what_is_wrong_and_a_damaged_folder_is_refused_and_left_alone() {
         );
     }
 }
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_count_what_a_scripted_run_did() {
+    let server = TestServer::start().await;
+    let mut wang = server.user("wang").await;
+    let (snapshot, _) = wang.subscribe(None).await;
+    let ServerMessage::Snapshot { epoch, .. } = snapshot else { panic!("{snapshot:?}") };
+    wang.send(&ClientMessage::Duty { on: true }).await;
+    wang.recv_until(|m| matches!(m, ServerMessage::Roster { on_duty } if !on_duty.is_empty()))
+        .await;
+    let mut kiosk = server.kiosk("c1").await;
+    let mut first = None;
+    for request in ["a", "b", "c", "a"] {
+        kiosk
+            .send(&ClientMessage::Report {
+                request_id: request.into(),
+                report: report("c1", request),
+            })
+            .await;
+        let (answer, _) = kiosk.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await;
+        if let ServerMessage::Reported { incident, .. } = answer {
+            first.get_or_insert(incident.id);
+        }
+    }
+    wang.send(&ClientMessage::Claim { id: 1, incident: first.unwrap() }).await;
+    wang.recv_until(|m| matches!(m, ServerMessage::Done { .. })).await;
+    let mut boss = server.user("boss").await;
+    boss.subscribe(Some(hongfan_shared::protocol::Position { epoch, seq: 2 })).await;
+
+    let text = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
+    assert_eq!(
+        metric(&text, "hongfan_reports_received_total"),
+        4.0,
+        "three reports and one resend"
+    );
+    assert_eq!(metric(&text, "hongfan_events_appended_total"), 4.0, "three reported, one claimed");
+    assert_eq!(metric(&text, "hongfan_snapshots_total"), 1.0);
+    assert_eq!(metric(&text, "hongfan_resumes_total"), 1.0);
+    assert_eq!(metric(&text, "hongfan_breaches_total"), 0.0);
+    assert_eq!(metric(&text, "hongfan_slow_consumers_total"), 0.0);
+    assert_eq!(metric(&text, "hongfan_connections{role=\"worker\"}"), 1.0);
+    assert_eq!(metric(&text, "hongfan_connections{role=\"kiosk\"}"), 1.0);
+    assert_eq!(metric(&text, "hongfan_connections{role=\"supervisor\"}"), 1.0);
+    assert_eq!(metric(&text, "hongfan_open_incidents{compound=\"c1\"}"), 3.0);
+    assert_eq!(metric(&text, "hongfan_open_incidents{compound=\"c2\"}"), 0.0);
+    assert!(metric(&text, "hongfan_commit_batch_size_count") >= 4.0);
+    assert!(metric(&text, "hongfan_flush_seconds_count") >= 4.0);
+}
+
+#[tokio::test]
+async fn metrics_can_live_on_their_own_address() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = TestServer::start_with(&["--metrics-addr", &addr]).await;
+    let public = reqwest::get(format!("{}/metrics", server.url)).await.unwrap();
+    assert_eq!(public.status().as_u16(), 404, "not beside the pages");
+    let private = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+    assert_eq!(private.status().as_u16(), 200);
+    assert!(private.text().await.unwrap().contains("hongfan_events_appended_total"));
+}

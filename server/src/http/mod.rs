@@ -39,10 +39,23 @@ pub struct App {
     /// The operator's token for `hongfan backup` against a running server; it is written to
     /// the data folder, readable only by the account that runs the server.
     pub operator_token: Arc<String>,
+    /// Whether `/metrics` is served beside the pages (no `--metrics-addr` given).
+    pub metrics_public: bool,
+}
+
+/// `/metrics` alone, for its own listener.
+pub fn metrics_router(app: App) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(app)
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let body = app.hub.render_metrics();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
 pub fn router(app: App) -> Router {
-    Router::new()
+    let metrics_public = app.metrics_public;
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(websocket))
         .route("/api/login", post(login))
@@ -58,8 +71,9 @@ pub fn router(app: App) -> Router {
         .route("/api/audit/incidents", get(audit::incidents))
         .route("/api/audit/incidents/{id}", get(audit::timeline))
         .route("/api/audit/export", get(audit::export))
-        .merge(web::routes())
-        .with_state(app)
+        .merge(web::routes());
+    let router = if metrics_public { router.route("/metrics", get(metrics)) } else { router };
+    router.with_state(app)
 }
 
 /// Refusals at the HTTP edge, each with a status and a stable code.

@@ -217,6 +217,7 @@ impl Connection {
         report: hongfan_shared::Report,
     ) -> Result<(), End> {
         let refuse = |body: ErrorBody| ErrorBody { request_id: Some(request_id.clone()), ..body };
+        self.hub.store().metrics().reports_received.inc();
         if !self.hub.allow_report(&self.auth.principal.actor.id) {
             let body =
                 error(ErrorCode::RateLimited, "too many reports from this device; wait a minute");
@@ -295,6 +296,7 @@ impl Connection {
             self.floor = snapshot.seq;
             let epoch = store.epoch().to_owned();
             tracing::info!(?reason, seq = snapshot.seq, "snapshot");
+            store.metrics().snapshots.inc();
             self.send_message(&ServerMessage::Snapshot {
                 epoch,
                 seq: snapshot.seq,
@@ -331,6 +333,7 @@ impl Connection {
             }
             self.floor = last;
             tracing::info!(missed, seq = last, "resumed");
+            store.metrics().resumes.inc();
             let epoch = store.epoch().to_owned();
             self.send_message(&ServerMessage::Resumed { epoch, seq: last, missed }).await?;
         }

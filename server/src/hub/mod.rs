@@ -103,10 +103,13 @@ impl Conn {
         }
     }
 
-    fn push(&self, out: Outgoing) {
+    fn push(&self, out: Outgoing, metrics: &crate::metrics::Metrics) {
         match self.tx.try_send(out) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.kick.token.is_cancelled() {
+                    metrics.slow_consumers.inc();
+                }
                 self.kick.kick(close::SLOW_CONSUMER, "too slow to keep up: reconnect and resume");
             }
             // The connection is closing; it resumes from its position when it comes back.
@@ -253,6 +256,27 @@ impl Hub {
         self.clients().conns.len()
     }
 
+    /// `/metrics`: the counters, with the gauges read now.
+    pub fn render_metrics(&self) -> String {
+        let metrics = self.0.store.metrics();
+        let mut by_role: HashMap<Role, i64> = HashMap::new();
+        for conn in self.clients().conns.values() {
+            *by_role.entry(conn.role()).or_default() += 1;
+        }
+        for role in [Role::Supervisor, Role::Worker, Role::BuildingHead, Role::Kiosk] {
+            let label = crate::metrics::RoleLabel { role: format!("{role:?}").to_lowercase() };
+            metrics.connections.get_or_create(&label).set(by_role.get(&role).copied().unwrap_or(0));
+        }
+        for (compound, open) in self.0.store.open_by_compound().unwrap_or_default() {
+            let label = crate::metrics::CompoundLabel { compound };
+            metrics
+                .open_incidents
+                .get_or_create(&label)
+                .set(i64::try_from(open).unwrap_or(i64::MAX));
+        }
+        metrics.render()
+    }
+
     fn clients(&self) -> MutexGuard<'_, Clients> {
         // std's Mutex: it is never held across an await, and a panic while holding it leaves
         // plain maps that are still usable.
@@ -300,18 +324,18 @@ impl Hub {
         } else {
             clients.roster.set_off(id);
         }
-        Self::send_roster(&clients);
+        Self::send_roster(&clients, self.0.store.metrics());
     }
 
     fn roster_message(clients: &Clients) -> Utf8Bytes {
         encode(&ServerMessage::Roster { on_duty: clients.roster.list() })
     }
 
-    fn send_roster(clients: &Clients) {
+    fn send_roster(clients: &Clients, metrics: &crate::metrics::Metrics) {
         let text = Self::roster_message(clients);
         for conn in clients.conns.values() {
             if conn.subscribed && privileged(conn.role()) {
-                conn.push(Outgoing::Text(text.clone()));
+                conn.push(Outgoing::Text(text.clone()), metrics);
             }
         }
     }
@@ -360,7 +384,7 @@ impl Hub {
                 _ = sweep.tick() => {
                     let mut clients = self.clients();
                     if clients.roster.sweep(Instant::now(), roster::DUTY_GRACE) {
-                        Self::send_roster(&clients);
+                        Self::send_roster(&clients, self.0.store.metrics());
                     }
                 }
             }
@@ -395,6 +419,8 @@ impl Hub {
     /// for new reports. Returns the last sequence number dispatched.
     fn dispatch(&self, events: &[Event], incidents: &[Incident], mut last: Seq) -> Seq {
         let mut escalate: Vec<IncidentId> = Vec::new();
+        let metrics = self.0.store.metrics().clone();
+        let metrics = metrics.as_ref();
         {
             let clients = self.clients();
             let from = last;
@@ -417,7 +443,7 @@ impl Hub {
                             encode(&ServerMessage::Event { event, incident })
                         })
                     };
-                    conn.push(Outgoing::Event { seq: event.seq, text: text.clone() });
+                    conn.push(Outgoing::Event { seq: event.seq, text: text.clone() }, metrics);
                 }
                 let compound = &incident.report.compound;
                 match event.change {
@@ -432,7 +458,7 @@ impl Hub {
                                 && clients.roster.is_on(&c.principal.actor.id)
                                 && c.principal.may_act_in(compound)
                         }) {
-                            conn.push(Outgoing::Text(alert.clone()));
+                            conn.push(Outgoing::Text(alert.clone()), metrics);
                         }
                     }
                     hongfan_shared::Change::Reported { .. } => escalate.push(incident.id),
@@ -447,7 +473,7 @@ impl Hub {
                                     || (c.role() == Role::Worker
                                         && clients.roster.is_on(&c.principal.actor.id)))
                         }) {
-                            conn.push(Outgoing::Text(alert.clone()));
+                            conn.push(Outgoing::Text(alert.clone()), metrics);
                         }
                     }
                     _ => {}

@@ -107,6 +107,7 @@ pub(super) struct Committer {
     deadlines: Deadlines,
     /// When the high-water mark was last written.
     marked_at: std::time::Instant,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Committer {
@@ -117,6 +118,7 @@ impl Committer {
         clock: SharedClock,
         commits: broadcast::Sender<Arc<Commit>>,
         rx: Receiver<Command>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Committer {
         let mut deadlines = Deadlines::default();
         for incident in loaded.open.values() {
@@ -139,6 +141,7 @@ impl Committer {
             requests: loaded.requests,
             deadlines,
             marked_at: std::time::Instant::now(),
+            metrics,
         }
     }
 
@@ -355,7 +358,11 @@ impl Committer {
         let Group { events, touched, answers, dirty, shutdown } = group;
         if !events.is_empty() || dirty {
             let states: Vec<&Incident> = touched.values().collect();
-            if let Err(e) = self.disk.commit(&events, &states) {
+            let started = std::time::Instant::now();
+            let written = self.disk.commit(&events, &states);
+            self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+            self.metrics.commit_batch.observe(answers.len().max(1) as f64);
+            if let Err(e) = written {
                 for answer in answers {
                     answer.fail(&e);
                 }
@@ -376,6 +383,9 @@ impl Committer {
             }
             published.seq = events.last().map_or(published.seq, |e| e.seq);
             let seq = published.seq;
+            self.metrics.events_appended.inc_by(events.len() as u64);
+            let breaches = events.iter().filter(|e| matches!(e.change, Change::Breached { .. }));
+            self.metrics.breaches.inc_by(breaches.count() as u64);
             drop(published);
             // At most once a second: a sync of its own per group would halve throughput.
             if self.marked_at.elapsed() >= MARK_EVERY || shutdown {

@@ -124,6 +124,7 @@ pub struct Store {
     commits: broadcast::Sender<Arc<Commit>>,
     community: Arc<Community>,
     clock: SharedClock,
+    metrics: Arc<crate::metrics::Metrics>,
     committer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
@@ -141,6 +142,7 @@ impl Store {
         let (tx, rx) = mpsc::channel();
         // Generous, since a receiver that still lags re-reads the log.
         let (commits, _) = broadcast::channel(1024);
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let mut committer = Committer::new(
             disk.clone(),
             loaded,
@@ -148,6 +150,7 @@ impl Store {
             clock.clone(),
             commits.clone(),
             rx,
+            metrics.clone(),
         );
         committer.catch_up()?;
         let published = committer.published.clone();
@@ -162,6 +165,7 @@ impl Store {
             commits,
             community,
             clock,
+            metrics,
             committer: Arc::new(Mutex::new(Some(handle))),
         })
     }
@@ -176,6 +180,24 @@ impl Store {
 
     pub fn community(&self) -> &Arc<Community> {
         &self.community
+    }
+
+    /// The counters `/metrics` reports; the hub and connections bump theirs here too.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// Open incidents per compound, now.
+    pub fn open_by_compound(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let published = self.read()?;
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for c in &self.community.compounds {
+            counts.insert(c.id.0.clone(), 0);
+        }
+        for incident in published.open.values() {
+            *counts.entry(incident.report.compound.0.clone()).or_default() += 1;
+        }
+        Ok(counts.into_iter().collect())
     }
 
     /// The time on the store's clock.
