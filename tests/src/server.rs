@@ -403,6 +403,12 @@ impl WsClient {
         }
     }
 
+    /// Separates sending from receiving, for open-loop senders whose answers another task reads.
+    pub fn split(self) -> (WsSender, WsReceiver) {
+        let (sink, stream) = self.ws.split();
+        (WsSender { sink }, WsReceiver { stream })
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
@@ -412,4 +418,49 @@ pub fn cookie_request(url: &str, cookie: &str) -> http::Request<()> {
     let mut request = url.into_client_request().expect("request");
     request.headers_mut().insert("cookie", cookie.parse().expect("cookie"));
     request
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The sending half of a split `WsClient`.
+#[derive(Debug)]
+pub struct WsSender {
+    sink: futures::stream::SplitSink<Ws, Message>,
+}
+
+impl WsSender {
+    pub async fn send(&mut self, message: &ClientMessage) {
+        let text = serde_json::to_string(message).expect("encode");
+        within("send", self.sink.send(Message::Text(text.into()))).await.expect("send");
+    }
+}
+
+/// The receiving half of a split `WsClient`.
+#[derive(Debug)]
+pub struct WsReceiver {
+    stream: futures::stream::SplitStream<Ws>,
+}
+
+impl WsReceiver {
+    /// Reads until a message matches, with one deadline for it.
+    pub async fn recv_until(
+        &mut self,
+        mut wanted: impl FnMut(&ServerMessage) -> bool,
+    ) -> ServerMessage {
+        within("a message", async {
+            loop {
+                match self.stream.next().await {
+                    Some(Ok(Message::Text(text))) => {
+                        let message: ServerMessage = serde_json::from_str(&text).expect("message");
+                        if wanted(&message) {
+                            return message;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    other => panic!("the connection ended: {other:?}"),
+                }
+            }
+        })
+        .await
+    }
 }

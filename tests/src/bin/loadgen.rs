@@ -1,0 +1,348 @@
+//! The load generator: speaks protocol v1 like real kiosks and boards against the real server,
+//! started as a child process (release build) with a temporary data folder.
+//!
+//! Each scenario is one command, for example
+//! `cargo run --release -p hongfan-tests --bin loadgen -- ingest --kiosks 64`.
+//! Load is open-loop where the scenario says so: sends follow a fixed schedule, so a slow server
+//! cannot hide its latency by slowing the sender. Latencies go into HDR histograms; the run ends
+//! with a table, and `--json <file>` writes the numbers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use hongfan_shared::protocol::{ClientMessage, ServerMessage};
+use hongfan_tests::report;
+use hongfan_tests::server::{TestServer, WsClient};
+use tokio::sync::Mutex;
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[command(subcommand)]
+    scenario: Scenario,
+    /// Seconds of load per run.
+    #[arg(long, default_value_t = 10, global = true)]
+    secs: u64,
+    /// Write the results as JSON here too.
+    #[arg(long, global = true)]
+    json: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// K kiosks send reports as fast as acknowledgements come back.
+    Ingest {
+        #[arg(long, default_value_t = 64)]
+        kiosks: usize,
+    },
+    /// B boards subscribed, R reports per second (open loop): report-sent to board-received.
+    Fanout {
+        #[arg(long, default_value_t = 200)]
+        boards: usize,
+        #[arg(long, default_value_t = 10)]
+        rate: u64,
+    },
+    /// N authenticated idle boards: server memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        boards: usize,
+    },
+    /// Incidents, each raced for by many workers at once: double claims and claim latency.
+    Claims {
+        #[arg(long, default_value_t = 1000)]
+        incidents: usize,
+        #[arg(long, default_value_t = 50)]
+        racers: usize,
+    },
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn summary(name: &str, h: &Histogram<u64>) -> serde_json::Value {
+    println!(
+        "{name}: n={} p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        h.len(),
+        ms(h, 0.5),
+        ms(h, 0.99),
+        ms(h, 0.999),
+        h.max() as f64 / 1000.0
+    );
+    serde_json::json!({ "n": h.len(), "p50_ms": ms(h, 0.5), "p99_ms": ms(h, 0.99), "p999_ms": ms(h, 0.999), "max_ms": h.max() as f64 / 1000.0 })
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A server with no report limits worth the name: the limits guard against a broken kiosk, the
+/// load generator is many kiosks at full speed.
+async fn server(extra: &[&str]) -> TestServer {
+    let mut args = vec![
+        "--report-burst",
+        "1000000",
+        "--reports-per-minute",
+        "100000000",
+        "--max-connections",
+        "19000",
+    ];
+    args.extend_from_slice(extra);
+    TestServer::start_with(&args).await
+}
+
+/// Kiosks for `n` devices: one pairing per compound, reused (a kiosk's session can hold many
+/// connections; each connection is its own device for the rate limiter's purposes is not
+/// needed here).
+async fn kiosks(server: &TestServer, n: usize) -> Vec<WsClient> {
+    let cookies = [server.pair_kiosk("c1").await, server.pair_kiosk("c2").await];
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(
+            WsClient::connect(&server.kiosk_ws_url(), Some(&cookies[i % 2]), None)
+                .await
+                .expect("kiosk"),
+        );
+    }
+    out
+}
+
+async fn ingest(kiosks_n: usize, secs: u64) -> serde_json::Value {
+    let server = server(&[]).await;
+    let clients = kiosks(&server, kiosks_n).await;
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ticker = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                eprint!(
+                    "\r  {} reports acknowledged",
+                    progress.load(std::sync::atomic::Ordering::Relaxed)
+                );
+            }
+        })
+    };
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(k, mut client)| {
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                let mut h = histogram();
+                let compound = ["c1", "c2"][k % 2];
+                let mut n = 0;
+                while Instant::now() < stop {
+                    let id = format!("k{k}-{n}");
+                    let sent = Instant::now();
+                    client
+                        .send(&ClientMessage::Report {
+                            request_id: id,
+                            report: report(compound, "楼道灯坏了"),
+                        })
+                        .await;
+                    client
+                        .recv_until(|m| {
+                            matches!(m, ServerMessage::Reported { .. } | ServerMessage::Error(_))
+                        })
+                        .await;
+                    h.record(sent.elapsed().as_micros() as u64).ok();
+                    progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    n += 1;
+                }
+                h
+            })
+        })
+        .collect();
+    let mut all = histogram();
+    for t in tasks {
+        all.add(t.await.expect("kiosk task")).ok();
+    }
+    ticker.abort();
+    eprintln!();
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    println!("ingest, {kiosks_n} kiosks: {rate:.0} durable reports/s");
+    let mut v = summary("ack latency", &all);
+    v["kiosks"] = kiosks_n.into();
+    v["reports_per_s"] = rate.into();
+    v
+}
+
+async fn fanout(boards_n: usize, rate: u64, secs: u64) -> serde_json::Value {
+    let server = server(&["--send-queue", "4096"]).await;
+    let workers = ["wang", "li"];
+    let mut cookies = Vec::new();
+    for w in workers {
+        cookies.push(server.login(w).await);
+    }
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let latencies = Arc::new(Mutex::new(histogram()));
+    let expected = rate * secs;
+    let mut board_tasks = Vec::new();
+    for b in 0..boards_n {
+        let mut client =
+            WsClient::connect(&server.ws_url(), Some(&cookies[b % 2]), None).await.expect("board");
+        client.subscribe(None).await;
+        let (sent, latencies) = (sent.clone(), latencies.clone());
+        board_tasks.push(tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < expected {
+                if let ServerMessage::Event { event, incident } = client.recv().await
+                    && matches!(event.change, hongfan_shared::Change::Reported { .. })
+                {
+                    let at = Instant::now();
+                    if let Some(t) = sent.lock().await.get(&incident.request_id) {
+                        latencies
+                            .lock()
+                            .await
+                            .record(at.duration_since(*t).as_micros() as u64)
+                            .ok();
+                    }
+                    seen += 1;
+                }
+            }
+        }));
+    }
+    eprintln!("  {boards_n} boards subscribed; sending {rate} reports/s for {secs} s");
+    let kiosk = kiosks(&server, 1).await.pop().expect("kiosk");
+    let interval = Duration::from_micros(1_000_000 / rate.max(1));
+    let start = Instant::now();
+    // Open loop: each report leaves at its scheduled time; acknowledgements are read by another
+    // task so that a slow answer never delays the next send.
+    let (mut sink, reader) = kiosk.split();
+    let acks = tokio::spawn(async move {
+        let mut reader = reader;
+        for _ in 0..expected {
+            reader.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await;
+        }
+    });
+    for n in 0..expected {
+        let due = start + interval * n as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let id = format!("f{n}");
+        sent.lock().await.insert(id.clone(), Instant::now());
+        sink.send(&ClientMessage::Report { request_id: id, report: report("c1", "fan-out") }).await;
+    }
+    acks.await.expect("acks");
+    for t in board_tasks {
+        t.await.expect("board");
+    }
+    let h = latencies.lock().await.clone();
+    println!("fan-out, {boards_n} boards, {rate} reports/s:");
+    let mut v = summary("report sent → board received", &h);
+    v["boards"] = boards_n.into();
+    v["rate"] = rate.into();
+    v
+}
+
+async fn idle(boards_n: usize) -> serde_json::Value {
+    let server = server(&[]).await;
+    let pid = server.pid();
+    let cookie = server.login("wang").await;
+    // Warm up: one connection's worth of one-time allocations does not count.
+    let mut warm = WsClient::connect(&server.ws_url(), Some(&cookie), None).await.expect("board");
+    warm.subscribe(None).await;
+    let before = rss_kib(pid);
+    let mut boards = Vec::new();
+    for n in 0..boards_n {
+        let mut client =
+            WsClient::connect(&server.ws_url(), Some(&cookie), None).await.expect("board");
+        client.subscribe(None).await;
+        boards.push(client);
+        if n % 500 == 499 {
+            eprint!("\r  {} boards connected", n + 1);
+        }
+    }
+    eprintln!();
+    let after = rss_kib(pid);
+    let per = (after.saturating_sub(before)) as f64 * 1024.0 / boards_n as f64;
+    println!(
+        "idle: {boards_n} boards, server RSS {before} KiB → {after} KiB: {:.1} KiB per connection",
+        per / 1024.0
+    );
+    serde_json::json!({ "boards": boards_n, "rss_before_kib": before, "rss_after_kib": after, "bytes_per_connection": per })
+}
+
+async fn claims(incidents: usize, racers: usize) -> serde_json::Value {
+    let server = server(&[]).await;
+    let cookies =
+        [server.login("wang").await, server.login("li").await, server.login("boss").await];
+    let mut clients = Vec::new();
+    for n in 0..racers {
+        clients.push(
+            WsClient::connect(&server.ws_url(), Some(&cookies[n % 3]), None).await.expect("racer"),
+        );
+    }
+    let mut kiosk = kiosks(&server, 1).await.pop().expect("kiosk");
+    let mut latency = histogram();
+    let mut double = 0;
+    let mut ids = Vec::new();
+    for n in 0..incidents {
+        kiosk
+            .send(&ClientMessage::Report {
+                request_id: format!("c{n}"),
+                report: report("c1", "claim storm"),
+            })
+            .await;
+        if let (ServerMessage::Reported { incident, .. }, _) =
+            kiosk.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await
+        {
+            ids.push(incident.id);
+        }
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let sent = Instant::now();
+        for c in &mut clients {
+            c.send(&ClientMessage::Claim { id: n as u64, incident: *id }).await;
+        }
+        let mut wins = 0;
+        for c in &mut clients {
+            let (answer, _) = c
+                .recv_until(|m| matches!(m, ServerMessage::Done { .. } | ServerMessage::Error(_)))
+                .await;
+            latency.record(sent.elapsed().as_micros() as u64).ok();
+            wins += usize::from(matches!(answer, ServerMessage::Done { .. }));
+        }
+        if wins != 1 {
+            double += 1;
+        }
+        if n % 100 == 99 {
+            eprint!("\r  {} incidents raced", n + 1);
+        }
+    }
+    eprintln!();
+    println!(
+        "claim storm: {incidents} incidents × {racers} workers: {double} incidents without exactly one winner"
+    );
+    let mut v = summary("claim answer latency (from the first send)", &latency);
+    v["double_claims"] = double.into();
+    v
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let result = match args.scenario {
+        Scenario::Ingest { kiosks } => ingest(kiosks, args.secs).await,
+        Scenario::Fanout { boards, rate } => fanout(boards, rate, args.secs).await,
+        Scenario::Idle { boards } => idle(boards).await,
+        Scenario::Claims { incidents, racers } => claims(incidents, racers).await,
+    };
+    if let Some(path) = args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
+    }
+    Ok(())
+}
