@@ -45,14 +45,16 @@ pub struct TestServer {
 /// The server binary cargo built beside the test executables (`target/<profile>/`).
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
-    let binary = dir.join("hongfan-under-test");
-    assert!(
-        binary.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        binary.display()
-    );
-    binary
+    // Test executables live in target/<profile>/deps, binaries such as the load generator in
+    // target/<profile>: look one level up and beside the executable.
+    let candidates: Vec<PathBuf> =
+        exe.ancestors().skip(1).take(2).map(|dir| dir.join("hongfan-under-test")).collect();
+    candidates.iter().rev().find(|b| b.is_file()).cloned().unwrap_or_else(|| {
+        panic!(
+            "{} is missing: run the tests with `cargo test --workspace`",
+            candidates[1].display()
+        )
+    })
 }
 
 impl TestServer {
@@ -311,7 +313,7 @@ impl WsClient {
         let config = WebSocketConfig::default().max_message_size(Some(64 << 20));
         let (ws, _) = within(
             "handshake",
-            tokio_tungstenite::connect_async_with_config(request, Some(config), false),
+            tokio_tungstenite::connect_async_with_config(request, Some(config), true),
         )
         .await
         .map_err(|e| match e {
@@ -358,6 +360,20 @@ impl WsClient {
                 other => panic!("expected a message, got {other:?}"),
             }
         }
+    }
+
+    /// The next text frame as it came, undecoded (for the load generator's hot loop).
+    pub async fn recv_text(&mut self) -> String {
+        within("a message", async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Text(text))) => return text.to_string(),
+                    Some(Ok(_)) => continue,
+                    other => panic!("expected a message, got {other:?}"),
+                }
+            }
+        })
+        .await
     }
 
     /// Reads until a message matches, returning it; the others are returned too, in order.

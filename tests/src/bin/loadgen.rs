@@ -49,6 +49,8 @@ enum Scenario {
         #[arg(long, default_value_t = 1000)]
         boards: usize,
     },
+    /// The machine's own floor: a raw write + fdatasync loop, and a WebSocket echo round trip.
+    Floor,
     /// Incidents, each raced for by many workers at once: double claims and claim latency.
     Claims {
         #[arg(long, default_value_t = 1000)]
@@ -200,11 +202,18 @@ async fn fanout(boards_n: usize, rate: u64, secs: u64) -> serde_json::Value {
         board_tasks.push(tokio::spawn(async move {
             let mut seen = 0;
             while seen < expected {
-                if let ServerMessage::Event { event, incident } = client.recv().await
-                    && matches!(event.change, hongfan_shared::Change::Reported { .. })
+                // Only the request id is needed: a full decode would make the generator, not
+                // the server, the bottleneck.
+                let text = client.recv_text().await;
+                if text.starts_with("{\"type\":\"event\"") && text.contains("\"type\":\"reported\"")
                 {
                     let at = Instant::now();
-                    if let Some(t) = sent.lock().await.get(&incident.request_id) {
+                    let id = text
+                        .split("\"request_id\":\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .unwrap_or_default();
+                    if let Some(t) = sent.lock().await.get(id) {
                         latencies
                             .lock()
                             .await
@@ -332,6 +341,55 @@ async fn claims(incidents: usize, racers: usize) -> serde_json::Value {
     v
 }
 
+/// What the disk and the loopback network can do at best, measured the same way as the server.
+async fn floor(secs: u64) -> anyhow::Result<serde_json::Value> {
+    use std::io::Write;
+    let dir = tempfile::tempdir_in(
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
+    )?;
+    let mut file = std::fs::File::create(dir.path().join("sync"))?;
+    let mut syncs = histogram();
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let block = [7u8; 512];
+    while Instant::now() < stop {
+        let t = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        syncs.record(t.elapsed().as_micros() as u64).ok();
+    }
+    println!("disk: {:.0} write+fdatasync per second", syncs.len() as f64 / secs as f64);
+    let disk = summary("write + fdatasync", &syncs);
+
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                while let Some(Ok(message)) = ws.next().await {
+                    if message.is_text() && ws.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}")).await?;
+    let mut echo = histogram();
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let payload = "x".repeat(600);
+    while Instant::now() < stop {
+        let t = Instant::now();
+        ws.send(Message::Text(payload.clone().into())).await?;
+        ws.next().await;
+        echo.record(t.elapsed().as_micros() as u64).ok();
+    }
+    let net = summary("WebSocket echo round trip (600 bytes, loopback)", &echo);
+    Ok(serde_json::json!({ "fdatasync": disk, "ws_echo": net }))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -340,6 +398,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Fanout { boards, rate } => fanout(boards, rate, args.secs).await,
         Scenario::Idle { boards } => idle(boards).await,
         Scenario::Claims { incidents, racers } => claims(incidents, racers).await,
+        Scenario::Floor => floor(args.secs).await?,
     };
     if let Some(path) = args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
