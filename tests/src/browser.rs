@@ -130,35 +130,43 @@ pub async fn wait_js_within(
     }
 }
 
-/// The text of the first element matching a CSS selector, waiting for it to exist.
+/// The text of the first element matching a CSS selector, waiting for it to exist. Read in the
+/// page, so a re-render between finding and reading cannot leave a stale element.
 pub async fn text_of(client: &Client, css: &str) -> String {
-    let element = client
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    element.text().await.expect("text")
+    let script =
+        format!("const e = document.querySelector({css:?}); return e ? e.textContent : null");
+    let value = wait_js(client, css, &script).await;
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+/// Finds an element and acts on it, again when the page re-rendered it meanwhile.
+async fn with_element<F, Fut>(client: &Client, css: &str, what: &str, act: F)
+where
+    F: Fn(fantoccini::elements::Element) -> Fut,
+    Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+{
+    let start = Instant::now();
+    loop {
+        let element = client
+            .wait()
+            .at_most(DEADLINE)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match act(element).await {
+            Ok(()) => return,
+            Err(e) if start.elapsed() < DEADLINE && e.to_string().contains("stale") => continue,
+            Err(e) => panic!("{what} {css}: {e}"),
+        }
+    }
 }
 
 pub async fn click(client: &Client, css: &str) {
-    let element = client
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    element.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+    with_element(client, css, "click", |e| async move { e.click().await }).await;
 }
 
 pub async fn fill(client: &Client, css: &str, text: &str) {
-    let element = client
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    element.send_keys(text).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    with_element(client, css, "type into", |e| async move { e.send_keys(text).await }).await;
 }
 
 /// Where screenshots go: `target/screenshots/`, for a person to look at.

@@ -112,20 +112,7 @@ impl Disk {
             let epoch = format!("{:032x}", rand::random::<u128>());
             meta.insert("format", FORMAT).map_err(|e| StoreError::open(dir, e))?;
             meta.insert("epoch", epoch.as_bytes()).map_err(|e| StoreError::open(dir, e))?;
-            let disk = Disk {
-                dir: dir.to_owned(),
-                db,
-                events,
-                incidents,
-                users,
-                kiosks,
-                sessions,
-                log_file,
-                mark,
-                epoch,
-            };
-            disk.sync().map_err(|e| StoreError::open(dir, e))?;
-            return Ok(disk);
+            epoch
         } else {
             let format = meta.get("format").map_err(|e| StoreError::open(dir, e))?;
             if format.as_deref() != Some(FORMAT) {
@@ -139,7 +126,7 @@ impl Disk {
                 .and_then(|e| String::from_utf8(e.to_vec()).ok())
                 .ok_or_else(|| StoreError::corrupt(dir, "the store epoch is missing"))?
         };
-        Ok(Disk {
+        let disk = Disk {
             dir: dir.to_owned(),
             db,
             events,
@@ -150,7 +137,12 @@ impl Disk {
             log_file,
             mark,
             epoch,
-        })
+        };
+        if fresh {
+            // The new store's epoch and format mark are durable before anything else is written.
+            disk.sync().map_err(|e| StoreError::open(dir, e))?;
+        }
+        Ok(disk)
     }
 
     pub(super) fn dir(&self) -> &Path {
