@@ -86,7 +86,7 @@ impl TestServer {
     }
 
     /// Starts a server on an existing data folder (a restored one, say), with no seeding.
-    pub fn start_on(data: PathBuf) -> TestServer {
+    pub fn start_on(data: PathBuf, extra_args: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("server.log");
         let mut server = TestServer {
@@ -96,7 +96,7 @@ impl TestServer {
             kiosks: Vec::new(),
             child: None,
             log,
-            extra_args: Vec::new(),
+            extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
         };
         server.spawn("127.0.0.1:0");
         server
@@ -258,7 +258,7 @@ impl Drop for TestServer {
 }
 
 /// Makes the test accounts directly in the data folder, as `hongfan user add` would.
-async fn seed_accounts(dir: &Path) -> Vec<(String, String)> {
+pub async fn seed_accounts(dir: &Path) -> Vec<(String, String)> {
     let clock = ManualClock::new(T0);
     let store = crate::open_store(dir, &clock).expect("open store");
     let accounts = Accounts::new(store.clone(), clock.clone());

@@ -85,7 +85,7 @@ async fn a_backup_taken_while_reports_arrive_restores_every_report_acknowledged_
     let (ok, out) = hongfan(&["restore", file.to_str().unwrap()], &restored);
     assert!(!ok && out.contains("not empty"), "never restores over data: {out}");
 
-    let copy = TestServer::start_on(restored);
+    let copy = TestServer::start_on(restored, &[]);
     let mut boss = copy.user("boss").await;
     let (snapshot, _) = boss.subscribe(None).await;
     let ServerMessage::Snapshot { incidents, .. } = snapshot else { panic!("{snapshot:?}") };

@@ -49,6 +49,13 @@ enum Scenario {
         #[arg(long, default_value_t = 1000)]
         boards: usize,
     },
+    /// A store with many events: time to serving, and 1,000 boards reconnecting and resuming.
+    Restart {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1000)]
+        boards: usize,
+    },
     /// The machine's own floor: a raw write + fdatasync loop, and a WebSocket echo round trip.
     Floor,
     /// Incidents, each raced for by many workers at once: double claims and claim latency.
@@ -341,6 +348,128 @@ async fn claims(incidents: usize, racers: usize) -> serde_json::Value {
     v
 }
 
+/// Builds a history of `events` events straight through the store (five events per incident:
+/// report, claim, two notes, resolve), then measures the server's start and a mass resume.
+async fn restart(events: u64, boards_n: usize) -> anyhow::Result<serde_json::Value> {
+    use hongfan_shared::{Action, Principal};
+    let dir = tempfile::tempdir_in(
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
+    )?;
+    let data = dir.path().join("data");
+    let credentials = hongfan_tests::server::seed_accounts(&data).await;
+    let clock = hongfan::ManualClock::new(hongfan_tests::T0);
+    let store = hongfan_tests::open_store(&data, &clock)?;
+    let built = Instant::now();
+    let incidents = events / 5;
+    let writers = 64u64;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let kiosk: Principal = hongfan_tests::kiosk("c1");
+                let worker: Principal = hongfan_tests::worker("wang", "c1");
+                let mut n = w;
+                while n < incidents {
+                    let id = store
+                        .report(&kiosk, &format!("h{n}"), report("c1", "history"))
+                        .await?
+                        .incident
+                        .id;
+                    store.act(&worker, id, Action::Claim).await?;
+                    store.act(&worker, id, Action::Note { text: "已联系".into() }).await?;
+                    store.act(&worker, id, Action::Note { text: "已上门".into() }).await?;
+                    store.act(&worker, id, Action::Resolve { outcome: "已办结".into() }).await?;
+                    n += writers;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    let total = store.last_seq()?;
+    store.close().await?;
+    drop(store);
+    println!("history: {total} events in {:.1} s", built.elapsed().as_secs_f64());
+
+    let started = Instant::now();
+    let mut server = TestServer::start_on(
+        data.clone(),
+        &["--report-burst", "1000", "--max-connections", "19000"],
+    );
+    let serving = started.elapsed();
+    server.kiosks = credentials;
+    println!("start to serving with {total} events: {:.2} s", serving.as_secs_f64());
+
+    let cookie = server.login("wang").await;
+    let mut positions = Vec::new();
+    for _ in 0..boards_n {
+        let mut board =
+            WsClient::connect(&server.ws_url(), Some(&cookie), None).await.expect("board");
+        let (snapshot, _) = board.subscribe(None).await;
+        let (ServerMessage::Snapshot { epoch, seq, .. }
+        | ServerMessage::Resumed { epoch, seq, .. }) = snapshot
+        else {
+            anyhow::bail!("no snapshot");
+        };
+        positions.push((board, hongfan_shared::protocol::Position { epoch, seq }));
+    }
+    // The boards hold their position across a restart; 100 events happen while they are away.
+    server.stop();
+    let positions: Vec<_> = positions
+        .into_iter()
+        .map(|(board, p)| {
+            drop(board);
+            p
+        })
+        .collect();
+    server.restart();
+    // Someone is on duty, so the reports are not escalated: exactly 100 events happen.
+    let mut li = server.user("li").await;
+    li.subscribe(None).await;
+    li.send(&ClientMessage::Duty { on: true }).await;
+    li.recv_until(|m| matches!(m, ServerMessage::Roster { on_duty } if !on_duty.is_empty())).await;
+    let mut kiosk = kiosks(&server, 1).await.pop().expect("kiosk");
+    for n in 0..100 {
+        kiosk
+            .send(&ClientMessage::Report {
+                request_id: format!("away{n}"),
+                report: report("c1", "while away"),
+            })
+            .await;
+        kiosk.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await;
+    }
+    let resumed_at = Instant::now();
+    let tasks: Vec<_> = positions
+        .into_iter()
+        .map(|position| {
+            let (url, cookie) = (server.ws_url(), cookie.clone());
+            tokio::spawn(async move {
+                let mut board =
+                    WsClient::connect(&url, Some(&cookie), None).await.expect("reconnect");
+                match board.subscribe(Some(position)).await.0 {
+                    ServerMessage::Resumed { missed, .. } => missed,
+                    _ => u64::MAX,
+                }
+            })
+        })
+        .collect();
+    let mut wrong = 0;
+    for t in tasks {
+        // Each board missed the 100 reports and nothing else.
+        wrong += usize::from(t.await? != 100);
+    }
+    let resume = resumed_at.elapsed();
+    println!(
+        "{boards_n} boards reconnected and resumed in {:.2} s; {wrong} did not get exactly the 100 missed events",
+        resume.as_secs_f64()
+    );
+    Ok(
+        serde_json::json!({ "events": total, "serving_s": serving.as_secs_f64(), "resume_all_s": resume.as_secs_f64(), "boards": boards_n, "wrong": wrong }),
+    )
+}
+
 /// What the disk and the loopback network can do at best, measured the same way as the server.
 async fn floor(secs: u64) -> anyhow::Result<serde_json::Value> {
     use std::io::Write;
@@ -399,6 +528,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Idle { boards } => idle(boards).await,
         Scenario::Claims { incidents, racers } => claims(incidents, racers).await,
         Scenario::Floor => floor(args.secs).await?,
+        Scenario::Restart { events, boards } => restart(events, boards).await?,
     };
     if let Some(path) = args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
