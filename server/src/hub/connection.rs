@@ -91,7 +91,9 @@ impl Connection {
                     match frame {
                         None | Some(Ok(Message::Close(_))) => break End::PeerGone,
                         Some(Ok(Message::Text(text))) => {
-                            if let Err(end) = self.handle(id, &text).await {
+                            // Boxed: the handling state is large and needed only while a request runs,
+                            // so an idle connection does not carry it.
+                            if let Err(end) = Box::pin(self.handle(id, &text)).await {
                                 break end;
                             }
                         }

@@ -49,7 +49,7 @@ impl Default for Limits {
             queue: 512,
             max_frame_bytes: 16 << 10,
             max_message_bytes: 64 << 10,
-            read_buffer_bytes: 4 << 10,
+            read_buffer_bytes: 1 << 10,
             ping_every: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             report_burst: 10,
