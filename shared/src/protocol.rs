@@ -259,97 +259,57 @@ pub enum ServerMessage {
     Error(ErrorBody),
 }
 
-/// Every refusal the server gives, with a stable code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadJson,
-    BadMessage,
-    UnknownType,
-    Forbidden,
-    OtherCompound,
-    UnknownCompound,
-    UnknownCategory,
-    NotFound,
-    AlreadyClaimed,
-    NotClaimed,
-    NotHolder,
-    AlreadyHandedOver,
-    NotHandedOver,
-    AlreadyResolved,
-    NotResolved,
-    Cancelled,
-    AlreadyRated,
-    EmptyField,
-    TooLong,
-    BadPhone,
-    BadRequestId,
-    RequestReused,
-    RateLimited,
-    Unavailable,
+/// Declares the error codes once, so the enum, the list of all of them and their Chinese
+/// messages cannot fall out of step.
+macro_rules! error_codes {
+    ($($code:ident => $zh:literal,)*) => {
+        /// Every refusal the server gives, with a stable code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $($code,)*
+        }
+
+        impl ErrorCode {
+            pub fn all() -> &'static [ErrorCode] {
+                &[$(ErrorCode::$code,)*]
+            }
+
+            /// The Chinese message residents and workers read.
+            pub fn message_zh(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => $zh,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    pub fn all() -> &'static [ErrorCode] {
-        use ErrorCode::*;
-        &[
-            BadJson,
-            BadMessage,
-            UnknownType,
-            Forbidden,
-            OtherCompound,
-            UnknownCompound,
-            UnknownCategory,
-            NotFound,
-            AlreadyClaimed,
-            NotClaimed,
-            NotHolder,
-            AlreadyHandedOver,
-            NotHandedOver,
-            AlreadyResolved,
-            NotResolved,
-            Cancelled,
-            AlreadyRated,
-            EmptyField,
-            TooLong,
-            BadPhone,
-            BadRequestId,
-            RequestReused,
-            RateLimited,
-            Unavailable,
-        ]
-    }
-
-    /// The Chinese message residents and workers read.
-    pub fn message_zh(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            BadJson => "消息格式错误（不是有效的 JSON）",
-            BadMessage => "消息内容不完整或类型不对",
-            UnknownType => "不认识的消息类型",
-            Forbidden => "您的账号无权进行此操作",
-            OtherCompound => "该事项不属于您负责的小区",
-            UnknownCompound => "没有这个小区",
-            UnknownCategory => "没有这个事项类别",
-            NotFound => "没有找到这个事项",
-            AlreadyClaimed => "该事项已被他人接单",
-            NotClaimed => "该事项还没有人接单，请先接单",
-            NotHolder => "该事项由他人负责，只有接单人或书记可以操作",
-            AlreadyHandedOver => "该事项已在街道代办中",
-            NotHandedOver => "该事项不在代办中",
-            AlreadyResolved => "该事项已办结",
-            NotResolved => "该事项尚未办结，不能重新打开",
-            Cancelled => "该事项已撤销",
-            AlreadyRated => "已经评价过了，谢谢您",
-            EmptyField => "请填写必填内容",
-            TooLong => "内容太长了，请简短一些",
-            BadPhone => "电话号码格式不对",
-            BadRequestId => "请求编号无效",
-            RequestReused => "该请求编号已用于另一条上报",
-            RateLimited => "提交太频繁，请稍后再试",
-            Unavailable => "服务器暂时无法保存，请稍后再试",
-        }
-    }
+error_codes! {
+    BadJson => "消息格式错误（不是有效的 JSON）",
+    BadMessage => "消息内容不完整或类型不对",
+    UnknownType => "不认识的消息类型",
+    Forbidden => "您的账号无权进行此操作",
+    OtherCompound => "该事项不属于您负责的小区",
+    UnknownCompound => "没有这个小区",
+    UnknownCategory => "没有这个事项类别",
+    NotFound => "没有找到这个事项",
+    AlreadyClaimed => "该事项已被他人接单",
+    NotClaimed => "该事项还没有人接单，请先接单",
+    NotHolder => "该事项由他人负责，只有接单人或书记可以操作",
+    AlreadyHandedOver => "该事项已在街道代办中",
+    NotHandedOver => "该事项不在代办中",
+    AlreadyResolved => "该事项已办结",
+    NotResolved => "该事项尚未办结，不能重新打开",
+    Cancelled => "该事项已撤销",
+    AlreadyRated => "已经评价过了，谢谢您",
+    EmptyField => "请填写必填内容",
+    TooLong => "内容太长了，请简短一些",
+    BadPhone => "电话号码格式不对",
+    BadRequestId => "请求编号无效",
+    RequestReused => "该请求编号已用于另一条上报",
+    RateLimited => "提交太频繁，请稍后再试",
+    Unavailable => "服务器暂时无法保存，请稍后再试",
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
