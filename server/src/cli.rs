@@ -443,17 +443,21 @@ async fn fetch_backup(url: &str, token: &str, to: &std::path::Path) -> anyhow::R
     );
     let mut body = response.into_body();
     let mut file = std::io::BufWriter::new(std::fs::File::create(to)?);
+    // The last line, kept as the stream passes, tells a complete backup from a cut one without
+    // reading the file again.
+    let mut tail: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
             file.write_all(&data)?;
+            tail.extend_from_slice(&data);
+            let keep = tail[..tail.len().saturating_sub(1)].iter().rposition(|&b| b == b'\n');
+            if let Some(newline) = keep {
+                tail.drain(..=newline);
+            }
         }
     }
     file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    let text = std::fs::read_to_string(to)?;
-    anyhow::ensure!(
-        text.trim_end().lines().last().is_some_and(|l| l.starts_with("{\"end\"")),
-        "the backup stream ended early"
-    );
+    anyhow::ensure!(tail.starts_with(b"{\"end\""), "the backup stream ended early");
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, http};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::{DEADLINE, T0, community, within};
+use crate::{DEADLINE, T0, within};
 
 /// Every test account's password.
 pub const PASSWORD: &str = "test-password-1";
@@ -274,7 +274,6 @@ pub async fn seed_accounts(dir: &Path) -> Vec<(String, String)> {
         kiosks.push((compound.to_owned(), credential));
     }
     store.close().await.expect("close");
-    let _ = community();
     kiosks
 }
 
