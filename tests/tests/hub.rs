@@ -2,7 +2,7 @@
 //! race, resume without loss, restarts, roles, bad input, slow consumers and clean logs.
 
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, Position, ServerMessage, SnapshotReason};
-use hongfan_shared::{Change, IncidentId, Report, Role, Seq};
+use hongfan_shared::{Change, IncidentId, Report, Seq};
 use hongfan_tests::report;
 use hongfan_tests::server::{Closed, TestServer, WsClient};
 use tokio_tungstenite::tungstenite::Message;
