@@ -49,9 +49,8 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let parent = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    std::fs::create_dir_all(&parent)?;
-    let dir = tempfile::tempdir_in(parent)?;
+    // Cargo's scratch folder for benches: inside the target folder, never in the source tree.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     let community = Arc::new(hongfan::config::load(None)?);
     let start = Timestamp(1_790_000_000_000);
     let clock = ManualClock::new(start);

@@ -2,7 +2,7 @@
 //! concurrent writers, straight against the store (no network).
 //!
 //! Run: `cargo bench -p hongfan --bench group_commit` (HONGFAN_BENCH_SECS sets the length of each
-//! run, default 5). Writes into a temporary folder on the same disk as `target/`.
+//! run, default 5). Writes into a temporary folder under cargo's `CARGO_TARGET_TMPDIR`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,9 +37,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn run(writers: usize, secs: u64) -> anyhow::Result<()> {
-    let parent = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    std::fs::create_dir_all(&parent)?;
-    let dir = tempfile::tempdir_in(parent)?;
+    // Cargo's scratch folder for benches: inside the target folder, never in the source tree.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     let community = Arc::new(hongfan::config::load(None)?);
     let store = Store::open(dir.path(), community, Arc::new(SystemClock), StoreOptions::default())?;
     let stop = Instant::now() + Duration::from_secs(secs);
