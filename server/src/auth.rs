@@ -4,8 +4,8 @@
 //! hashes, so a copy of the data folder lets nobody in. Records live in the store's account
 //! trees; this module decides what they hold.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -97,10 +97,24 @@ pub struct Authenticated {
     pub subject: Subject,
 }
 
+/// Every account record, kept in memory so that authenticating a request reads no disk; the
+/// store's trees are the durable copy, written first.
+#[derive(Debug, Default)]
+struct Records {
+    users: BTreeMap<String, User>,
+    kiosks: BTreeMap<String, Kiosk>,
+    /// By the SHA-256 of the token.
+    sessions: HashMap<Vec<u8>, Session>,
+}
+
 #[derive(Debug)]
 pub struct Accounts {
     store: Store,
     clock: SharedClock,
+    records: RwLock<Records>,
+    /// Held across a write of a user or kiosk record and its copy in memory, so that the two
+    /// never disagree about the order of two writes.
+    writing: tokio::sync::Mutex<()>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
@@ -167,36 +181,69 @@ pub struct FirstStart {
 }
 
 impl Accounts {
-    pub fn new(store: Store, clock: SharedClock) -> Accounts {
-        Accounts { store, clock, failures: Mutex::new(HashMap::new()) }
+    /// Reads every account record from the store (at start: this reads the disk).
+    pub fn new(store: Store, clock: SharedClock) -> Result<Accounts, AuthError> {
+        let mut records = Records::default();
+        for user in store.scan(Aux::Users)?.iter().map(|v| decode::<User>(v)) {
+            let user = user?;
+            records.users.insert(user.login.clone(), user);
+        }
+        for kiosk in store.scan(Aux::Kiosks)?.iter().map(|v| decode::<Kiosk>(v)) {
+            let kiosk = kiosk?;
+            records.kiosks.insert(kiosk.id.clone(), kiosk);
+        }
+        for (key, value) in store.scan_entries(Aux::Sessions)? {
+            records.sessions.insert(key, decode(&value)?);
+        }
+        Ok(Accounts {
+            store,
+            clock,
+            records: RwLock::new(records),
+            writing: tokio::sync::Mutex::new(()),
+            failures: Mutex::new(HashMap::new()),
+        })
     }
 
     fn community(&self) -> &Community {
         self.store.community()
     }
 
+    fn records(&self) -> std::sync::RwLockReadGuard<'_, Records> {
+        // Plain maps: a panic elsewhere leaves them usable.
+        self.records.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn records_mut(&self) -> std::sync::RwLockWriteGuard<'_, Records> {
+        self.records.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn user(&self, login: &str) -> Result<Option<User>, AuthError> {
-        self.store.get(Aux::Users, login.as_bytes())?.map(|b| decode(&b)).transpose()
+        Ok(self.records().users.get(login).cloned())
     }
 
     pub fn users(&self) -> Result<Vec<User>, AuthError> {
-        self.store.scan(Aux::Users)?.iter().map(|v| decode(v)).collect()
+        Ok(self.records().users.values().cloned().collect())
     }
 
     pub fn kiosk(&self, id: &str) -> Result<Option<Kiosk>, AuthError> {
-        self.store.get(Aux::Kiosks, id.as_bytes())?.map(|b| decode(&b)).transpose()
+        Ok(self.records().kiosks.get(id).cloned())
     }
 
     pub fn kiosks(&self) -> Result<Vec<Kiosk>, AuthError> {
-        self.store.scan(Aux::Kiosks)?.iter().map(|v| decode(v)).collect()
+        Ok(self.records().kiosks.values().cloned().collect())
     }
 
+    /// Writes a user record durably, then its copy in memory. Callers hold `writing`.
     async fn save_user(&self, user: &User) -> Result<(), AuthError> {
-        Ok(self.store.put(Aux::Users, user.login.as_bytes(), Some(encode(user)?)).await?)
+        self.store.put(Aux::Users, user.login.as_bytes(), Some(encode(user)?)).await?;
+        self.records_mut().users.insert(user.login.clone(), user.clone());
+        Ok(())
     }
 
     async fn save_kiosk(&self, kiosk: &Kiosk) -> Result<(), AuthError> {
-        Ok(self.store.put(Aux::Kiosks, kiosk.id.as_bytes(), Some(encode(kiosk)?)).await?)
+        self.store.put(Aux::Kiosks, kiosk.id.as_bytes(), Some(encode(kiosk)?)).await?;
+        self.records_mut().kiosks.insert(kiosk.id.clone(), kiosk.clone());
+        Ok(())
     }
 
     pub async fn add_user(
@@ -218,6 +265,7 @@ impl Accounts {
         if role != Role::Supervisor && compounds.is_empty() {
             return Err(AuthError::NoCompound);
         }
+        let _writing = self.writing.lock().await;
         if self.user(login)?.is_some() {
             return Err(AuthError::UserExists(login.to_owned()));
         }
@@ -235,6 +283,7 @@ impl Accounts {
 
     pub async fn set_password(&self, login: &str, password: &str) -> Result<(), AuthError> {
         check_password(password)?;
+        let _writing = self.writing.lock().await;
         let mut user = self.user(login)?.ok_or_else(|| AuthError::UnknownUser(login.into()))?;
         user.password = hash_secret(password)?;
         user.disabled = false;
@@ -242,6 +291,7 @@ impl Accounts {
     }
 
     pub async fn disable(&self, login: &str) -> Result<(), AuthError> {
+        let _writing = self.writing.lock().await;
         let mut user = self.user(login)?.ok_or_else(|| AuthError::UnknownUser(login.into()))?;
         user.disabled = true;
         self.save_user(&user).await
@@ -259,6 +309,7 @@ impl Accounts {
             .ok_or_else(|| AuthError::UnknownCompound(compound.0.clone()))?
             .station
             .clone();
+        let _writing = self.writing.lock().await;
         let n = self.kiosks()?.len() + 1;
         let id = format!("kiosk-{n}");
         let secret = hex::encode(rand::random::<[u8; 12]>());
@@ -274,6 +325,7 @@ impl Accounts {
     }
 
     pub async fn revoke(&self, id: &str) -> Result<(), AuthError> {
+        let _writing = self.writing.lock().await;
         let mut kiosk = self.kiosk(id)?.ok_or_else(|| AuthError::UnknownKiosk(id.into()))?;
         kiosk.revoked = true;
         self.save_kiosk(&kiosk).await
@@ -325,7 +377,9 @@ impl Accounts {
     async fn new_session(&self, subject: Subject) -> Result<String, AuthError> {
         let token = random_token();
         let session = Session { subject, created: self.clock.now() };
-        self.store.put(Aux::Sessions, &hash_token(&token), Some(encode(&session)?)).await?;
+        let key = hash_token(&token);
+        self.store.put(Aux::Sessions, &key, Some(encode(&session)?)).await?;
+        self.records_mut().sessions.insert(key, session);
         Ok(token)
     }
 
@@ -373,15 +427,16 @@ impl Accounts {
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
-        Ok(self.store.put(Aux::Sessions, &hash_token(token), None).await?)
+        let key = hash_token(token);
+        self.store.put(Aux::Sessions, &key, None).await?;
+        self.records_mut().sessions.remove(&key);
+        Ok(())
     }
 
     /// Who a session token belongs to, if it is valid and its account still active.
     pub fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
-        let session: Session = match self.store.get(Aux::Sessions, &hash_token(token))? {
-            Some(bytes) => decode(&bytes)?,
-            None => return Err(AuthError::NoSession),
-        };
+        let session = self.records().sessions.get(&hash_token(token)).cloned();
+        let session = session.ok_or(AuthError::NoSession)?;
         let all = || self.community().compounds.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
         let (actor, compounds, scope) = match &session.subject {
             Subject::User(login) => {

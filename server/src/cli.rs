@@ -163,6 +163,7 @@ impl Cli {
             header_read_timeout: self.serve.header_read_timeout,
             metrics_addr: self.serve.metrics_addr,
             secure_cookies: self.serve.secure_cookies,
+            store: StoreOptions::default(),
             limits: Limits {
                 report_burst: self.serve.report_burst,
                 reports_per_minute: self.serve.reports_per_minute,
@@ -196,7 +197,7 @@ async fn open_accounts(data: &DataArgs) -> anyhow::Result<(Store, Accounts)> {
             "{e}\n(is the server running? stop it first: the data folder is locked while it runs)"
         )
     })?;
-    let accounts = Accounts::new(store.clone(), Arc::new(SystemClock));
+    let accounts = Accounts::new(store.clone(), Arc::new(SystemClock))?;
     Ok((store, accounts))
 }
 

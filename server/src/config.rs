@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use hongfan_shared::{
-    Category, CategoryId, Community, Compound, CompoundId, Millis, Target, Targets,
+    Category, CategoryId, Community, Compound, CompoundId, EscalationPolicy, Millis, Target,
+    Targets,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -40,9 +41,17 @@ struct File {
     name: String,
     street_office: String,
     #[serde(default)]
+    escalation: Option<Spanned<EscalationEntry>>,
+    #[serde(default)]
     compound: Vec<Spanned<CompoundEntry>>,
     #[serde(default)]
     category: Vec<Spanned<CategoryEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscalationEntry {
+    unclaimed_after: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +118,20 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
             grid: c.grid.clone(),
         });
     }
+    let duration = |d: &Spanned<String>| {
+        let span = humantime::parse_duration(d.get_ref()).map_err(|e| {
+            invalid(d.span().start, format!("{:?} is not a duration: {e}", d.get_ref()))
+        })?;
+        let ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
+        if ms == 0 {
+            return Err(invalid(d.span().start, "a duration must be longer than zero".into()));
+        }
+        Ok(Millis(ms))
+    };
+    let escalation = match &file.escalation {
+        None => EscalationPolicy::default(),
+        Some(e) => EscalationPolicy { unclaimed_after: duration(&e.get_ref().unclaimed_after)? },
+    };
     let mut ids = HashSet::new();
     let mut categories = Vec::new();
     for entry in &file.category {
@@ -122,19 +145,6 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
             return Err(invalid(at, format!("category {:?} needs a name and a name_en", c.id)));
         }
         let target = |t: &Spanned<TargetEntry>| -> Result<Target, ConfigError> {
-            let duration = |d: &Spanned<String>| {
-                let span = humantime::parse_duration(d.get_ref()).map_err(|e| {
-                    invalid(d.span().start, format!("{:?} is not a duration: {e}", d.get_ref()))
-                })?;
-                let ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
-                if ms == 0 {
-                    return Err(invalid(
-                        d.span().start,
-                        "a target must be longer than zero".into(),
-                    ));
-                }
-                Ok(Millis(ms))
-            };
             let (respond, resolve) =
                 (duration(&t.get_ref().respond)?, duration(&t.get_ref().resolve)?);
             if respond > resolve {
@@ -153,7 +163,13 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
             targets: Targets { normal: target(&c.normal)?, urgent: target(&c.urgent)? },
         });
     }
-    Ok(Community { name: file.name, street_office: file.street_office, compounds, categories })
+    Ok(Community {
+        name: file.name,
+        street_office: file.street_office,
+        compounds,
+        categories,
+        escalation,
+    })
 }
 
 fn check_id(id: &str) -> Result<(), String> {

@@ -83,7 +83,7 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
     let start = Timestamp(hongfan_shared::audit::day_start(now).0 - 30 * 86_400_000);
     let clock = ManualClock::new(start);
     let store = Store::open(dir, community.clone(), clock.clone(), StoreOptions::default())?;
-    let accounts = Accounts::new(store.clone(), clock.clone());
+    let accounts = Accounts::new(store.clone(), clock.clone())?;
     accounts.add_user("shuji", "书记", Role::Supervisor, &[], PASSWORD).await?;
     for (login, name, compound) in WORKERS {
         accounts

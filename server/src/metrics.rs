@@ -30,6 +30,8 @@ pub struct Metrics {
     pub resumes: Counter,
     pub snapshots: Counter,
     pub slow_consumers: Counter,
+    pub store_write_errors: Counter,
+    pub store_failed: Gauge,
     pub connections: Family<RoleLabel, Gauge>,
     pub open_incidents: Family<CompoundLabel, Gauge>,
 }
@@ -46,6 +48,8 @@ impl Default for Metrics {
             resumes: Counter::default(),
             snapshots: Counter::default(),
             slow_consumers: Counter::default(),
+            store_write_errors: Counter::default(),
+            store_failed: Gauge::default(),
             connections: Family::default(),
             open_incidents: Family::default(),
             registry: Registry::default(),
@@ -89,6 +93,16 @@ impl Default for Metrics {
             "slow_consumers",
             "Connections closed for not keeping up",
             m.slow_consumers.clone(),
+        );
+        registry.register(
+            "store_write_errors",
+            "Group commits the disk refused (the store stops writing after the first)",
+            m.store_write_errors.clone(),
+        );
+        registry.register(
+            "store_failed",
+            "1 once the store has stopped writing after a failed write; the process then exits",
+            m.store_failed.clone(),
         );
         registry.register(
             "connections",

@@ -34,6 +34,18 @@ pub struct Settings {
     pub limits: Limits,
     /// Serve `/metrics` on its own address instead of beside the pages.
     pub metrics_addr: Option<SocketAddr>,
+    pub store: StoreOptions,
+}
+
+impl Settings {
+    /// The defaults the command line gives, on `data_dir` (for tests that build a server in
+    /// process).
+    pub fn for_tests(data_dir: PathBuf) -> Settings {
+        use clap::Parser;
+        let mut settings = crate::cli::Cli::parse_from(["hongfan"]).settings();
+        settings.data_dir = data_dir;
+        settings
+    }
 }
 
 /// How long shutdown waits for sockets to take their close frame and end.
@@ -54,8 +66,8 @@ impl Server {
     pub async fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<Server> {
         let community = Arc::new(crate::config::load(settings.config.as_deref())?);
         let store =
-            Store::open(&settings.data_dir, community, clock.clone(), StoreOptions::default())?;
-        let accounts = Arc::new(Accounts::new(store.clone(), clock));
+            Store::open(&settings.data_dir, community, clock.clone(), settings.store.clone())?;
+        let accounts = Arc::new(Accounts::new(store.clone(), clock)?);
         let first_start = accounts.first_start().await?;
         let operator_token = write_operator_token(&settings.data_dir)?;
         let shutdown = CancellationToken::new();
@@ -105,9 +117,12 @@ impl Server {
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1.timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
         tokio::pin!(signal);
+        let store_failed = app.hub.store().health().failed().clone();
         loop {
             let (stream, peer) = tokio::select! {
                 () = &mut signal => break,
+                // A store that cannot write must not look alive: stop, and exit non-zero.
+                () = store_failed.cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
@@ -166,8 +181,13 @@ impl Server {
         if drained.is_err() {
             tracing::warn!("some connections did not close in time");
         }
-        app.hub.store().close().await?;
+        let closed = app.hub.store().close().await;
         let _ = std::fs::remove_file(url_file);
+        if let Some(failure) = app.hub.store().health().failure() {
+            tracing::error!(%failure, "stopped because the store cannot write");
+            anyhow::bail!("the store stopped writing: {failure}");
+        }
+        closed?;
         tracing::info!("stopped; the store is closed");
         Ok(())
     }

@@ -42,6 +42,7 @@ pub struct AuditRow {
     pub status: Status,
     pub response_breached: bool,
     pub resolution_breached: bool,
+    /// Escalated for any reason (nobody on duty, or left unclaimed).
     pub escalated: bool,
     pub rating: Option<Rating>,
 }
@@ -63,7 +64,7 @@ impl From<&Incident> for AuditRow {
             status: i.status,
             response_breached: i.response_breached,
             resolution_breached: i.resolution_breached,
-            escalated: i.escalated,
+            escalated: i.escalated || i.escalated_unclaimed,
             rating: i.rating,
         }
     }
@@ -253,14 +254,14 @@ pub fn day_start(at: Timestamp) -> Timestamp {
 
 /// Everything the audit page shows for a query. `label` names workers, compounds and
 /// categories; `now` caps the moment the figures are taken at.
-pub fn summarize(
-    rows: &[AuditRow],
+pub fn summarize<'a>(
+    rows: impl IntoIterator<Item = &'a AuditRow>,
     query: &AuditQuery,
     now: Timestamp,
     label: impl Fn(&str, &str) -> String,
 ) -> Summary {
     let asof = query.to.min(now);
-    let chosen: Vec<&AuditRow> = rows.iter().filter(|r| query.matches(r)).collect();
+    let chosen: Vec<&AuditRow> = rows.into_iter().filter(|r| query.matches(r)).collect();
     let group = |kind: &str, key: &dyn Fn(&AuditRow) -> Option<(String, String)>| {
         let mut groups: BTreeMap<String, (String, Vec<&AuditRow>)> = BTreeMap::new();
         for row in &chosen {

@@ -23,6 +23,22 @@ pub struct Community {
     pub street_office: String,
     pub compounds: Vec<Compound>,
     pub categories: Vec<Category>,
+    #[serde(default)]
+    pub escalation: EscalationPolicy,
+}
+
+/// When a report is shown beyond the on-duty workers of its compound. Nobody on duty: at once,
+/// to the supervisors and the other compounds' on-duty workers. Still unclaimed: to the
+/// supervisors, after `unclaimed_after` or when the response target passes, whichever is first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationPolicy {
+    pub unclaimed_after: Millis,
+}
+
+impl Default for EscalationPolicy {
+    fn default() -> Self {
+        EscalationPolicy { unclaimed_after: Millis::from_mins(30) }
+    }
 }
 
 /// A residential compound (小区) with its service station (红帆驿站) and grid office.

@@ -54,6 +54,19 @@ pub enum Timer {
     Resolution,
 }
 
+/// Why a report was shown beyond the on-duty workers of its compound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    /// Nobody of its compound was on duty when it was reported: the supervisors and the other
+    /// compounds' on-duty workers are told at once. The default, because logs written before
+    /// reasons existed escalated only for this.
+    #[default]
+    NobodyOnDuty,
+    /// Still unclaimed when the escalation policy's time ran out: the supervisors are told.
+    Unclaimed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Change {
@@ -65,6 +78,9 @@ pub enum Change {
         request_id: String,
         respond_by: Timestamp,
         resolve_by: Timestamp,
+        /// When it is escalated if still unclaimed (absent in logs from before the policy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        escalate_by: Option<Timestamp>,
     },
     /// 接单.
     Claimed,
@@ -96,9 +112,13 @@ pub enum Change {
     Rated {
         rating: crate::audit::Rating,
     },
-    /// Nobody of the incident's compound was on duty when it was reported: it was shown to the
-    /// supervisors and the other compounds' on-duty workers instead.
-    Escalated,
+    /// Shown beyond the on-duty workers of its compound, for `reason`. Each reason is logged at
+    /// most once per incident, in the same group as the report (nobody on duty) or when the
+    /// escalation time passes (unclaimed).
+    Escalated {
+        #[serde(default)]
+        reason: EscalationReason,
+    },
     /// A first-time target passed. `deadline` is when it passed, which is earlier than the
     /// event's own time when the server was down at that moment.
     Breached {
@@ -120,7 +140,7 @@ impl Change {
             Change::Reopened { .. } => "reopened",
             Change::Cancelled { .. } => "cancelled",
             Change::Rated { .. } => "rated",
-            Change::Escalated => "escalated",
+            Change::Escalated { .. } => "escalated",
             Change::Breached { .. } => "breached",
         }
     }

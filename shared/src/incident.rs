@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::community::{CategoryId, CompoundId, Urgency};
-use crate::event::{Actor, Change, Event, Seq, Timer};
+use crate::event::{Actor, Change, EscalationReason, Event, Seq, Timer};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -95,6 +95,13 @@ pub struct Incident {
     pub resolution_breached: bool,
     /// Reported while nobody of its compound was on duty.
     pub escalated: bool,
+    /// When it is escalated to the supervisors if still unclaimed; absent for incidents reported
+    /// before the escalation policy existed.
+    #[serde(default)]
+    pub escalate_by: Option<Timestamp>,
+    /// Escalated because it stayed unclaimed.
+    #[serde(default)]
+    pub escalated_unclaimed: bool,
     /// The resident's satisfaction, once resolved.
     #[serde(default)]
     pub rating: Option<crate::audit::Rating>,
@@ -115,7 +122,8 @@ pub struct ApplyError {
 impl Incident {
     /// The state a `Reported` event creates.
     pub fn from_event(event: &Event) -> Result<Incident, ApplyError> {
-        let Change::Reported { ticket, report, request_id, respond_by, resolve_by } = &event.change
+        let Change::Reported { ticket, report, request_id, respond_by, resolve_by, escalate_by } =
+            &event.change
         else {
             return Err(ApplyError {
                 seq: event.seq,
@@ -141,6 +149,8 @@ impl Incident {
             response_breached: false,
             resolution_breached: false,
             escalated: false,
+            escalate_by: *escalate_by,
+            escalated_unclaimed: false,
             rating: None,
             notes: Vec::new(),
             events: vec![event.seq],
@@ -148,7 +158,7 @@ impl Incident {
     }
 
     /// Folds one later event into this state. Only events that `lifecycle::decide` or
-    /// `Incident::due_breaches` produced for this state are accepted.
+    /// `Incident::due` produced for this state are accepted.
     pub fn apply(&mut self, event: &Event) -> Result<(), ApplyError> {
         let bad =
             || ApplyError { seq: event.seq, incident: self.id.0, change: event.change.name() };
@@ -195,8 +205,15 @@ impl Incident {
             {
                 self.rating = Some(*rating);
             }
-            Change::Escalated if !self.escalated && self.status.is_open() => {
+            Change::Escalated { reason: EscalationReason::NobodyOnDuty }
+                if !self.escalated && self.status.is_open() =>
+            {
                 self.escalated = true;
+            }
+            Change::Escalated { reason: EscalationReason::Unclaimed }
+                if !self.escalated_unclaimed && self.status == Status::Reported =>
+            {
+                self.escalated_unclaimed = true;
             }
             Change::Breached { timer: Timer::Response, .. }
                 if !self.response_breached && self.status.is_open() =>
@@ -214,30 +231,37 @@ impl Incident {
         Ok(())
     }
 
-    /// The next deadline this incident can still breach, if any.
-    pub fn next_deadline(&self) -> Option<(Timestamp, Timer)> {
-        if !self.status.is_open() {
-            return None;
-        }
-        let response = (self.status == Status::Reported && !self.response_breached)
-            .then_some((self.respond_by, Timer::Response));
-        let resolution =
-            (!self.resolution_breached).then_some((self.resolve_by, Timer::Resolution));
-        response.into_iter().chain(resolution).min()
+    /// The earliest moment something is due for this incident (a breach or an escalation).
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.timers().map(|(at, _)| at).min()
     }
 
-    /// The breaches that are due at `now` and not yet recorded, earliest first.
-    pub fn due_breaches(&self, now: Timestamp) -> Vec<Change> {
-        let mut due = Vec::new();
-        if self.status.is_open() {
-            if self.status == Status::Reported && !self.response_breached && self.respond_by <= now
-            {
-                due.push(Change::Breached { timer: Timer::Response, deadline: self.respond_by });
-            }
-            if !self.resolution_breached && self.resolve_by <= now {
-                due.push(Change::Breached { timer: Timer::Resolution, deadline: self.resolve_by });
-            }
-        }
-        due
+    /// What is due at `now` and not yet recorded — breaches and the unclaimed escalation —
+    /// earliest first. The committer logs these before it applies any command to the incident,
+    /// so a late claim or resolve cannot hide the deadline it missed.
+    pub fn due(&self, now: Timestamp) -> Vec<Change> {
+        let mut due: Vec<(Timestamp, Change)> =
+            self.timers().filter(|(at, _)| *at <= now).collect();
+        due.sort_by_key(|(at, _)| *at);
+        due.into_iter().map(|(_, change)| change).collect()
+    }
+
+    /// Every timer still running, with the change it logs when it runs out.
+    fn timers(&self) -> impl Iterator<Item = (Timestamp, Change)> + '_ {
+        let open = self.status.is_open();
+        let unclaimed = self.status == Status::Reported;
+        let response = (unclaimed && !self.response_breached).then(|| {
+            let change = Change::Breached { timer: Timer::Response, deadline: self.respond_by };
+            (self.respond_by, change)
+        });
+        let resolution = (open && !self.resolution_breached).then(|| {
+            let change = Change::Breached { timer: Timer::Resolution, deadline: self.resolve_by };
+            (self.resolve_by, change)
+        });
+        let escalation = self
+            .escalate_by
+            .filter(|_| unclaimed && !self.escalated_unclaimed)
+            .map(|at| (at, Change::Escalated { reason: EscalationReason::Unclaimed }));
+        response.into_iter().chain(resolution).chain(escalation)
     }
 }

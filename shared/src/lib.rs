@@ -14,9 +14,10 @@ pub mod time;
 
 pub use audit::Rating;
 pub use community::{
-    Category, CategoryId, Community, Compound, CompoundId, Target, Targets, Urgency,
+    Category, CategoryId, Community, Compound, CompoundId, EscalationPolicy, Target, Targets,
+    Urgency,
 };
-pub use event::{Actor, Change, Event, Role, Seq, Timer};
+pub use event::{Actor, Change, EscalationReason, Event, Role, Seq, Timer};
 pub use incident::{Incident, IncidentId, Note, Report, Status, Ticket};
 pub use lifecycle::{Action, LifecycleError, Principal, Scope};
 pub use time::{Millis, Timestamp};

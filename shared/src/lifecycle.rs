@@ -145,13 +145,22 @@ impl LifecycleError {
     }
 }
 
-/// Checks a new report and returns its response and resolution deadlines.
+/// The moments a new report's timers run out, fixed when it is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub respond_by: Timestamp,
+    pub resolve_by: Timestamp,
+    /// Escalated to the supervisors if still unclaimed then.
+    pub escalate_by: Timestamp,
+}
+
+/// Checks a new report and returns its deadlines.
 pub fn check_report(
     who: &Principal,
     report: &Report,
     community: &Community,
     now: Timestamp,
-) -> Result<(Timestamp, Timestamp), LifecycleError> {
+) -> Result<Deadlines, LifecycleError> {
     if who.actor.role == Role::System {
         return Err(LifecycleError::RoleNotAllowed { role: Role::System, what: "report" });
     }
@@ -176,7 +185,12 @@ pub fn check_report(
         check_phone(phone)?;
     }
     let target = category.targets.for_urgency(report.urgency);
-    Ok((now.plus(target.respond), now.plus(target.resolve)))
+    let unclaimed_after = community.escalation.unclaimed_after.min(target.respond);
+    Ok(Deadlines {
+        respond_by: now.plus(target.respond),
+        resolve_by: now.plus(target.resolve),
+        escalate_by: now.plus(unclaimed_after),
+    })
 }
 
 fn check_phone(phone: &str) -> Result<(), LifecycleError> {
@@ -349,6 +363,7 @@ mod tests {
                 icon: "🔧".into(),
                 targets: Targets { normal: target(60, 48), urgent: target(15, 6) },
             }],
+            escalation: Default::default(),
         }
     }
 
@@ -396,7 +411,7 @@ mod tests {
 
     impl Log {
         fn new() -> Log {
-            let (respond_by, resolve_by) =
+            let deadlines =
                 check_report(&kiosk(), &report("c1"), &community(), T0).expect("valid report");
             let event = Event {
                 seq: 1,
@@ -407,8 +422,9 @@ mod tests {
                     ticket: Ticket::for_id(IncidentId(1)),
                     report: Box::new(report("c1")),
                     request_id: "r1".into(),
-                    respond_by,
-                    resolve_by,
+                    respond_by: deadlines.respond_by,
+                    resolve_by: deadlines.resolve_by,
+                    escalate_by: Some(deadlines.escalate_by),
                 },
             };
             Log { incident: Incident::from_event(&event).expect("reported"), seq: 1, now: T0 }
@@ -450,14 +466,19 @@ mod tests {
 
     #[test]
     fn a_report_gets_deadlines_from_its_category_and_urgency() {
-        let (respond, resolve) = check_report(&kiosk(), &report("c1"), &community(), T0).unwrap();
+        let d = check_report(&kiosk(), &report("c1"), &community(), T0).unwrap();
         assert_eq!(
-            (respond, resolve),
-            (T0.plus(Millis::from_mins(60)), T0.plus(Millis::from_hours(48)))
+            (d.respond_by, d.resolve_by, d.escalate_by),
+            (
+                T0.plus(Millis::from_mins(60)),
+                T0.plus(Millis::from_hours(48)),
+                T0.plus(Millis::from_mins(30))
+            )
         );
         let urgent = Report { urgency: Urgency::Urgent, ..report("c1") };
-        let (respond, _) = check_report(&kiosk(), &urgent, &community(), T0).unwrap();
-        assert_eq!(respond, T0.plus(Millis::from_mins(15)));
+        let d = check_report(&kiosk(), &urgent, &community(), T0).unwrap();
+        assert_eq!(d.respond_by, T0.plus(Millis::from_mins(15)));
+        assert_eq!(d.escalate_by, d.respond_by, "escalated at the latest when the target passes");
         assert_eq!(Log::new().incident.status, Status::Reported);
         assert_eq!(Log::new().incident.ticket, Ticket("0001".into()));
     }
@@ -619,16 +640,17 @@ mod tests {
     }
 
     #[test]
-    fn breaches_fall_due_once_each() {
+    fn breaches_and_the_unclaimed_escalation_fall_due_once_each() {
         let mut log = Log::new();
         let i = &log.incident;
-        assert_eq!(i.next_deadline(), Some((T0.plus(Millis::from_mins(60)), Timer::Response)));
-        assert!(i.due_breaches(T0.plus(Millis::from_mins(59))).is_empty());
+        assert_eq!(i.next_due(), Some(T0.plus(Millis::from_mins(30))));
+        assert!(i.due(T0.plus(Millis::from_mins(29))).is_empty());
         let late = T0.plus(Millis::from_hours(49));
-        let due = i.due_breaches(late);
+        let due = i.due(late);
         assert_eq!(
             due,
             vec![
+                Change::Escalated { reason: crate::event::EscalationReason::Unclaimed },
                 Change::Breached {
                     timer: Timer::Response,
                     deadline: T0.plus(Millis::from_mins(60))
@@ -645,12 +667,12 @@ mod tests {
                 Event { seq, at: late, incident: IncidentId(1), actor: Actor::system(), change };
             log.incident.apply(&event).unwrap();
         }
-        assert!(log.incident.due_breaches(late).is_empty());
-        assert_eq!(log.incident.next_deadline(), None);
+        assert!(log.incident.due(late).is_empty());
+        assert_eq!(log.incident.next_due(), None);
         // Claiming stops the response timer; a claimed incident breaches only on resolution.
         let mut log = Log::new();
         log.ok(&worker_a(), Action::Claim);
-        let due = log.incident.due_breaches(late);
+        let due = log.incident.due(late);
         assert!(matches!(due.as_slice(), [Change::Breached { timer: Timer::Resolution, .. }]));
     }
 

@@ -54,12 +54,29 @@ pub fn report(compound: &str, text: &str) -> Report {
     }
 }
 
-/// Opens a store in `dir` on a manual clock.
+/// Opens a store in `dir` on a manual clock, as a staffed office: someone is on duty in every
+/// compound, so no report is escalated for want of a worker.
 pub fn open_store(
     dir: &std::path::Path,
     clock: &Arc<ManualClock>,
 ) -> Result<Store, hongfan::StoreError> {
-    Store::open(dir, community(), clock.clone(), StoreOptions { cache_bytes: 8 << 20 })
+    open_store_with(dir, clock, StoreOptions { coverage: everyone_on_duty(), ..Default::default() })
+}
+
+/// Someone on duty in each of the built-in compounds.
+pub fn everyone_on_duty() -> hongfan::store::Coverage {
+    let coverage = hongfan::store::Coverage::default();
+    coverage.set(community().compounds.iter().map(|c| c.id.clone()).collect());
+    coverage
+}
+
+/// Opens a store in `dir` on a manual clock, with options (who is on duty, faults).
+pub fn open_store_with(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+    options: StoreOptions,
+) -> Result<Store, hongfan::StoreError> {
+    Store::open(dir, community(), clock.clone(), StoreOptions { cache_bytes: 8 << 20, ..options })
 }
 
 /// How long any explicit wait in a test may take before the test fails.

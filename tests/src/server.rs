@@ -261,7 +261,7 @@ impl Drop for TestServer {
 pub async fn seed_accounts(dir: &Path) -> Vec<(String, String)> {
     let clock = ManualClock::new(T0);
     let store = crate::open_store(dir, &clock).expect("open store");
-    let accounts = Accounts::new(store.clone(), clock.clone());
+    let accounts = Accounts::new(store.clone(), clock.clone()).expect("accounts");
     for (login, name, role, compounds) in USERS {
         let compounds: Vec<CompoundId> =
             compounds.iter().map(|c| CompoundId((*c).into())).collect();
@@ -357,6 +357,23 @@ impl WsClient {
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next message, or how the connection ended.
+    pub async fn try_recv(&mut self) -> Result<ServerMessage, Closed> {
+        loop {
+            match within("a message", self.ws.next()).await {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("bad message {text}: {e}")));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Err(Closed::Frame(frame.code.into(), frame.reason.to_string()));
+                }
+                _ => return Err(Closed::Dropped),
             }
         }
     }

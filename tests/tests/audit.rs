@@ -137,12 +137,12 @@ async fn figures_match_the_hand_computed_values() {
     let li_only = AuditQuery { worker: Some("li".into()), ..day.clone() };
     assert_eq!(store.audit_rows(&li_only).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [b]);
 
-    // Each figure traces back to events: C's timeline shows the breach recorded at the restart
-    // with the true deadline.
+    // Each figure traces back to events: C's timeline shows the breach (and the unclaimed
+    // escalation, due at the same moment) recorded at the restart with the true deadline.
     let (incident, events) = store.timeline(c).await.unwrap().unwrap();
-    assert!(incident.response_breached);
+    assert!(incident.response_breached && incident.escalated_unclaimed);
     let kinds: Vec<_> = events.iter().map(|e| e.change.name()).collect();
-    assert_eq!(kinds, ["reported", "breached", "breached"]);
+    assert_eq!(kinds, ["reported", "breached", "escalated", "breached"]);
     assert_eq!(
         events[1].change,
         Change::Breached { timer: hongfan_shared::Timer::Response, deadline: at(150) }

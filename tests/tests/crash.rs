@@ -1,12 +1,14 @@
-//! Kill -9 while reports are being acknowledged: every acknowledged report is there afterwards.
+//! Kill -9 while reports are being acknowledged: every acknowledged report is there afterwards,
+//! once, with the escalation it was acknowledged with (nobody is on duty in the child).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use hongfan::ManualClock;
+use hongfan::store::StoreOptions;
 use hongfan_shared::IncidentId;
-use hongfan_tests::{T0, open_store};
+use hongfan_tests::{T0, open_store_with};
 
 /// Rounds of start, write, kill; set HONGFAN_CRASH_ROUNDS for a longer run.
 fn rounds() -> usize {
@@ -18,6 +20,7 @@ async fn every_acknowledged_report_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut acked: HashMap<String, u64> = HashMap::new();
     let mut kills_mid_write = 0;
+    let (mut doubled, mut escalations_missing) = (0, 0);
     for round in 0..rounds() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crash_writer"))
             .arg(dir.path())
@@ -51,19 +54,35 @@ async fn every_acknowledged_report_survives_sigkill() {
         }
         child.wait().expect("reap");
 
+        // Looked at read-only: the check must not add to what it checks.
         let clock = ManualClock::new(T0);
-        let store = open_store(dir.path(), &clock).expect("reopen after kill");
+        let options = StoreOptions { read_only: true, ..Default::default() };
+        let store = open_store_with(dir.path(), &clock, options).expect("reopen after kill");
         for (request, &id) in &acked {
             let incident = store.incident(IncidentId(id)).await.unwrap();
             let incident = incident.unwrap_or_else(|| panic!("acknowledged report {request} lost"));
             assert_eq!(&incident.request_id, request);
+            if !incident.escalated {
+                escalations_missing += 1;
+            }
         }
-        let log = store.events_after(0, usize::MAX).unwrap();
+        let log = store.events_after_blocking(0, usize::MAX).unwrap();
         assert!(log.iter().enumerate().all(|(n, e)| e.seq == n as u64 + 1), "gap in the log");
+        // Stored once: no request id names two incidents.
+        let mut stored = HashMap::new();
+        for event in &log {
+            if let hongfan_shared::Change::Reported { request_id, .. } = &event.change
+                && let Some(first) = stored.insert(request_id.clone(), event.incident)
+            {
+                doubled += 1;
+                eprintln!("{request_id} stored twice: {first:?} and {:?}", event.incident);
+            }
+        }
         store.close().await.unwrap();
+        assert_eq!((doubled, escalations_missing), (0, 0), "after round {round}");
     }
     eprintln!(
-        "crash test: {} rounds, {} acknowledged reports checked after every round, {} acks read after the kill",
+        "crash test: {} rounds, {} acknowledged reports checked after every round ({} acks read after the kill): 0 lost, {doubled} doubled, {escalations_missing} escalations missing",
         rounds(),
         acked.len(),
         kills_mid_write

@@ -109,7 +109,9 @@ async fn with_nobody_on_duty_a_report_is_escalated_to_supervisors_and_other_comp
     let escalation = seen_by_boss
         .into_iter()
         .find_map(|m| match m {
-            ServerMessage::Event { event, incident } if event.change == Change::Escalated => {
+            ServerMessage::Event { event, incident }
+                if matches!(event.change, Change::Escalated { .. }) =>
+            {
                 Some(incident)
             }
             _ => None,

@@ -148,8 +148,10 @@ fn verify_names_what_is_wrong_and_a_damaged_folder_is_refused_and_left_alone() {
         let before = listing(&dir);
         let (ok, out) = hongfan(&["verify"], &dir);
         assert!(!ok, "{name}: verify must report a problem: {out}");
-        let named = if name == "truncated" { "is damaged" } else { "part of the log is lost" };
-        assert!(out.contains(named), "{name}: {out}");
+        // Where 64 flipped bytes land decides whether sled refuses the file or cuts its log
+        // short; either way the problem is named.
+        let named = ["is damaged", "part of the log is lost"];
+        assert!(named.iter().any(|n| out.contains(n)), "{name}: {out}");
         assert_eq!(listing(&dir), before, "{name}: verify creates no file");
         assert!(std::fs::read(&db).unwrap() == bytes, "{name}: verify writes nothing");
         let (ok, out) = hongfan(&["--addr", "127.0.0.1:0"], &dir);

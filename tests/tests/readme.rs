@@ -72,8 +72,9 @@ fn the_readme_commands_work_on_a_fresh_clone() {
     let clone = clone_head();
     let clone = clone.path().join("hongfan");
 
-    // The run command: it builds, starts, says where it listens and serves the pages.
-    let mut server = shell(run, &clone)
+    // The run command: it builds, starts, says where it listens and serves the pages. `exec`, so
+    // that the signal below reaches the server (cargo run replaces itself with the binary).
+    let mut server = shell(&format!("exec {run}"), &clone)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -7,7 +7,7 @@ use hongfan_shared::{Action, Change, IncidentId, LifecycleError, Millis, Status,
 use hongfan_tests::{T0, kiosk, open_store, report, supervisor, worker};
 
 fn all_events(store: &hongfan::Store) -> Vec<hongfan_shared::Event> {
-    store.events_after(0, usize::MAX).expect("read log")
+    store.events_after_blocking(0, usize::MAX).expect("read log")
 }
 
 #[tokio::test]
@@ -94,10 +94,11 @@ async fn a_deadline_that_passes_is_recorded_once() {
     let store = open_store(dir.path(), &clock).unwrap();
     let i = store.report(&kiosk("c1"), "r1", report("c1", "x")).await.unwrap().incident;
     clock.set(i.respond_by);
-    assert_eq!(store.tick().await.unwrap(), 1);
+    // The unclaimed escalation (after 30 minutes) and the response breach (after an hour).
+    assert_eq!(store.tick().await.unwrap(), 2);
     assert_eq!(store.tick().await.unwrap(), 0, "never twice");
     let log = all_events(&store);
-    assert_eq!(log[1].change, Change::Breached { timer: Timer::Response, deadline: i.respond_by });
+    assert_eq!(log[2].change, Change::Breached { timer: Timer::Response, deadline: i.respond_by });
     let state = store.incident(i.id).await.unwrap().unwrap();
     assert!(state.response_breached && !state.resolution_breached);
     // A late claim is still a claim; the resolution timer keeps running.

@@ -137,8 +137,15 @@ impl IntoResponse for AppError {
     }
 }
 
+/// 200 while the store writes; 503 with the reason once it has stopped (the process is then
+/// shutting down, for its supervisor to restart it).
 async fn healthz(State(app): State<App>) -> Response {
-    match app.hub.store().last_seq() {
+    let store = app.hub.store();
+    if let Some(failure) = store.health().failure() {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("store failed: {failure}\n"))
+            .into_response();
+    }
+    match store.last_seq() {
         Ok(seq) => (StatusCode::OK, format!("ok seq={seq}\n")).into_response(),
         Err(e) => {
             (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response()

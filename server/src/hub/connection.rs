@@ -274,7 +274,7 @@ impl Connection {
             None => Some(SnapshotReason::First),
             Some(p) if p.epoch != store.epoch() => Some(SnapshotReason::EpochChanged),
             Some(p) => {
-                let next = store.events_after(p.seq, 1).map_err(unavailable)?;
+                let next = store.events_after(p.seq, 1).await.map_err(unavailable)?;
                 let window = window_ms(self.hub.limits().resume_window);
                 match next.first() {
                     Some(first) if first.at.0 < store.now().0 - window => {
@@ -310,7 +310,7 @@ impl Connection {
             let mut last = since.map_or(0, |p| p.seq);
             let mut missed = 0;
             loop {
-                let events = store.events_after(last, RESUME_CHUNK).map_err(unavailable)?;
+                let events = store.events_after(last, RESUME_CHUNK).await.map_err(unavailable)?;
                 let Some(end) = events.last().map(|e| e.seq) else { break };
                 let mut states: Vec<Incident> = Vec::new();
                 for event in events {

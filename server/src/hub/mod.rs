@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use hongfan_shared::protocol::{ErrorBody, ErrorCode, ServerMessage, close};
-use hongfan_shared::{CompoundId, Event, Incident, IncidentId, Principal, Role, Seq};
+use hongfan_shared::{Change, CompoundId, EscalationReason, Event, Incident, Principal, Role, Seq};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -139,7 +139,7 @@ struct Inner {
     next_conn: AtomicU64,
     /// Cancelled at shutdown: every connection closes with 1001.
     shutdown: CancellationToken,
-    /// Every connection task and escalation, so shutdown can wait for them.
+    /// Every connection task, so shutdown can wait for them.
     tasks: TaskTracker,
 }
 
@@ -324,6 +324,7 @@ impl Hub {
         } else {
             clients.roster.set_off(id);
         }
+        self.0.store.coverage().set(clients.roster.covered());
         Self::send_roster(&clients, self.0.store.metrics());
     }
 
@@ -384,6 +385,7 @@ impl Hub {
                 _ = sweep.tick() => {
                     let mut clients = self.clients();
                     if clients.roster.sweep(Instant::now(), roster::DUTY_GRACE) {
+                        self.0.store.coverage().set(clients.roster.covered());
                         Self::send_roster(&clients, self.0.store.metrics());
                     }
                 }
@@ -394,7 +396,7 @@ impl Hub {
     /// Re-reads events after `last` from the log, with the incidents' current state.
     async fn backfill(&self, mut last: Seq) -> Seq {
         loop {
-            let events = match self.0.store.events_after(last, 1000) {
+            let events = match self.0.store.events_after(last, 1000).await {
                 Ok(events) if !events.is_empty() => events,
                 Ok(_) => return last,
                 Err(e) => {
@@ -416,77 +418,60 @@ impl Hub {
     }
 
     /// Queues each event (after `last`) for every connection that may see it, and the alerts
-    /// for new reports. Returns the last sequence number dispatched.
+    /// for new and escalated reports. Returns the last sequence number dispatched.
     fn dispatch(&self, events: &[Event], incidents: &[Incident], mut last: Seq) -> Seq {
-        let mut escalate: Vec<IncidentId> = Vec::new();
         let metrics = self.0.store.metrics().clone();
         let metrics = metrics.as_ref();
-        {
-            let clients = self.clients();
-            let from = last;
-            for event in events.iter().filter(|e| e.seq > from) {
-                last = event.seq;
-                let Some(incident) = incidents.iter().find(|i| i.id == event.incident) else {
-                    continue;
+        let clients = self.clients();
+        let from = last;
+        for event in events.iter().filter(|e| e.seq > from) {
+            last = event.seq;
+            let Some(incident) = incidents.iter().find(|i| i.id == event.incident) else {
+                continue;
+            };
+            let mut full = None;
+            let mut public = None;
+            for conn in clients.conns.values().filter(|c| c.subscribed && c.sees(incident)) {
+                let text = if privileged(conn.role()) {
+                    full.get_or_insert_with(|| {
+                        let (event, incident) = (event.clone(), incident.clone());
+                        encode(&ServerMessage::Event { event, incident })
+                    })
+                } else {
+                    public.get_or_insert_with(|| {
+                        let (event, incident) = (event.clone(), public_view(incident));
+                        encode(&ServerMessage::Event { event, incident })
+                    })
                 };
-                let mut full = None;
-                let mut public = None;
-                for conn in clients.conns.values().filter(|c| c.subscribed && c.sees(incident)) {
-                    let text = if privileged(conn.role()) {
-                        full.get_or_insert_with(|| {
-                            let (event, incident) = (event.clone(), incident.clone());
-                            encode(&ServerMessage::Event { event, incident })
-                        })
-                    } else {
-                        public.get_or_insert_with(|| {
-                            let (event, incident) = (event.clone(), public_view(incident));
-                            encode(&ServerMessage::Event { event, incident })
-                        })
-                    };
-                    conn.push(Outgoing::Event { seq: event.seq, text: text.clone() }, metrics);
-                }
-                let compound = &incident.report.compound;
-                match event.change {
-                    hongfan_shared::Change::Reported { .. } if clients.roster.covers(compound) => {
-                        let alert = encode(&ServerMessage::Alert {
-                            incident: incident.clone(),
-                            escalated: false,
-                        });
-                        for conn in clients.conns.values().filter(|c| {
-                            c.subscribed
-                                && c.role() == Role::Worker
-                                && clients.roster.is_on(&c.principal.actor.id)
-                                && c.principal.may_act_in(compound)
-                        }) {
-                            conn.push(Outgoing::Text(alert.clone()), metrics);
-                        }
-                    }
-                    hongfan_shared::Change::Reported { .. } => escalate.push(incident.id),
-                    hongfan_shared::Change::Escalated => {
-                        let alert = encode(&ServerMessage::Alert {
-                            incident: public_view(incident),
-                            escalated: true,
-                        });
-                        for conn in clients.conns.values().filter(|c| {
-                            c.subscribed
-                                && (c.role() == Role::Supervisor
-                                    || (c.role() == Role::Worker
-                                        && clients.roster.is_on(&c.principal.actor.id)))
-                        }) {
-                            conn.push(Outgoing::Text(alert.clone()), metrics);
-                        }
-                    }
-                    _ => {}
-                }
+                conn.push(Outgoing::Event { seq: event.seq, text: text.clone() }, metrics);
             }
-        }
-        for id in escalate {
-            let store = self.0.store.clone();
-            self.0.tasks.spawn(async move {
-                if let Err(e) = store.escalate(id).await {
-                    tracing::error!(incident = id.0, error = %e, "cannot record an escalation");
-                }
-            });
+            let compound = &incident.report.compound;
+            let on_duty =
+                |c: &Conn| c.role() == Role::Worker && clients.roster.is_on(&c.principal.actor.id);
+            // Who hears the chime: the on-duty workers of the compound for a new report; the
+            // supervisors (and, when nobody was on duty, the other compounds' on-duty workers)
+            // for an escalation. An escalation is logged in the report's own group, so it
+            // arrives here right after it.
+            let (alert, hears): (_, &dyn Fn(&Conn) -> bool) =
+                match event.change {
+                    Change::Reported { .. } => (
+                        ServerMessage::Alert { incident: incident.clone(), escalated: false },
+                        &|c| on_duty(c) && c.principal.may_act_in(compound),
+                    ),
+                    Change::Escalated { reason: EscalationReason::NobodyOnDuty } => (
+                        ServerMessage::Alert { incident: public_view(incident), escalated: true },
+                        &|c| c.role() == Role::Supervisor || on_duty(c),
+                    ),
+                    Change::Escalated { reason: EscalationReason::Unclaimed } => (
+                        ServerMessage::Alert { incident: incident.clone(), escalated: true },
+                        &|c| c.role() == Role::Supervisor,
+                    ),
+                    _ => continue,
+                };
+            let alert = encode(&alert);
+            for conn in clients.conns.values().filter(|c| c.subscribed && hears(c)) {
+                conn.push(Outgoing::Text(alert.clone()), metrics);
+            }
         }
         last
     }

@@ -70,6 +70,11 @@ impl Roster {
         self.on_duty.values().any(|e| e.duty.compounds.contains(compound))
     }
 
+    /// Every compound somebody is on duty for.
+    pub fn covered(&self) -> std::collections::BTreeSet<CompoundId> {
+        self.on_duty.values().flat_map(|e| e.duty.compounds.iter().cloned()).collect()
+    }
+
     pub fn list(&self) -> Vec<OnDuty> {
         self.on_duty.values().map(|e| e.duty.clone()).collect()
     }

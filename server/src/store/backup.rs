@@ -72,7 +72,7 @@ impl Store {
         let mut events = 0;
         let mut after = 0;
         loop {
-            let chunk = self.disk.events(after, seq, 10_000)?;
+            let chunk = self.shared.disk.events(after, seq, 10_000)?;
             let Some(last) = chunk.last().map(|e| e.seq) else { break };
             for event in chunk {
                 serde_json::to_writer(&mut *out, &Line::Event(event)).map_err(write_err)?;
@@ -83,7 +83,7 @@ impl Store {
         }
         let mut records = 0;
         for (tree, name) in AUX {
-            for (key, value) in self.disk.scan_entries(tree)? {
+            for (key, value) in self.shared.disk.scan_entries(tree)? {
                 let value =
                     serde_json::from_slice(&value).map_err(|e| StoreError::Read(e.to_string()))?;
                 let record = Record { tree: name.into(), key: hex::encode(key), value };
@@ -150,7 +150,7 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
     if header.hongfan_backup != VERSION {
         return Err(bad(1, format!("backup version {} is not {VERSION}", header.hongfan_backup)));
     }
-    let disk = Disk::open(dir, 64 << 20)?;
+    let disk = Disk::open(dir, 64 << 20, None)?;
     let mut replay = Replay::default();
     let mut batch = Vec::new();
     let mut records = Vec::new();
@@ -195,7 +195,7 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
     }
     disk.import_events(&batch)?;
     let incidents: Vec<&Incident> = replay.incidents.values().collect();
-    disk.commit(&[], &incidents)?;
+    disk.commit(&[], &incidents, &[])?;
     for (tree, key, value) in &records {
         disk.put(*tree, key, Some(value))?;
     }
@@ -235,7 +235,7 @@ pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
     let copy = scratch.path().join("copy");
     copy_dir(dir, &copy)
         .map_err(|e| StoreError::Open { dir: dir.display().to_string(), reason: e.to_string() })?;
-    let disk = Disk::open(&copy, 64 << 20).map_err(|e| name_original(e, &copy, dir))?;
+    let disk = Disk::open(&copy, 64 << 20, None).map_err(|e| name_original(e, &copy, dir))?;
     let mut report = Verified::default();
     let mut replay = Replay::default();
     const MAX_PROBLEMS: usize = 50;

@@ -7,22 +7,21 @@
 //! race-free without locks, and what keeps sled's flush from ever running concurrently.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hongfan_shared::audit::AuditRow;
 use hongfan_shared::lifecycle::{check_report, decide};
 use hongfan_shared::{
-    Action, Actor, Change, Community, Event, Incident, IncidentId, Principal, Report, Seq, Ticket,
-    Timestamp,
+    Action, Actor, Change, EscalationReason, Event, Incident, IncidentId, Principal, Report, Seq,
+    Ticket, Timestamp,
 };
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 use super::deadlines::Deadlines;
-use super::disk::{Disk, Loaded};
-use super::{Aux, Commit, Published, Reported, StoreError};
-use crate::clock::SharedClock;
+use super::disk::{AuxWrite, Loaded};
+use super::{Aux, Commit, Reported, Shared, StoreError};
 
 /// How many requests one group commit takes at most.
 const MAX_GROUP: usize = 4096;
@@ -51,19 +50,14 @@ pub(super) enum Command {
         id: IncidentId,
         reply: Reply<Option<Incident>>,
     },
-    /// Records that nobody was on duty for a new report.
-    Escalate {
-        id: IncidentId,
-        reply: Reply<Option<(Event, Incident)>>,
-    },
-    /// Writes (or with `None` removes) one account record.
+    /// Writes (or with `None` removes) one account record, in the group's transaction.
     Put {
         tree: Aux,
         key: Vec<u8>,
         value: Option<Vec<u8>>,
         reply: Reply<()>,
     },
-    /// Records every breach due now; answers with how many.
+    /// Records everything due now; answers with how many events that made.
     Tick {
         reply: Reply<usize>,
     },
@@ -77,7 +71,6 @@ enum Answer {
     Report(Reply<Reported>, Result<Reported, StoreError>),
     Act(Reply<(Event, Incident)>, Result<(Event, Incident), StoreError>),
     Get(Reply<Option<Incident>>, Result<Option<Incident>, StoreError>),
-    Escalate(Reply<Option<(Event, Incident)>>, Result<Option<(Event, Incident)>, StoreError>),
     Put(Reply<()>, Result<(), StoreError>),
     Tick(Reply<usize>, usize),
     Shutdown(Reply<()>),
@@ -88,68 +81,49 @@ struct Group {
     events: Vec<Event>,
     /// The new state of every incident this group changes.
     touched: BTreeMap<IncidentId, Incident>,
+    /// Account records written with the events, in the same transaction.
+    aux: Vec<AuxWrite>,
     answers: Vec<Answer>,
-    /// Account records were written and need the flush too.
-    dirty: bool,
     shutdown: bool,
 }
 
 pub(super) struct Committer {
-    pub(super) disk: Arc<Disk>,
-    pub(super) community: Arc<Community>,
-    pub(super) clock: SharedClock,
-    pub(super) published: Arc<RwLock<Published>>,
-    pub(super) commits: broadcast::Sender<Arc<Commit>>,
-    pub(super) rx: Receiver<Command>,
+    shared: Arc<Shared>,
+    rx: Receiver<Command>,
     next_seq: Seq,
     next_id: u64,
     requests: HashMap<(String, String), IncidentId>,
     deadlines: Deadlines,
     /// When the high-water mark was last written.
     marked_at: std::time::Instant,
-    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Committer {
-    pub(super) fn new(
-        disk: Arc<Disk>,
-        loaded: Loaded,
-        community: Arc<Community>,
-        clock: SharedClock,
-        commits: broadcast::Sender<Arc<Commit>>,
-        rx: Receiver<Command>,
-        metrics: Arc<crate::metrics::Metrics>,
-    ) -> Committer {
+    pub(super) fn new(shared: Arc<Shared>, loaded: Loaded, rx: Receiver<Command>) -> Committer {
         let mut deadlines = Deadlines::default();
         for incident in loaded.open.values() {
             deadlines.update(incident);
         }
-        let published = Arc::new(RwLock::new(Published {
-            seq: loaded.last_seq,
-            open: loaded.open,
-            rows: loaded.rows,
-        }));
         Committer {
-            disk,
-            community,
-            clock,
-            published,
-            commits,
+            shared,
             rx,
             next_seq: loaded.last_seq + 1,
             next_id: loaded.next_id,
             requests: loaded.requests,
             deadlines,
             marked_at: std::time::Instant::now(),
-            metrics,
         }
     }
 
-    /// Records the breaches that fell due while the server was down. Runs before the store is
-    /// handed out, so they are on disk before anyone can ask.
+    fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// Records the breaches and escalations that fell due while the server was down. Runs before
+    /// the store is handed out, so they are on disk before anyone can ask.
     pub(super) fn catch_up(&mut self) -> Result<(), StoreError> {
         let mut group = Group::default();
-        self.stage_breaches(&mut group);
+        self.stage_timers(&mut group);
         self.commit(group)
     }
 
@@ -158,7 +132,7 @@ impl Committer {
             let wait = match self.deadlines.next() {
                 None => MAX_IDLE,
                 Some(at) => {
-                    let ms = at.0.saturating_sub(self.clock.now().0).max(0);
+                    let ms = at.0.saturating_sub(self.now().0).max(0);
                     Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(MAX_IDLE)
                 }
             };
@@ -174,12 +148,11 @@ impl Committer {
                     Err(_) => break,
                 }
             }
-            self.stage_breaches(&mut group);
+            self.stage_timers(&mut group);
             let shutdown = group.shutdown;
-            if let Err(e) = self.commit(group) {
+            if self.commit(group).is_err() {
                 // The in-memory state is now ahead of the disk: stop taking writes rather than
                 // acknowledge anything on top of a state that may not exist after a restart.
-                tracing::error!(error = %e, dir = %self.disk.dir().display(), "store write failed; refusing further writes");
                 break;
             }
             if shutdown {
@@ -204,18 +177,13 @@ impl Committer {
                 let result = self.incident(group, id);
                 group.answers.push(Answer::Get(reply, result));
             }
-            Command::Escalate { id, reply } => {
-                let result = self.stage_escalation(group, id);
-                group.answers.push(Answer::Escalate(reply, result));
-            }
             Command::Put { tree, key, value, reply } => {
-                let result = self.disk.put(tree, &key, value.as_deref());
-                group.dirty |= result.is_ok();
-                group.answers.push(Answer::Put(reply, result));
+                group.aux.push(AuxWrite { tree, key, value });
+                group.answers.push(Answer::Put(reply, Ok(())));
             }
             Command::Tick { reply } => {
                 let before = group.events.len();
-                self.stage_breaches(group);
+                self.stage_timers(group);
                 group.answers.push(Answer::Tick(reply, group.events.len() - before));
             }
             Command::Shutdown { reply } => {
@@ -232,7 +200,7 @@ impl Committer {
         request_id: String,
         report: Report,
     ) -> Result<Reported, StoreError> {
-        let now = self.clock.now();
+        let now = self.now();
         let request = (who.actor.id.clone(), request_id);
         if let Some(&id) = self.requests.get(&request) {
             let existing = self.incident(group, id)?.ok_or(StoreError::NotFound(id))?;
@@ -244,23 +212,31 @@ impl Committer {
         if request.1.is_empty() || request.1.len() > 64 {
             return Err(StoreError::BadRequestId);
         }
-        let (respond_by, resolve_by) = check_report(who, &report, &self.community, now)?;
+        let deadlines = check_report(who, &report, &self.shared.community, now)?;
         let id = IncidentId(self.next_id);
+        let compound = report.compound.clone();
         let change = Change::Reported {
             ticket: Ticket::for_id(id),
             report: Box::new(report),
             request_id: request.1.clone(),
-            respond_by,
-            resolve_by,
+            respond_by: deadlines.respond_by,
+            resolve_by: deadlines.resolve_by,
+            escalate_by: Some(deadlines.escalate_by),
         };
         let event = self.event(id, who.actor.clone(), change, now);
-        let incident =
+        let mut incident =
             Incident::from_event(&event).map_err(|e| StoreError::Write(e.to_string()))?;
         self.next_seq += 1;
         self.next_id += 1;
         self.requests.insert(request, id);
-        self.deadlines.update(&incident);
         group.events.push(event.clone());
+        // Decided here, in the report's own group, so that no crash can separate the two.
+        if !self.shared.coverage.covers(&compound) {
+            let reason = EscalationReason::NobodyOnDuty;
+            let escalated = Change::Escalated { reason };
+            self.append(group, &mut incident, Actor::system(), escalated, now)?;
+        }
+        self.deadlines.update(&incident);
         group.touched.insert(id, incident.clone());
         Ok(Reported { incident, event: Some(event) })
     }
@@ -272,66 +248,68 @@ impl Committer {
         id: IncidentId,
         action: &Action,
     ) -> Result<(Event, Incident), StoreError> {
-        let now = self.clock.now();
+        let now = self.now();
         let mut incident = self.incident(group, id)?.ok_or(StoreError::NotFound(id))?;
         let resolve_target = self
+            .shared
             .community
             .category(&incident.report.category)
             .map(|c| c.targets.for_urgency(incident.report.urgency).resolve)
             .ok_or_else(|| {
                 StoreError::Write(format!("incident {} has an unknown category", id.0))
             })?;
+        // What fell due before this command is logged before it: a late claim still leaves the
+        // breach of the response target on the record.
+        self.stage_due(group, &mut incident, now);
         let change = decide(&incident, who, action, now, resolve_target)?;
-        let event = self.event(id, who.actor.clone(), change, now);
-        incident.apply(&event).map_err(|e| StoreError::Write(e.to_string()))?;
-        self.next_seq += 1;
+        let event = self.append(group, &mut incident, who.actor.clone(), change, now)?;
         self.deadlines.update(&incident);
-        group.events.push(event.clone());
         group.touched.insert(id, incident.clone());
         Ok((event, incident))
     }
 
-    fn stage_escalation(
+    /// Logs what is due for every incident whose timer ran out.
+    fn stage_timers(&mut self, group: &mut Group) {
+        let now = self.now();
+        for id in self.deadlines.take_due(now) {
+            match self.incident(group, id) {
+                Ok(Some(mut incident)) => self.stage_due(group, &mut incident, now),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(incident = id.0, error = %e, "cannot read incident to record what is due");
+                }
+            }
+        }
+    }
+
+    /// Logs the breaches and escalation due for `incident` at `now`, and keeps its timer.
+    fn stage_due(&mut self, group: &mut Group, incident: &mut Incident, now: Timestamp) {
+        let due = incident.due(now);
+        for change in &due {
+            if let Err(e) = self.append(group, incident, Actor::system(), change.clone(), now) {
+                tracing::error!(error = %e, "a due change does not apply");
+            }
+        }
+        self.deadlines.update(incident);
+        if !due.is_empty() {
+            group.touched.insert(incident.id, incident.clone());
+        }
+    }
+
+    /// Folds one new event into `incident` and adds it to the group.
+    fn append(
         &mut self,
         group: &mut Group,
-        id: IncidentId,
-    ) -> Result<Option<(Event, Incident)>, StoreError> {
-        let mut incident = self.incident(group, id)?.ok_or(StoreError::NotFound(id))?;
-        if incident.escalated || incident.status != hongfan_shared::Status::Reported {
-            return Ok(None);
-        }
-        let event = self.event(id, Actor::system(), Change::Escalated, self.clock.now());
+        incident: &mut Incident,
+        actor: Actor,
+        change: Change,
+        now: Timestamp,
+    ) -> Result<Event, StoreError> {
+        let event = self.event(incident.id, actor, change, now);
         incident.apply(&event).map_err(|e| StoreError::Write(e.to_string()))?;
         self.next_seq += 1;
         group.events.push(event.clone());
-        group.touched.insert(id, incident.clone());
-        Ok(Some((event, incident)))
-    }
-
-    fn stage_breaches(&mut self, group: &mut Group) {
-        let now = self.clock.now();
-        for id in self.deadlines.take_due(now) {
-            let mut incident = match self.incident(group, id) {
-                Ok(Some(incident)) => incident,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::error!(incident = id.0, error = %e, "cannot read incident to record a breach");
-                    continue;
-                }
-            };
-            for change in incident.due_breaches(now) {
-                let event = self.event(id, Actor::system(), change, now);
-                match incident.apply(&event) {
-                    Ok(()) => {
-                        self.next_seq += 1;
-                        group.events.push(event);
-                    }
-                    Err(e) => tracing::error!(error = %e, "a due breach does not apply"),
-                }
-            }
-            self.deadlines.update(&incident);
-            group.touched.insert(id, incident);
-        }
+        Ok(event)
     }
 
     /// The next event; `next_seq` moves on only once the event is known to apply, so a refused
@@ -346,64 +324,72 @@ impl Committer {
         if let Some(incident) = group.touched.get(&id) {
             return Ok(Some(incident.clone()));
         }
-        if let Some(incident) =
-            self.published.read().map_err(|_| StoreError::Poisoned)?.open.get(&id)
-        {
-            return Ok(Some(incident.clone()));
+        if let Some(incident) = self.shared.read()?.open.get(&id) {
+            return Ok(Some(Incident::clone(incident)));
         }
-        self.disk.incident(id)
+        self.shared.disk.incident(id)
     }
 
     fn commit(&mut self, group: Group) -> Result<(), StoreError> {
-        let Group { events, touched, answers, dirty, shutdown } = group;
-        if !events.is_empty() || dirty {
+        let Group { events, touched, aux, answers, shutdown } = group;
+        let shared = self.shared.clone();
+        let metrics = &shared.metrics;
+        if !events.is_empty() || !aux.is_empty() {
             let states: Vec<&Incident> = touched.values().collect();
             let started = std::time::Instant::now();
-            let written = self.disk.commit(&events, &states);
-            self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
-            self.metrics.commit_batch.observe(answers.len().max(1) as f64);
+            let written = shared.disk.commit(&events, &states, &aux);
+            metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+            metrics.commit_batch.observe(answers.len().max(1) as f64);
             if let Err(e) = written {
+                metrics.store_write_errors.inc();
+                // Known as failed before anyone hears of it.
+                let dir = shared.disk.dir().display().to_string();
+                tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
+                metrics.store_failed.set(1);
+                shared.health.fail(format!("writing to {dir} failed: {e}"));
                 for answer in answers {
                     answer.fail(&e);
                 }
                 return Err(e);
             }
-            let mut published = self.published.write().map_err(|_| StoreError::Poisoned)?;
-            for incident in touched.values() {
-                let row = AuditRow::from(incident);
-                match usize::try_from(incident.id.0 - 1) {
-                    Ok(index) if index < published.rows.len() => published.rows[index] = row,
-                    _ => published.rows.push(row),
+            let seq = {
+                let mut published = shared.published.write().map_err(|_| StoreError::Poisoned)?;
+                for incident in touched.values() {
+                    let row = Arc::new(AuditRow::from(incident));
+                    match usize::try_from(incident.id.0 - 1) {
+                        Ok(index) if index < published.rows.len() => {
+                            published.rows.set(index, row);
+                        }
+                        _ => published.rows.push_back(row),
+                    }
+                    if incident.status.is_open() {
+                        published.open.insert(incident.id, Arc::new(incident.clone()));
+                    } else {
+                        published.open.remove(&incident.id);
+                    }
                 }
-                if incident.status.is_open() {
-                    published.open.insert(incident.id, incident.clone());
-                } else {
-                    published.open.remove(&incident.id);
-                }
-            }
-            published.seq = events.last().map_or(published.seq, |e| e.seq);
-            let seq = published.seq;
-            self.metrics.events_appended.inc_by(events.len() as u64);
+                published.seq = events.last().map_or(published.seq, |e| e.seq);
+                published.seq
+            };
+            metrics.events_appended.inc_by(events.len() as u64);
             let breaches = events.iter().filter(|e| matches!(e.change, Change::Breached { .. }));
-            self.metrics.breaches.inc_by(breaches.count() as u64);
-            drop(published);
+            metrics.breaches.inc_by(breaches.count() as u64);
             // At most once a second: a sync of its own per group would halve throughput.
             if self.marked_at.elapsed() >= MARK_EVERY || shutdown {
-                if let Err(e) = self.disk.write_mark(seq) {
+                if let Err(e) = shared.disk.write_mark(seq) {
                     tracing::warn!(error = %e, "cannot write the high-water mark");
                 }
                 self.marked_at = std::time::Instant::now();
             }
         } else if shutdown {
-            let seq = self.published.read().map_err(|_| StoreError::Poisoned)?.seq;
-            let _ = self.disk.write_mark(seq);
+            let _ = shared.disk.write_mark(shared.read()?.seq);
         }
         for answer in answers {
             answer.send();
         }
         if !events.is_empty() {
             // No receiver is fine: nobody is connected.
-            let _ = self
+            let _ = shared
                 .commits
                 .send(Arc::new(Commit { events, incidents: touched.into_values().collect() }));
         }
@@ -418,7 +404,6 @@ impl Answer {
             Answer::Report(tx, r) => drop(tx.send(r)),
             Answer::Act(tx, r) => drop(tx.send(r)),
             Answer::Get(tx, r) => drop(tx.send(r)),
-            Answer::Escalate(tx, r) => drop(tx.send(r)),
             Answer::Put(tx, r) => drop(tx.send(r)),
             Answer::Tick(tx, n) => drop(tx.send(Ok(n))),
             Answer::Shutdown(tx) => drop(tx.send(Ok(()))),
@@ -431,7 +416,6 @@ impl Answer {
             Answer::Report(tx, _) => drop(tx.send(Err(e))),
             Answer::Act(tx, _) => drop(tx.send(Err(e))),
             Answer::Get(tx, _) => drop(tx.send(Err(e))),
-            Answer::Escalate(tx, _) => drop(tx.send(Err(e))),
             Answer::Put(tx, _) => drop(tx.send(Err(e))),
             Answer::Tick(tx, _) => drop(tx.send(Err(e))),
             Answer::Shutdown(tx) => drop(tx.send(Err(e))),

@@ -1,4 +1,5 @@
-//! The deadline index: each open incident's next first-time deadline, earliest first.
+//! The deadline index: when each open incident next has something due (a first-time target,
+//! the unclaimed escalation), earliest first.
 //! Rebuilt from the open incidents at start; owned by the committer.
 
 use std::collections::{BTreeSet, HashMap};
@@ -17,7 +18,7 @@ impl Deadlines {
         if let Some(old) = self.by_incident.remove(&incident.id) {
             self.by_time.remove(&(old, incident.id));
         }
-        if let Some((at, _)) = incident.next_deadline() {
+        if let Some(at) = incident.next_due() {
             self.by_time.insert((at, incident.id));
             self.by_incident.insert(incident.id, at);
         }

@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hongfan_shared::audit::AuditRow;
 use hongfan_shared::{Event, Incident, IncidentId, Seq};
@@ -20,6 +22,59 @@ use super::{Aux, StoreError};
 const FORMAT: &[u8] = b"hongfan-1";
 /// The high-water mark's file, beside sled's.
 pub(super) const MARK_FILE: &str = "hongfan.mark";
+
+/// Where a write can be made to fail, to test what a failing disk does to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// Writing the group into sled.
+    Write,
+    /// sled's flush of its buffers to the file.
+    Flush,
+    /// The fdatasync that makes the flushed file durable.
+    Fsync,
+}
+
+/// Failures to inject: once a point is set to fail, every operation there fails until healed.
+#[derive(Debug, Default)]
+pub struct Faults {
+    write: AtomicBool,
+    flush: AtomicBool,
+    fsync: AtomicBool,
+}
+
+impl Faults {
+    fn flag(&self, at: FaultPoint) -> &AtomicBool {
+        match at {
+            FaultPoint::Write => &self.write,
+            FaultPoint::Flush => &self.flush,
+            FaultPoint::Fsync => &self.fsync,
+        }
+    }
+
+    pub fn fail(&self, at: FaultPoint) {
+        self.flag(at).store(true, Ordering::SeqCst);
+    }
+
+    pub fn heal(&self, at: FaultPoint) {
+        self.flag(at).store(false, Ordering::SeqCst);
+    }
+
+    fn check(&self, at: FaultPoint) -> std::io::Result<()> {
+        if self.flag(at).load(Ordering::SeqCst) {
+            Err(std::io::Error::other(format!("injected {at:?} failure")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One account record to write (or with `None`, remove) with a group's events.
+#[derive(Debug)]
+pub(super) struct AuxWrite {
+    pub tree: Aux,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
 
 #[derive(Debug)]
 pub(super) struct Disk {
@@ -37,6 +92,7 @@ pub(super) struct Disk {
     /// refused instead.
     mark: File,
     pub(super) epoch: String,
+    faults: Option<Arc<Faults>>,
 }
 
 /// What start-up reads back from disk.
@@ -51,7 +107,7 @@ pub(super) struct Loaded {
 }
 
 /// A record's key and value, as stored.
-pub(super) type Entry = (Vec<u8>, Vec<u8>);
+pub type Entry = (Vec<u8>, Vec<u8>);
 
 fn key(n: u64) -> [u8; 8] {
     n.to_be_bytes()
@@ -63,7 +119,11 @@ fn number(key: &[u8]) -> Option<u64> {
 
 impl Disk {
     /// Opens the data folder, creating it only when it is missing or empty.
-    pub(super) fn open(dir: &Path, cache_bytes: u64) -> Result<Disk, StoreError> {
+    pub(super) fn open(
+        dir: &Path,
+        cache_bytes: u64,
+        faults: Option<Arc<Faults>>,
+    ) -> Result<Disk, StoreError> {
         let fresh = match std::fs::read_dir(dir) {
             Ok(mut entries) => entries.next().is_none(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
@@ -137,10 +197,16 @@ impl Disk {
             log_file,
             mark,
             epoch,
+            faults,
         };
         if fresh {
-            // The new store's epoch and format mark are durable before anything else is written.
+            // The new store's epoch and format mark are durable before anything else is written,
+            // and so are the new files' names in the folder, and the folder's in its parent.
             disk.sync().map_err(|e| StoreError::open(dir, e))?;
+            sync_dir(dir).map_err(|e| StoreError::open(dir, e))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent).map_err(|e| StoreError::open(dir, e))?;
+            }
         }
         Ok(disk)
     }
@@ -260,12 +326,13 @@ impl Disk {
             .collect()
     }
 
-    /// Writes a group of events with the incident states they produce, atomically, and makes
-    /// them durable before returning.
+    /// Writes a group of events with the incident states they produce and the account records
+    /// written with them, atomically, and makes them durable before returning.
     pub(super) fn commit(
         &self,
         events: &[Event],
         incidents: &[&Incident],
+        aux: &[AuxWrite],
     ) -> Result<(), StoreError> {
         let encode =
             |r: Result<Vec<u8>, serde_json::Error>| r.map_err(|e| StoreError::Write(e.to_string()));
@@ -277,19 +344,40 @@ impl Disk {
             .iter()
             .map(|i| Ok((key(i.id.0), encode(serde_json::to_vec(i))?)))
             .collect::<Result<_, StoreError>>()?;
+        self.fault(FaultPoint::Write)?;
         // The closure may run again on a conflict, so it only inserts what was encoded above.
-        (&self.events, &self.incidents)
-            .transaction(|(ev, inc)| -> ConflictableTransactionResult<(), ()> {
-                for (k, v) in &events {
-                    ev.insert(&k[..], v.as_slice())?;
-                }
-                for (k, v) in &incidents {
-                    inc.insert(&k[..], v.as_slice())?;
-                }
-                Ok(())
-            })
+        (&self.events, &self.incidents, &self.users, &self.kiosks, &self.sessions)
+            .transaction(
+                |(ev, inc, users, kiosks, sessions)| -> ConflictableTransactionResult<(), ()> {
+                    for (k, v) in &events {
+                        ev.insert(&k[..], v.as_slice())?;
+                    }
+                    for (k, v) in &incidents {
+                        inc.insert(&k[..], v.as_slice())?;
+                    }
+                    for write in aux {
+                        let tree = match write.tree {
+                            Aux::Users => users,
+                            Aux::Kiosks => kiosks,
+                            Aux::Sessions => sessions,
+                        };
+                        match &write.value {
+                            Some(value) => tree.insert(write.key.as_slice(), value.as_slice())?,
+                            None => tree.remove(write.key.as_slice())?,
+                        };
+                    }
+                    Ok(())
+                },
+            )
             .map_err(|e: TransactionError<()>| StoreError::Write(format!("{e:?}")))?;
         self.sync().map_err(|e| StoreError::Write(e.to_string()))
+    }
+
+    fn fault(&self, at: FaultPoint) -> Result<(), StoreError> {
+        match &self.faults {
+            Some(faults) => faults.check(at).map_err(|e| StoreError::Write(e.to_string())),
+            None => Ok(()),
+        }
     }
 
     fn aux(&self, tree: Aux) -> &sled::Tree {
@@ -313,10 +401,6 @@ impl Disk {
             None => tree.remove(key).map(drop),
         }
         .map_err(|e| StoreError::Write(e.to_string()))
-    }
-
-    pub(super) fn get(&self, tree: Aux, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.aux(tree).get(key).map_err(StoreError::read)?.map(|v| v.to_vec()))
     }
 
     /// Every record of one tree, in key order.
@@ -381,7 +465,15 @@ impl Disk {
     /// sled's flush writes its buffers with sync_file_range, which survives a killed process but
     /// not a power cut; the fdatasync after it makes the write durable.
     pub(super) fn sync(&self) -> std::io::Result<()> {
+        let fault = |at| self.fault(at).map_err(std::io::Error::other);
+        fault(FaultPoint::Flush)?;
         self.db.flush().map_err(std::io::Error::other)?;
+        fault(FaultPoint::Fsync)?;
         self.log_file.sync_data()
     }
+}
+
+/// Makes the names of a folder's entries durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }

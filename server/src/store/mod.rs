@@ -9,20 +9,23 @@ mod committer;
 mod deadlines;
 mod disk;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hongfan_shared::audit::{AuditQuery, AuditRow, Summary};
 use hongfan_shared::{
-    Action, Community, Event, Incident, IncidentId, LifecycleError, Principal, Report, Seq,
+    Action, Community, CompoundId, Event, Incident, IncidentId, LifecycleError, Principal, Report,
+    Seq,
 };
 use tokio::sync::{broadcast, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
 use committer::{Command, Committer};
 use disk::Disk;
+pub use disk::{Entry, FaultPoint, Faults};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -71,15 +74,63 @@ pub enum Aux {
     Sessions,
 }
 
-/// The durable state readers may see.
-#[derive(Debug)]
+/// The durable state readers may see. Its collections share their structure between versions,
+/// so a reader takes a copy in O(1) and lets go of the lock before it does any work: a long audit
+/// never holds up the committer, which holds the lock only to swap in a durable group.
+#[derive(Debug, Clone)]
 pub(crate) struct Published {
     /// The last durable event.
     seq: Seq,
-    open: BTreeMap<IncidentId, Incident>,
+    open: imbl::OrdMap<IncidentId, Arc<Incident>>,
     /// Every incident's audit facts, by id (index = id - 1): small enough to keep for years of
     /// reports, so the audit never scans the log.
-    rows: Vec<AuditRow>,
+    rows: imbl::Vector<Arc<AuditRow>>,
+}
+
+/// Whether the store can still write. A failed write (a full or failing disk) is final for this
+/// process: the committer stops, every request after it is refused, and whoever watches
+/// `failed` (the server) shuts down so that a supervisor such as systemd restarts it.
+#[derive(Debug, Default)]
+pub struct Health {
+    failure: OnceLock<String>,
+    failed: CancellationToken,
+}
+
+impl Health {
+    fn fail(&self, reason: String) {
+        let _ = self.failure.set(reason);
+        self.failed.cancel();
+    }
+
+    /// Why the store stopped writing, once it has.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+
+    /// Cancelled when the store stops writing.
+    pub fn failed(&self) -> &CancellationToken {
+        &self.failed
+    }
+}
+
+/// What the store's handles and its committer share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    disk: Arc<Disk>,
+    community: Arc<Community>,
+    clock: SharedClock,
+    metrics: Arc<crate::metrics::Metrics>,
+    coverage: Coverage,
+    published: RwLock<Published>,
+    commits: broadcast::Sender<Arc<Commit>>,
+    health: Health,
+}
+
+impl Shared {
+    fn read(&self) -> Result<Published, StoreError> {
+        // std's lock, held only to copy the handle (O(1)); never across an await.
+        Ok(self.published.read().map_err(|_| StoreError::Poisoned)?.clone())
+    }
 }
 
 /// One durable group of events and the new state of every incident they changed.
@@ -104,94 +155,134 @@ pub struct Snapshot {
     pub incidents: Vec<Incident>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// sled's page cache.
     pub cache_bytes: u64,
+    /// Who is on duty where; the hub keeps it current. Nobody, unless someone sets it.
+    pub coverage: Coverage,
+    /// Open to look only: no committer runs, nothing falls due, every write is refused as
+    /// `Closed`. For checking a folder without changing what is checked.
+    pub read_only: bool,
+    /// Failures to inject into writes, flushes and syncs (tests of the failure paths).
+    pub faults: Option<Arc<Faults>>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { cache_bytes: 64 << 20 }
+        StoreOptions {
+            cache_bytes: 64 << 20,
+            coverage: Coverage::default(),
+            read_only: false,
+            faults: None,
+        }
+    }
+}
+
+/// The compounds that have a worker on duty now. The hub publishes it whenever the roster
+/// changes; the committer reads it to decide, in the same group as a report, whether the report
+/// must be escalated. A lock of its own, so the committer never waits for the hub's.
+#[derive(Debug, Clone, Default)]
+pub struct Coverage(Arc<RwLock<BTreeSet<CompoundId>>>);
+
+impl Coverage {
+    pub fn set(&self, compounds: BTreeSet<CompoundId>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = compounds;
+    }
+
+    pub fn covers(&self, compound: &CompoundId) -> bool {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).contains(compound)
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Store {
     tx: mpsc::Sender<Command>,
-    disk: Arc<Disk>,
-    published: Arc<RwLock<Published>>,
-    commits: broadcast::Sender<Arc<Commit>>,
-    community: Arc<Community>,
-    clock: SharedClock,
-    metrics: Arc<crate::metrics::Metrics>,
+    shared: Arc<Shared>,
     committer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    read_only: bool,
 }
 
 impl Store {
     /// Opens (or, when the folder is missing or empty, creates) the store in `dir`, and records
-    /// every breach that fell due while it was closed before returning.
+    /// every breach and escalation that fell due while it was closed before returning.
     pub fn open(
         dir: &Path,
         community: Arc<Community>,
         clock: SharedClock,
         options: StoreOptions,
     ) -> Result<Store, StoreError> {
-        let disk = Arc::new(Disk::open(dir, options.cache_bytes)?);
+        let disk = Arc::new(Disk::open(dir, options.cache_bytes, options.faults.clone())?);
         let loaded = disk.load()?;
         let (tx, rx) = mpsc::channel();
         // Generous, since a receiver that still lags re-reads the log.
         let (commits, _) = broadcast::channel(1024);
-        let metrics = Arc::new(crate::metrics::Metrics::default());
-        let mut committer = Committer::new(
-            disk.clone(),
-            loaded,
-            community.clone(),
-            clock.clone(),
-            commits.clone(),
-            rx,
-            metrics.clone(),
-        );
-        committer.catch_up()?;
-        let published = committer.published.clone();
-        let handle = std::thread::Builder::new()
-            .name("hongfan-committer".into())
-            .spawn(move || committer.run())
-            .map_err(|e| StoreError::open(dir, e))?;
-        Ok(Store {
-            tx,
+        let published = Published {
+            seq: loaded.last_seq,
+            open: loaded.open.iter().map(|(id, i)| (*id, Arc::new(i.clone()))).collect(),
+            rows: loaded.rows.iter().cloned().map(Arc::new).collect(),
+        };
+        let shared = Arc::new(Shared {
             disk,
-            published,
-            commits,
             community,
             clock,
-            metrics,
-            committer: Arc::new(Mutex::new(Some(handle))),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
+            coverage: options.coverage,
+            published: RwLock::new(published),
+            commits,
+            health: Health::default(),
+        });
+        let handle = if options.read_only {
+            None
+        } else {
+            let mut committer = Committer::new(shared.clone(), loaded, rx);
+            committer.catch_up()?;
+            let thread = std::thread::Builder::new()
+                .name("hongfan-committer".into())
+                .spawn(move || committer.run())
+                .map_err(|e| StoreError::open(dir, e))?;
+            Some(thread)
+        };
+        Ok(Store {
+            tx,
+            shared,
+            committer: Arc::new(Mutex::new(handle)),
+            read_only: options.read_only,
         })
     }
 
     pub fn epoch(&self) -> &str {
-        &self.disk.epoch
+        &self.shared.disk.epoch
     }
 
     pub fn dir(&self) -> &Path {
-        self.disk.dir()
+        self.shared.disk.dir()
     }
 
     pub fn community(&self) -> &Arc<Community> {
-        &self.community
+        &self.shared.community
+    }
+
+    /// Where the hub publishes who is on duty.
+    pub fn coverage(&self) -> &Coverage {
+        &self.shared.coverage
     }
 
     /// The counters `/metrics` reports; the hub and connections bump theirs here too.
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
-        &self.metrics
+        &self.shared.metrics
+    }
+
+    /// Whether the store can still write, and why not once it cannot.
+    pub fn health(&self) -> &Health {
+        &self.shared.health
     }
 
     /// Open incidents per compound, now.
     pub fn open_by_compound(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let published = self.read()?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for c in &self.community.compounds {
+        for c in &self.community().compounds {
             counts.insert(c.id.0.clone(), 0);
         }
         for incident in published.open.values() {
@@ -202,7 +293,7 @@ impl Store {
 
     /// The time on the store's clock.
     pub fn now(&self) -> hongfan_shared::Timestamp {
-        self.clock.now()
+        self.shared.clock.now()
     }
 
     async fn ask<T>(
@@ -237,12 +328,6 @@ impl Store {
         self.ask(|reply| Command::Act { who, id, action, reply }).await
     }
 
-    /// Records that nobody of the incident's compound was on duty for it (once; `None` when it
-    /// already was, or was claimed meanwhile).
-    pub async fn escalate(&self, id: IncidentId) -> Result<Option<(Event, Incident)>, StoreError> {
-        self.ask(|reply| Command::Escalate { id, reply }).await
-    }
-
     /// Writes one account record durably (`None` removes it).
     pub async fn put(
         &self,
@@ -254,13 +339,15 @@ impl Store {
         self.ask(|reply| Command::Put { tree, key, value, reply }).await
     }
 
-    pub fn get(&self, tree: Aux, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.disk.get(tree, key)
+    /// Every record of one account tree, in key order (a sled read: at start, or off the
+    /// async workers).
+    pub fn scan(&self, tree: Aux) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.shared.disk.scan(tree)
     }
 
-    /// Every record of one account tree, in key order.
-    pub fn scan(&self, tree: Aux) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.disk.scan(tree)
+    /// Every record of one account tree with its key, in key order (a sled read, as `scan`).
+    pub fn scan_entries(&self, tree: Aux) -> Result<Vec<Entry>, StoreError> {
+        self.shared.disk.scan_entries(tree)
     }
 
     /// Records every breach due by the clock's current time; returns how many were recorded.
@@ -271,7 +358,11 @@ impl Store {
     /// The durable state of one incident.
     pub async fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
         if let Some(incident) = self.read()?.open.get(&id) {
-            return Ok(Some(incident.clone()));
+            return Ok(Some(Incident::clone(incident)));
+        }
+        if self.read_only {
+            let disk = self.shared.disk.clone();
+            return blocking(move || disk.incident(id)).await;
         }
         // A closed incident is read by the committer, so that a change still being written is
         // never seen before it is durable.
@@ -281,7 +372,8 @@ impl Store {
     /// The open incidents and the sequence number they are current as of.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let published = self.read()?;
-        Ok(Snapshot { seq: published.seq, incidents: published.open.values().cloned().collect() })
+        let incidents = published.open.values().map(|i| Incident::clone(i)).collect();
+        Ok(Snapshot { seq: published.seq, incidents })
     }
 
     /// The last durable sequence number.
@@ -289,48 +381,66 @@ impl Store {
         Ok(self.read()?.seq)
     }
 
-    /// Durable events after `after`, oldest first, at most `limit`.
-    pub fn events_after(&self, after: Seq, limit: usize) -> Result<Vec<Event>, StoreError> {
+    /// Durable events after `after`, oldest first, at most `limit`. Read from sled on a
+    /// blocking thread, so a client catching up never stalls an async worker.
+    pub async fn events_after(&self, after: Seq, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let store = self.clone();
+        blocking(move || store.events_after_blocking(after, limit)).await
+    }
+
+    /// `events_after`, on the calling thread (tools and tests).
+    pub fn events_after_blocking(
+        &self,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
         let upto = self.last_seq()?;
-        self.disk.events(after, upto, limit)
+        self.shared.disk.events(after, upto, limit)
     }
 
     /// The audit summary for a query, as of now (or the end of the period). `label` names a
-    /// compound, category or worker by its id.
+    /// compound, category or worker by its id. Computed on a copy of the rows: the committer is
+    /// never held up by it.
     pub fn audit(
         &self,
         query: &AuditQuery,
         label: impl Fn(&str, &str) -> String,
     ) -> Result<Summary, StoreError> {
-        let now = self.clock.now();
-        Ok(hongfan_shared::audit::summarize(&self.read()?.rows, query, now, label))
+        let now = self.now();
+        let rows = self.read()?.rows;
+        Ok(hongfan_shared::audit::summarize(rows.iter().map(|r| &**r), query, now, label))
     }
 
     /// The audit facts of the incidents a query counts, oldest first.
     pub fn audit_rows(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
-        Ok(self.read()?.rows.iter().filter(|r| query.matches(r)).cloned().collect())
+        let rows = self.read()?.rows;
+        Ok(rows.iter().filter(|r| query.matches(r)).map(|r| AuditRow::clone(r)).collect())
     }
 
-    /// One incident and every event of it, oldest first.
+    /// One incident and every event of it, oldest first (read from the log on a blocking
+    /// thread).
     pub async fn timeline(
         &self,
         id: IncidentId,
     ) -> Result<Option<(Incident, Vec<Event>)>, StoreError> {
         let Some(incident) = self.incident(id).await? else { return Ok(None) };
-        let mut events = Vec::with_capacity(incident.events.len());
-        for &seq in &incident.events {
-            events.push(
-                self.disk
-                    .event(seq)?
-                    .ok_or_else(|| StoreError::Read(format!("event {seq} is missing")))?,
-            );
-        }
-        Ok(Some((incident, events)))
+        let disk = self.shared.disk.clone();
+        blocking(move || {
+            let mut events = Vec::with_capacity(incident.events.len());
+            for &seq in &incident.events {
+                events.push(
+                    disk.event(seq)?
+                        .ok_or_else(|| StoreError::Read(format!("event {seq} is missing")))?,
+                );
+            }
+            Ok(Some((incident, events)))
+        })
+        .await
     }
 
     /// Every durable group of events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Commit>> {
-        self.commits.subscribe()
+        self.shared.commits.subscribe()
     }
 
     /// Writes what is waiting, stops the committer and waits for it.
@@ -349,9 +459,14 @@ impl Store {
         }
     }
 
-    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, Published>, StoreError> {
-        // std's lock: no reader holds it across an await, and the committer holds it only to
-        // swap in a durable group.
-        self.published.read().map_err(|_| StoreError::Poisoned)
+    fn read(&self) -> Result<Published, StoreError> {
+        self.shared.read()
     }
+}
+
+/// Runs a sled read on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(read).await.map_err(|e| StoreError::Read(e.to_string()))?
 }
