@@ -11,6 +11,9 @@ missing=()
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
+# The durability tests watch system calls (strace) and make a small filesystem of their own.
+command -v strace >/dev/null || missing+=(strace)
+command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -19,9 +22,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # axe-core checks the pages' accessibility; it is used by the tests only.
-if [ ! -f target/npm/node_modules/axe-core/axe.min.js ]; then
+# It goes beside the build, where the tests look for it.
+npm_dir="${CARGO_TARGET_DIR:-target}/npm"
+if [ ! -f "$npm_dir/node_modules/axe-core/axe.min.js" ]; then
   echo "installing axe-core"
-  npm install --silent --no-audit --no-fund --prefix target/npm axe-core@4 >/dev/null
+  npm install --silent --no-audit --no-fund --prefix "$npm_dir" axe-core@4 >/dev/null
 fi
 
 # Unit, integration and page tests; the benchmarks (`cargo bench`) print numbers and are not run here.

@@ -193,6 +193,8 @@ pub enum SnapshotReason {
     EpochChanged,
     /// The client was away longer than the retained window.
     TooOld,
+    /// The client's position is past the end of this log: it did not come from this server.
+    Ahead,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

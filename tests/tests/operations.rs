@@ -30,10 +30,12 @@ async fn a_backup_taken_while_reports_arrive_restores_every_report_acknowledged_
             .await;
     let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Rung at every acknowledgement (a stored permit, so none is missed while nobody waits).
+    let landed = Arc::new(tokio::sync::Notify::new());
     let mut writers = Vec::new();
     for compound in ["c1", "c2"] {
         let mut kiosk = server.kiosk(compound).await;
-        let (acked, stop) = (acked.clone(), stop.clone());
+        let (acked, stop, landed) = (acked.clone(), stop.clone(), landed.clone());
         writers.push(tokio::spawn(async move {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -48,15 +50,19 @@ async fn a_backup_taken_while_reports_arrive_restores_every_report_acknowledged_
                     kiosk.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await;
                 if let ServerMessage::Reported { incident, .. } = answer {
                     acked.lock().unwrap().insert(id, incident.id.0);
+                    landed.notify_one();
                 }
                 n += 1;
             }
         }));
     }
     // Let some reports land, then back up while the writers keep going.
-    while acked.lock().unwrap().len() < 50 {
-        tokio::task::yield_now().await;
-    }
+    hongfan_tests::within("50 acknowledged reports", async {
+        while acked.lock().unwrap().len() < 50 {
+            landed.notified().await;
+        }
+    })
+    .await;
     let before_backup = acked.lock().unwrap().clone();
     let file = server.dir.path().join("backup.jsonl");
     let data = server.data_dir();
@@ -228,4 +234,38 @@ async fn metrics_can_live_on_their_own_address() {
     let private = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
     assert_eq!(private.status().as_u16(), 200);
     assert!(private.text().await.unwrap().contains("hongfan_events_appended_total"));
+}
+
+#[test]
+fn a_new_data_folder_and_its_files_are_fsynced_before_use() {
+    // Watched with strace: the folder's own entries (sled's files, the mark) and the folder's
+    // name in its parent must be synced, or a power cut can lose the files of a new store.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let trace = dir.path().join("trace.txt");
+    let status = Command::new("strace")
+        // The main thread only (no -f): it opens the store, and its lines are never split by
+        // another thread's.
+        .args(["-e", "trace=openat,fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(binary())
+        .args(["user", "list", "--data-dir"])
+        .arg(&data)
+        .status()
+        .expect("strace (bash tests/run.sh installs it)");
+    assert!(status.success());
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let synced = |path: &std::path::Path| {
+        let opened = format!("\"{}\", O_RDONLY", path.display());
+        // Each line: `openat(AT_FDCWD, "<path>", O_RDONLY|O_CLOEXEC) = <fd>`.
+        trace.lines().filter(|l| l.contains(&opened) && !l.contains("O_DIRECTORY|O_NONBLOCK")).any(
+            |line| {
+                let fd = line.rsplit("= ").next().unwrap_or("").trim().to_owned();
+                let after = &trace[trace.find(line).unwrap() + line.len()..];
+                after.contains(&format!("fsync({fd})"))
+            },
+        )
+    };
+    assert!(synced(&data), "the new data folder is fsynced:\n{trace}");
+    assert!(synced(dir.path()), "its name in the parent folder is fsynced:\n{trace}");
 }

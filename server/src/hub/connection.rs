@@ -220,12 +220,9 @@ impl Connection {
     ) -> Result<(), End> {
         let refuse = |body: ErrorBody| ErrorBody { request_id: Some(request_id.clone()), ..body };
         self.hub.store().metrics().reports_received.inc();
-        if !self.hub.allow_report(&self.auth.principal.actor.id) {
-            let body =
-                error(ErrorCode::RateLimited, "too many reports from this device; wait a minute");
-            return self.refuse(refuse(body)).await;
-        }
-        match self.hub.store().report(&self.auth.principal, &request_id, report).await {
+        let (hub, device) = (self.hub.clone(), self.auth.principal.actor.id.clone());
+        let admit = Box::new(move || hub.report_limiter().admit(&device));
+        match self.hub.store().report_if(&self.auth.principal, &request_id, report, admit).await {
             Ok(reported) => {
                 if reported.event.is_some() {
                     tracing::info!(incident = reported.incident.id.0, "report stored");
@@ -281,7 +278,7 @@ impl Connection {
                         Some(SnapshotReason::TooOld)
                     }
                     _ if p.seq > store.last_seq().map_err(unavailable)? => {
-                        Some(SnapshotReason::EpochChanged)
+                        Some(SnapshotReason::Ahead)
                     }
                     _ => None,
                 }

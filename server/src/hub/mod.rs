@@ -21,43 +21,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Authenticated, Subject};
+pub use crate::limits::Limits;
+use crate::limits::ReportLimiter;
 use crate::store::{Commit, Store, StoreError};
 pub use connection::serve;
 use roster::Roster;
-
-/// The limits that keep one client from costing the others.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Messages waiting for one connection before it counts as too slow.
-    pub queue: usize,
-    pub max_frame_bytes: usize,
-    pub max_message_bytes: usize,
-    pub read_buffer_bytes: usize,
-    pub ping_every: Duration,
-    /// No frame (not even a pong) for this long closes the connection.
-    pub idle_timeout: Duration,
-    /// Reports one device may send at once, and per minute after that.
-    pub report_burst: u32,
-    pub reports_per_minute: u32,
-    /// How far back a reconnecting client may resume before it gets a snapshot instead.
-    pub resume_window: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            queue: 512,
-            max_frame_bytes: 16 << 10,
-            max_message_bytes: 64 << 10,
-            read_buffer_bytes: 1 << 10,
-            ping_every: Duration::from_secs(20),
-            idle_timeout: Duration::from_secs(60),
-            report_burst: 10,
-            reports_per_minute: 30,
-            resume_window: Duration::from_secs(7 * 24 * 3600),
-        }
-    }
-}
 
 /// One item in a connection's queue. Events carry their sequence number so a connection that
 /// is catching up can drop what it already sent.
@@ -118,23 +86,17 @@ impl Conn {
     }
 }
 
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 #[derive(Debug, Default)]
 struct Clients {
     conns: HashMap<u64, Conn>,
     roster: Roster,
-    buckets: HashMap<String, Bucket>,
 }
 
 #[derive(Debug)]
 struct Inner {
     store: Store,
     limits: Limits,
+    reports: ReportLimiter,
     clients: Mutex<Clients>,
     next_conn: AtomicU64,
     /// Cancelled at shutdown: every connection closes with 1001.
@@ -190,6 +152,7 @@ pub fn wire_error(e: &StoreError) -> ErrorBody {
         StoreError::NotFound(_) => (ErrorCode::NotFound, None),
         StoreError::RequestReused { .. } => (ErrorCode::RequestReused, None),
         StoreError::BadRequestId => (ErrorCode::BadRequestId, None),
+        StoreError::RateLimited => (ErrorCode::RateLimited, None),
         StoreError::Open { .. }
         | StoreError::Corrupt { .. }
         | StoreError::Read(_)
@@ -229,6 +192,7 @@ impl Hub {
         let commits = store.subscribe();
         let hub = Hub(Arc::new(Inner {
             store,
+            reports: ReportLimiter::new(&limits),
             limits,
             clients: Mutex::new(Clients::default()),
             next_conn: AtomicU64::new(1),
@@ -246,6 +210,11 @@ impl Hub {
 
     pub fn limits(&self) -> &Limits {
         &self.0.limits
+    }
+
+    /// How many new reports each device may still send.
+    pub fn report_limiter(&self) -> &ReportLimiter {
+        &self.0.reports
     }
 
     pub fn tasks(&self) -> &TaskTracker {
@@ -341,27 +310,6 @@ impl Hub {
         }
     }
 
-    /// Whether a device may send one more report now (a token bucket per device).
-    fn allow_report(&self, device: &str) -> bool {
-        let limits = &self.0.limits;
-        let mut clients = self.clients();
-        let now = Instant::now();
-        let bucket = clients
-            .buckets
-            .entry(device.to_owned())
-            .or_insert(Bucket { tokens: f64::from(limits.report_burst), at: now });
-        let refill = now.duration_since(bucket.at).as_secs_f64() / 60.0
-            * f64::from(limits.reports_per_minute);
-        bucket.tokens = (bucket.tokens + refill).min(f64::from(limits.report_burst));
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
     /// Closes every connection of an account or kiosk (disabled, revoked).
     pub fn kick_subject(&self, subject: &Subject) {
         for conn in self.clients().conns.values().filter(|c| &c.subject == subject) {
@@ -383,6 +331,7 @@ impl Hub {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = sweep.tick() => {
+                    self.0.reports.forget_idle();
                     let mut clients = self.clients();
                     if clients.roster.sweep(Instant::now(), roster::DUTY_GRACE) {
                         self.0.store.coverage().set(clients.roster.covered());

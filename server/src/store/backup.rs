@@ -13,7 +13,7 @@ use std::path::Path;
 use hongfan_shared::{Event, Incident, IncidentId, Seq};
 use serde::{Deserialize, Serialize};
 
-use super::disk::Disk;
+use super::disk::{Chain, Disk, unframe};
 use super::{Aux, Store, StoreError};
 
 const VERSION: u32 = 1;
@@ -216,8 +216,8 @@ pub struct Verified {
     pub problems: Vec<String>,
 }
 
-/// Checks a data folder offline: every event decodes, sequence numbers have no gap, the log
-/// reaches the high-water mark, and every stored incident state equals the state rebuilt from
+/// Checks a data folder offline: every event follows from the ones before it by the checksum
+/// chain and decodes, sequence numbers have no gap, the log reaches the high-water mark, and every stored incident state equals the state rebuilt from
 /// the log (which also holds its deadlines, from which the deadline index is built).
 pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
     if std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none()) {
@@ -238,6 +238,7 @@ pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
     let disk = Disk::open(&copy, 64 << 20, None).map_err(|e| name_original(e, &copy, dir))?;
     let mut report = Verified::default();
     let mut replay = Replay::default();
+    let mut chain = Chain::default();
     const MAX_PROBLEMS: usize = 50;
     let problem = |report: &mut Verified, p: String| {
         if report.problems.len() < MAX_PROBLEMS {
@@ -256,7 +257,15 @@ pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
             }
         };
         report.events += 1;
-        let event: Event = match serde_json::from_slice(&value) {
+        let json = match chain.check(key, &value) {
+            Ok(json) => json,
+            Err(why) => {
+                problem(&mut report, why);
+                chain.resume_after(key, &value);
+                unframe(&value).unwrap_or_default()
+            }
+        };
+        let event: Event = match serde_json::from_slice(json) {
             Ok(event) => event,
             Err(e) => {
                 problem(&mut report, format!("event {key} does not decode: {e}"));

@@ -32,12 +32,13 @@ const MAX_IDLE: Duration = Duration::from_secs(30);
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
-#[derive(Debug)]
 pub(super) enum Command {
     Report {
         who: Principal,
         request_id: String,
         report: Report,
+        /// Asked only when the report would be stored: may this device store one more now?
+        admit: super::Admit,
         reply: Reply<Reported>,
     },
     Act {
@@ -165,8 +166,8 @@ impl Committer {
 
     fn stage(&mut self, command: Command, group: &mut Group) {
         match command {
-            Command::Report { who, request_id, report, reply } => {
-                let result = self.stage_report(group, &who, request_id, report);
+            Command::Report { who, request_id, report, admit, reply } => {
+                let result = self.stage_report(group, &who, request_id, report, admit);
                 group.answers.push(Answer::Report(reply, result));
             }
             Command::Act { who, id, action, reply } => {
@@ -199,6 +200,7 @@ impl Committer {
         who: &Principal,
         request_id: String,
         report: Report,
+        admit: super::Admit,
     ) -> Result<Reported, StoreError> {
         let now = self.now();
         let request = (who.actor.id.clone(), request_id);
@@ -213,6 +215,9 @@ impl Committer {
             return Err(StoreError::BadRequestId);
         }
         let deadlines = check_report(who, &report, &self.shared.community, now)?;
+        if !admit() {
+            return Err(StoreError::RateLimited);
+        }
         let id = IncidentId(self.next_id);
         let compound = report.compound.clone();
         let change = Change::Reported {

@@ -19,7 +19,12 @@ use sled::transaction::{ConflictableTransactionResult, TransactionError};
 
 use super::{Aux, StoreError};
 
-const FORMAT: &[u8] = b"hongfan-1";
+/// The format of the data folder: events framed with a checksum chain.
+const FORMAT: &[u8] = b"hongfan-2";
+/// The format before events carried checksums; a folder of it is upgraded in place on open.
+const FORMAT_1: &[u8] = b"hongfan-1";
+/// Events rewritten per batch while upgrading.
+const UPGRADE_BATCH: usize = 10_000;
 /// The high-water mark's file, beside sled's.
 pub(super) const MARK_FILE: &str = "hongfan.mark";
 
@@ -68,6 +73,69 @@ impl Faults {
     }
 }
 
+/// The checksum chain over the log. Each stored event is `[crc32, big-endian][JSON]`, the
+/// crc taken over the JSON starting from the previous event's crc; so an event that was changed
+/// or lost anywhere in the log breaks the chain there, and start-up and `verify` name it even
+/// when sled itself read the file without complaint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Chain {
+    /// The last event the chain has taken in.
+    pub seq: Seq,
+    sum: u32,
+}
+
+impl Chain {
+    /// Takes in the next event's JSON and gives the value to store.
+    fn frame(&mut self, seq: Seq, json: &[u8]) -> Vec<u8> {
+        let mut hasher = crc32fast::Hasher::new_with_initial(self.sum);
+        hasher.update(json);
+        *self = Chain { seq, sum: hasher.finalize() };
+        let mut stored = Vec::with_capacity(4 + json.len());
+        stored.extend_from_slice(&self.sum.to_be_bytes());
+        stored.extend_from_slice(json);
+        stored
+    }
+
+    /// Takes in a stored event and gives its JSON, or what is wrong with it.
+    pub(super) fn check<'a>(&mut self, seq: Seq, stored: &'a [u8]) -> Result<&'a [u8], String> {
+        if seq != self.seq + 1 {
+            return Err(format!("event {} is missing (the next stored is {seq})", self.seq + 1));
+        }
+        let json = unframe(stored)
+            .ok_or_else(|| format!("event {seq} is damaged: it is too short to be an event"))?;
+        let mut hasher = crc32fast::Hasher::new_with_initial(self.sum);
+        hasher.update(json);
+        let sum = hasher.finalize();
+        if stored[..4] != sum.to_be_bytes() {
+            return Err(format!(
+                "event {seq} is damaged: its checksum does not follow from the events before it"
+            ));
+        }
+        *self = Chain { seq, sum };
+        Ok(json)
+    }
+}
+
+impl Chain {
+    /// Goes on from a stored event as it is, after a problem with it was reported, so that one
+    /// damaged event is not reported again for every event after it.
+    pub(super) fn resume_after(&mut self, seq: Seq, stored: &[u8]) {
+        let sum = stored.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+        *self = Chain { seq, sum: sum.unwrap_or(0) };
+    }
+}
+
+/// A stored event's JSON, without its checksum.
+pub(super) fn unframe(stored: &[u8]) -> Option<&[u8]> {
+    stored.get(4..).filter(|json| !json.is_empty())
+}
+
+/// Whether a stored event is in the old, unframed format: JSON from its first byte. A framed
+/// event's JSON starts at byte 4, where an unframed one has the `q` of `{"seq"`.
+fn is_unframed(stored: &[u8]) -> bool {
+    stored.starts_with(b"{\"seq\"")
+}
+
 /// One account record to write (or with `None`, remove) with a group's events.
 #[derive(Debug)]
 pub(super) struct AuxWrite {
@@ -93,6 +161,8 @@ pub(super) struct Disk {
     mark: File,
     pub(super) epoch: String,
     faults: Option<Arc<Faults>>,
+    /// The chain up to the last event written; only the committer moves it on.
+    chain: std::sync::Mutex<Chain>,
 }
 
 /// What start-up reads back from disk.
@@ -168,6 +238,7 @@ impl Disk {
             .open(dir.join(MARK_FILE))
             .map_err(|e| StoreError::open(dir, e))?;
 
+        let mut upgrade = false;
         let epoch = if fresh {
             let epoch = format!("{:032x}", rand::random::<u128>());
             meta.insert("format", FORMAT).map_err(|e| StoreError::open(dir, e))?;
@@ -175,11 +246,15 @@ impl Disk {
             epoch
         } else {
             let format = meta.get("format").map_err(|e| StoreError::open(dir, e))?;
-            if format.as_deref() != Some(FORMAT) {
-                return Err(StoreError::corrupt(
-                    dir,
-                    "it is not a hongfan database (no format mark)",
-                ));
+            match format.as_deref() {
+                Some(f) if f == FORMAT => {}
+                Some(f) if f == FORMAT_1 => upgrade = true,
+                _ => {
+                    return Err(StoreError::corrupt(
+                        dir,
+                        "it is not a hongfan database (no format mark)",
+                    ));
+                }
             }
             let epoch = meta.get("epoch").map_err(|e| StoreError::open(dir, e))?;
             epoch
@@ -198,7 +273,11 @@ impl Disk {
             mark,
             epoch,
             faults,
+            chain: std::sync::Mutex::new(Chain::default()),
         };
+        if upgrade {
+            disk.upgrade(&meta)?;
+        }
         if fresh {
             // The new store's epoch and format mark are durable before anything else is written,
             // and so are the new files' names in the folder, and the folder's in its parent.
@@ -215,24 +294,60 @@ impl Disk {
         &self.dir
     }
 
-    /// Reads the state back and checks that it agrees with the end of the log.
+    /// Rewrites a folder of the first format with the checksum chain, in batches, then marks
+    /// it as the current format. Safe to interrupt: a rerun frames what is still unframed and
+    /// recomputes the same chain over what is framed already.
+    fn upgrade(&self, meta: &sled::Tree) -> Result<(), StoreError> {
+        let fail = |e: &dyn std::fmt::Display| StoreError::open(&self.dir, e);
+        tracing::info!(dir = %self.dir.display(), "upgrading the data folder to checksummed events");
+        let mut chain = Chain::default();
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        for entry in self.events.iter() {
+            let (k, v) = entry.map_err(|e| fail(&e))?;
+            let seq = number(&k).ok_or_else(|| fail(&"an event key is not a number"))?;
+            let json = if is_unframed(&v) { &v[..] } else { unframe(&v).unwrap_or(&v[..]) };
+            let framed = chain.frame(seq, json);
+            if framed[..] != v[..] {
+                batch.insert(&k[..], framed);
+                pending += 1;
+            }
+            if pending == UPGRADE_BATCH {
+                self.events.apply_batch(std::mem::take(&mut batch)).map_err(|e| fail(&e))?;
+                pending = 0;
+            }
+        }
+        self.events.apply_batch(batch).map_err(|e| fail(&e))?;
+        self.sync().map_err(|e| fail(&e))?;
+        meta.insert("format", FORMAT).map_err(|e| fail(&e))?;
+        self.sync().map_err(|e| fail(&e))
+    }
+
+    /// Reads the state back and checks it: the whole log against its checksum chain (naming the
+    /// first event changed or missing), and the incident states against the end of the log.
     pub(super) fn load(&self) -> Result<Loaded, StoreError> {
         let corrupt = |reason: String| StoreError::corrupt(&self.dir, reason);
-        let last = self.events.last().map_err(|e| corrupt(e.to_string()))?;
-        let last_event = match last {
-            None => None,
-            Some((k, v)) => {
-                let event: Event = serde_json::from_slice(&v)
+        let mut chain = Chain::default();
+        let mut last = None;
+        for entry in self.events.iter() {
+            let (k, v) = entry.map_err(|e| corrupt(e.to_string()))?;
+            let seq = number(&k).ok_or_else(|| corrupt("an event key is not a number".into()))?;
+            chain.check(seq, &v).map_err(&corrupt)?;
+            last = Some(v);
+        }
+        let last_event = match (chain.seq, last) {
+            (0, _) | (_, None) => None,
+            (seq, Some(stored)) => {
+                let json = unframe(&stored).unwrap_or_default();
+                let event: Event = serde_json::from_slice(json)
                     .map_err(|e| corrupt(format!("the last event does not decode: {e}")))?;
-                if number(&k) != Some(event.seq) {
-                    return Err(corrupt(format!(
-                        "event {} is stored under another key",
-                        event.seq
-                    )));
+                if event.seq != seq {
+                    return Err(corrupt(format!("event {} is stored under key {seq}", event.seq)));
                 }
                 Some(event)
             }
         };
+        *self.chain.lock().map_err(|_| StoreError::Poisoned)? = chain;
         let last_seq = last_event.as_ref().map_or(0, |e| e.seq);
         let marked = self.read_mark();
         if marked > last_seq {
@@ -303,7 +418,7 @@ impl Disk {
         let Some(bytes) = self.events.get(key(seq)).map_err(StoreError::read)? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(StoreError::read)
+        decode_event(&bytes).map(Some)
     }
 
     /// Events with `after < seq <= upto`, oldest first, at most `limit`.
@@ -321,7 +436,7 @@ impl Disk {
             .take(limit)
             .map(|entry| {
                 let (_, v) = entry.map_err(StoreError::read)?;
-                serde_json::from_slice(&v).map_err(StoreError::read)
+                decode_event(&v)
             })
             .collect()
     }
@@ -336,9 +451,10 @@ impl Disk {
     ) -> Result<(), StoreError> {
         let encode =
             |r: Result<Vec<u8>, serde_json::Error>| r.map_err(|e| StoreError::Write(e.to_string()));
+        let mut chain = *self.chain.lock().map_err(|_| StoreError::Poisoned)?;
         let events: Vec<([u8; 8], Vec<u8>)> = events
             .iter()
-            .map(|e| Ok((key(e.seq), encode(serde_json::to_vec(e))?)))
+            .map(|e| Ok((key(e.seq), chain.frame(e.seq, &encode(serde_json::to_vec(e))?))))
             .collect::<Result<_, StoreError>>()?;
         let incidents: Vec<([u8; 8], Vec<u8>)> = incidents
             .iter()
@@ -370,7 +486,9 @@ impl Disk {
                 },
             )
             .map_err(|e: TransactionError<()>| StoreError::Write(format!("{e:?}")))?;
-        self.sync().map_err(|e| StoreError::Write(e.to_string()))
+        self.sync().map_err(|e| StoreError::Write(e.to_string()))?;
+        *self.chain.lock().map_err(|_| StoreError::Poisoned)? = chain;
+        Ok(())
     }
 
     fn fault(&self, at: FaultPoint) -> Result<(), StoreError> {
@@ -420,12 +538,13 @@ impl Disk {
             .collect()
     }
 
-    /// Appends restored events (the committer is not running).
+    /// Appends restored events (the committer is not running), continuing the chain.
     pub(super) fn import_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        let mut chain = self.chain.lock().map_err(|_| StoreError::Poisoned)?;
         let mut batch = sled::Batch::default();
         for event in events {
             let bytes = serde_json::to_vec(event).map_err(|e| StoreError::Write(e.to_string()))?;
-            batch.insert(&key(event.seq), bytes);
+            batch.insert(&key(event.seq), chain.frame(event.seq, &bytes));
         }
         self.events.apply_batch(batch).map_err(|e| StoreError::Write(e.to_string()))
     }
@@ -471,6 +590,11 @@ impl Disk {
         fault(FaultPoint::Fsync)?;
         self.log_file.sync_data()
     }
+}
+
+fn decode_event(stored: &[u8]) -> Result<Event, StoreError> {
+    let json = unframe(stored).ok_or_else(|| StoreError::Read("an event is too short".into()))?;
+    serde_json::from_slice(json).map_err(StoreError::read)
 }
 
 /// Makes the names of a folder's entries durable.

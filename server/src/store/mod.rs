@@ -37,6 +37,8 @@ pub enum StoreError {
     RequestReused { request_id: String },
     #[error("a request id has 1 to 64 characters")]
     BadRequestId,
+    #[error("too many reports from this device; wait a minute")]
+    RateLimited,
     #[error("cannot open the data folder {dir}: {reason}")]
     Open { dir: String, reason: String },
     #[error(
@@ -139,6 +141,9 @@ pub struct Commit {
     pub events: Vec<Event>,
     pub incidents: Vec<Incident>,
 }
+
+/// Whether one more new report may be stored now; called once, by the committer.
+pub type Admit = Box<dyn FnOnce() -> bool + Send>;
 
 /// The answer to a report: the incident, and the event if this request created it (`None` when
 /// the same request was already stored).
@@ -313,8 +318,20 @@ impl Store {
         request_id: &str,
         report: Report,
     ) -> Result<Reported, StoreError> {
+        self.report_if(who, request_id, report, Box::new(|| true)).await
+    }
+
+    /// `report`, asking `admit` (a rate limit) only when the report is new and valid, so that a
+    /// resend or a refusal costs the device nothing.
+    pub async fn report_if(
+        &self,
+        who: &Principal,
+        request_id: &str,
+        report: Report,
+        admit: Admit,
+    ) -> Result<Reported, StoreError> {
         let (who, request_id) = (who.clone(), request_id.to_owned());
-        self.ask(|reply| Command::Report { who, request_id, report, reply }).await
+        self.ask(|reply| Command::Report { who, request_id, report, admit, reply }).await
     }
 
     /// Applies a lifecycle action, answered with the event and the new state once durable.

@@ -154,6 +154,7 @@ async fn ingest(kiosks_n: usize, secs: u64) -> serde_json::Value {
                 let mut h = histogram();
                 let compound = ["c1", "c2"][k % 2];
                 let mut n = 0;
+                let mut refused = 0u64;
                 while Instant::now() < stop {
                     let id = format!("k{k}-{n}");
                     let sent = Instant::now();
@@ -163,27 +164,37 @@ async fn ingest(kiosks_n: usize, secs: u64) -> serde_json::Value {
                             report: report(compound, "楼道灯坏了"),
                         })
                         .await;
-                    client
+                    let (answer, _) = client
                         .recv_until(|m| {
                             matches!(m, ServerMessage::Reported { .. } | ServerMessage::Error(_))
                         })
                         .await;
+                    n += 1;
+                    // Only an acknowledgement is a durable report.
+                    if !matches!(answer, ServerMessage::Reported { .. }) {
+                        refused += 1;
+                        continue;
+                    }
                     h.record(sent.elapsed().as_micros() as u64).ok();
                     progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    n += 1;
                 }
-                h
+                (h, refused)
             })
         })
         .collect();
     let mut all = histogram();
+    let mut refused = 0;
     for t in tasks {
-        all.add(t.await.expect("kiosk task")).ok();
+        let (h, r) = t.await.expect("kiosk task");
+        all.add(h).ok();
+        refused += r;
     }
     ticker.abort();
     eprintln!();
     let rate = all.len() as f64 / started.elapsed().as_secs_f64();
-    println!("ingest, {kiosks_n} kiosks: {rate:.0} durable reports/s");
+    println!(
+        "ingest, {kiosks_n} kiosks: {rate:.0} durable reports/s ({refused} refused, not counted)"
+    );
     let mut v = summary("ack latency", &all);
     v["kiosks"] = kiosks_n.into();
     v["reports_per_s"] = rate.into();
@@ -448,8 +459,24 @@ async fn restart(events: u64, boards_n: usize) -> anyhow::Result<serde_json::Val
             tokio::spawn(async move {
                 let mut board =
                     WsClient::connect(&url, Some(&cookie), None).await.expect("reconnect");
-                match board.subscribe(Some(position)).await.0 {
-                    ServerMessage::Resumed { missed, .. } => missed,
+                // Counted by the board itself: the events it received must be exactly the ones
+                // after its position, in order, and the server's `missed` must agree.
+                let from = position.seq;
+                let (answer, before) = board.subscribe(Some(position)).await;
+                let seqs: Vec<u64> = before
+                    .iter()
+                    .filter_map(|m| match m {
+                        ServerMessage::Event { event, .. } => Some(event.seq),
+                        _ => None,
+                    })
+                    .collect();
+                let in_order = seqs.iter().copied().eq(from + 1..=from + seqs.len() as u64);
+                match answer {
+                    ServerMessage::Resumed { missed, seq, .. }
+                        if in_order && missed == seqs.len() as u64 && seq == from + missed =>
+                    {
+                        missed
+                    }
                     _ => u64::MAX,
                 }
             })

@@ -1,0 +1,111 @@
+//! Damage that sled reads back without complaint — an old event changed or missing — is caught
+//! by the checksum chain: start-up refuses the folder and `verify` names the first bad event.
+//! Folders of the first format (no checksums) are upgraded in place on open.
+
+use std::path::Path;
+
+use hongfan::store::StoreOptions;
+use hongfan::store::backup::verify;
+use hongfan::{ManualClock, StoreError};
+use hongfan_tests::{T0, kiosk, open_store, open_store_with, report};
+
+/// A closed data folder with `n` reports (events 1..=n).
+async fn folder_with_reports(dir: &Path, n: usize) {
+    let clock = ManualClock::new(T0);
+    let store = open_store(dir, &clock).unwrap();
+    for i in 0..n {
+        store
+            .report(&kiosk("c1"), &format!("r{i}"), report("c1", &format!("第{i}件")))
+            .await
+            .unwrap();
+    }
+    store.close().await.unwrap();
+}
+
+/// Changes the log behind the store's back, as silent damage would.
+fn tamper(dir: &Path, change: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(dir).unwrap();
+    let events = db.open_tree("events").unwrap();
+    change(&events);
+    db.flush().unwrap();
+}
+
+fn copy(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp").arg("-r").arg(from).arg(to).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn an_old_event_changed_or_lost_is_named_at_start_and_by_verify() {
+    let root = tempfile::tempdir().unwrap();
+    let good = root.path().join("good");
+    folder_with_reports(&good, 30).await;
+
+    // Event 5's description changed: still valid JSON, so only the chain can tell.
+    let changed = root.path().join("changed");
+    copy(&good, &changed);
+    tamper(&changed, |events| {
+        let key = 5u64.to_be_bytes();
+        let stored = events.get(key).unwrap().unwrap().to_vec();
+        let text = String::from_utf8(stored[4..].to_vec()).unwrap().replace("第4件", "第9件");
+        let mut forged = stored[..4].to_vec();
+        forged.extend_from_slice(text.as_bytes());
+        events.insert(key, forged).unwrap();
+    });
+    // Event 7 gone.
+    let lost = root.path().join("lost");
+    copy(&good, &lost);
+    tamper(&lost, |events| {
+        events.remove(7u64.to_be_bytes()).unwrap();
+    });
+
+    let clock = ManualClock::new(T0);
+    for (dir, named) in [
+        (&changed, "event 5 is damaged: its checksum does not follow from the events before it"),
+        (&lost, "event 7 is missing"),
+    ] {
+        let err = open_store(dir, &clock).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains(named), "{err}");
+        let report = verify(dir).unwrap();
+        assert!(
+            report.problems.first().is_some_and(|p| p.contains(named)),
+            "{:?}",
+            report.problems
+        );
+    }
+    // One damaged event is reported once, not again for every event after it.
+    let report = verify(&changed).unwrap();
+    assert_eq!(report.problems.iter().filter(|p| p.contains("checksum")).count(), 1);
+    assert!(verify(&good).unwrap().problems.is_empty());
+}
+
+#[tokio::test]
+async fn a_folder_of_the_first_format_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    folder_with_reports(dir.path(), 25).await;
+    // Back to the first format: events as bare JSON, the old format mark.
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let events = db.open_tree("events").unwrap();
+        for entry in events.iter() {
+            let (k, v) = entry.unwrap();
+            events.insert(k, v[4..].to_vec()).unwrap();
+        }
+        db.open_tree("meta").unwrap().insert("format", "hongfan-1").unwrap();
+        db.flush().unwrap();
+    }
+    let clock = ManualClock::new(T0);
+    let store = open_store(dir.path(), &clock).unwrap();
+    let log = store.events_after_blocking(0, usize::MAX).unwrap();
+    assert_eq!(log.len(), 25);
+    store.report(&kiosk("c1"), "after", report("c1", "升级之后")).await.unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    let report = verify(dir.path()).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.events, 26);
+    let options = StoreOptions { read_only: true, ..Default::default() };
+    let store = open_store_with(dir.path(), &clock, options).unwrap();
+    assert_eq!(store.last_seq().unwrap(), 26);
+}
