@@ -22,7 +22,7 @@ const conn = new Connection({
     document.getElementById("who").textContent = msg.identity.name;
     document.getElementById("duty-box").hidden = msg.identity.role !== "worker";
     // A worker on duty stays on duty across a dropped link.
-    if (msg.identity.role === "worker" && localStorage.getItem(DUTY) === "on") conn.send({ type: "duty", on: true });
+    if (msg.identity.role === "worker" && localStorage.getItem(DUTY) === "on") askDuty(true);
     renderDuty();
   },
   onMessage(msg) {
@@ -45,6 +45,11 @@ const conn = new Connection({
         break;
       case "roster":
         renderRoster(msg.on_duty);
+        return;
+      case "duty_set":
+        // Shown only once the server says so: a refused switch never looks switched.
+        localStorage.setItem(DUTY, msg.on ? "on" : "off");
+        renderDuty();
         return;
       case "error":
         toast(msg.holder ? `${msg.message_zh}（${msg.holder.name}）` : msg.message_zh);
@@ -179,12 +184,11 @@ function renderRoster(onDuty) {
     : "";
 }
 
-document.getElementById("duty").addEventListener("click", () => {
-  const on = localStorage.getItem(DUTY) !== "on";
-  localStorage.setItem(DUTY, on ? "on" : "off");
-  conn.send({ type: "duty", on });
-  renderDuty();
-});
+function askDuty(on) {
+  if (!conn.send({ type: "duty", id: nextId++, on })) toast(t("offline"));
+}
+
+document.getElementById("duty").addEventListener("click", () => askDuty(localStorage.getItem(DUTY) !== "on"));
 document.getElementById("lang").addEventListener("click", () => toggleLang(() => { showLink(); render(); }));
 document.getElementById("logout").addEventListener("click", async () => {
   await fetch("/api/logout", { method: "POST" });

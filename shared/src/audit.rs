@@ -15,6 +15,7 @@ use crate::time::Timestamp;
 
 /// A resident's satisfaction with how a resolved incident was handled (满意率).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Rating {
     /// 满意
@@ -27,6 +28,7 @@ pub enum Rating {
 
 /// What the audit needs of one incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRow {
     pub id: IncidentId,
     pub ticket: Ticket,
@@ -73,6 +75,7 @@ impl From<&Incident> for AuditRow {
 /// Which incidents to count: reported in `[from, to)`, optionally of one compound, worker
 /// (the holder) or category.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditQuery {
     pub from: Timestamp,
     pub to: Timestamp,
@@ -96,6 +99,7 @@ impl AuditQuery {
 
 /// Median, 90th percentile and maximum of a set of durations (milliseconds), nearest rank.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Spread {
     pub median: Option<u64>,
     pub p90: Option<u64>,
@@ -119,6 +123,7 @@ impl Spread {
 
 /// The figures for one set of incidents, as of one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Figures {
     /// Reports counted (cancelled ones are not: they were duplicates or mistakes).
     pub reports: u64,
@@ -200,6 +205,7 @@ pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp
 
 /// One row of a per-worker, per-compound or per-category table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Group {
     /// The worker's id, or the compound's or category's id.
     pub key: String,
@@ -210,6 +216,7 @@ pub struct Group {
 
 /// How many reports were first answered within each share of their target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Bucket {
     /// Upper bound as a share of the target in percent (25 = within a quarter of it); `None`
     /// for the last bucket (more than twice the target) and for the unanswered.
@@ -223,6 +230,7 @@ pub const BUCKETS: [u32; 6] = [25, 50, 75, 100, 150, 200];
 
 /// One calendar day in Asia/Shanghai.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Day {
     /// Midnight starting the day, Asia/Shanghai.
     pub start: Timestamp,
@@ -232,6 +240,7 @@ pub struct Day {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     pub query: AuditQuery,
     pub asof: Timestamp,

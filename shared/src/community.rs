@@ -7,15 +7,18 @@ use crate::time::Millis;
 
 /// Stable identifier of a compound (小区), as written in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct CompoundId(pub String);
 
 /// Stable identifier of an incident category, as written in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct CategoryId(pub String);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Community {
     /// For example 财工街社区.
     pub name: String,
@@ -31,6 +34,7 @@ pub struct Community {
 /// to the supervisors and the other compounds' on-duty workers. Still unclaimed: to the
 /// supervisors, after `unclaimed_after` or when the response target passes, whichever is first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationPolicy {
     pub unclaimed_after: Millis,
 }
@@ -43,6 +47,7 @@ impl Default for EscalationPolicy {
 
 /// A residential compound (小区) with its service station (红帆驿站) and grid office.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Compound {
     pub id: CompoundId,
     pub name: String,
@@ -51,6 +56,7 @@ pub struct Compound {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Category {
     pub id: CategoryId,
     /// The Chinese name residents see, for example 助老.
@@ -62,6 +68,7 @@ pub struct Category {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {
     Normal,
@@ -70,6 +77,7 @@ pub enum Urgency {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Targets {
     pub normal: Target,
     pub urgent: Target,
@@ -77,6 +85,7 @@ pub struct Targets {
 
 /// The two first-time promises for one category and urgency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Target {
     /// From report to claim (接单).
     pub respond: Millis,

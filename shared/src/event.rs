@@ -10,6 +10,7 @@ pub type Seq = u64;
 
 /// One change to one incident, as stored and as pushed to clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub seq: Seq,
     pub at: Timestamp,
@@ -19,6 +20,7 @@ pub struct Event {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Supervisor,
@@ -32,6 +34,7 @@ pub enum Role {
 
 /// Who made a change, as the log remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
     pub id: String,
     pub name: String,
@@ -46,6 +49,7 @@ impl Actor {
 
 /// Which first-time promise a deadline belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Timer {
     /// Time to first response: report to claim.
@@ -56,6 +60,7 @@ pub enum Timer {
 
 /// Why a report was shown beyond the on-duty workers of its compound.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EscalationReason {
     /// Nobody of its compound was on duty when it was reported: the supervisors and the other
@@ -68,6 +73,7 @@ pub enum EscalationReason {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Change {
     /// 上报. Carries the deadlines so they are as durable as the report itself.

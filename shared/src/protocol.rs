@@ -73,8 +73,9 @@ pub enum ClientMessage {
         incident: IncidentId,
         rating: crate::audit::Rating,
     },
-    /// Go on or off duty for all of this worker's compounds.
+    /// Go on or off duty for all of this worker's compounds; answered with `duty_set`.
     Duty {
+        id: u64,
         on: bool,
     },
     /// The status of one ticket, as a resident types it at the kiosk.
@@ -113,8 +114,19 @@ impl ClientMessage {
         if !CLIENT_TYPES.contains(&kind.as_str()) {
             return Err(DecodeError::UnknownType(kind.chars().take(40).collect()));
         }
-        serde_json::from_value(value)
-            .map_err(|e| DecodeError::BadFields { kind, detail: e.to_string() })
+        // Read before the whole message is: a refusal names the request when it can, so a
+        // client waiting for an answer to it is not left waiting.
+        let id = value.get("id").and_then(serde_json::Value::as_u64);
+        let request_id = value
+            .get("request_id")
+            .and_then(serde_json::Value::as_str)
+            .map(|r| r.chars().take(64).collect());
+        serde_json::from_value(value).map_err(|e| DecodeError::BadFields {
+            kind,
+            detail: e.to_string(),
+            id,
+            request_id,
+        })
     }
 
     /// The lifecycle action and its correlation id, for the messages that carry one.
@@ -159,7 +171,13 @@ pub enum DecodeError {
     #[error("unknown message type {0:?}")]
     UnknownType(String),
     #[error("bad {kind} message: {detail}")]
-    BadFields { kind: String, detail: String },
+    BadFields {
+        kind: String,
+        detail: String,
+        /// The message's `id` (or `request_id`), when it could be read.
+        id: Option<u64>,
+        request_id: Option<String>,
+    },
 }
 
 impl DecodeError {
@@ -171,10 +189,19 @@ impl DecodeError {
             DecodeError::BadFields { .. } => ErrorCode::BadMessage,
         }
     }
+
+    /// The `id` and `request_id` of the message refused, when they could be read.
+    pub fn correlation(&self) -> (Option<u64>, Option<String>) {
+        match self {
+            DecodeError::BadFields { id, request_id, .. } => (*id, request_id.clone()),
+            _ => (None, None),
+        }
+    }
 }
 
 /// Who the server took the client to be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Identity {
     pub id: String,
     pub name: String,
@@ -253,6 +280,11 @@ pub enum ServerMessage {
     Found {
         id: u64,
         incident: Incident,
+    },
+    /// The answer to `duty`: this worker is now on (or off) duty.
+    DutySet {
+        id: u64,
+        on: bool,
     },
     /// Who is on duty now, sent to workers and supervisors whenever it changes.
     Roster {
@@ -414,9 +446,14 @@ mod tests {
             ClientMessage::decode(r#"{"type":"duty"}"#).unwrap_err().code(),
             ErrorCode::BadMessage
         );
+        let unknown_field = r#"{"type":"claim","id":9,"incident":1,"colour":"red"}"#;
         assert_eq!(
-            ClientMessage::decode(r#"{"type":"duty","on":false}"#),
-            Ok(ClientMessage::Duty { on: false })
+            ClientMessage::decode(unknown_field).unwrap_err().correlation(),
+            (Some(9), None)
+        );
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"duty","id":3,"on":false}"#),
+            Ok(ClientMessage::Duty { id: 3, on: false })
         );
     }
 }

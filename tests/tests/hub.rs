@@ -28,7 +28,7 @@ async fn file_report(
 }
 
 async fn on_duty(client: &mut WsClient) {
-    client.send(&ClientMessage::Duty { on: true }).await;
+    client.send(&ClientMessage::Duty { id: 1, on: true }).await;
     client.recv_until(|m| matches!(m, ServerMessage::Roster { .. })).await;
 }
 
@@ -347,9 +347,15 @@ async fn every_role_is_refused_what_it_may_not_do() {
         refused(&mut head, report_msg("r-3", report("c2", "x"))).await,
         ErrorCode::OtherCompound
     );
-    assert_eq!(refused(&mut kiosk, ClientMessage::Duty { on: true }).await, ErrorCode::Forbidden);
+    assert_eq!(
+        refused(&mut kiosk, ClientMessage::Duty { id: 1, on: true }).await,
+        ErrorCode::Forbidden
+    );
     let mut boss = server.user("boss").await;
-    assert_eq!(refused(&mut boss, ClientMessage::Duty { on: true }).await, ErrorCode::Forbidden);
+    assert_eq!(
+        refused(&mut boss, ClientMessage::Duty { id: 1, on: true }).await,
+        ErrorCode::Forbidden
+    );
     // Tickets of another compound or another kiosk do not exist for the asker.
     assert_eq!(
         refused(&mut zhao, ClientMessage::Lookup { id: 3, ticket: "0001".into() }).await,
@@ -602,4 +608,34 @@ async fn the_logs_of_a_whole_run_hold_no_phone_number_password_or_token() {
     ] {
         assert!(!log.contains(needle), "the log holds a {what}");
     }
+}
+
+#[tokio::test]
+async fn every_request_with_an_id_gets_an_answer_carrying_it() {
+    let server = TestServer::start().await;
+    let mut wang = server.user("wang").await;
+    wang.subscribe(None).await;
+    // An unknown field: refused, and the refusal names the request it refuses.
+    wang.send_raw(Message::Text(r#"{"type":"claim","id":41,"incident":1,"x":1}"#.into())).await;
+    let (answer, _) = wang.recv_until(|m| matches!(m, ServerMessage::Error(_))).await;
+    let ServerMessage::Error(e) = answer else { unreachable!() };
+    assert_eq!((e.code, e.id), (ErrorCode::BadMessage, Some(41)));
+    // `duty` is answered, and so is its refusal.
+    wang.send(&ClientMessage::Duty { id: 42, on: true }).await;
+    let (answer, _) = wang.recv_until(|m| matches!(m, ServerMessage::DutySet { .. })).await;
+    assert_eq!(answer, ServerMessage::DutySet { id: 42, on: true });
+    let mut boss = server.user("boss").await;
+    boss.send(&ClientMessage::Duty { id: 43, on: true }).await;
+    let (answer, _) = boss.recv_until(|m| matches!(m, ServerMessage::Error(_))).await;
+    let ServerMessage::Error(e) = answer else { unreachable!() };
+    assert_eq!((e.code, e.id), (ErrorCode::Forbidden, Some(43)));
+    // Rating what is not resolved yet says so.
+    let mut kiosk = server.kiosk("c1").await;
+    let incident = file_report(&mut kiosk, "r", report("c1", "x")).await;
+    let rate = ClientMessage::Rate {
+        id: 44,
+        incident: incident.id,
+        rating: hongfan_shared::Rating::Satisfied,
+    };
+    assert_eq!(refused(&mut kiosk, rate).await, ErrorCode::NotResolved);
 }

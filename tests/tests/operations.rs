@@ -182,7 +182,7 @@ async fn metrics_count_what_a_scripted_run_did() {
     let mut wang = server.user("wang").await;
     let (snapshot, _) = wang.subscribe(None).await;
     let ServerMessage::Snapshot { epoch, .. } = snapshot else { panic!("{snapshot:?}") };
-    wang.send(&ClientMessage::Duty { on: true }).await;
+    wang.send(&ClientMessage::Duty { id: 1, on: true }).await;
     wang.recv_until(|m| matches!(m, ServerMessage::Roster { on_duty } if !on_duty.is_empty()))
         .await;
     let mut kiosk = server.kiosk("c1").await;

@@ -3,6 +3,7 @@
 //! deletes an event.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -13,11 +14,13 @@ use hongfan_shared::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{App, AppError, supervisor};
+use super::{App, AppError, ErrorJson, supervisor};
 use crate::auth::AuthError;
 
-/// Query parameters shared by every audit route. Times are milliseconds since the epoch.
-#[derive(Debug, Deserialize)]
+/// Query parameters shared by every audit route. Times are milliseconds since the epoch; the
+/// incidents counted are those reported in `[from, to)`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
     from: i64,
     to: i64,
@@ -37,7 +40,7 @@ pub struct Params {
     what: Option<What>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Only {
     All,
@@ -49,14 +52,14 @@ pub enum Only {
     Dissatisfied,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     Csv,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum What {
     Incidents,
@@ -97,13 +100,29 @@ fn summary_of(app: &App, params: &Params) -> Result<Summary, AppError> {
     Ok(app.hub.store().audit(&params.query(), labeller(&community)).map_err(AuthError::from)?)
 }
 
+/// The query, read only after the caller is known to be a supervisor: an anonymous caller is
+/// told to log in, not what is wrong with its query.
+fn params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, AppError> {
+    query.map(|Query(p)| p).map_err(|e| AppError::BadQuery(e.body_text()))
+}
+
+/// The figures for a period and filters, per worker, compound and category, with the response
+/// histogram and the daily trend.
+#[utoipa::path(get, path = "/api/audit/summary", tag = "audit", security(("session" = [])),
+    params(Params),
+    responses(
+        (status = 200, description = "The summary", body = Summary),
+        (status = 400, description = "`bad_query`", body = ErrorJson),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`: supervisors only", body = ErrorJson),
+    ))]
 pub async fn summary(
     State(app): State<App>,
     jar: CookieJar,
-    Query(params): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Summary>, AppError> {
     supervisor(&app, &jar)?;
-    Ok(Json(summary_of(&app, &params)?))
+    Ok(Json(summary_of(&app, &params(query)?)?))
 }
 
 fn rows_of(app: &App, params: &Params) -> Result<Vec<AuditRow>, AppError> {
@@ -129,28 +148,46 @@ fn rows_of(app: &App, params: &Params) -> Result<Vec<AuditRow>, AppError> {
         .collect())
 }
 
+/// The incidents behind a figure (`only`), oldest first.
+#[utoipa::path(get, path = "/api/audit/incidents", tag = "audit", security(("session" = [])),
+    params(Params),
+    responses(
+        (status = 200, description = "The incidents' audit facts", body = Vec<AuditRow>),
+        (status = 400, description = "`bad_query`", body = ErrorJson),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`: supervisors only", body = ErrorJson),
+    ))]
 pub async fn incidents(
     State(app): State<App>,
     jar: CookieJar,
-    Query(params): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Vec<AuditRow>>, AppError> {
     supervisor(&app, &jar)?;
-    Ok(Json(rows_of(&app, &params)?))
+    Ok(Json(rows_of(&app, &params(query)?)?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     event: Event,
     /// Time since the report (ms).
     elapsed: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Timeline {
     incident: Incident,
     events: Vec<TimelineEntry>,
 }
 
+/// One incident and every event of it, read from the log, with the time since the report.
+#[utoipa::path(get, path = "/api/audit/incidents/{id}", tag = "audit", security(("session" = [])),
+    params(("id" = u64, Path, description = "The incident's id (its ticket number)")),
+    responses(
+        (status = 200, description = "The incident and its timeline", body = Timeline),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`: supervisors only", body = ErrorJson),
+        (status = 404, description = "`not_found`", body = ErrorJson),
+    ))]
 pub async fn timeline(
     State(app): State<App>,
     jar: CookieJar,
@@ -293,12 +330,25 @@ fn figures_csv(summary: &Summary) -> Result<Vec<u8>, csv::Error> {
     out.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
+/// The incidents or the figures as a file: CSV with a byte-order mark (Excel opens it) or JSON.
+#[utoipa::path(get, path = "/api/audit/export", tag = "audit", security(("session" = [])),
+    params(Params),
+    responses(
+        (status = 200, description = "A file to download (`Content-Disposition: attachment`): CSV (`format=csv`, the default) or JSON; `what=incidents` (default) or `figures`", content(
+            (String = "text/csv"),
+            (Vec<AuditRow> = "application/json"),
+        )),
+        (status = 400, description = "`bad_query`", body = ErrorJson),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`: supervisors only", body = ErrorJson),
+    ))]
 pub async fn export(
     State(app): State<App>,
     jar: CookieJar,
-    Query(params): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, AppError> {
     supervisor(&app, &jar)?;
+    let params = params(query)?;
     let community = app.hub.store().community().clone();
     let what = params.what.unwrap_or(What::Incidents);
     let stem = match what {

@@ -1,6 +1,7 @@
 //! Every HTTP route, and the one place an HTTP-side error becomes a response.
 
 mod audit;
+mod openapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -48,6 +50,9 @@ pub fn metrics_router(app: App) -> Router {
     Router::new().route("/metrics", get(metrics)).with_state(app)
 }
 
+/// The Prometheus text format. Beside the pages only when no `--metrics-addr` is given.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Counters, gauges and histograms, all named `hongfan_…`", body = String, content_type = "text/plain")))]
 async fn metrics(State(app): State<App>) -> Response {
     let body = app.hub.render_metrics();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
@@ -71,6 +76,7 @@ pub fn router(app: App) -> Router {
         .route("/api/audit/incidents", get(audit::incidents))
         .route("/api/audit/incidents/{id}", get(audit::timeline))
         .route("/api/audit/export", get(audit::export))
+        .route("/api/openapi.json", get(openapi::document))
         .merge(web::routes());
     let router = if metrics_public { router.route("/metrics", get(metrics)) } else { router };
     router.with_state(app)
@@ -87,10 +93,16 @@ pub enum AppError {
     NotFound,
     #[error("WebSocket connections from origin {0:?} are not allowed")]
     ForeignOrigin(String),
+    #[error("bad query: {0}")]
+    BadQuery(String),
+    #[error("not a WebSocket handshake: {0}")]
+    NotWebSocket(String),
 }
 
-#[derive(Serialize)]
-struct ErrorJson {
+/// Every refusal of the HTTP API: a stable `code`, English with the specifics, and what a
+/// person reads.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorJson {
     code: &'static str,
     message: String,
     message_zh: &'static str,
@@ -121,6 +133,10 @@ impl IntoResponse for AppError {
             AppError::ForeignOrigin(_) => {
                 (StatusCode::FORBIDDEN, "foreign_origin", "不允许从其他网站连接")
             }
+            AppError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query", "查询条件不对"),
+            AppError::NotWebSocket(_) => {
+                (StatusCode::BAD_REQUEST, "not_websocket", "这里只接受 WebSocket 连接")
+            }
         };
         let message = match &self {
             AppError::Auth(AuthError::Store(_)) => "the server cannot answer right now".to_owned(),
@@ -139,6 +155,11 @@ impl IntoResponse for AppError {
 
 /// 200 while the store writes; 503 with the reason once it has stopped (the process is then
 /// shutting down, for its supervisor to restart it).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses(
+        (status = 200, description = "`ok seq=<last durable sequence number>`", body = String, content_type = "text/plain"),
+        (status = 503, description = "`store failed: <reason>`: the store stopped writing", body = String, content_type = "text/plain"),
+    ))]
 async fn healthz(State(app): State<App>) -> Response {
     let store = app.hub.store();
     if let Some(failure) = store.health().failure() {
@@ -185,12 +206,19 @@ impl As {
     }
 }
 
-#[derive(Deserialize)]
-struct LoginForm {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct LoginForm {
     login: String,
     password: String,
 }
 
+/// Logs a person in: sets the `hongfan_session` cookie (HttpOnly, SameSite=Strict).
+#[utoipa::path(post, path = "/api/login", tag = "sessions", request_body = LoginForm,
+    responses(
+        (status = 200, description = "Logged in; the `hongfan_session` cookie is set", body = Identity),
+        (status = 401, description = "`bad_credentials`", body = ErrorJson),
+        (status = 429, description = "`throttled`: too many failed attempts; `Retry-After` says when to try again", body = ErrorJson),
+    ))]
 async fn login(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -204,18 +232,33 @@ async fn login(
     Ok((jar.add(session_cookie(&app, SESSION_COOKIE, token)), Json(identity)))
 }
 
-async fn logout(State(app): State<App>, jar: CookieJar) -> Result<CookieJar, AppError> {
+/// Ends the person's session and clears its cookie. Answers 204 with or without a session.
+#[utoipa::path(post, path = "/api/logout", tag = "sessions",
+    responses((status = 204, description = "Logged out")))]
+async fn logout(
+    State(app): State<App>,
+    jar: CookieJar,
+) -> Result<(StatusCode, CookieJar), AppError> {
     if let Some(token) = jar.get(SESSION_COOKIE) {
         app.accounts.logout(token.value()).await?;
     }
-    Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
+    Ok((StatusCode::NO_CONTENT, jar.remove(Cookie::build(SESSION_COOKIE).path("/"))))
 }
 
-#[derive(Deserialize)]
-struct PairForm {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct PairForm {
+    /// `<kiosk id>.<secret>`, as the first start or `hongfan kiosk add` printed it.
     credential: String,
 }
 
+/// Pairs a kiosk: sets the `hongfan_kiosk` cookie, which `/ws?as=kiosk` and `/api/me?as=kiosk`
+/// use (kept apart from a person's `hongfan_session`).
+#[utoipa::path(post, path = "/api/kiosk/pair", tag = "sessions", request_body = PairForm,
+    responses(
+        (status = 200, description = "Paired; the `hongfan_kiosk` cookie is set", body = Identity),
+        (status = 401, description = "`bad_credentials`", body = ErrorJson),
+        (status = 429, description = "`throttled`", body = ErrorJson),
+    ))]
 async fn pair(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -228,6 +271,13 @@ async fn pair(
     Ok((jar.add(session_cookie(&app, KIOSK_COOKIE, token)), Json(identity)))
 }
 
+/// Who the session cookie belongs to: the person's, or with `?as=kiosk` the kiosk's.
+#[utoipa::path(get, path = "/api/me", tag = "sessions",
+    params(("as" = Option<String>, Query, description = "`kiosk` to ask about the kiosk's session")),
+    responses(
+        (status = 200, description = "The session's identity", body = Identity),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+    ))]
 async fn me(
     State(app): State<App>,
     jar: CookieJar,
@@ -238,6 +288,12 @@ async fn me(
 
 /// A consistent backup of the running server, for `hongfan backup`. Authorised by the operator
 /// token in the data folder: whoever can read that folder can copy it anyway.
+#[utoipa::path(get, path = "/api/operator/backup", tag = "operations",
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "The backup, JSON lines: a header, the events, the account records, an end mark", body = String, content_type = "application/x-ndjson"),
+        (status = 403, description = "`forbidden`: no or a wrong operator token", body = ErrorJson),
+    ))]
 async fn operator_backup(State(app): State<App>, headers: HeaderMap) -> Result<Response, AppError> {
     let given = headers
         .get(header::AUTHORIZATION)
@@ -270,18 +326,26 @@ async fn operator_backup(State(app): State<App>, headers: HeaderMap) -> Result<R
 }
 
 /// The community's compounds and categories: public, the kiosk shows them to anyone.
+#[utoipa::path(get, path = "/api/community", tag = "community",
+    responses((status = 200, description = "The community", body = hongfan_shared::Community)))]
 async fn community(State(app): State<App>) -> Json<hongfan_shared::Community> {
     Json(app.hub.store().community().as_ref().clone())
 }
 
-#[derive(Serialize)]
-struct WorkerEntry {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkerEntry {
     id: String,
     name: String,
     compounds: Vec<hongfan_shared::CompoundId>,
 }
 
 /// The grid workers, for the supervisors' filters.
+#[utoipa::path(get, path = "/api/workers", tag = "community", security(("session" = [])),
+    responses(
+        (status = 200, description = "Every grid worker", body = Vec<WorkerEntry>),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`: supervisors only", body = ErrorJson),
+    ))]
 async fn workers(
     State(app): State<App>,
     jar: CookieJar,
@@ -302,6 +366,15 @@ fn supervisor(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
     if auth.principal.actor.role == Role::Supervisor { Ok(auth) } else { Err(AppError::Forbidden) }
 }
 
+/// Disables an account; its open connections close with 4001.
+#[utoipa::path(post, path = "/api/users/{login}/disable", tag = "accounts", security(("session" = [])),
+    params(("login" = String, Path, description = "The account's login")),
+    responses(
+        (status = 204, description = "Disabled"),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`: supervisors only", body = ErrorJson),
+        (status = 404, description = "`not_found`", body = ErrorJson),
+    ))]
 async fn disable_user(
     State(app): State<App>,
     jar: CookieJar,
@@ -314,6 +387,15 @@ async fn disable_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Revokes a kiosk's credential; its open connections close with 4001.
+#[utoipa::path(post, path = "/api/kiosks/{id}/revoke", tag = "accounts", security(("session" = [])),
+    params(("id" = String, Path, description = "The kiosk's id, for example `kiosk-1`")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`: supervisors only", body = ErrorJson),
+        (status = 404, description = "`not_found`", body = ErrorJson),
+    ))]
 async fn revoke_kiosk(
     State(app): State<App>,
     jar: CookieJar,
@@ -341,16 +423,27 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> Result<(), AppErro
     }
 }
 
+/// The live feed: protocol v1 over a WebSocket (`docs/protocol.md`). With `?as=kiosk` the
+/// handshake uses the kiosk's cookie.
+#[utoipa::path(get, path = "/ws", tag = "live",
+    params(("as" = Option<String>, Query, description = "`kiosk` to speak as the paired kiosk")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "`not_websocket`: a plain request with a valid session", body = ErrorJson),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`foreign_origin`", body = ErrorJson),
+    ))]
 async fn websocket(
     State(app): State<App>,
     headers: HeaderMap,
     jar: CookieJar,
     Query(who): Query<As>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     origin_allowed(&headers, &app.allowed_origins)
         .inspect_err(|e| tracing::warn!(error = %e, "handshake refused"))?;
     let auth = authenticated_by(&app, &jar, who.cookie())?;
+    let upgrade = upgrade.map_err(|e| AppError::NotWebSocket(e.body_text()))?;
     let limits = app.hub.limits().clone();
     let hub = app.hub.clone();
     let tasks = hub.tasks().clone();

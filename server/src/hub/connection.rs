@@ -173,9 +173,9 @@ impl Connection {
             Ok(message) => message,
             Err(e) => {
                 tracing::debug!(code = ?e.code(), "undecodable message");
-                let mut detail = e.to_string();
-                detail.truncate(300);
-                return self.refuse(error(e.code(), detail)).await;
+                let detail: String = e.to_string().chars().take(300).collect();
+                let (id, request_id) = e.correlation();
+                return self.refuse(ErrorBody { id, request_id, ..error(e.code(), detail) }).await;
             }
         };
         if let Some((request, incident, action)) = message.action() {
@@ -190,15 +190,14 @@ impl Connection {
         match message {
             ClientMessage::Subscribe { since } => self.subscribe(id, since).await,
             ClientMessage::Report { request_id, report } => self.report(request_id, report).await,
-            ClientMessage::Duty { on } => {
+            ClientMessage::Duty { id: request, on } => {
                 if self.role() != Role::Worker {
-                    return self
-                        .refuse(error(ErrorCode::Forbidden, "only a grid worker goes on duty"))
-                        .await;
+                    let refusal = error(ErrorCode::Forbidden, "only a grid worker goes on duty");
+                    return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
                 }
                 tracing::info!(on, "duty");
                 self.hub.set_duty(&self.auth.principal, on, self.auth.identity.compounds.clone());
-                Ok(())
+                self.send_message(&ServerMessage::DutySet { id: request, on }).await
             }
             ClientMessage::Lookup { id: request, ticket } => self.lookup(request, &ticket).await,
             // Handled above; listed so that a new message type must be placed here.

@@ -439,7 +439,7 @@ async fn restart(events: u64, boards_n: usize) -> anyhow::Result<serde_json::Val
     // Someone is on duty, so the reports are not escalated: exactly 100 events happen.
     let mut li = server.user("li").await;
     li.subscribe(None).await;
-    li.send(&ClientMessage::Duty { on: true }).await;
+    li.send(&ClientMessage::Duty { id: 1, on: true }).await;
     li.recv_until(|m| matches!(m, ServerMessage::Roster { on_duty } if !on_duty.is_empty())).await;
     let mut kiosk = kiosks(&server, 1).await.pop().expect("kiosk");
     for n in 0..100 {

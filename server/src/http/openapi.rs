@@ -1,0 +1,70 @@
+//! The HTTP API described as OpenAPI 3.1, served at `/api/openapi.json`. The description is
+//! derived from the handlers' own annotations and types, and `tests/tests/openapi.rs` calls every
+//! route it lists and checks each answer against it.
+
+use axum::Json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::audit;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hongfan (红帆)",
+        description = "The HTTP side of hongfan: sessions, kiosk pairing, the community, the supervisors' audit and account actions, operations. The live feed is the WebSocket at /ws, described in docs/protocol.md. Every refusal is JSON: {code, message, message_zh}.",
+    ),
+    paths(
+        super::healthz,
+        super::metrics,
+        super::websocket,
+        super::login,
+        super::logout,
+        super::pair,
+        super::me,
+        super::community,
+        super::workers,
+        super::disable_user,
+        super::revoke_kiosk,
+        super::operator_backup,
+        audit::summary,
+        audit::incidents,
+        audit::timeline,
+        audit::export,
+        document,
+    ),
+    modifiers(&Security),
+)]
+pub struct ApiDoc;
+
+/// How callers prove who they are: the session cookies, and the operator's bearer token.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::SESSION_COOKIE,
+                "Set by POST /api/login",
+            ))),
+        );
+        components.add_security_scheme(
+            "operator_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The token in the data folder's operator.token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// This description.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 description of the HTTP API", body = Object)))]
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

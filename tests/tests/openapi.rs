@@ -1,0 +1,228 @@
+//! The OpenAPI description at `/api/openapi.json` is the contract for HTTP clients: every route
+//! it lists is called here, every answer's status must be one it documents, with the documented
+//! content type, and every JSON body must match the documented schema. A route the description
+//! lists that no call below reaches fails the test, and so does an answer it does not describe.
+
+use std::collections::BTreeSet;
+
+use hongfan_shared::protocol::{ClientMessage, ServerMessage};
+use hongfan_tests::report;
+use hongfan_tests::server::{PASSWORD, TestServer};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// What a call sends.
+struct Call {
+    method: Method,
+    /// The path template as the description writes it, e.g. `/api/audit/incidents/{id}`.
+    template: &'static str,
+    /// The path and query actually called.
+    url: String,
+    cookie: Option<String>,
+    bearer: Option<String>,
+    body: Option<Value>,
+}
+
+fn call(method: Method, template: &'static str, url: impl Into<String>) -> Call {
+    Call { method, template, url: url.into(), cookie: None, bearer: None, body: None }
+}
+
+impl Call {
+    fn cookie(mut self, cookie: &str) -> Call {
+        self.cookie = Some(cookie.to_owned());
+        self
+    }
+    fn bearer(mut self, token: &str) -> Call {
+        self.bearer = Some(token.to_owned());
+        self
+    }
+    fn json(mut self, body: Value) -> Call {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// `/api/a/{b}` → `~1api~1a~1{b}`, as a JSON pointer segment.
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+struct Checker {
+    spec: Value,
+    server_url: String,
+    called: BTreeSet<(String, String)>,
+    problems: Vec<String>,
+}
+
+impl Checker {
+    async fn check(&mut self, c: Call) -> (u16, String) {
+        let method = c.method.as_str().to_lowercase();
+        let mut request = reqwest::Client::new()
+            .request(c.method.clone(), format!("{}{}", self.server_url, c.url))
+            .header("origin", &self.server_url);
+        if let Some(cookie) = &c.cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(token) = &c.bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = &c.body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("http");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        let text = response.text().await.unwrap_or_default();
+        self.called.insert((method.clone(), c.template.to_owned()));
+        let what = format!("{} {} → {status}", c.method, c.url);
+        let pointer = format!("/paths/{}/{method}", escape(c.template));
+        let Some(operation) = self.spec.pointer(&pointer) else {
+            self.problems.push(format!("{what}: the description has no {method} {}", c.template));
+            return (status, text);
+        };
+        let Some(answer) = operation.pointer(&format!("/responses/{status}")) else {
+            self.problems.push(format!("{what}: status {status} is not described"));
+            return (status, text);
+        };
+        let Some(content) = answer.get("content").and_then(Value::as_object) else {
+            if !text.is_empty() {
+                self.problems.push(format!("{what}: a body where none is described: {text}"));
+            }
+            return (status, text);
+        };
+        if !content.contains_key(&content_type) {
+            self.problems.push(format!(
+                "{what}: content type {content_type:?}, described: {:?}",
+                content.keys().collect::<Vec<_>>()
+            ));
+            return (status, text);
+        }
+        if content_type == "application/json" {
+            let body: Value = match serde_json::from_str(&text) {
+                Ok(body) => body,
+                Err(e) => {
+                    self.problems.push(format!("{what}: not JSON ({e}): {text}"));
+                    return (status, text);
+                }
+            };
+            let schema_pointer = format!(
+                "#{pointer}/responses/{status}/content/{}/schema",
+                escape("application/json")
+            );
+            let mut schema = self.spec.clone();
+            schema["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+            // A JSON pointer in a URI fragment: braces percent-encoded.
+            schema["$ref"] = json!(schema_pointer.replace('{', "%7B").replace('}', "%7D"));
+            let validator = jsonschema::validator_for(&schema).expect("the description compiles");
+            for error in validator.iter_errors(&body) {
+                self.problems.push(format!("{what}: at {}: {error}", error.instance_path()));
+            }
+        }
+        (status, text)
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_as_the_openapi_description_says() {
+    let server = TestServer::start().await;
+    let spec: Value = reqwest::get(format!("{}/api/openapi.json", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    // Something to audit: a report, claimed.
+    let mut kiosk = server.kiosk("c1").await;
+    kiosk
+        .send(&ClientMessage::Report { request_id: "r1".into(), report: report("c1", "灯坏了") })
+        .await;
+    kiosk.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await;
+
+    let boss = server.login("boss").await;
+    let wang = server.login("wang").await;
+    let kiosk_cookie = server.pair_kiosk("c2").await;
+    let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();
+    let mut c = Checker {
+        spec: spec.clone(),
+        server_url: server.url.clone(),
+        called: BTreeSet::new(),
+        problems: Vec::new(),
+    };
+    use Method as M;
+    let period = "from=0&to=9999999999999";
+    let calls = vec![
+        call(M::GET, "/healthz", "/healthz"),
+        call(M::GET, "/metrics", "/metrics"),
+        call(M::GET, "/api/openapi.json", "/api/openapi.json"),
+        call(M::GET, "/ws", "/ws"),
+        call(M::GET, "/ws", "/ws").cookie(&wang),
+        call(M::POST, "/api/login", "/api/login")
+            .json(json!({ "login": "wang", "password": PASSWORD })),
+        call(M::POST, "/api/login", "/api/login")
+            .json(json!({ "login": "wang", "password": "wrong-password" })),
+        call(M::POST, "/api/kiosk/pair", "/api/kiosk/pair")
+            .json(json!({ "credential": server.kiosk_credential("c1") })),
+        call(M::POST, "/api/kiosk/pair", "/api/kiosk/pair").json(json!({ "credential": "x.y" })),
+        call(M::GET, "/api/me", "/api/me").cookie(&wang),
+        call(M::GET, "/api/me", "/api/me?as=kiosk").cookie(&kiosk_cookie),
+        call(M::GET, "/api/me", "/api/me"),
+        call(M::GET, "/api/community", "/api/community"),
+        call(M::GET, "/api/workers", "/api/workers").cookie(&boss),
+        call(M::GET, "/api/workers", "/api/workers").cookie(&wang),
+        call(M::GET, "/api/workers", "/api/workers"),
+        call(M::GET, "/api/audit/summary", format!("/api/audit/summary?{period}")).cookie(&boss),
+        call(M::GET, "/api/audit/summary", "/api/audit/summary?from=soon").cookie(&boss),
+        call(M::GET, "/api/audit/summary", format!("/api/audit/summary?{period}")).cookie(&wang),
+        call(M::GET, "/api/audit/summary", "/api/audit/summary"),
+        call(M::GET, "/api/audit/incidents", format!("/api/audit/incidents?{period}&only=open"))
+            .cookie(&boss),
+        call(M::GET, "/api/audit/incidents", "/api/audit/incidents"),
+        call(M::GET, "/api/audit/incidents/{id}", "/api/audit/incidents/1").cookie(&boss),
+        call(M::GET, "/api/audit/incidents/{id}", "/api/audit/incidents/99").cookie(&boss),
+        call(M::GET, "/api/audit/export", format!("/api/audit/export?{period}")).cookie(&boss),
+        call(M::GET, "/api/audit/export", format!("/api/audit/export?{period}&format=json"))
+            .cookie(&boss),
+        call(M::GET, "/api/audit/export", "/api/audit/export"),
+        call(M::GET, "/api/operator/backup", "/api/operator/backup").bearer(token.trim()),
+        call(M::GET, "/api/operator/backup", "/api/operator/backup").bearer("guess"),
+        call(M::POST, "/api/kiosks/{id}/revoke", "/api/kiosks/kiosk-9/revoke").cookie(&boss),
+        call(M::POST, "/api/kiosks/{id}/revoke", "/api/kiosks/kiosk-2/revoke").cookie(&wang),
+        call(M::POST, "/api/kiosks/{id}/revoke", "/api/kiosks/kiosk-2/revoke").cookie(&boss),
+        call(M::POST, "/api/users/{login}/disable", "/api/users/nobody/disable").cookie(&boss),
+        call(M::POST, "/api/users/{login}/disable", "/api/users/li/disable"),
+        call(M::POST, "/api/users/{login}/disable", "/api/users/li/disable").cookie(&boss),
+        call(M::POST, "/api/logout", "/api/logout").cookie(&wang),
+    ];
+    let mut statuses = Vec::new();
+    for one in calls {
+        let what = format!("{} {}", one.method, one.url);
+        statuses.push((what, c.check(one).await.0));
+    }
+    assert!(
+        c.problems.is_empty(),
+        "answers that differ from the description:\n{}",
+        c.problems.join("\n")
+    );
+
+    // The anonymous export is told to log in before anything is said about its query.
+    assert!(statuses.contains(&("GET /api/audit/export".to_owned(), 401)), "{statuses:?}");
+    let listed: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object().unwrap().keys().map(move |method| (method.clone(), path.clone()))
+        })
+        .collect();
+    let missed: Vec<_> = listed.difference(&c.called).collect();
+    assert!(missed.is_empty(), "routes the description lists that no call reached: {missed:?}");
+}
