@@ -1,9 +1,9 @@
 // The grid workers' live board: open incidents, most urgent first, each with its first-time
 // timer; new reports arrive with a sound and a highlight; the link mends itself.
 
-import { Connection, showLink } from "./connection.js";
+import { Connection, merge, showLink } from "./connection.js";
 import { applyI18n, name, t, toggleLang } from "./i18n.js";
-import { el, formatSpan, formatTime, maskPhone, toast } from "./format.js";
+import { el, formatSpan, formatTime, toast } from "./format.js";
 
 const DUTY = "hongfan.board.duty";
 /** A target is "near" once this share of it has passed. */
@@ -11,8 +11,9 @@ const NEAR = 0.75;
 
 let hello = null;
 const open = new Map();      // incident id → incident
+const closed = new Map();    // incidents seen closed since the page opened (one may be reopened)
 const fresh = new Set();     // ids to highlight
-const revealed = new Set();  // ids whose phone number is shown
+const phones = new Map();    // incident id → phone number the server revealed to this worker
 let nextId = 1;
 
 const conn = new Connection({
@@ -31,13 +32,17 @@ const conn = new Connection({
         open.clear();
         for (const i of msg.incidents) open.set(i.id, i);
         break;
-      case "event":
-        if (["reported", "claimed", "noted", "handed_over", "returned", "reopened", "escalated", "breached"].includes(msg.event.change.type) && isOpen(msg.incident)) {
-          open.set(msg.incident.id, msg.incident);
+      case "event": {
+        const incident = merge(open.get(msg.event.incident) ?? closed.get(msg.event.incident), msg.patch);
+        if (isOpen(incident)) {
+          open.set(incident.id, incident);
+          closed.delete(incident.id);
         } else {
-          open.delete(msg.incident.id);
+          open.delete(incident.id);
+          closed.set(incident.id, incident);
         }
         break;
+      }
       case "alert":
         fresh.add(msg.incident.id);
         setTimeout(() => { fresh.delete(msg.incident.id); render(); }, 10_000);
@@ -46,6 +51,9 @@ const conn = new Connection({
       case "roster":
         renderRoster(msg.on_duty);
         return;
+      case "revealed":
+        phones.set(msg.incident, msg.phone);
+        break;
       case "duty_set":
         // Shown only once the server says so: a refused switch never looks switched.
         localStorage.setItem(DUTY, msg.on ? "on" : "off");
@@ -125,15 +133,32 @@ function buttons(i) {
   return list;
 }
 
+function isPrivate(i) {
+  return !!hello.community.categories.find((c) => c.id === i.report.category)?.private;
+}
+
+/** The same rule as the server's: a private case's number is for its holder and supervisors. */
+function mayReveal(i) {
+  return hello.identity.role === "supervisor" || !isPrivate(i) || i.holder?.id === hello.identity.id;
+}
+
+function reveal(i) {
+  if (!conn.send({ type: "reveal", id: nextId++, incident: i.id })) toast(t("offline"));
+}
+
 function card(i, now) {
   const category = hello.community.categories.find((c) => c.id === i.report.category);
   const compound = hello.community.compounds.find((c) => c.id === i.report.compound);
   const { level, waited, deadline } = timing(i, now);
+  // The server sends the number masked; asking for it is logged, and the answer is a call link.
   const phone = i.report.phone
-    ? (revealed.has(i.id)
-      ? el("span", {}, i.report.phone)
-      : el("button", { type: "button", class: "reveal", onclick: () => { revealed.add(i.id); render(); } }, `${maskPhone(i.report.phone)} · ${t("show_phone")}`))
+    ? (phones.has(i.id)
+      ? el("a", { class: "phone", href: `tel:${phones.get(i.id).replace(/[^\d+]/g, "")}` }, phones.get(i.id))
+      : mayReveal(i)
+        ? el("button", { type: "button", class: "reveal", onclick: () => reveal(i) }, `${i.report.phone} · ${t("show_phone")}`)
+        : el("span", {}, i.report.phone))
     : null;
+  const restricted = isPrivate(i) && !i.report.description;
   return el("li", { class: `card${fresh.has(i.id) ? " fresh" : ""}`, id: `incident-${i.id}`, dataset: { level, status: i.status, ticket: i.ticket } },
     el("div", { class: "top" },
       el("span", { class: "ticket-no" }, i.ticket),
@@ -142,7 +167,7 @@ function card(i, now) {
       el("span", { class: "timer", dataset: { since: i.reported_at, deadline }, title: t(level === "late" ? "late" : level === "near" ? "near" : "waited") }, `${t("waited")} ${formatSpan(waited)}`)),
     el("div", { class: "status" }, t(`status_${i.status}`), i.holder && i.status !== "reported" ? ` · ${i.holder.name}` : "", i.escalated ? ` · ${t("escalated")}` : ""),
     el("div", { class: "meta" }, `${compound ? compound.name : i.report.compound} ${[i.report.building, i.report.unit, i.report.room].filter(Boolean).join(" ")} · ${t("reported_at")} ${formatTime(i.reported_at)}`),
-    el("div", { class: "desc" }, i.report.description),
+    el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),
     phone,
     i.notes.length ? el("details", {}, el("summary", {}, `${t("note")} (${i.notes.length})`), el("ul", {}, i.notes.map((n) => el("li", {}, `${formatTime(n.at)} ${n.by.name}: ${n.text}`)))) : null,
     el("div", { class: "buttons" }, buttons(i)),

@@ -34,21 +34,12 @@ export class Connection {
     this.ws = ws;
     let opened = false;
     ws.onopen = () => { opened = true; };
+    // Messages are handled one after the other; the hello waits for the community.
+    let queue = Promise.resolve();
     ws.onmessage = (e) => {
       let msg;
       try { msg = JSON.parse(e.data); } catch { return; }
-      if (msg.type === "hello") {
-        this.attempt = 0;
-        if (this.position && this.position.epoch !== msg.epoch) this.position = null;
-        this.online = true;
-        this.options.onState("online");
-        this.options.onHello(msg);
-        this.send({ type: "subscribe", ...(this.position ? { since: this.position } : {}) });
-        return;
-      }
-      if (msg.type === "snapshot" || msg.type === "resumed") this.position = { epoch: msg.epoch, seq: msg.seq };
-      if (msg.type === "event" && this.position) this.position = { ...this.position, seq: msg.event.seq };
-      this.options.onMessage(msg);
+      queue = queue.then(() => this.handle(msg)).catch(() => ws.close());
     };
     ws.onclose = (e) => {
       this.online = false;
@@ -57,6 +48,23 @@ export class Connection {
       if (!opened) this.checkSession();
       this.retry();
     };
+  }
+
+  async handle(msg) {
+    if (msg.type === "hello") {
+      this.attempt = 0;
+      if (this.position && this.position.epoch !== msg.epoch) this.position = null;
+      // hello names the community's version; its content is fetched once and kept.
+      msg.community = await community(msg.community);
+      this.online = true;
+      this.options.onState("online");
+      this.options.onHello(msg);
+      this.send({ type: "subscribe", ...(this.position ? { since: this.position } : {}) });
+      return;
+    }
+    if (msg.type === "snapshot" || msg.type === "resumed") this.position = { epoch: msg.epoch, seq: msg.seq };
+    if (msg.type === "event" && this.position) this.position = { ...this.position, seq: msg.event.seq };
+    this.options.onMessage(msg);
   }
 
   async checkSession() {
@@ -87,6 +95,26 @@ export function showLink(state) {
   if (!link) return;
   if (state) link.dataset.state = state;
   link.textContent = t(link.dataset.state);
+}
+
+const COMMUNITY = "hongfan.community";
+
+/** The community at `version`: from this device's copy, or fetched when it is another one. */
+async function community(version) {
+  try {
+    const kept = JSON.parse(localStorage.getItem(COMMUNITY) || "null");
+    if (kept?.version === version) return kept.community;
+  } catch { /* a broken copy is fetched again */ }
+  const r = await fetch("/api/community");
+  if (!r.ok) throw new Error(`community: ${r.status}`);
+  const fetched = await r.json();
+  localStorage.setItem(COMMUNITY, JSON.stringify({ version, community: fetched }));
+  return fetched;
+}
+
+/** An incident as held, with an event's patch merged in (a new one when it was not held). */
+export function merge(held, patch) {
+  return { ...(held || {}), ...patch };
 }
 
 export async function me(as) {

@@ -18,12 +18,6 @@ export function formatSpan(ms) {
   return (neg ? "-" : "") + (d > 0 ? `${d}天 ${clock}` : clock);
 }
 
-/** Never more than the first three and last four digits of a phone number. */
-export function maskPhone(phone) {
-  if (!phone) return "";
-  const digits = phone.replace(/\D/g, "");
-  return digits.length < 8 ? "****" : `${digits.slice(0, 3)}****${digits.slice(-4)}`;
-}
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

@@ -2,7 +2,7 @@
 // in localStorage with its request id until the server says it is stored, so a dropped link or
 // a reload sends it again, and the server stores it once.
 
-import { Connection, me, showLink } from "./connection.js";
+import { Connection, me, merge, showLink } from "./connection.js";
 import { applyI18n, name, t, toggleLang } from "./i18n.js";
 import { el, toast } from "./format.js";
 
@@ -51,8 +51,8 @@ const conn = new Connection({
         showing = msg.incident;
         render();
       }
-    } else if (msg.type === "event" && showing?.id === msg.incident.id) {
-      showing = msg.incident;
+    } else if (msg.type === "event" && showing?.id === msg.event.incident) {
+      showing = merge(showing, msg.patch);
       render();
     } else if (msg.type === "found") {
       showing = msg.incident;
@@ -89,7 +89,7 @@ function render() {
     el("div", { class: "categories" }, hello.community.categories.map((c) =>
       el("button", { type: "button", onclick: () => start(c) },
         el("span", { class: "icon", "aria-hidden": "true" }, c.icon), categoryName(c)))),
-    el("div", { class: "actions", style: "margin-top:24px" },
+    el("div", { class: "actions spaced" },
       el("button", { type: "button", id: "lookup", onclick: () => { draft = { lookup: true }; render(); } }, t("lookup"))),
   );
 }
@@ -165,7 +165,7 @@ function renderTicket() {
       el("div", { class: "actions" }, ["satisfied", "basically_satisfied", "dissatisfied"].map((rating) =>
         el("button", { type: "button", dataset: { rating }, onclick: () => conn.send({ type: "rate", id: lookupId++, incident: i.id, rating }) }, t(rating))))) : null,
     i.rating ? el("p", { class: "notice", role: "status" }, `${t("thanks")}：${t(i.rating)}`) : null,
-    el("div", { class: "actions", style: "margin-top:24px" },
+    el("div", { class: "actions spaced" },
       el("button", { type: "button", class: "primary", onclick: () => { showing = null; render(); } }, t("done"))),
   );
 }

@@ -5,8 +5,14 @@
 //! trees; this module decides what they hold.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -18,10 +24,16 @@ use sha2::{Digest, Sha256};
 use crate::clock::SharedClock;
 use crate::store::{Aux, Store, StoreError};
 
-/// Failed logins allowed per account (and per address) within `THROTTLE_WINDOW`.
-const MAX_FAILURES: u32 = 5;
-const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest name a person or kiosk is shown with.
+const MAX_NAME_CHARS: usize = 40;
+/// A session's last use is written down at most this often (it is kept in memory between).
+const TOUCH_EVERY: Duration = Duration::from_secs(10 * 60);
+/// Password checks at once: Argon2 is meant to be slow, so a burst of logins waits its turn on
+/// the blocking pool rather than taking every core from the live feed.
+const HASHES_AT_ONCE: usize = 2;
+/// Most keys the login throttle keeps before it refuses new ones (a flood of made-up names).
+const MAX_THROTTLE_KEYS: usize = 100_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
@@ -46,7 +58,7 @@ pub struct Kiosk {
 }
 
 /// Who a session belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Subject {
     User(String),
@@ -57,6 +69,98 @@ pub enum Subject {
 struct Session {
     subject: Subject,
     created: Timestamp,
+    /// Last used, as last written down (at most `TOUCH_EVERY` behind the truth in memory).
+    #[serde(default)]
+    seen: Option<Timestamp>,
+}
+
+/// How long sessions live: a kiosk on its stand for months, a person's for a working period.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub person_idle: Duration,
+    pub person_max: Duration,
+    pub kiosk_idle: Duration,
+    pub kiosk_max: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        SessionPolicy {
+            person_idle: Duration::from_secs(3 * DAY),
+            person_max: Duration::from_secs(30 * DAY),
+            kiosk_idle: Duration::from_secs(30 * DAY),
+            kiosk_max: Duration::from_secs(365 * DAY),
+        }
+    }
+}
+
+impl SessionPolicy {
+    fn limits(&self, subject: &Subject) -> (Duration, Duration) {
+        match subject {
+            Subject::User(_) => (self.person_idle, self.person_max),
+            Subject::Kiosk(_) => (self.kiosk_idle, self.kiosk_max),
+        }
+    }
+
+    /// How long a new session's cookie should be kept by the browser.
+    pub fn cookie_lifetime(&self, kiosk: bool) -> Duration {
+        if kiosk { self.kiosk_max } else { self.person_max }
+    }
+}
+
+/// Backoff for guesses: per account and address together (so someone guessing one account from
+/// one place locks out nobody else, nor the account's owner elsewhere) and per address. Every
+/// attempt counts before its password is checked, so parallel guesses cannot slip past.
+#[derive(Debug)]
+struct Throttle {
+    per_login: DefaultKeyedRateLimiter<(u64, IpAddr)>,
+    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    pairing: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Throttle {
+    fn new() -> Throttle {
+        let quota = |burst: u32, every: Duration| {
+            Quota::with_period(every)
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+        };
+        Throttle {
+            per_login: RateLimiter::keyed(quota(5, Duration::from_secs(60))),
+            per_address: RateLimiter::keyed(quota(20, Duration::from_secs(6))),
+            pairing: RateLimiter::keyed(quota(10, Duration::from_secs(60))),
+        }
+    }
+
+    /// Takes one attempt from each allowance, or says how long to wait.
+    fn attempt(&self, login: Option<&str>, from: IpAddr) -> Result<(), AuthError> {
+        let full = self.per_login.len() + self.per_address.len() + self.pairing.len();
+        if full > MAX_THROTTLE_KEYS {
+            self.forget_idle();
+            if self.per_login.len() + self.per_address.len() > MAX_THROTTLE_KEYS {
+                return Err(AuthError::Throttled(60));
+            }
+        }
+        let wait = |e: governor::NotUntil<_>| {
+            AuthError::Throttled(e.wait_time_from(DefaultClock::default().now()).as_secs().max(1))
+        };
+        match login {
+            Some(login) => {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                login.to_lowercase().hash(&mut hasher);
+                self.per_address.check_key(&from).map_err(wait)?;
+                self.per_login.check_key(&(hasher.finish(), from)).map_err(wait)
+            }
+            None => self.pairing.check_key(&from).map_err(wait),
+        }
+    }
+
+    fn forget_idle(&self) {
+        self.per_login.retain_recent();
+        self.per_address.retain_recent();
+        self.pairing.retain_recent();
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +189,8 @@ pub enum AuthError {
     UnknownCompound(String),
     #[error("a worker or building head needs at least one compound")]
     NoCompound,
+    #[error("a name has at most {MAX_NAME_CHARS} characters")]
+    LongName,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -115,7 +221,9 @@ pub struct Accounts {
     /// Held across a write of a user or kiosk record and its copy in memory, so that the two
     /// never disagree about the order of two writes.
     writing: tokio::sync::Mutex<()>,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    throttle: Throttle,
+    hashing: Arc<tokio::sync::Semaphore>,
+    policy: SessionPolicy,
 }
 
 fn hash_token(token: &str) -> Vec<u8> {
@@ -200,8 +308,49 @@ impl Accounts {
             clock,
             records: RwLock::new(records),
             writing: tokio::sync::Mutex::new(()),
-            failures: Mutex::new(HashMap::new()),
+            throttle: Throttle::new(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(HASHES_AT_ONCE)),
+            policy: SessionPolicy::default(),
         })
+    }
+
+    /// Sessions live as `policy` says.
+    pub fn with_sessions(mut self, policy: SessionPolicy) -> Accounts {
+        self.policy = policy;
+        self
+    }
+
+    pub fn session_policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// Drops throttle entries whose allowance is full again.
+    pub fn forget_idle(&self) {
+        self.throttle.forget_idle();
+    }
+
+    /// Checks a secret against its hash on the blocking pool, a few at a time.
+    async fn verify(&self, secret: &str, hash: &str) -> bool {
+        let Ok(_turn) = self.hashing.clone().acquire_owned().await else { return false };
+        let (secret, hash) = (secret.to_owned(), hash.to_owned());
+        tokio::task::spawn_blocking(move || verify_secret(&secret, &hash)).await.unwrap_or(false)
+    }
+
+    /// Ends every session of `subject` (its password changed, it was disabled or revoked): a
+    /// session never outlives the reason it was given.
+    async fn end_sessions(&self, subject: &Subject) -> Result<(), AuthError> {
+        let keys: Vec<Vec<u8>> = self
+            .records()
+            .sessions
+            .iter()
+            .filter(|(_, s)| &s.subject == subject)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.store.put(Aux::Sessions, &key, None).await?;
+            self.records_mut().sessions.remove(&key);
+        }
+        Ok(())
     }
 
     fn community(&self) -> &Community {
@@ -265,6 +414,9 @@ impl Accounts {
         if role != Role::Supervisor && compounds.is_empty() {
             return Err(AuthError::NoCompound);
         }
+        if name.trim().chars().count() > MAX_NAME_CHARS {
+            return Err(AuthError::LongName);
+        }
         let _writing = self.writing.lock().await;
         if self.user(login)?.is_some() {
             return Err(AuthError::UserExists(login.to_owned()));
@@ -287,14 +439,16 @@ impl Accounts {
         let mut user = self.user(login)?.ok_or_else(|| AuthError::UnknownUser(login.into()))?;
         user.password = hash_secret(password)?;
         user.disabled = false;
-        self.save_user(&user).await
+        self.save_user(&user).await?;
+        self.end_sessions(&Subject::User(login.to_owned())).await
     }
 
     pub async fn disable(&self, login: &str) -> Result<(), AuthError> {
         let _writing = self.writing.lock().await;
         let mut user = self.user(login)?.ok_or_else(|| AuthError::UnknownUser(login.into()))?;
         user.disabled = true;
-        self.save_user(&user).await
+        self.save_user(&user).await?;
+        self.end_sessions(&Subject::User(login.to_owned())).await
     }
 
     /// Makes a kiosk credential for a compound's station; the credential is shown only now.
@@ -328,7 +482,8 @@ impl Accounts {
         let _writing = self.writing.lock().await;
         let mut kiosk = self.kiosk(id)?.ok_or_else(|| AuthError::UnknownKiosk(id.into()))?;
         kiosk.revoked = true;
-        self.save_kiosk(&kiosk).await
+        self.save_kiosk(&kiosk).await?;
+        self.end_sessions(&Subject::Kiosk(id.to_owned())).await
     }
 
     /// On an empty database: a supervisor with a random password and a kiosk per compound.
@@ -349,81 +504,56 @@ impl Accounts {
         }))
     }
 
-    fn throttled(&self, keys: &[String]) -> Result<(), AuthError> {
-        let failures = self.failures.lock().map_err(|_| AuthError::Store(StoreError::Poisoned))?;
-        for key in keys {
-            if let Some(&(count, since)) = failures.get(key) {
-                let left = THROTTLE_WINDOW.saturating_sub(since.elapsed());
-                if count >= MAX_FAILURES && !left.is_zero() {
-                    return Err(AuthError::Throttled(left.as_secs().max(1)));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn record_failure(&self, keys: &[String]) {
-        if let Ok(mut failures) = self.failures.lock() {
-            for key in keys {
-                let entry = failures.entry(key.clone()).or_insert((0, Instant::now()));
-                if entry.1.elapsed() > THROTTLE_WINDOW {
-                    *entry = (0, Instant::now());
-                }
-                entry.0 += 1;
-            }
-        }
-    }
-
     async fn new_session(&self, subject: Subject) -> Result<String, AuthError> {
         let token = random_token();
-        let session = Session { subject, created: self.clock.now() };
+        let now = self.clock.now();
+        let session = Session { subject, created: now, seen: Some(now) };
         let key = hash_token(&token);
         self.store.put(Aux::Sessions, &key, Some(encode(&session)?)).await?;
         self.records_mut().sessions.insert(key, session);
         Ok(token)
     }
 
-    /// Checks a login and password; gives a session token. `from` is the client's address,
-    /// throttled along with the login.
+    /// Checks a login and password; gives a session token. `from` is the client's address.
     pub async fn login(
         &self,
         login: &str,
         password: &str,
-        from: &str,
+        from: IpAddr,
     ) -> Result<String, AuthError> {
-        let keys = [format!("login:{}", login.to_lowercase()), format!("addr:{from}")];
-        self.throttled(&keys)?;
+        self.throttle.attempt(Some(login), from)?;
         let user = self.user(login)?;
         // Verify against a fixed hash when the account does not exist, so that the answer takes
         // as long either way.
-        let ok = match &user {
-            Some(u) => verify_secret(password, &u.password) && !u.disabled,
-            None => {
-                let _ = verify_secret(password, &DUMMY_HASH);
-                false
-            }
-        };
-        if !ok {
-            self.record_failure(&keys);
-            return Err(AuthError::BadCredentials);
+        let hash = user.as_ref().map_or_else(|| DUMMY_HASH.clone(), |u| u.password.clone());
+        let matches = self.verify(password, &hash).await;
+        match user {
+            Some(u) if matches && !u.disabled => self.new_session(Subject::User(u.login)).await,
+            _ => Err(AuthError::BadCredentials),
         }
-        self.new_session(Subject::User(login.to_owned())).await
     }
 
     /// Pairs a kiosk: checks its credential (`<kiosk id>.<secret>`); gives a session token.
-    pub async fn pair(&self, credential: &str, from: &str) -> Result<String, AuthError> {
-        let keys = [format!("addr:{from}")];
-        self.throttled(&keys)?;
+    pub async fn pair(&self, credential: &str, from: IpAddr) -> Result<String, AuthError> {
+        self.throttle.attempt(None, from)?;
         let (id, secret) = credential.trim().split_once('.').unwrap_or(("", ""));
-        let ok = match self.kiosk(id)? {
-            Some(k) => !k.revoked && verify_secret(secret, &k.secret),
-            None => false,
-        };
-        if !ok {
-            self.record_failure(&keys);
-            return Err(AuthError::BadCredentials);
+        let kiosk = self.kiosk(id)?;
+        let hash = kiosk.as_ref().map_or_else(|| DUMMY_HASH.clone(), |k| k.secret.clone());
+        let matches = self.verify(secret, &hash).await;
+        match kiosk {
+            Some(k) if matches && !k.revoked => self.new_session(Subject::Kiosk(k.id)).await,
+            _ => Err(AuthError::BadCredentials),
         }
-        self.new_session(Subject::Kiosk(id.to_owned())).await
+    }
+
+    /// How a login name may be written in the log: an account's own name, else a short hash, so
+    /// that a password typed into the name field, or a forged log line, never lands there.
+    pub fn loggable(&self, login: &str) -> String {
+        if self.records().users.contains_key(login) {
+            login.to_owned()
+        } else {
+            format!("unknown:{}", &hex::encode(Sha256::digest(login.as_bytes()))[..8])
+        }
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
@@ -433,12 +563,36 @@ impl Accounts {
         Ok(())
     }
 
-    /// Who a session token belongs to, if it is valid and its account still active.
-    pub fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
-        let session = self.records().sessions.get(&hash_token(token)).cloned();
-        let session = session.ok_or(AuthError::NoSession)?;
+    /// Who a session token belongs to, if it is valid, not idle or old past its policy, and its
+    /// account still active.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let key = hash_token(token);
+        let now = self.clock.now();
+        let Some(session) = self.records().sessions.get(&key).cloned() else {
+            return Err(AuthError::NoSession);
+        };
+        let (idle, max) = self.policy.limits(&session.subject);
+        let seen = session.seen.unwrap_or(session.created);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        if now.0.saturating_sub(session.created.0) > ms(max)
+            || now.0.saturating_sub(seen.0) > ms(idle)
+        {
+            self.store.put(Aux::Sessions, &key, None).await?;
+            self.records_mut().sessions.remove(&key);
+            return Err(AuthError::NoSession);
+        }
+        if now.0.saturating_sub(seen.0) > ms(TOUCH_EVERY) {
+            let touched = Session { seen: Some(now), ..session.clone() };
+            self.store.put(Aux::Sessions, &key, Some(encode(&touched)?)).await?;
+            self.records_mut().sessions.insert(key, touched);
+        }
+        self.identify(&session.subject)
+    }
+
+    /// The principal and identity of an active account or kiosk.
+    fn identify(&self, subject: &Subject) -> Result<Authenticated, AuthError> {
         let all = || self.community().compounds.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
-        let (actor, compounds, scope) = match &session.subject {
+        let (actor, compounds, scope) = match subject {
             Subject::User(login) => {
                 let user = self.user(login)?.filter(|u| !u.disabled).ok_or(AuthError::NoSession)?;
                 let actor =
@@ -465,7 +619,7 @@ impl Accounts {
         Ok(Authenticated {
             principal: Principal { actor, scope },
             identity,
-            subject: session.subject,
+            subject: subject.clone(),
         })
     }
 }

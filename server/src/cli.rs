@@ -82,6 +82,44 @@ pub struct ServeArgs {
     /// How long a client may take to send its HTTP request headers.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's whole body.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+    /// Another host name this server answers to (a name in the Host header), besides IP
+    /// addresses, localhost and the hosts of --allow-origin. Repeat for more.
+    #[arg(long = "allow-host", env = "HONGFAN_ALLOW_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// The reverse proxy (its address) whose X-Forwarded-For names the client; without it, the
+    /// peer's address is the client's.
+    #[arg(long, env = "HONGFAN_TRUSTED_PROXY")]
+    pub trusted_proxy: Option<std::net::IpAddr>,
+    /// Live WebSockets at once from one client address.
+    #[arg(long, default_value_t = 64)]
+    pub sockets_per_address: usize,
+    /// Live WebSockets at once of one kiosk.
+    #[arg(long, default_value_t = 2)]
+    pub sockets_per_kiosk: usize,
+    /// Live WebSockets at once of one person (their devices).
+    #[arg(long, default_value_t = 4)]
+    pub sockets_per_person: usize,
+    /// Lifecycle actions one account may send in a burst.
+    #[arg(long, default_value_t = 30)]
+    pub action_burst: u32,
+    /// Lifecycle actions one account may send per minute after a burst.
+    #[arg(long, default_value_t = 60)]
+    pub actions_per_minute: u32,
+    /// A person's session ends after this long unused.
+    #[arg(long, default_value = "3d", value_parser = humantime::parse_duration)]
+    pub session_idle: Duration,
+    /// A person's session ends this long after login, used or not.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub session_max: Duration,
+    /// A kiosk's session ends after this long unused.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub kiosk_session_idle: Duration,
+    /// A kiosk's session ends this long after pairing.
+    #[arg(long, default_value = "365d", value_parser = humantime::parse_duration)]
+    pub kiosk_session_max: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,7 +196,24 @@ impl Cli {
         Settings {
             data_dir: self.data.data_dir.clone(),
             config: self.data.config.clone(),
-            allowed_origins: self.serve.allowed_origins.clone(),
+            edge: crate::http::guard::Edge {
+                allowed_origins: self.serve.allowed_origins.clone(),
+                allowed_hosts: self
+                    .serve
+                    .allowed_hosts
+                    .iter()
+                    .cloned()
+                    .chain(self.serve.allowed_origins.iter().filter_map(|o| host_of(o)))
+                    .collect(),
+                trusted_proxy: self.serve.trusted_proxy,
+                body_timeout: self.serve.body_timeout,
+            },
+            sessions: crate::auth::SessionPolicy {
+                person_idle: self.serve.session_idle,
+                person_max: self.serve.session_max,
+                kiosk_idle: self.serve.kiosk_session_idle,
+                kiosk_max: self.serve.kiosk_session_max,
+            },
             max_connections: self.serve.max_connections,
             header_read_timeout: self.serve.header_read_timeout,
             metrics_addr: self.serve.metrics_addr,
@@ -168,10 +223,22 @@ impl Cli {
                 report_burst: self.serve.report_burst,
                 reports_per_minute: self.serve.reports_per_minute,
                 queue: self.serve.send_queue.max(1),
+                sockets_per_address: self.serve.sockets_per_address,
+                sockets_per_kiosk: self.serve.sockets_per_kiosk,
+                sockets_per_person: self.serve.sockets_per_person,
+                action_burst: self.serve.action_burst,
+                actions_per_minute: self.serve.actions_per_minute,
                 ..Limits::default()
             },
         }
     }
+}
+
+/// `https://hongfan.example.org:8443` → `hongfan.example.org`.
+fn host_of(origin: &str) -> Option<String> {
+    let authority = origin.split("://").nth(1)?.split('/').next()?;
+    let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+    (!host.is_empty()).then(|| host.to_owned())
 }
 
 fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
@@ -283,6 +350,9 @@ pub async fn manage(
 
 /// The whole program: `main.rs` only calls this, so that tests run the very same code.
 pub async fn main() -> anyhow::Result<()> {
+    // Everything this process creates (the data folder, backups, tokens) holds residents'
+    // personal data: for the account that runs it only.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr; stdout carries only what the operator asked for.

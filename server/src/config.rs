@@ -70,6 +70,9 @@ struct CategoryEntry {
     name: String,
     name_en: String,
     icon: String,
+    /// Description, room and notes only for the holder and supervisors.
+    #[serde(default)]
+    private: bool,
     normal: Spanned<TargetEntry>,
     urgent: Spanned<TargetEntry>,
 }
@@ -161,6 +164,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
             name_en: c.name_en.clone(),
             icon: c.icon.clone(),
             targets: Targets { normal: target(&c.normal)?, urgent: target(&c.urgent)? },
+            private: c.private,
         });
     }
     Ok(Community {

@@ -22,6 +22,13 @@ pub struct Limits {
     pub reports_per_minute: u32,
     /// How far back a reconnecting client may resume before it gets a snapshot instead.
     pub resume_window: Duration,
+    /// Live WebSockets at once from one client address, of one kiosk, of one person.
+    pub sockets_per_address: usize,
+    pub sockets_per_kiosk: usize,
+    pub sockets_per_person: usize,
+    /// Lifecycle actions one account may send in a burst, and per minute after that.
+    pub action_burst: u32,
+    pub actions_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -36,7 +43,34 @@ impl Default for Limits {
             report_burst: 10,
             reports_per_minute: 30,
             resume_window: Duration::from_secs(7 * 24 * 3600),
+            sockets_per_address: 64,
+            sockets_per_kiosk: 2,
+            sockets_per_person: 4,
+            action_burst: 30,
+            actions_per_minute: 60,
         }
+    }
+}
+
+/// Lifecycle actions (claims, notes, reveals, …) per account: one script cannot flood every
+/// board with notes, nor the log with looks at phone numbers.
+#[derive(Debug)]
+pub struct ActionLimiter(DefaultKeyedRateLimiter<String>);
+
+impl ActionLimiter {
+    pub fn new(limits: &Limits) -> ActionLimiter {
+        let one = NonZeroU32::MIN;
+        let per_minute = NonZeroU32::new(limits.actions_per_minute).unwrap_or(one);
+        let burst = NonZeroU32::new(limits.action_burst).unwrap_or(one);
+        ActionLimiter(RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)))
+    }
+
+    pub fn admit(&self, account: &str) -> bool {
+        self.0.check_key(&account.to_owned()).is_ok()
+    }
+
+    pub fn forget_idle(&self) {
+        self.0.retain_recent();
     }
 }
 

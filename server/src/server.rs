@@ -22,12 +22,19 @@ use crate::http::{self, App};
 use crate::hub::{Hub, Limits};
 use crate::store::{Store, StoreOptions};
 
+/// A connection's place under `--max-connections`, held by the TCP connection's task and, once it
+/// is upgraded, by the WebSocket's: the slot is free only when both are gone.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
 /// Everything `run` needs, from flags, environment and defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
     pub config: Option<PathBuf>,
-    pub allowed_origins: Vec<String>,
+    /// Who may talk to the server, and from where.
+    pub edge: crate::http::guard::Edge,
+    pub sessions: crate::auth::SessionPolicy,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub secure_cookies: bool,
@@ -67,7 +74,8 @@ impl Server {
         let community = Arc::new(crate::config::load(settings.config.as_deref())?);
         let store =
             Store::open(&settings.data_dir, community, clock.clone(), settings.store.clone())?;
-        let accounts = Arc::new(Accounts::new(store.clone(), clock)?);
+        let accounts =
+            Arc::new(Accounts::new(store.clone(), clock)?.with_sessions(settings.sessions));
         let first_start = accounts.first_start().await?;
         let operator_token = write_operator_token(&settings.data_dir)?;
         let shutdown = CancellationToken::new();
@@ -75,7 +83,7 @@ impl Server {
         let app = App {
             hub,
             accounts,
-            allowed_origins: Arc::new(settings.allowed_origins.clone()),
+            edge: Arc::new(settings.edge.clone()),
             secure_cookies: settings.secure_cookies,
             operator_token: Arc::new(operator_token),
             metrics_public: settings.metrics_addr.is_none(),
@@ -142,9 +150,12 @@ impl Server {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            let slot = ConnectionSlot(Arc::new(permit));
+            let held = slot.clone();
             let service =
                 router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
                     request.extensions_mut().insert(ConnectInfo(peer));
+                    request.extensions_mut().insert(held.clone());
                     request
                 });
             let connection = http1
@@ -152,8 +163,8 @@ impl Server {
                 .with_upgrades();
             let stop = shutdown.clone();
             connections.spawn(async move {
-                // The permit lives as long as the TCP connection, upgraded or not.
-                let _permit = permit;
+                // The slot lives as long as the TCP connection, and the WebSocket it became.
+                let _slot = slot;
                 tokio::pin!(connection);
                 let result = tokio::select! {
                     result = connection.as_mut() => result,

@@ -31,6 +31,9 @@ const FILES: &[(&str, &[u8])] = files![
     "js/login.js",
 ];
 
+/// What the pages may load: everything from this server, nothing inline, no framing.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {
         Some("html") => "text/html; charset=utf-8",
@@ -48,6 +51,11 @@ fn file(path: &str) -> Response {
                 // Pages change with the binary; a kiosk must never run yesterday's script.
                 (header::CACHE_CONTROL, "no-cache"),
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                // Only our own scripts and styles, in no one else's frame; no address (a
+                // ticket's private link, say) leaks to another site.
+                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+                (header::X_FRAME_OPTIONS, "DENY"),
+                (header::REFERRER_POLICY, "no-referrer"),
             ],
             *body,
         )

@@ -65,6 +65,10 @@ pub struct Category {
     /// A single emoji or symbol shown on the kiosk button beside the name.
     pub icon: String,
     pub targets: Targets,
+    /// Its reports concern people who need discretion (elderly people living alone, families on
+    /// assistance): description, room and notes only for the holder and supervisors.
+    #[serde(default)]
+    pub private: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -125,6 +125,10 @@ pub enum Change {
         #[serde(default)]
         reason: EscalationReason,
     },
+    /// The resident's phone number was shown to the actor (a worker or supervisor who asked for
+    /// it on the board): personal data is seen on a need-to-know basis, and each look is on
+    /// the record, for the supervisors.
+    Revealed,
     /// A first-time target passed. `deadline` is when it passed, which is earlier than the
     /// event's own time when the server was down at that moment.
     Breached {
@@ -147,6 +151,7 @@ impl Change {
             Change::Cancelled { .. } => "cancelled",
             Change::Rated { .. } => "rated",
             Change::Escalated { .. } => "escalated",
+            Change::Revealed => "revealed",
             Change::Breached { .. } => "breached",
         }
     }

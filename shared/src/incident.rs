@@ -112,8 +112,9 @@ pub struct Incident {
     #[serde(default)]
     pub rating: Option<crate::audit::Rating>,
     pub notes: Vec<Note>,
-    /// Every event of this incident, oldest first: its timeline, without scanning the log.
-    pub events: Vec<Seq>,
+    /// The sequence number of its last event. Its timeline (every event of it) is kept in the
+    /// store's index, not here, so that the state stays small however long its history.
+    pub last_seq: Seq,
 }
 
 /// Why an event does not fit the incident it is applied to: a corrupt or reordered log.
@@ -159,7 +160,7 @@ impl Incident {
             escalated_unclaimed: false,
             rating: None,
             notes: Vec::new(),
-            events: vec![event.seq],
+            last_seq: event.seq,
         })
     }
 
@@ -168,7 +169,7 @@ impl Incident {
     pub fn apply(&mut self, event: &Event) -> Result<(), ApplyError> {
         let bad =
             || ApplyError { seq: event.seq, incident: self.id.0, change: event.change.name() };
-        if event.incident != self.id || self.events.last().is_some_and(|&s| s >= event.seq) {
+        if event.incident != self.id || self.last_seq >= event.seq {
             return Err(bad());
         }
         match &event.change {
@@ -221,6 +222,7 @@ impl Incident {
             {
                 self.escalated_unclaimed = true;
             }
+            Change::Revealed => {}
             Change::Breached { timer: Timer::Response, .. }
                 if !self.response_breached && self.status.is_open() =>
             {
@@ -233,7 +235,7 @@ impl Incident {
             }
             _ => return Err(bad()),
         }
-        self.events.push(event.seq);
+        self.last_seq = event.seq;
         Ok(())
     }
 

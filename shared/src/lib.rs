@@ -11,6 +11,7 @@ pub mod incident;
 pub mod lifecycle;
 pub mod protocol;
 pub mod time;
+pub mod view;
 
 pub use audit::Rating;
 pub use community::{

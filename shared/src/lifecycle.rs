@@ -16,6 +16,11 @@ use crate::time::Timestamp;
 pub const MAX_TEXT_CHARS: usize = 500;
 /// Longest building, unit or room field, in characters.
 pub const MAX_PLACE_CHARS: usize = 20;
+/// Most notes one incident takes, and most characters of notes in all: one script cannot make
+/// an incident (and every frame that carries it) grow without end, and the largest stored
+/// incident stays well under the size sled writes as a separate, never-fsynced blob.
+pub const MAX_NOTES: usize = 20;
+pub const MAX_NOTES_CHARS: usize = 4000;
 
 /// Where a principal may act.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +77,8 @@ pub enum Action {
     Rate {
         rating: crate::audit::Rating,
     },
+    /// Show the resident's phone number to the one who asks; logged.
+    Reveal,
 }
 
 /// Why a request was refused. Each has a stable `code` for the wire.
@@ -109,6 +116,12 @@ pub enum LifecycleError {
     AlreadyRated,
     #[error("a phone number has 5 to 20 digits, and may have spaces, dashes or a leading +")]
     BadPhone,
+    #[error(
+        "this incident has all the notes it can take ({MAX_NOTES} notes, {MAX_NOTES_CHARS} characters)"
+    )]
+    TooManyNotes,
+    #[error("this incident has no phone number")]
+    NoPhone,
 }
 
 impl LifecycleError {
@@ -131,6 +144,8 @@ impl LifecycleError {
             LifecycleError::TooLong { .. } => ErrorCode::TooLong,
             LifecycleError::AlreadyRated => ErrorCode::AlreadyRated,
             LifecycleError::BadPhone => ErrorCode::BadPhone,
+            LifecycleError::TooManyNotes => ErrorCode::TooManyNotes,
+            LifecycleError::NoPhone => ErrorCode::NoPhone,
         }
     }
 
@@ -211,17 +226,19 @@ fn text(value: &str, field: &'static str) -> Result<(), LifecycleError> {
 }
 
 /// Decides whether `who` may apply `action` to `incident` now, and if so what to log.
-/// `resolve_target` is the incident's resolution target, used when it is reopened.
 pub fn decide(
     incident: &Incident,
     who: &Principal,
     action: &Action,
     now: Timestamp,
-    resolve_target: crate::Millis,
+    community: &Community,
 ) -> Result<Change, LifecycleError> {
     let role = who.actor.role;
     if let Action::Rate { rating } = action {
         return rate(incident, who, *rating);
+    }
+    if let Action::Reveal = action {
+        return reveal(incident, who, community);
     }
     if !matches!(role, Role::Worker | Role::Supervisor) {
         return Err(LifecycleError::RoleNotAllowed { role, what: action_name(action) });
@@ -254,6 +271,10 @@ pub fn decide(
         },
         Action::Note { text: note } => {
             text(note, "note")?;
+            let chars: usize = incident.notes.iter().map(|n| n.text.chars().count()).sum();
+            if incident.notes.len() >= MAX_NOTES || chars + note.chars().count() > MAX_NOTES_CHARS {
+                return Err(LifecycleError::TooManyNotes);
+            }
             Ok(Change::Noted { text: note.clone() })
         }
         Action::HandOver { note } => {
@@ -282,7 +303,12 @@ pub fn decide(
             if incident.status != Status::Resolved {
                 return Err(LifecycleError::NotResolved);
             }
-            Ok(Change::Reopened { reason: reason.clone(), resolve_by: now.plus(resolve_target) })
+            let target = community
+                .category(&incident.report.category)
+                .ok_or_else(|| LifecycleError::UnknownCategory(incident.report.category.0.clone()))?
+                .targets
+                .for_urgency(incident.report.urgency);
+            Ok(Change::Reopened { reason: reason.clone(), resolve_by: now.plus(target.resolve) })
         }
         Action::Cancel { reason } => {
             text(reason, "reason")?;
@@ -292,8 +318,37 @@ pub fn decide(
             holder_only()?;
             Ok(Change::Cancelled { reason: reason.clone() })
         }
-        Action::Rate { .. } => Err(LifecycleError::RoleNotAllowed { role, what: "rate" }),
+        Action::Rate { .. } | Action::Reveal => unreachable_action(role, action),
     }
+}
+
+/// Rate and reveal are decided before the match above; this keeps the match exhaustive.
+fn unreachable_action(role: Role, action: &Action) -> Result<Change, LifecycleError> {
+    Err(LifecycleError::RoleNotAllowed { role, what: action_name(action) })
+}
+
+/// The phone number, to whoever may see the incident in full (its holder, a supervisor, a
+/// worker of its compound when its category is not private), never to a shared screen.
+fn reveal(
+    incident: &Incident,
+    who: &Principal,
+    community: &Community,
+) -> Result<Change, LifecycleError> {
+    let role = who.actor.role;
+    if !matches!(role, Role::Worker | Role::Supervisor) {
+        return Err(LifecycleError::RoleNotAllowed { role, what: "see the phone number" });
+    }
+    match crate::view::sight(who, incident, community) {
+        Some(crate::view::Sight::Full) => {}
+        Some(_) => {
+            return Err(LifecycleError::RoleNotAllowed { role, what: "see this phone number" });
+        }
+        None => return Err(LifecycleError::OtherCompound(incident.report.compound.clone())),
+    }
+    if incident.report.phone.is_none() {
+        return Err(LifecycleError::NoPhone);
+    }
+    Ok(Change::Revealed)
 }
 
 /// The resident's rating, once, after resolution: from the kiosk that took the report or a
@@ -329,6 +384,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::Reopen { .. } => "reopen",
         Action::Cancel { .. } => "cancel",
         Action::Rate { .. } => "rate",
+        Action::Reveal => "see the phone number",
     }
 }
 
@@ -362,6 +418,7 @@ mod tests {
                 name_en: "Repair".into(),
                 icon: "🔧".into(),
                 targets: Targets { normal: target(60, 48), urgent: target(15, 6) },
+                private: false,
             }],
             escalation: Default::default(),
         }
@@ -431,7 +488,7 @@ mod tests {
         }
 
         fn try_do(&mut self, who: &Principal, action: Action) -> Result<Change, LifecycleError> {
-            let change = decide(&self.incident, who, &action, self.now, Millis::from_hours(48))?;
+            let change = decide(&self.incident, who, &action, self.now, &community())?;
             self.seq += 1;
             let event = Event {
                 seq: self.seq,
@@ -541,7 +598,7 @@ mod tests {
         assert_eq!(i.status, Status::Claimed, "reopened, back with its holder");
         assert_eq!(i.resolve_by, T0.plus(Millis::from_hours(51)), "resolution timer restarts");
         assert_eq!(i.outcome, None);
-        assert_eq!(log.incident.events, (1..=7).collect::<Vec<_>>());
+        assert_eq!(log.incident.last_seq, 7);
     }
 
     #[test]

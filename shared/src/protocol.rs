@@ -1,15 +1,17 @@
-//! Protocol v1: the JSON text frames a kiosk, board or audit page exchanges with the server over
+//! Protocol v2: the JSON text frames a kiosk, board or audit page exchanges with the server over
 //! one WebSocket. Every message is an object whose `type` names it; `docs/protocol.md` shows an
 //! example of each, and a test parses every example there.
 
 use serde::{Deserialize, Serialize};
 
-use crate::community::{Community, CompoundId};
+use crate::community::CompoundId;
 use crate::event::{Actor, Event, Role, Seq};
 use crate::incident::{Incident, IncidentId, Report};
 use crate::lifecycle::Action;
 
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: events carry what changed (`patch`), not the whole incident; `hello` names the
+/// community's version instead of carrying it (it is fetched from `/api/community`).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Where a client is in the log: an epoch (which database) and the last sequence number seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,88 +20,93 @@ pub struct Position {
     pub seq: Seq,
 }
 
-/// What a client may send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ClientMessage {
-    /// Start (or resume) the live feed. `since` is absent on a first connection.
-    Subscribe {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        since: Option<Position>,
-    },
-    /// 上报. `request_id` is the device's own id for this report: sending it again after a
-    /// dropped link returns the same ticket and stores nothing twice.
-    Report {
-        request_id: String,
-        report: Report,
-    },
-    Claim {
-        id: u64,
-        incident: IncidentId,
-    },
-    Note {
-        id: u64,
-        incident: IncidentId,
-        text: String,
-    },
-    HandOver {
-        id: u64,
-        incident: IncidentId,
-        note: String,
-    },
-    Return {
-        id: u64,
-        incident: IncidentId,
-        note: String,
-    },
-    Resolve {
-        id: u64,
-        incident: IncidentId,
-        outcome: String,
-    },
-    Reopen {
-        id: u64,
-        incident: IncidentId,
-        reason: String,
-    },
-    Cancel {
-        id: u64,
-        incident: IncidentId,
-        reason: String,
-    },
-    /// 满意度: the resident's rating of a resolved incident, once (kiosk or building head).
-    Rate {
-        id: u64,
-        incident: IncidentId,
-        rating: crate::audit::Rating,
-    },
-    /// Go on or off duty for all of this worker's compounds; answered with `duty_set`.
-    Duty {
-        id: u64,
-        on: bool,
-    },
-    /// The status of one ticket, as a resident types it at the kiosk.
-    Lookup {
-        id: u64,
-        ticket: String,
-    },
+/// Declares every client message once: the enum the wire decodes into, the list of their
+/// `type`s (so an unknown type is told from a malformed message), and `Request`, what the
+/// connection dispatches on, where every lifecycle action is one `Act` carrying its `Action`.
+macro_rules! client_messages {
+    (
+        requests { $(
+            $(#[$rdoc:meta])* $request:ident $rtag:literal {
+                $($(#[$rfmeta:meta])* $rfield:ident : $rty:ty),* $(,)?
+            }
+        )* }
+        actions { $(
+            $(#[$adoc:meta])* $act:ident $atag:literal {
+                $($afield:ident : $aty:ty),* $(,)?
+            } => $action:expr
+        )* }
+    ) => {
+        /// What a client may send.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", deny_unknown_fields)]
+        pub enum ClientMessage {
+            $(
+                $(#[$rdoc])*
+                #[serde(rename = $rtag)]
+                $request { $($(#[$rfmeta])* $rfield: $rty),* },
+            )*
+            $(
+                $(#[$adoc])*
+                #[serde(rename = $atag)]
+                $act { id: u64, incident: IncidentId, $($afield: $aty),* },
+            )*
+        }
+
+        /// The `type` of every client message.
+        pub const CLIENT_TYPES: &[&str] = &[$($rtag,)* $($atag,)*];
+
+        /// A decoded client message as the connection handles it: each request by itself, every
+        /// lifecycle action as one `Act`.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Request {
+            $( $request { $($rfield: $rty),* }, )*
+            /// A lifecycle action on one incident; `id` is the client's correlation id.
+            Act { id: u64, incident: IncidentId, action: Action },
+        }
+
+        impl From<ClientMessage> for Request {
+            fn from(message: ClientMessage) -> Request {
+                match message {
+                    $( ClientMessage::$request { $($rfield),* } => Request::$request { $($rfield),* }, )*
+                    $( ClientMessage::$act { id, incident, $($afield),* } => {
+                        Request::Act { id, incident, action: $action }
+                    } )*
+                }
+            }
+        }
+    };
 }
 
-/// The `type` of every client message, so an unknown type can be told from a malformed one.
-pub const CLIENT_TYPES: &[&str] = &[
-    "subscribe",
-    "report",
-    "claim",
-    "note",
-    "hand_over",
-    "return",
-    "resolve",
-    "reopen",
-    "cancel",
-    "duty",
-    "lookup",
-    "rate",
-];
+client_messages! {
+    requests {
+        /// Start (or resume) the live feed. `since` is absent on a first connection.
+        Subscribe "subscribe" {
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            since: Option<Position>,
+        }
+        /// 上报. `request_id` is the device's own id for this report: sending it again after a
+        /// dropped link returns the same ticket and stores nothing twice.
+        Report "report" { request_id: String, report: Report }
+        /// Go on or off duty for all of this worker's compounds; answered with `duty_set`.
+        Duty "duty" { id: u64, on: bool }
+        /// The status of one ticket, as a resident types it at the kiosk.
+        Lookup "lookup" { id: u64, ticket: String }
+    }
+    actions {
+        Claim "claim" {} => Action::Claim
+        Note "note" { text: String } => Action::Note { text }
+        HandOver "hand_over" { note: String } => Action::HandOver { note }
+        Return "return" { note: String } => Action::Return { note }
+        Resolve "resolve" { outcome: String } => Action::Resolve { outcome }
+        Reopen "reopen" { reason: String } => Action::Reopen { reason }
+        Cancel "cancel" { reason: String } => Action::Cancel { reason }
+        /// 满意度: the resident's rating of a resolved incident, once (kiosk or building head).
+        Rate "rate" { rating: crate::audit::Rating } => Action::Rate { rating }
+        /// The resident's phone number, for a worker about to call: answered with `revealed`,
+        /// and logged (`revealed`, seen by supervisors).
+        Reveal "reveal" {} => Action::Reveal
+    }
+}
 
 impl ClientMessage {
     /// Decodes one text frame.
@@ -126,35 +133,6 @@ impl ClientMessage {
             detail: e.to_string(),
             id,
             request_id,
-        })
-    }
-
-    /// The lifecycle action and its correlation id, for the messages that carry one.
-    pub fn action(&self) -> Option<(u64, IncidentId, Action)> {
-        Some(match self {
-            ClientMessage::Claim { id, incident } => (*id, *incident, Action::Claim),
-            ClientMessage::Note { id, incident, text } => {
-                (*id, *incident, Action::Note { text: text.clone() })
-            }
-            ClientMessage::HandOver { id, incident, note } => {
-                (*id, *incident, Action::HandOver { note: note.clone() })
-            }
-            ClientMessage::Return { id, incident, note } => {
-                (*id, *incident, Action::Return { note: note.clone() })
-            }
-            ClientMessage::Resolve { id, incident, outcome } => {
-                (*id, *incident, Action::Resolve { outcome: outcome.clone() })
-            }
-            ClientMessage::Reopen { id, incident, reason } => {
-                (*id, *incident, Action::Reopen { reason: reason.clone() })
-            }
-            ClientMessage::Cancel { id, incident, reason } => {
-                (*id, *incident, Action::Cancel { reason: reason.clone() })
-            }
-            ClientMessage::Rate { id, incident, rating } => {
-                (*id, *incident, Action::Rate { rating: *rating })
-            }
-            _ => return None,
         })
     }
 }
@@ -199,6 +177,21 @@ impl DecodeError {
     }
 }
 
+/// The fields of `after` that differ from `before` (all of them when there is no `before`): what
+/// a client holding `before` merges in to hold `after`.
+pub fn patch(
+    before: Option<&Incident>,
+    after: &Incident,
+) -> serde_json::Map<String, serde_json::Value> {
+    let to_map = |incident: &Incident| match serde_json::to_value(incident) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let after = to_map(after);
+    let Some(before) = before.map(to_map) else { return after };
+    after.into_iter().filter(|(key, value)| before.get(key) != Some(value)).collect()
+}
+
 /// Who the server took the client to be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -239,7 +232,9 @@ pub enum ServerMessage {
         protocol: u32,
         server: String,
         identity: Identity,
-        community: Community,
+        /// The community's version: fetch `GET /api/community` when it differs from the one
+        /// the client has (it changes only when the office edits its configuration).
+        community: String,
         epoch: String,
     },
     /// The open incidents the client may see, as of `seq`; live events follow.
@@ -258,7 +253,10 @@ pub enum ServerMessage {
     /// One durable change and the incident's state now.
     Event {
         event: Event,
-        incident: Incident,
+        /// The fields of the incident (as this client may see it) that differ from what the
+        /// client holds: for a live event, what this event changed; for `reported`, and for the
+        /// first event of an incident during a resume, the whole incident. Merge it in.
+        patch: serde_json::Map<String, serde_json::Value>,
     },
     /// A new report for on-duty workers (with a sound); `escalated` when nobody of its compound
     /// was on duty and it went to supervisors and other compounds instead.
@@ -275,6 +273,12 @@ pub enum ServerMessage {
     Done {
         id: u64,
         event: Event,
+    },
+    /// The answer to `reveal`: the phone number, for this connection only.
+    Revealed {
+        id: u64,
+        incident: IncidentId,
+        phone: String,
     },
     /// The answer to `lookup`.
     Found {
@@ -340,6 +344,8 @@ error_codes! {
     EmptyField => "请填写必填内容",
     TooLong => "内容太长了，请简短一些",
     BadPhone => "电话号码格式不对",
+    TooManyNotes => "该事项的备注已满，请在已有备注中说明",
+    NoPhone => "该事项没有留电话",
     BadRequestId => "请求编号无效",
     RequestReused => "该请求编号已用于另一条上报",
     RateLimited => "提交太频繁，请稍后再试",

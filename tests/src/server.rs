@@ -1,5 +1,5 @@
 //! `TestServer`: the real `hongfan` binary on port 0 with a temporary data folder and known
-//! accounts; `WsClient`: a protocol v1 client with explicit waits.
+//! accounts; `WsClient`: a protocol client with explicit waits.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -210,7 +210,8 @@ impl TestServer {
             .json(&body)
             .send()
             .await
-            .expect("http");
+            // A connection refused at the cap is a refusal like any other.
+            .map_err(|e| e.status().unwrap_or(reqwest::StatusCode::SERVICE_UNAVAILABLE))?;
         if !response.status().is_success() {
             return Err(response.status());
         }
@@ -277,12 +278,14 @@ pub async fn seed_accounts(dir: &Path) -> Vec<(String, String)> {
     kiosks
 }
 
-/// A protocol v1 client.
+/// A protocol client, which keeps the incidents it hears of as a page does: a snapshot replaces
+/// them, each event's `patch` is merged in.
 #[derive(Debug)]
 pub struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub hello: ServerMessage,
     next_id: u64,
+    incidents: std::collections::BTreeMap<u64, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// How a connection attempt or a connection ended.
@@ -321,8 +324,12 @@ impl WsClient {
             }
             _ => Closed::Dropped,
         })?;
-        let mut client =
-            WsClient { ws, hello: ServerMessage::Roster { on_duty: vec![] }, next_id: 1 };
+        let mut client = WsClient {
+            ws,
+            hello: ServerMessage::Roster { on_duty: vec![] },
+            next_id: 1,
+            incidents: Default::default(),
+        };
         client.hello = client.recv().await;
         assert!(
             matches!(client.hello, ServerMessage::Hello { .. }),
@@ -347,13 +354,41 @@ impl WsClient {
         within("send", self.ws.send(message)).await.expect("send");
     }
 
+    /// The incident as this client holds it now, from the snapshot and the patches since.
+    pub fn incident(&self, id: hongfan_shared::IncidentId) -> hongfan_shared::Incident {
+        let fields = self.incidents.get(&id.0).unwrap_or_else(|| panic!("no incident {}", id.0));
+        serde_json::from_value(serde_json::Value::Object(fields.clone()))
+            .unwrap_or_else(|e| panic!("incident {} as held does not decode: {e}", id.0))
+    }
+
+    fn keep(&mut self, message: &ServerMessage) {
+        match message {
+            ServerMessage::Snapshot { incidents, .. } => {
+                self.incidents = incidents
+                    .iter()
+                    .filter_map(|i| match serde_json::to_value(i) {
+                        Ok(serde_json::Value::Object(fields)) => Some((i.id.0, fields)),
+                        _ => None,
+                    })
+                    .collect();
+            }
+            ServerMessage::Event { event, patch } => {
+                let held = self.incidents.entry(event.incident.0).or_default();
+                held.extend(patch.clone());
+            }
+            _ => {}
+        }
+    }
+
     /// The next text message, decoded.
     pub async fn recv(&mut self) -> ServerMessage {
         loop {
             match within("a message", self.ws.next()).await {
                 Some(Ok(Message::Text(text))) => {
-                    return serde_json::from_str(&text)
+                    let message: ServerMessage = serde_json::from_str(&text)
                         .unwrap_or_else(|e| panic!("bad message {text}: {e}"));
+                    self.keep(&message);
+                    return message;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 other => panic!("expected a message, got {other:?}"),
@@ -366,8 +401,10 @@ impl WsClient {
         loop {
             match within("a message", self.ws.next()).await {
                 Some(Ok(Message::Text(text))) => {
-                    return Ok(serde_json::from_str(&text)
-                        .unwrap_or_else(|e| panic!("bad message {text}: {e}")));
+                    let message: ServerMessage = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("bad message {text}: {e}"));
+                    self.keep(&message);
+                    return Ok(message);
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(Some(frame)))) => {

@@ -162,6 +162,9 @@ async fn every_route_answers_as_the_openapi_description_says() {
     let calls = vec![
         call(M::GET, "/healthz", "/healthz"),
         call(M::GET, "/metrics", "/metrics"),
+        call(M::GET, "/metrics", "/metrics").cookie(&boss),
+        call(M::GET, "/metrics", "/metrics").cookie(&wang),
+        call(M::GET, "/metrics", "/metrics").bearer(token.trim()),
         call(M::GET, "/api/openapi.json", "/api/openapi.json"),
         call(M::GET, "/ws", "/ws"),
         call(M::GET, "/ws", "/ws").cookie(&wang),
@@ -172,6 +175,7 @@ async fn every_route_answers_as_the_openapi_description_says() {
         call(M::POST, "/api/kiosk/pair", "/api/kiosk/pair")
             .json(json!({ "credential": server.kiosk_credential("c1") })),
         call(M::POST, "/api/kiosk/pair", "/api/kiosk/pair").json(json!({ "credential": "x.y" })),
+        call(M::POST, "/api/login", "/api/login").json(json!({ "login": "x".repeat(5000) })),
         call(M::GET, "/api/me", "/api/me").cookie(&wang),
         call(M::GET, "/api/me", "/api/me?as=kiosk").cookie(&kiosk_cookie),
         call(M::GET, "/api/me", "/api/me"),

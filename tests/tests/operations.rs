@@ -204,7 +204,19 @@ async fn metrics_count_what_a_scripted_run_did() {
     let mut boss = server.user("boss").await;
     boss.subscribe(Some(hongfan_shared::protocol::Position { epoch, seq: 2 })).await;
 
-    let text = reqwest::get(format!("{}/metrics", server.url)).await.unwrap().text().await.unwrap();
+    // Beside the pages, /metrics is for supervisors (and the operator's token).
+    let anonymous = reqwest::get(format!("{}/metrics", server.url)).await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401, "it tells who is online: not for anyone");
+    let boss_cookie = server.login("boss").await;
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", server.url))
+        .header("cookie", boss_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(
         metric(&text, "hongfan_reports_received_total"),
         4.0,

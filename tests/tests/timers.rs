@@ -88,10 +88,10 @@ async fn with_nobody_on_duty_the_escalation_is_logged_with_the_report() {
     assert!(reported.incident.escalated, "the acknowledged state is already escalated");
     // One durable group holds both: no crash can come between them.
     let commit = commits.recv().await.unwrap();
-    let kinds: Vec<_> = commit.events.iter().map(|e| e.change.name()).collect();
+    let kinds: Vec<_> = commit.changes.iter().map(|c| c.event.change.name()).collect();
     assert_eq!(kinds, ["reported", "escalated"]);
     assert_eq!(
-        commit.events[1].change,
+        commit.changes[1].event.change,
         Change::Escalated { reason: EscalationReason::NobodyOnDuty }
     );
     // A compound with someone on duty is not escalated.

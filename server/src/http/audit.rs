@@ -9,6 +9,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::audit::{AuditQuery, AuditRow, Figures, Group, Rating, Summary};
+use hongfan_shared::view;
 use hongfan_shared::{
     CategoryId, Community, CompoundId, Event, Incident, IncidentId, Status, Timestamp,
 };
@@ -121,7 +122,7 @@ pub async fn summary(
     jar: CookieJar,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Summary>, AppError> {
-    supervisor(&app, &jar)?;
+    supervisor(&app, &jar).await?;
     Ok(Json(summary_of(&app, &params(query)?)?))
 }
 
@@ -162,7 +163,7 @@ pub async fn incidents(
     jar: CookieJar,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Vec<AuditRow>>, AppError> {
-    supervisor(&app, &jar)?;
+    supervisor(&app, &jar).await?;
     Ok(Json(rows_of(&app, &params(query)?)?))
 }
 
@@ -193,13 +194,17 @@ pub async fn timeline(
     jar: CookieJar,
     Path(id): Path<u64>,
 ) -> Result<Json<Timeline>, AppError> {
-    supervisor(&app, &jar)?;
+    let auth = supervisor(&app, &jar).await?;
     let found = app.hub.store().timeline(IncidentId(id)).await.map_err(AuthError::from)?;
     let (incident, events) = found.ok_or(AppError::NotFound)?;
+    // As every other answer: through the one rule of what a viewer may see.
+    let (who, community) = (&auth.principal, app.hub.store().community());
     let events = events
-        .into_iter()
+        .iter()
+        .filter_map(|event| view::event(who, event, &incident, community))
         .map(|event| TimelineEntry { elapsed: event.at.since(incident.reported_at).0, event })
         .collect();
+    let incident = view::incident(who, &incident, community).ok_or(AppError::NotFound)?;
     Ok(Json(Timeline { incident, events }))
 }
 
@@ -347,7 +352,7 @@ pub async fn export(
     jar: CookieJar,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    supervisor(&app, &jar)?;
+    supervisor(&app, &jar).await?;
     let params = params(query)?;
     let community = app.hub.store().community().clone();
     let what = params.what.unwrap_or(What::Incidents);

@@ -1,16 +1,16 @@
 //! Every HTTP route, and the one place an HTTP-side error becomes a response.
 
 mod audit;
+pub mod guard;
 mod openapi;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Accounts, AuthError, Authenticated, Subject};
 use crate::hub::Hub;
 use crate::web;
+use guard::{ClientAddr, Edge};
 
 /// The session cookie of a person (board, audit).
 pub const SESSION_COOKIE: &str = "hongfan_session";
@@ -34,8 +35,8 @@ pub const KIOSK_COOKIE: &str = "hongfan_kiosk";
 pub struct App {
     pub hub: Hub,
     pub accounts: Arc<Accounts>,
-    /// Origins allowed to open a WebSocket besides the server's own.
-    pub allowed_origins: Arc<Vec<String>>,
+    /// Who may talk to this server, and from where.
+    pub edge: Arc<Edge>,
     /// Mark cookies `Secure` (when served over TLS behind a proxy).
     pub secure_cookies: bool,
     /// The operator's token for `hongfan backup` against a running server; it is written to
@@ -45,17 +46,42 @@ pub struct App {
     pub metrics_public: bool,
 }
 
-/// `/metrics` alone, for its own listener.
+/// `/metrics` alone, for its own listener (a private address: no credentials asked).
 pub fn metrics_router(app: App) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(app)
+    Router::new().route("/metrics", get(metrics_text)).with_state(app)
 }
 
-/// The Prometheus text format. Beside the pages only when no `--metrics-addr` is given.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Counters, gauges and histograms, all named `hongfan_…`", body = String, content_type = "text/plain")))]
-async fn metrics(State(app): State<App>) -> Response {
+async fn metrics_text(State(app): State<App>) -> Response {
     let body = app.hub.render_metrics();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+/// The Prometheus text format. Beside the pages only when no `--metrics-addr` is given, and then
+/// for a supervisor's session or the operator's token only: it tells who is online.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security(("session" = []), ("operator_token" = [])),
+    responses(
+        (status = 200, description = "Counters, gauges and histograms, all named `hongfan_…`", body = String, content_type = "text/plain"),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`", body = ErrorJson),
+    ))]
+async fn metrics(State(app): State<App>, jar: CookieJar, headers: HeaderMap) -> Response {
+    if !operator(&app, &headers)
+        && let Err(refused) = supervisor(&app, &jar).await
+    {
+        return refused.into_response();
+    }
+    metrics_text(State(app)).await
+}
+
+/// Whether a request carries the operator's token.
+fn operator(app: &App, headers: &HeaderMap) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    !given.is_empty() && given == app.operator_token.as_str()
 }
 
 pub fn router(app: App) -> Router {
@@ -79,7 +105,7 @@ pub fn router(app: App) -> Router {
         .route("/api/openapi.json", get(openapi::document))
         .merge(web::routes());
     let router = if metrics_public { router.route("/metrics", get(metrics)) } else { router };
-    router.with_state(app)
+    router.layer(axum::middleware::from_fn_with_state(app.clone(), guard::guard)).with_state(app)
 }
 
 /// Refusals at the HTTP edge, each with a status and a stable code.
@@ -97,6 +123,14 @@ pub enum AppError {
     BadQuery(String),
     #[error("not a WebSocket handshake: {0}")]
     NotWebSocket(String),
+    #[error("this server does not answer to that host name")]
+    ForeignHost,
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the body did not arrive in time")]
+    SlowBody,
+    #[error("too many connections {0}")]
+    TooManyConnections(&'static str),
 }
 
 /// Every refusal of the HTTP API: a stable `code`, English with the specifics, and what a
@@ -137,6 +171,18 @@ impl IntoResponse for AppError {
             AppError::NotWebSocket(_) => {
                 (StatusCode::BAD_REQUEST, "not_websocket", "这里只接受 WebSocket 连接")
             }
+            AppError::ForeignHost => {
+                (StatusCode::MISDIRECTED_REQUEST, "foreign_host", "不认识这个网址")
+            }
+            AppError::TooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_large", "提交的内容太大了")
+            }
+            AppError::SlowBody => (StatusCode::REQUEST_TIMEOUT, "slow_body", "提交太慢，请重试"),
+            AppError::TooManyConnections(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "连接数太多，请关闭其他页面后再试",
+            ),
         };
         let message = match &self {
             AppError::Auth(AuthError::Store(_)) => "the server cannot answer right now".to_owned(),
@@ -174,23 +220,30 @@ async fn healthz(State(app): State<App>) -> Response {
     }
 }
 
+/// A session cookie, kept by the browser as long as the session can live.
 fn session_cookie(app: &App, name: &'static str, token: String) -> Cookie<'static> {
+    let lifetime = app.accounts.session_policy().cookie_lifetime(name == KIOSK_COOKIE);
+    let seconds = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
     Cookie::build((name, token))
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(app.secure_cookies)
         .path("/")
-        .permanent()
+        .max_age(time::Duration::seconds(seconds))
         .build()
 }
 
-fn authenticated(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
-    authenticated_by(app, jar, SESSION_COOKIE)
+async fn authenticated(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
+    authenticated_by(app, jar, SESSION_COOKIE).await
 }
 
-fn authenticated_by(app: &App, jar: &CookieJar, cookie: &str) -> Result<Authenticated, AppError> {
+async fn authenticated_by(
+    app: &App,
+    jar: &CookieJar,
+    cookie: &str,
+) -> Result<Authenticated, AppError> {
     let token = jar.get(cookie).ok_or(AuthError::NoSession)?;
-    Ok(app.accounts.authenticate(token.value())?)
+    Ok(app.accounts.authenticate(token.value()).await?)
 }
 
 /// Which session a request speaks for: `?as=kiosk` picks the kiosk's.
@@ -217,18 +270,22 @@ pub(crate) struct LoginForm {
     responses(
         (status = 200, description = "Logged in; the `hongfan_session` cookie is set", body = Identity),
         (status = 401, description = "`bad_credentials`", body = ErrorJson),
+        (status = 408, description = "`slow_body`: the body did not arrive within `--body-timeout`", body = ErrorJson),
+        (status = 413, description = "`too_large`: over 4 KiB", body = ErrorJson),
         (status = 429, description = "`throttled`: too many failed attempts; `Retry-After` says when to try again", body = ErrorJson),
     ))]
 async fn login(
     State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(from)): Extension<ClientAddr>,
     jar: CookieJar,
     Json(form): Json<LoginForm>,
 ) -> Result<(CookieJar, Json<Identity>), AppError> {
-    let token = app.accounts.login(&form.login, &form.password, &peer.ip().to_string()).await;
-    let token = token.inspect_err(|_| tracing::info!(login = %form.login, "login refused"))?;
-    let identity = app.accounts.authenticate(&token)?.identity;
-    tracing::info!(login = %form.login, "logged in");
+    let login = app.accounts.loggable(&form.login);
+    let token = app.accounts.login(&form.login, &form.password, from).await;
+    let token =
+        token.inspect_err(|e| tracing::info!(%login, %from, error = %e, "login refused"))?;
+    let identity = app.accounts.authenticate(&token).await?.identity;
+    tracing::info!(%login, %from, "logged in");
     Ok((jar.add(session_cookie(&app, SESSION_COOKIE, token)), Json(identity)))
 }
 
@@ -257,16 +314,18 @@ pub(crate) struct PairForm {
     responses(
         (status = 200, description = "Paired; the `hongfan_kiosk` cookie is set", body = Identity),
         (status = 401, description = "`bad_credentials`", body = ErrorJson),
+        (status = 408, description = "`slow_body`", body = ErrorJson),
+        (status = 413, description = "`too_large`: over 4 KiB", body = ErrorJson),
         (status = 429, description = "`throttled`", body = ErrorJson),
     ))]
 async fn pair(
     State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientAddr(from)): Extension<ClientAddr>,
     jar: CookieJar,
     Json(form): Json<PairForm>,
 ) -> Result<(CookieJar, Json<Identity>), AppError> {
-    let token = app.accounts.pair(&form.credential, &peer.ip().to_string()).await?;
-    let identity = app.accounts.authenticate(&token)?.identity;
+    let token = app.accounts.pair(&form.credential, from).await?;
+    let identity = app.accounts.authenticate(&token).await?.identity;
     tracing::info!(kiosk = %identity.id, "kiosk paired");
     Ok((jar.add(session_cookie(&app, KIOSK_COOKIE, token)), Json(identity)))
 }
@@ -283,7 +342,7 @@ async fn me(
     jar: CookieJar,
     Query(who): Query<As>,
 ) -> Result<Json<Identity>, AppError> {
-    Ok(Json(authenticated_by(&app, &jar, who.cookie())?.identity))
+    Ok(Json(authenticated_by(&app, &jar, who.cookie()).await?.identity))
 }
 
 /// A consistent backup of the running server, for `hongfan backup`. Authorised by the operator
@@ -295,12 +354,7 @@ async fn me(
         (status = 403, description = "`forbidden`: no or a wrong operator token", body = ErrorJson),
     ))]
 async fn operator_backup(State(app): State<App>, headers: HeaderMap) -> Result<Response, AppError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if given.is_empty() || given != app.operator_token.as_str() {
+    if !operator(&app, &headers) {
         return Err(AppError::Forbidden);
     }
     let store = app.hub.store().clone();
@@ -350,7 +404,7 @@ async fn workers(
     State(app): State<App>,
     jar: CookieJar,
 ) -> Result<Json<Vec<WorkerEntry>>, AppError> {
-    supervisor(&app, &jar)?;
+    supervisor(&app, &jar).await?;
     let users = app.accounts.users()?;
     Ok(Json(
         users
@@ -361,8 +415,8 @@ async fn workers(
     ))
 }
 
-fn supervisor(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
-    let auth = authenticated(app, jar)?;
+async fn supervisor(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
+    let auth = authenticated(app, jar).await?;
     if auth.principal.actor.role == Role::Supervisor { Ok(auth) } else { Err(AppError::Forbidden) }
 }
 
@@ -380,7 +434,7 @@ async fn disable_user(
     jar: CookieJar,
     Path(login): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let by = supervisor(&app, &jar)?;
+    let by = supervisor(&app, &jar).await?;
     app.accounts.disable(&login).await?;
     app.hub.kick_subject(&Subject::User(login.clone()));
     tracing::info!(login = %login, by = %by.identity.id, "account disabled");
@@ -401,26 +455,11 @@ async fn revoke_kiosk(
     jar: CookieJar,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let by = supervisor(&app, &jar)?;
+    let by = supervisor(&app, &jar).await?;
     app.accounts.revoke(&id).await?;
     app.hub.kick_subject(&Subject::Kiosk(id.clone()));
     tracing::info!(kiosk = %id, by = %by.identity.id, "kiosk revoked");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Browsers send cross-site WebSocket handshakes with the victim's cookies, so the server checks
-/// the Origin: its own (the Host header), or one on the allow-list. Clients that are not
-/// browsers send no Origin and are judged by their credentials alone.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> Result<(), AppError> {
-    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
-    let origin = origin.to_str().unwrap_or_default();
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
-    if (!host.is_empty() && authority == Some(host)) || allowed.iter().any(|a| a == origin) {
-        Ok(())
-    } else {
-        Err(AppError::ForeignOrigin(origin.chars().take(100).collect()))
-    }
 }
 
 /// The live feed: protocol v1 over a WebSocket (`docs/protocol.md`). With `?as=kiosk` the
@@ -432,18 +471,26 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> Result<(), AppErro
         (status = 400, description = "`not_websocket`: a plain request with a valid session", body = ErrorJson),
         (status = 401, description = "`no_session`", body = ErrorJson),
         (status = 403, description = "`foreign_origin`", body = ErrorJson),
+        (status = 429, description = "`too_many_connections`: the account's or the address's cap of live connections is reached", body = ErrorJson),
     ))]
 async fn websocket(
     State(app): State<App>,
     headers: HeaderMap,
     jar: CookieJar,
     Query(who): Query<As>,
+    Extension(ClientAddr(from)): Extension<ClientAddr>,
+    slot: Option<Extension<crate::server::ConnectionSlot>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
-    origin_allowed(&headers, &app.allowed_origins)
+    app.edge
+        .origin_allowed(&headers)
         .inspect_err(|e| tracing::warn!(error = %e, "handshake refused"))?;
-    let auth = authenticated_by(&app, &jar, who.cookie())?;
+    let auth = authenticated_by(&app, &jar, who.cookie()).await?;
     let upgrade = upgrade.map_err(|e| AppError::NotWebSocket(e.body_text()))?;
+    // Counted against the account's and the address's caps for the socket's whole life, and
+    // so is the connection's slot under --max-connections.
+    let admitted = app.hub.admit(&auth.subject, from).map_err(AppError::TooManyConnections)?;
+    let held = (admitted, slot.map(|Extension(slot)| slot));
     let limits = app.hub.limits().clone();
     let hub = app.hub.clone();
     let tasks = hub.tasks().clone();
@@ -452,5 +499,5 @@ async fn websocket(
         .write_buffer_size(0)
         .max_frame_size(limits.max_frame_bytes)
         .max_message_size(limits.max_message_bytes)
-        .on_upgrade(move |socket| tasks.track_future(crate::hub::serve(socket, hub, auth))))
+        .on_upgrade(move |socket| tasks.track_future(crate::hub::serve(socket, hub, auth, held))))
 }

@@ -2,22 +2,24 @@
 //! and the queue of messages the hub put aside for it.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::SinkExt;
 use futures::stream::{SplitSink, StreamExt};
 use hongfan_shared::protocol::{
-    ClientMessage, ErrorBody, ErrorCode, PROTOCOL_VERSION, Position, ServerMessage, SnapshotReason,
-    close,
+    ClientMessage, ErrorBody, ErrorCode, PROTOCOL_VERSION, Position, Request, ServerMessage,
+    SnapshotReason, close, patch,
 };
-use hongfan_shared::{Incident, IncidentId, Role, Seq, Ticket};
+use hongfan_shared::view;
+use hongfan_shared::{Action, Incident, IncidentId, Role, Seq, Ticket};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Hub, Kick, Outgoing, encode, error, view_for, wire_error};
+use super::{Hub, Kick, Outgoing, encode, error, wire_error};
 use crate::auth::Authenticated;
 
 /// Events read from the log per step while a client catches up.
@@ -39,8 +41,10 @@ enum End {
     Close(u16, Cow<'static, str>),
 }
 
-/// Serves one authenticated socket until it closes.
-pub async fn serve(socket: WebSocket, hub: Hub, auth: Authenticated) {
+/// Serves one authenticated socket until it closes. `held` is its place under the connection caps,
+/// given back when it ends.
+pub async fn serve<H: Send>(socket: WebSocket, hub: Hub, auth: Authenticated, held: H) {
+    let _held = held;
     let (id, rx, kick) = hub.register(&auth);
     let span = tracing::info_span!("conn", conn = id, actor = %auth.identity.id, role = ?auth.identity.role);
     let (sink, stream) = socket.split();
@@ -72,7 +76,7 @@ impl Connection {
             protocol: PROTOCOL_VERSION,
             server: format!("hongfan {}", env!("CARGO_PKG_VERSION")),
             identity: self.auth.identity.clone(),
-            community: self.hub.store().community().as_ref().clone(),
+            community: self.hub.store().community_version().to_owned(),
             epoch: self.hub.store().epoch().to_owned(),
         };
         if let Err(end) = self.send(encode(&hello)).await {
@@ -178,19 +182,10 @@ impl Connection {
                 return self.refuse(ErrorBody { id, request_id, ..error(e.code(), detail) }).await;
             }
         };
-        if let Some((request, incident, action)) = message.action() {
-            let result = self.hub.store().act(&self.auth.principal, incident, action).await;
-            return match result {
-                Ok((event, _)) => {
-                    self.send_message(&ServerMessage::Done { id: request, event }).await
-                }
-                Err(e) => self.refuse(ErrorBody { id: Some(request), ..wire_error(&e) }).await,
-            };
-        }
-        match message {
-            ClientMessage::Subscribe { since } => self.subscribe(id, since).await,
-            ClientMessage::Report { request_id, report } => self.report(request_id, report).await,
-            ClientMessage::Duty { id: request, on } => {
+        match Request::from(message) {
+            Request::Subscribe { since } => self.subscribe(id, since).await,
+            Request::Report { request_id, report } => self.report(request_id, report).await,
+            Request::Duty { id: request, on } => {
                 if self.role() != Role::Worker {
                     let refusal = error(ErrorCode::Forbidden, "only a grid worker goes on duty");
                     return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
@@ -199,16 +194,32 @@ impl Connection {
                 self.hub.set_duty(&self.auth.principal, on, self.auth.identity.compounds.clone());
                 self.send_message(&ServerMessage::DutySet { id: request, on }).await
             }
-            ClientMessage::Lookup { id: request, ticket } => self.lookup(request, &ticket).await,
-            // Handled above; listed so that a new message type must be placed here.
-            ClientMessage::Claim { .. }
-            | ClientMessage::Note { .. }
-            | ClientMessage::HandOver { .. }
-            | ClientMessage::Return { .. }
-            | ClientMessage::Resolve { .. }
-            | ClientMessage::Reopen { .. }
-            | ClientMessage::Cancel { .. }
-            | ClientMessage::Rate { .. } => Ok(()),
+            Request::Lookup { id: request, ticket } => self.lookup(request, &ticket).await,
+            Request::Act { id: request, incident, action } => {
+                if !self.hub.action_limiter().admit(&self.auth.principal.actor.id) {
+                    let refusal = error(
+                        ErrorCode::RateLimited,
+                        "too many actions from this account; wait a minute",
+                    );
+                    return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
+                }
+                let reveal = action == Action::Reveal;
+                let result = self.hub.store().act(&self.auth.principal, incident, action).await;
+                match result {
+                    // The number goes to this connection alone; everyone else sees only that
+                    // it was looked at (supervisors), or nothing.
+                    Ok((_, state)) if reveal => {
+                        let phone = state.report.phone.unwrap_or_default();
+                        tracing::info!(incident = incident.0, "phone number revealed");
+                        let answer = ServerMessage::Revealed { id: request, incident, phone };
+                        self.send_message(&answer).await
+                    }
+                    Ok((event, _)) => {
+                        self.send_message(&ServerMessage::Done { id: request, event }).await
+                    }
+                    Err(e) => self.refuse(ErrorBody { id: Some(request), ..wire_error(&e) }).await,
+                }
+            }
         }
     }
 
@@ -226,7 +237,7 @@ impl Connection {
                 if reported.event.is_some() {
                     tracing::info!(incident = reported.incident.id.0, "report stored");
                 }
-                let incident = view_for(self.role(), &reported.incident);
+                let incident = self.view(&reported.incident).unwrap_or(reported.incident);
                 self.send_message(&ServerMessage::Reported { request_id, incident }).await
             }
             Err(e) => self.refuse(refuse(wire_error(&e))).await,
@@ -242,21 +253,22 @@ impl Connection {
             return self.refuse(not_found(request)).await;
         };
         match self.hub.store().incident(incident_id).await {
-            Ok(Some(incident)) if self.may_see(&incident) => {
-                let incident = view_for(self.role(), &incident);
-                self.send_message(&ServerMessage::Found { id: request, incident }).await
-            }
-            // Another compound's ticket is "not found": its existence is not this screen's business.
-            Ok(_) => self.refuse(not_found(request)).await,
+            Ok(Some(incident)) => match self.view(&incident) {
+                Some(incident) => {
+                    self.send_message(&ServerMessage::Found { id: request, incident }).await
+                }
+                // Another compound's ticket is "not found": its existence is not this screen's
+                // business.
+                None => self.refuse(not_found(request)).await,
+            },
+            Ok(None) => self.refuse(not_found(request)).await,
             Err(e) => self.refuse(ErrorBody { id: Some(request), ..wire_error(&e) }).await,
         }
     }
 
-    fn may_see(&self, incident: &Incident) -> bool {
-        match self.role() {
-            Role::Kiosk => incident.reported_by.id == self.auth.principal.actor.id,
-            _ => self.auth.principal.may_act_in(&incident.report.compound),
-        }
+    /// The incident as this connection may see it, or `None`.
+    fn view(&self, incident: &Incident) -> Option<Incident> {
+        view::incident(&self.auth.principal, incident, self.hub.store().community())
     }
 
     /// Starts the live feed: the missed events when the client can resume, a snapshot when not.
@@ -285,12 +297,7 @@ impl Connection {
         };
         if let Some(reason) = reason {
             let snapshot = store.snapshot().map_err(unavailable)?;
-            let incidents = snapshot
-                .incidents
-                .iter()
-                .filter(|i| self.may_see(i))
-                .map(|i| view_for(self.role(), i))
-                .collect();
+            let incidents = snapshot.incidents.iter().filter_map(|i| self.view(i)).collect();
             self.floor = snapshot.seq;
             let epoch = store.epoch().to_owned();
             tracing::info!(?reason, seq = snapshot.seq, "snapshot");
@@ -308,23 +315,24 @@ impl Connection {
             loop {
                 let events = store.events_after(last, RESUME_CHUNK).await.map_err(unavailable)?;
                 let Some(end) = events.last().map(|e| e.seq) else { break };
-                let mut states: Vec<Incident> = Vec::new();
+                // Each incident's first event here carries the incident as it is now; its later
+                // events here change nothing more.
+                let mut states: HashMap<IncidentId, Option<Incident>> = HashMap::new();
                 for event in events {
-                    let incident = match states.iter().find(|i| i.id == event.incident) {
-                        Some(incident) => incident.clone(),
-                        None => match self.current(event.incident).await? {
-                            Some(incident) => {
-                                states.push(incident.clone());
-                                incident
-                            }
-                            None => continue,
-                        },
-                    };
-                    if !self.may_see(&incident) {
-                        continue;
+                    let first = !states.contains_key(&event.incident);
+                    if first {
+                        let now = self.current(event.incident).await?;
+                        states.insert(event.incident, now);
                     }
-                    let incident = view_for(self.role(), &incident);
-                    self.send_message(&ServerMessage::Event { event, incident }).await?;
+                    let Some(Some(incident)) = states.get(&event.incident) else { continue };
+                    let community = self.hub.store().community();
+                    let principal = &self.auth.principal;
+                    let Some(event) = view::event(principal, &event, incident, community) else {
+                        continue;
+                    };
+                    let Some(seen) = self.view(incident) else { continue };
+                    let patch = if first { patch(None, &seen) } else { Default::default() };
+                    self.send_message(&ServerMessage::Event { event, patch }).await?;
                     missed += 1;
                 }
                 last = end;

@@ -9,21 +9,25 @@ mod connection;
 pub mod roster;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
-use hongfan_shared::protocol::{ErrorBody, ErrorCode, ServerMessage, close};
-use hongfan_shared::{Change, CompoundId, EscalationReason, Event, Incident, Principal, Role, Seq};
+use hongfan_shared::protocol::{ErrorBody, ErrorCode, ServerMessage, close, patch};
+use hongfan_shared::view::{self, Sight};
+use hongfan_shared::{
+    Change, CompoundId, EscalationReason, Incident, IncidentId, Principal, Role, Seq,
+};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Authenticated, Subject};
 pub use crate::limits::Limits;
-use crate::limits::ReportLimiter;
-use crate::store::{Commit, Store, StoreError};
+use crate::limits::{ActionLimiter, ReportLimiter};
+use crate::store::{Commit, Committed, Store, StoreError};
 pub use connection::serve;
 use roster::Roster;
 
@@ -63,14 +67,6 @@ impl Conn {
         self.principal.actor.role
     }
 
-    /// Whether this connection may see an incident at all.
-    fn sees(&self, incident: &Incident) -> bool {
-        match self.role() {
-            Role::Kiosk => incident.reported_by.id == self.principal.actor.id,
-            _ => self.principal.may_act_in(&incident.report.compound),
-        }
-    }
-
     fn push(&self, out: Outgoing, metrics: &crate::metrics::Metrics) {
         match self.tx.try_send(out) {
             Ok(()) => {}
@@ -90,6 +86,32 @@ impl Conn {
 struct Clients {
     conns: HashMap<u64, Conn>,
     roster: Roster,
+    /// Live sockets per account and per client address, for their caps.
+    by_subject: HashMap<Subject, usize>,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+/// One admitted socket's place under the caps; given back when dropped.
+#[derive(Debug)]
+pub struct Admitted {
+    hub: Hub,
+    subject: Subject,
+    from: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut clients = self.hub.clients();
+        let give_back = |count: Option<&mut usize>| {
+            if let Some(count) = count {
+                *count = count.saturating_sub(1);
+            }
+        };
+        give_back(clients.by_subject.get_mut(&self.subject));
+        give_back(clients.by_address.get_mut(&self.from));
+        clients.by_subject.retain(|_, n| *n > 0);
+        clients.by_address.retain(|_, n| *n > 0);
+    }
 }
 
 #[derive(Debug)]
@@ -97,6 +119,7 @@ struct Inner {
     store: Store,
     limits: Limits,
     reports: ReportLimiter,
+    actions: ActionLimiter,
     clients: Mutex<Clients>,
     next_conn: AtomicU64,
     /// Cancelled at shutdown: every connection closes with 1001.
@@ -115,34 +138,9 @@ pub fn encode(message: &ServerMessage) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(message).unwrap_or_default())
 }
 
-/// The incident as shared screens (kiosks, building heads) may show it: the phone number
-/// masked, workers' notes left out.
-pub fn public_view(incident: &Incident) -> Incident {
-    let mut view = incident.clone();
-    view.report.phone = view.report.phone.as_deref().map(mask_phone);
-    view.notes.clear();
-    view
-}
-
-/// `13800001234` → `138****1234`; short numbers show nothing.
-pub fn mask_phone(phone: &str) -> String {
-    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() < 8 {
-        return "****".into();
-    }
-    let head: String = digits[..3].iter().collect();
-    let tail: String = digits[digits.len() - 4..].iter().collect();
-    format!("{head}****{tail}")
-}
-
-/// Whether a role sees phone numbers and notes in full.
-fn privileged(role: Role) -> bool {
+/// Whether a role watches the duty roster (workers and supervisors).
+fn sees_roster(role: Role) -> bool {
     matches!(role, Role::Worker | Role::Supervisor)
-}
-
-/// The incident as a connection of `role` may see it.
-pub fn view_for(role: Role, incident: &Incident) -> Incident {
-    if privileged(role) { incident.clone() } else { public_view(incident) }
 }
 
 /// The one place a store refusal becomes a wire error.
@@ -193,6 +191,7 @@ impl Hub {
         let hub = Hub(Arc::new(Inner {
             store,
             reports: ReportLimiter::new(&limits),
+            actions: ActionLimiter::new(&limits),
             limits,
             clients: Mutex::new(Clients::default()),
             next_conn: AtomicU64::new(1),
@@ -215,6 +214,31 @@ impl Hub {
     /// How many new reports each device may still send.
     pub fn report_limiter(&self) -> &ReportLimiter {
         &self.0.reports
+    }
+
+    /// How many lifecycle actions each account may still send.
+    pub fn action_limiter(&self) -> &ActionLimiter {
+        &self.0.actions
+    }
+
+    /// Admits one more live socket for `subject` from `from`, within the caps per account and
+    /// per address; the answer holds its place until it is dropped with the socket.
+    pub fn admit(&self, subject: &Subject, from: IpAddr) -> Result<Admitted, &'static str> {
+        let limits = &self.0.limits;
+        let cap = match subject {
+            Subject::Kiosk(_) => limits.sockets_per_kiosk,
+            Subject::User(_) => limits.sockets_per_person,
+        };
+        let mut clients = self.clients();
+        if clients.by_subject.get(subject).copied().unwrap_or(0) >= cap {
+            return Err("for this account: close another of its pages");
+        }
+        if clients.by_address.get(&from).copied().unwrap_or(0) >= limits.sockets_per_address {
+            return Err("from this address");
+        }
+        *clients.by_subject.entry(subject.clone()).or_default() += 1;
+        *clients.by_address.entry(from).or_default() += 1;
+        Ok(Admitted { hub: self.clone(), subject: subject.clone(), from })
     }
 
     pub fn tasks(&self) -> &TaskTracker {
@@ -304,7 +328,7 @@ impl Hub {
     fn send_roster(clients: &Clients, metrics: &crate::metrics::Metrics) {
         let text = Self::roster_message(clients);
         for conn in clients.conns.values() {
-            if conn.subscribed && privileged(conn.role()) {
+            if conn.subscribed && sees_roster(conn.role()) {
                 conn.push(Outgoing::Text(text.clone()), metrics);
             }
         }
@@ -323,7 +347,7 @@ impl Hub {
             tokio::select! {
                 () = self.0.shutdown.cancelled() => break,
                 received = commits.recv() => match received {
-                    Ok(commit) => last = self.dispatch(&commit.events, &commit.incidents, last),
+                    Ok(commit) => last = self.dispatch(&commit.changes, last),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "fan-out lagged behind the store; re-reading the log");
                         last = self.backfill(last).await;
@@ -332,6 +356,7 @@ impl Hub {
                 },
                 _ = sweep.tick() => {
                     self.0.reports.forget_idle();
+                    self.0.actions.forget_idle();
                     let mut clients = self.clients();
                     if clients.roster.sweep(Instant::now(), roster::DUTY_GRACE) {
                         self.0.store.coverage().set(clients.roster.covered());
@@ -353,46 +378,54 @@ impl Hub {
                     return last;
                 }
             };
-            let mut incidents = Vec::new();
-            for event in &events {
-                if incidents.iter().any(|i: &Incident| i.id == event.incident) {
-                    continue;
+            // What each incident is now: its events are sent with it whole, as in a resume.
+            let mut now: HashMap<IncidentId, Arc<Incident>> = HashMap::new();
+            let mut changes = Vec::new();
+            for event in events {
+                if !now.contains_key(&event.incident)
+                    && let Ok(Some(incident)) = self.0.store.incident(event.incident).await
+                {
+                    now.insert(event.incident, Arc::new(incident));
                 }
-                if let Ok(Some(incident)) = self.0.store.incident(event.incident).await {
-                    incidents.push(incident);
+                if let Some(after) = now.get(&event.incident) {
+                    changes.push(Committed { event, before: None, after: after.clone() });
                 }
             }
-            last = self.dispatch(&events, &incidents, last);
+            last = self.dispatch(&changes, last);
         }
     }
 
     /// Queues each event (after `last`) for every connection that may see it, and the alerts
     /// for new and escalated reports. Returns the last sequence number dispatched.
-    fn dispatch(&self, events: &[Event], incidents: &[Incident], mut last: Seq) -> Seq {
+    fn dispatch(&self, changes: &[Committed], mut last: Seq) -> Seq {
         let metrics = self.0.store.metrics().clone();
         let metrics = metrics.as_ref();
+        let community = self.0.store.community().clone();
+        let community = community.as_ref();
         let clients = self.clients();
         let from = last;
-        for event in events.iter().filter(|e| e.seq > from) {
+        for Committed { event, before, after } in changes.iter().filter(|c| c.event.seq > from) {
             last = event.seq;
-            let Some(incident) = incidents.iter().find(|i| i.id == event.incident) else {
-                continue;
-            };
-            let mut full = None;
-            let mut public = None;
-            for conn in clients.conns.values().filter(|c| c.subscribed && c.sees(incident)) {
-                let text = if privileged(conn.role()) {
-                    full.get_or_insert_with(|| {
-                        let (event, incident) = (event.clone(), incident.clone());
-                        encode(&ServerMessage::Event { event, incident })
-                    })
-                } else {
-                    public.get_or_insert_with(|| {
-                        let (event, incident) = (event.clone(), public_view(incident));
-                        encode(&ServerMessage::Event { event, incident })
-                    })
+            let incident = after.as_ref();
+            // Each view encoded once, however many connections share it.
+            let mut encoded: HashMap<(Sight, bool), Option<Utf8Bytes>> = HashMap::new();
+            for conn in clients.conns.values().filter(|c| c.subscribed) {
+                let Some(sight) = view::sight(&conn.principal, incident, community) else {
+                    continue;
                 };
-                conn.push(Outgoing::Event { seq: event.seq, text: text.clone() }, metrics);
+                let role = conn.role();
+                let text = encoded.entry((sight, role == Role::Supervisor)).or_insert_with(|| {
+                    view::event_as_seen(event, sight, role).map(|event| {
+                        // What changed, as this sight sees it: the sight before the event is
+                        // the same one (who may see an incident never changes with it).
+                        let was = before.as_ref().map(|b| view::incident_as_seen(b, sight));
+                        let now = view::incident_as_seen(incident, sight);
+                        encode(&ServerMessage::Event { event, patch: patch(was.as_ref(), &now) })
+                    })
+                });
+                if let Some(text) = text {
+                    conn.push(Outgoing::Event { seq: event.seq, text: text.clone() }, metrics);
+                }
             }
             let compound = &incident.report.compound;
             let on_duty =
@@ -401,24 +434,27 @@ impl Hub {
             // supervisors (and, when nobody was on duty, the other compounds' on-duty workers)
             // for an escalation. An escalation is logged in the report's own group, so it
             // arrives here right after it.
-            let (alert, hears): (_, &dyn Fn(&Conn) -> bool) =
-                match event.change {
-                    Change::Reported { .. } => (
-                        ServerMessage::Alert { incident: incident.clone(), escalated: false },
-                        &|c| on_duty(c) && c.principal.may_act_in(compound),
-                    ),
-                    Change::Escalated { reason: EscalationReason::NobodyOnDuty } => (
-                        ServerMessage::Alert { incident: public_view(incident), escalated: true },
-                        &|c| c.role() == Role::Supervisor || on_duty(c),
-                    ),
-                    Change::Escalated { reason: EscalationReason::Unclaimed } => (
-                        ServerMessage::Alert { incident: incident.clone(), escalated: true },
-                        &|c| c.role() == Role::Supervisor,
-                    ),
-                    _ => continue,
-                };
-            let alert = encode(&alert);
+            let (escalated, hears): (bool, &dyn Fn(&Conn) -> bool) = match event.change {
+                Change::Reported { .. } => {
+                    (false, &|c| on_duty(c) && c.principal.may_act_in(compound))
+                }
+                Change::Escalated { reason: EscalationReason::NobodyOnDuty } => {
+                    (true, &|c| c.role() == Role::Supervisor || on_duty(c))
+                }
+                Change::Escalated { reason: EscalationReason::Unclaimed } => {
+                    (true, &|c| c.role() == Role::Supervisor)
+                }
+                _ => continue,
+            };
+            let mut alerts: HashMap<Sight, Utf8Bytes> = HashMap::new();
             for conn in clients.conns.values().filter(|c| c.subscribed && hears(c)) {
+                // Another compound's worker hears of it as much as a private case shows.
+                let sight =
+                    view::sight(&conn.principal, incident, community).unwrap_or(Sight::Restricted);
+                let alert = alerts.entry(sight).or_insert_with(|| {
+                    let incident = view::incident_as_seen(incident, sight);
+                    encode(&ServerMessage::Alert { incident, escalated })
+                });
                 conn.push(Outgoing::Text(alert.clone()), metrics);
             }
         }

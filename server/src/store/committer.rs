@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 use super::deadlines::Deadlines;
 use super::disk::{AuxWrite, Loaded};
-use super::{Aux, Commit, Reported, Shared, StoreError};
+use super::{Aux, Commit, Committed, Reported, Shared, StoreError};
 
 /// How many requests one group commit takes at most.
 const MAX_GROUP: usize = 4096;
@@ -80,6 +80,10 @@ enum Answer {
 #[derive(Default)]
 struct Group {
     events: Vec<Event>,
+    /// The state of the incident before and after each event, in step with `events`.
+    states: Vec<(Option<Arc<Incident>>, Arc<Incident>)>,
+    /// The latest state of each incident this group changed, shared with `states`.
+    latest: HashMap<IncidentId, Arc<Incident>>,
     /// The new state of every incident this group changes.
     touched: BTreeMap<IncidentId, Incident>,
     /// Account records written with the events, in the same transaction.
@@ -235,6 +239,9 @@ impl Committer {
         self.next_id += 1;
         self.requests.insert(request, id);
         group.events.push(event.clone());
+        let created = Arc::new(incident.clone());
+        group.states.push((None, created.clone()));
+        group.latest.insert(id, created);
         // Decided here, in the report's own group, so that no crash can separate the two.
         if !self.shared.coverage.covers(&compound) {
             let reason = EscalationReason::NobodyOnDuty;
@@ -255,18 +262,10 @@ impl Committer {
     ) -> Result<(Event, Incident), StoreError> {
         let now = self.now();
         let mut incident = self.incident(group, id)?.ok_or(StoreError::NotFound(id))?;
-        let resolve_target = self
-            .shared
-            .community
-            .category(&incident.report.category)
-            .map(|c| c.targets.for_urgency(incident.report.urgency).resolve)
-            .ok_or_else(|| {
-                StoreError::Write(format!("incident {} has an unknown category", id.0))
-            })?;
         // What fell due before this command is logged before it: a late claim still leaves the
         // breach of the response target on the record.
         self.stage_due(group, &mut incident, now);
-        let change = decide(&incident, who, action, now, resolve_target)?;
+        let change = decide(&incident, who, action, now, &self.shared.community)?;
         let event = self.append(group, &mut incident, who.actor.clone(), change, now)?;
         self.deadlines.update(&incident);
         group.touched.insert(id, incident.clone());
@@ -311,9 +310,16 @@ impl Committer {
         now: Timestamp,
     ) -> Result<Event, StoreError> {
         let event = self.event(incident.id, actor, change, now);
+        let before = match group.latest.get(&incident.id) {
+            Some(latest) => latest.clone(),
+            None => Arc::new(incident.clone()),
+        };
         incident.apply(&event).map_err(|e| StoreError::Write(e.to_string()))?;
         self.next_seq += 1;
         group.events.push(event.clone());
+        let after = Arc::new(incident.clone());
+        group.states.push((Some(before), after.clone()));
+        group.latest.insert(incident.id, after);
         Ok(event)
     }
 
@@ -336,7 +342,7 @@ impl Committer {
     }
 
     fn commit(&mut self, group: Group) -> Result<(), StoreError> {
-        let Group { events, touched, aux, answers, shutdown } = group;
+        let Group { events, states, latest, touched, aux, answers, shutdown } = group;
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
         if !events.is_empty() || !aux.is_empty() {
@@ -368,7 +374,11 @@ impl Committer {
                         _ => published.rows.push_back(row),
                     }
                     if incident.status.is_open() {
-                        published.open.insert(incident.id, Arc::new(incident.clone()));
+                        let state = match latest.get(&incident.id) {
+                            Some(state) => state.clone(),
+                            None => Arc::new(incident.clone()),
+                        };
+                        published.open.insert(incident.id, state);
                     } else {
                         published.open.remove(&incident.id);
                     }
@@ -394,9 +404,12 @@ impl Committer {
         }
         if !events.is_empty() {
             // No receiver is fine: nobody is connected.
-            let _ = shared
-                .commits
-                .send(Arc::new(Commit { events, incidents: touched.into_values().collect() }));
+            let changes = events
+                .into_iter()
+                .zip(states)
+                .map(|(event, (before, after))| Committed { event, before, after })
+                .collect();
+            let _ = shared.commits.send(Arc::new(Commit { changes }));
         }
         Ok(())
     }

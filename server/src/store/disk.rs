@@ -150,6 +150,8 @@ pub(super) struct Disk {
     db: sled::Db,
     events: sled::Tree,
     incidents: sled::Tree,
+    /// (incident, seq) → nothing: each incident's events, so a timeline reads no more than them.
+    timeline: sled::Tree,
     users: sled::Tree,
     kiosks: sled::Tree,
     sessions: sled::Tree,
@@ -181,6 +183,13 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 
 fn key(n: u64) -> [u8; 8] {
     n.to_be_bytes()
+}
+
+fn timeline_key(incident: u64, seq: Seq) -> [u8; 16] {
+    let mut k = [0; 16];
+    k[..8].copy_from_slice(&incident.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
 }
 
 fn number(key: &[u8]) -> Option<u64> {
@@ -228,7 +237,9 @@ impl Disk {
             })?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::open(dir, e));
         let (meta, events, incidents) = (tree("meta")?, tree("events")?, tree("incidents")?);
+        let timeline = tree("timeline")?;
         let (users, kiosks, sessions) = (tree("users")?, tree("kiosks")?, tree("sessions")?);
+        restrict(dir).map_err(|e| StoreError::open(dir, e))?;
         let log_file = File::open(dir.join("db")).map_err(|e| StoreError::open(dir, e))?;
         let mark = std::fs::OpenOptions::new()
             .read(true)
@@ -266,6 +277,7 @@ impl Disk {
             db,
             events,
             incidents,
+            timeline,
             users,
             kiosks,
             sessions,
@@ -318,6 +330,22 @@ impl Disk {
             }
         }
         self.events.apply_batch(batch).map_err(|e| fail(&e))?;
+        // Incident states kept every seq of their events; now only the last, the rest in the
+        // timeline index.
+        for entry in self.incidents.iter() {
+            let (k, v) = entry.map_err(|e| fail(&e))?;
+            let mut state: serde_json::Value = serde_json::from_slice(&v).map_err(|e| fail(&e))?;
+            let Some(object) = state.as_object_mut() else { continue };
+            let Some(seqs) = object.remove("events") else { continue };
+            let seqs: Vec<Seq> = serde_json::from_value(seqs).map_err(|e| fail(&e))?;
+            object.insert("last_seq".into(), seqs.last().copied().unwrap_or(0).into());
+            let id = number(&k).unwrap_or(0);
+            for seq in seqs {
+                self.timeline.insert(timeline_key(id, seq), &[]).map_err(|e| fail(&e))?;
+            }
+            let bytes = serde_json::to_vec(&state).map_err(|e| fail(&e))?;
+            self.incidents.insert(k, bytes).map_err(|e| fail(&e))?;
+        }
         self.sync().map_err(|e| fail(&e))?;
         meta.insert("format", FORMAT).map_err(|e| fail(&e))?;
         self.sync().map_err(|e| fail(&e))
@@ -372,8 +400,8 @@ impl Disk {
                     incident.id.0
                 )));
             }
-            match incident.events.last() {
-                Some(&seq) if seq <= last_seq => {}
+            match incident.last_seq {
+                seq if seq > 0 && seq <= last_seq => {}
                 _ => {
                     return Err(corrupt(format!(
                         "incident {} records events the log does not have",
@@ -397,7 +425,7 @@ impl Disk {
         }
         if let Some(event) = last_event {
             let state = self.incident(event.incident)?;
-            if state.as_ref().and_then(|s| s.events.last()) != Some(&event.seq) {
+            if state.as_ref().map(|s| s.last_seq) != Some(event.seq) {
                 return Err(corrupt(format!(
                     "the last event ({}) is not reflected in incident {}'s state",
                     event.seq, event.incident.0
@@ -419,6 +447,18 @@ impl Disk {
             return Ok(None);
         };
         decode_event(&bytes).map(Some)
+    }
+
+    /// The sequence numbers of one incident's events, oldest first.
+    pub(super) fn timeline(&self, id: IncidentId) -> Result<Vec<Seq>, StoreError> {
+        self.timeline
+            .scan_prefix(key(id.0))
+            .keys()
+            .map(|k| {
+                let k = k.map_err(StoreError::read)?;
+                number(&k[8..]).ok_or_else(|| StoreError::Read("a bad timeline key".into()))
+            })
+            .collect()
     }
 
     /// Events with `after < seq <= upto`, oldest first, at most `limit`.
@@ -452,6 +492,8 @@ impl Disk {
         let encode =
             |r: Result<Vec<u8>, serde_json::Error>| r.map_err(|e| StoreError::Write(e.to_string()));
         let mut chain = *self.chain.lock().map_err(|_| StoreError::Poisoned)?;
+        let indexed: Vec<[u8; 16]> =
+            events.iter().map(|e| timeline_key(e.incident.0, e.seq)).collect();
         let events: Vec<([u8; 8], Vec<u8>)> = events
             .iter()
             .map(|e| Ok((key(e.seq), chain.frame(e.seq, &encode(serde_json::to_vec(e))?))))
@@ -462,11 +504,12 @@ impl Disk {
             .collect::<Result<_, StoreError>>()?;
         self.fault(FaultPoint::Write)?;
         // The closure may run again on a conflict, so it only inserts what was encoded above.
-        (&self.events, &self.incidents, &self.users, &self.kiosks, &self.sessions)
+        (&self.events, &self.incidents, &self.timeline, &self.users, &self.kiosks, &self.sessions)
             .transaction(
-                |(ev, inc, users, kiosks, sessions)| -> ConflictableTransactionResult<(), ()> {
-                    for (k, v) in &events {
+                |(ev, inc, timeline, users, kiosks, sessions)| -> ConflictableTransactionResult<(), ()> {
+                    for ((k, v), index) in events.iter().zip(&indexed) {
                         ev.insert(&k[..], v.as_slice())?;
+                        timeline.insert(&index[..], &[])?;
                     }
                     for (k, v) in &incidents {
                         inc.insert(&k[..], v.as_slice())?;
@@ -542,11 +585,14 @@ impl Disk {
     pub(super) fn import_events(&self, events: &[Event]) -> Result<(), StoreError> {
         let mut chain = self.chain.lock().map_err(|_| StoreError::Poisoned)?;
         let mut batch = sled::Batch::default();
+        let mut index = sled::Batch::default();
         for event in events {
             let bytes = serde_json::to_vec(event).map_err(|e| StoreError::Write(e.to_string()))?;
             batch.insert(&key(event.seq), chain.frame(event.seq, &bytes));
+            index.insert(&timeline_key(event.incident.0, event.seq), &[]);
         }
-        self.events.apply_batch(batch).map_err(|e| StoreError::Write(e.to_string()))
+        self.events.apply_batch(batch).map_err(|e| StoreError::Write(e.to_string()))?;
+        self.timeline.apply_batch(index).map_err(|e| StoreError::Write(e.to_string()))
     }
 
     /// The log as stored, key by key, for `verify`.
@@ -595,6 +641,19 @@ impl Disk {
 fn decode_event(stored: &[u8]) -> Result<Event, StoreError> {
     let json = unframe(stored).ok_or_else(|| StoreError::Read("an event is too short".into()))?;
     serde_json::from_slice(json).map_err(StoreError::read)
+}
+
+/// The folder and its files hold phone numbers and password hashes: readable by the account that
+/// runs the server only (0700 and 0600), also when an older version made them readable by more.
+fn restrict(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let mode = if entry.file_type()?.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 /// Makes the names of a folder's entries durable.

@@ -120,6 +120,7 @@ impl Health {
 pub(crate) struct Shared {
     disk: Arc<Disk>,
     community: Arc<Community>,
+    community_version: String,
     clock: SharedClock,
     metrics: Arc<crate::metrics::Metrics>,
     coverage: Coverage,
@@ -135,11 +136,20 @@ impl Shared {
     }
 }
 
-/// One durable group of events and the new state of every incident they changed.
+/// One durable group of events, each with the state of its incident just before and just after
+/// it (shared, not copied, with the published state).
 #[derive(Debug)]
 pub struct Commit {
-    pub events: Vec<Event>,
-    pub incidents: Vec<Incident>,
+    pub changes: Vec<Committed>,
+}
+
+/// One durable event and what it did to its incident.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub event: Event,
+    /// `None` for the event that created the incident.
+    pub before: Option<Arc<Incident>>,
+    pub after: Arc<Incident>,
 }
 
 /// Whether one more new report may be stored now; called once, by the committer.
@@ -227,9 +237,15 @@ impl Store {
             open: loaded.open.iter().map(|(id, i)| (*id, Arc::new(i.clone()))).collect(),
             rows: loaded.rows.iter().cloned().map(Arc::new).collect(),
         };
+        let community_version = {
+            use sha2::Digest;
+            let json = serde_json::to_vec(community.as_ref()).unwrap_or_default();
+            hex::encode(&sha2::Sha256::digest(&json)[..8])
+        };
         let shared = Arc::new(Shared {
             disk,
             community,
+            community_version,
             clock,
             metrics: Arc::new(crate::metrics::Metrics::default()),
             coverage: options.coverage,
@@ -266,6 +282,12 @@ impl Store {
 
     pub fn community(&self) -> &Arc<Community> {
         &self.shared.community
+    }
+
+    /// A short digest of the community's configuration: clients cache `/api/community` and
+    /// fetch it again when `hello` names another version.
+    pub fn community_version(&self) -> &str {
+        &self.shared.community_version
     }
 
     /// Where the hub publishes who is on duty.
@@ -443,8 +465,9 @@ impl Store {
         let Some(incident) = self.incident(id).await? else { return Ok(None) };
         let disk = self.shared.disk.clone();
         blocking(move || {
-            let mut events = Vec::with_capacity(incident.events.len());
-            for &seq in &incident.events {
+            let seqs = disk.timeline(id)?;
+            let mut events = Vec::with_capacity(seqs.len());
+            for seq in seqs {
                 events.push(
                     disk.event(seq)?
                         .ok_or_else(|| StoreError::Read(format!("event {seq} is missing")))?,

@@ -36,6 +36,12 @@ enum Scenario {
     Ingest {
         #[arg(long, default_value_t = 64)]
         kiosks: usize,
+        /// Incidents of history (five events each) written before the server starts.
+        #[arg(long, default_value_t = 0)]
+        history: u64,
+        /// A supervisor reruns the audit summary over the whole history, in a loop, meanwhile.
+        #[arg(long)]
+        audit: bool,
     },
     /// B boards subscribed, R reports per second (open loop): report-sent to board-received.
     Fanout {
@@ -127,9 +133,44 @@ async fn kiosks(server: &TestServer, n: usize) -> Vec<WsClient> {
     out
 }
 
-async fn ingest(kiosks_n: usize, secs: u64) -> serde_json::Value {
-    let server = server(&[]).await;
+async fn ingest(
+    kiosks_n: usize,
+    history: u64,
+    audit: bool,
+    secs: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let scratch = tempfile::tempdir_in(target_dir())?;
+    let server = if history > 0 {
+        let data = scratch.path().join("data");
+        let credentials = build_history(&data, history).await?;
+        let mut server = TestServer::start_on(data, &LIMITS_OFF);
+        server.kiosks = credentials;
+        server
+    } else {
+        server(&[]).await
+    };
     let clients = kiosks(&server, kiosks_n).await;
+    // A supervisor rerunning the summary over everything, as fast as answers come back.
+    let boss = if audit { Some(server.login("boss").await) } else { None };
+    let auditing = boss.map(|cookie| {
+        let (url, stop_at) = (server.url.clone(), Instant::now() + Duration::from_secs(secs));
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut h = histogram();
+            while Instant::now() < stop_at {
+                let sent = Instant::now();
+                let answer = client
+                    .get(format!("{url}/api/audit/summary?from=0&to=9999999999999"))
+                    .header("cookie", &cookie)
+                    .send()
+                    .await;
+                if answer.is_ok_and(|a| a.status().is_success()) {
+                    h.record(sent.elapsed().as_micros() as u64).ok();
+                }
+            }
+            h
+        })
+    });
     let stop = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -198,7 +239,12 @@ async fn ingest(kiosks_n: usize, secs: u64) -> serde_json::Value {
     let mut v = summary("ack latency", &all);
     v["kiosks"] = kiosks_n.into();
     v["reports_per_s"] = rate.into();
-    v
+    v["history_incidents"] = history.into();
+    if let Some(auditing) = auditing {
+        let h = auditing.await?;
+        v["audit"] = summary("audit summary over the whole history, meanwhile", &h);
+    }
+    Ok(v)
 }
 
 async fn fanout(boards_n: usize, rate: u64, secs: u64) -> serde_json::Value {
@@ -359,19 +405,33 @@ async fn claims(incidents: usize, racers: usize) -> serde_json::Value {
     v
 }
 
-/// Builds a history of `events` events straight through the store (five events per incident:
-/// report, claim, two notes, resolve), then measures the server's start and a mass resume.
-async fn restart(events: u64, boards_n: usize) -> anyhow::Result<serde_json::Value> {
+/// Where scratch data folders go: beside the build, never in the source tree.
+fn target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("loadgen's own path");
+    exe.ancestors().nth(2).expect("the target folder").to_owned()
+}
+
+/// Report limits out of the way, and room for many connections.
+const LIMITS_OFF: [&str; 6] = [
+    "--report-burst",
+    "1000000",
+    "--reports-per-minute",
+    "100000000",
+    "--max-connections",
+    "19000",
+];
+
+/// Seeds the test accounts in `data` and writes `incidents` incidents straight through the store,
+/// five events each (report, claim, two notes, resolve). Returns the kiosk credentials.
+async fn build_history(
+    data: &std::path::Path,
+    incidents: u64,
+) -> anyhow::Result<Vec<(String, String)>> {
     use hongfan_shared::{Action, Principal};
-    let dir = tempfile::tempdir_in(
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
-    )?;
-    let data = dir.path().join("data");
-    let credentials = hongfan_tests::server::seed_accounts(&data).await;
+    let credentials = hongfan_tests::server::seed_accounts(data).await;
     let clock = hongfan::ManualClock::new(hongfan_tests::T0);
-    let store = hongfan_tests::open_store(&data, &clock)?;
+    let store = hongfan_tests::open_store(data, &clock)?;
     let built = Instant::now();
-    let incidents = events / 5;
     let writers = 64u64;
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
@@ -401,14 +461,19 @@ async fn restart(events: u64, boards_n: usize) -> anyhow::Result<serde_json::Val
     }
     let total = store.last_seq()?;
     store.close().await?;
-    drop(store);
     println!("history: {total} events in {:.1} s", built.elapsed().as_secs_f64());
+    Ok(credentials)
+}
+
+/// A history of `events` events, then the server's start and a mass resume.
+async fn restart(events: u64, boards_n: usize) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir_in(target_dir())?;
+    let data = dir.path().join("data");
+    let credentials = build_history(&data, events / 5).await?;
+    let total = events / 5 * 5;
 
     let started = Instant::now();
-    let mut server = TestServer::start_on(
-        data.clone(),
-        &["--report-burst", "1000", "--max-connections", "19000"],
-    );
+    let mut server = TestServer::start_on(data.clone(), &LIMITS_OFF);
     let serving = started.elapsed();
     server.kiosks = credentials;
     println!("start to serving with {total} events: {:.2} s", serving.as_secs_f64());
@@ -550,7 +615,9 @@ async fn floor(secs: u64) -> anyhow::Result<serde_json::Value> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let result = match args.scenario {
-        Scenario::Ingest { kiosks } => ingest(kiosks, args.secs).await,
+        Scenario::Ingest { kiosks, history, audit } => {
+            ingest(kiosks, history, audit, args.secs).await?
+        }
         Scenario::Fanout { boards, rate } => fanout(boards, rate, args.secs).await,
         Scenario::Idle { boards } => idle(boards).await,
         Scenario::Claims { incidents, racers } => claims(incidents, racers).await,

@@ -1,0 +1,324 @@
+//! What each viewer may see of an incident and of each of its events: the one rule, used for
+//! every live push, snapshot, resume, lookup and HTTP answer.
+//!
+//! - A supervisor sees every incident; a worker or building head those of their compounds; a
+//!   kiosk only the incidents it reported.
+//! - A phone number is never sent in full: it is masked for everyone, and a worker who needs it
+//!   asks for it (`reveal`), which is logged.
+//! - Workers' notes (and the notes of 代办) are for workers and supervisors, never for the shared
+//!   screens of kiosks and building heads.
+//! - A category marked private (助老, 低保, 救助 by default: elderly people living alone, families on
+//!   assistance) shows its description, unit, room, notes and outcome only to the worker who
+//!   claimed it and to supervisors; everyone else who may see it gets the category, the building
+//!   and the timers, enough to claim it.
+
+use crate::community::Community;
+use crate::event::{Change, Event, Role};
+use crate::incident::Incident;
+use crate::lifecycle::Principal;
+
+/// How much of one incident a viewer may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sight {
+    /// Everything but the phone number: supervisors, the holder, and the compound's workers
+    /// when the category is not private.
+    Full,
+    /// A shared screen (a kiosk, a building head): no notes.
+    Shared,
+    /// A private category seen by someone other than its holder or a supervisor: no
+    /// description, unit, room, notes or outcome.
+    Restricted,
+}
+
+/// How much of `incident` (as it is now) `viewer` may see, or `None` for nothing at all.
+pub fn sight(viewer: &Principal, incident: &Incident, community: &Community) -> Option<Sight> {
+    let private =
+        community.category(&incident.report.category).is_some_and(|category| category.private);
+    let holder = incident.holder.as_ref().is_some_and(|h| h.id == viewer.actor.id);
+    match viewer.actor.role {
+        Role::Supervisor | Role::System => Some(Sight::Full),
+        Role::Worker if viewer.may_act_in(&incident.report.compound) => {
+            Some(if private && !holder { Sight::Restricted } else { Sight::Full })
+        }
+        Role::BuildingHead if viewer.may_act_in(&incident.report.compound) => {
+            Some(if private { Sight::Restricted } else { Sight::Shared })
+        }
+        Role::Kiosk if incident.reported_by.id == viewer.actor.id => {
+            Some(if private { Sight::Restricted } else { Sight::Shared })
+        }
+        Role::Worker | Role::BuildingHead | Role::Kiosk => None,
+    }
+}
+
+/// `138 0000 1234` → `138****1234`; short numbers show nothing.
+pub fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 8 {
+        return "****".into();
+    }
+    let head: String = digits[..3].iter().collect();
+    let tail: String = digits[digits.len() - 4..].iter().collect();
+    format!("{head}****{tail}")
+}
+
+fn report_as_seen(report: &mut crate::incident::Report, sight: Sight) {
+    report.phone = report.phone.as_deref().map(mask_phone);
+    if sight == Sight::Restricted {
+        report.description.clear();
+        report.unit.clear();
+        report.room.clear();
+    }
+}
+
+/// The incident as seen with `sight`.
+pub fn incident_as_seen(incident: &Incident, sight: Sight) -> Incident {
+    let mut view = incident.clone();
+    report_as_seen(&mut view.report, sight);
+    if sight != Sight::Full {
+        view.notes.clear();
+    }
+    if sight == Sight::Restricted {
+        view.outcome = None;
+    }
+    view
+}
+
+/// The incident as `viewer` may see it, or `None`.
+pub fn incident(
+    viewer: &Principal,
+    incident: &Incident,
+    community: &Community,
+) -> Option<Incident> {
+    sight(viewer, incident, community).map(|s| incident_as_seen(incident, s))
+}
+
+/// One event as seen with `sight` by a viewer of `role`, or `None` when it is not theirs to see
+/// at all (a note on a shared screen, who looked at a phone number).
+pub fn event_as_seen(event: &Event, sight: Sight, role: Role) -> Option<Event> {
+    let mut view = event.clone();
+    match &mut view.change {
+        Change::Reported { report, .. } => report_as_seen(report, sight),
+        Change::Noted { .. } if sight != Sight::Full => return None,
+        Change::HandedOver { note } | Change::Returned { note } if sight != Sight::Full => {
+            note.clear()
+        }
+        Change::Resolved { outcome } if sight == Sight::Restricted => outcome.clear(),
+        Change::Revealed if role != Role::Supervisor => return None,
+        _ => {}
+    }
+    Some(view)
+}
+
+/// The event as `viewer` may see it, judged by the incident's state after it; or `None`.
+pub fn event(
+    viewer: &Principal,
+    event: &Event,
+    incident: &Incident,
+    community: &Community,
+) -> Option<Event> {
+    let sight = sight(viewer, incident, community)?;
+    event_as_seen(event, sight, viewer.actor.role)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Rating;
+    use crate::community::{Category, CategoryId, Compound, CompoundId, Target, Targets, Urgency};
+    use crate::event::{Actor, EscalationReason, Timer};
+    use crate::incident::{IncidentId, Note, Report, Status, Ticket};
+    use crate::lifecycle::Scope;
+    use crate::time::{Millis, Timestamp};
+    use proptest::prelude::*;
+
+    const PHONE: &str = "13812345678";
+    const DESCRIPTION: &str = "DESC-SECRET";
+    const ROOM: &str = "ROOM-SECRET";
+    const NOTE: &str = "NOTE-SECRET";
+    const OUTCOME: &str = "OUTCOME-SECRET";
+
+    fn community() -> Community {
+        let target = Target { respond: Millis(60_000), resolve: Millis(120_000) };
+        let category = |id: &str, private| Category {
+            id: CategoryId(id.into()),
+            name: id.into(),
+            name_en: id.into(),
+            icon: "x".into(),
+            targets: Targets { normal: target, urgent: target },
+            private,
+        };
+        Community {
+            name: "c".into(),
+            street_office: "s".into(),
+            compounds: ["c1", "c2"]
+                .map(|id| Compound {
+                    id: CompoundId(id.into()),
+                    name: id.into(),
+                    station: id.into(),
+                    grid: id.into(),
+                })
+                .to_vec(),
+            categories: vec![category("repair", false), category("elderly", true)],
+            escalation: Default::default(),
+        }
+    }
+
+    fn actor(id: &str, role: Role) -> Actor {
+        Actor { id: id.into(), name: id.into(), role }
+    }
+
+    fn report(category: &str) -> Report {
+        Report {
+            compound: CompoundId("c1".into()),
+            category: CategoryId(category.into()),
+            urgency: Urgency::Normal,
+            building: "3号楼".into(),
+            unit: "2单元".into(),
+            room: ROOM.into(),
+            description: DESCRIPTION.into(),
+            phone: Some(PHONE.into()),
+        }
+    }
+
+    fn incident(category: &str, status: Status, holder: Option<&str>) -> Incident {
+        Incident {
+            id: IncidentId(1),
+            ticket: Ticket("0001".into()),
+            report: report(category),
+            request_id: "r".into(),
+            reported_by: actor("kiosk-1", Role::Kiosk),
+            reported_at: Timestamp(0),
+            status,
+            holder: holder.map(|h| actor(h, Role::Worker)),
+            claimed_at: None,
+            resolved_at: None,
+            outcome: Some(OUTCOME.into()),
+            cancel_reason: None,
+            respond_by: Timestamp(1),
+            resolve_by: Timestamp(2),
+            response_breached: false,
+            resolution_breached: false,
+            escalated: false,
+            escalate_by: None,
+            escalated_unclaimed: false,
+            rating: None,
+            notes: vec![Note {
+                at: Timestamp(1),
+                by: actor("w1", Role::Worker),
+                text: NOTE.into(),
+            }],
+            last_seq: 1,
+        }
+    }
+
+    /// Every kind of change, carrying the secrets where it can.
+    fn changes(category: &str) -> Vec<Change> {
+        vec![
+            Change::Reported {
+                ticket: Ticket("0001".into()),
+                report: Box::new(report(category)),
+                request_id: "r".into(),
+                respond_by: Timestamp(1),
+                resolve_by: Timestamp(2),
+                escalate_by: None,
+            },
+            Change::Claimed,
+            Change::Noted { text: NOTE.into() },
+            Change::HandedOver { note: NOTE.into() },
+            Change::Returned { note: NOTE.into() },
+            Change::Resolved { outcome: OUTCOME.into() },
+            Change::Reopened { reason: "x".into(), resolve_by: Timestamp(3) },
+            Change::Cancelled { reason: "x".into() },
+            Change::Rated { rating: Rating::Satisfied },
+            Change::Escalated { reason: EscalationReason::NobodyOnDuty },
+            Change::Escalated { reason: EscalationReason::Unclaimed },
+            Change::Revealed,
+            Change::Breached { timer: Timer::Response, deadline: Timestamp(1) },
+        ]
+    }
+
+    /// Every kind of viewer.
+    fn viewers() -> Vec<Principal> {
+        let p = |id: &str, role, compounds: &[&str]| Principal {
+            actor: actor(id, role),
+            scope: if role == Role::Supervisor {
+                Scope::All
+            } else {
+                Scope::Compounds(compounds.iter().map(|c| CompoundId((*c).into())).collect())
+            },
+        };
+        vec![
+            p("boss", Role::Supervisor, &[]),
+            p("w1", Role::Worker, &["c1"]),
+            p("w2", Role::Worker, &["c1"]),
+            p("w3", Role::Worker, &["c2"]),
+            p("head", Role::BuildingHead, &["c1"]),
+            p("head2", Role::BuildingHead, &["c2"]),
+            p("kiosk-1", Role::Kiosk, &["c1"]),
+            p("kiosk-2", Role::Kiosk, &["c1"]),
+        ]
+    }
+
+    fn shown(value: &impl serde::Serialize) -> String {
+        serde_json::to_string(value).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn each_viewer_sees_only_what_the_rule_allows(
+            private in any::<bool>(),
+            status in prop::sample::select(vec![Status::Reported, Status::Claimed, Status::HandedOver, Status::Resolved, Status::Cancelled]),
+            holder in prop::sample::select(vec![None, Some("w1"), Some("w2")]),
+            change in 0usize..13,
+            viewer in 0usize..8,
+        ) {
+            let category = if private { "elderly" } else { "repair" };
+            let state = incident(category, status, holder);
+            let who = &viewers()[viewer];
+            let change = changes(category)[change].clone();
+            let event = Event { seq: 2, at: Timestamp(1), incident: state.id, actor: actor("w1", Role::Worker), change };
+            let c = community();
+            let seen_incident = super::incident(who, &state, &c);
+            let seen_event = super::event(who, &event, &state, &c);
+            let role = who.actor.role;
+            let in_scope = match role {
+                Role::Kiosk => who.actor.id == "kiosk-1",
+                _ => who.may_act_in(&state.report.compound),
+            };
+            // Out of scope: nothing at all.
+            prop_assert_eq!(seen_incident.is_some(), in_scope);
+            if !in_scope {
+                prop_assert!(seen_event.is_none());
+                return Ok(());
+            }
+            let text = format!("{}{}", shown(&seen_incident), shown(&seen_event));
+            // Never the phone number in full, to anyone.
+            prop_assert!(!text.contains(PHONE), "{}", text);
+            let full = role == Role::Supervisor
+                || (role == Role::Worker && (!private || holder == Some(who.actor.id.as_str())));
+            if !full {
+                prop_assert!(!text.contains(NOTE), "{:?} saw a note: {}", role, text);
+            }
+            if private && !full {
+                for secret in [DESCRIPTION, ROOM, OUTCOME] {
+                    prop_assert!(!text.contains(secret), "{:?} saw {}: {}", role, secret, text);
+                }
+            }
+            if full {
+                prop_assert!(shown(&seen_incident).contains(DESCRIPTION));
+            }
+            if matches!(event.change, Change::Revealed) {
+                prop_assert_eq!(seen_event.is_some(), role == Role::Supervisor);
+            }
+            if matches!(event.change, Change::Noted { .. }) {
+                prop_assert_eq!(seen_event.is_some(), full);
+            }
+        }
+    }
+
+    #[test]
+    fn a_phone_number_is_masked_to_its_first_three_and_last_four_digits() {
+        assert_eq!(mask_phone("138 1234 5678"), "138****5678");
+        assert_eq!(mask_phone("12345"), "****");
+    }
+}
