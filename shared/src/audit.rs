@@ -108,16 +108,17 @@ pub struct Spread {
 
 impl Spread {
     pub fn of(mut values: Vec<u64>) -> Spread {
-        values.sort_unstable();
-        let rank = |p: u64| -> Option<u64> {
+        // Selection, not a full sort: a year of reports is grouped four ways per summary.
+        let mut rank = |p: u64| -> Option<u64> {
             if values.is_empty() {
                 return None;
             }
             let n = values.len() as u64;
-            let r = (p * n).div_ceil(100).clamp(1, n);
-            values.get(usize::try_from(r - 1).ok()?).copied()
+            let r = usize::try_from((p * n).div_ceil(100).clamp(1, n) - 1).ok()?;
+            Some(*values.select_nth_unstable(r).1)
         };
-        Spread { median: rank(50), p90: rank(90), max: values.last().copied() }
+        let (median, p90) = (rank(50), rank(90));
+        Spread { median, p90, max: values.iter().max().copied() }
     }
 }
 
@@ -271,8 +272,10 @@ pub fn summarize<'a>(
 ) -> Summary {
     let asof = query.to.min(now);
     let chosen: Vec<&AuditRow> = rows.into_iter().filter(|r| query.matches(r)).collect();
-    let group = |kind: &str, key: &dyn Fn(&AuditRow) -> Option<(String, String)>| {
-        let mut groups: BTreeMap<String, (String, Vec<&AuditRow>)> = BTreeMap::new();
+    // Keys and names borrowed from the rows: grouping a year of reports allocates per group,
+    // not per row.
+    let group = |kind: &str, key: &dyn for<'r> Fn(&'r AuditRow) -> Option<(&'r str, &'r str)>| {
+        let mut groups: BTreeMap<&str, (&str, Vec<&AuditRow>)> = BTreeMap::new();
         for row in &chosen {
             if let Some((k, name)) = key(row) {
                 groups.entry(k).or_insert_with(|| (name, Vec::new())).1.push(row);
@@ -281,15 +284,16 @@ pub fn summarize<'a>(
         groups
             .into_iter()
             .map(|(k, (name, rows))| Group {
-                label: if name.is_empty() { label(kind, &k) } else { name },
-                key: k,
+                label: if name.is_empty() { label(kind, k) } else { name.to_owned() },
+                key: k.to_owned(),
                 figures: figures(rows, asof),
             })
             .collect::<Vec<_>>()
     };
-    let by_worker = group("worker", &|r| r.holder.as_ref().map(|h| (h.id.clone(), h.name.clone())));
-    let by_compound = group("compound", &|r| Some((r.compound.0.clone(), String::new())));
-    let by_category = group("category", &|r| Some((r.category.0.clone(), String::new())));
+    let by_worker =
+        group("worker", &|r| r.holder.as_ref().map(|h| (h.id.as_str(), h.name.as_str())));
+    let by_compound = group("compound", &|r| Some((r.compound.0.as_str(), "")));
+    let by_category = group("category", &|r| Some((r.category.0.as_str(), "")));
 
     let mut histogram: Vec<Bucket> = BUCKETS
         .iter()

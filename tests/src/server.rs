@@ -40,6 +40,24 @@ pub struct TestServer {
     child: Option<Child>,
     log: PathBuf,
     extra_args: Vec<String>,
+    launch: Launch,
+}
+
+/// How the server process is started: its log filter, and a command to start it through (for
+/// example `taskset -c 0`, to pin it to a core for a benchmark).
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub log: String,
+    pub prefix: Vec<String>,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Launch {
+            log: "debug,sled=info,hyper=info,tungstenite=info,tokio_tungstenite=info".into(),
+            prefix: Vec::new(),
+        }
+    }
 }
 
 /// The server binary cargo built beside the test executables (`target/<profile>/`).
@@ -64,6 +82,11 @@ impl TestServer {
     }
 
     pub async fn start_with(extra_args: &[&str]) -> TestServer {
+        TestServer::start_launched(extra_args, Launch::default()).await
+    }
+
+    /// Starts a seeded server as `launch` says.
+    pub async fn start_launched(extra_args: &[&str], launch: Launch) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let kiosks = seed_accounts(&dir.path().join("data")).await;
         let log = dir.path().join("server.log");
@@ -76,6 +99,7 @@ impl TestServer {
             child: None,
             log,
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            launch,
         };
         server.spawn("127.0.0.1:0");
         server
@@ -87,6 +111,10 @@ impl TestServer {
 
     /// Starts a server on an existing data folder (a restored one, say), with no seeding.
     pub fn start_on(data: PathBuf, extra_args: &[&str]) -> TestServer {
+        TestServer::start_on_launched(data, extra_args, Launch::default())
+    }
+
+    pub fn start_on_launched(data: PathBuf, extra_args: &[&str], launch: Launch) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("server.log");
         let mut server = TestServer {
@@ -97,6 +125,7 @@ impl TestServer {
             child: None,
             log,
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            launch,
         };
         server.spawn("127.0.0.1:0");
         server
@@ -105,11 +134,19 @@ impl TestServer {
     fn spawn(&mut self, addr: &str) {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
-        let mut child = Command::new(binary())
+        let mut command = match self.launch.prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = command
             .args(["--addr", addr, "--data-dir"])
             .arg(self.data_dir())
             .args(&self.extra_args)
-            .env("RUST_LOG", "debug,sled=info,hyper=info,tungstenite=info,tokio_tungstenite=info")
+            .env("RUST_LOG", &self.launch.log)
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -415,18 +452,21 @@ impl WsClient {
         }
     }
 
-    /// The next text frame as it came, undecoded (for the load generator's hot loop).
-    pub async fn recv_text(&mut self) -> String {
-        within("a message", async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(Message::Text(text))) => return text.to_string(),
-                    Some(Ok(_)) => continue,
-                    other => panic!("expected a message, got {other:?}"),
-                }
+    /// Reads and drops everything until the connection ends (a board that keeps up).
+    pub async fn read_forever(mut self) {
+        while let Some(Ok(_)) = self.ws.next().await {}
+    }
+
+    /// The next text frame as it came, undecoded and with no deadline of its own (for the load
+    /// generator's hot loop, which has its own end): `None` once the connection ends.
+    pub async fn recv_text(&mut self) -> Option<tokio_tungstenite::tungstenite::Utf8Bytes> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(text))) => return Some(text),
+                Some(Ok(_)) => continue,
+                _ => return None,
             }
-        })
-        .await
+        }
     }
 
     /// Reads until a message matches, returning it; the others are returned too, in order.

@@ -496,7 +496,8 @@ async fn websocket(
     let tasks = hub.tasks().clone();
     Ok(upgrade
         .read_buffer_size(limits.read_buffer_bytes)
-        .write_buffer_size(0)
+        // Frames written together go out in one write; the buffer keeps no more than that.
+        .write_buffer_size(16 << 10)
         .max_frame_size(limits.max_frame_bytes)
         .max_message_size(limits.max_message_bytes)
         .on_upgrade(move |socket| tasks.track_future(crate::hub::serve(socket, hub, auth, held))))

@@ -45,14 +45,14 @@ enum End {
 /// given back when it ends.
 pub async fn serve<H: Send>(socket: WebSocket, hub: Hub, auth: Authenticated, held: H) {
     let _held = held;
-    let (id, rx, kick) = hub.register(&auth);
+    let (id, queue, kick) = hub.register(&auth);
     let span = tracing::info_span!("conn", conn = id, actor = %auth.identity.id, role = ?auth.identity.role);
     let (sink, stream) = socket.split();
     let shutdown = hub.0.shutdown.clone();
     let connection = Connection { hub: hub.clone(), auth, sink, kick, shutdown, floor: 0 };
     async move {
         tracing::info!("connected");
-        let end = connection.run(id, stream, rx).await;
+        let end = connection.run(id, stream, queue).await;
         match &end {
             End::PeerGone => tracing::info!("peer went away"),
             End::Close(code, reason) => tracing::info!(code, %reason, "closed by the server"),
@@ -68,7 +68,7 @@ impl Connection {
         mut self,
         id: u64,
         mut stream: futures::stream::SplitStream<WebSocket>,
-        mut rx: tokio::sync::mpsc::Receiver<Outgoing>,
+        queue: Arc<super::Queue>,
     ) -> End {
         let limits = self.hub.limits().clone();
         let (shutdown, kick) = (self.shutdown.clone(), self.kick.clone());
@@ -82,6 +82,7 @@ impl Connection {
         if let Err(end) = self.send(encode(&hello)).await {
             return end;
         }
+        let mut waiting = Vec::new();
         let mut heartbeat = tokio::time::interval(limits.ping_every);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
@@ -108,18 +109,13 @@ impl Connection {
                         Some(Err(e)) => break classify(e),
                     }
                 }
-                out = rx.recv() => {
-                    let Some(out) = out else { break End::PeerGone };
-                    let text = match out {
-                        Outgoing::Event { seq, .. } if seq <= self.floor => continue,
-                        Outgoing::Event { seq, text } => {
-                            self.floor = seq;
-                            text
-                        }
-                        Outgoing::Text(text) => text,
-                    };
-                    if let Err(end) = self.send(text).await {
+                () = queue.take(&mut waiting) => {
+                    // Everything waiting goes out in one write.
+                    if let Err(end) = self.send_all(&mut waiting).await {
                         break end;
+                    }
+                    if waiting.capacity() > 64 {
+                        waiting = Vec::new();
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -157,6 +153,34 @@ impl Connection {
 
     async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
         self.send_frame(Message::Text(text)).await
+    }
+
+    /// Writes the queued messages (leaving out events already sent while catching up) and
+    /// flushes once.
+    async fn send_all(&mut self, waiting: &mut Vec<Outgoing>) -> Result<(), End> {
+        let floor = &mut self.floor;
+        let frames = waiting.drain(..).filter_map(|out| match out {
+            Outgoing::Event { seq, .. } if seq <= *floor => None,
+            Outgoing::Event { seq, text } => {
+                *floor = seq;
+                Some(Message::Text(text))
+            }
+            Outgoing::Text(text) => Some(Message::Text(text)),
+        });
+        let frames: Vec<Message> = frames.collect();
+        let sink = &mut self.sink;
+        let write = async {
+            for frame in frames {
+                sink.feed(frame).await?;
+            }
+            sink.flush().await
+        };
+        tokio::select! {
+            biased;
+            () = self.kick.token.cancelled() => Err(kick_end(&self.kick)),
+            () = self.shutdown.cancelled() => Err(End::Close(1001, "server shutting down".into())),
+            sent = write => sent.map_err(|_| End::PeerGone),
+        }
     }
 
     async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
@@ -235,7 +259,7 @@ impl Connection {
         match self.hub.store().report_if(&self.auth.principal, &request_id, report, admit).await {
             Ok(reported) => {
                 if reported.event.is_some() {
-                    tracing::info!(incident = reported.incident.id.0, "report stored");
+                    tracing::debug!(incident = reported.incident.id.0, "report stored");
                 }
                 let incident = self.view(&reported.incident).unwrap_or(reported.incident);
                 self.send_message(&ServerMessage::Reported { request_id, incident }).await

@@ -20,7 +20,7 @@ use hongfan_shared::view::{self, Sight};
 use hongfan_shared::{
     Change, CompoundId, EscalationReason, Incident, IncidentId, Principal, Role, Seq,
 };
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -53,11 +53,52 @@ impl Kick {
     }
 }
 
+/// A connection's queue of messages to send: bounded, allocating only while it holds something
+/// (an idle board costs next to nothing), and drained whole so that the frames waiting are
+/// written together.
+#[derive(Debug, Default)]
+pub struct Queue {
+    items: Mutex<std::collections::VecDeque<Outgoing>>,
+    ready: tokio::sync::Notify,
+}
+
+impl Queue {
+    /// Adds one message, unless `cap` are waiting already.
+    fn push(&self, out: Outgoing, cap: usize) -> bool {
+        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        if items.len() >= cap {
+            return false;
+        }
+        items.push_back(out);
+        drop(items);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Waits for messages, then takes every one waiting.
+    pub async fn take(&self, into: &mut Vec<Outgoing>) {
+        loop {
+            {
+                let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+                if !items.is_empty() {
+                    into.extend(items.drain(..));
+                    // A burst's room is given back, not kept by an idle connection.
+                    if items.capacity() > 64 {
+                        items.shrink_to_fit();
+                    }
+                    return;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Conn {
     principal: Principal,
     subject: Subject,
-    tx: mpsc::Sender<Outgoing>,
+    queue: Arc<Queue>,
     kick: Arc<Kick>,
     subscribed: bool,
 }
@@ -67,17 +108,12 @@ impl Conn {
         self.principal.actor.role
     }
 
-    fn push(&self, out: Outgoing, metrics: &crate::metrics::Metrics) {
-        match self.tx.try_send(out) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.kick.token.is_cancelled() {
-                    metrics.slow_consumers.inc();
-                }
-                self.kick.kick(close::SLOW_CONSUMER, "too slow to keep up: reconnect and resume");
+    fn push(&self, out: Outgoing, cap: usize, metrics: &crate::metrics::Metrics) {
+        if !self.queue.push(out, cap) {
+            if !self.kick.token.is_cancelled() {
+                metrics.slow_consumers.inc();
             }
-            // The connection is closing; it resumes from its position when it comes back.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            self.kick.kick(close::SLOW_CONSUMER, "too slow to keep up: reconnect and resume");
         }
     }
 }
@@ -276,21 +312,21 @@ impl Hub {
         self.0.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn register(&self, auth: &Authenticated) -> (u64, mpsc::Receiver<Outgoing>, Arc<Kick>) {
+    fn register(&self, auth: &Authenticated) -> (u64, Arc<Queue>, Arc<Kick>) {
         let id = self.0.next_conn.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(self.0.limits.queue);
+        let queue = Arc::new(Queue::default());
         let kick = Arc::new(Kick::default());
         let conn = Conn {
             principal: auth.principal.clone(),
             subject: auth.subject.clone(),
-            tx,
+            queue: queue.clone(),
             kick: kick.clone(),
             subscribed: false,
         };
         let mut clients = self.clients();
         clients.roster.connected(&auth.principal.actor.id);
         clients.conns.insert(id, conn);
-        (id, rx, kick)
+        (id, queue, kick)
     }
 
     fn unregister(&self, id: u64) {
@@ -318,18 +354,18 @@ impl Hub {
             clients.roster.set_off(id);
         }
         self.0.store.coverage().set(clients.roster.covered());
-        Self::send_roster(&clients, self.0.store.metrics());
+        Self::send_roster(&clients, self.0.limits.queue, self.0.store.metrics());
     }
 
     fn roster_message(clients: &Clients) -> Utf8Bytes {
         encode(&ServerMessage::Roster { on_duty: clients.roster.list() })
     }
 
-    fn send_roster(clients: &Clients, metrics: &crate::metrics::Metrics) {
+    fn send_roster(clients: &Clients, cap: usize, metrics: &crate::metrics::Metrics) {
         let text = Self::roster_message(clients);
         for conn in clients.conns.values() {
             if conn.subscribed && sees_roster(conn.role()) {
-                conn.push(Outgoing::Text(text.clone()), metrics);
+                conn.push(Outgoing::Text(text.clone()), cap, metrics);
             }
         }
     }
@@ -360,7 +396,7 @@ impl Hub {
                     let mut clients = self.clients();
                     if clients.roster.sweep(Instant::now(), roster::DUTY_GRACE) {
                         self.0.store.coverage().set(clients.roster.covered());
-                        Self::send_roster(&clients, self.0.store.metrics());
+                        Self::send_roster(&clients, self.0.limits.queue, self.0.store.metrics());
                     }
                 }
             }
@@ -398,6 +434,7 @@ impl Hub {
     /// Queues each event (after `last`) for every connection that may see it, and the alerts
     /// for new and escalated reports. Returns the last sequence number dispatched.
     fn dispatch(&self, changes: &[Committed], mut last: Seq) -> Seq {
+        let cap = self.0.limits.queue;
         let metrics = self.0.store.metrics().clone();
         let metrics = metrics.as_ref();
         let community = self.0.store.community().clone();
@@ -424,7 +461,7 @@ impl Hub {
                     })
                 });
                 if let Some(text) = text {
-                    conn.push(Outgoing::Event { seq: event.seq, text: text.clone() }, metrics);
+                    conn.push(Outgoing::Event { seq: event.seq, text: text.clone() }, cap, metrics);
                 }
             }
             let compound = &incident.report.compound;
@@ -455,7 +492,7 @@ impl Hub {
                     let incident = view::incident_as_seen(incident, sight);
                     encode(&ServerMessage::Alert { incident, escalated })
                 });
-                conn.push(Outgoing::Text(alert.clone()), metrics);
+                conn.push(Outgoing::Text(alert.clone()), cap, metrics);
             }
         }
         last

@@ -27,6 +27,10 @@ use super::{Aux, Commit, Committed, Reported, Shared, StoreError};
 const MAX_GROUP: usize = 4096;
 /// How often the high-water mark is brought up to date.
 const MARK_EVERY: Duration = Duration::from_secs(1);
+/// How often sled is made durable and the write-ahead log emptied, at most, and how large the
+/// log may grow before that happens sooner.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+const CHECKPOINT_BYTES: u64 = 64 << 20;
 /// Longest wait between deadline checks, so a wall-clock jump is noticed.
 const MAX_IDLE: Duration = Duration::from_secs(30);
 
@@ -101,6 +105,8 @@ pub(super) struct Committer {
     deadlines: Deadlines,
     /// When the high-water mark was last written.
     marked_at: std::time::Instant,
+    /// When sled was last made durable (and the write-ahead log emptied).
+    checkpointed_at: std::time::Instant,
 }
 
 impl Committer {
@@ -117,6 +123,7 @@ impl Committer {
             requests: loaded.requests,
             deadlines,
             marked_at: std::time::Instant::now(),
+            checkpointed_at: std::time::Instant::now(),
         }
     }
 
@@ -343,6 +350,7 @@ impl Committer {
 
     fn commit(&mut self, group: Group) -> Result<(), StoreError> {
         let Group { events, states, latest, touched, aux, answers, shutdown } = group;
+        let mut failed = None;
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
         if !events.is_empty() || !aux.is_empty() {
@@ -386,6 +394,22 @@ impl Committer {
                 published.seq = events.last().map_or(published.seq, |e| e.seq);
                 published.seq
             };
+            // Now and then, and at the end: sled durable by itself, the write-ahead log emptied.
+            let due = self.checkpointed_at.elapsed() >= CHECKPOINT_EVERY
+                || shared.disk.wal_len() > CHECKPOINT_BYTES;
+            if due || shutdown {
+                // The group itself is durable (in the log): its answers stand either way.
+                if let Err(e) = shared.disk.checkpoint() {
+                    let e = StoreError::Write(format!("checkpoint: {e}"));
+                    let dir = shared.disk.dir().display().to_string();
+                    tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
+                    metrics.store_write_errors.inc();
+                    metrics.store_failed.set(1);
+                    shared.health.fail(format!("writing to {dir} failed: {e}"));
+                    failed = Some(e);
+                }
+                self.checkpointed_at = std::time::Instant::now();
+            }
             metrics.events_appended.inc_by(events.len() as u64);
             let breaches = events.iter().filter(|e| matches!(e.change, Change::Breached { .. }));
             metrics.breaches.inc_by(breaches.count() as u64);
@@ -397,6 +421,10 @@ impl Committer {
                 self.marked_at = std::time::Instant::now();
             }
         } else if shutdown {
+            if let Err(e) = shared.disk.checkpoint() {
+                tracing::error!(error = %e, "the last checkpoint failed; the write-ahead log keeps the writes");
+                shared.health.fail(format!("the last checkpoint failed: {e}"));
+            }
             let _ = shared.disk.write_mark(shared.read()?.seq);
         }
         for answer in answers {
@@ -411,7 +439,7 @@ impl Committer {
                 .collect();
             let _ = shared.commits.send(Arc::new(Commit { changes }));
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 }
 

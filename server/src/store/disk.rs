@@ -14,10 +14,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hongfan_shared::audit::AuditRow;
 use hongfan_shared::{Event, Incident, IncidentId, Seq};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionResult, TransactionError};
 
+use super::wal::{Op, Wal};
 use super::{Aux, StoreError};
+
+/// Trees as the write-ahead log names them.
+const EVENTS: u8 = 1;
+const INCIDENTS: u8 = 2;
+const TIMELINE: u8 = 3;
+const USERS: u8 = 4;
+const KIOSKS: u8 = 5;
+const SESSIONS: u8 = 6;
 
 /// The format of the data folder: events framed with a checksum chain.
 const FORMAT: &[u8] = b"hongfan-2";
@@ -165,6 +172,8 @@ pub(super) struct Disk {
     faults: Option<Arc<Faults>>,
     /// The chain up to the last event written; only the committer moves it on.
     chain: std::sync::Mutex<Chain>,
+    /// Where each group is made durable before it is applied to sled.
+    wal: std::sync::Mutex<Wal>,
 }
 
 /// What start-up reads back from disk.
@@ -176,6 +185,9 @@ pub(super) struct Loaded {
     pub requests: HashMap<(String, String), IncidentId>,
     /// Every incident's audit facts, by id (index = id - 1).
     pub rows: Vec<AuditRow>,
+    /// The closed incident with the latest event (with the open ones, it bounds what the states
+    /// claim of the log).
+    pub closed_last: Option<Incident>,
 }
 
 /// A record's key and value, as stored.
@@ -239,6 +251,10 @@ impl Disk {
         let (meta, events, incidents) = (tree("meta")?, tree("events")?, tree("incidents")?);
         let timeline = tree("timeline")?;
         let (users, kiosks, sessions) = (tree("users")?, tree("kiosks")?, tree("sessions")?);
+        let (wal, replay) = Wal::open(dir).map_err(|e| match e {
+            super::wal::WalError::Io(e) => StoreError::open(dir, e),
+            damaged => StoreError::corrupt(dir, format!("its write-ahead log: {damaged}")),
+        })?;
         restrict(dir).map_err(|e| StoreError::open(dir, e))?;
         let log_file = File::open(dir.join("db")).map_err(|e| StoreError::open(dir, e))?;
         let mark = std::fs::OpenOptions::new()
@@ -286,9 +302,18 @@ impl Disk {
             epoch,
             faults,
             chain: std::sync::Mutex::new(Chain::default()),
+            wal: std::sync::Mutex::new(wal),
         };
         if upgrade {
             disk.upgrade(&meta)?;
+        }
+        // What was durable in the write-ahead log but perhaps not yet in sled goes in again.
+        if !replay.is_empty() {
+            tracing::info!(groups = replay.len(), "applying the write-ahead log");
+            for ops in &replay {
+                disk.apply(ops).map_err(|e| StoreError::corrupt(dir, e.to_string()))?;
+            }
+            disk.checkpoint().map_err(|e| StoreError::open(dir, e))?;
         }
         if fresh {
             // The new store's epoch and format mark are durable before anything else is written,
@@ -304,6 +329,63 @@ impl Disk {
 
     pub(super) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The whole log against its checksum chain; the chain's end and the last event stored.
+    fn check_chain(&self) -> Result<(Chain, Option<sled::IVec>), StoreError> {
+        let corrupt = |reason: String| StoreError::corrupt(&self.dir, reason);
+        let mut chain = Chain::default();
+        let mut last = None;
+        for entry in self.events.iter() {
+            let (k, v) = entry.map_err(|e| corrupt(e.to_string()))?;
+            let seq = number(&k).ok_or_else(|| corrupt("an event key is not a number".into()))?;
+            chain.check(seq, &v).map_err(&corrupt)?;
+            last = Some(v);
+        }
+        Ok((chain, last))
+    }
+
+    /// Every incident state: the open ones, the audit rows, the request index.
+    fn load_states(&self) -> Result<Loaded, StoreError> {
+        let corrupt = |reason: String| StoreError::corrupt(&self.dir, reason);
+        let mut loaded = Loaded {
+            last_seq: 0,
+            next_id: 1,
+            open: BTreeMap::new(),
+            requests: HashMap::new(),
+            rows: Vec::new(),
+            closed_last: None,
+        };
+        for entry in self.incidents.iter() {
+            let (k, v) = entry.map_err(|e| corrupt(e.to_string()))?;
+            let incident: Incident = serde_json::from_slice(&v)
+                .map_err(|e| corrupt(format!("incident {:?} does not decode: {e}", number(&k))))?;
+            if number(&k) != Some(incident.id.0) {
+                return Err(corrupt(format!(
+                    "incident {} is stored under another key",
+                    incident.id.0
+                )));
+            }
+            if incident.last_seq == 0 {
+                return Err(corrupt(format!("incident {} records no event", incident.id.0)));
+            }
+            if incident.id.0 != loaded.next_id {
+                return Err(corrupt(format!(
+                    "incident {} is missing (the next stored is {})",
+                    loaded.next_id, incident.id.0
+                )));
+            }
+            loaded.next_id = incident.id.0 + 1;
+            loaded.rows.push(AuditRow::from(&incident));
+            let request = (incident.reported_by.id.clone(), incident.request_id.clone());
+            loaded.requests.insert(request, incident.id);
+            if incident.status.is_open() {
+                loaded.open.insert(incident.id, incident);
+            } else if loaded.closed_last.as_ref().is_none_or(|c| c.last_seq < incident.last_seq) {
+                loaded.closed_last = Some(incident);
+            }
+        }
+        Ok(loaded)
     }
 
     /// Rewrites a folder of the first format with the checksum chain, in batches, then marks
@@ -355,14 +437,22 @@ impl Disk {
     /// first event changed or missing), and the incident states against the end of the log.
     pub(super) fn load(&self) -> Result<Loaded, StoreError> {
         let corrupt = |reason: String| StoreError::corrupt(&self.dir, reason);
-        let mut chain = Chain::default();
-        let mut last = None;
-        for entry in self.events.iter() {
-            let (k, v) = entry.map_err(|e| corrupt(e.to_string()))?;
-            let seq = number(&k).ok_or_else(|| corrupt("an event key is not a number".into()))?;
-            chain.check(seq, &v).map_err(&corrupt)?;
-            last = Some(v);
-        }
+        // The whole log's chain is checked on a thread of its own while this one reads the
+        // incident states: the two halves of a start take about as long as each other.
+        let started = std::time::Instant::now();
+        let (checked, states) = std::thread::scope(|scope| {
+            let checking = scope.spawn(|| self.check_chain());
+            let states = self.load_states();
+            (checking.join(), states)
+        });
+        let (chain, last) = checked.map_err(|_| corrupt("the log check failed".into()))??;
+        let mut loaded = states?;
+        tracing::info!(
+            events = chain.seq,
+            incidents = loaded.next_id - 1,
+            ms = started.elapsed().as_millis() as u64,
+            "store loaded"
+        );
         let last_event = match (chain.seq, last) {
             (0, _) | (_, None) => None,
             (seq, Some(stored)) => {
@@ -383,46 +473,15 @@ impl Disk {
                 "the log ends at event {last_seq}, but event {marked} was stored before: sled lost part of its log"
             )));
         }
-        let mut loaded = Loaded {
-            last_seq,
-            next_id: 1,
-            open: BTreeMap::new(),
-            requests: HashMap::new(),
-            rows: Vec::new(),
-        };
-        for entry in self.incidents.iter() {
-            let (k, v) = entry.map_err(|e| corrupt(e.to_string()))?;
-            let incident: Incident = serde_json::from_slice(&v)
-                .map_err(|e| corrupt(format!("incident {:?} does not decode: {e}", number(&k))))?;
-            if number(&k) != Some(incident.id.0) {
+        for incident in loaded.open.values().chain(loaded.closed_last.iter()) {
+            if incident.last_seq > last_seq {
                 return Err(corrupt(format!(
-                    "incident {} is stored under another key",
+                    "incident {} records events the log does not have",
                     incident.id.0
                 )));
             }
-            match incident.last_seq {
-                seq if seq > 0 && seq <= last_seq => {}
-                _ => {
-                    return Err(corrupt(format!(
-                        "incident {} records events the log does not have",
-                        incident.id.0
-                    )));
-                }
-            }
-            if incident.id.0 != loaded.next_id {
-                return Err(corrupt(format!(
-                    "incident {} is missing (the next stored is {})",
-                    loaded.next_id, incident.id.0
-                )));
-            }
-            loaded.next_id = incident.id.0 + 1;
-            loaded.rows.push(AuditRow::from(&incident));
-            let request = (incident.reported_by.id.clone(), incident.request_id.clone());
-            loaded.requests.insert(request, incident.id);
-            if incident.status.is_open() {
-                loaded.open.insert(incident.id, incident);
-            }
         }
+        loaded.last_seq = last_seq;
         if let Some(event) = last_event {
             let state = self.incident(event.incident)?;
             if state.as_ref().map(|s| s.last_seq) != Some(event.seq) {
@@ -502,36 +561,71 @@ impl Disk {
             .iter()
             .map(|i| Ok((key(i.id.0), encode(serde_json::to_vec(i))?)))
             .collect::<Result<_, StoreError>>()?;
-        self.fault(FaultPoint::Write)?;
-        // The closure may run again on a conflict, so it only inserts what was encoded above.
-        (&self.events, &self.incidents, &self.timeline, &self.users, &self.kiosks, &self.sessions)
-            .transaction(
-                |(ev, inc, timeline, users, kiosks, sessions)| -> ConflictableTransactionResult<(), ()> {
-                    for ((k, v), index) in events.iter().zip(&indexed) {
-                        ev.insert(&k[..], v.as_slice())?;
-                        timeline.insert(&index[..], &[])?;
-                    }
-                    for (k, v) in &incidents {
-                        inc.insert(&k[..], v.as_slice())?;
-                    }
-                    for write in aux {
-                        let tree = match write.tree {
-                            Aux::Users => users,
-                            Aux::Kiosks => kiosks,
-                            Aux::Sessions => sessions,
-                        };
-                        match &write.value {
-                            Some(value) => tree.insert(write.key.as_slice(), value.as_slice())?,
-                            None => tree.remove(write.key.as_slice())?,
-                        };
-                    }
-                    Ok(())
-                },
-            )
-            .map_err(|e: TransactionError<()>| StoreError::Write(format!("{e:?}")))?;
-        self.sync().map_err(|e| StoreError::Write(e.to_string()))?;
+        let mut ops = Vec::with_capacity(events.len() * 2 + incidents.len() + aux.len());
+        for ((k, v), index) in events.into_iter().zip(indexed) {
+            ops.push(Op { tree: EVENTS, key: k.to_vec(), value: Some(v) });
+            ops.push(Op { tree: TIMELINE, key: index.to_vec(), value: Some(Vec::new()) });
+        }
+        for (k, v) in incidents {
+            ops.push(Op { tree: INCIDENTS, key: k.to_vec(), value: Some(v) });
+        }
+        for write in aux {
+            let tree = match write.tree {
+                Aux::Users => USERS,
+                Aux::Kiosks => KIOSKS,
+                Aux::Sessions => SESSIONS,
+            };
+            ops.push(Op { tree, key: write.key.clone(), value: write.value.clone() });
+        }
+        // Durable first, in one write and one sync; then into sled, which writes it out later.
+        {
+            let mut wal = self.wal.lock().map_err(|_| StoreError::Poisoned)?;
+            self.fault(FaultPoint::Write)?;
+            wal.write(&ops).map_err(|e| StoreError::Write(e.to_string()))?;
+            self.fault(FaultPoint::Fsync)?;
+            wal.sync().map_err(|e| StoreError::Write(e.to_string()))?;
+        }
+        self.apply(&ops)?;
         *self.chain.lock().map_err(|_| StoreError::Poisoned)? = chain;
         Ok(())
+    }
+
+    /// Puts a group's writes into sled. Not as one sled transaction: that makes sled write and
+    /// wait on the disk twice per group, and the write-ahead log already makes the group durable
+    /// and whole — after a crash, whatever part of it sled kept, the log puts in again. Applying
+    /// the same group twice leaves the same state.
+    fn apply(&self, ops: &[Op]) -> Result<(), StoreError> {
+        for op in ops {
+            let tree = match op.tree {
+                EVENTS => &self.events,
+                INCIDENTS => &self.incidents,
+                TIMELINE => &self.timeline,
+                USERS => &self.users,
+                KIOSKS => &self.kiosks,
+                _ => &self.sessions,
+            };
+            match &op.value {
+                Some(value) => tree.insert(op.key.as_slice(), value.as_slice()).map(drop),
+                None => tree.remove(op.key.as_slice()).map(drop),
+            }
+            .map_err(|e| StoreError::Write(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the write-ahead log has grown enough to be worth a checkpoint now.
+    pub(super) fn wal_len(&self) -> u64 {
+        self.wal.lock().map_or(0, |wal| wal.len())
+    }
+
+    /// Makes everything applied to sled durable there, then empties the write-ahead log.
+    pub(super) fn checkpoint(&self) -> std::io::Result<()> {
+        let mut wal = self.wal.lock().map_err(|_| std::io::Error::other("a lock was poisoned"))?;
+        if wal.len() == 0 {
+            return Ok(());
+        }
+        self.sync()?;
+        wal.clear()
     }
 
     fn fault(&self, at: FaultPoint) -> Result<(), StoreError> {

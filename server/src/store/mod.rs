@@ -8,6 +8,7 @@ pub mod backup;
 mod committer;
 mod deadlines;
 mod disk;
+mod wal;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -464,8 +465,10 @@ impl Store {
     ) -> Result<Option<(Incident, Vec<Event>)>, StoreError> {
         let Some(incident) = self.incident(id).await? else { return Ok(None) };
         let disk = self.shared.disk.clone();
+        // A group being applied may already be in sled: only what is durable and published.
+        let upto = self.last_seq()?;
         blocking(move || {
-            let seqs = disk.timeline(id)?;
+            let seqs: Vec<Seq> = disk.timeline(id)?.into_iter().filter(|&s| s <= upto).collect();
             let mut events = Vec::with_capacity(seqs.len());
             for seq in seqs {
                 events.push(

@@ -1,13 +1,17 @@
-//! The load generator: speaks protocol v1 like real kiosks and boards against the real server,
-//! started as a child process (release build) with a temporary data folder.
+//! The load generator: speaks the protocol like real kiosks and boards against the real server,
+//! started as a child process (release build) with a temporary data folder — or against any
+//! running server, given its URL and credentials (`--url`), so a deployment can be measured
+//! where it runs.
 //!
 //! Each scenario is one command, for example
-//! `cargo run --release -p hongfan-tests --bin loadgen -- ingest --kiosks 64`.
+//! `cargo run --release -p hongfan-tests --bin loadgen -- ingest --kiosks 64`. With
+//! `--server-cpus 0` the server it starts is pinned to core 0 (`taskset`); run the generator
+//! itself under `taskset -c 1` for figures that repeat. A grid worker is on duty (as in a real
+//! office), and the server logs at info.
 //! Load is open-loop where the scenario says so: sends follow a fixed schedule, so a slow server
 //! cannot hide its latency by slowing the sender. Latencies go into HDR histograms; the run ends
 //! with a table, and `--json <file>` writes the numbers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +19,7 @@ use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use hongfan_shared::protocol::{ClientMessage, ServerMessage};
 use hongfan_tests::report;
-use hongfan_tests::server::{TestServer, WsClient};
-use tokio::sync::Mutex;
+use hongfan_tests::server::{Launch, TestServer, WsClient};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -28,6 +31,21 @@ struct Args {
     /// Write the results as JSON here too.
     #[arg(long, global = true)]
     json: Option<std::path::PathBuf>,
+    /// Drive this running server instead of starting one (then give credentials below).
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// A kiosk credential (`kiosk-1.<secret>`) of the running server; repeat for more kiosks.
+    #[arg(long = "kiosk", global = true)]
+    kiosk_credentials: Vec<String>,
+    /// A grid worker of the running server, `login:password`; repeat for more.
+    #[arg(long = "worker", global = true)]
+    workers: Vec<String>,
+    /// A supervisor of the running server, `login:password`.
+    #[arg(long, global = true)]
+    supervisor: Option<String>,
+    /// Pin the server this starts to these cores (`taskset -c`).
+    #[arg(long, global = true)]
+    server_cpus: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,56 +120,141 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// A server with no report limits worth the name: the limits guard against a broken kiosk, the
-/// load generator is many kiosks at full speed.
-async fn server(extra: &[&str]) -> TestServer {
-    let mut args = vec![
-        "--report-burst",
-        "1000000",
-        "--reports-per-minute",
-        "100000000",
-        "--max-connections",
-        "19000",
-    ];
-    args.extend_from_slice(extra);
-    TestServer::start_with(&args).await
+/// What the scenarios drive: a server this started, or one running elsewhere.
+struct Target {
+    url: String,
+    kiosk_credentials: Vec<String>,
+    workers: Vec<(String, String)>,
+    supervisor: (String, String),
+    /// The server this started, if it did.
+    spawned: Option<TestServer>,
 }
 
-/// Kiosks for `n` devices: one pairing per compound, reused (a kiosk's session can hold many
-/// connections; each connection is its own device for the rate limiter's purposes is not
-/// needed here).
-async fn kiosks(server: &TestServer, n: usize) -> Vec<WsClient> {
-    let cookies = [server.pair_kiosk("c1").await, server.pair_kiosk("c2").await];
-    let mut out = Vec::new();
-    for i in 0..n {
-        out.push(
-            WsClient::connect(&server.kiosk_ws_url(), Some(&cookies[i % 2]), None)
-                .await
-                .expect("kiosk"),
-        );
+fn credentials(pair: &str) -> (String, String) {
+    let (login, password) = pair.split_once(':').unwrap_or((pair, ""));
+    (login.to_owned(), password.to_owned())
+}
+
+/// A server this starts: no limits worth the name (the limits guard against a broken kiosk, the
+/// load generator is many kiosks at full speed), at info level, pinned if asked.
+fn launch(args: &Args) -> Launch {
+    Launch {
+        log: "info".into(),
+        prefix: args
+            .server_cpus
+            .as_ref()
+            .map(|cpus| vec!["taskset".into(), "-c".into(), cpus.clone()])
+            .unwrap_or_default(),
     }
-    out
+}
+
+impl Target {
+    async fn new(args: &Args, extra: &[&str], data: Option<std::path::PathBuf>) -> Target {
+        if let Some(url) = &args.url {
+            return Target {
+                url: url.trim_end_matches('/').to_owned(),
+                kiosk_credentials: args.kiosk_credentials.clone(),
+                workers: args.workers.iter().map(|w| credentials(w)).collect(),
+                supervisor: credentials(args.supervisor.as_deref().unwrap_or("")),
+                spawned: None,
+            };
+        }
+        let mut flags: Vec<&str> = LIMITS_OFF.to_vec();
+        flags.extend_from_slice(extra);
+        let server = match data {
+            Some(data) => TestServer::start_on_launched(data, &flags, launch(args)),
+            None => TestServer::start_launched(&flags, launch(args)).await,
+        };
+        Target::spawned(server)
+    }
+
+    fn spawned(server: TestServer) -> Target {
+        let password = hongfan_tests::server::PASSWORD.to_owned();
+        Target {
+            url: server.url.clone(),
+            kiosk_credentials: server.kiosks.iter().map(|(_, c)| c.clone()).collect(),
+            workers: ["wang", "li"].map(|w| (w.to_owned(), password.clone())).to_vec(),
+            supervisor: ("boss".into(), password),
+            spawned: Some(server),
+        }
+    }
+
+    fn ws_url(&self) -> String {
+        format!("{}/ws", self.url.replacen("http", "ws", 1))
+    }
+
+    async fn cookie(&self, path: &str, body: serde_json::Value) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("the server answers");
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        let cookie = response.headers().get("set-cookie").expect("a cookie").to_str().unwrap();
+        cookie.split(';').next().unwrap_or_default().to_owned()
+    }
+
+    async fn login(&self, (login, password): &(String, String)) -> String {
+        self.cookie("/api/login", serde_json::json!({ "login": login, "password": password })).await
+    }
+
+    /// `n` kiosk connections, over the credentials given, in turn.
+    async fn kiosks(&self, n: usize) -> Vec<WsClient> {
+        assert!(!self.kiosk_credentials.is_empty(), "no kiosk credential (--kiosk)");
+        let mut cookies = Vec::new();
+        for credential in &self.kiosk_credentials {
+            let body = serde_json::json!({ "credential": credential });
+            cookies.push(self.cookie("/api/kiosk/pair", body).await);
+        }
+        let url = format!("{}?as=kiosk", self.ws_url());
+        let mut out = Vec::new();
+        for i in 0..n {
+            let cookie = &cookies[i % cookies.len()];
+            out.push(WsClient::connect(&url, Some(cookie), None).await.expect("kiosk"));
+        }
+        out
+    }
+
+    /// A worker's board, subscribed and on duty (so reports are not escalated, as in an office
+    /// that keeps its promise); it must be read, or it is closed as too slow.
+    async fn on_duty_board(&self) -> tokio::task::JoinHandle<()> {
+        let cookie = self.login(&self.workers[0]).await;
+        let mut board =
+            WsClient::connect(&self.ws_url(), Some(&cookie), None).await.expect("board");
+        board.subscribe(None).await;
+        board.send(&ClientMessage::Duty { id: 1, on: true }).await;
+        board.recv_until(|m| matches!(m, ServerMessage::DutySet { .. })).await;
+        tokio::spawn(board.read_forever())
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.spawned.as_ref().map(TestServer::pid)
+    }
 }
 
 async fn ingest(
+    args: &Args,
     kiosks_n: usize,
     history: u64,
     audit: bool,
-    secs: u64,
 ) -> anyhow::Result<serde_json::Value> {
+    let secs = args.secs;
     let scratch = tempfile::tempdir_in(target_dir())?;
     let server = if history > 0 {
+        anyhow::ensure!(args.url.is_none(), "--history builds a server of its own: no --url");
         let data = scratch.path().join("data");
         let credentials = build_history(&data, history).await?;
-        let mut server = TestServer::start_on(data, &LIMITS_OFF);
+        let mut server = TestServer::start_on_launched(data, LIMITS_OFF, launch(args));
         server.kiosks = credentials;
-        server
+        Target::spawned(server)
     } else {
-        server(&[]).await
+        Target::new(args, &[], None).await
     };
-    let clients = kiosks(&server, kiosks_n).await;
+    let _board = server.on_duty_board().await;
+    let clients = server.kiosks(kiosks_n).await;
     // A supervisor rerunning the summary over everything, as fast as answers come back.
-    let boss = if audit { Some(server.login("boss").await) } else { None };
+    let boss = if audit { Some(server.login(&server.supervisor).await) } else { None };
     let auditing = boss.map(|cookie| {
         let (url, stop_at) = (server.url.clone(), Instant::now() + Duration::from_secs(secs));
         tokio::spawn(async move {
@@ -247,50 +350,54 @@ async fn ingest(
     Ok(v)
 }
 
-async fn fanout(boards_n: usize, rate: u64, secs: u64) -> serde_json::Value {
-    let server = server(&["--send-queue", "4096"]).await;
-    let workers = ["wang", "li"];
+async fn fanout(args: &Args, boards_n: usize, rate: u64) -> serde_json::Value {
+    let secs = args.secs;
+    let server = Target::new(args, &["--send-queue", "4096"], None).await;
+    let _board = server.on_duty_board().await;
     let mut cookies = Vec::new();
-    for w in workers {
+    for w in &server.workers {
         cookies.push(server.login(w).await);
     }
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let latencies = Arc::new(Mutex::new(histogram()));
+    // Each report's request id carries when it was sent (µs since `epoch`), so a board needs no
+    // shared table to time it, and each board keeps its own histogram.
+    let epoch = Instant::now();
     let expected = rate * secs;
     let mut board_tasks = Vec::new();
     for b in 0..boards_n {
         let mut client =
-            WsClient::connect(&server.ws_url(), Some(&cookies[b % 2]), None).await.expect("board");
+            WsClient::connect(&server.ws_url(), Some(&cookies[b % cookies.len()]), None)
+                .await
+                .expect("board");
         client.subscribe(None).await;
-        let (sent, latencies) = (sent.clone(), latencies.clone());
         board_tasks.push(tokio::spawn(async move {
+            let mut latencies = histogram();
             let mut seen = 0;
             while seen < expected {
                 // Only the request id is needed: a full decode would make the generator, not
                 // the server, the bottleneck.
-                let text = client.recv_text().await;
+                let Some(text) = client.recv_text().await else {
+                    panic!("a board was disconnected after {seen} of {expected} reports")
+                };
                 if text.starts_with("{\"type\":\"event\"") && text.contains("\"type\":\"reported\"")
                 {
-                    let at = Instant::now();
-                    let id = text
-                        .split("\"request_id\":\"")
+                    let now = epoch.elapsed().as_micros() as u64;
+                    let sent_at = text
+                        .split("\"request_id\":\"f")
                         .nth(1)
                         .and_then(|r| r.split('"').next())
-                        .unwrap_or_default();
-                    if let Some(t) = sent.lock().await.get(id) {
-                        latencies
-                            .lock()
-                            .await
-                            .record(at.duration_since(*t).as_micros() as u64)
-                            .ok();
+                        .and_then(|id| id.split('-').nth(1))
+                        .and_then(|micros| micros.parse::<u64>().ok());
+                    if let Some(sent_at) = sent_at {
+                        latencies.record(now.saturating_sub(sent_at)).ok();
                     }
                     seen += 1;
                 }
             }
+            latencies
         }));
     }
     eprintln!("  {boards_n} boards subscribed; sending {rate} reports/s for {secs} s");
-    let kiosk = kiosks(&server, 1).await.pop().expect("kiosk");
+    let kiosk = server.kiosks(1).await.pop().expect("kiosk");
     let interval = Duration::from_micros(1_000_000 / rate.max(1));
     let start = Instant::now();
     // Open loop: each report leaves at its scheduled time; acknowledgements are read by another
@@ -305,15 +412,14 @@ async fn fanout(boards_n: usize, rate: u64, secs: u64) -> serde_json::Value {
     for n in 0..expected {
         let due = start + interval * n as u32;
         tokio::time::sleep_until(due.into()).await;
-        let id = format!("f{n}");
-        sent.lock().await.insert(id.clone(), Instant::now());
+        let id = format!("f{n}-{}", epoch.elapsed().as_micros());
         sink.send(&ClientMessage::Report { request_id: id, report: report("c1", "fan-out") }).await;
     }
     acks.await.expect("acks");
+    let mut h = histogram();
     for t in board_tasks {
-        t.await.expect("board");
+        h.add(t.await.expect("board")).ok();
     }
-    let h = latencies.lock().await.clone();
     println!("fan-out, {boards_n} boards, {rate} reports/s:");
     let mut v = summary("report sent → board received", &h);
     v["boards"] = boards_n.into();
@@ -321,10 +427,10 @@ async fn fanout(boards_n: usize, rate: u64, secs: u64) -> serde_json::Value {
     v
 }
 
-async fn idle(boards_n: usize) -> serde_json::Value {
-    let server = server(&[]).await;
-    let pid = server.pid();
-    let cookie = server.login("wang").await;
+async fn idle(args: &Args, boards_n: usize) -> serde_json::Value {
+    let server = Target::new(args, &[], None).await;
+    let pid = server.pid().expect("idle measures the memory of a server this starts");
+    let cookie = server.login(&server.workers[0]).await;
     // Warm up: one connection's worth of one-time allocations does not count.
     let mut warm = WsClient::connect(&server.ws_url(), Some(&cookie), None).await.expect("board");
     warm.subscribe(None).await;
@@ -349,17 +455,21 @@ async fn idle(boards_n: usize) -> serde_json::Value {
     serde_json::json!({ "boards": boards_n, "rss_before_kib": before, "rss_after_kib": after, "bytes_per_connection": per })
 }
 
-async fn claims(incidents: usize, racers: usize) -> serde_json::Value {
-    let server = server(&[]).await;
-    let cookies =
-        [server.login("wang").await, server.login("li").await, server.login("boss").await];
+async fn claims(args: &Args, incidents: usize, racers: usize) -> serde_json::Value {
+    let server = Target::new(args, &[], None).await;
+    let mut cookies = Vec::new();
+    for who in server.workers.iter().chain([&server.supervisor]) {
+        cookies.push(server.login(who).await);
+    }
     let mut clients = Vec::new();
     for n in 0..racers {
         clients.push(
-            WsClient::connect(&server.ws_url(), Some(&cookies[n % 3]), None).await.expect("racer"),
+            WsClient::connect(&server.ws_url(), Some(&cookies[n % cookies.len()]), None)
+                .await
+                .expect("racer"),
         );
     }
-    let mut kiosk = kiosks(&server, 1).await.pop().expect("kiosk");
+    let mut kiosk = server.kiosks(1).await.pop().expect("kiosk");
     let mut latency = histogram();
     let mut double = 0;
     let mut ids = Vec::new();
@@ -412,13 +522,23 @@ fn target_dir() -> std::path::PathBuf {
 }
 
 /// Report limits out of the way, and room for many connections.
-const LIMITS_OFF: [&str; 6] = [
+const LIMITS_OFF: &[&str] = &[
     "--report-burst",
     "1000000",
     "--reports-per-minute",
     "100000000",
+    "--action-burst",
+    "1000000",
+    "--actions-per-minute",
+    "100000000",
     "--max-connections",
     "19000",
+    "--sockets-per-address",
+    "1000000",
+    "--sockets-per-kiosk",
+    "1000000",
+    "--sockets-per-person",
+    "1000000",
 ];
 
 /// Seeds the test accounts in `data` and writes `incidents` incidents straight through the store,
@@ -466,14 +586,15 @@ async fn build_history(
 }
 
 /// A history of `events` events, then the server's start and a mass resume.
-async fn restart(events: u64, boards_n: usize) -> anyhow::Result<serde_json::Value> {
+async fn restart(args: &Args, events: u64, boards_n: usize) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(args.url.is_none(), "restart builds a server of its own: no --url");
     let dir = tempfile::tempdir_in(target_dir())?;
     let data = dir.path().join("data");
     let credentials = build_history(&data, events / 5).await?;
     let total = events / 5 * 5;
 
     let started = Instant::now();
-    let mut server = TestServer::start_on(data.clone(), &LIMITS_OFF);
+    let mut server = TestServer::start_on_launched(data.clone(), LIMITS_OFF, launch(args));
     let serving = started.elapsed();
     server.kiosks = credentials;
     println!("start to serving with {total} events: {:.2} s", serving.as_secs_f64());
@@ -506,7 +627,7 @@ async fn restart(events: u64, boards_n: usize) -> anyhow::Result<serde_json::Val
     li.subscribe(None).await;
     li.send(&ClientMessage::Duty { id: 1, on: true }).await;
     li.recv_until(|m| matches!(m, ServerMessage::Roster { on_duty } if !on_duty.is_empty())).await;
-    let mut kiosk = kiosks(&server, 1).await.pop().expect("kiosk");
+    let mut kiosk = server.kiosk("c1").await;
     for n in 0..100 {
         kiosk
             .send(&ClientMessage::Report {
@@ -565,9 +686,7 @@ async fn restart(events: u64, boards_n: usize) -> anyhow::Result<serde_json::Val
 /// What the disk and the loopback network can do at best, measured the same way as the server.
 async fn floor(secs: u64) -> anyhow::Result<serde_json::Value> {
     use std::io::Write;
-    let dir = tempfile::tempdir_in(
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()),
-    )?;
+    let dir = tempfile::tempdir_in(target_dir())?;
     let mut file = std::fs::File::create(dir.path().join("sync"))?;
     let mut syncs = histogram();
     let stop = Instant::now() + Duration::from_secs(secs);
@@ -616,13 +735,13 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let result = match args.scenario {
         Scenario::Ingest { kiosks, history, audit } => {
-            ingest(kiosks, history, audit, args.secs).await?
+            ingest(&args, kiosks, history, audit).await?
         }
-        Scenario::Fanout { boards, rate } => fanout(boards, rate, args.secs).await,
-        Scenario::Idle { boards } => idle(boards).await,
-        Scenario::Claims { incidents, racers } => claims(incidents, racers).await,
+        Scenario::Fanout { boards, rate } => fanout(&args, boards, rate).await,
+        Scenario::Idle { boards } => idle(&args, boards).await,
+        Scenario::Claims { incidents, racers } => claims(&args, incidents, racers).await,
         Scenario::Floor => floor(args.secs).await?,
-        Scenario::Restart { events, boards } => restart(events, boards).await?,
+        Scenario::Restart { events, boards } => restart(&args, events, boards).await?,
     };
     if let Some(path) = args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
