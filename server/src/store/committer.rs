@@ -349,7 +349,7 @@ impl Committer {
     }
 
     fn commit(&mut self, group: Group) -> Result<(), StoreError> {
-        let Group { events, states, latest, touched, aux, answers, shutdown } = group;
+        let Group { events, states, latest, touched, aux, mut answers, shutdown } = group;
         let mut failed = None;
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
@@ -359,14 +359,30 @@ impl Committer {
             let written = shared.disk.commit(&events, &states, &aux);
             metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
             metrics.commit_batch.observe(answers.len().max(1) as f64);
-            if let Err(e) = written {
-                metrics.store_write_errors.inc();
-                // Known as failed before anyone hears of it.
+            let ops = match written {
+                Ok(ops) => ops,
+                Err(e) => {
+                    metrics.store_write_errors.inc();
+                    // Known as failed before anyone hears of it.
+                    let dir = shared.disk.dir().display().to_string();
+                    tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
+                    metrics.store_failed.set(1);
+                    shared.health.fail(format!("writing to {dir} failed: {e}"));
+                    for answer in answers.drain(..) {
+                        answer.fail(&e);
+                    }
+                    return Err(e);
+                }
+            };
+            // Durable now. Into sled and the published state before anyone hears of it, so that
+            // whoever is answered reads what they wrote.
+            if let Err(e) = shared.disk.apply(&ops) {
                 let dir = shared.disk.dir().display().to_string();
                 tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
+                metrics.store_write_errors.inc();
                 metrics.store_failed.set(1);
                 shared.health.fail(format!("writing to {dir} failed: {e}"));
-                for answer in answers {
+                for answer in answers.drain(..) {
                     answer.fail(&e);
                 }
                 return Err(e);

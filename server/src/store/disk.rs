@@ -540,14 +540,15 @@ impl Disk {
             .collect()
     }
 
-    /// Writes a group of events with the incident states they produce and the account records
-    /// written with them, atomically, and makes them durable before returning.
+    /// Makes a group of events, the incident states they produce and the account records written
+    /// with them durable, all or none, in the write-ahead log. The writes are returned to be
+    /// applied to sled (`apply`) — which may happen after the group's answers have gone out.
     pub(super) fn commit(
         &self,
         events: &[Event],
         incidents: &[&Incident],
         aux: &[AuxWrite],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Op>, StoreError> {
         let encode =
             |r: Result<Vec<u8>, serde_json::Error>| r.map_err(|e| StoreError::Write(e.to_string()));
         let mut chain = *self.chain.lock().map_err(|_| StoreError::Poisoned)?;
@@ -585,16 +586,15 @@ impl Disk {
             self.fault(FaultPoint::Fsync)?;
             wal.sync().map_err(|e| StoreError::Write(e.to_string()))?;
         }
-        self.apply(&ops)?;
         *self.chain.lock().map_err(|_| StoreError::Poisoned)? = chain;
-        Ok(())
+        Ok(ops)
     }
 
     /// Puts a group's writes into sled. Not as one sled transaction: that makes sled write and
     /// wait on the disk twice per group, and the write-ahead log already makes the group durable
     /// and whole — after a crash, whatever part of it sled kept, the log puts in again. Applying
     /// the same group twice leaves the same state.
-    fn apply(&self, ops: &[Op]) -> Result<(), StoreError> {
+    pub(super) fn apply(&self, ops: &[Op]) -> Result<(), StoreError> {
         for op in ops {
             let tree = match op.tree {
                 EVENTS => &self.events,

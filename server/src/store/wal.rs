@@ -201,7 +201,7 @@ mod tests {
         for cut in [whole.len() - 1, whole.len() - 100, encode(&a).len() + 3] {
             std::fs::write(&path, &whole[..cut]).unwrap();
             let (wal, groups) = Wal::open(dir.path()).unwrap();
-            assert_eq!(groups, [a.clone()], "cut at {cut}");
+            assert_eq!(groups, std::slice::from_ref(&a), "cut at {cut}");
             assert_eq!(wal.len(), encode(&a).len() as u64);
         }
         // A flipped byte in the first record, with the second after it: damage, refused.
