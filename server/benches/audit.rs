@@ -112,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
         compound: None,
         worker: None,
         category: None,
+        within: None,
     };
     let (whole, summary) = timed(5, || store.audit(&all, label));
     let summary = summary?;

@@ -4,7 +4,7 @@
 //! hashes, so a copy of the data folder lets nobody in. Records live in the store's account
 //! trees; this module decides what they hold.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -16,15 +16,18 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use hongfan_shared::office::{Office, OfficeChange, Pairing};
 use hongfan_shared::protocol::Identity;
-use hongfan_shared::{Actor, Community, CompoundId, Principal, Role, Scope, Timestamp};
+use hongfan_shared::{Actor, Community, CompoundId, Millis, Principal, Role, Scope, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
-use crate::store::{Aux, Store, StoreError};
+use crate::store::{Aux, OfficeEdit, Store, StoreError};
 
 const MIN_PASSWORD_CHARS: usize = 8;
+/// How long a pairing code from the admin page may be used.
+const PAIRING_VALID: Millis = Millis::from_mins(30);
 /// Longest name a person or kiosk is shown with.
 const MAX_NAME_CHARS: usize = 40;
 /// A session's last use is written down at most this often (it is kept in memory between).
@@ -35,27 +38,7 @@ const HASHES_AT_ONCE: usize = 2;
 /// Most keys the login throttle keeps before it refuses new ones (a flood of made-up names).
 const MAX_THROTTLE_KEYS: usize = 100_000;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct User {
-    pub login: String,
-    pub name: String,
-    pub role: Role,
-    /// Where a worker or building head acts; ignored for a supervisor, who acts everywhere.
-    pub compounds: Vec<CompoundId>,
-    /// Argon2id, PHC string.
-    password: String,
-    pub disabled: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Kiosk {
-    pub id: String,
-    pub compound: CompoundId,
-    pub name: String,
-    /// Argon2id hash of the credential's secret part.
-    secret: String,
-    pub revoked: bool,
-}
+pub use hongfan_shared::office::{Kiosk, Person};
 
 /// Who a session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -191,6 +174,14 @@ pub enum AuthError {
     NoCompound,
     #[error("a name has at most {MAX_NAME_CHARS} characters")]
     LongName,
+    #[error("this is outside the compounds you manage")]
+    NotYours,
+    #[error("a building head needs at least one building")]
+    NoBuilding,
+    #[error("set a new password first")]
+    MustChangePassword,
+    #[error("the pairing code has expired or was used: make a new one")]
+    PairingExpired,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -201,14 +192,18 @@ pub struct Authenticated {
     pub principal: Principal,
     pub identity: Identity,
     pub subject: Subject,
+    /// Which session: its sockets close when it ends.
+    pub session: SessionKey,
 }
 
-/// Every account record, kept in memory so that authenticating a request reads no disk; the
-/// store's trees are the durable copy, written first.
+/// A session, as the SHA-256 of its token (the token itself is never kept).
+pub type SessionKey = Arc<[u8]>;
+
+/// The sessions, kept in memory so that authenticating a request reads no disk; the store's
+/// sessions tree is the durable copy, written first. People and kiosks are the office's (the
+/// store's office log, in memory there).
 #[derive(Debug, Default)]
 struct Records {
-    users: BTreeMap<String, User>,
-    kiosks: BTreeMap<String, Kiosk>,
     /// By the SHA-256 of the token.
     sessions: HashMap<Vec<u8>, Session>,
 }
@@ -218,12 +213,11 @@ pub struct Accounts {
     store: Store,
     clock: SharedClock,
     records: RwLock<Records>,
-    /// Held across a write of a user or kiosk record and its copy in memory, so that the two
-    /// never disagree about the order of two writes.
-    writing: tokio::sync::Mutex<()>,
     throttle: Throttle,
     hashing: Arc<tokio::sync::Semaphore>,
     policy: SessionPolicy,
+    /// Sessions ended before their time, for the hub to close their sockets.
+    ended: tokio::sync::broadcast::Sender<Vec<SessionKey>>,
 }
 
 fn hash_token(token: &str) -> Vec<u8> {
@@ -279,6 +273,24 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, AuthError> {
     serde_json::to_vec(value).map_err(|e| AuthError::Store(StoreError::Write(e.to_string())))
 }
 
+/// Which sessions a change to an account ends.
+#[derive(Debug)]
+enum Ending {
+    None,
+    /// All of them, but the one given (the session that changed its own password).
+    AllBut(Option<Vec<u8>>),
+}
+
+/// An account to make, or what an account is to become.
+#[derive(Debug, Clone)]
+pub struct NewPerson {
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    pub compounds: Vec<CompoundId>,
+    pub buildings: Vec<String>,
+}
+
 /// What the first start creates and shows once.
 #[derive(Debug)]
 pub struct FirstStart {
@@ -292,14 +304,6 @@ impl Accounts {
     /// Reads every account record from the store (at start: this reads the disk).
     pub fn new(store: Store, clock: SharedClock) -> Result<Accounts, AuthError> {
         let mut records = Records::default();
-        for user in store.scan(Aux::Users)?.iter().map(|v| decode::<User>(v)) {
-            let user = user?;
-            records.users.insert(user.login.clone(), user);
-        }
-        for kiosk in store.scan(Aux::Kiosks)?.iter().map(|v| decode::<Kiosk>(v)) {
-            let kiosk = kiosk?;
-            records.kiosks.insert(kiosk.id.clone(), kiosk);
-        }
         for (key, value) in store.scan_entries(Aux::Sessions)? {
             records.sessions.insert(key, decode(&value)?);
         }
@@ -307,10 +311,10 @@ impl Accounts {
             store,
             clock,
             records: RwLock::new(records),
-            writing: tokio::sync::Mutex::new(()),
             throttle: Throttle::new(),
             hashing: Arc::new(tokio::sync::Semaphore::new(HASHES_AT_ONCE)),
             policy: SessionPolicy::default(),
+            ended: tokio::sync::broadcast::channel(64).0,
         })
     }
 
@@ -336,24 +340,36 @@ impl Accounts {
         tokio::task::spawn_blocking(move || verify_secret(&secret, &hash)).await.unwrap_or(false)
     }
 
-    /// Ends every session of `subject` (its password changed, it was disabled or revoked): a
-    /// session never outlives the reason it was given.
-    async fn end_sessions(&self, subject: &Subject) -> Result<(), AuthError> {
+    /// Sessions that end before their time (a password changed, an account disabled, a kiosk
+    /// revoked): their sockets are to close.
+    pub fn ended(&self) -> tokio::sync::broadcast::Receiver<Vec<SessionKey>> {
+        self.ended.subscribe()
+    }
+
+    /// Ends every session of `subject` but `keep` (its password changed, it was disabled or
+    /// revoked): a session never outlives the reason it was given.
+    async fn end_sessions(&self, subject: &Subject, keep: Option<&[u8]>) -> Result<(), AuthError> {
         let keys: Vec<Vec<u8>> = self
             .records()
             .sessions
             .iter()
-            .filter(|(_, s)| &s.subject == subject)
+            .filter(|(k, s)| &s.subject == subject && Some(k.as_slice()) != keep)
             .map(|(k, _)| k.clone())
             .collect();
+        let mut ended = Vec::new();
         for key in keys {
             self.store.put(Aux::Sessions, &key, None).await?;
             self.records_mut().sessions.remove(&key);
+            ended.push(SessionKey::from(key));
+        }
+        if !ended.is_empty() {
+            // Nobody listening (the command line) is fine.
+            let _ = self.ended.send(ended);
         }
         Ok(())
     }
 
-    fn community(&self) -> &Community {
+    fn community(&self) -> Arc<Community> {
         self.store.community()
     }
 
@@ -366,94 +382,285 @@ impl Accounts {
         self.records.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn user(&self, login: &str) -> Result<Option<User>, AuthError> {
-        Ok(self.records().users.get(login).cloned())
+    pub fn user(&self, login: &str) -> Result<Option<Person>, AuthError> {
+        Ok(self.store.office().office.people.get(login).cloned())
     }
 
-    pub fn users(&self) -> Result<Vec<User>, AuthError> {
-        Ok(self.records().users.values().cloned().collect())
+    pub fn users(&self) -> Result<Vec<Person>, AuthError> {
+        Ok(self.store.office().office.people.values().cloned().collect())
     }
 
     pub fn kiosk(&self, id: &str) -> Result<Option<Kiosk>, AuthError> {
-        Ok(self.records().kiosks.get(id).cloned())
+        Ok(self.store.office().office.kiosks.get(id).cloned())
     }
 
     pub fn kiosks(&self) -> Result<Vec<Kiosk>, AuthError> {
-        Ok(self.records().kiosks.values().cloned().collect())
+        Ok(self.store.office().office.kiosks.values().cloned().collect())
     }
 
-    /// Writes a user record durably, then its copy in memory. Callers hold `writing`.
-    async fn save_user(&self, user: &User) -> Result<(), AuthError> {
-        self.store.put(Aux::Users, user.login.as_bytes(), Some(encode(user)?)).await?;
-        self.records_mut().users.insert(user.login.clone(), user.clone());
-        Ok(())
+    /// Logs one change to the office, decided by `edit` against the office as it is when the
+    /// committer takes it; a refusal comes back as the `AuthError` the edit gave.
+    async fn change(
+        &self,
+        by: &Actor,
+        edit: impl FnOnce(&Office) -> Result<OfficeChange, AuthError> + Send + 'static,
+    ) -> Result<OfficeChange, AuthError> {
+        let edit: OfficeEdit = Box::new(move |office| edit(office).map_err(Into::into));
+        match self.store.change_office(by, edit).await {
+            Ok(event) => Ok(event.change),
+            Err(StoreError::Refused(refused)) => Err(match refused.downcast::<AuthError>() {
+                Ok(auth) => *auth,
+                Err(other) => AuthError::Store(StoreError::Write(other.to_string())),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
-    async fn save_kiosk(&self, kiosk: &Kiosk) -> Result<(), AuthError> {
-        self.store.put(Aux::Kiosks, kiosk.id.as_bytes(), Some(encode(kiosk)?)).await?;
-        self.records_mut().kiosks.insert(kiosk.id.clone(), kiosk.clone());
-        Ok(())
+    /// Hashes a secret on the blocking pool, a few at a time.
+    async fn hash(&self, secret: &str) -> Result<String, AuthError> {
+        let Ok(_turn) = self.hashing.clone().acquire_owned().await else {
+            return Err(AuthError::BadCredentials);
+        };
+        let secret = secret.to_owned();
+        tokio::task::spawn_blocking(move || hash_secret(&secret))
+            .await
+            .map_err(|_| AuthError::BadCredentials)?
     }
 
+    /// Adds an account. `by` must manage every compound the account is for.
     pub async fn add_user(
         &self,
-        login: &str,
-        name: &str,
-        role: Role,
-        compounds: &[CompoundId],
+        by: &Principal,
+        new: NewPerson,
         password: &str,
-    ) -> Result<User, AuthError> {
-        check_login(login)?;
+    ) -> Result<Person, AuthError> {
+        self.add(by, new, password, false).await
+    }
+
+    async fn add(
+        &self,
+        by: &Principal,
+        new: NewPerson,
+        password: &str,
+        must_change_password: bool,
+    ) -> Result<Person, AuthError> {
+        check_login(&new.login)?;
         check_password(password)?;
-        if !matches!(role, Role::Supervisor | Role::Worker | Role::BuildingHead) {
-            return Err(AuthError::BadRole(role));
+        self.check_person(by, &new)?;
+        let secret = self.hash(password).await?;
+        let NewPerson { login, name, role, compounds, buildings } = new;
+        let person = Person {
+            name: if name.trim().is_empty() { login.clone() } else { name.trim().to_owned() },
+            login,
+            role,
+            compounds,
+            buildings,
+            secret,
+            disabled: false,
+            must_change_password,
+        };
+        let after = person.clone();
+        self.change(&by.actor, move |office| {
+            if office.people.contains_key(&after.login) {
+                return Err(AuthError::UserExists(after.login.clone()));
+            }
+            Ok(OfficeChange::Person { before: None, after: Box::new(after) })
+        })
+        .await?;
+        Ok(person)
+    }
+
+    /// Adds an account whose password is a one-time code, to be changed at its first login;
+    /// returns the code (shown once, to be handed over).
+    pub async fn add_user_with_code(
+        &self,
+        by: &Principal,
+        new: NewPerson,
+    ) -> Result<(Person, String), AuthError> {
+        let code = random_password();
+        let person = self.add(by, new, &code, true).await?;
+        Ok((person, code))
+    }
+
+    /// Whether `by` may make or keep an account like `new`: a known role, known compounds, all
+    /// of them `by`'s to manage, a name of sensible length.
+    fn check_person(&self, by: &Principal, new: &NewPerson) -> Result<(), AuthError> {
+        if !matches!(new.role, Role::Supervisor | Role::Worker | Role::BuildingHead) {
+            return Err(AuthError::BadRole(new.role));
         }
-        if let Some(unknown) = compounds.iter().find(|c| self.community().compound(c).is_none()) {
+        let community = self.community();
+        if let Some(unknown) = new.compounds.iter().find(|c| community.compound(c).is_none()) {
             return Err(AuthError::UnknownCompound(unknown.0.clone()));
         }
-        if role != Role::Supervisor && compounds.is_empty() {
+        if new.role != Role::Supervisor && new.compounds.is_empty() {
             return Err(AuthError::NoCompound);
         }
-        if name.trim().chars().count() > MAX_NAME_CHARS {
+        if new.role == Role::BuildingHead && new.buildings.is_empty() {
+            return Err(AuthError::NoBuilding);
+        }
+        if new.name.trim().chars().count() > MAX_NAME_CHARS {
             return Err(AuthError::LongName);
         }
-        let _writing = self.writing.lock().await;
-        if self.user(login)?.is_some() {
-            return Err(AuthError::UserExists(login.to_owned()));
+        // A compound leader manages only accounts wholly within their compounds.
+        let within = !new.compounds.is_empty() && new.compounds.iter().all(|c| by.may_act_in(c));
+        if by.scope != Scope::All && !within {
+            return Err(AuthError::NotYours);
         }
-        let user = User {
-            login: login.to_owned(),
-            name: if name.trim().is_empty() { login.to_owned() } else { name.trim().to_owned() },
-            role,
-            compounds: compounds.to_vec(),
-            password: hash_secret(password)?,
-            disabled: false,
+        Ok(())
+    }
+
+    /// Changes one account with `edit`, if `by` manages it; ends its sessions when `end` says
+    /// the change takes away what they were given on.
+    async fn edit_person(
+        &self,
+        by: &Principal,
+        login: &str,
+        end: Ending,
+        edit: impl FnOnce(&mut Person) -> Result<(), AuthError> + Send + 'static,
+    ) -> Result<Person, AuthError> {
+        let (login, scope) = (login.to_owned(), by.clone());
+        let changed = self
+            .change(&by.actor, move |office| {
+                let before = office
+                    .people
+                    .get(&login)
+                    .ok_or_else(|| AuthError::UnknownUser(login.clone()))?;
+                let manages = scope.scope == Scope::All
+                    || (!before.compounds.is_empty()
+                        && before.compounds.iter().all(|c| scope.may_act_in(c)));
+                if !manages {
+                    return Err(AuthError::NotYours);
+                }
+                let mut after = before.clone();
+                edit(&mut after)?;
+                Ok(OfficeChange::Person {
+                    before: Some(Box::new(before.clone())),
+                    after: Box::new(after),
+                })
+            })
+            .await?;
+        let OfficeChange::Person { after, .. } = changed else {
+            return Err(AuthError::Store(StoreError::Write("not a person's change".into())));
         };
-        self.save_user(&user).await?;
-        Ok(user)
+        if let Ending::AllBut(keep) = end {
+            self.end_sessions(&Subject::User(after.login.clone()), keep.as_deref()).await?;
+        }
+        Ok(*after)
     }
 
-    pub async fn set_password(&self, login: &str, password: &str) -> Result<(), AuthError> {
+    /// Changes an account's name, compounds and buildings (not its role).
+    pub async fn update_person(
+        &self,
+        by: &Principal,
+        login: &str,
+        name: String,
+        compounds: Vec<CompoundId>,
+        buildings: Vec<String>,
+    ) -> Result<Person, AuthError> {
+        let current = self.user(login)?.ok_or_else(|| AuthError::UnknownUser(login.into()))?;
+        let new = NewPerson {
+            login: login.to_owned(),
+            name: name.clone(),
+            role: current.role,
+            compounds: compounds.clone(),
+            buildings: buildings.clone(),
+        };
+        self.check_person(by, &new)?;
+        self.edit_person(by, login, Ending::None, move |p| {
+            p.name = if name.trim().is_empty() { p.login.clone() } else { name.trim().to_owned() };
+            p.compounds = compounds;
+            p.buildings = buildings;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets a new password (and enables the account); every other session of it ends.
+    pub async fn set_password(
+        &self,
+        by: &Principal,
+        login: &str,
+        password: &str,
+    ) -> Result<Person, AuthError> {
         check_password(password)?;
-        let _writing = self.writing.lock().await;
-        let mut user = self.user(login)?.ok_or_else(|| AuthError::UnknownUser(login.into()))?;
-        user.password = hash_secret(password)?;
-        user.disabled = false;
-        self.save_user(&user).await?;
-        self.end_sessions(&Subject::User(login.to_owned())).await
+        let secret = self.hash(password).await?;
+        self.edit_person(by, login, Ending::AllBut(None), move |p| {
+            p.secret = secret;
+            p.disabled = false;
+            p.must_change_password = false;
+            Ok(())
+        })
+        .await
     }
 
-    pub async fn disable(&self, login: &str) -> Result<(), AuthError> {
-        let _writing = self.writing.lock().await;
-        let mut user = self.user(login)?.ok_or_else(|| AuthError::UnknownUser(login.into()))?;
-        user.disabled = true;
-        self.save_user(&user).await?;
-        self.end_sessions(&Subject::User(login.to_owned())).await
+    /// Gives an account a one-time code as its password, to be changed at the next login;
+    /// returns the code (shown once, to be handed over). Every session of it ends.
+    pub async fn reset_password(&self, by: &Principal, login: &str) -> Result<String, AuthError> {
+        let code = random_password();
+        let secret = self.hash(&code).await?;
+        self.edit_person(by, login, Ending::AllBut(None), move |p| {
+            p.secret = secret;
+            p.must_change_password = true;
+            Ok(())
+        })
+        .await?;
+        Ok(code)
     }
 
-    /// Makes a kiosk credential for a compound's station; the credential is shown only now.
+    /// A person changes their own password (required after a reset): every other session of
+    /// theirs ends, the one they changed it in stays.
+    pub async fn change_own_password(
+        &self,
+        me: &Authenticated,
+        current: &str,
+        new: &str,
+        from: IpAddr,
+    ) -> Result<(), AuthError> {
+        check_password(new)?;
+        let Subject::User(login) = &me.subject else { return Err(AuthError::BadCredentials) };
+        self.throttle.attempt(Some(login), from)?;
+        let person = self.user(login)?.ok_or(AuthError::BadCredentials)?;
+        if !self.verify(current, &person.secret).await || current == new {
+            return Err(AuthError::BadCredentials);
+        }
+        let secret = self.hash(new).await?;
+        let myself = Principal {
+            actor: Actor { id: person.login.clone(), name: person.name.clone(), role: person.role },
+            scope: Scope::All,
+        };
+        let keep = Some(me.session.to_vec());
+        self.edit_person(&myself, login, Ending::AllBut(keep), move |p| {
+            p.secret = secret;
+            p.must_change_password = false;
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn disable(&self, by: &Principal, login: &str) -> Result<Person, AuthError> {
+        if by.actor.id == login {
+            return Err(AuthError::NotYours);
+        }
+        self.edit_person(by, login, Ending::AllBut(None), |p| {
+            p.disabled = true;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn enable(&self, by: &Principal, login: &str) -> Result<Person, AuthError> {
+        self.edit_person(by, login, Ending::None, |p| {
+            p.disabled = false;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Makes a kiosk for a compound's station; its credential is shown only now.
     pub async fn add_kiosk(
         &self,
+        by: &Principal,
         compound: &CompoundId,
         name: &str,
     ) -> Result<(Kiosk, String), AuthError> {
@@ -463,45 +670,125 @@ impl Accounts {
             .ok_or_else(|| AuthError::UnknownCompound(compound.0.clone()))?
             .station
             .clone();
-        let _writing = self.writing.lock().await;
-        let n = self.kiosks()?.len() + 1;
-        let id = format!("kiosk-{n}");
+        if !by.may_act_in(compound) {
+            return Err(AuthError::NotYours);
+        }
+        if name.trim().chars().count() > MAX_NAME_CHARS {
+            return Err(AuthError::LongName);
+        }
         let secret = hex::encode(rand::random::<[u8; 12]>());
-        let kiosk = Kiosk {
-            id: id.clone(),
-            compound: compound.clone(),
-            name: if name.trim().is_empty() { station } else { name.trim().to_owned() },
-            secret: hash_secret(&secret)?,
-            revoked: false,
+        let hashed = self.hash(&secret).await?;
+        let (compound, name) = (compound.clone(), name.trim().to_owned());
+        let added = self
+            .change(&by.actor, move |office| {
+                let kiosk = Kiosk {
+                    id: format!("kiosk-{}", office.kiosks.len() + 1),
+                    compound,
+                    name: if name.is_empty() { station } else { name },
+                    secret: hashed,
+                    pairing: None,
+                    revoked: false,
+                };
+                Ok(OfficeChange::Kiosk { before: None, after: Box::new(kiosk) })
+            })
+            .await?;
+        let OfficeChange::Kiosk { after, .. } = added else {
+            return Err(AuthError::Store(StoreError::Write("not a kiosk's change".into())));
         };
-        self.save_kiosk(&kiosk).await?;
-        Ok((kiosk, format!("{id}.{secret}")))
+        let credential = format!("{}.{secret}", after.id);
+        Ok((*after, credential))
     }
 
-    pub async fn revoke(&self, id: &str) -> Result<(), AuthError> {
-        let _writing = self.writing.lock().await;
-        let mut kiosk = self.kiosk(id)?.ok_or_else(|| AuthError::UnknownKiosk(id.into()))?;
-        kiosk.revoked = true;
-        self.save_kiosk(&kiosk).await?;
-        self.end_sessions(&Subject::Kiosk(id.to_owned())).await
+    /// Changes one kiosk with `edit`, if `by` manages its compound.
+    async fn edit_kiosk(
+        &self,
+        by: &Principal,
+        id: &str,
+        edit: impl FnOnce(&mut Kiosk) + Send + 'static,
+    ) -> Result<Kiosk, AuthError> {
+        let (id, scope) = (id.to_owned(), by.clone());
+        let changed = self
+            .change(&by.actor, move |office| {
+                let before =
+                    office.kiosks.get(&id).ok_or_else(|| AuthError::UnknownKiosk(id.clone()))?;
+                if !scope.may_act_in(&before.compound) {
+                    return Err(AuthError::NotYours);
+                }
+                let mut after = before.clone();
+                edit(&mut after);
+                Ok(OfficeChange::Kiosk {
+                    before: Some(Box::new(before.clone())),
+                    after: Box::new(after),
+                })
+            })
+            .await?;
+        let OfficeChange::Kiosk { after, .. } = changed else {
+            return Err(AuthError::Store(StoreError::Write("not a kiosk's change".into())));
+        };
+        Ok(*after)
     }
 
-    /// On an empty database: a supervisor with a random password and a kiosk per compound.
+    /// A one-time pairing code for a kiosk (shown as a QR code on the admin page), valid for
+    /// `PAIRING_VALID`; it replaces any earlier one. Answers the code and until when it holds.
+    pub async fn pairing_code(
+        &self,
+        by: &Principal,
+        id: &str,
+    ) -> Result<(String, Timestamp), AuthError> {
+        let code = hex::encode(rand::random::<[u8; 12]>());
+        let hashed = self.hash(&code).await?;
+        let expires = self.clock.now().plus(PAIRING_VALID);
+        let kiosk = self
+            .edit_kiosk(by, id, move |k| {
+                k.pairing = Some(Pairing { code: hashed, expires });
+                k.revoked = false;
+            })
+            .await?;
+        Ok((format!("{}.{code}", kiosk.id), expires))
+    }
+
+    pub async fn revoke(&self, by: &Principal, id: &str) -> Result<Kiosk, AuthError> {
+        let kiosk = self
+            .edit_kiosk(by, id, |k| {
+                k.revoked = true;
+                k.pairing = None;
+            })
+            .await?;
+        self.end_sessions(&Subject::Kiosk(id.to_owned()), None).await?;
+        Ok(kiosk)
+    }
+
+    /// On an empty data folder: a supervisor with a random password and a kiosk per compound.
     pub async fn first_start(&self) -> Result<Option<FirstStart>, AuthError> {
         if !self.users()?.is_empty() {
             return Ok(None);
         }
+        let system = Principal { actor: Actor::system(), scope: Scope::All };
         let password = random_password();
-        self.add_user("admin", "书记", Role::Supervisor, &[], &password).await?;
+        let admin = NewPerson {
+            login: "admin".into(),
+            name: "书记".into(),
+            role: Role::Supervisor,
+            compounds: Vec::new(),
+            buildings: Vec::new(),
+        };
+        self.add_user(&system, admin, &password).await?;
         let mut kiosks = Vec::new();
         for compound in self.community().compounds.clone() {
-            kiosks.push(self.add_kiosk(&compound.id, "").await?);
+            kiosks.push(self.add_kiosk(&system, &compound.id, "").await?);
         }
         Ok(Some(FirstStart {
             supervisor_login: "admin".into(),
             supervisor_password: password,
             kiosks,
         }))
+    }
+
+    /// When a session of `subject` was last used, as written down (at most `TOUCH_EVERY` late).
+    pub fn last_used(&self, subject: &Subject) -> Option<Timestamp> {
+        let records = self.records();
+        let sessions = records.sessions.values().filter(|s| &s.subject == subject);
+        sessions.map(|s| s.seen.unwrap_or(s.created)).max()
     }
 
     async fn new_session(&self, subject: Subject) -> Result<String, AuthError> {
@@ -525,7 +812,7 @@ impl Accounts {
         let user = self.user(login)?;
         // Verify against a fixed hash when the account does not exist, so that the answer takes
         // as long either way.
-        let hash = user.as_ref().map_or_else(|| DUMMY_HASH.clone(), |u| u.password.clone());
+        let hash = user.as_ref().map_or_else(|| DUMMY_HASH.clone(), |u| u.secret.clone());
         let matches = self.verify(password, &hash).await;
         match user {
             Some(u) if matches && !u.disabled => self.new_session(Subject::User(u.login)).await,
@@ -533,23 +820,51 @@ impl Accounts {
         }
     }
 
-    /// Pairs a kiosk: checks its credential (`<kiosk id>.<secret>`); gives a session token.
+    /// Pairs a kiosk: checks its credential or a one-time pairing code (`<kiosk id>.<secret>`);
+    /// gives a session token. A pairing code is used up by it.
     pub async fn pair(&self, credential: &str, from: IpAddr) -> Result<String, AuthError> {
         self.throttle.attempt(None, from)?;
         let (id, secret) = credential.trim().split_once('.').unwrap_or(("", ""));
         let kiosk = self.kiosk(id)?;
         let hash = kiosk.as_ref().map_or_else(|| DUMMY_HASH.clone(), |k| k.secret.clone());
-        let matches = self.verify(secret, &hash).await;
-        match kiosk {
-            Some(k) if matches && !k.revoked => self.new_session(Subject::Kiosk(k.id)).await,
-            _ => Err(AuthError::BadCredentials),
+        if self.verify(secret, &hash).await {
+            return match kiosk {
+                Some(k) if !k.revoked => self.new_session(Subject::Kiosk(k.id)).await,
+                _ => Err(AuthError::BadCredentials),
+            };
         }
+        let Some(pairing) = kiosk.as_ref().and_then(|k| k.pairing.clone()) else {
+            return Err(AuthError::BadCredentials);
+        };
+        if !self.verify(secret, &pairing.code).await {
+            return Err(AuthError::BadCredentials);
+        }
+        // Used once: taken away before the session is given, and only if it is still this one.
+        let now = self.clock.now();
+        let id = id.to_owned();
+        let used = self
+            .change(&Actor { id: id.clone(), name: id.clone(), role: Role::Kiosk }, move |office| {
+                let before = office.kiosks.get(&id).ok_or(AuthError::BadCredentials)?;
+                if before.pairing.as_ref() != Some(&pairing) || pairing.expires < now {
+                    return Err(AuthError::PairingExpired);
+                }
+                let mut after = before.clone();
+                after.pairing = None;
+                after.revoked = false;
+                Ok(OfficeChange::Kiosk {
+                    before: Some(Box::new(before.clone())),
+                    after: Box::new(after),
+                })
+            })
+            .await?;
+        let OfficeChange::Kiosk { after, .. } = used else { return Err(AuthError::BadCredentials) };
+        self.new_session(Subject::Kiosk(after.id)).await
     }
 
     /// How a login name may be written in the log: an account's own name, else a short hash, so
     /// that a password typed into the name field, or a forged log line, never lands there.
     pub fn loggable(&self, login: &str) -> String {
-        if self.records().users.contains_key(login) {
+        if self.store.office().office.people.contains_key(login) {
             login.to_owned()
         } else {
             format!("unknown:{}", &hex::encode(Sha256::digest(login.as_bytes()))[..8])
@@ -584,42 +899,55 @@ impl Accounts {
         if now.0.saturating_sub(seen.0) > ms(TOUCH_EVERY) {
             let touched = Session { seen: Some(now), ..session.clone() };
             self.store.put(Aux::Sessions, &key, Some(encode(&touched)?)).await?;
-            self.records_mut().sessions.insert(key, touched);
+            self.records_mut().sessions.insert(key.clone(), touched);
         }
-        self.identify(&session.subject)
+        self.identify(&session.subject, SessionKey::from(key))
     }
 
     /// The principal and identity of an active account or kiosk.
-    fn identify(&self, subject: &Subject) -> Result<Authenticated, AuthError> {
+    fn identify(&self, subject: &Subject, session: SessionKey) -> Result<Authenticated, AuthError> {
         let all = || self.community().compounds.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
-        let (actor, compounds, scope) = match subject {
+        let mut identity = Identity {
+            id: String::new(),
+            name: String::new(),
+            role: Role::Kiosk,
+            compounds: Vec::new(),
+            everything: false,
+            buildings: Vec::new(),
+            must_change_password: false,
+        };
+        let (actor, scope) = match subject {
             Subject::User(login) => {
                 let user = self.user(login)?.filter(|u| !u.disabled).ok_or(AuthError::NoSession)?;
                 let actor =
                     Actor { id: user.login.clone(), name: user.name.clone(), role: user.role };
-                if user.role == Role::Supervisor {
-                    (actor, all(), Scope::All)
+                identity.everything = user.runs_everything();
+                identity.buildings = user.buildings.clone();
+                identity.must_change_password = user.must_change_password;
+                if user.runs_everything() {
+                    identity.compounds = all();
+                    (actor, Scope::All)
                 } else {
-                    (actor, user.compounds.clone(), Scope::Compounds(user.compounds.clone()))
+                    identity.compounds = user.compounds.clone();
+                    (actor, Scope::Compounds(user.compounds.clone()))
                 }
             }
             Subject::Kiosk(id) => {
                 let kiosk = self.kiosk(id)?.filter(|k| !k.revoked).ok_or(AuthError::NoSession)?;
                 let actor =
                     Actor { id: kiosk.id.clone(), name: kiosk.name.clone(), role: Role::Kiosk };
-                (actor, vec![kiosk.compound.clone()], Scope::Compounds(vec![kiosk.compound]))
+                identity.compounds = vec![kiosk.compound.clone()];
+                (actor, Scope::Compounds(vec![kiosk.compound]))
             }
         };
-        let identity = Identity {
-            id: actor.id.clone(),
-            name: actor.name.clone(),
-            role: actor.role,
-            compounds,
-        };
+        identity.id = actor.id.clone();
+        identity.name = actor.name.clone();
+        identity.role = actor.role;
         Ok(Authenticated {
             principal: Principal { actor, scope },
             identity,
             subject: subject.clone(),
+            session,
         })
     }
 }

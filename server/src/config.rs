@@ -2,9 +2,9 @@
 //!
 //! A bad file is refused at start with its line and the reason, never half-applied.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use hongfan_shared::community::{Building, Place};
 use hongfan_shared::{
     Category, CategoryId, Community, Compound, CompoundId, EscalationPolicy, Millis, Target,
     Targets,
@@ -61,6 +61,8 @@ struct CompoundEntry {
     name: String,
     station: String,
     grid: String,
+    #[serde(default)]
+    buildings: Vec<Building>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +75,10 @@ struct CategoryEntry {
     /// Description, room and notes only for the holder and supervisors.
     #[serde(default)]
     private: bool,
+    #[serde(default)]
+    phrases: Vec<String>,
+    #[serde(default)]
+    retired: bool,
     normal: Spanned<TargetEntry>,
     urgent: Spanned<TargetEntry>,
 }
@@ -84,7 +90,8 @@ struct TargetEntry {
     resolve: Spanned<String>,
 }
 
-/// Parses and checks a configuration; `source_name` names it in errors.
+/// Parses and checks a configuration; `source_name` names it in errors. The rules are the
+/// community's own (`Community::check`), the same the admin page's edits keep.
 pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
     let invalid = |offset: usize, reason: String| ConfigError::Invalid {
         source_name: source_name.to_owned(),
@@ -93,70 +100,38 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
     };
     let file: File = toml::from_str(text)
         .map_err(|e| invalid(e.span().map_or(0, |s| s.start), e.message().trim().to_owned()))?;
-
-    if file.compound.is_empty() {
-        return Err(invalid(0, "at least one [[compound]] is needed".into()));
-    }
-    if file.category.is_empty() {
-        return Err(invalid(0, "at least one [[category]] is needed".into()));
-    }
-    let mut ids = HashSet::new();
-    let mut compounds = Vec::new();
-    for entry in &file.compound {
-        let at = entry.span().start;
-        let c = entry.get_ref();
-        check_id(&c.id).map_err(|reason| invalid(at, reason))?;
-        if !ids.insert(c.id.clone()) {
-            return Err(invalid(at, format!("compound id {:?} is used twice", c.id)));
-        }
-        for (value, field) in [(&c.name, "name"), (&c.station, "station"), (&c.grid, "grid")] {
-            if value.trim().is_empty() {
-                return Err(invalid(at, format!("compound {:?} has an empty {field}", c.id)));
-            }
-        }
-        compounds.push(Compound {
-            id: CompoundId(c.id.clone()),
-            name: c.name.clone(),
-            station: c.station.clone(),
-            grid: c.grid.clone(),
-        });
-    }
     let duration = |d: &Spanned<String>| {
         let span = humantime::parse_duration(d.get_ref()).map_err(|e| {
             invalid(d.span().start, format!("{:?} is not a duration: {e}", d.get_ref()))
         })?;
-        let ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
-        if ms == 0 {
-            return Err(invalid(d.span().start, "a duration must be longer than zero".into()));
-        }
-        Ok(Millis(ms))
+        Ok(Millis(u64::try_from(span.as_millis()).unwrap_or(u64::MAX)))
     };
     let escalation = match &file.escalation {
         None => EscalationPolicy::default(),
         Some(e) => EscalationPolicy { unclaimed_after: duration(&e.get_ref().unclaimed_after)? },
     };
-    let mut ids = HashSet::new();
+    let compounds = file
+        .compound
+        .iter()
+        .map(|entry| {
+            let c = entry.get_ref();
+            Compound {
+                id: CompoundId(c.id.clone()),
+                name: c.name.clone(),
+                station: c.station.clone(),
+                grid: c.grid.clone(),
+                buildings: c.buildings.clone(),
+            }
+        })
+        .collect();
     let mut categories = Vec::new();
     for entry in &file.category {
-        let at = entry.span().start;
         let c = entry.get_ref();
-        check_id(&c.id).map_err(|reason| invalid(at, reason))?;
-        if !ids.insert(c.id.clone()) {
-            return Err(invalid(at, format!("category id {:?} is used twice", c.id)));
-        }
-        if c.name.trim().is_empty() || c.name_en.trim().is_empty() {
-            return Err(invalid(at, format!("category {:?} needs a name and a name_en", c.id)));
-        }
         let target = |t: &Spanned<TargetEntry>| -> Result<Target, ConfigError> {
-            let (respond, resolve) =
-                (duration(&t.get_ref().respond)?, duration(&t.get_ref().resolve)?);
-            if respond > resolve {
-                return Err(invalid(
-                    t.span().start,
-                    "respond must not be longer than resolve".into(),
-                ));
-            }
-            Ok(Target { respond, resolve })
+            Ok(Target {
+                respond: duration(&t.get_ref().respond)?,
+                resolve: duration(&t.get_ref().resolve)?,
+            })
         };
         categories.push(Category {
             id: CategoryId(c.id.clone()),
@@ -165,22 +140,27 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
             icon: c.icon.clone(),
             targets: Targets { normal: target(&c.normal)?, urgent: target(&c.urgent)? },
             private: c.private,
+            phrases: c.phrases.clone(),
+            retired: c.retired,
         });
     }
-    Ok(Community {
+    let community = Community {
         name: file.name,
         street_office: file.street_office,
         compounds,
         categories,
         escalation,
-    })
-}
-
-fn check_id(id: &str) -> Result<(), String> {
-    let ok = !id.is_empty()
-        && id.len() <= 32
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok { Ok(()) } else { Err(format!("id {id:?} must be 1 to 32 letters, digits, '_' or '-'")) }
+    };
+    community.check().map_err(|problem| {
+        let offset = match problem.place {
+            Place::Community => 0,
+            Place::Escalation => file.escalation.as_ref().map_or(0, |e| e.span().start),
+            Place::Compound(i) => file.compound.get(i).map_or(0, |e| e.span().start),
+            Place::Category(i) => file.category.get(i).map_or(0, |e| e.span().start),
+        };
+        invalid(offset, problem.reason)
+    })?;
+    Ok(community)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -249,6 +229,8 @@ mod tests {
         );
         assert!(error_of(&swapped).contains("respond must not be longer than resolve"));
 
-        assert!(error_of("name = \"x\"\nstreet_office = \"y\"\n").contains("[[compound]]"));
+        assert!(
+            error_of("name = \"x\"\nstreet_office = \"y\"\n").contains("at least one compound")
+        );
     }
 }

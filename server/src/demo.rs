@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use hongfan_shared::office::{Rota, Shift};
 use hongfan_shared::{
     Action, CategoryId, CompoundId, IncidentId, Millis, Principal, Rating, Report, Role, Scope,
     Timestamp, Urgency,
@@ -12,7 +13,7 @@ use hongfan_shared::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::auth::Accounts;
+use crate::auth::{Accounts, NewPerson};
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::store::{Store, StoreOptions};
 
@@ -84,18 +85,46 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
     let clock = ManualClock::new(start);
     let store = Store::open(dir, community.clone(), clock.clone(), StoreOptions::default())?;
     let accounts = Accounts::new(store.clone(), clock.clone())?;
-    accounts.add_user("shuji", "书记", Role::Supervisor, &[], PASSWORD).await?;
-    for (login, name, compound) in WORKERS {
-        accounts
-            .add_user(login, name, Role::Worker, &[CompoundId((*compound).into())], PASSWORD)
-            .await?;
-    }
+    let system = Principal::system();
+    let person =
+        |login: &str, name: &str, role, compounds: &[&str], buildings: &[&str]| NewPerson {
+            login: login.into(),
+            name: name.into(),
+            role,
+            compounds: compounds.iter().map(|c| CompoundId((*c).into())).collect(),
+            buildings: buildings.iter().map(|b| (*b).into()).collect(),
+        };
     accounts
-        .add_user("louzhang", "周楼长", Role::BuildingHead, &[CompoundId("c1".into())], PASSWORD)
+        .add_user(&system, person("shuji", "书记", Role::Supervisor, &[], &[]), PASSWORD)
         .await?;
+    let leader = person("wanggezhang", "钱网格长", Role::Supervisor, &["c1"], &[]);
+    accounts.add_user(&system, leader, PASSWORD).await?;
+    for (login, name, compound) in WORKERS {
+        let worker = person(login, name, Role::Worker, &[compound], &[]);
+        accounts.add_user(&system, worker, PASSWORD).await?;
+    }
+    let head = person("louzhang", "周楼长", Role::BuildingHead, &["c1"], &["3号楼", "5号楼"]);
+    accounts.add_user(&system, head, PASSWORD).await?;
     let mut kiosks = Vec::new();
     for compound in &community.compounds {
-        kiosks.push((compound.id.clone(), accounts.add_kiosk(&compound.id, "").await?));
+        kiosks.push((compound.id.clone(), accounts.add_kiosk(&system, &compound.id, "").await?));
+    }
+    // Each compound's two workers split the weekday: mornings and afternoons; the first of
+    // them answers nights and weekends.
+    for compound in &community.compounds {
+        let workers: Vec<String> = WORKERS
+            .iter()
+            .filter(|(_, _, c)| *c == compound.id.0)
+            .map(|(login, _, _)| (*login).to_owned())
+            .collect();
+        let [first, second] = workers.as_slice() else { continue };
+        let day = vec![
+            Shift { from: 8 * 60 + 30, to: 12 * 60, workers: vec![first.clone()] },
+            Shift { from: 12 * 60, to: 17 * 60 + 30, workers: vec![second.clone()] },
+        ];
+        let mut rota = Rota { otherwise: vec![first.clone()], ..Rota::default() };
+        rota.week.iter_mut().take(5).for_each(|d| *d = day.clone());
+        crate::office::set_rota(&store, &system, compound.id.clone(), rota).await?;
     }
 
     // A fixed seed: every demo folder tells the same month.
@@ -236,12 +265,14 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
         compound: None,
         worker: None,
         category: None,
+        within: None,
     })?;
     store.close().await?;
 
     writeln!(out, "demo data in {}: {} incidents over 30 days", dir.display(), count.len())?;
     writeln!(out, "every account's password: {PASSWORD}")?;
     writeln!(out, "  supervisor 书记: shuji")?;
+    writeln!(out, "  compound leader 钱网格长 (c1): wanggezhang")?;
     for (login, name, compound) in WORKERS {
         writeln!(out, "  worker {name} ({compound}): {login}")?;
     }

@@ -1,5 +1,6 @@
-//! The hongfan server: the store of incidents and their events, and (in later modules) the hub
-//! that pushes every durable change to the people who must see it.
+//! The hongfan server: the store of incidents, their events and the office's changes; the hub
+//! that pushes every durable change to the people who must see it; the HTTP edge, the pages and
+//! the command line. `docs/ARCHITECTURE.md` has the map.
 
 pub mod auth;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod office;
 pub mod server;
 pub mod store;
 pub mod web;

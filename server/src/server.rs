@@ -72,14 +72,25 @@ impl Server {
     /// Loads the configuration, opens (or creates) the store and makes the first accounts.
     pub async fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<Server> {
         let community = Arc::new(crate::config::load(settings.config.as_deref())?);
-        let store =
-            Store::open(&settings.data_dir, community, clock.clone(), settings.store.clone())?;
+        let store = Store::open(
+            &settings.data_dir,
+            community.clone(),
+            clock.clone(),
+            settings.store.clone(),
+        )?;
+        // The file seeds a new folder; afterwards the community is the office's to edit.
+        if *store.community() != *community {
+            tracing::warn!(
+                "the data folder's community differs from the configuration given: the folder's \
+                 is used (change it on the admin page, /admin)"
+            );
+        }
         let accounts =
             Arc::new(Accounts::new(store.clone(), clock)?.with_sessions(settings.sessions));
         let first_start = accounts.first_start().await?;
         let operator_token = write_operator_token(&settings.data_dir)?;
         let shutdown = CancellationToken::new();
-        let hub = Hub::start(store, settings.limits.clone(), shutdown.clone());
+        let hub = Hub::start(store, settings.limits.clone(), shutdown.clone(), accounts.ended());
         let app = App {
             hub,
             accounts,

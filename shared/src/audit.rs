@@ -85,11 +85,15 @@ pub struct AuditQuery {
     pub worker: Option<String>,
     #[serde(default)]
     pub category: Option<CategoryId>,
+    /// Only these compounds, whatever else is asked: a compound leader's (网格长) audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Vec<CompoundId>>,
 }
 
 impl AuditQuery {
     pub fn matches(&self, row: &AuditRow) -> bool {
         row.reported_at >= self.from
+            && self.within.as_ref().is_none_or(|w| w.contains(&row.compound))
             && row.reported_at < self.to
             && self.compound.as_ref().is_none_or(|c| &row.compound == c)
             && self.category.as_ref().is_none_or(|c| &row.category == c)

@@ -53,6 +53,20 @@ pub struct Compound {
     pub name: String,
     pub station: String,
     pub grid: String,
+    /// Its buildings, as residents pick them at the kiosk (empty: typed instead).
+    #[serde(default)]
+    pub buildings: Vec<Building>,
+}
+
+/// A building (楼) and its units (单元).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Building {
+    /// As the community writes it, for example 3号楼.
+    pub name: String,
+    /// For example 1单元, 2单元; empty for a building without units.
+    #[serde(default)]
+    pub units: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +83,12 @@ pub struct Category {
     /// assistance): description, room and notes only for the holder and supervisors.
     #[serde(default)]
     pub private: bool,
+    /// Preset phrases a resident taps instead of typing (楼道灯坏了, 水管漏水…).
+    #[serde(default)]
+    pub phrases: Vec<String>,
+    /// No longer offered for new reports; kept because incidents refer to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -106,7 +126,151 @@ impl Targets {
     }
 }
 
+/// Where in a community a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Community,
+    Escalation,
+    /// The compound at this index.
+    Compound(usize),
+    /// The category at this index.
+    Category(usize),
+}
+
+/// Why a community cannot be used, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Problem {
+    pub place: Place,
+    pub reason: String,
+}
+
+/// Longest name, phrase or building a community may hold, in characters.
+const MAX_TEXT: usize = 40;
+/// Most phrases per category and buildings per compound.
+const MAX_ITEMS: usize = 200;
+
+fn check_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 32
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok { Ok(()) } else { Err(format!("id {id:?} must be 1 to 32 letters, digits, '_' or '-'")) }
+}
+
 impl Community {
+    /// Every rule a community must keep, wherever it comes from (the configuration file, the
+    /// admin page): ids unique and well-formed, names present, targets positive with the
+    /// response no later than the resolution.
+    pub fn check(&self) -> Result<(), Problem> {
+        let at = |place| move |reason: String| Problem { place, reason };
+        if self.name.trim().is_empty() || self.street_office.trim().is_empty() {
+            return Err(at(Place::Community)(
+                "the community needs a name and a street office".into(),
+            ));
+        }
+        if self.compounds.is_empty() {
+            return Err(at(Place::Community)("at least one compound is needed".into()));
+        }
+        if self.categories.iter().all(|c| c.retired) {
+            return Err(at(Place::Community)("at least one category in use is needed".into()));
+        }
+        if self.escalation.unclaimed_after.0 == 0 {
+            return Err(at(Place::Escalation)("a duration must be longer than zero".into()));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, c) in self.compounds.iter().enumerate() {
+            let problem = at(Place::Compound(i));
+            check_id(&c.id.0).map_err(problem)?;
+            if !ids.insert(&c.id.0) {
+                return Err(problem(format!("compound id {:?} is used twice", c.id.0)));
+            }
+            for (value, field) in [(&c.name, "name"), (&c.station, "station"), (&c.grid, "grid")] {
+                if value.trim().is_empty() {
+                    return Err(problem(format!("compound {:?} has an empty {field}", c.id.0)));
+                }
+            }
+            if c.buildings.len() > MAX_ITEMS {
+                return Err(problem(format!(
+                    "compound {:?} has over {MAX_ITEMS} buildings",
+                    c.id.0
+                )));
+            }
+            let mut names = std::collections::HashSet::new();
+            for b in &c.buildings {
+                if b.name.trim().is_empty() || !names.insert(b.name.trim()) {
+                    return Err(problem(format!(
+                        "compound {:?}: every building needs a name of its own",
+                        c.id.0
+                    )));
+                }
+                let texts = std::iter::once(&b.name).chain(&b.units);
+                if texts.clone().any(|t| t.chars().count() > MAX_TEXT || t.trim().is_empty()) {
+                    return Err(problem(format!(
+                        "compound {:?}: building and unit names are 1 to {MAX_TEXT} characters",
+                        c.id.0
+                    )));
+                }
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, c) in self.categories.iter().enumerate() {
+            let problem = at(Place::Category(i));
+            check_id(&c.id.0).map_err(problem)?;
+            if !ids.insert(&c.id.0) {
+                return Err(problem(format!("category id {:?} is used twice", c.id.0)));
+            }
+            if c.name.trim().is_empty() || c.name_en.trim().is_empty() {
+                return Err(problem(format!("category {:?} needs a name and a name_en", c.id.0)));
+            }
+            for t in [c.targets.normal, c.targets.urgent] {
+                if t.respond.0 == 0 || t.resolve.0 == 0 {
+                    return Err(problem("a duration must be longer than zero".into()));
+                }
+                if t.respond > t.resolve {
+                    return Err(problem("respond must not be longer than resolve".into()));
+                }
+            }
+            if c.phrases.len() > MAX_ITEMS
+                || c.phrases.iter().any(|p| p.trim().is_empty() || p.chars().count() > MAX_TEXT)
+            {
+                return Err(problem(format!(
+                    "category {:?}: at most {MAX_ITEMS} phrases of 1 to {MAX_TEXT} characters",
+                    c.id.0
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `self` may replace `before`: it must keep every rule, and every compound and
+    /// category `before` has (incidents refer to them by id; retire a category instead).
+    pub fn check_replaces(&self, before: &Community) -> Result<(), Problem> {
+        self.check()?;
+        for c in &before.compounds {
+            if self.compound(&c.id).is_none() {
+                return Err(Problem {
+                    place: Place::Community,
+                    reason: format!(
+                        "compound {:?} cannot be removed: incidents refer to it",
+                        c.id.0
+                    ),
+                });
+            }
+        }
+        for c in &before.categories {
+            if self.category(&c.id).is_none() {
+                return Err(Problem {
+                    place: Place::Community,
+                    reason: format!(
+                        "category {:?} cannot be removed: incidents refer to it; retire it instead",
+                        c.id.0
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn compound(&self, id: &CompoundId) -> Option<&Compound> {
         self.compounds.iter().find(|c| &c.id == id)
     }

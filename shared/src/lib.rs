@@ -9,6 +9,7 @@ pub mod community;
 pub mod event;
 pub mod incident;
 pub mod lifecycle;
+pub mod office;
 pub mod protocol;
 pub mod time;
 pub mod view;

@@ -38,6 +38,18 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The server itself, acting for nobody in particular (first start, timers).
+    pub fn system() -> Principal {
+        Principal { actor: Actor::system(), scope: Scope::All }
+    }
+
+    /// The operator at the server's command line (`hongfan user …`, `hongfan kiosk …`).
+    pub fn operator() -> Principal {
+        let actor =
+            Actor { id: "operator".into(), name: "运维命令".into(), role: Role::System };
+        Principal { actor, scope: Scope::All }
+    }
+
     pub fn may_act_in(&self, compound: &CompoundId) -> bool {
         match &self.scope {
             Scope::All => true,
@@ -187,6 +199,7 @@ pub fn check_report(
     }
     let category = community
         .category(&report.category)
+        .filter(|c| !c.retired)
         .ok_or_else(|| LifecycleError::UnknownCategory(report.category.0.clone()))?;
     text(&report.description, "description")?;
     for (value, field) in
@@ -410,6 +423,7 @@ mod tests {
                     name: id.into(),
                     station: id.into(),
                     grid: id.into(),
+                    buildings: Vec::new(),
                 })
                 .to_vec(),
             categories: vec![Category {
@@ -419,6 +433,8 @@ mod tests {
                 icon: "🔧".into(),
                 targets: Targets { normal: target(60, 48), urgent: target(15, 6) },
                 private: false,
+                phrases: Vec::new(),
+                retired: false,
             }],
             escalation: Default::default(),
         }

@@ -199,8 +199,19 @@ pub struct Identity {
     pub id: String,
     pub name: String,
     pub role: Role,
-    /// The compounds this identity acts in; every compound for a supervisor.
+    /// The compounds this identity acts in; every compound for a community supervisor (书记),
+    /// theirs for a compound leader (网格长).
     pub compounds: Vec<CompoundId>,
+    /// A supervisor who runs the whole community (not only some compounds).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub everything: bool,
+    /// A building head's buildings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buildings: Vec<String>,
+    /// The password is a one-time code: it must be changed (`POST /api/me/password`) before
+    /// anything else.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_change_password: bool,
 }
 
 /// Why a snapshot was sent instead of the missed events.
@@ -218,9 +229,14 @@ pub enum SnapshotReason {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OnDuty {
     pub worker: Actor,
+    /// The compounds they are on duty for now.
     pub compounds: Vec<CompoundId>,
+    /// On by their own switch, not by the rota (排班).
+    #[serde(default)]
+    pub manual: bool,
 }
 
 /// What the server sends.
@@ -290,9 +306,15 @@ pub enum ServerMessage {
         id: u64,
         on: bool,
     },
-    /// Who is on duty now, sent to workers and supervisors whenever it changes.
+    /// Who is on duty now (by the rota and the workers' own switches), sent to workers and
+    /// supervisors on subscribing and whenever it changes.
     Roster {
         on_duty: Vec<OnDuty>,
+    },
+    /// The office changed the community (compounds, categories, targets, phrases): fetch
+    /// `GET /api/community` again. New reports are checked against the new one at once.
+    Community {
+        version: String,
     },
     Error(ErrorBody),
 }
@@ -372,8 +394,12 @@ pub struct ErrorBody {
 /// Close codes the server uses, beyond the standard ones (1000 normal, 1001 going away,
 /// 1003 unsupported data, 1009 too big, 1011 internal error).
 pub mod close {
-    /// The account was disabled or the kiosk revoked.
+    /// The session ended: the account was disabled, its password changed or reset, the kiosk
+    /// revoked. Log in (or pair) again; do not reconnect with the same session.
     pub const REVOKED: u16 = 4001;
+    /// The account itself changed (its name, compounds or buildings): reconnect at once, and
+    /// the new `hello` says who it is now.
+    pub const RENEW: u16 = 4010;
     /// The client did not read its messages fast enough; reconnect and resume.
     pub const SLOW_CONSUMER: u16 = 4008;
     /// The client sent no message or pong for too long.

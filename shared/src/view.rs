@@ -1,8 +1,8 @@
 //! What each viewer may see of an incident and of each of its events: the one rule, used for
 //! every live push, snapshot, resume, lookup and HTTP answer.
 //!
-//! - A supervisor sees every incident; a worker or building head those of their compounds; a
-//!   kiosk only the incidents it reported.
+//! - A community supervisor (书记) sees every incident; a compound leader (网格长), a worker or
+//!   a building head those of their compounds; a kiosk only the incidents it reported.
 //! - A phone number is never sent in full: it is masked for everyone, and a worker who needs it
 //!   asks for it (`reveal`), which is logged.
 //! - Workers' notes (and the notes of 代办) are for workers and supervisors, never for the shared
@@ -36,7 +36,8 @@ pub fn sight(viewer: &Principal, incident: &Incident, community: &Community) -> 
         community.category(&incident.report.category).is_some_and(|category| category.private);
     let holder = incident.holder.as_ref().is_some_and(|h| h.id == viewer.actor.id);
     match viewer.actor.role {
-        Role::Supervisor | Role::System => Some(Sight::Full),
+        Role::System => Some(Sight::Full),
+        Role::Supervisor if viewer.may_act_in(&incident.report.compound) => Some(Sight::Full),
         Role::Worker if viewer.may_act_in(&incident.report.compound) => {
             Some(if private && !holder { Sight::Restricted } else { Sight::Full })
         }
@@ -46,7 +47,7 @@ pub fn sight(viewer: &Principal, incident: &Incident, community: &Community) -> 
         Role::Kiosk if incident.reported_by.id == viewer.actor.id => {
             Some(if private { Sight::Restricted } else { Sight::Shared })
         }
-        Role::Worker | Role::BuildingHead | Role::Kiosk => None,
+        Role::Supervisor | Role::Worker | Role::BuildingHead | Role::Kiosk => None,
     }
 }
 
@@ -146,6 +147,8 @@ mod tests {
             icon: "x".into(),
             targets: Targets { normal: target, urgent: target },
             private,
+            phrases: Vec::new(),
+            retired: false,
         };
         Community {
             name: "c".into(),
@@ -156,6 +159,7 @@ mod tests {
                     name: id.into(),
                     station: id.into(),
                     grid: id.into(),
+                    buildings: Vec::new(),
                 })
                 .to_vec(),
             categories: vec![category("repair", false), category("elderly", true)],

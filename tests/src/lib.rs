@@ -7,8 +7,9 @@ pub mod server;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hongfan::store::StoreOptions;
+use hongfan::store::{DutyOverrides, StoreOptions};
 use hongfan::{ManualClock, Store};
+use hongfan_shared::office::{OfficeChange, Person};
 use hongfan_shared::{
     Actor, CategoryId, Community, CompoundId, Principal, Report, Role, Scope, Timestamp, Urgency,
 };
@@ -56,27 +57,75 @@ pub fn report(compound: &str, text: &str) -> Report {
 
 /// Opens a store in `dir` on a manual clock, as a staffed office: someone is on duty in every
 /// compound, so no report is escalated for want of a worker.
-pub fn open_store(
+pub async fn open_store(
     dir: &std::path::Path,
     clock: &Arc<ManualClock>,
 ) -> Result<Store, hongfan::StoreError> {
-    open_store_with(dir, clock, StoreOptions { coverage: everyone_on_duty(), ..Default::default() })
+    open_store_with(dir, clock, StoreOptions { duty: everyone_on_duty(), ..Default::default() })
+        .await
 }
 
-/// Someone on duty in each of the built-in compounds.
-pub fn everyone_on_duty() -> hongfan::store::Coverage {
-    let coverage = hongfan::store::Coverage::default();
-    coverage.set(community().compounds.iter().map(|c| c.id.clone()).collect());
-    coverage
+/// The worker `open_store_with` keeps for `compound` when its options put someone on duty there.
+pub fn duty_worker(compound: &str) -> String {
+    format!("duty-{compound}")
 }
 
-/// Opens a store in `dir` on a manual clock, with options (who is on duty, faults).
-pub fn open_store_with(
+/// A worker switched on duty in each of the built-in compounds.
+pub fn everyone_on_duty() -> DutyOverrides {
+    let all: Vec<String> = community().compounds.iter().map(|c| c.id.0.clone()).collect();
+    on_duty_in(&all.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// A worker switched on duty in each of `compounds` (and nobody elsewhere).
+pub fn on_duty_in(compounds: &[&str]) -> DutyOverrides {
+    let duty = DutyOverrides::default();
+    duty.set(compounds.iter().map(|c| (duty_worker(c), true)).collect());
+    duty
+}
+
+/// Opens a store in `dir` on a manual clock, with options (who is on duty, faults). When the
+/// options switch workers on duty, those workers are made in the office first.
+pub async fn open_store_with(
     dir: &std::path::Path,
     clock: &Arc<ManualClock>,
     options: StoreOptions,
 ) -> Result<Store, hongfan::StoreError> {
-    Store::open(dir, community(), clock.clone(), StoreOptions { cache_bytes: 8 << 20, ..options })
+    let staffed = !options.read_only && !options.duty.get().is_empty();
+    let store = Store::open(
+        dir,
+        community(),
+        clock.clone(),
+        StoreOptions { cache_bytes: 8 << 20, ..options },
+    )?;
+    if staffed {
+        staff(&store).await?;
+    }
+    Ok(store)
+}
+
+/// A grid worker `duty-<compound>` in each compound, unless there is one already.
+async fn staff(store: &Store) -> Result<(), hongfan::StoreError> {
+    for compound in community().compounds.iter().map(|c| c.id.clone()) {
+        let login = duty_worker(&compound.0);
+        if store.office().office.people.contains_key(&login) {
+            continue;
+        }
+        let person = Person {
+            name: login.clone(),
+            login,
+            role: Role::Worker,
+            compounds: vec![compound],
+            buildings: Vec::new(),
+            secret: String::new(),
+            disabled: false,
+            must_change_password: false,
+        };
+        let add = move |_: &hongfan_shared::office::Office| {
+            Ok(OfficeChange::Person { before: None, after: Box::new(person) })
+        };
+        store.change_office(&Actor::system(), Box::new(add)).await?;
+    }
+    Ok(())
 }
 
 /// How long any explicit wait in a test may take before the test fails.

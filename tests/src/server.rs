@@ -7,9 +7,9 @@ use std::process::{Child, Command, Stdio};
 
 use futures::{SinkExt, StreamExt};
 use hongfan::ManualClock;
-use hongfan::auth::Accounts;
+use hongfan::auth::{Accounts, NewPerson};
 use hongfan_shared::protocol::{ClientMessage, ServerMessage};
-use hongfan_shared::{CompoundId, Role};
+use hongfan_shared::{CompoundId, Principal, Role};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -295,20 +295,31 @@ impl Drop for TestServer {
     }
 }
 
-/// Makes the test accounts directly in the data folder, as `hongfan user add` would.
+/// Makes the test accounts directly in the data folder, as `hongfan user add` would on a
+/// stopped server.
 pub async fn seed_accounts(dir: &Path) -> Vec<(String, String)> {
     let clock = ManualClock::new(T0);
-    let store = crate::open_store(dir, &clock).expect("open store");
+    let store = crate::open_store_with(dir, &clock, Default::default()).await.expect("open store");
     let accounts = Accounts::new(store.clone(), clock.clone()).expect("accounts");
+    let operator = Principal::operator();
     for (login, name, role, compounds) in USERS {
-        let compounds: Vec<CompoundId> =
-            compounds.iter().map(|c| CompoundId((*c).into())).collect();
-        accounts.add_user(login, name, *role, &compounds, PASSWORD).await.expect("add user");
+        let person = NewPerson {
+            login: (*login).into(),
+            name: (*name).into(),
+            role: *role,
+            compounds: compounds.iter().map(|c| CompoundId((*c).into())).collect(),
+            buildings: if *role == Role::BuildingHead {
+                vec!["3号楼".into()]
+            } else {
+                Vec::new()
+            },
+        };
+        accounts.add_user(&operator, person, PASSWORD).await.expect("add user");
     }
     let mut kiosks = Vec::new();
     for compound in ["c1", "c2"] {
         let (_, credential) =
-            accounts.add_kiosk(&CompoundId(compound.into()), "").await.expect("kiosk");
+            accounts.add_kiosk(&operator, &CompoundId(compound.into()), "").await.expect("kiosk");
         kiosks.push((compound.to_owned(), credential));
     }
     store.close().await.expect("close");

@@ -21,7 +21,7 @@ const MIN: u64 = 60_000;
 async fn figures_match_the_hand_computed_values() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let (wang, li, zhao) = (worker("wang", "c1"), worker("li", "c1"), worker("zhao", "c2"));
 
     // A: c1 repair at 0, claimed at +10 min, resolved at +2 h, rated satisfied.
@@ -45,7 +45,7 @@ async fn figures_match_the_hand_computed_values() {
     store.close().await.unwrap();
     drop(store);
     clock.set(at(170));
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     // D: a duplicate, cancelled.
     clock.set(at(180));
     let d = store.report(&kiosk("c1"), "d", report("c1", "D")).await.unwrap().incident.id;
@@ -67,8 +67,14 @@ async fn figures_match_the_hand_computed_values() {
     clock.set(at(30 * 60));
     store.tick().await.unwrap();
 
-    let day =
-        AuditQuery { from: T0, to: at(24 * 60), compound: None, worker: None, category: None };
+    let day = AuditQuery {
+        from: T0,
+        to: at(24 * 60),
+        compound: None,
+        worker: None,
+        category: None,
+        within: None,
+    };
     let label = |_: &str, key: &str| key.to_uppercase();
     let summary = store.audit(&day, label).unwrap();
     let f = &summary.figures;

@@ -68,7 +68,7 @@ async fn every_acknowledged_report_survives_sigkill() {
         // Looked at read-only: the check must not add to what it checks.
         let clock = ManualClock::new(T0);
         let options = StoreOptions { read_only: true, ..Default::default() };
-        let store = open_store_with(dir.path(), &clock, options).expect("reopen after kill");
+        let store = open_store_with(dir.path(), &clock, options).await.expect("reopen after kill");
         for (request, &id) in &acked {
             let incident = store.incident(IncidentId(id)).await.unwrap();
             let incident = incident.unwrap_or_else(|| panic!("acknowledged report {request} lost"));

@@ -12,7 +12,7 @@ use hongfan_tests::{T0, kiosk, open_store, open_store_with, report};
 /// A closed data folder with `n` reports (events 1..=n).
 async fn folder_with_reports(dir: &Path, n: usize) {
     let clock = ManualClock::new(T0);
-    let store = open_store(dir, &clock).unwrap();
+    let store = open_store(dir, &clock).await.unwrap();
     for i in 0..n {
         store
             .report(&kiosk("c1"), &format!("r{i}"), report("c1", &format!("第{i}件")))
@@ -64,7 +64,7 @@ async fn an_old_event_changed_or_lost_is_named_at_start_and_by_verify() {
         (&changed, "event 5 is damaged: its checksum does not follow from the events before it"),
         (&lost, "event 7 is missing"),
     ] {
-        let err = open_store(dir, &clock).unwrap_err();
+        let err = open_store(dir, &clock).await.unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains(named), "{err}");
         let report = verify(dir).unwrap();
@@ -96,7 +96,7 @@ async fn a_folder_of_the_first_format_is_upgraded_in_place() {
         db.flush().unwrap();
     }
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let log = store.events_after_blocking(0, usize::MAX).unwrap();
     assert_eq!(log.len(), 25);
     store.report(&kiosk("c1"), "after", report("c1", "升级之后")).await.unwrap();
@@ -106,6 +106,6 @@ async fn a_folder_of_the_first_format_is_upgraded_in_place() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.events, 26);
     let options = StoreOptions { read_only: true, ..Default::default() };
-    let store = open_store_with(dir.path(), &clock, options).unwrap();
+    let store = open_store_with(dir.path(), &clock, options).await.unwrap();
     assert_eq!(store.last_seq().unwrap(), 26);
 }

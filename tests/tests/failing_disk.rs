@@ -21,11 +21,11 @@ async fn a_failed_write_or_fsync_is_never_acknowledged_and_stops_the_store() {
         let clock = ManualClock::new(T0);
         let faults = Arc::new(Faults::default());
         let options = StoreOptions {
-            coverage: everyone_on_duty(),
+            duty: everyone_on_duty(),
             faults: Some(faults.clone()),
             ..Default::default()
         };
-        let store = open_store_with(dir.path(), &clock, options).unwrap();
+        let store = open_store_with(dir.path(), &clock, options).await.unwrap();
         let kept = store.report(&kiosk("c1"), "kept", report("c1", "a")).await.unwrap();
         assert!(store.health().failure().is_none());
 
@@ -44,7 +44,7 @@ async fn a_failed_write_or_fsync_is_never_acknowledged_and_stops_the_store() {
         store.close().await.unwrap();
         drop(store);
 
-        let store = open_store(dir.path(), &clock).unwrap();
+        let store = open_store(dir.path(), &clock).await.unwrap();
         let state = store.incident(kept.incident.id).await.unwrap();
         assert_eq!(state.map(|i| i.request_id), Some("kept".into()), "{point:?}");
         store.close().await.unwrap();
@@ -183,7 +183,7 @@ async fn a_full_disk_stops_the_server_loudly_and_loses_no_acknowledged_report() 
     copy_dir(&data, &roomy.path().join("data"));
     let clock = ManualClock::new(T0);
     let options = StoreOptions { read_only: true, ..Default::default() };
-    let store = open_store_with(&roomy.path().join("data"), &clock, options).unwrap();
+    let store = open_store_with(&roomy.path().join("data"), &clock, options).await.unwrap();
     for (request, id) in &acked {
         let incident = store.incident(*id).await.unwrap();
         assert_eq!(incident.map(|i| i.request_id).as_ref(), Some(request), "{request} lost");
@@ -199,11 +199,11 @@ async fn a_failed_checkpoint_stops_the_store_and_the_write_ahead_log_keeps_every
     let clock = ManualClock::new(T0);
     let faults = Arc::new(Faults::default());
     let options = StoreOptions {
-        coverage: everyone_on_duty(),
+        duty: everyone_on_duty(),
         faults: Some(faults.clone()),
         ..Default::default()
     };
-    let store = open_store_with(dir.path(), &clock, options).unwrap();
+    let store = open_store_with(dir.path(), &clock, options).await.unwrap();
     let mut acked = Vec::new();
     for n in 0..20 {
         let r = store.report(&kiosk("c1"), &format!("r{n}"), report("c1", "x")).await.unwrap();
@@ -217,7 +217,7 @@ async fn a_failed_checkpoint_stops_the_store_and_the_write_ahead_log_keeps_every
         store.health().failure()
     );
     drop(store);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     for id in acked {
         assert!(store.incident(id).await.unwrap().is_some(), "{id:?} acknowledged, then lost");
     }

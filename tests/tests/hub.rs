@@ -385,8 +385,8 @@ async fn every_role_is_refused_what_it_may_not_do() {
     );
     // Account administration is for supervisors.
     let cookie = server.login("wang").await;
-    assert_eq!(server.post("/api/users/li/disable", &cookie).await.as_u16(), 403);
-    assert_eq!(server.post("/api/kiosks/kiosk-1/revoke", &cookie).await.as_u16(), 403);
+    assert_eq!(server.post("/api/admin/people/li/disable", &cookie).await.as_u16(), 403);
+    assert_eq!(server.post("/api/admin/kiosks/kiosk-1/revoke", &cookie).await.as_u16(), 403);
 }
 
 #[tokio::test]
@@ -413,7 +413,7 @@ async fn handshakes_without_valid_credentials_or_from_a_foreign_origin_are_refus
     let mut kiosk =
         WsClient::connect(&server.kiosk_ws_url(), Some(&kiosk_cookie), None).await.unwrap();
     let boss = server.login("boss").await;
-    assert_eq!(server.post("/api/kiosks/kiosk-1/revoke", &boss).await.as_u16(), 204);
+    assert_eq!(server.post("/api/admin/kiosks/kiosk-1/revoke", &boss).await.as_u16(), 200);
     assert!(matches!(kiosk.closed().await, Closed::Frame(4001, _)));
     assert_eq!(
         WsClient::connect(&url, Some(&kiosk_cookie), None).await.unwrap_err(),
@@ -432,7 +432,7 @@ async fn handshakes_without_valid_credentials_or_from_a_foreign_origin_are_refus
 
     // Disabling an account closes its sockets too.
     let mut wang = WsClient::connect(&url, Some(&cookie), None).await.unwrap();
-    assert_eq!(server.post("/api/users/wang/disable", &boss).await.as_u16(), 204);
+    assert_eq!(server.post("/api/admin/people/wang/disable", &boss).await.as_u16(), 200);
     assert!(matches!(wang.closed().await, Closed::Frame(4001, _)));
     assert_eq!(
         server.login_with("wang", hongfan_tests::server::PASSWORD).await.unwrap_err().as_u16(),

@@ -149,6 +149,9 @@ async fn every_route_answers_as_the_openapi_description_says() {
 
     let boss = server.login("boss").await;
     let wang = server.login("wang").await;
+    let mut community: Value =
+        reqwest::get(format!("{}/api/community", server.url)).await.unwrap().json().await.unwrap();
+    community["categories"][0]["phrases"] = json!(["门口有人摔倒"]);
     let kiosk_cookie = server.pair_kiosk("c2").await;
     let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();
     let mut c = Checker {
@@ -198,12 +201,84 @@ async fn every_route_answers_as_the_openapi_description_says() {
         call(M::GET, "/api/audit/export", "/api/audit/export"),
         call(M::GET, "/api/operator/backup", "/api/operator/backup").bearer(token.trim()),
         call(M::GET, "/api/operator/backup", "/api/operator/backup").bearer("guess"),
-        call(M::POST, "/api/kiosks/{id}/revoke", "/api/kiosks/kiosk-9/revoke").cookie(&boss),
-        call(M::POST, "/api/kiosks/{id}/revoke", "/api/kiosks/kiosk-2/revoke").cookie(&wang),
-        call(M::POST, "/api/kiosks/{id}/revoke", "/api/kiosks/kiosk-2/revoke").cookie(&boss),
-        call(M::POST, "/api/users/{login}/disable", "/api/users/nobody/disable").cookie(&boss),
-        call(M::POST, "/api/users/{login}/disable", "/api/users/li/disable"),
-        call(M::POST, "/api/users/{login}/disable", "/api/users/li/disable").cookie(&boss),
+        call(M::GET, "/api/admin/people", "/api/admin/people").cookie(&boss),
+        call(M::GET, "/api/admin/people", "/api/admin/people").cookie(&wang),
+        call(M::GET, "/api/admin/people", "/api/admin/people").bearer(token.trim()),
+        call(M::POST, "/api/admin/people", "/api/admin/people")
+            .cookie(&boss)
+            .json(json!({ "login": "sun", "name": "孙丽", "role": "worker", "compounds": ["c2"] })),
+        call(M::POST, "/api/admin/people", "/api/admin/people")
+            .cookie(&boss)
+            .json(json!({ "login": "sun", "role": "worker", "compounds": ["c2"] })),
+        call(M::POST, "/api/admin/people", "/api/admin/people")
+            .cookie(&boss)
+            .json(json!({ "login": "Bad Login", "role": "worker", "compounds": ["c2"] })),
+        call(M::POST, "/api/admin/people", "/api/admin/people").cookie(&boss).json(json!([])),
+        call(M::PUT, "/api/admin/people/{login}", "/api/admin/people/sun")
+            .cookie(&boss)
+            .json(json!({ "name": "孙丽丽", "compounds": ["c2", "c3"] })),
+        call(M::PUT, "/api/admin/people/{login}", "/api/admin/people/nobody")
+            .cookie(&boss)
+            .json(json!({ "name": "x", "compounds": ["c2"] })),
+        call(M::POST, "/api/admin/people/{login}/reset", "/api/admin/people/sun/reset")
+            .cookie(&boss),
+        call(M::POST, "/api/admin/people/{login}/password", "/api/admin/people/sun/password")
+            .bearer(token.trim())
+            .json(json!({ "password": "long-enough-password" })),
+        call(M::POST, "/api/admin/people/{login}/password", "/api/admin/people/sun/password")
+            .bearer(token.trim())
+            .json(json!({ "password": "short" })),
+        call(M::POST, "/api/admin/people/{login}/disable", "/api/admin/people/nobody/disable")
+            .cookie(&boss),
+        call(M::POST, "/api/admin/people/{login}/disable", "/api/admin/people/li/disable"),
+        call(M::POST, "/api/admin/people/{login}/disable", "/api/admin/people/li/disable")
+            .cookie(&boss),
+        call(M::POST, "/api/admin/people/{login}/enable", "/api/admin/people/li/enable")
+            .cookie(&boss),
+        call(M::GET, "/api/admin/kiosks", "/api/admin/kiosks").cookie(&boss),
+        call(M::POST, "/api/admin/kiosks", "/api/admin/kiosks")
+            .cookie(&boss)
+            .json(json!({ "compound": "c3", "name": "第三小区驿站二号机" })),
+        call(M::POST, "/api/admin/kiosks", "/api/admin/kiosks")
+            .cookie(&boss)
+            .json(json!({ "compound": "c9" })),
+        call(M::POST, "/api/admin/kiosks/{id}/pairing", "/api/admin/kiosks/kiosk-1/pairing")
+            .cookie(&boss),
+        call(M::POST, "/api/admin/kiosks/{id}/pairing", "/api/admin/kiosks/kiosk-9/pairing")
+            .cookie(&boss),
+        call(M::POST, "/api/admin/kiosks/{id}/revoke", "/api/admin/kiosks/kiosk-9/revoke")
+            .cookie(&boss),
+        call(M::POST, "/api/admin/kiosks/{id}/revoke", "/api/admin/kiosks/kiosk-2/revoke")
+            .cookie(&wang),
+        call(M::POST, "/api/admin/kiosks/{id}/revoke", "/api/admin/kiosks/kiosk-2/revoke")
+            .cookie(&boss),
+        call(M::GET, "/api/admin/rota/{compound}", "/api/admin/rota/c1").cookie(&boss),
+        call(M::GET, "/api/admin/rota/{compound}", "/api/admin/rota/c9").cookie(&boss),
+        call(M::PUT, "/api/admin/rota/{compound}", "/api/admin/rota/c1").cookie(&boss).json(
+            json!({ "week": [[{ "from": 510, "to": 720, "workers": ["wang"] }], [], [], [], [], [], []],
+                    "otherwise": ["li"] }),
+        ),
+        call(M::PUT, "/api/admin/rota/{compound}", "/api/admin/rota/c1").cookie(&boss).json(
+            json!({ "week": [[], [], [], [], [], [], []], "otherwise": ["zhao"] }),
+        ),
+        call(M::PUT, "/api/admin/community", "/api/admin/community")
+            .cookie(&boss)
+            .json(community.clone()),
+        call(M::PUT, "/api/admin/community", "/api/admin/community")
+            .cookie(&boss)
+            .json(json!({ "name": "", "street_office": "", "compounds": [], "categories": [] })),
+        call(M::PUT, "/api/admin/community", "/api/admin/community")
+            .cookie(&wang)
+            .json(community.clone()),
+        call(M::GET, "/api/admin/history", "/api/admin/history").cookie(&boss),
+        call(M::GET, "/api/admin/history", "/api/admin/history?limit=2&before=5").cookie(&boss),
+        call(M::GET, "/api/admin/history", "/api/admin/history?limit=many").cookie(&boss),
+        call(M::POST, "/api/me/password", "/api/me/password")
+            .cookie(&wang)
+            .json(json!({ "current": "wrong-password", "new": "a-new-password" })),
+        call(M::POST, "/api/me/password", "/api/me/password")
+            .cookie(&wang)
+            .json(json!({ "current": PASSWORD, "new": "a-new-password" })),
         call(M::POST, "/api/logout", "/api/logout").cookie(&wang),
     ];
     let mut statuses = Vec::new();

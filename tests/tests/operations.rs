@@ -87,7 +87,7 @@ async fn a_backup_taken_while_reports_arrive_restores_every_report_acknowledged_
     let (ok, out) = hongfan(&["restore", file.to_str().unwrap()], &restored);
     assert!(ok, "{out}");
     let (ok, out) = hongfan(&["verify"], &restored);
-    assert!(ok && out.contains("ok: the log has no gap"), "{out}");
+    assert!(ok && out.contains("ok: the logs have no gap"), "{out}");
     let (ok, out) = hongfan(&["restore", file.to_str().unwrap()], &restored);
     assert!(!ok && out.contains("not empty"), "never restores over data: {out}");
 
@@ -114,7 +114,7 @@ fn verify_names_what_is_wrong_and_a_damaged_folder_is_refused_and_left_alone() {
     let (ok, out) = hongfan(&["demo"], &data);
     assert!(ok, "{out}");
     let (ok, out) = hongfan(&["verify"], &data);
-    assert!(ok && out.contains("ok: the log has no gap"), "{out}");
+    assert!(ok && out.contains("ok: the logs have no gap"), "{out}");
 
     let copy = |name: &str| {
         let target = dir.path().join(name);

@@ -6,8 +6,19 @@ use hongfan_shared::protocol::{CLIENT_TYPES, ClientMessage, ErrorCode, ServerMes
 
 /// Every `type` a server message can have.
 const SERVER_TYPES: &[&str] = &[
-    "hello", "snapshot", "resumed", "event", "alert", "reported", "done", "revealed", "found",
-    "duty_set", "roster", "error",
+    "hello",
+    "snapshot",
+    "resumed",
+    "event",
+    "alert",
+    "reported",
+    "done",
+    "revealed",
+    "found",
+    "duty_set",
+    "roster",
+    "community",
+    "error",
 ];
 
 fn examples() -> Vec<String> {

@@ -264,7 +264,8 @@ async fn private_cases_show_details_to_their_holder_and_each_look_at_a_phone_is_
         .await;
     assert!(
         serde_json::to_string(&event).unwrap().contains("PRIVATE-DESCRIPTION"),
-        "the holder sees it"
+        "the holder sees it: {}",
+        serde_json::to_string(&event).unwrap()
     );
     let (event, _) = li
         .recv_until(
@@ -359,7 +360,7 @@ async fn sessions_end_when_idle_old_or_their_password_changes() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store =
-        hongfan_tests::open_store_with(dir.path(), &clock, StoreOptions::default()).unwrap();
+        hongfan_tests::open_store_with(dir.path(), &clock, StoreOptions::default()).await.unwrap();
     let policy = SessionPolicy {
         person_idle: Duration::from_secs(3600),
         person_max: Duration::from_secs(8 * 3600),
@@ -367,16 +368,15 @@ async fn sessions_end_when_idle_old_or_their_password_changes() {
         kiosk_max: Duration::from_secs(365 * 86400),
     };
     let accounts = Accounts::new(store.clone(), clock.clone()).unwrap().with_sessions(policy);
-    accounts
-        .add_user(
-            "wang",
-            "王芳",
-            hongfan_shared::Role::Worker,
-            &[hongfan_shared::CompoundId("c1".into())],
-            PASSWORD,
-        )
-        .await
-        .unwrap();
+    let operator = hongfan_shared::Principal::operator();
+    let wang = hongfan::auth::NewPerson {
+        login: "wang".into(),
+        name: "王芳".into(),
+        role: hongfan_shared::Role::Worker,
+        compounds: vec![hongfan_shared::CompoundId("c1".into())],
+        buildings: Vec::new(),
+    };
+    accounts.add_user(&operator, wang, PASSWORD).await.unwrap();
     let here: std::net::IpAddr = "10.0.0.1".parse().unwrap();
     let gone =
         |r: Result<hongfan::auth::Authenticated, AuthError>| matches!(r, Err(AuthError::NoSession));
@@ -402,11 +402,11 @@ async fn sessions_end_when_idle_old_or_their_password_changes() {
         accounts.login("wang", PASSWORD, here).await.unwrap(),
         accounts.login("wang", PASSWORD, here).await.unwrap(),
     );
-    accounts.set_password("wang", "a-new-password").await.unwrap();
+    accounts.set_password(&operator, "wang", "a-new-password").await.unwrap();
     assert!(gone(accounts.authenticate(&a).await) && gone(accounts.authenticate(&b).await));
     let c = accounts.login("wang", "a-new-password", here).await.unwrap();
-    accounts.disable("wang").await.unwrap();
-    accounts.set_password("wang", "another-password").await.unwrap();
+    accounts.disable(&operator, "wang").await.unwrap();
+    accounts.set_password(&operator, "wang", "another-password").await.unwrap();
     assert!(gone(accounts.authenticate(&c).await), "re-enabling revives no session");
     // The cookie says how long the browser may keep it (not twenty years).
     let server = TestServer::start().await;
@@ -447,7 +447,7 @@ async fn the_largest_incident_the_limits_allow_stays_well_under_sleds_blob_thres
     use hongfan_shared::{Action, Actor, Principal, Role, Scope};
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = hongfan_tests::open_store(dir.path(), &clock).unwrap();
+    let store = hongfan_tests::open_store(dir.path(), &clock).await.unwrap();
     // Four-byte characters where text is free, the longest names, every field full.
     let wide = |n: usize| "𠀀".repeat(n);
     let big = Report {
@@ -528,7 +528,7 @@ async fn the_http_edge_refuses_foreign_hosts_and_cross_site_posts_and_sets_safe_
     // A cross-site POST that carries a valid cookie.
     let boss = server.login("boss").await;
     let forged = client
-        .post(format!("{}/api/users/li/disable", server.url))
+        .post(format!("{}/api/admin/people/li/disable", server.url))
         .header("cookie", boss)
         .header("origin", "https://evil.example")
         .send()

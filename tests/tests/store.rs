@@ -14,7 +14,7 @@ fn all_events(store: &hongfan::Store) -> Vec<hongfan_shared::Event> {
 async fn a_report_is_durable_and_its_request_id_makes_it_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let first = store.report(&kiosk("c1"), "req-1", report("c1", "楼道灯坏了")).await.unwrap();
     assert_eq!(first.incident.ticket.0, "0001");
     assert_eq!(first.event.as_ref().map(|e| e.seq), Some(1));
@@ -36,7 +36,7 @@ async fn a_report_is_durable_and_its_request_id_makes_it_idempotent() {
 async fn refused_requests_leave_no_gap_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let id = store.report(&kiosk("c1"), "r", report("c1", "x")).await.unwrap().incident.id;
     let err = store.act(&worker("a", "c1"), id, Action::Resolve { outcome: "x".into() }).await;
     assert!(matches!(err, Err(StoreError::Lifecycle(LifecycleError::NotClaimed))));
@@ -52,7 +52,7 @@ async fn refused_requests_leave_no_gap_in_the_log() {
 async fn state_sequence_epoch_and_deadlines_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let epoch = store.epoch().to_owned();
     let a = store.report(&kiosk("c1"), "r1", report("c1", "一")).await.unwrap().incident;
     let b = store.report(&kiosk("c2"), "r2", report("c2", "二")).await.unwrap().incident;
@@ -69,7 +69,7 @@ async fn state_sequence_epoch_and_deadlines_survive_a_restart() {
     store.close().await.unwrap();
     drop(store);
 
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     assert_eq!(store.epoch(), epoch);
     assert_eq!(store.last_seq().unwrap(), 5);
     assert_eq!(all_events(&store), log_before);
@@ -91,7 +91,7 @@ async fn state_sequence_epoch_and_deadlines_survive_a_restart() {
 async fn a_deadline_that_passes_is_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let i = store.report(&kiosk("c1"), "r1", report("c1", "x")).await.unwrap().incident;
     clock.set(i.respond_by);
     // The unclaimed escalation (after 30 minutes) and the response breach (after an hour).
@@ -115,7 +115,7 @@ async fn a_deadline_that_passes_is_recorded_once() {
 async fn a_deadline_passed_during_downtime_yields_exactly_one_breach_on_start() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let i = store.report(&kiosk("c1"), "r1", report("c1", "x")).await.unwrap().incident;
     let claimed = store.report(&kiosk("c1"), "r2", report("c1", "y")).await.unwrap().incident;
     store.act(&worker("w", "c1"), claimed.id, Action::Claim).await.unwrap();
@@ -124,7 +124,7 @@ async fn a_deadline_passed_during_downtime_yields_exactly_one_breach_on_start() 
 
     // Down for two hours: the first incident's response target (1 h) passes meanwhile.
     clock.advance(Millis::from_hours(2));
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let breaches: Vec<_> = all_events(&store)
         .into_iter()
         .filter(|e| matches!(e.change, Change::Breached { .. }))
@@ -140,7 +140,7 @@ async fn a_deadline_passed_during_downtime_yields_exactly_one_breach_on_start() 
     store.close().await.unwrap();
     drop(store);
 
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let count =
         all_events(&store).iter().filter(|e| matches!(e.change, Change::Breached { .. })).count();
     assert_eq!(count, 1, "a second start records nothing new");
@@ -154,7 +154,7 @@ fn clock_now(clock: &Arc<ManualClock>) -> hongfan_shared::Timestamp {
 async fn conflicting_transitions_have_exactly_one_winner_each() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let id = store.report(&kiosk("c1"), "r1", report("c1", "x")).await.unwrap().incident.id;
 
     let claims = (0..50).map(|n| {
@@ -216,7 +216,7 @@ async fn a_folder_that_is_not_a_store_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "my files").unwrap();
     let clock = ManualClock::new(T0);
-    let err = open_store(dir.path(), &clock).unwrap_err();
+    let err = open_store(dir.path(), &clock).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{msg}");
     assert!(msg.contains(&dir.path().display().to_string()), "names the folder: {msg}");
@@ -229,7 +229,7 @@ async fn a_folder_that_is_not_a_store_is_refused_and_left_alone() {
 async fn a_closed_store_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     store.close().await.unwrap();
     let err = store.report(&kiosk("c1"), "r", report("c1", "x")).await.unwrap_err();
     assert!(matches!(err, StoreError::Closed));

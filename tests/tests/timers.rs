@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use hongfan::store::{Coverage, StoreOptions};
+use hongfan::store::StoreOptions;
 use hongfan::{Clock, ManualClock, Store};
 use hongfan_shared::{
     Action, Change, EscalationReason, Event, IncidentId, Millis, Timer, Timestamp,
@@ -21,9 +21,7 @@ fn changes_of(store: &Store, id: IncidentId) -> Vec<Change> {
 }
 
 fn on_duty_in(compounds: &[&str]) -> StoreOptions {
-    let coverage = Coverage::default();
-    coverage.set(compounds.iter().map(|c| hongfan_shared::CompoundId((*c).into())).collect());
-    StoreOptions { coverage, ..Default::default() }
+    StoreOptions { duty: hongfan_tests::on_duty_in(compounds), ..Default::default() }
 }
 
 fn breach(timer: Timer, deadline: Timestamp) -> Change {
@@ -34,7 +32,7 @@ fn breach(timer: Timer, deadline: Timestamp) -> Change {
 async fn a_late_claim_resolve_or_cancel_still_logs_the_target_it_missed_first() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let w = worker("w", "c1");
     let a = store.report(&kiosk("c1"), "a", report("c1", "a")).await.unwrap().incident;
     let b = store.report(&kiosk("c1"), "b", report("c1", "b")).await.unwrap().incident;
@@ -82,7 +80,7 @@ async fn a_late_claim_resolve_or_cancel_still_logs_the_target_it_missed_first() 
 async fn with_nobody_on_duty_the_escalation_is_logged_with_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store_with(dir.path(), &clock, on_duty_in(&["c2"])).unwrap();
+    let store = open_store_with(dir.path(), &clock, on_duty_in(&["c2"])).await.unwrap();
     let mut commits = store.subscribe();
     let reported = store.report(&kiosk("c1"), "r1", report("c1", "x")).await.unwrap();
     assert!(reported.incident.escalated, "the acknowledged state is already escalated");
@@ -104,7 +102,7 @@ async fn with_nobody_on_duty_the_escalation_is_logged_with_the_report() {
 async fn an_unclaimed_report_is_escalated_once_when_its_time_passes_even_while_down() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store_with(dir.path(), &clock, on_duty_in(&["c1"])).unwrap();
+    let store = open_store_with(dir.path(), &clock, on_duty_in(&["c1"])).await.unwrap();
     let a = store.report(&kiosk("c1"), "a", report("c1", "a")).await.unwrap().incident;
     let b = store.report(&kiosk("c1"), "b", report("c1", "b")).await.unwrap().incident;
     let escalate_by = a.escalate_by.expect("an escalation time");
@@ -124,7 +122,7 @@ async fn an_unclaimed_report_is_escalated_once_when_its_time_passes_even_while_d
     // Down past d's time: logged at start, once, and not again on the next start.
     clock.advance(Millis::from_hours(1));
     for _ in 0..2 {
-        let store = open_store_with(dir.path(), &clock, on_duty_in(&["c1"])).unwrap();
+        let store = open_store_with(dir.path(), &clock, on_duty_in(&["c1"])).await.unwrap();
         let count = |id| changes_of(&store, id).iter().filter(|c| **c == unclaimed).count();
         assert_eq!((count(a.id), count(b.id), count(c.id), count(d.id)), (1, 1, 0, 1));
         store.close().await.unwrap();
@@ -185,7 +183,7 @@ impl Model {
 async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let store = open_store(dir.path(), &clock).unwrap();
+    let store = open_store(dir.path(), &clock).await.unwrap();
     let mut model = Model::default();
     let who = supervisor();
     for (n, op) in ops.into_iter().enumerate() {

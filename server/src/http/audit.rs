@@ -11,7 +11,8 @@ use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::audit::{AuditQuery, AuditRow, Figures, Group, Rating, Summary};
 use hongfan_shared::view;
 use hongfan_shared::{
-    CategoryId, Community, CompoundId, Event, Incident, IncidentId, Status, Timestamp,
+    CategoryId, Community, CompoundId, Event, Incident, IncidentId, Principal, Scope, Status,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -72,8 +73,13 @@ fn non_empty(value: &Option<String>) -> Option<String> {
 }
 
 impl Params {
-    fn query(&self) -> AuditQuery {
+    /// The query as `who` may ask it: a compound leader's only ever counts their compounds.
+    fn query(&self, who: &Principal) -> AuditQuery {
         AuditQuery {
+            within: match &who.scope {
+                Scope::All => None,
+                Scope::Compounds(list) => Some(list.clone()),
+            },
             from: Timestamp(self.from),
             to: Timestamp(self.to),
             compound: non_empty(&self.compound).map(CompoundId),
@@ -96,9 +102,10 @@ fn labeller(community: &Community) -> impl Fn(&str, &str) -> String + '_ {
     }
 }
 
-fn summary_of(app: &App, params: &Params) -> Result<Summary, AppError> {
-    let community = app.hub.store().community().clone();
-    Ok(app.hub.store().audit(&params.query(), labeller(&community)).map_err(AuthError::from)?)
+fn summary_of(app: &App, who: &Principal, params: &Params) -> Result<Summary, AppError> {
+    let community = app.hub.store().community();
+    let query = params.query(who);
+    Ok(app.hub.store().audit(&query, labeller(&community)).map_err(AuthError::from)?)
 }
 
 /// The query, read only after the caller is known to be a supervisor: an anonymous caller is
@@ -122,12 +129,12 @@ pub async fn summary(
     jar: CookieJar,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Summary>, AppError> {
-    supervisor(&app, &jar).await?;
-    Ok(Json(summary_of(&app, &params(query)?)?))
+    let auth = supervisor(&app, &jar).await?;
+    Ok(Json(summary_of(&app, &auth.principal, &params(query)?)?))
 }
 
-fn rows_of(app: &App, params: &Params) -> Result<Vec<AuditRow>, AppError> {
-    let query = params.query();
+fn rows_of(app: &App, who: &Principal, params: &Params) -> Result<Vec<AuditRow>, AppError> {
+    let query = params.query(who);
     let asof = query.to.min(app.hub.store().now());
     let rows = app.hub.store().audit_rows(&query).map_err(AuthError::from)?;
     let only = params.only.unwrap_or(Only::All);
@@ -163,8 +170,8 @@ pub async fn incidents(
     jar: CookieJar,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Vec<AuditRow>>, AppError> {
-    supervisor(&app, &jar).await?;
-    Ok(Json(rows_of(&app, &params(query)?)?))
+    let auth = supervisor(&app, &jar).await?;
+    Ok(Json(rows_of(&app, &auth.principal, &params(query)?)?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -198,7 +205,7 @@ pub async fn timeline(
     let found = app.hub.store().timeline(IncidentId(id)).await.map_err(AuthError::from)?;
     let (incident, events) = found.ok_or(AppError::NotFound)?;
     // As every other answer: through the one rule of what a viewer may see.
-    let (who, community) = (&auth.principal, app.hub.store().community());
+    let (who, community) = (&auth.principal, &*app.hub.store().community());
     let events = events
         .iter()
         .filter_map(|event| view::event(who, event, &incident, community))
@@ -352,28 +359,30 @@ pub async fn export(
     jar: CookieJar,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    supervisor(&app, &jar).await?;
+    let who = supervisor(&app, &jar).await?.principal;
     let params = params(query)?;
-    let community = app.hub.store().community().clone();
+    let community = app.hub.store().community();
     let what = params.what.unwrap_or(What::Incidents);
     let stem = match what {
         What::Incidents => "hongfan-incidents",
         What::Figures => "hongfan-figures",
     };
     let (body, content_type, extension) = match (params.format.unwrap_or(Format::Csv), what) {
-        (Format::Csv, What::Incidents) => {
-            (incidents_csv(&community, &rows_of(&app, &params)?), "text/csv; charset=utf-8", "csv")
-        }
+        (Format::Csv, What::Incidents) => (
+            incidents_csv(&community, &rows_of(&app, &who, &params)?),
+            "text/csv; charset=utf-8",
+            "csv",
+        ),
         (Format::Csv, What::Figures) => {
-            (figures_csv(&summary_of(&app, &params)?), "text/csv; charset=utf-8", "csv")
+            (figures_csv(&summary_of(&app, &who, &params)?), "text/csv; charset=utf-8", "csv")
         }
         (Format::Json, What::Incidents) => (
-            Ok(serde_json::to_vec_pretty(&rows_of(&app, &params)?).unwrap_or_default()),
+            Ok(serde_json::to_vec_pretty(&rows_of(&app, &who, &params)?).unwrap_or_default()),
             "application/json",
             "json",
         ),
         (Format::Json, What::Figures) => (
-            Ok(serde_json::to_vec_pretty(&summary_of(&app, &params)?).unwrap_or_default()),
+            Ok(serde_json::to_vec_pretty(&summary_of(&app, &who, &params)?).unwrap_or_default()),
             "application/json",
             "json",
         ),

@@ -1,26 +1,29 @@
 //! Every HTTP route, and the one place an HTTP-side error becomes a response.
 
+mod admin;
 mod audit;
 pub mod guard;
 mod openapi;
+mod sessions;
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use hongfan_shared::Role;
-use hongfan_shared::protocol::Identity;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Accounts, AuthError, Authenticated, Subject};
+use crate::auth::{Accounts, AuthError, Authenticated};
 use crate::hub::Hub;
+use crate::office::OfficeError;
 use crate::web;
 use guard::{ClientAddr, Edge};
 
@@ -89,12 +92,23 @@ pub fn router(app: App) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(websocket))
-        .route("/api/login", post(login))
-        .route("/api/logout", post(logout))
-        .route("/api/kiosk/pair", post(pair))
-        .route("/api/me", get(me))
-        .route("/api/users/{login}/disable", post(disable_user))
-        .route("/api/kiosks/{id}/revoke", post(revoke_kiosk))
+        .route("/api/login", post(sessions::login))
+        .route("/api/logout", post(sessions::logout))
+        .route("/api/kiosk/pair", post(sessions::pair))
+        .route("/api/me", get(sessions::me))
+        .route("/api/me/password", post(sessions::change_password))
+        .route("/api/admin/people", get(admin::people).post(admin::add_person))
+        .route("/api/admin/people/{login}", put(admin::edit_person))
+        .route("/api/admin/people/{login}/disable", post(admin::disable_person))
+        .route("/api/admin/people/{login}/enable", post(admin::enable_person))
+        .route("/api/admin/people/{login}/reset", post(admin::reset_password))
+        .route("/api/admin/people/{login}/password", post(admin::set_password))
+        .route("/api/admin/kiosks", get(admin::kiosks).post(admin::add_kiosk))
+        .route("/api/admin/kiosks/{id}/pairing", post(admin::pairing))
+        .route("/api/admin/kiosks/{id}/revoke", post(admin::revoke_kiosk))
+        .route("/api/admin/rota/{compound}", get(admin::rota).put(admin::set_rota))
+        .route("/api/admin/community", put(admin::set_community))
+        .route("/api/admin/history", get(admin::history))
         .route("/api/operator/backup", get(operator_backup))
         .route("/api/community", get(community))
         .route("/api/workers", get(workers))
@@ -131,6 +145,21 @@ pub enum AppError {
     SlowBody,
     #[error("too many connections {0}")]
     TooManyConnections(&'static str),
+    #[error("the body is not what this route takes: {0}")]
+    BadBody(String),
+    #[error(transparent)]
+    Office(#[from] crate::office::OfficeError),
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> AppError {
+        AppError::Auth(AuthError::Store(e))
+    }
+}
+
+/// A JSON body, or the typed refusal of one that is not.
+fn body<T>(form: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
+    form.map(|Json(form)| form).map_err(|e| AppError::BadBody(e.body_text()))
 }
 
 /// Every refusal of the HTTP API: a stable `code`, English with the specifics, and what a
@@ -157,10 +186,35 @@ impl IntoResponse for AppError {
             AppError::Auth(AuthError::UnknownUser(_) | AuthError::UnknownKiosk(_)) => {
                 (StatusCode::NOT_FOUND, "not_found", "没有找到")
             }
-            AppError::Auth(AuthError::Store(e)) => {
+            AppError::Auth(AuthError::Store(e)) | AppError::Office(OfficeError::Store(e)) => {
                 tracing::error!(error = %e, "store error at the HTTP edge");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "服务器暂时不可用")
             }
+            AppError::Auth(AuthError::NotYours) | AppError::Office(OfficeError::NotYours) => {
+                (StatusCode::FORBIDDEN, "not_yours", "这不在您管理的小区范围内")
+            }
+            AppError::Auth(AuthError::MustChangePassword) => {
+                (StatusCode::FORBIDDEN, "must_change_password", "请先修改密码（当前是一次性密码）")
+            }
+            AppError::Auth(AuthError::PairingExpired) => {
+                (StatusCode::UNAUTHORIZED, "pairing_expired", "配对码已过期或已用过，请重新生成")
+            }
+            AppError::Auth(AuthError::UserExists(_)) => {
+                (StatusCode::CONFLICT, "exists", "这个登录名已经有人用了")
+            }
+            AppError::Office(OfficeError::NotEverything) => {
+                (StatusCode::FORBIDDEN, "forbidden", "只有社区书记可以修改社区设置")
+            }
+            AppError::Office(OfficeError::UnknownCompound(_)) => {
+                (StatusCode::NOT_FOUND, "not_found", "没有找到这个小区")
+            }
+            AppError::Office(OfficeError::BadRota(_)) => {
+                (StatusCode::BAD_REQUEST, "bad_rota", "排班表有误")
+            }
+            AppError::Office(OfficeError::BadCommunity(_)) => {
+                (StatusCode::BAD_REQUEST, "bad_community", "社区设置有误")
+            }
+            AppError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body", "提交的内容格式不对"),
             AppError::Auth(_) => (StatusCode::BAD_REQUEST, "bad_request", "请求无效"),
             AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "您的账号无权进行此操作"),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "没有找到"),
@@ -185,7 +239,9 @@ impl IntoResponse for AppError {
             ),
         };
         let message = match &self {
-            AppError::Auth(AuthError::Store(_)) => "the server cannot answer right now".to_owned(),
+            AppError::Auth(AuthError::Store(_)) | AppError::Office(OfficeError::Store(_)) => {
+                "the server cannot answer right now".to_owned()
+            }
             other => other.to_string(),
         };
         let mut response =
@@ -233,10 +289,20 @@ fn session_cookie(app: &App, name: &'static str, token: String) -> Cookie<'stati
         .build()
 }
 
+/// A person's session, fit for work: one whose password is a one-time code is refused until
+/// it is changed.
 async fn authenticated(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
-    authenticated_by(app, jar, SESSION_COOKIE).await
+    working(authenticated_by(app, jar, SESSION_COOKIE).await?)
 }
 
+fn working(auth: Authenticated) -> Result<Authenticated, AppError> {
+    if auth.identity.must_change_password {
+        return Err(AuthError::MustChangePassword.into());
+    }
+    Ok(auth)
+}
+
+/// Whoever the `cookie` session is, even one that must change its password first.
 async fn authenticated_by(
     app: &App,
     jar: &CookieJar,
@@ -257,92 +323,6 @@ impl As {
     fn cookie(&self) -> &'static str {
         if self.who.as_deref() == Some("kiosk") { KIOSK_COOKIE } else { SESSION_COOKIE }
     }
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct LoginForm {
-    login: String,
-    password: String,
-}
-
-/// Logs a person in: sets the `hongfan_session` cookie (HttpOnly, SameSite=Strict).
-#[utoipa::path(post, path = "/api/login", tag = "sessions", request_body = LoginForm,
-    responses(
-        (status = 200, description = "Logged in; the `hongfan_session` cookie is set", body = Identity),
-        (status = 401, description = "`bad_credentials`", body = ErrorJson),
-        (status = 408, description = "`slow_body`: the body did not arrive within `--body-timeout`", body = ErrorJson),
-        (status = 413, description = "`too_large`: over 4 KiB", body = ErrorJson),
-        (status = 429, description = "`throttled`: too many failed attempts; `Retry-After` says when to try again", body = ErrorJson),
-    ))]
-async fn login(
-    State(app): State<App>,
-    Extension(ClientAddr(from)): Extension<ClientAddr>,
-    jar: CookieJar,
-    Json(form): Json<LoginForm>,
-) -> Result<(CookieJar, Json<Identity>), AppError> {
-    let login = app.accounts.loggable(&form.login);
-    let token = app.accounts.login(&form.login, &form.password, from).await;
-    let token =
-        token.inspect_err(|e| tracing::info!(%login, %from, error = %e, "login refused"))?;
-    let identity = app.accounts.authenticate(&token).await?.identity;
-    tracing::info!(%login, %from, "logged in");
-    Ok((jar.add(session_cookie(&app, SESSION_COOKIE, token)), Json(identity)))
-}
-
-/// Ends the person's session and clears its cookie. Answers 204 with or without a session.
-#[utoipa::path(post, path = "/api/logout", tag = "sessions",
-    responses((status = 204, description = "Logged out")))]
-async fn logout(
-    State(app): State<App>,
-    jar: CookieJar,
-) -> Result<(StatusCode, CookieJar), AppError> {
-    if let Some(token) = jar.get(SESSION_COOKIE) {
-        app.accounts.logout(token.value()).await?;
-    }
-    Ok((StatusCode::NO_CONTENT, jar.remove(Cookie::build(SESSION_COOKIE).path("/"))))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct PairForm {
-    /// `<kiosk id>.<secret>`, as the first start or `hongfan kiosk add` printed it.
-    credential: String,
-}
-
-/// Pairs a kiosk: sets the `hongfan_kiosk` cookie, which `/ws?as=kiosk` and `/api/me?as=kiosk`
-/// use (kept apart from a person's `hongfan_session`).
-#[utoipa::path(post, path = "/api/kiosk/pair", tag = "sessions", request_body = PairForm,
-    responses(
-        (status = 200, description = "Paired; the `hongfan_kiosk` cookie is set", body = Identity),
-        (status = 401, description = "`bad_credentials`", body = ErrorJson),
-        (status = 408, description = "`slow_body`", body = ErrorJson),
-        (status = 413, description = "`too_large`: over 4 KiB", body = ErrorJson),
-        (status = 429, description = "`throttled`", body = ErrorJson),
-    ))]
-async fn pair(
-    State(app): State<App>,
-    Extension(ClientAddr(from)): Extension<ClientAddr>,
-    jar: CookieJar,
-    Json(form): Json<PairForm>,
-) -> Result<(CookieJar, Json<Identity>), AppError> {
-    let token = app.accounts.pair(&form.credential, from).await?;
-    let identity = app.accounts.authenticate(&token).await?.identity;
-    tracing::info!(kiosk = %identity.id, "kiosk paired");
-    Ok((jar.add(session_cookie(&app, KIOSK_COOKIE, token)), Json(identity)))
-}
-
-/// Who the session cookie belongs to: the person's, or with `?as=kiosk` the kiosk's.
-#[utoipa::path(get, path = "/api/me", tag = "sessions",
-    params(("as" = Option<String>, Query, description = "`kiosk` to ask about the kiosk's session")),
-    responses(
-        (status = 200, description = "The session's identity", body = Identity),
-        (status = 401, description = "`no_session`", body = ErrorJson),
-    ))]
-async fn me(
-    State(app): State<App>,
-    jar: CookieJar,
-    Query(who): Query<As>,
-) -> Result<Json<Identity>, AppError> {
-    Ok(Json(authenticated_by(&app, &jar, who.cookie()).await?.identity))
 }
 
 /// A consistent backup of the running server, for `hongfan backup`. Authorised by the operator
@@ -420,49 +400,7 @@ async fn supervisor(app: &App, jar: &CookieJar) -> Result<Authenticated, AppErro
     if auth.principal.actor.role == Role::Supervisor { Ok(auth) } else { Err(AppError::Forbidden) }
 }
 
-/// Disables an account; its open connections close with 4001.
-#[utoipa::path(post, path = "/api/users/{login}/disable", tag = "accounts", security(("session" = [])),
-    params(("login" = String, Path, description = "The account's login")),
-    responses(
-        (status = 204, description = "Disabled"),
-        (status = 401, description = "`no_session`", body = ErrorJson),
-        (status = 403, description = "`forbidden`: supervisors only", body = ErrorJson),
-        (status = 404, description = "`not_found`", body = ErrorJson),
-    ))]
-async fn disable_user(
-    State(app): State<App>,
-    jar: CookieJar,
-    Path(login): Path<String>,
-) -> Result<StatusCode, AppError> {
-    let by = supervisor(&app, &jar).await?;
-    app.accounts.disable(&login).await?;
-    app.hub.kick_subject(&Subject::User(login.clone()));
-    tracing::info!(login = %login, by = %by.identity.id, "account disabled");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Revokes a kiosk's credential; its open connections close with 4001.
-#[utoipa::path(post, path = "/api/kiosks/{id}/revoke", tag = "accounts", security(("session" = [])),
-    params(("id" = String, Path, description = "The kiosk's id, for example `kiosk-1`")),
-    responses(
-        (status = 204, description = "Revoked"),
-        (status = 401, description = "`no_session`", body = ErrorJson),
-        (status = 403, description = "`forbidden`: supervisors only", body = ErrorJson),
-        (status = 404, description = "`not_found`", body = ErrorJson),
-    ))]
-async fn revoke_kiosk(
-    State(app): State<App>,
-    jar: CookieJar,
-    Path(id): Path<String>,
-) -> Result<StatusCode, AppError> {
-    let by = supervisor(&app, &jar).await?;
-    app.accounts.revoke(&id).await?;
-    app.hub.kick_subject(&Subject::Kiosk(id.clone()));
-    tracing::info!(kiosk = %id, by = %by.identity.id, "kiosk revoked");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// The live feed: protocol v1 over a WebSocket (`docs/protocol.md`). With `?as=kiosk` the
+/// The live feed: protocol v2 over a WebSocket (`docs/protocol.md`). With `?as=kiosk` the
 /// handshake uses the kiosk's cookie.
 #[utoipa::path(get, path = "/ws", tag = "live",
     params(("as" = Option<String>, Query, description = "`kiosk` to speak as the paired kiosk")),
@@ -485,7 +423,7 @@ async fn websocket(
     app.edge
         .origin_allowed(&headers)
         .inspect_err(|e| tracing::warn!(error = %e, "handshake refused"))?;
-    let auth = authenticated_by(&app, &jar, who.cookie()).await?;
+    let auth = working(authenticated_by(&app, &jar, who.cookie()).await?)?;
     let upgrade = upgrade.map_err(|e| AppError::NotWebSocket(e.body_text()))?;
     // Counted against the account's and the address's caps for the socket's whole life, and
     // so is the connection's slot under --max-connections.

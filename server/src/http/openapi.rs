@@ -6,26 +6,40 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::audit;
+use super::{admin, audit, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "hongfan (红帆)",
-        description = "The HTTP side of hongfan: sessions, kiosk pairing, the community, the supervisors' audit and account actions, operations. The live feed is the WebSocket at /ws, described in docs/protocol.md. Every refusal is JSON: {code, message, message_zh}.",
+        description = "The HTTP side of hongfan: sessions, kiosk pairing, the community, the supervisors' audit, running the office (people, kiosks, the duty rota, the community, their history), operations. The live feed is the WebSocket at /ws, described in docs/protocol.md. Every refusal is JSON: {code, message, message_zh}.",
     ),
     paths(
         super::healthz,
         super::metrics,
         super::websocket,
-        super::login,
-        super::logout,
-        super::pair,
-        super::me,
+        sessions::login,
+        sessions::logout,
+        sessions::pair,
+        sessions::me,
+        sessions::change_password,
         super::community,
         super::workers,
-        super::disable_user,
-        super::revoke_kiosk,
+        admin::people,
+        admin::add_person,
+        admin::edit_person,
+        admin::disable_person,
+        admin::enable_person,
+        admin::reset_password,
+        admin::set_password,
+        admin::kiosks,
+        admin::add_kiosk,
+        admin::pairing,
+        admin::revoke_kiosk,
+        admin::rota,
+        admin::set_rota,
+        admin::set_community,
+        admin::history,
         super::operator_backup,
         audit::summary,
         audit::incidents,

@@ -76,7 +76,7 @@ impl Connection {
             protocol: PROTOCOL_VERSION,
             server: format!("hongfan {}", env!("CARGO_PKG_VERSION")),
             identity: self.auth.identity.clone(),
-            community: self.hub.store().community_version().to_owned(),
+            community: self.hub.store().office().version.clone(),
             epoch: self.hub.store().epoch().to_owned(),
         };
         if let Err(end) = self.send(encode(&hello)).await {
@@ -215,7 +215,7 @@ impl Connection {
                     return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
                 }
                 tracing::info!(on, "duty");
-                self.hub.set_duty(&self.auth.principal, on, self.auth.identity.compounds.clone());
+                self.hub.set_duty(&self.auth.principal, on);
                 self.send_message(&ServerMessage::DutySet { id: request, on }).await
             }
             Request::Lookup { id: request, ticket } => self.lookup(request, &ticket).await,
@@ -292,7 +292,7 @@ impl Connection {
 
     /// The incident as this connection may see it, or `None`.
     fn view(&self, incident: &Incident) -> Option<Incident> {
-        view::incident(&self.auth.principal, incident, self.hub.store().community())
+        view::incident(&self.auth.principal, incident, &self.hub.store().community())
     }
 
     /// Starts the live feed: the missed events when the client can resume, a snapshot when not.
@@ -349,7 +349,7 @@ impl Connection {
                         states.insert(event.incident, now);
                     }
                     let Some(Some(incident)) = states.get(&event.incident) else { continue };
-                    let community = self.hub.store().community();
+                    let community = &*self.hub.store().community();
                     let principal = &self.auth.principal;
                     let Some(event) = view::event(principal, &event, incident, community) else {
                         continue;
@@ -368,7 +368,7 @@ impl Connection {
             self.send_message(&ServerMessage::Resumed { epoch, seq: last, missed }).await?;
         }
         if matches!(self.role(), Role::Worker | Role::Supervisor) {
-            let roster = super::Hub::roster_message(&self.hub.clients());
+            let roster = self.hub.roster_message();
             self.send(roster).await?;
         }
         Ok(())

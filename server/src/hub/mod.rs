@@ -8,23 +8,24 @@
 mod connection;
 pub mod roster;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
+use hongfan_shared::office::{Office, OfficeChange, OfficeEvent};
 use hongfan_shared::protocol::{ErrorBody, ErrorCode, ServerMessage, close, patch};
 use hongfan_shared::view::{self, Sight};
 use hongfan_shared::{
-    Change, CompoundId, EscalationReason, Incident, IncidentId, Principal, Role, Seq,
+    Change, EscalationReason, Incident, IncidentId, Principal, Role, Seq, Timestamp,
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Authenticated, Subject};
+use crate::auth::{Authenticated, SessionKey, Subject};
 pub use crate::limits::Limits;
 use crate::limits::{ActionLimiter, ReportLimiter};
 use crate::store::{Commit, Committed, Store, StoreError};
@@ -98,6 +99,7 @@ impl Queue {
 struct Conn {
     principal: Principal,
     subject: Subject,
+    session: SessionKey,
     queue: Arc<Queue>,
     kick: Arc<Kick>,
     subscribed: bool,
@@ -124,6 +126,8 @@ struct Clients {
     roster: Roster,
     /// Live sockets per account and per client address, for their caps.
     by_subject: HashMap<Subject, usize>,
+    /// When each account's last socket closed (since this server started).
+    left: HashMap<Subject, Timestamp>,
     by_address: HashMap<IpAddr, usize>,
 }
 
@@ -144,6 +148,8 @@ impl Drop for Admitted {
             }
         };
         give_back(clients.by_subject.get_mut(&self.subject));
+        let now = self.hub.0.store.now();
+        clients.left.insert(self.subject.clone(), now);
         give_back(clients.by_address.get_mut(&self.from));
         clients.by_subject.retain(|_, n| *n > 0);
         clients.by_address.retain(|_, n| *n > 0);
@@ -187,6 +193,7 @@ pub fn wire_error(e: &StoreError) -> ErrorBody {
         StoreError::RequestReused { .. } => (ErrorCode::RequestReused, None),
         StoreError::BadRequestId => (ErrorCode::BadRequestId, None),
         StoreError::RateLimited => (ErrorCode::RateLimited, None),
+        StoreError::Refused(_) => (ErrorCode::Forbidden, None),
         StoreError::Open { .. }
         | StoreError::Corrupt { .. }
         | StoreError::Read(_)
@@ -221,8 +228,14 @@ pub fn error(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
 }
 
 impl Hub {
-    /// Makes the hub and starts its fan-out task.
-    pub fn start(store: Store, limits: Limits, shutdown: CancellationToken) -> Hub {
+    /// Makes the hub and starts its fan-out task; `ended` tells of sessions that ended early,
+    /// whose sockets it closes.
+    pub fn start(
+        store: Store,
+        limits: Limits,
+        shutdown: CancellationToken,
+        ended: broadcast::Receiver<Vec<SessionKey>>,
+    ) -> Hub {
         let commits = store.subscribe();
         let hub = Hub(Arc::new(Inner {
             store,
@@ -235,7 +248,7 @@ impl Hub {
             tasks: TaskTracker::new(),
         }));
         let last = hub.0.store.last_seq().unwrap_or(0);
-        hub.0.tasks.spawn(hub.clone().fan_out(commits, last));
+        hub.0.tasks.spawn(hub.clone().fan_out(commits, ended, last));
         hub
     }
 
@@ -275,6 +288,22 @@ impl Hub {
         *clients.by_subject.entry(subject.clone()).or_default() += 1;
         *clients.by_address.entry(from).or_default() += 1;
         Ok(Admitted { hub: self.clone(), subject: subject.clone(), from })
+    }
+
+    /// How many live sockets an account or kiosk has, and when it was last connected (now, if
+    /// it is).
+    pub fn presence(&self, subject: &Subject) -> (usize, Option<Timestamp>) {
+        let clients = self.clients();
+        let online = clients.by_subject.get(subject).copied().unwrap_or(0);
+        let seen =
+            if online > 0 { Some(self.0.store.now()) } else { clients.left.get(subject).copied() };
+        (online, seen)
+    }
+
+    /// Who is on duty now, by the rota and the workers' switches.
+    pub fn on_duty(&self) -> Vec<hongfan_shared::protocol::OnDuty> {
+        let (office, at) = (self.0.store.office(), self.0.store.now());
+        self.clients().roster.list(&office.office, at)
     }
 
     pub fn tasks(&self) -> &TaskTracker {
@@ -319,6 +348,7 @@ impl Hub {
         let conn = Conn {
             principal: auth.principal.clone(),
             subject: auth.subject.clone(),
+            session: auth.session.clone(),
             queue: queue.clone(),
             kick: kick.clone(),
             subscribed: false,
@@ -343,47 +373,122 @@ impl Hub {
         }
     }
 
-    /// Puts a worker on or off duty and tells everyone who watches the roster.
-    fn set_duty(&self, principal: &Principal, on: bool, compounds: Vec<CompoundId>) {
+    /// A worker switches on or off duty (overriding the rota until it next changes for them);
+    /// everyone who watches the roster hears of it.
+    fn set_duty(&self, principal: &Principal, on: bool) {
+        let (office, at) = (self.0.store.office(), self.0.store.now());
         let mut clients = self.clients();
         let id = &principal.actor.id;
-        let connections = clients.conns.values().filter(|c| &c.principal.actor.id == id).count();
-        if on {
-            clients.roster.set_on(principal.actor.clone(), compounds, connections);
-        } else {
-            clients.roster.set_off(id);
-        }
-        self.0.store.coverage().set(clients.roster.covered());
-        Self::send_roster(&clients, self.0.limits.queue, self.0.store.metrics());
+        clients.roster.switch(id, on, roster::scheduled(&office.office, id, at));
+        self.publish_duty(&mut clients, &office.office, at);
     }
 
-    fn roster_message(clients: &Clients) -> Utf8Bytes {
-        encode(&ServerMessage::Roster { on_duty: clients.roster.list() })
-    }
-
-    fn send_roster(clients: &Clients, cap: usize, metrics: &crate::metrics::Metrics) {
-        let text = Self::roster_message(clients);
-        for conn in clients.conns.values() {
-            if conn.subscribed && sees_roster(conn.role()) {
-                conn.push(Outgoing::Text(text.clone()), cap, metrics);
+    /// Gives the committer the switches in force, and tells the boards when who is on duty
+    /// changed.
+    fn publish_duty(&self, clients: &mut Clients, office: &Office, at: Timestamp) {
+        self.0.store.duty().set(clients.roster.overrides());
+        if let Some(on_duty) = clients.roster.news(office, at) {
+            let text = encode(&ServerMessage::Roster { on_duty });
+            let (cap, metrics) = (self.0.limits.queue, self.0.store.metrics());
+            for conn in clients.conns.values() {
+                if conn.subscribed && sees_roster(conn.role()) {
+                    conn.push(Outgoing::Text(text.clone()), cap, metrics);
+                }
             }
         }
     }
 
-    /// Closes every connection of an account or kiosk (disabled, revoked).
-    pub fn kick_subject(&self, subject: &Subject) {
+    /// Who is on duty now, as a message.
+    fn roster_message(&self) -> Utf8Bytes {
+        let (office, at) = (self.0.store.office(), self.0.store.now());
+        encode(&ServerMessage::Roster { on_duty: self.clients().roster.list(&office.office, at) })
+    }
+
+    /// Closes every connection of an account or kiosk, with a close code and reason.
+    fn kick_subject(&self, subject: &Subject, code: u16, reason: &'static str) {
         for conn in self.clients().conns.values().filter(|c| &c.subject == subject) {
-            conn.kick.kick(close::REVOKED, "this account was disabled or this kiosk revoked");
+            conn.kick.kick(code, reason);
         }
     }
 
-    async fn fan_out(self, mut commits: broadcast::Receiver<Arc<Commit>>, mut last: Seq) {
+    /// Closes the sockets of sessions that ended.
+    fn kick_sessions(&self, ended: &[SessionKey]) {
+        for conn in self.clients().conns.values().filter(|c| ended.contains(&c.session)) {
+            conn.kick.kick(close::REVOKED, "this session ended: log in or pair again");
+        }
+    }
+
+    /// Acts on changes to the office: a disabled account's or revoked kiosk's sockets close; an
+    /// account whose compounds or name changed reconnects as what it is now; everyone hears
+    /// of a new community; the roster follows the rota.
+    fn office_changed(&self, events: &[OfficeEvent]) {
+        for event in events {
+            match &event.change {
+                OfficeChange::Person { before: Some(before), after } => {
+                    let subject = Subject::User(after.login.clone());
+                    if after.disabled {
+                        self.kick_subject(&subject, close::REVOKED, "this account was disabled");
+                    } else if (&before.name, &before.compounds, &before.buildings)
+                        != (&after.name, &after.compounds, &after.buildings)
+                    {
+                        self.kick_subject(
+                            &subject,
+                            close::RENEW,
+                            "this account changed: reconnect",
+                        );
+                    }
+                }
+                OfficeChange::Kiosk { before: Some(before), after } => {
+                    let subject = Subject::Kiosk(after.id.clone());
+                    if after.revoked {
+                        self.kick_subject(&subject, close::REVOKED, "this kiosk was revoked");
+                    } else if (&before.name, &before.compound) != (&after.name, &after.compound) {
+                        self.kick_subject(&subject, close::RENEW, "this kiosk changed: reconnect");
+                    }
+                }
+                OfficeChange::Community { .. } => {
+                    let version = self.0.store.office().version.clone();
+                    let text = encode(&ServerMessage::Community { version });
+                    let (cap, metrics) = (self.0.limits.queue, self.0.store.metrics());
+                    for conn in self.clients().conns.values().filter(|c| c.subscribed) {
+                        conn.push(Outgoing::Text(text.clone()), cap, metrics);
+                    }
+                }
+                OfficeChange::Person { before: None, .. }
+                | OfficeChange::Kiosk { before: None, .. }
+                | OfficeChange::Rota { .. } => {}
+            }
+        }
+        let (office, at) = (self.0.store.office(), self.0.store.now());
+        self.publish_duty(&mut self.clients(), &office.office, at);
+    }
+
+    async fn fan_out(
+        self,
+        mut commits: broadcast::Receiver<Arc<Commit>>,
+        mut ended: broadcast::Receiver<Vec<SessionKey>>,
+        mut last: Seq,
+    ) {
+        // Often enough that a shift's start or end reaches the boards within seconds.
         let mut sweep = tokio::time::interval(Duration::from_secs(15));
         loop {
             tokio::select! {
                 () = self.0.shutdown.cancelled() => break,
+                received = ended.recv() => match received {
+                    Ok(sessions) => self.kick_sessions(&sessions),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        // Which ones is lost: their sockets still fail at the next handshake.
+                        tracing::warn!(missed, "missed ended sessions");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                },
                 received = commits.recv() => match received {
-                    Ok(commit) => last = self.dispatch(&commit.changes, last),
+                    Ok(commit) => {
+                        last = self.dispatch(&commit.changes, last);
+                        if !commit.office.is_empty() {
+                            self.office_changed(&commit.office);
+                        }
+                    }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "fan-out lagged behind the store; re-reading the log");
                         last = self.backfill(last).await;
@@ -393,14 +498,18 @@ impl Hub {
                 _ = sweep.tick() => {
                     self.0.reports.forget_idle();
                     self.0.actions.forget_idle();
-                    let mut clients = self.clients();
-                    if clients.roster.sweep(Instant::now(), roster::DUTY_GRACE) {
-                        self.0.store.coverage().set(clients.roster.covered());
-                        Self::send_roster(&clients, self.0.limits.queue, self.0.store.metrics());
-                    }
+                    self.sweep_duty();
                 }
             }
         }
+    }
+
+    /// Lets lapsed duty switches go and tells the boards when a shift began or ended.
+    pub fn sweep_duty(&self) {
+        let (office, at) = (self.0.store.office(), self.0.store.now());
+        let mut clients = self.clients();
+        clients.roster.sweep(&office.office, at, Instant::now(), roster::DUTY_GRACE);
+        self.publish_duty(&mut clients, &office.office, at);
     }
 
     /// Re-reads events after `last` from the log, with the incidents' current state.
@@ -437,25 +546,30 @@ impl Hub {
         let cap = self.0.limits.queue;
         let metrics = self.0.store.metrics().clone();
         let metrics = metrics.as_ref();
-        let community = self.0.store.community().clone();
-        let community = community.as_ref();
+        let office = self.0.store.office();
+        let community = office.community.as_ref();
         let clients = self.clients();
+        let overrides = clients.roster.overrides();
         let from = last;
         for Committed { event, before, after } in changes.iter().filter(|c| c.event.seq > from) {
             last = event.seq;
             let incident = after.as_ref();
             // Each view encoded once, however many connections share it.
-            let mut encoded: HashMap<(Sight, bool), Option<Utf8Bytes>> = HashMap::new();
+            let mut encoded: HashMap<(Sight, Option<Sight>, bool), Option<Utf8Bytes>> =
+                HashMap::new();
             for conn in clients.conns.values().filter(|c| c.subscribed) {
                 let Some(sight) = view::sight(&conn.principal, incident, community) else {
                     continue;
                 };
+                // What the viewer saw before: claiming a private case shows its holder more.
+                let saw = before.as_ref().and_then(|b| view::sight(&conn.principal, b, community));
                 let role = conn.role();
-                let text = encoded.entry((sight, role == Role::Supervisor)).or_insert_with(|| {
+                let key = (sight, saw, role == Role::Supervisor);
+                let text = encoded.entry(key).or_insert_with(|| {
                     view::event_as_seen(event, sight, role).map(|event| {
-                        // What changed, as this sight sees it: the sight before the event is
-                        // the same one (who may see an incident never changes with it).
-                        let was = before.as_ref().map(|b| view::incident_as_seen(b, sight));
+                        // What changed, as this viewer sees it now against what they saw.
+                        let was =
+                            before.as_ref().zip(saw).map(|(b, s)| view::incident_as_seen(b, s));
                         let now = view::incident_as_seen(incident, sight);
                         encode(&ServerMessage::Event { event, patch: patch(was.as_ref(), &now) })
                     })
@@ -465,16 +579,24 @@ impl Hub {
                 }
             }
             let compound = &incident.report.compound;
-            let on_duty =
-                |c: &Conn| c.role() == Role::Worker && clients.roster.is_on(&c.principal.actor.id);
+            // On duty when the report came in: the rota at that time, with the switches.
+            let on_duty_here = office.office.on_duty(compound, event.at, &overrides);
+            let on_duty_anywhere: BTreeSet<String> = community
+                .compounds
+                .iter()
+                .flat_map(|c| office.office.on_duty(&c.id, event.at, &overrides))
+                .collect();
+            let on_duty = |c: &Conn| {
+                c.role() == Role::Worker && on_duty_anywhere.contains(&c.principal.actor.id)
+            };
             // Who hears the chime: the on-duty workers of the compound for a new report; the
             // supervisors (and, when nobody was on duty, the other compounds' on-duty workers)
             // for an escalation. An escalation is logged in the report's own group, so it
             // arrives here right after it.
             let (escalated, hears): (bool, &dyn Fn(&Conn) -> bool) = match event.change {
-                Change::Reported { .. } => {
-                    (false, &|c| on_duty(c) && c.principal.may_act_in(compound))
-                }
+                Change::Reported { .. } => (false, &|c| {
+                    c.role() == Role::Worker && on_duty_here.contains(&c.principal.actor.id)
+                }),
                 Change::Escalated { reason: EscalationReason::NobodyOnDuty } => {
                     (true, &|c| c.role() == Role::Supervisor || on_duty(c))
                 }

@@ -1,109 +1,219 @@
-//! The duty roster: which workers are on duty, for which compounds.
+//! Who is on duty: the rota (排班) of each compound, changed by the workers' own duty switches.
 //!
-//! A worker stays on duty while one of its connections is alive; when the last one is gone for
-//! longer than the grace period (a dropped phone connection, a closed laptop) it is taken off.
+//! The rota decides. A worker's switch on the board is a manual override of it, which lasts
+//! until the rota's next change for that worker (the end of the shift they switched off in, the
+//! start of the next one after they switched on) or until they switch back. A manual "on" also
+//! ends when the worker's last connection has been gone longer than the grace period (a closed
+//! laptop should not keep a compound looking staffed); the rota's own shifts do not depend on a
+//! connection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use hongfan_shared::office::Office;
 use hongfan_shared::protocol::OnDuty;
-use hongfan_shared::{Actor, CompoundId};
+use hongfan_shared::{Actor, Timestamp};
 
-/// How long a worker with no live connection stays on duty.
+/// How long a worker switched on by hand stays on duty with no live connection.
 pub const DUTY_GRACE: Duration = Duration::from_secs(180);
 
-#[derive(Debug)]
-struct Entry {
-    duty: OnDuty,
-    connections: usize,
-    /// When its last connection closed, while it has none.
+#[derive(Debug, Clone, Copy)]
+struct Override {
+    on: bool,
+    /// Whether the rota had the worker on duty when they switched: the override lasts while
+    /// it still says the same.
+    scheduled: bool,
+    /// When the worker's last connection closed, while it has none.
     orphaned_since: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
 pub struct Roster {
-    on_duty: BTreeMap<String, Entry>,
+    overrides: BTreeMap<String, Override>,
+    connections: HashMap<String, usize>,
+    /// The list last told to the boards.
+    told: Vec<OnDuty>,
 }
 
 impl Roster {
-    /// Puts a worker on duty; `connections` is how many it has open now.
-    pub fn set_on(&mut self, worker: Actor, compounds: Vec<CompoundId>, connections: usize) {
-        let id = worker.id.clone();
-        let entry = Entry { duty: OnDuty { worker, compounds }, connections, orphaned_since: None };
-        self.on_duty.insert(id, entry);
+    /// A worker switches on or off; `scheduled` is what the rota says of them now. Switching to
+    /// what the rota says anyway just follows the rota again.
+    pub fn switch(&mut self, worker: &str, on: bool, scheduled: bool) {
+        if on == scheduled {
+            self.overrides.remove(worker);
+            return;
+        }
+        let connected = self.connections.get(worker).copied().unwrap_or(0) > 0;
+        let orphaned_since = (!connected).then(Instant::now);
+        self.overrides.insert(worker.to_owned(), Override { on, scheduled, orphaned_since });
     }
 
-    pub fn set_off(&mut self, worker_id: &str) -> bool {
-        self.on_duty.remove(worker_id).is_some()
-    }
-
-    pub fn is_on(&self, worker_id: &str) -> bool {
-        self.on_duty.contains_key(worker_id)
-    }
-
-    pub fn connected(&mut self, worker_id: &str) {
-        if let Some(entry) = self.on_duty.get_mut(worker_id) {
-            entry.connections += 1;
-            entry.orphaned_since = None;
+    pub fn connected(&mut self, worker: &str) {
+        *self.connections.entry(worker.to_owned()).or_default() += 1;
+        if let Some(o) = self.overrides.get_mut(worker) {
+            o.orphaned_since = None;
         }
     }
 
-    pub fn disconnected(&mut self, worker_id: &str, now: Instant) {
-        if let Some(entry) = self.on_duty.get_mut(worker_id) {
-            entry.connections = entry.connections.saturating_sub(1);
-            if entry.connections == 0 {
-                entry.orphaned_since = Some(now);
+    pub fn disconnected(&mut self, worker: &str, now: Instant) {
+        let left = match self.connections.get_mut(worker) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => 0,
+        };
+        if left == 0 {
+            self.connections.remove(worker);
+            if let Some(o) = self.overrides.get_mut(worker) {
+                o.orphaned_since = Some(now);
             }
         }
     }
 
-    /// Takes off duty every worker whose connections have been gone longer than `grace`;
-    /// returns whether anyone was.
-    pub fn sweep(&mut self, now: Instant, grace: Duration) -> bool {
-        let before = self.on_duty.len();
-        self.on_duty.retain(|_, e| e.orphaned_since.is_none_or(|t| now.duration_since(t) < grace));
-        self.on_duty.len() != before
+    /// Drops the overrides that have lapsed: the rota moved on for their worker, or a manual
+    /// "on" lost its last connection longer than `grace` ago.
+    pub fn sweep(&mut self, office: &Office, at: Timestamp, now: Instant, grace: Duration) {
+        self.overrides.retain(|worker, o| {
+            let rota_moved = scheduled(office, worker, at) != o.scheduled;
+            let abandoned =
+                o.on && o.orphaned_since.is_some_and(|t| now.duration_since(t) >= grace);
+            !rota_moved && !abandoned
+        });
     }
 
-    /// Whether anybody is on duty for `compound`.
-    pub fn covers(&self, compound: &CompoundId) -> bool {
-        self.on_duty.values().any(|e| e.duty.compounds.contains(compound))
+    /// The switches in force: worker → on or off.
+    pub fn overrides(&self) -> BTreeMap<String, bool> {
+        self.overrides.iter().map(|(w, o)| (w.clone(), o.on)).collect()
     }
 
-    /// Every compound somebody is on duty for.
-    pub fn covered(&self) -> std::collections::BTreeSet<CompoundId> {
-        self.on_duty.values().flat_map(|e| e.duty.compounds.iter().cloned()).collect()
+    /// Who is on duty at `at`, per worker, and whether by their own switch.
+    pub fn list(&self, office: &Office, at: Timestamp) -> Vec<OnDuty> {
+        let overrides = self.overrides();
+        let mut on: BTreeMap<&str, OnDuty> = BTreeMap::new();
+        for compound in office.community.iter().flat_map(|c| &c.compounds) {
+            for login in office.on_duty(&compound.id, at, &overrides) {
+                let Some(person) = office.people.get(&login) else { continue };
+                let entry = on.entry(&person.login).or_insert_with(|| OnDuty {
+                    worker: Actor {
+                        id: person.login.clone(),
+                        name: person.name.clone(),
+                        role: person.role,
+                    },
+                    compounds: Vec::new(),
+                    manual: overrides.get(&person.login) == Some(&true),
+                });
+                entry.compounds.push(compound.id.clone());
+            }
+        }
+        on.into_values().collect()
     }
 
-    pub fn list(&self) -> Vec<OnDuty> {
-        self.on_duty.values().map(|e| e.duty.clone()).collect()
+    /// The list at `at` if it differs from the one last told, which it then becomes.
+    pub fn news(&mut self, office: &Office, at: Timestamp) -> Option<Vec<OnDuty>> {
+        let list = self.list(office, at);
+        (list != self.told).then(|| {
+            self.told = list.clone();
+            list
+        })
     }
+}
+
+/// Whether the rota has `worker` on duty at `at` in any of their compounds.
+pub fn scheduled(office: &Office, worker: &str, at: Timestamp) -> bool {
+    let Some(person) = office.people.get(worker) else { return false };
+    person
+        .compounds
+        .iter()
+        .any(|c| office.rotas.get(c).is_some_and(|rota| rota.on_duty(at).contains(worker)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hongfan_shared::Role;
+    use hongfan_shared::office::{OfficeChange, OfficeEvent, Person, Rota, Shift};
+    use hongfan_shared::{CompoundId, Role};
 
-    fn worker(id: &str) -> Actor {
-        Actor { id: id.into(), name: id.into(), role: Role::Worker }
+    /// 2026-11-02 09:00 Asia/Shanghai, a Monday.
+    const NINE: Timestamp = Timestamp(1_793_581_200_000);
+    const HOUR: i64 = 3_600_000;
+
+    fn office() -> Office {
+        let mut office = Office::default();
+        let c1 = CompoundId("c1".into());
+        let community = hongfan_shared::Community {
+            name: "社区".into(),
+            street_office: "街道".into(),
+            compounds: vec![hongfan_shared::community::Compound {
+                id: c1.clone(),
+                name: "一区".into(),
+                station: "驿站".into(),
+                grid: "网格".into(),
+                buildings: Vec::new(),
+            }],
+            categories: Vec::new(),
+            escalation: Default::default(),
+        };
+        let person = |login: &str| Person {
+            login: login.into(),
+            name: login.into(),
+            role: Role::Worker,
+            compounds: vec![c1.clone()],
+            buildings: Vec::new(),
+            secret: String::new(),
+            disabled: false,
+            must_change_password: false,
+        };
+        // wang works Monday 08:30–12:00; nobody otherwise.
+        let mut rota = Rota::default();
+        rota.week[0] = vec![Shift { from: 8 * 60 + 30, to: 12 * 60, workers: vec!["wang".into()] }];
+        let changes = vec![
+            OfficeChange::Community { before: None, after: Box::new(community) },
+            OfficeChange::Person { before: None, after: Box::new(person("wang")) },
+            OfficeChange::Person { before: None, after: Box::new(person("li")) },
+            OfficeChange::Rota { compound: c1, before: None, after: Box::new(rota) },
+        ];
+        for (i, change) in changes.into_iter().enumerate() {
+            let event = OfficeEvent { seq: i as u64 + 1, at: NINE, actor: Actor::system(), change };
+            office.apply(&event).unwrap();
+        }
+        office
+    }
+
+    fn names(list: &[OnDuty]) -> Vec<(&str, bool)> {
+        list.iter().map(|d| (d.worker.id.as_str(), d.manual)).collect()
     }
 
     #[test]
-    fn a_worker_without_connections_goes_off_duty_after_the_grace_period() {
+    fn the_rota_decides_and_a_switch_overrides_it_until_the_rota_moves_on() {
+        let office = office();
         let mut roster = Roster::default();
-        let c1 = CompoundId("c1".into());
-        let t0 = Instant::now();
-        roster.set_on(worker("a"), vec![c1.clone()], 1);
-        assert!(roster.covers(&c1));
-        roster.disconnected("a", t0);
-        assert!(!roster.sweep(t0 + DUTY_GRACE / 2, DUTY_GRACE), "still within the grace period");
-        // Reconnecting in time keeps it on duty.
-        roster.connected("a");
-        assert!(!roster.sweep(t0 + DUTY_GRACE * 2, DUTY_GRACE));
-        roster.disconnected("a", t0 + DUTY_GRACE * 2);
-        assert!(roster.sweep(t0 + DUTY_GRACE * 3, DUTY_GRACE));
-        assert!(!roster.covers(&c1));
-        assert!(roster.list().is_empty());
+        let now = Instant::now();
+        assert_eq!(names(&roster.list(&office, NINE)), [("wang", false)]);
+        // wang steps out; li steps in by hand.
+        roster.switch("wang", false, true);
+        roster.connected("li");
+        roster.switch("li", true, false);
+        assert_eq!(names(&roster.list(&office, NINE)), [("li", true)]);
+        // Noon: wang's shift ends, so his "off" has nothing left to override; li's "on" stays
+        // (the rota still does not have him).
+        let noon = Timestamp(NINE.0 + 3 * HOUR);
+        roster.sweep(&office, noon, now, DUTY_GRACE);
+        assert_eq!(roster.overrides(), BTreeMap::from([("li".to_owned(), true)]));
+        // li closes his board: his manual "on" lapses after the grace period.
+        roster.disconnected("li", now);
+        roster.sweep(&office, noon, now + DUTY_GRACE / 2, DUTY_GRACE);
+        assert_eq!(names(&roster.list(&office, noon)), [("li", true)]);
+        roster.sweep(&office, noon, now + DUTY_GRACE, DUTY_GRACE);
+        assert!(roster.list(&office, noon).is_empty(), "nobody on duty in the afternoon");
+    }
+
+    #[test]
+    fn news_only_when_the_list_changes() {
+        let office = office();
+        let mut roster = Roster::default();
+        assert!(roster.news(&office, NINE).is_some());
+        assert!(roster.news(&office, NINE).is_none());
+        assert_eq!(roster.news(&office, Timestamp(NINE.0 + 3 * HOUR)), Some(Vec::new()));
     }
 }

@@ -1,6 +1,7 @@
 //! Backup, restore and verify.
 //!
-//! A backup is the log up to one sequence number plus the account records, as JSON lines. It
+//! A backup is the log up to one sequence number, the office's log (people, kiosks, rotas, the
+//! community, every change to them) and the session records, as JSON lines. It
 //! needs no pause in writing: events are never changed, so reading them up to the last durable
 //! sequence number gives a consistent cut while reports keep arriving, and the incident states
 //! are not copied but rebuilt from the log on restore. `verify` replays the log the same way and
@@ -10,13 +11,16 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
+use hongfan_shared::office::{Office, OfficeEvent};
 use hongfan_shared::{Event, Incident, IncidentId, Seq};
 use serde::{Deserialize, Serialize};
 
 use super::disk::{Chain, Disk, unframe};
 use super::{Aux, Store, StoreError};
 
-const VERSION: u32 = 1;
+/// 2 added the office's log; a version 1 file (accounts as records) is still restored, and its
+/// accounts move into the office's log when the restored folder is first opened.
+const VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -36,12 +40,15 @@ struct Record {
 struct End {
     events: u64,
     records: u64,
+    #[serde(default)]
+    office: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Line {
     Event(Event),
+    Office(OfficeEvent),
     Record(Record),
     End(End),
 }
@@ -51,6 +58,8 @@ enum Line {
 pub struct Carried {
     pub seq: Seq,
     pub events: u64,
+    /// Changes to the office.
+    pub office: u64,
     pub records: u64,
     pub incidents: u64,
 }
@@ -81,6 +90,12 @@ impl Store {
             }
             after = last;
         }
+        let (office, _) = self.shared.disk.read_office()?;
+        for event in &office {
+            serde_json::to_writer(&mut *out, &Line::Office(event.clone())).map_err(write_err)?;
+            out.write_all(b"\n").map_err(write_err)?;
+        }
+        let office = office.len() as u64;
         let mut records = 0;
         for (tree, name) in AUX {
             for (key, value) in self.shared.disk.scan_entries(tree)? {
@@ -92,11 +107,12 @@ impl Store {
                 records += 1;
             }
         }
-        serde_json::to_writer(&mut *out, &Line::End(End { events, records })).map_err(write_err)?;
+        let end = Line::End(End { events, records, office });
+        serde_json::to_writer(&mut *out, &end).map_err(write_err)?;
         out.write_all(b"\n").map_err(write_err)?;
         out.flush().map_err(write_err)?;
         let incidents = self.read()?.rows.len() as u64;
-        Ok(Carried { seq, events, records, incidents })
+        Ok(Carried { seq, events, office, records, incidents })
     }
 }
 
@@ -147,13 +163,18 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
         }
         _ => return Err(bad(1, "the file is empty".into())),
     };
-    if header.hongfan_backup != VERSION {
-        return Err(bad(1, format!("backup version {} is not {VERSION}", header.hongfan_backup)));
+    if !(1..=VERSION).contains(&header.hongfan_backup) {
+        return Err(bad(
+            1,
+            format!("backup version {} is newer than {VERSION}", header.hongfan_backup),
+        ));
     }
     let disk = Disk::open(dir, 64 << 20, None)?;
     let mut replay = Replay::default();
     let mut batch = Vec::new();
     let mut records = Vec::new();
+    let mut office = Office::default();
+    let mut office_events = Vec::new();
     let mut end = None;
     for (n, line) in lines.enumerate() {
         let number = n + 2;
@@ -166,6 +187,10 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
                     disk.import_events(&batch)?;
                     batch.clear();
                 }
+            }
+            Line::Office(event) => {
+                office.apply(&event).map_err(|why| bad(number, why))?;
+                office_events.push(event);
             }
             Line::Record(record) => {
                 let tree = AUX
@@ -190,19 +215,23 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
     if end.events != replay.next_seq
         || end.events != header.seq
         || end.records != records.len() as u64
+        || end.office != office_events.len() as u64
     {
         return Err(bad(number, "the counts at the end do not match what the file holds".into()));
     }
     disk.import_events(&batch)?;
+    disk.import_office(&office_events)?;
     let incidents: Vec<&Incident> = replay.incidents.values().collect();
-    disk.commit(&[], &incidents, &[])?;
+    let ops = disk.commit(&[], &incidents, &[], &[])?;
+    disk.apply(&ops)?;
     for (tree, key, value) in &records {
         disk.put(*tree, key, Some(value))?;
     }
-    disk.sync().map_err(|e| StoreError::Write(e.to_string()))?;
+    disk.checkpoint().map_err(|e| StoreError::Write(e.to_string()))?;
     Ok(Carried {
         seq: header.seq,
         events: end.events,
+        office: end.office,
         records: end.records,
         incidents: incidents.len() as u64,
     })
@@ -212,13 +241,16 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
 #[derive(Debug, Default)]
 pub struct Verified {
     pub events: u64,
+    /// Changes to the office.
+    pub office: u64,
     pub incidents: u64,
     pub problems: Vec<String>,
 }
 
 /// Checks a data folder offline: every event follows from the ones before it by the checksum
-/// chain and decodes, sequence numbers have no gap, the log reaches the high-water mark, and every stored incident state equals the state rebuilt from
-/// the log (which also holds its deadlines, from which the deadline index is built).
+/// chain and decodes, sequence numbers have no gap, the log reaches the high-water mark, every
+/// stored incident state equals the state rebuilt from the log (which also holds its deadlines,
+/// from which the deadline index is built), and the office's log is whole and in order.
 pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
     if std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none()) {
         return Err(StoreError::Open {
@@ -279,6 +311,38 @@ pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
         if let Err(why) = replay.apply(&event) {
             problem(&mut report, why);
             replay.next_seq = event.seq;
+        }
+    }
+    let mut office = Office::default();
+    let mut office_chain = Chain::default();
+    for entry in disk.raw_office() {
+        let (key, value) = match entry {
+            Ok(kv) => kv,
+            Err(e) => {
+                problem(&mut report, format!("the office's log cannot be read: {e}"));
+                break;
+            }
+        };
+        report.office += 1;
+        let json = match office_chain.check(key, &value) {
+            Ok(json) => json,
+            Err(why) => {
+                problem(&mut report, format!("the office's log: {why}"));
+                office_chain.resume_after(key, &value);
+                unframe(&value).unwrap_or_default()
+            }
+        };
+        match serde_json::from_slice::<OfficeEvent>(json) {
+            Ok(event) => {
+                if let Err(why) = office.apply(&event) {
+                    problem(&mut report, format!("the office's log: {why}"));
+                    office.seq = event.seq;
+                }
+            }
+            Err(e) => {
+                problem(&mut report, format!("office event {key} does not decode: {e}"));
+                office.seq = key;
+            }
         }
     }
     let mut stored = BTreeMap::new();

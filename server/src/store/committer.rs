@@ -13,15 +13,16 @@ use std::time::Duration;
 
 use hongfan_shared::audit::AuditRow;
 use hongfan_shared::lifecycle::{check_report, decide};
+use hongfan_shared::office::{Office, OfficeChange, OfficeEvent};
 use hongfan_shared::{
-    Action, Actor, Change, EscalationReason, Event, Incident, IncidentId, Principal, Report, Seq,
-    Ticket, Timestamp,
+    Action, Actor, Change, Community, EscalationReason, Event, Incident, IncidentId, Principal,
+    Report, Seq, Ticket, Timestamp,
 };
 use tokio::sync::oneshot;
 
 use super::deadlines::Deadlines;
 use super::disk::{AuxWrite, Loaded};
-use super::{Aux, Commit, Committed, Reported, Shared, StoreError};
+use super::{Aux, Commit, Committed, OfficeNow, Reported, Shared, StoreError};
 
 /// How many requests one group commit takes at most.
 const MAX_GROUP: usize = 4096;
@@ -66,6 +67,13 @@ pub(super) enum Command {
     Tick {
         reply: Reply<usize>,
     },
+    /// Changes how the office runs: `edit` decides the change against the office as it is when
+    /// its turn comes (so two supervisors' edits never cross), or refuses.
+    Office {
+        actor: Actor,
+        edit: super::OfficeEdit,
+        reply: Reply<OfficeEvent>,
+    },
     Shutdown {
         reply: Reply<()>,
     },
@@ -78,6 +86,7 @@ enum Answer {
     Get(Reply<Option<Incident>>, Result<Option<Incident>, StoreError>),
     Put(Reply<()>, Result<(), StoreError>),
     Tick(Reply<usize>, usize),
+    Office(Reply<OfficeEvent>, Result<OfficeEvent, StoreError>),
     Shutdown(Reply<()>),
 }
 
@@ -92,6 +101,8 @@ struct Group {
     touched: BTreeMap<IncidentId, Incident>,
     /// Account records written with the events, in the same transaction.
     aux: Vec<AuxWrite>,
+    /// Changes to how the office runs.
+    office: Vec<OfficeEvent>,
     answers: Vec<Answer>,
     shutdown: bool,
 }
@@ -107,6 +118,10 @@ pub(super) struct Committer {
     marked_at: std::time::Instant,
     /// When sled was last made durable (and the write-ahead log emptied).
     checkpointed_at: std::time::Instant,
+    /// The office as this committer has made it, ahead of what is published by the group being
+    /// written.
+    office: Office,
+    community: Arc<hongfan_shared::Community>,
 }
 
 impl Committer {
@@ -115,7 +130,12 @@ impl Committer {
         for incident in loaded.open.values() {
             deadlines.update(incident);
         }
+        let now = shared.read().map(|p| p.office).ok();
+        let office = now.as_ref().map(|n| n.office.clone()).unwrap_or_default();
+        let community = now.map_or_else(|| shared.seed.clone(), |n| n.community.clone());
         Committer {
+            office,
+            community,
             shared,
             rx,
             next_seq: loaded.last_seq + 1,
@@ -135,8 +155,55 @@ impl Committer {
     /// the store is handed out, so they are on disk before anyone can ask.
     pub(super) fn catch_up(&mut self) -> Result<(), StoreError> {
         let mut group = Group::default();
+        if self.office.seq == 0 {
+            self.seed(&mut group)?;
+        }
         self.stage_timers(&mut group);
         self.commit(group)
+    }
+
+    /// A data folder's first office events: the community it was started with, and the
+    /// accounts a folder from before the office log kept in trees of their own (moved here).
+    fn seed(&mut self, group: &mut Group) -> Result<(), StoreError> {
+        let seed = Community::clone(&self.shared.seed);
+        let mut changes = vec![OfficeChange::Community { before: None, after: Box::new(seed) }];
+        let (people, kiosks) = self.shared.disk.legacy_accounts()?;
+        for person in people {
+            group.aux.push(AuxWrite {
+                tree: Aux::Users,
+                key: person.login.clone().into_bytes(),
+                value: None,
+            });
+            changes.push(OfficeChange::Person { before: None, after: Box::new(person) });
+        }
+        for kiosk in kiosks {
+            group.aux.push(AuxWrite {
+                tree: Aux::Kiosks,
+                key: kiosk.id.clone().into_bytes(),
+                value: None,
+            });
+            changes.push(OfficeChange::Kiosk { before: None, after: Box::new(kiosk) });
+        }
+        for change in changes {
+            self.append_office(group, Actor::system(), change)?;
+        }
+        Ok(())
+    }
+
+    /// Adds one office event to the group and to the committer's office.
+    fn append_office(
+        &mut self,
+        group: &mut Group,
+        actor: Actor,
+        change: OfficeChange,
+    ) -> Result<OfficeEvent, StoreError> {
+        let event = OfficeEvent { seq: self.office.seq + 1, at: self.now(), actor, change };
+        self.office.apply(&event).map_err(StoreError::Write)?;
+        if let OfficeChange::Community { after, .. } = &event.change {
+            self.community = Arc::new(Community::clone(after));
+        }
+        group.office.push(event.clone());
+        Ok(event)
     }
 
     pub(super) fn run(mut self) {
@@ -198,6 +265,13 @@ impl Committer {
                 self.stage_timers(group);
                 group.answers.push(Answer::Tick(reply, group.events.len() - before));
             }
+            Command::Office { actor, edit, reply } => {
+                let result = match edit(&self.office) {
+                    Ok(change) => self.append_office(group, actor, change),
+                    Err(refused) => Err(StoreError::Refused(refused)),
+                };
+                group.answers.push(Answer::Office(reply, result));
+            }
             Command::Shutdown { reply } => {
                 group.shutdown = true;
                 group.answers.push(Answer::Shutdown(reply));
@@ -225,7 +299,7 @@ impl Committer {
         if request.1.is_empty() || request.1.len() > 64 {
             return Err(StoreError::BadRequestId);
         }
-        let deadlines = check_report(who, &report, &self.shared.community, now)?;
+        let deadlines = check_report(who, &report, &self.community, now)?;
         if !admit() {
             return Err(StoreError::RateLimited);
         }
@@ -250,7 +324,8 @@ impl Committer {
         group.states.push((None, created.clone()));
         group.latest.insert(id, created);
         // Decided here, in the report's own group, so that no crash can separate the two.
-        if !self.shared.coverage.covers(&compound) {
+        let duty = self.shared.duty.get();
+        if self.office.on_duty(&compound, now, &duty).is_empty() {
             let reason = EscalationReason::NobodyOnDuty;
             let escalated = Change::Escalated { reason };
             self.append(group, &mut incident, Actor::system(), escalated, now)?;
@@ -272,7 +347,7 @@ impl Committer {
         // What fell due before this command is logged before it: a late claim still leaves the
         // breach of the response target on the record.
         self.stage_due(group, &mut incident, now);
-        let change = decide(&incident, who, action, now, &self.shared.community)?;
+        let change = decide(&incident, who, action, now, &self.community)?;
         let event = self.append(group, &mut incident, who.actor.clone(), change, now)?;
         self.deadlines.update(&incident);
         group.touched.insert(id, incident.clone());
@@ -349,14 +424,14 @@ impl Committer {
     }
 
     fn commit(&mut self, group: Group) -> Result<(), StoreError> {
-        let Group { events, states, latest, touched, aux, mut answers, shutdown } = group;
+        let Group { events, states, latest, touched, aux, office, mut answers, shutdown } = group;
         let mut failed = None;
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
-        if !events.is_empty() || !aux.is_empty() {
+        if !events.is_empty() || !aux.is_empty() || !office.is_empty() {
             let states: Vec<&Incident> = touched.values().collect();
             let started = std::time::Instant::now();
-            let written = shared.disk.commit(&events, &states, &aux);
+            let written = shared.disk.commit(&events, &states, &office, &aux);
             metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
             metrics.commit_batch.observe(answers.len().max(1) as f64);
             let ops = match written {
@@ -408,6 +483,9 @@ impl Committer {
                     }
                 }
                 published.seq = events.last().map_or(published.seq, |e| e.seq);
+                if !office.is_empty() {
+                    published.office = Arc::new(OfficeNow::new(self.office.clone(), &shared.seed));
+                }
                 published.seq
             };
             // Now and then, and at the end: sled durable by itself, the write-ahead log emptied.
@@ -446,14 +524,14 @@ impl Committer {
         for answer in answers {
             answer.send();
         }
-        if !events.is_empty() {
+        if !events.is_empty() || !office.is_empty() {
             // No receiver is fine: nobody is connected.
             let changes = events
                 .into_iter()
                 .zip(states)
                 .map(|(event, (before, after))| Committed { event, before, after })
                 .collect();
-            let _ = shared.commits.send(Arc::new(Commit { changes }));
+            let _ = shared.commits.send(Arc::new(Commit { changes, office }));
         }
         failed.map_or(Ok(()), Err)
     }
@@ -468,6 +546,7 @@ impl Answer {
             Answer::Get(tx, r) => drop(tx.send(r)),
             Answer::Put(tx, r) => drop(tx.send(r)),
             Answer::Tick(tx, n) => drop(tx.send(Ok(n))),
+            Answer::Office(tx, r) => drop(tx.send(r)),
             Answer::Shutdown(tx) => drop(tx.send(Ok(()))),
         }
     }
@@ -480,6 +559,7 @@ impl Answer {
             Answer::Get(tx, _) => drop(tx.send(Err(e))),
             Answer::Put(tx, _) => drop(tx.send(Err(e))),
             Answer::Tick(tx, _) => drop(tx.send(Err(e))),
+            Answer::Office(tx, _) => drop(tx.send(Err(e))),
             Answer::Shutdown(tx) => drop(tx.send(Err(e))),
         }
     }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hongfan_shared::audit::AuditRow;
+use hongfan_shared::office::OfficeEvent;
 use hongfan_shared::{Event, Incident, IncidentId, Seq};
 
 use super::wal::{Op, Wal};
@@ -25,6 +26,7 @@ const TIMELINE: u8 = 3;
 const USERS: u8 = 4;
 const KIOSKS: u8 = 5;
 const SESSIONS: u8 = 6;
+const OFFICE: u8 = 7;
 
 /// The format of the data folder: events framed with a checksum chain.
 const FORMAT: &[u8] = b"hongfan-2";
@@ -159,6 +161,8 @@ pub(super) struct Disk {
     incidents: sled::Tree,
     /// (incident, seq) → nothing: each incident's events, so a timeline reads no more than them.
     timeline: sled::Tree,
+    /// The office's own log: seq → chained, framed `OfficeEvent`.
+    office: sled::Tree,
     users: sled::Tree,
     kiosks: sled::Tree,
     sessions: sled::Tree,
@@ -172,6 +176,8 @@ pub(super) struct Disk {
     faults: Option<Arc<Faults>>,
     /// The chain up to the last event written; only the committer moves it on.
     chain: std::sync::Mutex<Chain>,
+    /// The office log's chain, likewise.
+    office_chain: std::sync::Mutex<Chain>,
     /// Where each group is made durable before it is applied to sled.
     wal: std::sync::Mutex<Wal>,
 }
@@ -180,6 +186,8 @@ pub(super) struct Disk {
 #[derive(Debug)]
 pub(super) struct Loaded {
     pub last_seq: Seq,
+    /// The office's log, oldest first.
+    pub office: Vec<OfficeEvent>,
     pub next_id: u64,
     pub open: BTreeMap<IncidentId, Incident>,
     pub requests: HashMap<(String, String), IncidentId>,
@@ -250,6 +258,7 @@ impl Disk {
         let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::open(dir, e));
         let (meta, events, incidents) = (tree("meta")?, tree("events")?, tree("incidents")?);
         let timeline = tree("timeline")?;
+        let office = tree("office")?;
         let (users, kiosks, sessions) = (tree("users")?, tree("kiosks")?, tree("sessions")?);
         let (wal, replay) = Wal::open(dir).map_err(|e| match e {
             super::wal::WalError::Io(e) => StoreError::open(dir, e),
@@ -294,6 +303,7 @@ impl Disk {
             events,
             incidents,
             timeline,
+            office,
             users,
             kiosks,
             sessions,
@@ -302,6 +312,7 @@ impl Disk {
             epoch,
             faults,
             chain: std::sync::Mutex::new(Chain::default()),
+            office_chain: std::sync::Mutex::new(Chain::default()),
             wal: std::sync::Mutex::new(wal),
         };
         if upgrade {
@@ -345,6 +356,114 @@ impl Disk {
         Ok((chain, last))
     }
 
+    /// The office's log, checked against its own chain, which further office events continue.
+    pub(super) fn office_log(&self) -> Result<Vec<OfficeEvent>, StoreError> {
+        let (log, chain) = self.read_office()?;
+        *self.office_chain.lock().map_err(|_| StoreError::Poisoned)? = chain;
+        Ok(log)
+    }
+
+    /// The office's log as it is now, checked against its chain (for reading only).
+    pub(super) fn read_office(&self) -> Result<(Vec<OfficeEvent>, Chain), StoreError> {
+        let corrupt = |reason: String| StoreError::corrupt(&self.dir, reason);
+        let mut chain = Chain::default();
+        let mut log = Vec::new();
+        for entry in self.office.iter() {
+            let (k, v) = entry.map_err(|e| corrupt(e.to_string()))?;
+            let seq = number(&k).ok_or_else(|| corrupt("an office key is not a number".into()))?;
+            let json =
+                chain.check(seq, &v).map_err(|why| corrupt(format!("the office log: {why}")))?;
+            let event: OfficeEvent = serde_json::from_slice(json)
+                .map_err(|e| corrupt(format!("office event {seq} does not decode: {e}")))?;
+            log.push(event);
+        }
+        Ok((log, chain))
+    }
+
+    /// Accounts a folder from before the office log kept in trees of their own, to be moved into
+    /// the office log (once, at the first start of this version).
+    pub(super) fn legacy_accounts(
+        &self,
+    ) -> Result<(Vec<hongfan_shared::office::Person>, Vec<hongfan_shared::office::Kiosk>), StoreError>
+    {
+        #[derive(serde::Deserialize)]
+        struct User {
+            login: String,
+            name: String,
+            role: hongfan_shared::Role,
+            compounds: Vec<hongfan_shared::CompoundId>,
+            password: String,
+            disabled: bool,
+        }
+        #[derive(serde::Deserialize)]
+        struct Kiosk {
+            id: String,
+            compound: hongfan_shared::CompoundId,
+            name: String,
+            secret: String,
+            revoked: bool,
+        }
+        let read = |e: serde_json::Error| StoreError::Read(e.to_string());
+        let people = self
+            .scan(Aux::Users)?
+            .iter()
+            .map(|v| serde_json::from_slice::<User>(v).map_err(read))
+            .map(|u| {
+                u.map(|u| hongfan_shared::office::Person {
+                    // A supervisor of the first version ran the whole community.
+                    compounds: if u.role == hongfan_shared::Role::Supervisor {
+                        Vec::new()
+                    } else {
+                        u.compounds
+                    },
+                    login: u.login,
+                    name: u.name,
+                    role: u.role,
+                    buildings: Vec::new(),
+                    secret: u.password,
+                    disabled: u.disabled,
+                    must_change_password: false,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let kiosks = self
+            .scan(Aux::Kiosks)?
+            .iter()
+            .map(|v| serde_json::from_slice::<Kiosk>(v).map_err(read))
+            .map(|k| {
+                k.map(|k| hongfan_shared::office::Kiosk {
+                    id: k.id,
+                    compound: k.compound,
+                    name: k.name,
+                    secret: k.secret,
+                    pairing: None,
+                    revoked: k.revoked,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((people, kiosks))
+    }
+
+    /// The office's log as stored, for `verify`: each entry's seq and bytes.
+    pub(super) fn raw_office(
+        &self,
+    ) -> impl Iterator<Item = Result<(u64, sled::IVec), String>> + '_ {
+        self.office
+            .iter()
+            .map(|e| e.map(|(k, v)| (number(&k).unwrap_or(0), v)).map_err(|e| e.to_string()))
+    }
+
+    /// Appends restored office events (the committer is not running), continuing their chain.
+    pub(super) fn import_office(&self, events: &[OfficeEvent]) -> Result<(), StoreError> {
+        let mut chain = self.office_chain.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut batch = sled::Batch::default();
+        for event in events {
+            let bytes = serde_json::to_vec(event).map_err(|e| StoreError::Write(e.to_string()))?;
+            batch.insert(&key(event.seq), chain.frame(event.seq, &bytes));
+        }
+        self.office.apply_batch(batch).map_err(|e| StoreError::Write(e.to_string()))
+    }
+
     /// Every incident state: the open ones, the audit rows, the request index.
     fn load_states(&self) -> Result<Loaded, StoreError> {
         let corrupt = |reason: String| StoreError::corrupt(&self.dir, reason);
@@ -355,6 +474,7 @@ impl Disk {
             requests: HashMap::new(),
             rows: Vec::new(),
             closed_last: None,
+            office: Vec::new(),
         };
         for entry in self.incidents.iter() {
             let (k, v) = entry.map_err(|e| corrupt(e.to_string()))?;
@@ -447,6 +567,7 @@ impl Disk {
         });
         let (chain, last) = checked.map_err(|_| corrupt("the log check failed".into()))??;
         let mut loaded = states?;
+        loaded.office = self.office_log()?;
         tracing::info!(
             events = chain.seq,
             incidents = loaded.next_id - 1,
@@ -547,6 +668,7 @@ impl Disk {
         &self,
         events: &[Event],
         incidents: &[&Incident],
+        office: &[OfficeEvent],
         aux: &[AuxWrite],
     ) -> Result<Vec<Op>, StoreError> {
         let encode =
@@ -570,6 +692,12 @@ impl Disk {
         for (k, v) in incidents {
             ops.push(Op { tree: INCIDENTS, key: k.to_vec(), value: Some(v) });
         }
+        let mut office_chain = *self.office_chain.lock().map_err(|_| StoreError::Poisoned)?;
+        for event in office {
+            let json = encode(serde_json::to_vec(event))?;
+            let framed = office_chain.frame(event.seq, &json);
+            ops.push(Op { tree: OFFICE, key: key(event.seq).to_vec(), value: Some(framed) });
+        }
         for write in aux {
             let tree = match write.tree {
                 Aux::Users => USERS,
@@ -587,6 +715,7 @@ impl Disk {
             wal.sync().map_err(|e| StoreError::Write(e.to_string()))?;
         }
         *self.chain.lock().map_err(|_| StoreError::Poisoned)? = chain;
+        *self.office_chain.lock().map_err(|_| StoreError::Poisoned)? = office_chain;
         Ok(ops)
     }
 
@@ -602,6 +731,7 @@ impl Disk {
                 TIMELINE => &self.timeline,
                 USERS => &self.users,
                 KIOSKS => &self.kiosks,
+                OFFICE => &self.office,
                 _ => &self.sessions,
             };
             match &op.value {

@@ -10,15 +10,15 @@ mod deadlines;
 mod disk;
 mod wal;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hongfan_shared::audit::{AuditQuery, AuditRow, Summary};
+use hongfan_shared::office::{Office, OfficeChange, OfficeEvent};
 use hongfan_shared::{
-    Action, Community, CompoundId, Event, Incident, IncidentId, LifecycleError, Principal, Report,
-    Seq,
+    Action, Actor, Community, Event, Incident, IncidentId, LifecycleError, Principal, Report, Seq,
 };
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -40,6 +40,9 @@ pub enum StoreError {
     BadRequestId,
     #[error("too many reports from this device; wait a minute")]
     RateLimited,
+    /// A change to the office refused by the rule that decided it (the error is that rule's).
+    #[error("{0}")]
+    Refused(BoxError),
     #[error("cannot open the data folder {dir}: {reason}")]
     Open { dir: String, reason: String },
     #[error(
@@ -88,6 +91,29 @@ pub(crate) struct Published {
     /// Every incident's audit facts, by id (index = id - 1): small enough to keep for years of
     /// reports, so the audit never scans the log.
     rows: imbl::Vector<Arc<AuditRow>>,
+    /// How the office runs now: people, kiosks, rotas, and the community (with its version).
+    office: Arc<OfficeNow>,
+}
+
+/// The office as its log has made it, with the community it holds ready to use.
+#[derive(Debug)]
+pub struct OfficeNow {
+    pub office: Office,
+    pub community: Arc<Community>,
+    /// A short digest of the community: clients keep `/api/community` until it changes.
+    pub version: String,
+}
+
+impl OfficeNow {
+    fn new(office: Office, seed: &Arc<Community>) -> OfficeNow {
+        let community = office.community.clone().map_or_else(|| seed.clone(), Arc::new);
+        let version = {
+            use sha2::Digest;
+            let json = serde_json::to_vec(community.as_ref()).unwrap_or_default();
+            hex::encode(&sha2::Sha256::digest(&json)[..8])
+        };
+        OfficeNow { office, community, version }
+    }
 }
 
 /// Whether the store can still write. A failed write (a full or failing disk) is final for this
@@ -120,11 +146,11 @@ impl Health {
 #[derive(Debug)]
 pub(crate) struct Shared {
     disk: Arc<Disk>,
-    community: Arc<Community>,
-    community_version: String,
+    /// The community a new data folder starts with (the configuration file, or the built-in).
+    seed: Arc<Community>,
     clock: SharedClock,
     metrics: Arc<crate::metrics::Metrics>,
-    coverage: Coverage,
+    duty: DutyOverrides,
     published: RwLock<Published>,
     commits: broadcast::Sender<Arc<Commit>>,
     health: Health,
@@ -142,6 +168,8 @@ impl Shared {
 #[derive(Debug)]
 pub struct Commit {
     pub changes: Vec<Committed>,
+    /// Changes to how the office runs, in the same group.
+    pub office: Vec<OfficeEvent>,
 }
 
 /// One durable event and what it did to its incident.
@@ -152,6 +180,12 @@ pub struct Committed {
     pub before: Option<Arc<Incident>>,
     pub after: Arc<Incident>,
 }
+
+/// Any error, from a rule outside the store.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Decides one change to the office against the office as it is: the change, or why not.
+pub type OfficeEdit = Box<dyn FnOnce(&Office) -> Result<OfficeChange, BoxError> + Send>;
 
 /// Whether one more new report may be stored now; called once, by the committer.
 pub type Admit = Box<dyn FnOnce() -> bool + Send>;
@@ -175,8 +209,8 @@ pub struct Snapshot {
 pub struct StoreOptions {
     /// sled's page cache.
     pub cache_bytes: u64,
-    /// Who is on duty where; the hub keeps it current. Nobody, unless someone sets it.
-    pub coverage: Coverage,
+    /// The workers' duty switches; the hub keeps them current. None, unless someone sets them.
+    pub duty: DutyOverrides,
     /// Open to look only: no committer runs, nothing falls due, every write is refused as
     /// `Closed`. For checking a folder without changing what is checked.
     pub read_only: bool,
@@ -188,26 +222,27 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 64 << 20,
-            coverage: Coverage::default(),
+            duty: DutyOverrides::default(),
             read_only: false,
             faults: None,
         }
     }
 }
 
-/// The compounds that have a worker on duty now. The hub publishes it whenever the roster
-/// changes; the committer reads it to decide, in the same group as a report, whether the report
-/// must be escalated. A lock of its own, so the committer never waits for the hub's.
+/// The workers' own duty switches (a manual on or off that wins over the rota until the rota's
+/// next change for them). The hub keeps it current; the committer reads it with the rota to
+/// decide, in the same group as a report, whether anybody is on duty for it. A lock of its own,
+/// so the committer never waits for the hub's.
 #[derive(Debug, Clone, Default)]
-pub struct Coverage(Arc<RwLock<BTreeSet<CompoundId>>>);
+pub struct DutyOverrides(Arc<RwLock<BTreeMap<String, bool>>>);
 
-impl Coverage {
-    pub fn set(&self, compounds: BTreeSet<CompoundId>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = compounds;
+impl DutyOverrides {
+    pub fn set(&self, overrides: BTreeMap<String, bool>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = overrides;
     }
 
-    pub fn covers(&self, compound: &CompoundId) -> bool {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).contains(compound)
+    pub fn get(&self) -> BTreeMap<String, bool> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -233,23 +268,22 @@ impl Store {
         let (tx, rx) = mpsc::channel();
         // Generous, since a receiver that still lags re-reads the log.
         let (commits, _) = broadcast::channel(1024);
+        let mut office = Office::default();
+        for event in &loaded.office {
+            office.apply(event).map_err(|why| StoreError::corrupt(dir, why))?;
+        }
         let published = Published {
             seq: loaded.last_seq,
             open: loaded.open.iter().map(|(id, i)| (*id, Arc::new(i.clone()))).collect(),
             rows: loaded.rows.iter().cloned().map(Arc::new).collect(),
-        };
-        let community_version = {
-            use sha2::Digest;
-            let json = serde_json::to_vec(community.as_ref()).unwrap_or_default();
-            hex::encode(&sha2::Sha256::digest(&json)[..8])
+            office: Arc::new(OfficeNow::new(office, &community)),
         };
         let shared = Arc::new(Shared {
             disk,
-            community,
-            community_version,
+            seed: community,
             clock,
             metrics: Arc::new(crate::metrics::Metrics::default()),
-            coverage: options.coverage,
+            duty: options.duty,
             published: RwLock::new(published),
             commits,
             health: Health::default(),
@@ -281,19 +315,22 @@ impl Store {
         self.shared.disk.dir()
     }
 
-    pub fn community(&self) -> &Arc<Community> {
-        &self.shared.community
+    /// The community now (the office may change it while the server runs).
+    pub fn community(&self) -> Arc<Community> {
+        self.office().community.clone()
     }
 
-    /// A short digest of the community's configuration: clients cache `/api/community` and
-    /// fetch it again when `hello` names another version.
-    pub fn community_version(&self) -> &str {
-        &self.shared.community_version
+    /// How the office runs now.
+    pub fn office(&self) -> Arc<OfficeNow> {
+        self.shared
+            .published
+            .read()
+            .map_or_else(|p| p.into_inner().office.clone(), |p| p.office.clone())
     }
 
-    /// Where the hub publishes who is on duty.
-    pub fn coverage(&self) -> &Coverage {
-        &self.shared.coverage
+    /// Where the hub publishes the workers' duty switches.
+    pub fn duty(&self) -> &DutyOverrides {
+        &self.shared.duty
     }
 
     /// The counters `/metrics` reports; the hub and connections bump theirs here too.
@@ -388,6 +425,22 @@ impl Store {
     /// Every record of one account tree with its key, in key order (a sled read, as `scan`).
     pub fn scan_entries(&self, tree: Aux) -> Result<Vec<Entry>, StoreError> {
         self.shared.disk.scan_entries(tree)
+    }
+
+    /// Every change to the office, oldest first (read from the office's log).
+    pub fn office_history(&self) -> Result<Vec<OfficeEvent>, StoreError> {
+        Ok(self.shared.disk.read_office()?.0)
+    }
+
+    /// Changes how the office runs, answered with the logged event once it is durable. `edit`
+    /// runs on the committer, against the office as it is then.
+    pub async fn change_office(
+        &self,
+        actor: &Actor,
+        edit: OfficeEdit,
+    ) -> Result<OfficeEvent, StoreError> {
+        let actor = actor.clone();
+        self.ask(|reply| Command::Office { actor, edit, reply }).await
     }
 
     /// Records every breach due by the clock's current time; returns how many were recorded.

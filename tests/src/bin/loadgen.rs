@@ -550,7 +550,7 @@ async fn build_history(
     use hongfan_shared::{Action, Principal};
     let credentials = hongfan_tests::server::seed_accounts(data).await;
     let clock = hongfan::ManualClock::new(hongfan_tests::T0);
-    let store = hongfan_tests::open_store(data, &clock)?;
+    let store = hongfan_tests::open_store(data, &clock).await?;
     let built = Instant::now();
     let writers = 64u64;
     let tasks: Vec<_> = (0..writers)

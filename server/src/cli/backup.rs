@@ -1,0 +1,88 @@
+//! `hongfan backup`, `restore` and `verify`.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::DataArgs;
+use super::operator::Operator;
+use crate::clock::SystemClock;
+use crate::store::{Store, StoreOptions};
+
+/// Backs up the data folder: through the running server when there is one (sled lets only one
+/// process open the folder), else directly. Only a complete backup takes the file's name.
+pub async fn backup(data: &DataArgs, file: &Path) -> anyhow::Result<()> {
+    let partial = file.with_extension("partial");
+    let carried = match Operator::find(&data.data_dir).await? {
+        Some(server) => {
+            server.backup(&partial).await?;
+            None
+        }
+        None => {
+            let community = Arc::new(crate::config::load(data.config.as_deref())?);
+            let store = Store::open(
+                &data.data_dir,
+                community,
+                Arc::new(SystemClock),
+                StoreOptions::default(),
+            )?;
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+            let carried = store.backup(&mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            store.close().await?;
+            Some(carried)
+        }
+    };
+    std::fs::rename(&partial, file)?;
+    let mut out = std::io::stdout();
+    match carried {
+        Some(c) => writeln!(
+            out,
+            "backed up {} events, {} changes to the office and {} session records to {}",
+            c.events,
+            c.office,
+            c.records,
+            file.display()
+        )?,
+        None => writeln!(out, "backed up the running server to {}", file.display())?,
+    }
+    Ok(())
+}
+
+/// Restores a backup file into a new, empty data folder.
+pub fn restore(data: &DataArgs, file: &Path) -> anyhow::Result<()> {
+    let input = std::io::BufReader::new(std::fs::File::open(file)?);
+    let carried = crate::store::backup::restore(input, &data.data_dir)?;
+    writeln!(
+        std::io::stdout(),
+        "restored {} events ({} incidents), {} changes to the office and {} session records into {}",
+        carried.events,
+        carried.incidents,
+        carried.office,
+        carried.records,
+        data.data_dir.display()
+    )?;
+    Ok(())
+}
+
+/// Checks a stopped server's data folder; fails on any problem.
+pub fn verify(data: &DataArgs) -> anyhow::Result<()> {
+    let report = crate::store::backup::verify(&data.data_dir)?;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "checked {} events, {} incident states and {} changes to the office in {}",
+        report.events,
+        report.incidents,
+        report.office,
+        data.data_dir.display()
+    )?;
+    if report.problems.is_empty() {
+        writeln!(out, "ok: the logs have no gap and every state matches the log")?;
+        return Ok(());
+    }
+    for problem in &report.problems {
+        writeln!(out, "problem: {problem}")?;
+    }
+    anyhow::bail!("{} problem(s) found in {}", report.problems.len(), data.data_dir.display())
+}

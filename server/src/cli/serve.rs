@@ -1,0 +1,83 @@
+//! `hongfan` (or `hongfan serve`): listen, print where each page is, serve until a signal.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use super::Cli;
+use crate::clock::SystemClock;
+use crate::server::{Server, Settings, base_url};
+
+pub async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let settings = cli.settings();
+    let listener = tokio::net::TcpListener::bind(cli.serve.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.serve.addr))?;
+    let server = Server::open(settings.clone(), Arc::new(SystemClock)).await?;
+    let url = base_url(listener.local_addr()?);
+    // The banner is for a person at a terminal; if nobody reads stdout, the server still serves.
+    if let Err(e) = banner(&url, &settings, &server) {
+        tracing::warn!(error = %e, "cannot print the start banner");
+    }
+    let metrics = match cli.serve.metrics_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for metrics: {e}"))?,
+        ),
+        None => None,
+    };
+    if let Some(metrics) = &metrics {
+        tracing::info!(url = %format!("{}/metrics", base_url(metrics.local_addr()?)), "metrics");
+    }
+    server.run(listener, metrics, shutdown_signal()).await
+}
+
+fn banner(url: &str, settings: &Settings, server: &Server) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {url}")?;
+    let community = &server.app().hub.store().community().name;
+    writeln!(out, "红帆 hongfan {} · {community}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "  数据目录 data folder   {}", settings.data_dir.display())?;
+    writeln!(out, "  首页     home          {url}/")?;
+    writeln!(out, "  自助机   kiosk         {url}/kiosk")?;
+    writeln!(out, "  工作台   board         {url}/board")?;
+    writeln!(out, "  督办     audit         {url}/audit")?;
+    if let Some(first) = &server.first_start {
+        writeln!(
+            out,
+            "\n首次启动：以下账号只显示这一次，请记下。First start: shown only this once."
+        )?;
+        writeln!(
+            out,
+            "  书记账号 supervisor    {} / {}",
+            first.supervisor_login, first.supervisor_password
+        )?;
+        for (kiosk, credential) in &first.kiosks {
+            writeln!(
+                out,
+                "  {} 自助机 kiosk {}: {url}/kiosk#pair={credential}",
+                kiosk.name, kiosk.id
+            )?;
+        }
+    }
+    out.flush()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,131 @@
+//! The office's duty rotas and its community as supervisors edit them while the server runs,
+//! and the history of every change to the office. Each edit is decided by the committer against
+//! the office as it is then, and logged with who made it and what was there before (people and
+//! kiosks are `auth`'s, through the same log).
+
+use hongfan_shared::office::{Office, OfficeChange, OfficeEvent, Rota, without_secrets};
+use hongfan_shared::{Community, CompoundId, Principal, Role, Scope};
+
+use crate::store::{OfficeEdit, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfficeError {
+    #[error("this is outside the compounds you manage")]
+    NotYours,
+    #[error("only a community supervisor (书记) changes the community")]
+    NotEverything,
+    #[error("unknown compound {0:?}")]
+    UnknownCompound(String),
+    #[error("{0}")]
+    BadRota(String),
+    #[error("{0}")]
+    BadCommunity(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Logs one change decided by `edit` against the office as the committer has it.
+async fn change(
+    store: &Store,
+    by: &Principal,
+    edit: impl FnOnce(&Office) -> Result<OfficeChange, OfficeError> + Send + 'static,
+) -> Result<OfficeEvent, OfficeError> {
+    let edit: OfficeEdit = Box::new(move |office| edit(office).map_err(Into::into));
+    match store.change_office(&by.actor, edit).await {
+        Ok(event) => Ok(event),
+        Err(StoreError::Refused(refused)) => match refused.downcast::<OfficeError>() {
+            Ok(office) => Err(*office),
+            Err(other) => Err(OfficeError::Store(StoreError::Write(other.to_string()))),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `by` runs the office: a supervisor, or the operator.
+fn runs_office(by: &Principal) -> bool {
+    matches!(by.actor.role, Role::Supervisor | Role::System)
+}
+
+/// Replaces a compound's rota. Every worker it names must be an active grid worker of the
+/// compound; `by` must manage the compound.
+pub async fn set_rota(
+    store: &Store,
+    by: &Principal,
+    compound: CompoundId,
+    rota: Rota,
+) -> Result<OfficeEvent, OfficeError> {
+    if !runs_office(by) || !by.may_act_in(&compound) {
+        return Err(OfficeError::NotYours);
+    }
+    change(store, by, move |office| {
+        let known = office.community.as_ref().is_some_and(|c| c.compound(&compound).is_some());
+        if !known {
+            return Err(OfficeError::UnknownCompound(compound.0.clone()));
+        }
+        rota.check(&office.workers_of(&compound)).map_err(OfficeError::BadRota)?;
+        let before = office.rotas.get(&compound).cloned().map(Box::new);
+        Ok(OfficeChange::Rota { compound, before, after: Box::new(rota) })
+    })
+    .await
+}
+
+/// Replaces the community (compounds, buildings, categories, targets, phrases). It applies to
+/// new incidents only: an incident keeps the targets it was reported with. Only a community
+/// supervisor may, and nothing incidents refer to may go.
+pub async fn set_community(
+    store: &Store,
+    by: &Principal,
+    community: Community,
+) -> Result<OfficeEvent, OfficeError> {
+    if !runs_office(by) || by.scope != Scope::All {
+        return Err(OfficeError::NotEverything);
+    }
+    change(store, by, move |office| {
+        let before = office.community.clone();
+        if let Some(before) = &before {
+            community.check_replaces(before)
+        } else {
+            community.check()
+        }
+        .map_err(|p| OfficeError::BadCommunity(p.reason))?;
+        Ok(OfficeChange::Community { before: before.map(Box::new), after: Box::new(community) })
+    })
+    .await
+}
+
+/// Whether `by` may read of `change`: a community supervisor reads everything; a compound
+/// leader what concerns their compounds.
+fn concerns(by: &Principal, change: &OfficeChange) -> bool {
+    match (&by.scope, change) {
+        (Scope::All, _) => true,
+        (Scope::Compounds(_), OfficeChange::Person { before, after }) => {
+            let compounds = after.compounds.iter().chain(before.iter().flat_map(|b| &b.compounds));
+            compounds.into_iter().any(|c| by.may_act_in(c))
+        }
+        (Scope::Compounds(_), OfficeChange::Kiosk { after, .. }) => by.may_act_in(&after.compound),
+        (Scope::Compounds(_), OfficeChange::Rota { compound, .. }) => by.may_act_in(compound),
+        (Scope::Compounds(_), OfficeChange::Community { .. }) => true,
+    }
+}
+
+/// The office's history as `by` may read it, newest first: up to `limit` events before `before`
+/// (a sequence number; none for the newest), without any secret.
+pub fn history(
+    store: &Store,
+    by: &Principal,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<OfficeEvent>, OfficeError> {
+    if !runs_office(by) {
+        return Err(OfficeError::NotYours);
+    }
+    let events = store.office_history()?;
+    Ok(events
+        .iter()
+        .rev()
+        .filter(|e| before.is_none_or(|b| e.seq < b))
+        .filter(|e| concerns(by, &e.change))
+        .take(limit)
+        .map(without_secrets)
+        .collect())
+}

@@ -1,0 +1,361 @@
+//! How the office runs, as its supervisors change it from the browser: the people, the kiosks,
+//! the duty rota (排班) of each compound and the community itself. Every change is an
+//! `OfficeEvent` — who, when, the record before and after — in a log of its own beside the
+//! incidents', and `Office` is the fold of that log: nothing about the office is stored that the
+//! log does not say.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::community::{Community, CompoundId};
+use crate::event::{Actor, Role};
+use crate::time::Timestamp;
+
+/// A person's account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Person {
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    /// Where they act. For a supervisor, empty means the whole community (书记); a supervisor
+    /// with compounds is a compound leader (网格长) who sees and manages only those.
+    pub compounds: Vec<CompoundId>,
+    /// A building head's buildings (楼号 as the community writes them).
+    #[serde(default)]
+    pub buildings: Vec<String>,
+    /// Argon2id (PHC string) of the password. Never sent to a client, never in a history view.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret: String,
+    pub disabled: bool,
+    /// Set by a reset: the password is a one-time code, to be changed at the next login.
+    #[serde(default)]
+    pub must_change_password: bool,
+}
+
+/// A person's account as supervisors see it: everything but the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PersonView {
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    pub compounds: Vec<CompoundId>,
+    pub buildings: Vec<String>,
+    pub disabled: bool,
+    pub must_change_password: bool,
+}
+
+impl From<&Person> for PersonView {
+    fn from(p: &Person) -> PersonView {
+        PersonView {
+            login: p.login.clone(),
+            name: p.name.clone(),
+            role: p.role,
+            compounds: p.compounds.clone(),
+            buildings: p.buildings.clone(),
+            disabled: p.disabled,
+            must_change_password: p.must_change_password,
+        }
+    }
+}
+
+impl Person {
+    /// Whether this supervisor runs the whole community (and not some compounds of it).
+    pub fn runs_everything(&self) -> bool {
+        self.role == Role::Supervisor && self.compounds.is_empty()
+    }
+}
+
+/// A station's kiosk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Kiosk {
+    pub id: String,
+    pub compound: CompoundId,
+    pub name: String,
+    /// Argon2id of its credential's secret (`kiosk-N.<secret>`, given by the command line).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret: String,
+    /// A one-time pairing code from the admin page (its QR code), until used or expired.
+    #[serde(default)]
+    pub pairing: Option<Pairing>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Pairing {
+    /// Argon2id of the code.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub code: String,
+    pub expires: Timestamp,
+}
+
+/// One stretch of duty: from `from` to `to` (minutes after midnight, Asia/Shanghai; `to` may be
+/// 1440), the workers on duty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Shift {
+    pub from: u16,
+    pub to: u16,
+    pub workers: Vec<String>,
+}
+
+/// A compound's duty rota: a shifts list for each weekday (Monday first), the workers on duty
+/// whenever no shift covers the time (nights, weekends), and dates whose shifts replace the
+/// week's (a holiday, a swap).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Rota {
+    pub week: [Vec<Shift>; 7],
+    #[serde(default)]
+    pub otherwise: Vec<String>,
+    /// `YYYY-MM-DD` (Asia/Shanghai) → that day's shifts instead of the weekday's.
+    #[serde(default)]
+    pub dates: BTreeMap<String, Vec<Shift>>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+const SHANGHAI_MS: i64 = 8 * 3_600_000;
+
+/// The day (days since 1970-01-01) and the minute of the day of `at` in Asia/Shanghai, and the
+/// weekday (0 = Monday).
+fn local(at: Timestamp) -> (i64, u16, usize) {
+    let local = at.0 + SHANGHAI_MS;
+    let day = local.div_euclid(DAY_MS);
+    let minute = (local.rem_euclid(DAY_MS) / 60_000) as u16;
+    // 1970-01-01 was a Thursday.
+    let weekday = (day + 3).rem_euclid(7) as usize;
+    (day, minute, weekday)
+}
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01), proleptic Gregorian.
+pub fn date_of(day: i64) -> String {
+    // Howard Hinnant's civil-from-days.
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+impl Rota {
+    /// Who the rota has on duty at `at`.
+    pub fn on_duty(&self, at: Timestamp) -> BTreeSet<String> {
+        let (day, minute, weekday) = local(at);
+        let shifts = self.dates.get(&date_of(day)).unwrap_or(&self.week[weekday]);
+        let covering: Vec<&Shift> =
+            shifts.iter().filter(|s| s.from <= minute && minute < s.to).collect();
+        if covering.is_empty() {
+            self.otherwise.iter().cloned().collect()
+        } else {
+            covering.into_iter().flat_map(|s| s.workers.iter().cloned()).collect()
+        }
+    }
+
+    /// Why this rota cannot be kept, if it cannot.
+    pub fn check(&self, workers: &BTreeSet<String>) -> Result<(), String> {
+        let shifts = self.week.iter().chain(self.dates.values()).flatten();
+        for shift in shifts {
+            if shift.from >= shift.to || shift.to > 1440 {
+                return Err(format!("a shift must end after it starts, by 24:00 ({shift:?})"));
+            }
+        }
+        for date in self.dates.keys() {
+            let ok = date.len() == 10
+                && date.as_bytes()[4] == b'-'
+                && date.as_bytes()[7] == b'-'
+                && date.chars().filter(char::is_ascii_digit).count() == 8;
+            if !ok {
+                return Err(format!("{date:?} is not a date (YYYY-MM-DD)"));
+            }
+        }
+        let named = self.week.iter().chain(self.dates.values()).flatten().flat_map(|s| &s.workers);
+        for login in named.chain(&self.otherwise) {
+            if !workers.contains(login) {
+                return Err(format!("{login:?} is not a grid worker of this compound"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the office changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OfficeChange {
+    /// A person's account added (`before` absent) or changed.
+    Person {
+        before: Option<Box<Person>>,
+        after: Box<Person>,
+    },
+    Kiosk {
+        before: Option<Box<Kiosk>>,
+        after: Box<Kiosk>,
+    },
+    Rota {
+        compound: CompoundId,
+        before: Option<Box<Rota>>,
+        after: Box<Rota>,
+    },
+    /// The community's compounds, categories, targets and phrases: for new incidents only.
+    Community {
+        before: Option<Box<Community>>,
+        after: Box<Community>,
+    },
+}
+
+/// One change to how the office runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfficeEvent {
+    /// Position in the office's own log: gap-free, from 1.
+    pub seq: u64,
+    pub at: Timestamp,
+    pub actor: Actor,
+    pub change: OfficeChange,
+}
+
+/// The office as its log has made it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Office {
+    pub seq: u64,
+    pub people: BTreeMap<String, Person>,
+    pub kiosks: BTreeMap<String, Kiosk>,
+    pub rotas: BTreeMap<CompoundId, Rota>,
+    /// `None` only before the first event (the seeded community).
+    pub community: Option<Community>,
+}
+
+impl Office {
+    /// Folds one event in; an event out of order is refused.
+    pub fn apply(&mut self, event: &OfficeEvent) -> Result<(), String> {
+        if event.seq != self.seq + 1 {
+            return Err(format!("office event {} follows {}", event.seq, self.seq));
+        }
+        match &event.change {
+            OfficeChange::Person { after, .. } => {
+                self.people.insert(after.login.clone(), Person::clone(after));
+            }
+            OfficeChange::Kiosk { after, .. } => {
+                self.kiosks.insert(after.id.clone(), Kiosk::clone(after));
+            }
+            OfficeChange::Rota { compound, after, .. } => {
+                self.rotas.insert(compound.clone(), Rota::clone(after));
+            }
+            OfficeChange::Community { after, .. } => self.community = Some(Community::clone(after)),
+        }
+        self.seq = event.seq;
+        Ok(())
+    }
+
+    /// The active grid workers of a compound.
+    pub fn workers_of(&self, compound: &CompoundId) -> BTreeSet<String> {
+        self.people
+            .values()
+            .filter(|p| p.role == Role::Worker && !p.disabled && p.compounds.contains(compound))
+            .map(|p| p.login.clone())
+            .collect()
+    }
+
+    /// Who is on duty for `compound` at `at`: the rota's, changed by the workers' own switches
+    /// (`overrides`: a worker's manual on or off, which wins over the rota).
+    pub fn on_duty(
+        &self,
+        compound: &CompoundId,
+        at: Timestamp,
+        overrides: &BTreeMap<String, bool>,
+    ) -> BTreeSet<String> {
+        let scheduled = self.rotas.get(compound).map(|r| r.on_duty(at)).unwrap_or_default();
+        self.workers_of(compound)
+            .into_iter()
+            .filter(|w| overrides.get(w).copied().unwrap_or(scheduled.contains(w)))
+            .collect()
+    }
+}
+
+/// The history as a supervisor reads it: everything the event says except secrets.
+pub fn without_secrets(event: &OfficeEvent) -> OfficeEvent {
+    let mut shown = event.clone();
+    let hide_person = |p: &mut Box<Person>| p.secret = String::new();
+    let hide_kiosk = |k: &mut Box<Kiosk>| {
+        k.secret = String::new();
+        if let Some(pairing) = &mut k.pairing {
+            pairing.code = String::new();
+        }
+    };
+    match &mut shown.change {
+        OfficeChange::Person { before, after } => {
+            before.iter_mut().for_each(hide_person);
+            hide_person(after);
+        }
+        OfficeChange::Kiosk { before, after } => {
+            before.iter_mut().for_each(hide_kiosk);
+            hide_kiosk(after);
+        }
+        OfficeChange::Rota { .. } | OfficeChange::Community { .. } => {}
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(date_minutes: (i64, i64)) -> Timestamp {
+        // Midnight starting Monday 2026-11-02 in Asia/Shanghai.
+        let monday = 1_793_548_800_000;
+        Timestamp(monday + date_minutes.0 * DAY_MS + date_minutes.1 * 60_000)
+    }
+
+    fn rota() -> Rota {
+        let day = vec![
+            Shift { from: 8 * 60 + 30, to: 12 * 60, workers: vec!["wang".into()] },
+            Shift { from: 12 * 60, to: 17 * 60 + 30, workers: vec!["li".into()] },
+        ];
+        let mut week: [Vec<Shift>; 7] = Default::default();
+        for d in week.iter_mut().take(5) {
+            *d = day.clone();
+        }
+        Rota { week, otherwise: vec!["zhou".into()], dates: BTreeMap::new() }
+    }
+
+    #[test]
+    fn the_rota_says_who_is_on_duty_by_weekday_and_time_in_shanghai() {
+        assert_eq!(date_of(local(at((0, 0))).0), "2026-11-02");
+        assert_eq!(local(at((0, 0))).2, 0, "a Monday");
+        let r = rota();
+        let names = |t| r.on_duty(t).into_iter().collect::<Vec<_>>();
+        assert_eq!(names(at((0, 9 * 60))), ["wang"]);
+        assert_eq!(names(at((0, 13 * 60))), ["li"]);
+        assert_eq!(names(at((0, 20 * 60))), ["zhou"], "nights");
+        assert_eq!(names(at((5, 10 * 60))), ["zhou"], "Saturday");
+        // A holiday on Tuesday: the otherwise-worker all day.
+        let mut holiday = r.clone();
+        holiday.dates.insert(date_of(local(at((1, 0))).0), Vec::new());
+        assert_eq!(holiday.on_duty(at((1, 10 * 60))).into_iter().collect::<Vec<_>>(), ["zhou"]);
+    }
+
+    #[test]
+    fn a_rota_that_cannot_be_kept_is_refused() {
+        let workers: BTreeSet<String> = ["wang", "li", "zhou"].map(String::from).into();
+        assert!(rota().check(&workers).is_ok());
+        let mut bad = rota();
+        bad.week[0][0].to = bad.week[0][0].from;
+        assert!(bad.check(&workers).is_err());
+        let mut stranger = rota();
+        stranger.otherwise = vec!["nobody".into()];
+        assert!(stranger.check(&workers).unwrap_err().contains("nobody"));
+        let mut date = rota();
+        date.dates.insert("next tuesday".into(), Vec::new());
+        assert!(date.check(&workers).is_err());
+    }
+}
