@@ -88,7 +88,7 @@ function render() {
 }
 
 function table(caption, groups, key) {
-  const head = ["", t("reports"), t("responded_in_target"), t("response_rate"), `${t("response_time")} ${t("median")}`, "P90", t("resolved"), t("resolution_rate"), t("open"), t("breaches"), t("satisfaction")];
+  const head = [t(key), t("reports"), t("responded_in_target"), t("response_rate"), `${t("response_time")} ${t("median")}`, "P90", t("resolved"), t("resolution_rate"), t("open"), t("breaches"), t("satisfaction")];
   return el("table", { class: "grid" },
     el("caption", {}, caption),
     el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
@@ -210,13 +210,15 @@ function options(select, entries) {
 async function main() {
   applyI18n();
   identity = await me();
-  if (!identity) return refuse(401);
+  if (!identity || identity.must_change_password) return refuse(401);
   document.getElementById("who").textContent = identity.name;
   if (identity.role !== "supervisor") return refuse(403);
   const hello = await fetch("/api/community").then((r) => r.json());
   community = hello;
   document.getElementById("controls").hidden = false;
-  options(document.getElementById("compound"), community.compounds.map((c) => [c.id, c.name]));
+  // A compound leader (网格长) audits their compounds only.
+  const mine = community.compounds.filter((c) => identity.compounds.includes(c.id));
+  options(document.getElementById("compound"), mine.map((c) => [c.id, c.name]));
   options(document.getElementById("category"), community.categories.map((c) => [c.id, name(c.name, c.name_en)]));
   const workers = await fetch("/api/workers").then((r) => (r.ok ? r.json() : []));
   options(document.getElementById("worker"), workers.map((w) => [w.id, w.name]));

@@ -5,7 +5,6 @@ import { Connection, merge, showLink } from "./connection.js";
 import { applyI18n, name, t, toggleLang } from "./i18n.js";
 import { el, formatSpan, formatTime, toast } from "./format.js";
 
-const DUTY = "hongfan.board.duty";
 /** A target is "near" once this share of it has passed. */
 const NEAR = 0.75;
 
@@ -15,6 +14,7 @@ const closed = new Map();    // incidents seen closed since the page opened (one
 const fresh = new Set();     // ids to highlight
 const phones = new Map();    // incident id → phone number the server revealed to this worker
 let nextId = 1;
+let onDuty = [];             // the roster: who is on duty now, by rota or by hand
 
 const conn = new Connection({
   onState: showLink,
@@ -22,9 +22,12 @@ const conn = new Connection({
     hello = msg;
     document.getElementById("who").textContent = msg.identity.name;
     document.getElementById("duty-box").hidden = msg.identity.role !== "worker";
-    // A worker on duty stays on duty across a dropped link.
-    if (msg.identity.role === "worker" && localStorage.getItem(DUTY) === "on") askDuty(true);
+    document.getElementById("admin-link").hidden = msg.identity.role !== "supervisor";
     renderDuty();
+  },
+  onCommunity(community) {
+    if (hello) hello.community = community;
+    render();
   },
   onMessage(msg) {
     switch (msg.type) {
@@ -49,15 +52,15 @@ const conn = new Connection({
         chime();
         break;
       case "roster":
-        renderRoster(msg.on_duty);
+        onDuty = msg.on_duty;
+        renderRoster();
+        renderDuty();
         return;
       case "revealed":
         phones.set(msg.incident, msg.phone);
         break;
       case "duty_set":
-        // Shown only once the server says so: a refused switch never looks switched.
-        localStorage.setItem(DUTY, msg.on ? "on" : "off");
-        renderDuty();
+        // The roster that follows says what it changed.
         return;
       case "error":
         toast(msg.holder ? `${msg.message_zh}（${msg.holder.name}）` : msg.message_zh);
@@ -196,24 +199,28 @@ setInterval(() => {
   }
 }, 1000);
 
+/** This worker's line in the roster, if on duty. */
+function mine() { return onDuty.find((d) => d.worker.id === hello?.identity.id); }
+
+/** On or off duty as the server says (the rota, or this worker's own switch over it). */
 function renderDuty() {
-  const on = localStorage.getItem(DUTY) === "on";
+  const me = mine();
   const button = document.getElementById("duty");
-  button.setAttribute("aria-pressed", String(on));
-  button.textContent = t(on ? "on_duty" : "off_duty");
+  button.setAttribute("aria-pressed", String(Boolean(me)));
+  button.textContent = me ? `${t("on_duty")}（${me.manual ? t("by_hand") : t("by_rota")}）` : t("off_duty");
 }
 
-function renderRoster(onDuty) {
+function renderRoster() {
   document.getElementById("roster").textContent = onDuty.length
-    ? `${t("on_duty")}: ${onDuty.map((d) => d.worker.name).join("、")}`
-    : "";
+    ? `${t("on_duty")}: ${onDuty.map((d) => d.worker.name + (d.manual ? `（${t("by_hand")}）` : "")).join("、")}`
+    : `${t("on_duty")}: ${t("nobody")}`;
 }
 
 function askDuty(on) {
   if (!conn.send({ type: "duty", id: nextId++, on })) toast(t("offline"));
 }
 
-document.getElementById("duty").addEventListener("click", () => askDuty(localStorage.getItem(DUTY) !== "on"));
+document.getElementById("duty").addEventListener("click", () => askDuty(!mine()));
 document.getElementById("lang").addEventListener("click", () => toggleLang(() => { showLink(); render(); }));
 document.getElementById("logout").addEventListener("click", async () => {
   await fetch("/api/logout", { method: "POST" });

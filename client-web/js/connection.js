@@ -11,6 +11,7 @@ export class Connection {
    * @param {(hello: object) => void} options.onHello
    * @param {(state: "connecting"|"online"|"offline") => void} options.onState
    * @param {() => void} [options.onUnauthorized] the session is gone: log in or pair again
+   * @param {(community: object) => void} [options.onCommunity] the office changed the community
    */
   constructor(options) {
     this.options = options;
@@ -62,6 +63,10 @@ export class Connection {
       this.send({ type: "subscribe", ...(this.position ? { since: this.position } : {}) });
       return;
     }
+    if (msg.type === "community") {
+      this.options.onCommunity?.(await community(msg.version));
+      return;
+    }
     if (msg.type === "snapshot" || msg.type === "resumed") this.position = { epoch: msg.epoch, seq: msg.seq };
     if (msg.type === "event" && this.position) this.position = { ...this.position, seq: msg.event.seq };
     this.options.onMessage(msg);
@@ -71,7 +76,8 @@ export class Connection {
     try {
       const as = this.options.as ? `?as=${this.options.as}` : "";
       const r = await fetch(`/api/me${as}`);
-      if (r.status === 401) this.options.onUnauthorized?.();
+      // No session, or one that must set its own password before anything else.
+      if (r.status === 401 || (r.ok && (await r.json()).must_change_password)) this.options.onUnauthorized?.();
     } catch { /* the server is away; retry() will try again */ }
   }
 

@@ -66,6 +66,12 @@ const conn = new Connection({
       toast(msg.code === "not_found" ? t("not_found") : msg.message_zh);
     }
   },
+  onCommunity(community) {
+    if (!hello) return;
+    hello.community = community;
+    // The resident at the screen keeps what they are doing; the choice of categories changes.
+    if (!draft && !showing) render();
+  },
   onUnauthorized() { hello = null; renderPairing(); },
 });
 
@@ -86,7 +92,7 @@ function render() {
   if (draft) return renderForm();
   screen.append(
     el("h2", {}, t("choose")),
-    el("div", { class: "categories" }, hello.community.categories.map((c) =>
+    el("div", { class: "categories" }, hello.community.categories.filter((c) => !c.retired).map((c) =>
       el("button", { type: "button", onclick: () => start(c) },
         el("span", { class: "icon", "aria-hidden": "true" }, c.icon), categoryName(c)))),
     el("div", { class: "actions spaced" },
@@ -155,8 +161,8 @@ function renderTicket() {
   screen.append(
     el("section", { class: "ticket", "aria-label": t("your_ticket") },
       el("p", {}, t("your_ticket")),
-      el("p", { class: "number", id: "ticket" }, i.ticket),
-      el("p", { class: "status", id: "status", dataset: { status: i.status } }, statusText(i)),
+      el("div", { class: "number", id: "ticket" }, i.ticket),
+      el("div", { class: "status", id: "status", dataset: { status: i.status } }, statusText(i)),
       el("p", {}, category ? `${category.icon} ${categoryName(category)}` : "", " · ", [i.report.building, i.report.unit, i.report.room].filter(Boolean).join(" ")),
       i.report.phone ? el("p", {}, `${t("phone").replace(/（.*）|\(.*\)/, "")}: ${i.report.phone}`) : null,
       el("p", {}, t("keep_ticket"))),
@@ -183,21 +189,30 @@ function renderLookup() {
   input.focus();
 }
 
-function renderPairing() {
+function renderPairing(problem) {
   applyI18n();
   const input = el("input", { id: "credential", autocomplete: "off" });
-  const error = el("p", { class: "error-text", role: "alert" });
+  const error = el("p", { class: "error-text", role: "alert", id: "pair-error" }, problem ?? "");
   screen.replaceChildren(
     el("h2", {}, t("pair_title")),
-    el("form", { class: "kiosk-form", onsubmit: async (e) => { e.preventDefault(); if (await pair(input.value)) location.reload(); else error.textContent = t("wrong"); } },
+    el("form", { class: "kiosk-form", onsubmit: async (e) => {
+      e.preventDefault();
+      const refused = await pair(input.value);
+      if (refused) error.textContent = refused; else location.reload();
+    } },
       el("label", {}, t("pair_help"), input), error,
       el("div", { class: "actions" }, el("button", { type: "submit", class: "primary" }, t("pair")))),
   );
 }
 
+/** Pairs with a credential or a pairing code; answers why not, or nothing when paired. */
 async function pair(credential) {
-  const r = await fetch("/api/kiosk/pair", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ credential: credential.trim() }) });
-  return r.ok;
+  const r = await fetch("/api/kiosk/pair", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ credential: credential.trim() }) })
+    .catch(() => null);
+  if (!r) return t("offline");
+  if (r.ok) return null;
+  const problem = await r.json().catch(() => ({}));
+  return problem.message_zh ?? t("wrong");
 }
 
 document.getElementById("lang").addEventListener("click", () => toggleLang(() => { showLink(); render(); }));
@@ -206,13 +221,15 @@ async function main() {
   applyI18n();
   // A pairing link (#pair=…) pairs once; the credential leaves the address bar at once.
   const match = location.hash.match(/pair=([^&]+)/);
+  let refused = null;
   if (match) {
     history.replaceState(null, "", location.pathname);
-    await pair(decodeURIComponent(match[1]));
+    refused = await pair(decodeURIComponent(match[1]));
   }
-  // Not paired (401): show pairing. Server away: keep trying, it will come back.
+  // Not paired (401): show pairing, and why a pairing link did not work. Server away: keep
+  // trying, it will come back.
   const identity = await me("kiosk").catch(() => "away");
-  if (identity === null) { renderPairing(); return; }
+  if (identity === null) { renderPairing(refused); return; }
   conn.start();
   touched();
 }

@@ -21,7 +21,15 @@ const FILES: &[(&str, &[u8])] = files![
     "kiosk.html",
     "board.html",
     "audit.html",
+    "admin.html",
     "css/hongfan.css",
+    "js/admin.js",
+    "js/admin-community.js",
+    "js/admin-history.js",
+    "js/admin-kiosks.js",
+    "js/admin-kit.js",
+    "js/admin-people.js",
+    "js/admin-rota.js",
     "js/audit.js",
     "js/board.js",
     "js/connection.js",
@@ -76,6 +84,7 @@ pub fn routes() -> Router<App> {
         .route("/kiosk", get(|| async { file("kiosk.html") }))
         .route("/board", get(|| async { file("board.html") }))
         .route("/audit", get(|| async { file("audit.html") }))
+        .route("/admin", get(|| async { file("admin.html") }))
         .route(
             "/css/{name}",
             get(|Path(name): Path<String>| async move { file(&format!("css/{name}")) }),

@@ -30,6 +30,12 @@ pub const USERS: &[(&str, &str, Role, &[&str])] = &[
     ("head", "周楼长", Role::BuildingHead, &["c1"]),
 ];
 
+/// A server running inside the test process.
+#[derive(Debug)]
+struct InProcess {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 #[derive(Debug)]
 pub struct TestServer {
     pub dir: tempfile::TempDir,
@@ -38,6 +44,8 @@ pub struct TestServer {
     /// `kiosk compound → credential`.
     pub kiosks: Vec<(String, String)>,
     child: Option<Child>,
+    /// A server run inside the test process instead (on a clock the test moves).
+    in_process: Option<InProcess>,
     log: PathBuf,
     extra_args: Vec<String>,
     launch: Launch,
@@ -75,6 +83,21 @@ pub fn binary() -> PathBuf {
     })
 }
 
+/// Runs the `hongfan` command line on `data` (a command, its arguments, then `--data-dir`);
+/// answers whether it succeeded, and what it printed on stdout and then stderr.
+pub fn hongfan(args: &[&str], data: &Path) -> (bool, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run hongfan");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
 impl TestServer {
     /// Starts a server with the test accounts and one kiosk each for c1 and c2.
     pub async fn start() -> TestServer {
@@ -97,6 +120,7 @@ impl TestServer {
             url: String::new(),
             kiosks,
             child: None,
+            in_process: None,
             log,
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
             launch,
@@ -123,6 +147,7 @@ impl TestServer {
             url: String::new(),
             kiosks: Vec::new(),
             child: None,
+            in_process: None,
             log,
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
             launch,
@@ -185,11 +210,45 @@ impl TestServer {
         }
     }
 
-    /// Kills the server with SIGKILL.
+    /// Kills the server with SIGKILL (an in-process one is told to stop).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(mut in_process) = self.in_process.take() {
+            let _ = in_process.stop.take().map(|stop| stop.send(()));
+        }
+    }
+
+    /// Starts a server inside the test process, on `clock`, with the test accounts: a test moves
+    /// the clock (a shift ending, say) instead of waiting. Its log goes nowhere.
+    pub async fn start_in_process(clock: std::sync::Arc<ManualClock>) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let kiosks = seed_accounts(&data).await;
+        let settings = hongfan::server::Settings::for_tests(data.clone());
+        let server = hongfan::server::Server::open(settings, clock).await.expect("open server");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let url = hongfan::server::base_url(listener.local_addr().expect("address"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = server
+                .run(listener, None, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        TestServer {
+            log: dir.path().join("server.log"),
+            data,
+            dir,
+            url,
+            kiosks,
+            child: None,
+            in_process: Some(InProcess { stop: Some(stop) }),
+            extra_args: Vec::new(),
+            launch: Launch::default(),
         }
     }
 
@@ -493,6 +552,37 @@ impl WsClient {
             }
             before.push(message);
         }
+    }
+
+    /// Whether this connection was alerted of `incident` (a chime on a board). The server sends
+    /// an alert right behind its event, with nothing between; so after the event, the next
+    /// message says. A lookup answered after the event tells "no alert" from "not yet".
+    pub async fn alerted(&mut self, incident: &hongfan_shared::Incident) -> bool {
+        let reported = |m: &ServerMessage| {
+            matches!(m, ServerMessage::Event { event, .. }
+                if event.incident == incident.id
+                    && matches!(event.change, hongfan_shared::Change::Reported { .. }))
+        };
+        self.recv_until(reported).await;
+        let id = self.id();
+        self.send(&ClientMessage::Lookup { id, ticket: incident.ticket.0.clone() }).await;
+        match self.recv().await {
+            ServerMessage::Alert { incident: i, .. } => i.id == incident.id,
+            _ => false,
+        }
+    }
+
+    /// Files a report (as a kiosk) and returns the incident it made.
+    pub async fn file(&mut self, report: hongfan_shared::Report) -> hongfan_shared::Incident {
+        let request_id = format!("r{}", self.id());
+        self.send(&ClientMessage::Report { request_id: request_id.clone(), report }).await;
+        let (answer, _) = self
+            .recv_until(
+                |m| matches!(m, ServerMessage::Reported { request_id: r, .. } if *r == request_id),
+            )
+            .await;
+        let ServerMessage::Reported { incident, .. } = answer else { unreachable!() };
+        incident
     }
 
     /// Subscribes and returns the snapshot or resume marker and the events before it.

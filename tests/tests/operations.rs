@@ -6,22 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use hongfan_shared::protocol::{ClientMessage, ServerMessage};
 use hongfan_tests::report;
-use hongfan_tests::server::{TestServer, binary};
-
-fn hongfan(args: &[&str], data: &std::path::Path) -> (bool, String) {
-    let output = Command::new(binary())
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .expect("run hongfan");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
+use hongfan_tests::server::{TestServer, binary, hongfan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_reports_arrive_restores_every_report_acknowledged_before_it() {

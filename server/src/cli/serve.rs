@@ -42,6 +42,7 @@ fn banner(url: &str, settings: &Settings, server: &Server) -> std::io::Result<()
     writeln!(out, "  自助机   kiosk         {url}/kiosk")?;
     writeln!(out, "  工作台   board         {url}/board")?;
     writeln!(out, "  督办     audit         {url}/audit")?;
+    writeln!(out, "  管理     admin         {url}/admin")?;
     if let Some(first) = &server.first_start {
         writeln!(
             out,

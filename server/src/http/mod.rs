@@ -376,7 +376,7 @@ pub struct WorkerEntry {
 /// The grid workers, for the supervisors' filters.
 #[utoipa::path(get, path = "/api/workers", tag = "community", security(("session" = [])),
     responses(
-        (status = 200, description = "Every grid worker", body = Vec<WorkerEntry>),
+        (status = 200, description = "Every grid worker (of a compound leader's compounds)", body = Vec<WorkerEntry>),
         (status = 401, description = "`no_session`", body = ErrorJson),
         (status = 403, description = "`forbidden`: supervisors only", body = ErrorJson),
     ))]
@@ -384,12 +384,12 @@ async fn workers(
     State(app): State<App>,
     jar: CookieJar,
 ) -> Result<Json<Vec<WorkerEntry>>, AppError> {
-    supervisor(&app, &jar).await?;
+    let who = supervisor(&app, &jar).await?.principal;
     let users = app.accounts.users()?;
     Ok(Json(
         users
             .into_iter()
-            .filter(|u| u.role == Role::Worker)
+            .filter(|u| u.role == Role::Worker && u.compounds.iter().any(|c| who.may_act_in(c)))
             .map(|u| WorkerEntry { id: u.login, name: u.name, compounds: u.compounds })
             .collect(),
     ))

@@ -64,13 +64,14 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Adds one message, unless `cap` are waiting already.
-    fn push(&self, out: Outgoing, cap: usize) -> bool {
+    /// Adds messages together (none come between them), unless that would put more than `cap`
+    /// in waiting.
+    fn push(&self, out: impl ExactSizeIterator<Item = Outgoing>, cap: usize) -> bool {
         let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
-        if items.len() >= cap {
+        if items.len() + out.len() > cap {
             return false;
         }
-        items.push_back(out);
+        items.extend(out);
         drop(items);
         self.ready.notify_one();
         true
@@ -111,7 +112,15 @@ impl Conn {
     }
 
     fn push(&self, out: Outgoing, cap: usize, metrics: &crate::metrics::Metrics) {
-        if !self.queue.push(out, cap) {
+        self.push_all(vec![out], cap, metrics);
+    }
+
+    /// Queues messages together; a connection too slow to take them is closed.
+    fn push_all(&self, out: Vec<Outgoing>, cap: usize, metrics: &crate::metrics::Metrics) {
+        if out.is_empty() {
+            return;
+        }
+        if !self.queue.push(out.into_iter(), cap) {
             if !self.kick.token.is_cancelled() {
                 metrics.slow_consumers.inc();
             }
@@ -554,69 +563,105 @@ impl Hub {
         for Committed { event, before, after } in changes.iter().filter(|c| c.event.seq > from) {
             last = event.seq;
             let incident = after.as_ref();
+            let compound = &incident.report.compound;
+            // Who hears the chime: the on-duty workers of the compound for a new report (the
+            // rota when it came in, with the switches); the compound's supervisors (and, when
+            // nobody was on duty, every on-duty worker) for an escalation, which is logged in
+            // the report's own group and so arrives right after it.
+            let on_duty_here = || office.office.on_duty(compound, event.at, &overrides);
+            let on_duty_anywhere = || -> BTreeSet<String> {
+                community
+                    .compounds
+                    .iter()
+                    .flat_map(|c| office.office.on_duty(&c.id, event.at, &overrides))
+                    .collect()
+            };
+            // (whether escalated, the workers who hear it); supervisors hear escalations only.
+            let (escalated, workers) = match event.change {
+                Change::Reported { .. } => (false, on_duty_here()),
+                Change::Escalated { reason: EscalationReason::NobodyOnDuty } => {
+                    (true, on_duty_anywhere())
+                }
+                Change::Escalated { reason: EscalationReason::Unclaimed } => {
+                    (true, BTreeSet::new())
+                }
+                _ => (false, BTreeSet::new()),
+            };
+            let hears = |c: &Conn| match c.role() {
+                Role::Supervisor => escalated && c.principal.may_act_in(compound),
+                Role::Worker => workers.contains(&c.principal.actor.id),
+                Role::BuildingHead | Role::Kiosk | Role::System => false,
+            };
             // Each view encoded once, however many connections share it.
             let mut encoded: HashMap<(Sight, Option<Sight>, bool), Option<Utf8Bytes>> =
                 HashMap::new();
-            for conn in clients.conns.values().filter(|c| c.subscribed) {
-                let Some(sight) = view::sight(&conn.principal, incident, community) else {
-                    continue;
-                };
-                // What the viewer saw before: claiming a private case shows its holder more.
-                let saw = before.as_ref().and_then(|b| view::sight(&conn.principal, b, community));
-                let role = conn.role();
-                let key = (sight, saw, role == Role::Supervisor);
-                let text = encoded.entry(key).or_insert_with(|| {
-                    view::event_as_seen(event, sight, role).map(|event| {
-                        // What changed, as this viewer sees it now against what they saw.
-                        let was =
-                            before.as_ref().zip(saw).map(|(b, s)| view::incident_as_seen(b, s));
-                        let now = view::incident_as_seen(incident, sight);
-                        encode(&ServerMessage::Event { event, patch: patch(was.as_ref(), &now) })
-                    })
-                });
-                if let Some(text) = text {
-                    conn.push(Outgoing::Event { seq: event.seq, text: text.clone() }, cap, metrics);
-                }
-            }
-            let compound = &incident.report.compound;
-            // On duty when the report came in: the rota at that time, with the switches.
-            let on_duty_here = office.office.on_duty(compound, event.at, &overrides);
-            let on_duty_anywhere: BTreeSet<String> = community
-                .compounds
-                .iter()
-                .flat_map(|c| office.office.on_duty(&c.id, event.at, &overrides))
-                .collect();
-            let on_duty = |c: &Conn| {
-                c.role() == Role::Worker && on_duty_anywhere.contains(&c.principal.actor.id)
-            };
-            // Who hears the chime: the on-duty workers of the compound for a new report; the
-            // supervisors (and, when nobody was on duty, the other compounds' on-duty workers)
-            // for an escalation. An escalation is logged in the report's own group, so it
-            // arrives here right after it.
-            let (escalated, hears): (bool, &dyn Fn(&Conn) -> bool) = match event.change {
-                Change::Reported { .. } => (false, &|c| {
-                    c.role() == Role::Worker && on_duty_here.contains(&c.principal.actor.id)
-                }),
-                Change::Escalated { reason: EscalationReason::NobodyOnDuty } => {
-                    (true, &|c| c.role() == Role::Supervisor || on_duty(c))
-                }
-                Change::Escalated { reason: EscalationReason::Unclaimed } => {
-                    (true, &|c| c.role() == Role::Supervisor)
-                }
-                _ => continue,
-            };
             let mut alerts: HashMap<Sight, Utf8Bytes> = HashMap::new();
-            for conn in clients.conns.values().filter(|c| c.subscribed && hears(c)) {
-                // Another compound's worker hears of it as much as a private case shows.
-                let sight =
-                    view::sight(&conn.principal, incident, community).unwrap_or(Sight::Restricted);
-                let alert = alerts.entry(sight).or_insert_with(|| {
-                    let incident = view::incident_as_seen(incident, sight);
-                    encode(&ServerMessage::Alert { incident, escalated })
-                });
-                conn.push(Outgoing::Text(alert.clone()), cap, metrics);
+            for conn in clients.conns.values().filter(|c| c.subscribed) {
+                let sight = view::sight(&conn.principal, incident, community);
+                let mut out = Vec::with_capacity(2);
+                if let Some(sight) = sight {
+                    // What the viewer saw before: claiming a private case shows its holder more.
+                    let saw =
+                        before.as_ref().and_then(|b| view::sight(&conn.principal, b, community));
+                    let role = conn.role();
+                    let key = (sight, saw, role == Role::Supervisor);
+                    let text = encoded.entry(key).or_insert_with(|| {
+                        view::event_as_seen(event, sight, role).map(|event| {
+                            // What changed, as this viewer sees it now against what they saw.
+                            let was =
+                                before.as_ref().zip(saw).map(|(b, s)| view::incident_as_seen(b, s));
+                            let now = view::incident_as_seen(incident, sight);
+                            let patch = patch(was.as_ref(), &now);
+                            encode(&ServerMessage::Event { event, patch })
+                        })
+                    });
+                    if let Some(text) = text {
+                        out.push(Outgoing::Event { seq: event.seq, text: text.clone() });
+                    }
+                }
+                if hears(conn) {
+                    // Another compound's worker hears of it as much as a private case shows.
+                    let sight = sight.unwrap_or(Sight::Restricted);
+                    let alert = alerts.entry(sight).or_insert_with(|| {
+                        let incident = view::incident_as_seen(incident, sight);
+                        encode(&ServerMessage::Alert { incident, escalated })
+                    });
+                    out.push(Outgoing::Text(alert.clone()));
+                }
+                // The alert right behind its event, in one go: no other message between them.
+                conn.push_all(out, cap, metrics);
             }
         }
         last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: u64) -> Outgoing {
+        Outgoing::Event { seq: n, text: Utf8Bytes::from(n.to_string()) }
+    }
+
+    #[tokio::test]
+    async fn a_queue_never_holds_more_than_its_cap_and_keeps_a_batch_together() {
+        let queue = Queue::default();
+        assert!(queue.push([text(1), text(2)].into_iter(), 3));
+        // A batch that does not fit is refused whole: never half an event-and-alert.
+        assert!(!queue.push([text(3), text(4)].into_iter(), 3));
+        assert!(queue.push([text(3)].into_iter(), 3));
+        assert!(!queue.push([text(4)].into_iter(), 3));
+        let mut taken = Vec::new();
+        queue.take(&mut taken).await;
+        let seqs: Vec<u64> = taken
+            .iter()
+            .map(|o| match o {
+                Outgoing::Event { seq, .. } => *seq,
+                Outgoing::Text(_) => 0,
+            })
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert!(queue.push([text(4), text(5)].into_iter(), 3), "taking makes room again");
     }
 }
