@@ -28,7 +28,9 @@ export async function api(method, path, body) {
   const data = await r.json().catch(() => null);
   if (!r.ok) {
     const zh = data?.message_zh;
-    const message = lang() === "zh" && zh ? (data.code === "bad_request" || data.code?.startsWith("bad_") ? `${zh}：${data.message}` : zh) : data?.message ?? String(r.status);
+    // The rota's and the community's rules name what is wrong only in the English message.
+    const detailed = ["bad_rota", "bad_community", "bad_body"].includes(data?.code);
+    const message = lang() === "zh" && zh ? (detailed ? `${zh}：${data.message}` : zh) : data?.message ?? String(r.status);
     throw new Problem(message, data?.code);
   }
   return data;

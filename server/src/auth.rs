@@ -25,11 +25,11 @@ use sha2::{Digest, Sha256};
 use crate::clock::SharedClock;
 use crate::store::{Aux, OfficeEdit, Store, StoreError};
 
-const MIN_PASSWORD_CHARS: usize = 8;
+pub(crate) const MIN_PASSWORD_CHARS: usize = 8;
 /// How long a pairing code from the admin page may be used.
 const PAIRING_VALID: Millis = Millis::from_mins(30);
 /// Longest name a person or kiosk is shown with.
-const MAX_NAME_CHARS: usize = 40;
+pub(crate) const MAX_NAME_CHARS: usize = 40;
 /// A session's last use is written down at most this often (it is kept in memory between).
 const TOUCH_EVERY: Duration = Duration::from_secs(10 * 60);
 /// Password checks at once: Argon2 is meant to be slow, so a burst of logins waits its turn on

@@ -215,6 +215,26 @@ impl IntoResponse for AppError {
                 (StatusCode::BAD_REQUEST, "bad_community", "社区设置有误")
             }
             AppError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body", "提交的内容格式不对"),
+            AppError::Auth(AuthError::BadLogin) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "登录账号须为 2 到 32 个小写字母、数字或 . _ -，且不以 kiosk- 开头",
+            ),
+            AppError::Auth(AuthError::WeakPassword) => {
+                (StatusCode::BAD_REQUEST, "bad_request", "密码至少 8 位")
+            }
+            AppError::Auth(AuthError::UnknownCompound(_)) => {
+                (StatusCode::BAD_REQUEST, "bad_request", "没有这个小区")
+            }
+            AppError::Auth(AuthError::NoCompound) => {
+                (StatusCode::BAD_REQUEST, "bad_request", "网格员和楼长至少要选一个小区")
+            }
+            AppError::Auth(AuthError::NoBuilding) => {
+                (StatusCode::BAD_REQUEST, "bad_request", "楼长至少要选一栋楼")
+            }
+            AppError::Auth(AuthError::LongName) => {
+                (StatusCode::BAD_REQUEST, "bad_request", "名称最多 40 个字")
+            }
             AppError::Auth(_) => (StatusCode::BAD_REQUEST, "bad_request", "请求无效"),
             AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "您的账号无权进行此操作"),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "没有找到"),
@@ -439,4 +459,24 @@ async fn websocket(
         .max_frame_size(limits.max_frame_bytes)
         .max_message_size(limits.max_message_bytes)
         .on_upgrade(move |socket| tasks.track_future(crate::hub::serve(socket, hub, auth, held))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{MAX_NAME_CHARS, MIN_PASSWORD_CHARS};
+
+    fn zh(error: AuthError) -> String {
+        let response = AppError::Auth(error).into_response();
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 4096));
+        let json: serde_json::Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        json["message_zh"].as_str().unwrap().to_owned()
+    }
+
+    /// The Chinese messages spell out the limits the English ones take from the constants.
+    #[test]
+    fn chinese_messages_name_the_real_limits() {
+        assert!(zh(AuthError::WeakPassword).contains(&MIN_PASSWORD_CHARS.to_string()));
+        assert!(zh(AuthError::LongName).contains(&MAX_NAME_CHARS.to_string()));
+    }
 }
