@@ -149,6 +149,16 @@ function reveal(i) {
   if (!conn.send({ type: "reveal", id: nextId++, incident: i.id })) toast(t("offline"));
 }
 
+/** The resident's photo and voice note, for those who may see the description. */
+function attachments(i) {
+  const list = i.report.attachments ?? [];
+  if (!list.length) return null;
+  const src = (a) => `/api/incidents/${i.id}/attachments/${a.id}`;
+  return el("div", { class: "attachments", role: "group", "aria-label": t("attachments") }, list.map((a) => a.kind === "photo"
+    ? el("a", { href: src(a), target: "_blank", rel: "noopener" }, el("img", { src: src(a), alt: `${t("photo_note")} ${i.ticket}`, loading: "lazy" }))
+    : el("audio", { controls: true, preload: "none", src: src(a), "aria-label": `${t("voice_note")} ${i.ticket}` })));
+}
+
 function card(i, now) {
   const category = hello.community.categories.find((c) => c.id === i.report.category);
   const compound = hello.community.compounds.find((c) => c.id === i.report.compound);
@@ -171,6 +181,7 @@ function card(i, now) {
     el("div", { class: "status" }, t(`status_${i.status}`), i.holder && i.status !== "reported" ? ` · ${i.holder.name}` : "", i.escalated ? ` · ${t("escalated")}` : ""),
     el("div", { class: "meta" }, `${compound ? compound.name : i.report.compound} ${[i.report.building, i.report.unit, i.report.room].filter(Boolean).join(" ")} · ${t("reported_at")} ${formatTime(i.reported_at)}`),
     el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),
+    attachments(i),
     phone,
     i.notes.length ? el("details", {}, el("summary", {}, `${t("note")} (${i.notes.length})`), el("ul", {}, i.notes.map((n) => el("li", {}, `${formatTime(n.at)} ${n.by.name}: ${n.text}`)))) : null,
     el("div", { class: "buttons" }, buttons(i)),

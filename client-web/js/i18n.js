@@ -62,6 +62,20 @@ const STRINGS = {
     h_rota: "修改排班", h_community: "修改社区设置", change_password: "修改密码", current_password: "当前密码（一次性密码）",
     new_password: "新密码（至少 8 位）", repeat_password: "再输入一次新密码", passwords_differ: "两次输入的新密码不一样",
     must_change_title: "请先设置您自己的密码", named: "名称", admin_only: "此页面仅供书记、网格长使用。", optional: "（可不填）",
+    emergency_title: "紧急情况请直接打电话", emergency_police: "报警", emergency_fire: "火警", emergency_ambulance: "急救",
+    emergency_note: "在这里上报不等于报警或叫救护车。", what_happened: "发生了什么？（点一下就行）", contact_me: "请网格员联系我",
+    visit_me: "请网格员上门", own_words: "自己写几句（可不填）", where: "在哪里？", public_area: "公共区域",
+    room_button: "门牌号", phone_button: "联系电话", not_given: "未填", keypad_clear: "清空", keypad_delete: "删一位", keypad_ok: "确定",
+    voice: "录一段话", voice_stop: "说完了", voice_recording: "正在录音", voice_saved: "已录音", photo: "拍张照片", photo_take: "拍下",
+    photo_saved: "已拍照", remove_attachment: "删掉", attach: "也可以说一段话或拍张照片", attach_failed: "没能保存，请再试一次",
+    no_media: "这台自助机不能录音或拍照", need_what: "请点一下发生了什么，或录一段话", need_where: "请选楼号，或选“公共区域”",
+    scan_to_follow: "用手机扫一扫，随时看办理进度", slip_code: "查询码", print_slip: "打印小票", read_aloud: "读出受理号",
+    late_banner: "的上报已受理：", print: "打印", dismiss: "知道了", still_here: "您还需要时间吗？", yes_more_time: "需要，继续",
+    resetting: "如果没有操作，将回到首页", lookup_ticket: "请输入小票上的受理号", lookup_proof: "再输入电话号码后四位，或小票上的查询码",
+    by_phone_tail: "电话后四位", by_key: "查询码", place: "地点", category_label: "事项", time_label: "时间",
+    status_title: "办理进度", status_updated: "更新于", status_missing: "链接不完整或已失效，请核对小票",
+    outcome: "办理结果", your_rating: "您的评价", slip_title: "红帆驿站 · 受理凭条", next: "下一步", attachments: "附件",
+    voice_note: "录音", photo_note: "照片", urgency_hint: "需要马上处理的，请选“紧急”", wrong_key: "受理号与电话后四位（或查询码）对不上，请核对小票",
   },
   en: {
     app: "Hongfan", home: "Home", kiosk: "Report", board: "Live board", audit: "Audit", login: "Log in",
@@ -124,6 +138,20 @@ const STRINGS = {
     h_rota: "Rota changed", h_community: "Community changed", change_password: "Change password", current_password: "Current (one-time) password",
     new_password: "New password (8 characters or more)", repeat_password: "New password again", passwords_differ: "The new passwords differ",
     must_change_title: "Set your own password first", named: "Name", admin_only: "This page is for supervisors and compound leaders.", optional: " (optional)",
+    emergency_title: "In an emergency, call", emergency_police: "Police", emergency_fire: "Fire", emergency_ambulance: "Ambulance",
+    emergency_note: "A report here is not an emergency call.", what_happened: "What happened? (tap one)", contact_me: "Please call me",
+    visit_me: "Please visit me", own_words: "In your own words (optional)", where: "Where?", public_area: "Public area",
+    room_button: "Room", phone_button: "Phone", not_given: "not given", keypad_clear: "Clear", keypad_delete: "Delete", keypad_ok: "OK",
+    voice: "Record a voice note", voice_stop: "Stop", voice_recording: "Recording", voice_saved: "Voice note saved", photo: "Take a photo", photo_take: "Take it",
+    photo_saved: "Photo saved", remove_attachment: "Remove", attach: "You may also speak or take a photo", attach_failed: "Could not save it, please try again",
+    no_media: "This kiosk cannot record or take photos", need_what: "Please tap what happened, or record a voice note", need_where: "Please choose a building, or Public area",
+    scan_to_follow: "Scan with your phone to follow your report", slip_code: "Code", print_slip: "Print slip", read_aloud: "Read the number aloud",
+    late_banner: ": report received, ticket ", print: "Print", dismiss: "OK", still_here: "Do you need more time?", yes_more_time: "Yes, continue",
+    resetting: "Without a touch, the kiosk returns to the start", lookup_ticket: "Enter the ticket number on your slip", lookup_proof: "Then the last four digits of your phone, or the code on your slip",
+    by_phone_tail: "Phone's last 4 digits", by_key: "Slip code", place: "Place", category_label: "Matter", time_label: "Time",
+    status_title: "Progress", status_updated: "Updated", status_missing: "This link is incomplete or no longer valid; check your slip",
+    outcome: "What was done", your_rating: "Your rating", slip_title: "Red Sail station · receipt", next: "Next", attachments: "Attachments",
+    voice_note: "Voice note", photo_note: "Photo", urgency_hint: "Choose Urgent if it cannot wait", wrong_key: "The ticket and the phone digits (or code) do not match; check your slip",
   },
 };
 
@@ -139,6 +167,13 @@ export function applyI18n(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
   for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+}
+
+/** Sets the language (the kiosk returns to Chinese for each new resident). */
+export function setLang(value) {
+  current = value === "en" ? "en" : "zh";
+  localStorage.setItem("hongfan.lang", current);
+  applyI18n();
 }
 
 export function toggleLang(onChange) {

@@ -78,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
                         room: "301".into(),
                         description: "楼道灯坏了，晚上看不见".into(),
                         phone: None,
+                        attachments: Vec::new(),
                     };
                     let id = store.report(&kiosk, &format!("r{n}"), report).await?.incident.id;
                     if late && n % chunk == 0 {

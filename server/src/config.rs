@@ -77,6 +77,9 @@ struct CategoryEntry {
     private: bool,
     #[serde(default)]
     phrases: Vec<String>,
+    /// The kiosk shows 110 / 119 / 120 before the form.
+    #[serde(default)]
+    emergency: bool,
     #[serde(default)]
     retired: bool,
     normal: Spanned<TargetEntry>,
@@ -141,6 +144,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
             targets: Targets { normal: target(&c.normal)?, urgent: target(&c.urgent)? },
             private: c.private,
             phrases: c.phrases.clone(),
+            emergency: c.emergency,
             retired: c.retired,
         });
     }

@@ -153,6 +153,7 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                 phone: rng
                     .random_bool(0.7)
                     .then(|| format!("139{:08}", rng.random_range(0..100_000_000))),
+                attachments: Vec::new(),
             };
             steps.push(Step { at, incident, what: StepKind::Report(report) });
             let target = community
@@ -247,7 +248,9 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                     StepKind::Cancel => Action::Cancel { reason: "重复上报".into() },
                     StepKind::Rate(rating) => {
                         let Some(kiosk) = kiosk_of(&CompoundId(compound)) else { continue };
-                        store.act(&kiosk, id, Action::Rate { rating }).await?;
+                        // At the kiosk, with the slip the resident kept.
+                        let key = store.incident(id).await?.and_then(|i| i.key);
+                        store.act(&kiosk, id, Action::Rate { rating, key }).await?;
                         continue;
                     }
                     StepKind::Report(_) => continue,

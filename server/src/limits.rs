@@ -1,5 +1,5 @@
 //! The limits that keep one client from costing the others: sizes and timeouts of a
-//! connection, and how many new reports one device may send.
+//! connection, and how often one device or account may report, act or guess.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -29,6 +29,11 @@ pub struct Limits {
     /// Lifecycle actions one account may send in a burst, and per minute after that.
     pub action_burst: u32,
     pub actions_per_minute: u32,
+    /// Ticket lookups one kiosk (or, on the status page, one address) may make in a burst, and
+    /// per minute after that: a ticket number is sequential, so its proof (the slip's code, the
+    /// phone's last four digits) must not be guessed at speed.
+    pub lookup_burst: u32,
+    pub lookups_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -48,51 +53,33 @@ impl Default for Limits {
             sockets_per_person: 4,
             action_burst: 30,
             actions_per_minute: 60,
+            lookup_burst: 10,
+            lookups_per_minute: 5,
         }
     }
 }
 
-/// Lifecycle actions (claims, notes, reveals, …) per account: one script cannot flood every
-/// board with notes, nor the log with looks at phone numbers.
+/// How often one key (an account, a device, an address) may do one thing: a burst, then a steady
+/// rate per minute. Used for new reports per device (only reports that would be stored count: a
+/// resend after a dropped link and a refused report take nothing), lifecycle actions per account
+/// (one script cannot flood every board with notes), and lookups of a ticket per kiosk or address (a ticket number is sequential; its slip code and phone digits are not).
 #[derive(Debug)]
-pub struct ActionLimiter(DefaultKeyedRateLimiter<String>);
+pub struct Allowance(DefaultKeyedRateLimiter<String>);
 
-impl ActionLimiter {
-    pub fn new(limits: &Limits) -> ActionLimiter {
+impl Allowance {
+    pub fn new(burst: u32, per_minute: u32) -> Allowance {
         let one = NonZeroU32::MIN;
-        let per_minute = NonZeroU32::new(limits.actions_per_minute).unwrap_or(one);
-        let burst = NonZeroU32::new(limits.action_burst).unwrap_or(one);
-        ActionLimiter(RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)))
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(one);
+        let burst = NonZeroU32::new(burst).unwrap_or(one);
+        Allowance(RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)))
     }
 
-    pub fn admit(&self, account: &str) -> bool {
-        self.0.check_key(&account.to_owned()).is_ok()
+    /// Takes one from `key`'s allowance, if it has one left.
+    pub fn admit(&self, key: &str) -> bool {
+        self.0.check_key(&key.to_owned()).is_ok()
     }
 
-    pub fn forget_idle(&self) {
-        self.0.retain_recent();
-    }
-}
-
-/// New reports per device: a burst, then a steady rate. Only reports that would be stored count:
-/// a resend of a stored report (a kiosk whose link dropped) and a refused report take nothing.
-#[derive(Debug)]
-pub struct ReportLimiter(DefaultKeyedRateLimiter<String>);
-
-impl ReportLimiter {
-    pub fn new(limits: &Limits) -> ReportLimiter {
-        let one = NonZeroU32::MIN;
-        let per_minute = NonZeroU32::new(limits.reports_per_minute).unwrap_or(one);
-        let burst = NonZeroU32::new(limits.report_burst).unwrap_or(one);
-        ReportLimiter(RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)))
-    }
-
-    /// Takes one report from `device`'s allowance, if it has one left.
-    pub fn admit(&self, device: &str) -> bool {
-        self.0.check_key(&device.to_owned()).is_ok()
-    }
-
-    /// Drops devices whose allowance is full again, so the map stays small.
+    /// Drops keys whose allowance is full again, so the map stays small.
     pub fn forget_idle(&self) {
         self.0.retain_recent();
     }

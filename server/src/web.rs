@@ -22,6 +22,7 @@ const FILES: &[(&str, &[u8])] = files![
     "board.html",
     "audit.html",
     "admin.html",
+    "status.html",
     "css/hongfan.css",
     "js/admin.js",
     "js/admin-community.js",
@@ -37,6 +38,7 @@ const FILES: &[(&str, &[u8])] = files![
     "js/i18n.js",
     "js/kiosk.js",
     "js/login.js",
+    "js/status.js",
 ];
 
 /// What the pages may load: everything from this server, nothing inline, no framing.
@@ -85,6 +87,8 @@ pub fn routes() -> Router<App> {
         .route("/board", get(|| async { file("board.html") }))
         .route("/audit", get(|| async { file("audit.html") }))
         .route("/admin", get(|| async { file("admin.html") }))
+        // A resident's private status page: `/s#<ticket>-<key>` (the code never reaches a log).
+        .route("/s", get(|| async { file("status.html") }))
         .route(
             "/css/{name}",
             get(|Path(name): Path<String>| async move { file(&format!("css/{name}")) }),

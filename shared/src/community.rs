@@ -86,6 +86,10 @@ pub struct Category {
     /// Preset phrases a resident taps instead of typing (楼道灯坏了, 水管漏水…).
     #[serde(default)]
     pub phrases: Vec<String>,
+    /// A kiosk report is not an emergency call: the kiosk shows 110 / 119 / 120 in large type
+    /// before the form (安全隐患, 助老).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emergency: bool,
     /// No longer offered for new reports; kept because incidents refer to it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retired: bool,

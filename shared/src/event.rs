@@ -30,6 +30,8 @@ pub enum Role {
     Kiosk,
     /// The server itself, for example when a deadline passes.
     System,
+    /// The resident, on the private status page their slip's code opens.
+    Resident,
 }
 
 /// Who made a change, as the log remembers it.
@@ -87,6 +89,9 @@ pub enum Change {
         /// When it is escalated if still unclaimed (absent in logs from before the policy).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         escalate_by: Option<Timestamp>,
+        /// The resident's private code (see `Incident::key`); absent in logs from before it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// 接单.
     Claimed,

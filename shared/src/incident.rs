@@ -46,6 +46,31 @@ pub struct Report {
     pub description: String,
     /// Personal data: never logged, masked on shared screens.
     pub phone: Option<String>,
+    /// A voice note and a photo, uploaded first (`POST /api/attachments`), named by content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to a report: stored once by the server, named by the SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attachment {
+    /// The SHA-256 of the stored bytes, as 64 lower-case hex digits.
+    pub id: String,
+    pub kind: AttachmentKind,
+    /// The stored file's MIME type, for example `image/jpeg` or `audio/webm`.
+    pub mime: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    /// A photo from the kiosk's camera, JPEG, metadata (location, device) removed.
+    Photo,
+    /// A voice note of up to 60 seconds.
+    Voice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -111,6 +136,10 @@ pub struct Incident {
     /// The resident's satisfaction, once resolved.
     #[serde(default)]
     pub rating: Option<crate::audit::Rating>,
+    /// The private code on the resident's slip and in their status link: with the ticket it
+    /// opens the status page and lets them rate. Never in any view (`view` clears it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub notes: Vec<Note>,
     /// The sequence number of its last event. Its timeline (every event of it) is kept in the
     /// store's index, not here, so that the state stays small however long its history.
@@ -129,8 +158,15 @@ pub struct ApplyError {
 impl Incident {
     /// The state a `Reported` event creates.
     pub fn from_event(event: &Event) -> Result<Incident, ApplyError> {
-        let Change::Reported { ticket, report, request_id, respond_by, resolve_by, escalate_by } =
-            &event.change
+        let Change::Reported {
+            ticket,
+            report,
+            request_id,
+            respond_by,
+            resolve_by,
+            escalate_by,
+            key,
+        } = &event.change
         else {
             return Err(ApplyError {
                 seq: event.seq,
@@ -159,6 +195,7 @@ impl Incident {
             escalate_by: *escalate_by,
             escalated_unclaimed: false,
             rating: None,
+            key: key.clone(),
             notes: Vec::new(),
             last_seq: event.seq,
         })

@@ -20,6 +20,8 @@ pub use community::{
     Urgency,
 };
 pub use event::{Actor, Change, EscalationReason, Event, Role, Seq, Timer};
-pub use incident::{Incident, IncidentId, Note, Report, Status, Ticket};
+pub use incident::{
+    Attachment, AttachmentKind, Incident, IncidentId, Note, Report, Status, Ticket,
+};
 pub use lifecycle::{Action, LifecycleError, Principal, Scope};
 pub use time::{Millis, Timestamp};

@@ -43,6 +43,13 @@ impl Principal {
         Principal { actor: Actor::system(), scope: Scope::All }
     }
 
+    /// The resident holding their slip, on the private status page (`/s`). They may see and
+    /// rate that one incident, and only with its key.
+    pub fn resident() -> Principal {
+        let actor = Actor { id: "resident".into(), name: "居民".into(), role: Role::Resident };
+        Principal { actor, scope: Scope::Compounds(Vec::new()) }
+    }
+
     /// The operator at the server's command line (`hongfan user …`, `hongfan kiosk …`).
     pub fn operator() -> Principal {
         let actor =
@@ -85,9 +92,12 @@ pub enum Action {
     Cancel {
         reason: String,
     },
-    /// The resident's satisfaction: from the kiosk that reported it, or a building head.
+    /// The resident's satisfaction: from the resident holding the incident's key (the status
+    /// page, or the kiosk that took the report within its session), or a building head (回访).
     Rate {
         rating: crate::audit::Rating,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// Show the resident's phone number to the one who asks; logged.
     Reveal,
@@ -134,6 +144,12 @@ pub enum LifecycleError {
     TooManyNotes,
     #[error("this incident has no phone number")]
     NoPhone,
+    #[error("the slip's code (or the phone number's last four digits) is needed, and must match")]
+    WrongKey,
+    #[error("a kiosk report says where: a building, or 公共区域")]
+    NoPlace,
+    #[error("attachments: at most one photo and one voice note, each uploaded first")]
+    BadAttachments,
 }
 
 impl LifecycleError {
@@ -158,6 +174,9 @@ impl LifecycleError {
             LifecycleError::BadPhone => ErrorCode::BadPhone,
             LifecycleError::TooManyNotes => ErrorCode::TooManyNotes,
             LifecycleError::NoPhone => ErrorCode::NoPhone,
+            LifecycleError::WrongKey => ErrorCode::WrongKey,
+            LifecycleError::NoPlace => ErrorCode::NoPlace,
+            LifecycleError::BadAttachments => ErrorCode::BadAttachments,
         }
     }
 
@@ -202,6 +221,10 @@ pub fn check_report(
         .filter(|c| !c.retired)
         .ok_or_else(|| LifecycleError::UnknownCategory(report.category.0.clone()))?;
     text(&report.description, "description")?;
+    if who.actor.role == Role::Kiosk && report.building.trim().is_empty() {
+        return Err(LifecycleError::NoPlace);
+    }
+    check_attachments(&report.attachments)?;
     for (value, field) in
         [(&report.building, "building"), (&report.unit, "unit"), (&report.room, "room")]
     {
@@ -219,6 +242,21 @@ pub fn check_report(
         resolve_by: now.plus(target.resolve),
         escalate_by: now.plus(unclaimed_after),
     })
+}
+
+fn check_attachments(attachments: &[crate::Attachment]) -> Result<(), LifecycleError> {
+    use crate::AttachmentKind::{Photo, Voice};
+    let count = |kind| attachments.iter().filter(|a| a.kind == kind).count();
+    let named = attachments.iter().all(|a| {
+        a.id.len() == 64
+            && a.id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && a.mime.len() <= 40
+    });
+    if named && count(Photo) <= 1 && count(Voice) <= 1 {
+        Ok(())
+    } else {
+        Err(LifecycleError::BadAttachments)
+    }
 }
 
 fn check_phone(phone: &str) -> Result<(), LifecycleError> {
@@ -247,8 +285,8 @@ pub fn decide(
     community: &Community,
 ) -> Result<Change, LifecycleError> {
     let role = who.actor.role;
-    if let Action::Rate { rating } = action {
-        return rate(incident, who, *rating);
+    if let Action::Rate { rating, key } = action {
+        return rate(incident, who, *rating, key.as_deref());
     }
     if let Action::Reveal = action {
         return reveal(incident, who, community);
@@ -364,15 +402,21 @@ fn reveal(
     Ok(Change::Revealed)
 }
 
-/// The resident's rating, once, after resolution: from the kiosk that took the report or a
-/// building head of its compound, who ask the resident.
+/// The resident's rating, once, after resolution: the resident with the incident's key (on the
+/// status page, or at the kiosk that took the report), or a building head of its compound who
+/// asks them (回访). A ticket number alone rates nothing.
 fn rate(
     incident: &Incident,
     who: &Principal,
     rating: crate::audit::Rating,
+    key: Option<&str>,
 ) -> Result<Change, LifecycleError> {
     let allowed = match who.actor.role {
+        Role::Kiosk | Role::Resident if !holds_key(incident, key) => {
+            return Err(LifecycleError::WrongKey);
+        }
         Role::Kiosk => incident.reported_by.id == who.actor.id,
+        Role::Resident => true,
         Role::BuildingHead => who.may_act_in(&incident.report.compound),
         role => return Err(LifecycleError::RoleNotAllowed { role, what: "rate" }),
     };
@@ -385,6 +429,29 @@ fn rate(
         (Status::Resolved, Some(_)) => Err(LifecycleError::AlreadyRated),
         _ => Err(LifecycleError::NotResolved),
     }
+}
+
+/// Whether `key` is this incident's private code (compared in constant time).
+pub fn holds_key(incident: &Incident, key: Option<&str>) -> bool {
+    match (incident.key.as_deref(), key) {
+        (Some(expected), Some(given)) if expected.len() == given.len() => {
+            expected.bytes().zip(given.bytes()).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
+        }
+        _ => false,
+    }
+}
+
+/// Whether `tail` is the last four digits of the phone number the resident gave.
+pub fn phone_ends_with(incident: &Incident, tail: &str) -> bool {
+    let digits: String = incident
+        .report
+        .phone
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    tail.len() == 4 && tail.chars().all(|c| c.is_ascii_digit()) && digits.ends_with(tail)
 }
 
 fn action_name(action: &Action) -> &'static str {
@@ -434,6 +501,7 @@ mod tests {
                 targets: Targets { normal: target(60, 48), urgent: target(15, 6) },
                 private: false,
                 phrases: Vec::new(),
+                emergency: false,
                 retired: false,
             }],
             escalation: Default::default(),
@@ -472,8 +540,11 @@ mod tests {
             room: "301".into(),
             description: "楼道灯坏了".into(),
             phone: Some("138 0000 1234".into()),
+            attachments: Vec::new(),
         }
     }
+
+    const KEY: &str = "0123456789";
 
     /// A little log: decides, then applies, as the committer does.
     struct Log {
@@ -498,6 +569,7 @@ mod tests {
                     respond_by: deadlines.respond_by,
                     resolve_by: deadlines.resolve_by,
                     escalate_by: Some(deadlines.escalate_by),
+                    key: Some(KEY.into()),
                 },
             };
             Log { incident: Incident::from_event(&event).expect("reported"), seq: 1, now: T0 }
@@ -535,6 +607,62 @@ mod tests {
     }
     fn resolve() -> Action {
         Action::Resolve { outcome: "已更换灯泡".into() }
+    }
+
+    /// A ticket number rates nothing: the kiosk and the status page need the slip's code.
+    #[test]
+    fn a_rating_needs_the_slips_code_except_from_a_building_head() {
+        let rate = |key: Option<&str>| Action::Rate {
+            rating: crate::audit::Rating::Satisfied,
+            key: key.map(str::to_owned),
+        };
+        let resolved = || {
+            let mut log = Log::new();
+            log.ok(&worker_a(), Action::Claim);
+            log.ok(&worker_a(), resolve());
+            log
+        };
+        for who in [kiosk(), Principal::resident()] {
+            let mut log = resolved();
+            assert_eq!(log.refused(&who, rate(None)), LifecycleError::WrongKey);
+            assert_eq!(log.refused(&who, rate(Some("0123456780"))), LifecycleError::WrongKey);
+            assert_eq!(log.refused(&who, rate(Some("0123"))), LifecycleError::WrongKey);
+            log.ok(&who, rate(Some(KEY)));
+        }
+        let head = Principal {
+            actor: Actor { id: "head".into(), name: "楼长".into(), role: Role::BuildingHead },
+            scope: Scope::Compounds(vec![CompoundId("c1".into())]),
+        };
+        resolved().ok(&head, rate(None));
+    }
+
+    #[test]
+    fn a_kiosk_report_says_where_and_names_its_attachments() {
+        let c = community();
+        let nowhere = Report { building: " ".into(), ..report("c1") };
+        assert_eq!(check_report(&kiosk(), &nowhere, &c, T0), Err(LifecycleError::NoPlace));
+        let photo = |id: &str| crate::Attachment {
+            id: id.into(),
+            kind: crate::AttachmentKind::Photo,
+            mime: "image/jpeg".into(),
+            bytes: 10,
+        };
+        let good = "ab".repeat(32);
+        let one = Report { attachments: vec![photo(&good)], ..report("c1") };
+        assert!(check_report(&kiosk(), &one, &c, T0).is_ok());
+        let two = Report { attachments: vec![photo(&good), photo(&good)], ..report("c1") };
+        assert_eq!(check_report(&kiosk(), &two, &c, T0), Err(LifecycleError::BadAttachments));
+        let traversal = Report { attachments: vec![photo("../../etc/passwd")], ..report("c1") };
+        assert_eq!(check_report(&kiosk(), &traversal, &c, T0), Err(LifecycleError::BadAttachments));
+    }
+
+    #[test]
+    fn a_phone_tail_is_exactly_the_last_four_digits() {
+        let incident = Log::new().incident;
+        assert!(phone_ends_with(&incident, "1234"));
+        assert!(!phone_ends_with(&incident, "234"));
+        assert!(!phone_ends_with(&incident, "0000"));
+        assert!(!phone_ends_with(&incident, "12 34"));
     }
 
     #[test]

@@ -32,7 +32,7 @@ macro_rules! client_messages {
         )* }
         actions { $(
             $(#[$adoc:meta])* $act:ident $atag:literal {
-                $($afield:ident : $aty:ty),* $(,)?
+                $($(#[$afmeta:meta])* $afield:ident : $aty:ty),* $(,)?
             } => $action:expr
         )* }
     ) => {
@@ -48,7 +48,7 @@ macro_rules! client_messages {
             $(
                 $(#[$adoc])*
                 #[serde(rename = $atag)]
-                $act { id: u64, incident: IncidentId, $($afield: $aty),* },
+                $act { id: u64, incident: IncidentId, $($(#[$afmeta])* $afield: $aty),* },
             )*
         }
 
@@ -89,8 +89,17 @@ client_messages! {
         Report "report" { request_id: String, report: Report }
         /// Go on or off duty for all of this worker's compounds; answered with `duty_set`.
         Duty "duty" { id: u64, on: bool }
-        /// The status of one ticket, as a resident types it at the kiosk.
-        Lookup "lookup" { id: u64, ticket: String }
+        /// The status of one ticket at the kiosk: with the last four digits of the phone number
+        /// given (`phone_tail`) or the private code from the slip (`key`); a ticket number alone
+        /// is refused (`wrong_key`). Staff look up the tickets they may see without either.
+        Lookup "lookup" {
+            id: u64,
+            ticket: String,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            phone_tail: Option<String>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            key: Option<String>,
+        }
     }
     actions {
         Claim "claim" {} => Action::Claim
@@ -100,8 +109,13 @@ client_messages! {
         Resolve "resolve" { outcome: String } => Action::Resolve { outcome }
         Reopen "reopen" { reason: String } => Action::Reopen { reason }
         Cancel "cancel" { reason: String } => Action::Cancel { reason }
-        /// 满意度: the resident's rating of a resolved incident, once (kiosk or building head).
-        Rate "rate" { rating: crate::audit::Rating } => Action::Rate { rating }
+        /// 满意度: the resident's rating of a resolved incident, once: at the kiosk with the
+        /// slip's `key`, or by a building head (回访).
+        Rate "rate" {
+            rating: crate::audit::Rating,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            key: Option<String>,
+        } => Action::Rate { rating, key }
         /// The resident's phone number, for a worker about to call: answered with `revealed`,
         /// and logged (`revealed`, seen by supervisors).
         Reveal "reveal" {} => Action::Reveal
@@ -280,10 +294,13 @@ pub enum ServerMessage {
         incident: Incident,
         escalated: bool,
     },
-    /// A report is durable: the resident's ticket.
+    /// A report is durable: the resident's ticket, and its private code for the slip and the
+    /// status link (to the reporting device only).
     Reported {
         request_id: String,
         incident: Incident,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// An action with correlation `id` is durable.
     Done {
@@ -372,6 +389,9 @@ error_codes! {
     RequestReused => "该请求编号已用于另一条上报",
     RateLimited => "提交太频繁，请稍后再试",
     Unavailable => "服务器暂时无法保存，请稍后再试",
+    WrongKey => "小票号与电话后四位（或查询码）对不上",
+    NoPlace => "请选择楼号，或选“公共区域”",
+    BadAttachments => "附件有误，请重新录音或拍照",
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,13 @@
 //! - A category marked private (助老, 低保, 救助 by default: elderly people living alone, families on
 //!   assistance) shows its description, unit, room, notes and outcome only to the worker who
 //!   claimed it and to supervisors; everyone else who may see it gets the category, the building
-//!   and the timers, enough to claim it.
+//!   and the timers, enough to claim it. Attachments (a photo, a voice note) go with the
+//!   description.
+//! - The private code on a resident's slip (`key`) is in no view: the reporting device gets it
+//!   once, in the answer to its report. The resident holding it sees `ResidentStatus` and nothing
+//!   else.
+
+use serde::Serialize;
 
 use crate::community::Community;
 use crate::event::{Change, Event, Role};
@@ -47,7 +53,7 @@ pub fn sight(viewer: &Principal, incident: &Incident, community: &Community) -> 
         Role::Kiosk if incident.reported_by.id == viewer.actor.id => {
             Some(if private { Sight::Restricted } else { Sight::Shared })
         }
-        Role::Supervisor | Role::Worker | Role::BuildingHead | Role::Kiosk => None,
+        Role::Supervisor | Role::Worker | Role::BuildingHead | Role::Kiosk | Role::Resident => None,
     }
 }
 
@@ -65,6 +71,7 @@ pub fn mask_phone(phone: &str) -> String {
 fn report_as_seen(report: &mut crate::incident::Report, sight: Sight) {
     report.phone = report.phone.as_deref().map(mask_phone);
     if sight == Sight::Restricted {
+        report.attachments.clear();
         report.description.clear();
         report.unit.clear();
         report.room.clear();
@@ -74,6 +81,7 @@ fn report_as_seen(report: &mut crate::incident::Report, sight: Sight) {
 /// The incident as seen with `sight`.
 pub fn incident_as_seen(incident: &Incident, sight: Sight) -> Incident {
     let mut view = incident.clone();
+    view.key = None;
     report_as_seen(&mut view.report, sight);
     if sight != Sight::Full {
         view.notes.clear();
@@ -98,7 +106,10 @@ pub fn incident(
 pub fn event_as_seen(event: &Event, sight: Sight, role: Role) -> Option<Event> {
     let mut view = event.clone();
     match &mut view.change {
-        Change::Reported { report, .. } => report_as_seen(report, sight),
+        Change::Reported { report, key, .. } => {
+            *key = None;
+            report_as_seen(report, sight)
+        }
         Change::Noted { .. } if sight != Sight::Full => return None,
         Change::HandedOver { note } | Change::Returned { note } if sight != Sight::Full => {
             note.clear()
@@ -121,6 +132,45 @@ pub fn event(
     event_as_seen(event, sight, viewer.actor.role)
 }
 
+/// What the resident holding the slip sees of their report on the status page: where it is and
+/// who has it, what was done, and whether they may still rate it. No phone, room, notes or
+/// attachments: the page is opened by whoever holds the slip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResidentStatus {
+    pub ticket: crate::incident::Ticket,
+    pub category: crate::community::CategoryId,
+    pub compound: crate::community::CompoundId,
+    pub building: String,
+    pub status: crate::incident::Status,
+    pub reported_at: crate::time::Timestamp,
+    pub claimed_at: Option<crate::time::Timestamp>,
+    pub resolved_at: Option<crate::time::Timestamp>,
+    /// The grid worker who took it (a name the resident may call the office about).
+    pub holder: Option<String>,
+    /// What was done, once resolved.
+    pub outcome: Option<String>,
+    pub rating: Option<crate::audit::Rating>,
+}
+
+/// The status page's view of `incident`.
+pub fn resident_status(incident: &Incident) -> ResidentStatus {
+    let status = incident.status;
+    ResidentStatus {
+        ticket: incident.ticket.clone(),
+        category: incident.report.category.clone(),
+        compound: incident.report.compound.clone(),
+        building: incident.report.building.clone(),
+        status,
+        reported_at: incident.reported_at,
+        claimed_at: incident.claimed_at,
+        resolved_at: incident.resolved_at,
+        holder: incident.holder.as_ref().map(|h| h.name.clone()),
+        outcome: incident.outcome.clone().filter(|_| status == crate::incident::Status::Resolved),
+        rating: incident.rating,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +187,9 @@ mod tests {
     const ROOM: &str = "ROOM-SECRET";
     const NOTE: &str = "NOTE-SECRET";
     const OUTCOME: &str = "OUTCOME-SECRET";
+    const KEY: &str = "KEY-SECRET";
+    /// A photo's name (its hash): for those who may see the description.
+    const PHOTO: &str = "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface";
 
     fn community() -> Community {
         let target = Target { respond: Millis(60_000), resolve: Millis(120_000) };
@@ -148,6 +201,7 @@ mod tests {
             targets: Targets { normal: target, urgent: target },
             private,
             phrases: Vec::new(),
+            emergency: false,
             retired: false,
         };
         Community {
@@ -181,6 +235,12 @@ mod tests {
             room: ROOM.into(),
             description: DESCRIPTION.into(),
             phone: Some(PHONE.into()),
+            attachments: vec![crate::Attachment {
+                id: PHOTO.into(),
+                kind: crate::AttachmentKind::Photo,
+                mime: "image/jpeg".into(),
+                bytes: 1,
+            }],
         }
     }
 
@@ -206,6 +266,7 @@ mod tests {
             escalate_by: None,
             escalated_unclaimed: false,
             rating: None,
+            key: Some(KEY.into()),
             notes: vec![Note {
                 at: Timestamp(1),
                 by: actor("w1", Role::Worker),
@@ -225,6 +286,7 @@ mod tests {
                 respond_by: Timestamp(1),
                 resolve_by: Timestamp(2),
                 escalate_by: None,
+                key: Some(KEY.into()),
             },
             Change::Claimed,
             Change::Noted { text: NOTE.into() },
@@ -260,6 +322,7 @@ mod tests {
             p("head2", Role::BuildingHead, &["c2"]),
             p("kiosk-1", Role::Kiosk, &["c1"]),
             p("kiosk-2", Role::Kiosk, &["c1"]),
+            Principal::resident(),
         ]
     }
 
@@ -274,7 +337,7 @@ mod tests {
             status in prop::sample::select(vec![Status::Reported, Status::Claimed, Status::HandedOver, Status::Resolved, Status::Cancelled]),
             holder in prop::sample::select(vec![None, Some("w1"), Some("w2")]),
             change in 0usize..13,
-            viewer in 0usize..8,
+            viewer in 0usize..9,
         ) {
             let category = if private { "elderly" } else { "repair" };
             let state = incident(category, status, holder);
@@ -287,6 +350,8 @@ mod tests {
             let role = who.actor.role;
             let in_scope = match role {
                 Role::Kiosk => who.actor.id == "kiosk-1",
+                // The resident sees their status page (`resident_status`), never an incident.
+                Role::Resident => false,
                 _ => who.may_act_in(&state.report.compound),
             };
             // Out of scope: nothing at all.
@@ -296,15 +361,16 @@ mod tests {
                 return Ok(());
             }
             let text = format!("{}{}", shown(&seen_incident), shown(&seen_event));
-            // Never the phone number in full, to anyone.
+            // Never the phone number in full, nor the slip's code, to anyone.
             prop_assert!(!text.contains(PHONE), "{}", text);
+            prop_assert!(!text.contains(KEY), "{}", text);
             let full = role == Role::Supervisor
                 || (role == Role::Worker && (!private || holder == Some(who.actor.id.as_str())));
             if !full {
                 prop_assert!(!text.contains(NOTE), "{:?} saw a note: {}", role, text);
             }
             if private && !full {
-                for secret in [DESCRIPTION, ROOM, OUTCOME] {
+                for secret in [DESCRIPTION, ROOM, OUTCOME, PHOTO] {
                     prop_assert!(!text.contains(secret), "{:?} saw {}: {}", role, secret, text);
                 }
             }
@@ -318,6 +384,17 @@ mod tests {
                 prop_assert_eq!(seen_event.is_some(), full);
             }
         }
+    }
+
+    #[test]
+    fn the_resident_sees_status_who_and_outcome_but_no_personal_details() {
+        let status = shown(&resident_status(&incident("elderly", Status::Resolved, Some("w1"))));
+        for secret in [PHONE, ROOM, NOTE, KEY, PHOTO, DESCRIPTION] {
+            assert!(!status.contains(secret), "{secret} in {status}");
+        }
+        assert!(status.contains(OUTCOME) && status.contains("\"holder\":\"w1\""), "{status}");
+        let open = shown(&resident_status(&incident("repair", Status::Claimed, Some("w1"))));
+        assert!(!open.contains(OUTCOME), "no outcome before it is resolved: {open}");
     }
 
     #[test]

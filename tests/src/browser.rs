@@ -77,6 +77,9 @@ impl Driver {
                     "--disable-component-update", "--disable-sync", "--window-size=1280,800",
                     "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
                     "--disable-backgrounding-occluded-windows", "--lang=zh-CN",
+                    // A kiosk's microphone and camera: a test tone and a test picture, allowed
+                    // without asking.
+                    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                     format!("--user-data-dir={}", profile.display()),
                 ],
             }),
@@ -170,6 +173,15 @@ pub async fn fill(client: &Client, css: &str, text: &str) {
 }
 
 /// Where screenshots go: `target/screenshots/`, for a person to look at.
+/// Enters `digits` on the kiosk's on-screen keypad (opened by the button `opener`) and confirms.
+pub async fn keypad(client: &Client, opener: &str, digits: &str) {
+    click(client, opener).await;
+    for digit in digits.chars() {
+        click(client, &format!("#keypad [data-key='{digit}']")).await;
+    }
+    click(client, "#keypad-ok").await;
+}
+
 pub fn screenshot_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("exe");
     let target = exe.ancestors().nth(3).expect("target dir").to_owned();

@@ -52,6 +52,7 @@ pub fn report(compound: &str, text: &str) -> Report {
         room: "301".into(),
         description: text.into(),
         phone: Some("13800001234".into()),
+        attachments: Vec::new(),
     }
 }
 

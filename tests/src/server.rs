@@ -565,7 +565,8 @@ impl WsClient {
         };
         self.recv_until(reported).await;
         let id = self.id();
-        self.send(&ClientMessage::Lookup { id, ticket: incident.ticket.0.clone() }).await;
+        let ticket = incident.ticket.0.clone();
+        self.send(&ClientMessage::Lookup { id, ticket, phone_tail: None, key: None }).await;
         match self.recv().await {
             ServerMessage::Alert { incident: i, .. } => i.id == incident.id,
             _ => false,
@@ -574,15 +575,27 @@ impl WsClient {
 
     /// Files a report (as a kiosk) and returns the incident it made.
     pub async fn file(&mut self, report: hongfan_shared::Report) -> hongfan_shared::Incident {
+        self.file_slip(report).await.0
+    }
+
+    /// Files a report and returns the incident and the slip's private code.
+    pub async fn file_slip(
+        &mut self,
+        report: hongfan_shared::Report,
+    ) -> (hongfan_shared::Incident, String) {
         let request_id = format!("r{}", self.id());
         self.send(&ClientMessage::Report { request_id: request_id.clone(), report }).await;
         let (answer, _) = self
-            .recv_until(
-                |m| matches!(m, ServerMessage::Reported { request_id: r, .. } if *r == request_id),
-            )
+            .recv_until(|m| match m {
+                ServerMessage::Reported { request_id: r, .. } => *r == request_id,
+                ServerMessage::Error(e) => e.request_id.as_deref() == Some(request_id.as_str()),
+                _ => false,
+            })
             .await;
-        let ServerMessage::Reported { incident, .. } = answer else { unreachable!() };
-        incident
+        match answer {
+            ServerMessage::Reported { incident, key, .. } => (incident, key.expect("a slip code")),
+            refused => panic!("report refused: {refused:?}"),
+        }
     }
 
     /// Subscribes and returns the snapshot or resume marker and the events before it.

@@ -25,7 +25,9 @@ async fn figures_match_the_hand_computed_values() {
     let (wang, li, zhao) = (worker("wang", "c1"), worker("li", "c1"), worker("zhao", "c2"));
 
     // A: c1 repair at 0, claimed at +10 min, resolved at +2 h, rated satisfied.
-    let a = store.report(&kiosk("c1"), "a", report("c1", "A")).await.unwrap().incident.id;
+    let a = store.report(&kiosk("c1"), "a", report("c1", "A")).await.unwrap().incident;
+    // The slip the resident keeps: the kiosk rates with its code.
+    let (a, a_key) = (a.id, a.key);
     clock.set(at(10));
     store.act(&wang, a, Action::Claim).await.unwrap();
     // B: c1 repair at +1 h; its 1 h response target passes at +2 h; claimed late at +2 h 10.
@@ -35,7 +37,8 @@ async fn figures_match_the_hand_computed_values() {
     store.act(&wang, a, Action::Resolve { outcome: "修好了".into() }).await.unwrap();
     // Any write (or a tick) records what fell due by now: here B's response breach.
     store.tick().await.unwrap();
-    store.act(&kiosk("c1"), a, Action::Rate { rating: Rating::Satisfied }).await.unwrap();
+    let rate = |rating, key| Action::Rate { rating, key };
+    store.act(&kiosk("c1"), a, rate(Rating::Satisfied, a_key)).await.unwrap();
     // C: c2 elderly (30 min target) at +2 h, never claimed.
     let c = store.report(&kiosk("c2"), "c", elderly("c2", "C")).await.unwrap().incident.id;
     clock.set(at(130));
@@ -52,14 +55,15 @@ async fn figures_match_the_hand_computed_values() {
     store.act(&wang, d, Action::Cancel { reason: "重复上报".into() }).await.unwrap();
     // E: c2 repair at +5 h, claimed at +5 h 20, handed over, resolved at +6 h, rated dissatisfied.
     clock.set(at(300));
-    let e = store.report(&kiosk("c2"), "e", report("c2", "E")).await.unwrap().incident.id;
+    let e = store.report(&kiosk("c2"), "e", report("c2", "E")).await.unwrap().incident;
+    let (e, e_key) = (e.id, e.key);
     clock.set(at(320));
     store.act(&zhao, e, Action::Claim).await.unwrap();
     store.act(&zhao, e, Action::HandOver { note: "街道审批".into() }).await.unwrap();
     clock.set(at(360));
     store.act(&zhao, e, Action::Resolve { outcome: "已批".into() }).await.unwrap();
-    store.act(&kiosk("c2"), e, Action::Rate { rating: Rating::Dissatisfied }).await.unwrap();
-    let again = store.act(&kiosk("c2"), e, Action::Rate { rating: Rating::Satisfied }).await;
+    store.act(&kiosk("c2"), e, rate(Rating::Dissatisfied, e_key.clone())).await.unwrap();
+    let again = store.act(&kiosk("c2"), e, rate(Rating::Satisfied, e_key)).await;
     assert!(again.is_err(), "rated once");
     // F: the next day, outside the period.
     clock.set(at(25 * 60));

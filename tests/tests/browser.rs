@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use fantoccini::Client;
 use hongfan_tests::browser::{
-    Driver, accessibility_problems, click, fill, screenshots, text_of, wait_js,
+    Driver, accessibility_problems, click, fill, keypad, screenshots, text_of, wait_js,
 };
 use hongfan_tests::server::{PASSWORD, TestServer};
 use tokio::sync::Semaphore;
@@ -41,14 +41,15 @@ async fn pair_kiosk(client: &Client, server: &TestServer, compound: &str) {
     .await;
 }
 
-/// Fills in and submits a repair report on the kiosk.
+/// Fills in and submits a repair report on the kiosk: the place by taps and the keypad, the
+/// description in the resident's own words.
 async fn kiosk_report(client: &Client, text: &str) {
-    click(client, ".categories button:nth-child(6)").await; // 设施报修
-    fill(client, "#f-building", "3号楼").await;
-    fill(client, "#f-unit", "2单元").await;
-    fill(client, "#f-room", "301").await;
+    click(client, ".categories button[data-category=repair]").await; // 设施报修
     fill(client, "#f-description", text).await;
-    fill(client, "#f-phone", "13800001234").await;
+    click(client, "button[data-building='3号楼']").await;
+    click(client, "button[data-unit='2单元']").await;
+    keypad(client, "#key-room", "301").await;
+    keypad(client, "#key-phone", "13800001234").await;
     click(client, "#submit").await;
 }
 

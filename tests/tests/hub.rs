@@ -355,16 +355,26 @@ async fn every_role_is_refused_what_it_may_not_do() {
         ErrorCode::Forbidden
     );
     // Tickets of another compound or another kiosk do not exist for the asker.
-    assert_eq!(
-        refused(&mut zhao, ClientMessage::Lookup { id: 3, ticket: "0001".into() }).await,
-        ErrorCode::NotFound
-    );
+    let lookup = |id, phone_tail: Option<&str>| ClientMessage::Lookup {
+        id,
+        ticket: "0001".into(),
+        phone_tail: phone_tail.map(str::to_owned),
+        key: None,
+    };
+    assert_eq!(refused(&mut zhao, lookup(3, None)).await, ErrorCode::NotFound);
     let mut kiosk2 = server.kiosk("c2").await;
-    assert_eq!(
-        refused(&mut kiosk2, ClientMessage::Lookup { id: 4, ticket: "0001".into() }).await,
-        ErrorCode::NotFound
-    );
-    kiosk.send(&ClientMessage::Lookup { id: 5, ticket: "1".into() }).await;
+    assert_eq!(refused(&mut kiosk2, lookup(4, Some("1234"))).await, ErrorCode::WrongKey);
+    // At the kiosk, a ticket number alone opens nothing, nor does a wrong phone tail.
+    assert_eq!(refused(&mut kiosk, lookup(5, None)).await, ErrorCode::WrongKey);
+    assert_eq!(refused(&mut kiosk, lookup(5, Some("4321"))).await, ErrorCode::WrongKey);
+    kiosk
+        .send(&ClientMessage::Lookup {
+            id: 5,
+            ticket: "1".into(),
+            phone_tail: Some("1234".into()),
+            key: None,
+        })
+        .await;
     let (found, _) = kiosk.recv_until(|m| matches!(m, ServerMessage::Found { .. })).await;
     assert!(
         matches!(found, ServerMessage::Found { id: 5, incident } if incident.id == id && incident.notes.is_empty())
@@ -641,11 +651,12 @@ async fn every_request_with_an_id_gets_an_answer_carrying_it() {
     assert_eq!((e.code, e.id), (ErrorCode::Forbidden, Some(43)));
     // Rating what is not resolved yet says so.
     let mut kiosk = server.kiosk("c1").await;
-    let incident = file_report(&mut kiosk, "r", report("c1", "x")).await;
+    let (incident, key) = kiosk.file_slip(report("c1", "x")).await;
     let rate = ClientMessage::Rate {
         id: 44,
         incident: incident.id,
         rating: hongfan_shared::Rating::Satisfied,
+        key: Some(key),
     };
     assert_eq!(refused(&mut kiosk, rate).await, ErrorCode::NotResolved);
 }

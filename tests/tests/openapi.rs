@@ -21,10 +21,11 @@ struct Call {
     cookie: Option<String>,
     bearer: Option<String>,
     body: Option<Value>,
+    bytes: Option<Vec<u8>>,
 }
 
 fn call(method: Method, template: &'static str, url: impl Into<String>) -> Call {
-    Call { method, template, url: url.into(), cookie: None, bearer: None, body: None }
+    Call { method, template, url: url.into(), cookie: None, bearer: None, body: None, bytes: None }
 }
 
 impl Call {
@@ -38,6 +39,10 @@ impl Call {
     }
     fn json(mut self, body: Value) -> Call {
         self.body = Some(body);
+        self
+    }
+    fn bytes(mut self, bytes: &[u8]) -> Call {
+        self.bytes = Some(bytes.to_vec());
         self
     }
 }
@@ -68,6 +73,9 @@ impl Checker {
         }
         if let Some(body) = &c.body {
             request = request.json(body);
+        }
+        if let Some(bytes) = &c.bytes {
+            request = request.body(bytes.clone());
         }
         let response = request.send().await.expect("http");
         let status = response.status().as_u16();
@@ -140,12 +148,31 @@ async fn every_route_answers_as_the_openapi_description_says() {
         .await
         .unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
-    // Something to audit: a report, claimed.
+    // Something to audit: a report with a voice note, and the slip's code for the status page.
+    let voice = [&[0x1A, 0x45, 0xDF, 0xA3][..], b"a voice note"].concat();
+    let c1_kiosk = server.pair_kiosk("c1").await;
+    let attachment: hongfan_shared::Attachment = reqwest::Client::new()
+        .post(format!("{}/api/attachments", server.url))
+        .header("cookie", &c1_kiosk)
+        .body(voice.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut kiosk = server.kiosk("c1").await;
-    kiosk
-        .send(&ClientMessage::Report { request_id: "r1".into(), report: report("c1", "灯坏了") })
-        .await;
-    kiosk.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await;
+    let with_voice = hongfan_shared::Report {
+        attachments: vec![attachment.clone()],
+        ..report("c1", "灯坏了")
+    };
+    kiosk.send(&ClientMessage::Report { request_id: "r1".into(), report: with_voice }).await;
+    let (reported, _) = kiosk.recv_until(|m| matches!(m, ServerMessage::Reported { .. })).await;
+    let ServerMessage::Reported { incident, key: Some(key), .. } = reported else {
+        panic!("{reported:?}")
+    };
+    let slip = json!({ "ticket": incident.ticket.0, "key": key });
+    let file = format!("/api/incidents/{}/attachments/{}", incident.id.0, attachment.id);
 
     let boss = server.login("boss").await;
     let wang = server.login("wang").await;
@@ -279,6 +306,19 @@ async fn every_route_answers_as_the_openapi_description_says() {
         call(M::POST, "/api/me/password", "/api/me/password")
             .cookie(&wang)
             .json(json!({ "current": PASSWORD, "new": "a-new-password" })),
+        call(M::POST, "/api/status", "/api/status").json(slip.clone()),
+        call(M::POST, "/api/status", "/api/status")
+            .json(json!({ "ticket": incident.ticket.0, "key": "0000000000" })),
+        call(M::POST, "/api/status", "/api/status").json(json!({ "ticket": "1" })),
+        call(M::POST, "/api/status/link", "/api/status/link").json(slip.clone()),
+        call(M::POST, "/api/status/rate", "/api/status/rate")
+            .json(json!({ "ticket": incident.ticket.0, "key": key, "rating": "satisfied" })),
+        call(M::POST, "/api/attachments", "/api/attachments").cookie(&c1_kiosk).bytes(&voice),
+        call(M::POST, "/api/attachments", "/api/attachments").cookie(&c1_kiosk).bytes(b"text"),
+        call(M::POST, "/api/attachments", "/api/attachments").bytes(&voice),
+        call(M::GET, "/api/incidents/{id}/attachments/{file}", file.clone()).cookie(&boss),
+        call(M::GET, "/api/incidents/{id}/attachments/{file}", file.clone()),
+        call(M::GET, "/api/incidents/{id}/attachments/{file}", format!("{file}0")).cookie(&boss),
         call(M::POST, "/api/logout", "/api/logout").cookie(&wang),
     ];
     let mut statuses = Vec::new();

@@ -456,6 +456,7 @@ async fn the_largest_incident_the_limits_allow_stays_well_under_sleds_blob_thres
         room: wide(MAX_PLACE_CHARS),
         description: wide(MAX_TEXT_CHARS),
         phone: Some("+86 138-0000-1234-5678".into()),
+        attachments: Vec::new(),
         ..report("c1", "x")
     };
     let id =

@@ -38,10 +38,11 @@ pub async fn backup(data: &DataArgs, file: &Path) -> anyhow::Result<()> {
     match carried {
         Some(c) => writeln!(
             out,
-            "backed up {} events, {} changes to the office and {} session records to {}",
+            "backed up {} events, {} changes to the office, {} session records and {} attachments to {}",
             c.events,
             c.office,
             c.records,
+            c.attachments,
             file.display()
         )?,
         None => writeln!(out, "backed up the running server to {}", file.display())?,
@@ -55,11 +56,12 @@ pub fn restore(data: &DataArgs, file: &Path) -> anyhow::Result<()> {
     let carried = crate::store::backup::restore(input, &data.data_dir)?;
     writeln!(
         std::io::stdout(),
-        "restored {} events ({} incidents), {} changes to the office and {} session records into {}",
+        "restored {} events ({} incidents), {} changes to the office, {} session records and {} attachments into {}",
         carried.events,
         carried.incidents,
         carried.office,
         carried.records,
+        carried.attachments,
         data.data_dir.display()
     )?;
     Ok(())
@@ -71,14 +73,18 @@ pub fn verify(data: &DataArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(
         out,
-        "checked {} events, {} incident states and {} changes to the office in {}",
+        "checked {} events, {} incident states, {} changes to the office and {} attachments in {}",
         report.events,
         report.incidents,
         report.office,
+        report.attachments,
         data.data_dir.display()
     )?;
     if report.problems.is_empty() {
-        writeln!(out, "ok: the logs have no gap and every state matches the log")?;
+        writeln!(
+            out,
+            "ok: the logs have no gap, every state matches the log and every attachment is whole"
+        )?;
         return Ok(());
     }
     for problem in &report.problems {

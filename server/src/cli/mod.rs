@@ -108,6 +108,12 @@ pub struct ServeArgs {
     /// Lifecycle actions one account may send per minute after a burst.
     #[arg(long, default_value_t = 60)]
     pub actions_per_minute: u32,
+    /// Ticket lookups one kiosk (or status-page requests one address) may make in a burst.
+    #[arg(long, default_value_t = Limits::default().lookup_burst)]
+    pub lookup_burst: u32,
+    /// Ticket lookups one kiosk (or status-page requests one address) may make per minute after.
+    #[arg(long, default_value_t = Limits::default().lookups_per_minute)]
+    pub lookups_per_minute: u32,
     /// A person's session ends after this long unused.
     #[arg(long, default_value = "3d", value_parser = humantime::parse_duration)]
     pub session_idle: Duration,
@@ -181,6 +187,8 @@ impl Cli {
                 sockets_per_person: self.serve.sockets_per_person,
                 action_burst: self.serve.action_burst,
                 actions_per_minute: self.serve.actions_per_minute,
+                lookup_burst: self.serve.lookup_burst,
+                lookups_per_minute: self.serve.lookups_per_minute,
                 ..Limits::default()
             },
         }

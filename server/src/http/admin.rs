@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::office::{OfficeEvent, PersonView, Rota};
 use hongfan_shared::protocol::OnDuty;
@@ -375,25 +375,8 @@ pub async fn pairing(
 ) -> Result<Json<PairingCode>, AppError> {
     let by = admin(&app, &jar, &headers).await?;
     let (code, expires) = app.accounts.pairing_code(&by, &id).await?;
-    // The page's own origin (checked by the guard), else the address it was asked at.
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| {
-            let host = headers.get(header::HOST)?.to_str().ok()?;
-            Some(format!("http://{host}"))
-        })
-        .unwrap_or_default();
-    let link = format!("{origin}/kiosk#pair={code}");
-    let qr_svg = qrcode::QrCode::new(link.as_bytes())
-        .map(|qr| {
-            qr.render::<qrcode::render::svg::Color>()
-                .min_dimensions(240, 240)
-                .quiet_zone(true)
-                .build()
-        })
-        .unwrap_or_default();
+    let link = format!("{}/kiosk#pair={code}", super::page_origin(&headers));
+    let qr_svg = super::qr_svg(&link);
     tracing::info!(kiosk = %id, by = %by.actor.id, "pairing code made");
     Ok(Json(PairingCode { code, link, expires, qr_svg }))
 }

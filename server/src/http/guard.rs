@@ -22,7 +22,14 @@ pub const OPEN_BODY_LIMIT: usize = 4 << 10;
 /// Every other body.
 pub const BODY_LIMIT: usize = 2 << 20;
 /// The routes that need no session (and so get the small body limit).
-const OPEN_ROUTES: &[&str] = &["/api/login", "/api/kiosk/pair", "/api/logout"];
+const OPEN_ROUTES: &[&str] = &[
+    "/api/login",
+    "/api/kiosk/pair",
+    "/api/logout",
+    "/api/status",
+    "/api/status/rate",
+    "/api/status/link",
+];
 
 /// Who may talk to this server, and from where.
 #[derive(Debug, Clone, Default)]

@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 pub mod guard;
 mod openapi;
+mod resident;
 mod sessions;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use hongfan_shared::Role;
+use hongfan_shared::protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Accounts, AuthError, Authenticated};
@@ -110,6 +112,11 @@ pub fn router(app: App) -> Router {
         .route("/api/admin/community", put(admin::set_community))
         .route("/api/admin/history", get(admin::history))
         .route("/api/operator/backup", get(operator_backup))
+        .route("/api/status", post(resident::status))
+        .route("/api/status/rate", post(resident::rate))
+        .route("/api/status/link", post(resident::link))
+        .route("/api/attachments", post(resident::upload))
+        .route("/api/incidents/{id}/attachments/{file}", get(resident::attachment))
         .route("/api/community", get(community))
         .route("/api/workers", get(workers))
         .route("/api/audit/summary", get(audit::summary))
@@ -149,12 +156,43 @@ pub enum AppError {
     BadBody(String),
     #[error(transparent)]
     Office(#[from] crate::office::OfficeError),
+    /// Refused by the incidents' rules, with the live feed's code.
+    #[error("{1}")]
+    Refused(ErrorCode, String),
+    #[error("the attachment is not taken: {0}")]
+    BadAttachment(String),
 }
 
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> AppError {
         AppError::Auth(AuthError::Store(e))
     }
+}
+
+/// The origin a page of ours was loaded from (checked by the guard), else the address it was
+/// asked at: where a link for another device (a pairing code, a status page) points.
+fn page_origin(headers: &HeaderMap) -> String {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            let host = headers.get(header::HOST)?.to_str().ok()?;
+            Some(format!("http://{host}"))
+        })
+        .unwrap_or_default()
+}
+
+/// `link` as a QR code, in SVG.
+fn qr_svg(link: &str) -> String {
+    qrcode::QrCode::new(link.as_bytes())
+        .map(|qr| {
+            qr.render::<qrcode::render::svg::Color>()
+                .min_dimensions(240, 240)
+                .quiet_zone(true)
+                .build()
+        })
+        .unwrap_or_default()
 }
 
 /// A JSON body, or the typed refusal of one that is not.
@@ -166,13 +204,27 @@ fn body<T>(form: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
 /// person reads.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorJson {
-    code: &'static str,
+    code: String,
     message: String,
     message_zh: &'static str,
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        // A refusal by the incidents' rules: the code and message the live feed would give.
+        if let AppError::Refused(code, message) = &self {
+            let status = match code {
+                ErrorCode::NotFound | ErrorCode::WrongKey => StatusCode::NOT_FOUND,
+                ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::CONFLICT,
+            };
+            let message_zh = code.message_zh();
+            let name = serde_json::to_value(code).ok();
+            let code = name.as_ref().and_then(|n| n.as_str()).unwrap_or("refused").to_owned();
+            let message = message.clone();
+            return (status, Json(ErrorJson { code, message, message_zh })).into_response();
+        }
         let (status, code, zh) = match &self {
             AppError::Auth(AuthError::BadCredentials) => {
                 (StatusCode::UNAUTHORIZED, "bad_credentials", "账号或密码不对")
@@ -215,6 +267,12 @@ impl IntoResponse for AppError {
                 (StatusCode::BAD_REQUEST, "bad_community", "社区设置有误")
             }
             AppError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body", "提交的内容格式不对"),
+            AppError::Refused(..) => (StatusCode::CONFLICT, "refused", "无法办理"),
+            AppError::BadAttachment(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "bad_attachment",
+                "只能上传照片（JPEG）或录音，且不超过 1 MB",
+            ),
             AppError::Auth(AuthError::BadLogin) => (
                 StatusCode::BAD_REQUEST,
                 "bad_request",
@@ -264,6 +322,7 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
+        let code = code.to_owned();
         let mut response =
             (status, Json(ErrorJson { code, message, message_zh: zh })).into_response();
         if let AppError::Auth(AuthError::Throttled(secs)) = self

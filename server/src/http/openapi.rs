@@ -6,13 +6,13 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, audit, sessions};
+use super::{admin, audit, resident, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "hongfan (红帆)",
-        description = "The HTTP side of hongfan: sessions, kiosk pairing, the community, the supervisors' audit, running the office (people, kiosks, the duty rota, the community, their history), operations. The live feed is the WebSocket at /ws, described in docs/protocol.md. Every refusal is JSON: {code, message, message_zh}.",
+        description = "The HTTP side of hongfan: sessions, kiosk pairing, the community, the resident's status page and attachments, the supervisors' audit, running the office (people, kiosks, the duty rota, the community, their history), operations. The live feed is the WebSocket at /ws, described in docs/protocol.md. Every refusal is JSON: {code, message, message_zh}.",
     ),
     paths(
         super::healthz,
@@ -41,6 +41,11 @@ use super::{admin, audit, sessions};
         admin::set_community,
         admin::history,
         super::operator_backup,
+        resident::status,
+        resident::rate,
+        resident::link,
+        resident::upload,
+        resident::attachment,
         audit::summary,
         audit::incidents,
         audit::timeline,
@@ -62,6 +67,13 @@ impl Modify for Security {
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 super::SESSION_COOKIE,
                 "Set by POST /api/login",
+            ))),
+        );
+        components.add_security_scheme(
+            "kiosk_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::KIOSK_COOKIE,
+                "Set by POST /api/kiosk/pair",
             ))),
         );
         components.add_security_scheme(

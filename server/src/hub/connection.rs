@@ -13,7 +13,7 @@ use hongfan_shared::protocol::{
     SnapshotReason, close, patch,
 };
 use hongfan_shared::view;
-use hongfan_shared::{Action, Incident, IncidentId, Role, Seq, Ticket};
+use hongfan_shared::{Action, Incident, IncidentId, Role, Seq, Ticket, lifecycle};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -218,7 +218,9 @@ impl Connection {
                 self.hub.set_duty(&self.auth.principal, on);
                 self.send_message(&ServerMessage::DutySet { id: request, on }).await
             }
-            Request::Lookup { id: request, ticket } => self.lookup(request, &ticket).await,
+            Request::Lookup { id: request, ticket, phone_tail, key } => {
+                self.lookup(request, &ticket, phone_tail.as_deref(), key.as_deref()).await
+            }
             Request::Act { id: request, incident, action } => {
                 if !self.hub.action_limiter().admit(&self.auth.principal.actor.id) {
                     let refusal = error(
@@ -250,9 +252,13 @@ impl Connection {
     async fn report(
         &mut self,
         request_id: String,
-        report: hongfan_shared::Report,
+        mut report: hongfan_shared::Report,
     ) -> Result<(), End> {
         let refuse = |body: ErrorBody| ErrorBody { request_id: Some(request_id.clone()), ..body };
+        if !self.describe_attachments(&mut report.attachments) {
+            let why = "an attachment is not stored here, or is not what it says";
+            return self.refuse(refuse(error(ErrorCode::BadAttachments, why))).await;
+        }
         self.hub.store().metrics().reports_received.inc();
         let (hub, device) = (self.hub.clone(), self.auth.principal.actor.id.clone());
         let admit = Box::new(move || hub.report_limiter().admit(&device));
@@ -261,32 +267,72 @@ impl Connection {
                 if reported.event.is_some() {
                     tracing::debug!(incident = reported.incident.id.0, "report stored");
                 }
+                // The slip's code goes to the device that reported, and nowhere else.
+                let key = reported.incident.key.clone();
                 let incident = self.view(&reported.incident).unwrap_or(reported.incident);
-                self.send_message(&ServerMessage::Reported { request_id, incident }).await
+                self.send_message(&ServerMessage::Reported { request_id, incident, key }).await
             }
             Err(e) => self.refuse(refuse(wire_error(&e))).await,
         }
     }
 
-    async fn lookup(&mut self, request: u64, ticket: &str) -> Result<(), End> {
-        let not_found = |request| ErrorBody {
-            id: Some(request),
-            ..error(ErrorCode::NotFound, "no such ticket")
-        };
-        let Some(incident_id) = Ticket::parse(ticket) else {
-            return self.refuse(not_found(request)).await;
-        };
-        match self.hub.store().incident(incident_id).await {
-            Ok(Some(incident)) => match self.view(&incident) {
-                Some(incident) => {
-                    self.send_message(&ServerMessage::Found { id: request, incident }).await
+    /// Checks that every attachment a report names is stored, and describes each by the file
+    /// itself (kind, type, size), whatever the client said.
+    fn describe_attachments(&self, attachments: &mut [hongfan_shared::Attachment]) -> bool {
+        let store = self.hub.store().attachments();
+        attachments.iter_mut().all(|a| match store.describe(&a.id) {
+            Some((kind, mime, bytes)) if kind == a.kind => {
+                (a.mime, a.bytes) = (mime.to_owned(), bytes);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// A kiosk must prove the ticket is the resident's (the slip's code or the phone's last four
+    /// digits), and its wrong guesses are counted; staff look up what they may see.
+    async fn lookup(
+        &mut self,
+        request: u64,
+        ticket: &str,
+        phone_tail: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<(), End> {
+        let refusal = |code, message: &str| ErrorBody { id: Some(request), ..error(code, message) };
+        let kiosk = self.role() == Role::Kiosk;
+        if kiosk && phone_tail.is_none() && key.is_none() {
+            let why = "a ticket number alone opens nothing: give the phone's last four digits or the slip's code";
+            return self.refuse(refusal(ErrorCode::WrongKey, why)).await;
+        }
+        if kiosk && !self.hub.lookup_limiter().admit(&self.auth.principal.actor.id) {
+            let why = "too many tries at a ticket; wait a minute";
+            return self.refuse(refusal(ErrorCode::RateLimited, why)).await;
+        }
+        let found = match Ticket::parse(ticket) {
+            Some(id) => match self.hub.store().incident(id).await {
+                Ok(found) => found,
+                Err(e) => {
+                    return self.refuse(ErrorBody { id: Some(request), ..wire_error(&e) }).await;
                 }
-                // Another compound's ticket is "not found": its existence is not this screen's
-                // business.
-                None => self.refuse(not_found(request)).await,
             },
-            Ok(None) => self.refuse(not_found(request)).await,
-            Err(e) => self.refuse(ErrorBody { id: Some(request), ..wire_error(&e) }).await,
+            None => None,
+        };
+        // Another compound's ticket, or a wrong proof, answers as a ticket that does not exist:
+        // its existence is not this screen's business.
+        let proven = |i: &Incident| {
+            !kiosk
+                || lifecycle::holds_key(i, key)
+                || phone_tail.is_some_and(|tail| lifecycle::phone_ends_with(i, tail))
+        };
+        match found.filter(proven).and_then(|i| self.view(&i)) {
+            Some(incident) => {
+                self.send_message(&ServerMessage::Found { id: request, incident }).await
+            }
+            None if kiosk => {
+                let why = "no ticket with that number and proof";
+                self.refuse(refusal(ErrorCode::WrongKey, why)).await
+            }
+            None => self.refuse(refusal(ErrorCode::NotFound, "no such ticket")).await,
         }
     }
 

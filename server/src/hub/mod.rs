@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Authenticated, SessionKey, Subject};
+use crate::limits::Allowance;
 pub use crate::limits::Limits;
-use crate::limits::{ActionLimiter, ReportLimiter};
 use crate::store::{Commit, Committed, Store, StoreError};
 pub use connection::serve;
 use roster::Roster;
@@ -169,8 +169,9 @@ impl Drop for Admitted {
 struct Inner {
     store: Store,
     limits: Limits,
-    reports: ReportLimiter,
-    actions: ActionLimiter,
+    reports: Allowance,
+    actions: Allowance,
+    lookups: Allowance,
     clients: Mutex<Clients>,
     next_conn: AtomicU64,
     /// Cancelled at shutdown: every connection closes with 1001.
@@ -248,8 +249,9 @@ impl Hub {
         let commits = store.subscribe();
         let hub = Hub(Arc::new(Inner {
             store,
-            reports: ReportLimiter::new(&limits),
-            actions: ActionLimiter::new(&limits),
+            reports: Allowance::new(limits.report_burst, limits.reports_per_minute),
+            actions: Allowance::new(limits.action_burst, limits.actions_per_minute),
+            lookups: Allowance::new(limits.lookup_burst, limits.lookups_per_minute),
             limits,
             clients: Mutex::new(Clients::default()),
             next_conn: AtomicU64::new(1),
@@ -270,13 +272,18 @@ impl Hub {
     }
 
     /// How many new reports each device may still send.
-    pub fn report_limiter(&self) -> &ReportLimiter {
+    pub fn report_limiter(&self) -> &Allowance {
         &self.0.reports
     }
 
     /// How many lifecycle actions each account may still send.
-    pub fn action_limiter(&self) -> &ActionLimiter {
+    pub fn action_limiter(&self) -> &Allowance {
         &self.0.actions
+    }
+
+    /// How many ticket lookups each kiosk (or, on the status page, each address) may still make.
+    pub fn lookup_limiter(&self) -> &Allowance {
+        &self.0.lookups
     }
 
     /// Admits one more live socket for `subject` from `from`, within the caps per account and
@@ -507,6 +514,7 @@ impl Hub {
                 _ = sweep.tick() => {
                     self.0.reports.forget_idle();
                     self.0.actions.forget_idle();
+                    self.0.lookups.forget_idle();
                     self.sweep_duty();
                 }
             }
@@ -590,7 +598,7 @@ impl Hub {
             let hears = |c: &Conn| match c.role() {
                 Role::Supervisor => escalated && c.principal.may_act_in(compound),
                 Role::Worker => workers.contains(&c.principal.actor.id),
-                Role::BuildingHead | Role::Kiosk | Role::System => false,
+                Role::BuildingHead | Role::Kiosk | Role::System | Role::Resident => false,
             };
             // Each view encoded once, however many connections share it.
             let mut encoded: HashMap<(Sight, Option<Sight>, bool), Option<Utf8Bytes>> =

@@ -1,7 +1,8 @@
 //! Backup, restore and verify.
 //!
 //! A backup is the log up to one sequence number, the office's log (people, kiosks, rotas, the
-//! community, every change to them) and the session records, as JSON lines. It
+//! community, every change to them), the session records and the attachments (photos and voice
+//! notes, base64), as JSON lines. It
 //! needs no pause in writing: events are never changed, so reading them up to the last durable
 //! sequence number gives a consistent cut while reports keep arriving, and the incident states
 //! are not copied but rebuilt from the log on restore. `verify` replays the log the same way and
@@ -9,6 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+
+use base64::Engine;
 use std::path::Path;
 
 use hongfan_shared::office::{Office, OfficeEvent};
@@ -19,8 +22,9 @@ use super::disk::{Chain, Disk, unframe};
 use super::{Aux, Store, StoreError};
 
 /// 2 added the office's log; a version 1 file (accounts as records) is still restored, and its
-/// accounts move into the office's log when the restored folder is first opened.
-const VERSION: u32 = 2;
+/// accounts move into the office's log when the restored folder is first opened. 3 added the
+/// attachments; a version 2 file has none.
+const VERSION: u32 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -42,6 +46,15 @@ struct End {
     records: u64,
     #[serde(default)]
     office: u64,
+    #[serde(default)]
+    attachments: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    /// The SHA-256 of the bytes, which is also the file's name.
+    id: String,
+    base64: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,6 +63,7 @@ enum Line {
     Event(Event),
     Office(OfficeEvent),
     Record(Record),
+    Attachment(Stored),
     End(End),
 }
 
@@ -62,6 +76,7 @@ pub struct Carried {
     pub office: u64,
     pub records: u64,
     pub incidents: u64,
+    pub attachments: u64,
 }
 
 const AUX: [(Aux, &str); 3] =
@@ -107,12 +122,23 @@ impl Store {
                 records += 1;
             }
         }
-        let end = Line::End(End { events, records, office });
+        // Files are never changed or removed, so the ones there now include every one the
+        // events up to `seq` name.
+        let mut attachments = 0;
+        for id in self.attachments().ids()? {
+            let Some(bytes) = self.attachments().get(&id)? else { continue };
+            let base64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            serde_json::to_writer(&mut *out, &Line::Attachment(Stored { id, base64 }))
+                .map_err(write_err)?;
+            out.write_all(b"\n").map_err(write_err)?;
+            attachments += 1;
+        }
+        let end = Line::End(End { events, records, office, attachments });
         serde_json::to_writer(&mut *out, &end).map_err(write_err)?;
         out.write_all(b"\n").map_err(write_err)?;
         out.flush().map_err(write_err)?;
         let incidents = self.read()?.rows.len() as u64;
-        Ok(Carried { seq, events, office, records, incidents })
+        Ok(Carried { seq, events, office, records, incidents, attachments })
     }
 }
 
@@ -170,6 +196,8 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
         ));
     }
     let disk = Disk::open(dir, 64 << 20, None)?;
+    let files = super::attachments::Attachments::open(dir)?;
+    let mut attachments = 0;
     let mut replay = Replay::default();
     let mut batch = Vec::new();
     let mut records = Vec::new();
@@ -203,6 +231,15 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
                     serde_json::to_vec(&record.value).map_err(|e| bad(number, e.to_string()))?;
                 records.push((tree, key, value));
             }
+            Line::Attachment(stored) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(&stored.base64)
+                    .map_err(|e| bad(number, e.to_string()))?;
+                if files.put(&bytes)? != stored.id {
+                    return Err(bad(number, format!("attachment {} is damaged", stored.id)));
+                }
+                attachments += 1;
+            }
             Line::End(e) => {
                 end = Some((number, e));
                 break;
@@ -216,6 +253,7 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
         || end.events != header.seq
         || end.records != records.len() as u64
         || end.office != office_events.len() as u64
+        || end.attachments != attachments
     {
         return Err(bad(number, "the counts at the end do not match what the file holds".into()));
     }
@@ -234,6 +272,7 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
         office: end.office,
         records: end.records,
         incidents: incidents.len() as u64,
+        attachments,
     })
 }
 
@@ -244,6 +283,7 @@ pub struct Verified {
     /// Changes to the office.
     pub office: u64,
     pub incidents: u64,
+    pub attachments: u64,
     pub problems: Vec<String>,
 }
 
@@ -392,6 +432,23 @@ pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
             &mut report,
             format!("incident {} has a stored state but no events in the log", id.0),
         );
+    }
+    // Every file is whole (it hashes to its name), and every file a report names is there.
+    let files = super::attachments::Attachments::open(&copy)?;
+    let ids = files.ids()?;
+    report.attachments = ids.len() as u64;
+    for id in files.damaged()? {
+        problem(&mut report, format!("attachment {id} is damaged: its bytes changed"));
+    }
+    for incident in replay.incidents.values() {
+        for attachment in &incident.report.attachments {
+            if ids.binary_search(&attachment.id).is_err() {
+                problem(
+                    &mut report,
+                    format!("incident {}'s attachment {} is missing", incident.id.0, attachment.id),
+                );
+            }
+        }
     }
     Ok(report)
 }

@@ -312,6 +312,7 @@ impl Committer {
             respond_by: deadlines.respond_by,
             resolve_by: deadlines.resolve_by,
             escalate_by: Some(deadlines.escalate_by),
+            key: Some(slip_key()),
         };
         let event = self.event(id, who.actor.clone(), change, now);
         let mut incident =
@@ -563,4 +564,13 @@ impl Answer {
             Answer::Shutdown(tx) => drop(tx.send(Err(e))),
         }
     }
+}
+
+/// A new report's private code: ten random digits, so that it can be typed on the kiosk's
+/// keypad; with the ticket it opens the status page (one in 10^10 per guess, and guesses are
+/// rate-limited).
+fn slip_key() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..10).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
 }

@@ -4,6 +4,7 @@
 //! once durable; reads of open incidents come from the published state, which holds only what
 //! is durable. Every durable group of events is also broadcast as a `Commit`.
 
+pub mod attachments;
 pub mod backup;
 mod committer;
 mod deadlines;
@@ -154,6 +155,7 @@ pub(crate) struct Shared {
     published: RwLock<Published>,
     commits: broadcast::Sender<Arc<Commit>>,
     health: Health,
+    attachments: attachments::Attachments,
 }
 
 impl Shared {
@@ -265,6 +267,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let disk = Arc::new(Disk::open(dir, options.cache_bytes, options.faults.clone())?);
         let loaded = disk.load()?;
+        let attachments = attachments::Attachments::open(dir)?;
         let (tx, rx) = mpsc::channel();
         // Generous, since a receiver that still lags re-reads the log.
         let (commits, _) = broadcast::channel(1024);
@@ -287,6 +290,7 @@ impl Store {
             published: RwLock::new(published),
             commits,
             health: Health::default(),
+            attachments,
         });
         let handle = if options.read_only {
             None
@@ -336,6 +340,11 @@ impl Store {
     /// The counters `/metrics` reports; the hub and connections bump theirs here too.
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         &self.shared.metrics
+    }
+
+    /// The photos and voice notes reports name.
+    pub fn attachments(&self) -> &attachments::Attachments {
+        &self.shared.attachments
     }
 
     /// Whether the store can still write, and why not once it cannot.

@@ -1,0 +1,94 @@
+// A resident's own status page, opened from the QR code on their slip (`/s#<ticket>-<key>`):
+// where the report is, who has it, what was done, and the rating once it is resolved. The code
+// stays in the fragment, which the browser never sends anywhere; the page asks the server with
+// it every few seconds while it is open.
+
+import { applyI18n, name, t, toggleLang } from "./i18n.js";
+import { el, formatTime } from "./format.js";
+
+const EVERY_MS = 5_000;
+const screen = document.getElementById("screen");
+const [ticket, key] = decodeURIComponent(location.hash.slice(1)).split("-");
+let community = null;
+let status = null;
+let problem = "";
+let timer;
+
+async function post(path, body) {
+  const r = await fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const data = await r.json().catch(() => null);
+  if (!r.ok) throw Object.assign(new Error(data?.message ?? String(r.status)), { zh: data?.message_zh, code: data?.code });
+  return data;
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  try {
+    status = await post("/api/status", { ticket, key });
+    problem = "";
+  } catch (e) {
+    problem = e.code === "not_found" ? t("status_missing") : (e.zh ?? t("offline"));
+  }
+  render();
+  // Until it is finished (resolved and rated, or cancelled), keep following it.
+  const finished = status && (status.status === "cancelled" || (status.status === "resolved" && status.rating));
+  if (!finished && document.visibilityState === "visible") timer = setTimeout(refresh, EVERY_MS);
+}
+
+async function rate(rating) {
+  try {
+    status = await post("/api/status/rate", { ticket, key, rating });
+    problem = "";
+  } catch (e) {
+    problem = e.zh ?? t("offline");
+  }
+  render();
+}
+
+function step(done, label, detail) {
+  return el("li", { dataset: { done: String(done) } }, el("span", { "aria-hidden": "true" }, done ? "✓ " : "○ "), el("strong", {}, label), detail ? ` ${detail}` : "");
+}
+
+function render() {
+  applyI18n();
+  screen.replaceChildren();
+  if (!status) {
+    screen.append(problem ? el("p", { class: "error-text", role: "alert" }, problem) : el("p", {}, t("connecting")));
+    return;
+  }
+  const category = community?.categories.find((c) => c.id === status.category);
+  const compound = community?.compounds.find((c) => c.id === status.compound);
+  const s = status.status;
+  screen.append(...[
+    el("section", { class: "ticket", "aria-labelledby": "ticket-heading" },
+      el("h2", { id: "ticket-heading" }, el("span", { class: "label" }, t("your_ticket")), el("span", { class: "number", id: "ticket" }, status.ticket)),
+      el("div", { class: "status", id: "status", dataset: { status: s } }, t(`status_${s}`)),
+      el("p", {}, [category ? `${category.icon} ${name(category.name, category.name_en)}` : "", [compound?.name, status.building].filter(Boolean).join(" ")].filter(Boolean).join(" · "))),
+    el("ol", { class: "steps" },
+      step(true, t("change_reported"), formatTime(status.reported_at)),
+      s === "cancelled" ? step(true, t("status_cancelled"), "") : [
+        step(!!status.claimed_at, t("change_claimed"), status.claimed_at ? `${formatTime(status.claimed_at)} · ${t("worker")} ${status.holder ?? ""}` : ""),
+        s === "handed_over" ? step(true, t("status_handed_over"), "") : null,
+        step(s === "resolved", t("status_resolved"), status.resolved_at ? formatTime(status.resolved_at) : ""),
+      ]),
+    status.outcome ? el("p", { class: "notice", id: "outcome" }, `${t("outcome")}：${status.outcome}`) : null,
+    s === "resolved" && !status.rating ? el("section", { class: "rating", "aria-labelledby": "rate-title" },
+      el("h2", { id: "rate-title" }, t("rate_prompt")),
+      el("div", { class: "actions" }, ["satisfied", "basically_satisfied", "dissatisfied"].map((rating) =>
+        el("button", { type: "button", dataset: { rating }, onclick: () => rate(rating) }, t(rating))))) : null,
+    status.rating ? el("p", { class: "notice", role: "status", id: "rated" }, `${t("thanks")}：${t(status.rating)}`) : null,
+    problem ? el("p", { class: "error-text", role: "alert" }, problem) : null,
+    el("p", { class: "hint" }, `${t("status_updated")} ${formatTime(Date.now())}`),
+  ].filter(Boolean));
+}
+
+document.getElementById("lang").addEventListener("click", () => toggleLang(render));
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") refresh(); });
+
+async function main() {
+  applyI18n();
+  if (!ticket || !key) { problem = t("status_missing"); render(); return; }
+  community = await fetch("/api/community").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  refresh();
+}
+main();

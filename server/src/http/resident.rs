@@ -1,0 +1,228 @@
+//! What a resident reaches without an account: the private status page's API (the ticket and
+//! the slip's code open one report: its status, who has it, what was done, the rating), and the
+//! photos and voice notes attached to reports (uploaded by a kiosk or a person, seen by those who
+//! may see the report).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use hongfan_shared::audit::Rating;
+use hongfan_shared::protocol::ErrorCode;
+use hongfan_shared::view::{self, ResidentStatus};
+use hongfan_shared::{Action, Attachment, AttachmentKind, Incident, IncidentId, Principal, Ticket};
+use serde::{Deserialize, Serialize};
+
+use super::guard::ClientAddr;
+use super::{
+    App, AppError, ErrorJson, KIOSK_COOKIE, SESSION_COOKIE, authenticated_by, body, page_origin,
+    qr_svg, working,
+};
+use crate::store::attachments::{self, MAX_BYTES, UploadError};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct Slip {
+    /// The ticket number, as printed (`0042`).
+    ticket: String,
+    /// The slip's private code (ten digits), as in the status link `/s#<ticket>-<key>`.
+    key: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct SlipRating {
+    ticket: String,
+    key: String,
+    rating: Rating,
+}
+
+/// The incident a slip opens, or `not_found` (for a wrong code as for a missing ticket). Each
+/// try counts against the client address's lookups (the ticket is sequential, the code is not).
+async fn opened(app: &App, from: std::net::IpAddr, slip: &Slip) -> Result<Incident, AppError> {
+    if !app.hub.lookup_limiter().admit(&format!("address {from}")) {
+        let why = "too many tries from this address; wait a minute";
+        return Err(AppError::Refused(ErrorCode::RateLimited, why.into()));
+    }
+    let not_found = || AppError::Refused(ErrorCode::NotFound, "no ticket with that code".into());
+    let id = Ticket::parse(&slip.ticket).ok_or_else(not_found)?;
+    let incident = app.hub.store().incident(id).await?.ok_or_else(not_found)?;
+    if !hongfan_shared::lifecycle::holds_key(&incident, Some(&slip.key)) {
+        return Err(not_found());
+    }
+    Ok(incident)
+}
+
+/// The status of the report a slip belongs to (the status page asks again every few seconds).
+#[utoipa::path(post, path = "/api/status", tag = "resident", request_body = Slip,
+    responses(
+        (status = 200, description = "Where the report is", body = ResidentStatus),
+        (status = 400, description = "`bad_body`", body = ErrorJson),
+        (status = 404, description = "`not_found`: no such ticket, or not that code", body = ErrorJson),
+        (status = 429, description = "`rate_limited`: too many tries from this address", body = ErrorJson),
+    ))]
+pub(super) async fn status(
+    State(app): State<App>,
+    Extension(ClientAddr(from)): Extension<ClientAddr>,
+    form: Result<Json<Slip>, JsonRejection>,
+) -> Result<Json<ResidentStatus>, AppError> {
+    let incident = opened(&app, from, &body(form)?).await?;
+    Ok(Json(view::resident_status(&incident)))
+}
+
+/// The resident's answer to 满意吗？ once the report is resolved, given once.
+#[utoipa::path(post, path = "/api/status/rate", tag = "resident", request_body = SlipRating,
+    responses(
+        (status = 200, description = "Rated; the status with its rating", body = ResidentStatus),
+        (status = 400, description = "`bad_body`", body = ErrorJson),
+        (status = 404, description = "`not_found`", body = ErrorJson),
+        (status = 409, description = "`not_resolved`, `already_rated`, `cancelled`", body = ErrorJson),
+        (status = 429, description = "`rate_limited`", body = ErrorJson),
+    ))]
+pub(super) async fn rate(
+    State(app): State<App>,
+    Extension(ClientAddr(from)): Extension<ClientAddr>,
+    form: Result<Json<SlipRating>, JsonRejection>,
+) -> Result<Json<ResidentStatus>, AppError> {
+    let SlipRating { ticket, key, rating } = body(form)?;
+    let incident = opened(&app, from, &Slip { ticket, key: key.clone() }).await?;
+    let action = Action::Rate { rating, key: Some(key) };
+    let (_, rated) = app
+        .hub
+        .store()
+        .act(&Principal::resident(), incident.id, action)
+        .await
+        .map_err(|e| refused(&e))?;
+    tracing::info!(incident = rated.id.0, "rated on the status page");
+    Ok(Json(view::resident_status(&rated)))
+}
+
+fn refused(e: &crate::store::StoreError) -> AppError {
+    let body = crate::hub::wire_error(e);
+    AppError::Refused(body.code, body.message)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct StatusLink {
+    /// The private status page of this report: `<origin>/s#<ticket>-<key>`. The code is in the
+    /// fragment, which browsers never send to a server or put in a `Referer`.
+    link: String,
+    /// The link as a QR code (SVG), for the kiosk's screen and the printed slip.
+    qr_svg: String,
+}
+
+/// The status link of a slip, and its QR code.
+#[utoipa::path(post, path = "/api/status/link", tag = "resident", request_body = Slip,
+    responses(
+        (status = 200, description = "The link and its QR code", body = StatusLink),
+        (status = 400, description = "`bad_body`", body = ErrorJson),
+        (status = 404, description = "`not_found`", body = ErrorJson),
+        (status = 429, description = "`rate_limited`", body = ErrorJson),
+    ))]
+pub(super) async fn link(
+    State(app): State<App>,
+    Extension(ClientAddr(from)): Extension<ClientAddr>,
+    headers: HeaderMap,
+    form: Result<Json<Slip>, JsonRejection>,
+) -> Result<Json<StatusLink>, AppError> {
+    let slip = body(form)?;
+    let incident = opened(&app, from, &slip).await?;
+    let link = format!("{}/s#{}-{}", page_origin(&headers), incident.ticket.0, slip.key);
+    Ok(Json(StatusLink { qr_svg: qr_svg(&link), link }))
+}
+
+/// Whoever may attach or see attachments: a person, or with `?as=kiosk` the kiosk.
+async fn who(app: &App, jar: &CookieJar) -> Result<Principal, AppError> {
+    let session = match authenticated_by(app, jar, SESSION_COOKIE).await {
+        Ok(person) => working(person),
+        Err(_) => authenticated_by(app, jar, KIOSK_COOKIE).await,
+    }?;
+    Ok(session.principal)
+}
+
+/// Stores a photo (JPEG: its metadata, such as the location, is removed) or a voice note (WebM,
+/// Ogg or MP4 audio), up to 1 MiB, and names it; a report then lists it in `attachments`. The
+/// body is the file itself; its type is read from its bytes.
+#[utoipa::path(post, path = "/api/attachments", tag = "resident",
+    security(("session" = []), ("kiosk_session" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The photo or voice note"),
+    responses(
+        (status = 200, description = "Stored (durably); put it in the report's `attachments`", body = Attachment),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 413, description = "`too_large`: over 2 MiB", body = ErrorJson),
+        (status = 415, description = "`bad_attachment`: not a JPEG or a voice note, or over 1 MiB", body = ErrorJson),
+        (status = 429, description = "`rate_limited`: too many uploads from this account", body = ErrorJson),
+    ))]
+pub(super) async fn upload(
+    State(app): State<App>,
+    jar: CookieJar,
+    bytes: Bytes,
+) -> Result<Json<Attachment>, AppError> {
+    let by = who(&app, &jar).await?;
+    if !app.hub.action_limiter().admit(&by.actor.id) {
+        let why = "too many uploads from this account; wait a minute";
+        return Err(AppError::Refused(ErrorCode::RateLimited, why.into()));
+    }
+    if bytes.is_empty() || bytes.len() > MAX_BYTES {
+        return Err(AppError::BadAttachment(UploadError::Size.to_string()));
+    }
+    let (kind, mime) =
+        attachments::sniff(&bytes).ok_or(AppError::BadAttachment(UploadError::Kind.to_string()))?;
+    let store = app.hub.store().clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let bytes = match kind {
+            AttachmentKind::Photo => attachments::strip_photo(bytes.to_vec())?,
+            AttachmentKind::Voice => bytes.to_vec(),
+        };
+        let id = store.attachments().put(&bytes)?;
+        Ok::<_, UploadError>(Attachment {
+            id,
+            kind,
+            mime: mime.to_owned(),
+            bytes: bytes.len() as u64,
+        })
+    })
+    .await
+    .map_err(|e| AppError::from(crate::store::StoreError::Write(e.to_string())))?;
+    let attachment = stored.map_err(|e| match e {
+        UploadError::Store(e) => AppError::from(e),
+        other => AppError::BadAttachment(other.to_string()),
+    })?;
+    tracing::info!(by = %by.actor.id, kind = ?attachment.kind, bytes = attachment.bytes, "attachment stored");
+    Ok(Json(attachment))
+}
+
+/// One attachment of one incident, for those who may see that incident's description (a
+/// private category's only to its holder and the supervisors).
+#[utoipa::path(get, path = "/api/incidents/{id}/attachments/{file}", tag = "resident",
+    security(("session" = []), ("kiosk_session" = [])),
+    params(
+        ("id" = u64, Path, description = "The incident's id"),
+        ("file" = String, Path, description = "The attachment's id (its SHA-256)"),
+    ),
+    responses(
+        (status = 200, description = "The file, with the type read from its bytes", content(
+            (Vec<u8> = "image/jpeg"), (Vec<u8> = "audio/webm"), (Vec<u8> = "audio/ogg"), (Vec<u8> = "audio/mp4"),
+        )),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 404, description = "`not_found`: no such incident or attachment, or not yours to see", body = ErrorJson),
+    ))]
+pub(super) async fn attachment(
+    State(app): State<App>,
+    jar: CookieJar,
+    Path((id, file)): Path<(u64, String)>,
+) -> Result<Response, AppError> {
+    let by = who(&app, &jar).await?;
+    let store = app.hub.store().clone();
+    let incident = store.incident(IncidentId(id)).await?.ok_or(AppError::NotFound)?;
+    let seen = view::incident(&by, &incident, &store.community()).ok_or(AppError::NotFound)?;
+    let attached = seen.report.attachments.into_iter().find(|a| a.id == file);
+    let attached = attached.ok_or(AppError::NotFound)?;
+    let bytes = tokio::task::spawn_blocking(move || store.attachments().get(&attached.id))
+        .await
+        .map_err(|e| AppError::from(crate::store::StoreError::Read(e.to_string())))??
+        .ok_or(AppError::NotFound)?;
+    let mime = attachments::sniff(&bytes).map_or("application/octet-stream", |(_, mime)| mime);
+    Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
+}
