@@ -106,6 +106,8 @@ const conn = new Connection({
         problem = "";
         showing = { incident: msg.incident, key: msg.key };
         render();
+        // Said once, for a resident who reads with difficulty.
+        readAloud(msg.incident.ticket);
       } else if (sent) {
         // Stored after its resident left: the home screen says so, and the slip can be printed.
         saveLate([...late(), { at: Date.now(), incident: msg.incident, key: msg.key }]);
@@ -485,7 +487,8 @@ function readAloud(ticket) {
 // ---- Looking up a ticket: the number and a proof, both on the keypad ----
 
 function renderLookup() {
-  const ask = (field, label, max) => () => openKeypad(field, label, lookup[field === "ticket" ? "ticket" : "value"], max, (v) => {
+  const held = (field) => (field === "ticket" ? lookup.ticket : lookup.proof === field ? lookup.value : "");
+  const ask = (field, label, max) => () => openKeypad(field, label, held(field), max, (v) => {
     if (field === "ticket") lookup.ticket = v; else { lookup.proof = field; lookup.value = v; }
   });
   const ready = lookup.ticket && lookup.proof && lookup.value;

@@ -192,6 +192,22 @@ async fn a_first_time_resident_reports_with_taps_only_and_follows_it_on_their_ph
     click(&kiosk, "#find").await;
     let refused = text_of(&kiosk, "#problem").await;
     assert!(refused.contains("对不上"), "{refused}");
+    // With the slip's code it opens; 完成 then goes home, with nothing left over on screen.
+    keypad(&kiosk, "#lookup-key", key).await;
+    click(&kiosk, "#find").await;
+    wait_js(
+        &kiosk,
+        "the ticket found",
+        "return document.getElementById('ticket')?.textContent === '0001'",
+    )
+    .await;
+    assert!(text_of(&kiosk, "main").await.contains("谢谢您的评价：满意"));
+    click(&kiosk, "#done").await;
+    let home = kiosk
+        .execute("return document.querySelectorAll('.categories button').length > 0 && document.getElementById('toast').hidden && !document.getElementById('problem')", vec![])
+        .await
+        .unwrap();
+    assert_eq!(home, serde_json::json!(true), "完成 goes home, no stale message");
     kiosk.close().await.unwrap();
     phone.close().await.unwrap();
 }
