@@ -1,29 +1,47 @@
-// The grid workers' live board: open incidents, most urgent first, each with its first-time
-// timer; new reports arrive with a sound and a highlight; the link mends itself.
+// The grid workers' live board, a working tool on a phone held in one hand: open incidents,
+// most urgent first, each with the time left in words; views (待接单, 我的, 代办中, 全部), a
+// compound filter and a ticket search; only the buttons the server's rule allows (fetched from
+// `/api/rules`, derived from that rule); dialogs with quick replies; alerts that reach a worker
+// whose page is in the background (a notification, a vibration, the title) and a chime that is
+// switched on knowingly rather than silently blocked.
 
 import { Connection, merge, showLink } from "./connection.js";
-import { applyI18n, name, t, toggleLang } from "./i18n.js";
-import { el, formatSpan, formatTime, toast } from "./format.js";
+import { applyI18n, lang, name, t, toggleLang } from "./i18n.js";
+import { el, formatLeft, formatTime, toast } from "./format.js";
 
 /** A target is "near" once this share of it has passed. */
 const NEAR = 0.75;
+const VIEWS = ["unclaimed", "mine", "handed_over", "all"];
 
 let hello = null;
+let rules = [];              // what each role may do: `GET /api/rules`
+let workers = [];            // a supervisor's workers, for 派单
 const open = new Map();      // incident id → incident
 const closed = new Map();    // incidents seen closed since the page opened (one may be reopened)
 const fresh = new Set();     // ids to highlight
 const phones = new Map();    // incident id → phone number the server revealed to this worker
 let nextId = 1;
 let onDuty = [];             // the roster: who is on duty now, by rota or by hand
+let view = localStorage.getItem("hongfan.board.view") ?? "all";
+let compoundFilter = "";
+let search = "";
+let unseen = 0;              // alerts that came while the page was not looked at
+let skew = 0;                // the server's clock minus this device's: timers run on the server's
+
+/** Now, on the server's clock. */
+function now() { return Date.now() + skew; }
 
 const conn = new Connection({
   onState: showLink,
   onHello(msg) {
     hello = msg;
+    if (msg.now) skew = msg.now - Date.now();
     document.getElementById("who").textContent = msg.identity.name;
     document.getElementById("duty-box").hidden = msg.identity.role !== "worker";
     document.getElementById("admin-link").hidden = msg.identity.role !== "supervisor";
+    renderFilters();
     renderDuty();
+    if (msg.identity.role === "supervisor") loadWorkers();
   },
   onCommunity(community) {
     if (hello) hello.community = community;
@@ -36,6 +54,9 @@ const conn = new Connection({
         for (const i of msg.incidents) open.set(i.id, i);
         break;
       case "event": {
+        // A live event happened at the server's now: a device whose clock drifted, or a server
+        // whose clock moved, is caught up (an old event, replayed on resume, changes nothing).
+        skew = Math.max(skew, msg.event.at - Date.now());
         const incident = merge(open.get(msg.event.incident) ?? closed.get(msg.event.incident), msg.patch);
         if (isOpen(incident)) {
           open.set(incident.id, incident);
@@ -44,12 +65,18 @@ const conn = new Connection({
           open.delete(incident.id);
           closed.set(incident.id, incident);
         }
+        // 督办 reaches the one who holds it (or, unclaimed, everyone who could take it).
+        if (msg.event.change.type === "urged" && (incident.holder?.id === hello?.identity.id || (!incident.holder && hello?.identity.role === "worker"))) {
+          const note = msg.event.change.note ? `：${msg.event.change.note}` : "";
+          toast(`${t("urged_by")} ${msg.event.actor.name} · ${incident.ticket}${note}`);
+          alertWorker(incident, t("urged_by"));
+        }
         break;
       }
       case "alert":
         fresh.add(msg.incident.id);
         setTimeout(() => { fresh.delete(msg.incident.id); render(); }, 10_000);
-        chime();
+        alertWorker(msg.incident, msg.incident.holder?.id === hello?.identity.id ? t("assigned_to_you") : t("new_report"));
         break;
       case "roster":
         onDuty = msg.on_duty;
@@ -63,7 +90,9 @@ const conn = new Connection({
         // The roster that follows says what it changed.
         return;
       case "error":
+        // Refused: nothing on screen had changed, so nothing rolls back; say why.
         toast(msg.holder ? `${msg.message_zh}（${msg.holder.name}）` : msg.message_zh);
+        renderDuty();
         return;
       default:
         return;
@@ -75,79 +104,130 @@ const conn = new Connection({
 
 function isOpen(i) { return ["reported", "claimed", "handed_over"].includes(i.status); }
 
-/** The timer that matters now and how far along it is. */
+function category(i) { return hello?.community.categories.find((c) => c.id === i.report.category); }
+
+/** The timer that matters now: its deadline, how far along, and what it is for. */
 function timing(i, now) {
   const responding = i.status === "reported";
   const deadline = responding ? i.respond_by : i.resolve_by;
-  const start = responding ? i.reported_at : Math.max(i.reported_at, i.resolve_by - target(i).resolve);
+  const target = category(i)?.targets[i.report.urgency] ?? { respond: 1, resolve: 1 };
+  const start = responding ? i.reported_at : Math.max(i.reported_at, i.resolve_by - target.resolve);
   const share = (now - start) / Math.max(1, deadline - start);
   const level = now >= deadline ? "late" : share >= NEAR ? "near" : "ok";
-  return { deadline, level, waited: now - i.reported_at };
+  return { deadline, level, responding };
 }
 
-function target(i) {
-  const c = hello?.community.categories.find((c) => c.id === i.report.category);
-  return c ? c.targets[i.report.urgency] : { respond: 1, resolve: 1 };
+const LEVEL_ICON = { ok: "⏳", near: "⚠️", late: "⛔" };
+
+/** "接单剩余 12分" / "办结已超时 3分20秒", with an icon: never colour alone. */
+function timeLeft(i, now) {
+  const { deadline, level, responding } = timing(i, now);
+  const what = t(responding ? "left_respond" : "left_resolve");
+  const text = now >= deadline
+    ? `${what}${t("overdue")} ${formatLeft(now - deadline, lang())}`
+    : `${what}${t("remaining")} ${formatLeft(deadline - now, lang())}`;
+  return { level, text: `${LEVEL_ICON[level]} ${text}${level === "near" ? `（${t("near")}）` : ""}`, deadline };
 }
 
 const RANK = { late: 0, near: 1, ok: 2 };
-function sorted(now) {
-  return [...open.values()].sort((a, b) => {
+function byUrgency(now) {
+  return (a, b) => {
     const ta = timing(a, now), tb = timing(b, now);
     return (b.report.urgency === "urgent") - (a.report.urgency === "urgent")
       || RANK[ta.level] - RANK[tb.level]
       || ta.deadline - tb.deadline;
-  });
+  };
 }
 
-function act(type, incident, prompt) {
-  const send = (text) => {
-    const body = { type, id: nextId++, incident: incident.id };
-    if (type === "note") body.text = text;
-    if (type === "hand_over" || type === "return") body.note = text;
-    if (type === "resolve") body.outcome = text;
-    if (type === "reopen" || type === "cancel") body.reason = text;
-    if (!conn.send(body)) toast(t("offline"));
-  };
-  if (!prompt) return send();
-  const dialog = document.getElementById("ask");
-  document.getElementById("ask-label").textContent = `${incident.ticket} · ${t(prompt)}`;
-  const text = document.getElementById("ask-text");
-  text.value = "";
-  dialog.onclose = () => { if (dialog.returnValue === "ok" && text.value.trim()) send(text.value.trim()); };
-  dialog.returnValue = "";
-  dialog.showModal();
-  text.focus();
+/** Which view an incident belongs to, for this viewer. */
+function inView(i, which) {
+  const me = hello.identity.id;
+  switch (which) {
+    case "unclaimed": return i.status === "reported";
+    case "mine": return i.holder?.id === me && i.status !== "reported";
+    case "handed_over": return i.status === "handed_over";
+    default: return true;
+  }
 }
-document.getElementById("ask-form").addEventListener("submit", () => { document.getElementById("ask").returnValue = "ok"; });
+
+function filtered() {
+  return [...open.values()].filter((i) =>
+    (!compoundFilter || i.report.compound === compoundFilter)
+    && (!search || i.ticket.includes(search.replace(/\D/g, ""))));
+}
+
+// ---- What this viewer may do: the server's rule, as `/api/rules` derives it ----
+
+function allowed(i) {
+  const me = hello.identity.id;
+  const holder = !i.holder ? "none" : i.holder.id === me ? "me" : "other";
+  const rule = rules.find((r) => r.role === hello.identity.role && r.status === i.status && r.holder === holder && r.private === !!category(i)?.private);
+  return rule?.actions ?? [];
+}
+
+const TEXT_FIELD = { note: "text", hand_over: "note", return: "note", resolve: "outcome", reopen: "reason", cancel: "reason", urge: "note" };
+
+function send(body) {
+  if (!conn.send({ id: nextId++, ...body })) toast(t("offline"));
+}
+
+/** The dialog of one action: quick replies, a text, a clear confirm button; for one hand. */
+function ask(type, incident) {
+  const dialog = document.getElementById("ask");
+  const text = document.getElementById("ask-text");
+  const error = document.getElementById("ask-error");
+  const assigning = type === "assign";
+  document.getElementById("ask-title").textContent = `${incident.ticket} · ${t(type)}`;
+  document.getElementById("ask-help").textContent = type === "cancel" ? t("cancel_warning") : "";
+  document.getElementById("ask-label").textContent = t(`${type}_prompt`);
+  document.getElementById("ask-text-label").hidden = assigning;
+  document.getElementById("ask-worker-label").hidden = !assigning;
+  document.getElementById("ask-ok").textContent = t(`confirm_${type}`);
+  error.textContent = "";
+  text.value = "";
+  const replies = assigning ? [] : hello.community.quick_replies?.[type] ?? [];
+  document.getElementById("ask-quick").setAttribute("aria-label", t("quick_replies"));
+  document.getElementById("ask-quick").replaceChildren(...replies.map((r) =>
+    el("button", { type: "button", class: "chip", onclick: () => { text.value = text.value ? `${text.value}；${r}` : r; text.focus(); } }, r)));
+  if (assigning) {
+    const choices = workers.filter((w) => w.compounds.includes(incident.report.compound) && w.id !== incident.holder?.id);
+    document.getElementById("ask-worker").replaceChildren(...choices.map((w) => el("option", { value: w.id }, w.name)));
+  }
+  const form = document.getElementById("ask-form");
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    if (assigning) {
+      const worker = document.getElementById("ask-worker").value;
+      if (!worker) { error.textContent = t("nobody"); return; }
+      send({ type, incident: incident.id, worker });
+    } else {
+      const value = text.value.trim();
+      // Our own words, in the chosen language (not the browser's validation bubble).
+      if (!value) { error.textContent = t("need_text"); text.focus(); return; }
+      send({ type, incident: incident.id, [TEXT_FIELD[type]]: value });
+    }
+    dialog.close();
+  };
+  applyI18n(dialog);
+  dialog.showModal();
+  (assigning ? document.getElementById("ask-worker") : replies.length ? dialog.querySelector(".chip") : text).focus();
+}
 document.getElementById("ask-cancel").addEventListener("click", () => document.getElementById("ask").close());
 
 function buttons(i) {
-  const me = hello.identity.id;
-  const mine = i.holder?.id === me || hello.identity.role === "supervisor";
-  const b = (type, prompt, primary) => el("button", { type: "button", class: primary ? "primary" : "", dataset: { action: type }, onclick: () => act(type, i, prompt) }, t(type));
-  const list = [];
-  if (i.status === "reported") list.push(b("claim", null, true));
-  list.push(b("note", "note_prompt"));
-  if (i.status === "claimed" && mine) list.push(b("hand_over", "hand_over_prompt"));
-  if (i.status === "handed_over" && mine) list.push(b("return", "return_prompt"));
-  if (i.status !== "reported" && mine) list.push(b("resolve", "resolve_prompt", true));
-  if (i.status === "reported" || mine) list.push(b("cancel", "cancel_prompt"));
-  return list;
+  const may = allowed(i);
+  const b = (type, primary) => el("button", { type: "button", class: primary ? "primary" : "", dataset: { action: type }, onclick: () => (type === "claim" ? send({ type, incident: i.id }) : ask(type, i)) }, t(type));
+  const main = [["claim", true], ["resolve", true], ["hand_over"], ["return"], ["note"], ["assign"], ["urge"]]
+    .filter(([type]) => may.includes(type))
+    .map(([type, primary]) => b(type, primary));
+  // 撤销 (withdrawing the report) is not beside 取消-like buttons: it waits under 更多.
+  const more = may.includes("cancel")
+    ? el("details", { class: "more" }, el("summary", {}, t("more_actions")), b("cancel"))
+    : null;
+  return [...main, more];
 }
 
-function isPrivate(i) {
-  return !!hello.community.categories.find((c) => c.id === i.report.category)?.private;
-}
-
-/** The same rule as the server's: a private case's number is for its holder and supervisors. */
-function mayReveal(i) {
-  return hello.identity.role === "supervisor" || !isPrivate(i) || i.holder?.id === hello.identity.id;
-}
-
-function reveal(i) {
-  if (!conn.send({ type: "reveal", id: nextId++, incident: i.id })) toast(t("offline"));
-}
+function reveal(i) { send({ type: "reveal", incident: i.id }); }
 
 /** The resident's photo and voice note, for those who may see the description. */
 function attachments(i) {
@@ -160,65 +240,92 @@ function attachments(i) {
 }
 
 function card(i, now) {
-  const category = hello.community.categories.find((c) => c.id === i.report.category);
-  const compound = hello.community.compounds.find((c) => c.id === i.report.compound);
-  const { level, waited, deadline } = timing(i, now);
+  const c = category(i);
+  const compound = hello.community.compounds.find((x) => x.id === i.report.compound);
+  const left = timeLeft(i, now);
   // The server sends the number masked; asking for it is logged, and the answer is a call link.
   const phone = i.report.phone
     ? (phones.has(i.id)
-      ? el("a", { class: "phone", href: `tel:${phones.get(i.id).replace(/[^\d+]/g, "")}` }, phones.get(i.id))
-      : mayReveal(i)
-        ? el("button", { type: "button", class: "reveal", onclick: () => reveal(i) }, `${i.report.phone} · ${t("show_phone")}`)
+      ? el("a", { class: "phone", href: `tel:${phones.get(i.id).replace(/[^\d+]/g, "")}` }, `📞 ${t("call")} ${phones.get(i.id)}`)
+      : allowed(i).includes("reveal")
+        ? el("button", { type: "button", class: "reveal", onclick: () => reveal(i) }, `📞 ${i.report.phone} · ${t("show_phone")}`)
         : el("span", {}, i.report.phone))
     : null;
-  const restricted = isPrivate(i) && !i.report.description;
-  return el("li", { class: `card${fresh.has(i.id) ? " fresh" : ""}`, id: `incident-${i.id}`, dataset: { level, status: i.status, ticket: i.ticket } },
+  const restricted = c?.private && !i.report.description;
+  return el("li", { class: `card${fresh.has(i.id) ? " fresh" : ""}`, id: `incident-${i.id}`, dataset: { level: left.level, status: i.status, ticket: i.ticket } },
     el("div", { class: "top" },
       el("span", { class: "ticket-no" }, i.ticket),
       i.report.urgency === "urgent" ? el("span", { class: "urgent-tag" }, t("urgent")) : null,
-      el("span", {}, category ? `${category.icon} ${name(category.name, category.name_en)}` : i.report.category),
-      el("span", { class: "timer", dataset: { since: i.reported_at, deadline }, title: t(level === "late" ? "late" : level === "near" ? "near" : "waited") }, `${t("waited")} ${formatSpan(waited)}`)),
-    el("div", { class: "status" }, t(`status_${i.status}`), i.holder && i.status !== "reported" ? ` · ${i.holder.name}` : "", i.escalated ? ` · ${t("escalated")}` : ""),
+      el("span", {}, c ? `${c.icon} ${name(c.name, c.name_en)}` : i.report.category)),
+    el("div", { class: "timer", dataset: { level: left.level } }, left.text),
+    el("div", { class: "deadline" }, `${t("deadline")} ${formatTime(left.deadline)}`),
+    el("div", { class: "status" }, t(`status_${i.status}`), i.holder && i.status !== "reported" ? ` · ${i.holder.name}` : "",
+      i.escalated ? ` · ${t("escalated")}` : "", i.urges ? el("span", { class: "urged" }, ` · ${t("urged")} ${i.urges}`) : null),
     el("div", { class: "meta" }, `${compound ? compound.name : i.report.compound} ${[i.report.building, i.report.unit, i.report.room].filter(Boolean).join(" ")} · ${t("reported_at")} ${formatTime(i.reported_at)}`),
     el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),
     attachments(i),
     phone,
-    i.notes.length ? el("details", {}, el("summary", {}, `${t("note")} (${i.notes.length})`), el("ul", {}, i.notes.map((n) => el("li", {}, `${formatTime(n.at)} ${n.by.name}: ${n.text}`)))) : null,
+    i.notes.length ? el("details", { class: "notes" }, el("summary", {}, `${t("note")} (${i.notes.length})`), el("ul", {}, i.notes.map((n) => el("li", {}, `${formatTime(n.at)} ${n.by.name}: ${n.text}`)))) : null,
     el("div", { class: "buttons" }, buttons(i)),
   );
+}
+
+function renderFilters() {
+  if (!hello) return;
+  const all = filtered();
+  document.getElementById("tabs").replaceChildren(...VIEWS.map((v) =>
+    el("button", { type: "button", id: `view-${v}`, "aria-pressed": String(view === v), onclick: () => { view = v; localStorage.setItem("hongfan.board.view", v); render(); } },
+      `${t(`view_${v}`)} `, el("span", { class: "count" }, String(all.filter((i) => inView(i, v)).length)))));
+  const compounds = hello.community.compounds.filter((c) => hello.identity.compounds.includes(c.id));
+  const box = document.getElementById("compound-box");
+  box.hidden = compounds.length < 2;
+  const select = document.getElementById("compound");
+  select.replaceChildren(el("option", { value: "" }, t("all")), ...compounds.map((c) => el("option", { value: c.id }, c.name)));
+  select.value = compoundFilter;
 }
 
 function render() {
   applyI18n();
   if (!hello) return;
-  const now = Date.now();
-  const list = sorted(now);
-  document.getElementById("incidents").replaceChildren(...list.map((i) => card(i, now)));
-  document.getElementById("count").textContent = String(list.length);
-  document.getElementById("empty").hidden = list.length > 0;
+  const at = now();
+  renderFilters();
+  const list = filtered().filter((i) => inView(i, view)).sort(byUrgency(at));
+  document.getElementById("incidents").replaceChildren(...list.map((i) => card(i, at)));
+  const empty = document.getElementById("empty");
+  empty.hidden = list.length > 0;
+  empty.textContent = t(open.size ? "none_in_view" : "no_open");
   renderDuty();
+  renderAlerting();
 }
 
-/** Timers count up every second without rebuilding the cards. */
+/** The time left is redrawn every second; it shows seconds only when they matter. */
 setInterval(() => {
-  const now = Date.now();
-  for (const timer of document.querySelectorAll(".timer")) {
-    timer.textContent = `${t("waited")} ${formatSpan(now - Number(timer.dataset.since))}`;
-    const li = timer.closest(".card");
+  if (!hello) return;
+  const at = now();
+  for (const li of document.querySelectorAll(".card")) {
     const incident = open.get(Number(li.id.replace("incident-", "")));
-    if (incident) li.dataset.level = timing(incident, now).level;
+    if (!incident) continue;
+    const left = timeLeft(incident, at);
+    li.dataset.level = left.level;
+    const timer = li.querySelector(".timer");
+    if (timer.textContent !== left.text) { timer.textContent = left.text; timer.dataset.level = left.level; }
   }
 }, 1000);
+
+// ---- Duty ----
 
 /** This worker's line in the roster, if on duty. */
 function mine() { return onDuty.find((d) => d.worker.id === hello?.identity.id); }
 
-/** On or off duty as the server says (the rota, or this worker's own switch over it). */
+/** The state in words beside a button that says what it will do. */
 function renderDuty() {
   const me = mine();
   const button = document.getElementById("duty");
-  button.setAttribute("aria-pressed", String(Boolean(me)));
-  button.textContent = me ? `${t("on_duty")}（${me.manual ? t("by_hand") : t("by_rota")}）` : t("off_duty");
+  button.dataset.on = String(Boolean(me));
+  button.textContent = t(me ? "go_off_duty" : "go_on_duty");
+  document.getElementById("duty-state").textContent = me
+    ? `${t("duty")}：${t("on_duty")}（${me.manual ? t("by_hand") : t("by_rota")}）`
+    : `${t("duty")}：${t("off_duty")}`;
 }
 
 function renderRoster() {
@@ -227,34 +334,97 @@ function renderRoster() {
     : `${t("on_duty")}: ${t("nobody")}`;
 }
 
-function askDuty(on) {
-  if (!conn.send({ type: "duty", id: nextId++, on })) toast(t("offline"));
-}
-
-document.getElementById("duty").addEventListener("click", () => askDuty(!mine()));
+document.getElementById("duty").addEventListener("click", () => send({ type: "duty", on: !mine() }));
+document.getElementById("compound").addEventListener("change", (e) => { compoundFilter = e.target.value; render(); });
+document.getElementById("search").addEventListener("input", (e) => { search = e.target.value; render(); });
 document.getElementById("lang").addEventListener("click", () => toggleLang(() => { showLink(); render(); }));
 document.getElementById("logout").addEventListener("click", async () => {
   await fetch("/api/logout", { method: "POST" });
   location.href = "/login";
 });
 
-let audio;
-/** A short two-tone chime, made on the spot (no sound file to ship). */
-function chime() {
-  try {
-    audio ??= new AudioContext();
-    for (const [freq, at] of [[880, 0], [660, 0.18]]) {
-      const osc = audio.createOscillator();
-      const gain = audio.createGain();
-      osc.frequency.value = freq;
-      gain.gain.setValueAtTime(0.2, audio.currentTime + at);
-      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + at + 0.3);
-      osc.connect(gain).connect(audio.destination);
-      osc.start(audio.currentTime + at);
-      osc.stop(audio.currentTime + at + 0.3);
-    }
-  } catch { /* no sound device: the highlight still shows */ }
+async function loadWorkers() {
+  const r = await fetch("/api/workers").catch(() => null);
+  if (r?.ok) workers = await r.json();
 }
 
-applyI18n();
-conn.start();
+// ---- Alerts: a chime switched on knowingly, a notification and a vibration in the background,
+// the count in the title ----
+
+let audio;
+
+/** Whether the chime can sound now (browsers keep sound off until the page is touched). */
+function soundOn() { return audio?.state === "running"; }
+
+function renderAlerting() {
+  const sound = document.getElementById("sound");
+  sound.hidden = false;
+  sound.textContent = soundOn() ? `🔔 ${t("sound_on")}` : `🔕 ${t("turn_sound_on")}`;
+  sound.dataset.on = String(soundOn());
+  const notify = document.getElementById("notify");
+  notify.hidden = !("Notification" in window) || Notification.permission !== "default";
+  notify.textContent = `📣 ${t("turn_notifications_on")}`;
+}
+
+document.getElementById("sound").addEventListener("click", async () => {
+  try {
+    audio ??= new AudioContext();
+    await audio.resume();
+    chime();
+  } catch { /* no sound device: the highlight and notifications still show */ }
+  renderAlerting();
+});
+document.getElementById("notify").addEventListener("click", async () => {
+  await Notification.requestPermission().catch(() => {});
+  renderAlerting();
+});
+
+function alertWorker(incident, why) {
+  chime();
+  if (document.visibilityState === "visible" && document.hasFocus()) return;
+  unseen += 1;
+  document.title = `(${unseen}) ${t("new_report")} · ${t("app")}`;
+  navigator.vibrate?.([300, 150, 300]);
+  if ("Notification" in window && Notification.permission === "granted") {
+    const c = category(incident);
+    new Notification(`${why} · ${incident.ticket}`, {
+      body: `${c ? name(c.name, c.name_en) : ""} ${incident.report.building ?? ""} ${incident.report.description ?? ""}`.trim(),
+      tag: `incident-${incident.id}`,
+      lang: lang() === "zh" ? "zh-CN" : "en",
+    });
+  }
+}
+
+function seen() {
+  if (document.visibilityState !== "visible") return;
+  unseen = 0;
+  document.title = `${t("app")} · ${t("board")}`;
+}
+document.addEventListener("visibilitychange", seen);
+window.addEventListener("focus", seen);
+
+/** A short two-tone chime, made on the spot (no sound file to ship). */
+function chime() {
+  if (!soundOn()) return;
+  for (const [freq, at] of [[880, 0], [660, 0.18]]) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.2, audio.currentTime + at);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + at + 0.3);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(audio.currentTime + at);
+    osc.stop(audio.currentTime + at + 0.3);
+  }
+}
+
+// Installable on a phone: the shell is cached by the service worker; the data is always live.
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
+
+async function main() {
+  applyI18n();
+  const r = await fetch("/api/rules").catch(() => null);
+  rules = r?.ok ? await r.json() : [];
+  conn.start();
+}
+main();

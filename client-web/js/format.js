@@ -18,6 +18,18 @@ export function formatSpan(ms) {
   return (neg ? "-" : "") + (d > 0 ? `${d}天 ${clock}` : clock);
 }
 
+/**
+ * A span of time in words, as precise as it matters: seconds only under an hour, minutes under
+ * a day, then days and hours. 200 s → "3分20秒", 5 h 10 m → "5小时10分", 50 h → "2天2小时".
+ */
+export function formatLeft(ms, language = "zh") {
+  const zh = language === "zh";
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const unit = zh ? { d: "天", h: "小时", m: "分", s: "秒" } : { d: " d ", h: " h ", m: " min ", s: " s" };
+  const parts = d > 0 ? [[d, "d"], [h, "h"]] : h > 0 ? [[h, "h"], [m, "m"]] : m > 0 ? [[m, "m"], [sec, "s"]] : [[sec, "s"]];
+  return parts.filter(([n], i) => n > 0 || i === 0).map(([n, u]) => `${n}${unit[u]}`).join("").trim();
+}
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

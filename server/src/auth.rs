@@ -919,18 +919,13 @@ impl Accounts {
         let (actor, scope) = match subject {
             Subject::User(login) => {
                 let user = self.user(login)?.filter(|u| !u.disabled).ok_or(AuthError::NoSession)?;
-                let actor =
-                    Actor { id: user.login.clone(), name: user.name.clone(), role: user.role };
                 identity.everything = user.runs_everything();
                 identity.buildings = user.buildings.clone();
                 identity.must_change_password = user.must_change_password;
-                if user.runs_everything() {
-                    identity.compounds = all();
-                    (actor, Scope::All)
-                } else {
-                    identity.compounds = user.compounds.clone();
-                    (actor, Scope::Compounds(user.compounds.clone()))
-                }
+                identity.compounds =
+                    if user.runs_everything() { all() } else { user.compounds.clone() };
+                let Principal { actor, scope } = user.principal();
+                (actor, scope)
             }
             Subject::Kiosk(id) => {
                 let kiosk = self.kiosk(id)?.filter(|k| !k.revoked).ok_or(AuthError::NoSession)?;

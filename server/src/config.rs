@@ -46,6 +46,8 @@ struct File {
     compound: Vec<Spanned<CompoundEntry>>,
     #[serde(default)]
     category: Vec<Spanned<CategoryEntry>>,
+    #[serde(default)]
+    quick_replies: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +156,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
         compounds,
         categories,
         escalation,
+        quick_replies: file.quick_replies,
     };
     community.check().map_err(|problem| {
         let offset = match problem.place {

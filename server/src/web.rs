@@ -23,6 +23,9 @@ const FILES: &[(&str, &[u8])] = files![
     "audit.html",
     "admin.html",
     "status.html",
+    "icon.svg",
+    "manifest.webmanifest",
+    "sw.js",
     "css/hongfan.css",
     "js/admin.js",
     "js/admin-community.js",
@@ -49,6 +52,8 @@ fn content_type(path: &str) -> &'static str {
         Some("html") => "text/html; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
         Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("webmanifest") => "application/manifest+json",
         _ => "application/octet-stream",
     }
 }
@@ -89,6 +94,11 @@ pub fn routes() -> Router<App> {
         .route("/admin", get(|| async { file("admin.html") }))
         // A resident's private status page: `/s#<ticket>-<key>` (the code never reaches a log).
         .route("/s", get(|| async { file("status.html") }))
+        // The board as an app on a phone: its manifest, icon and service worker (at the root,
+        // so that its scope is the whole site).
+        .route("/manifest.webmanifest", get(|| async { file("manifest.webmanifest") }))
+        .route("/icon.svg", get(|| async { file("icon.svg") }))
+        .route("/sw.js", get(|| async { file("sw.js") }))
         .route(
             "/css/{name}",
             get(|Path(name): Path<String>| async move { file(&format!("css/{name}")) }),

@@ -46,6 +46,9 @@ pub struct AuditRow {
     pub resolution_breached: bool,
     /// Escalated for any reason (nobody on duty, or left unclaimed).
     pub escalated: bool,
+    /// 督办: how often a supervisor urged it.
+    #[serde(default)]
+    pub urges: u32,
     pub rating: Option<Rating>,
 }
 
@@ -67,6 +70,7 @@ impl From<&Incident> for AuditRow {
             response_breached: i.response_breached,
             resolution_breached: i.resolution_breached,
             escalated: i.escalated || i.escalated_unclaimed,
+            urges: i.urges,
             rating: i.rating,
         }
     }
@@ -143,6 +147,11 @@ pub struct Figures {
     /// Response and resolution breaches recorded.
     pub breaches: u64,
     pub escalated: u64,
+    /// 督办: urges by supervisors, and how many incidents were urged at least once.
+    #[serde(default)]
+    pub urges: u64,
+    #[serde(default)]
+    pub urged: u64,
     /// Time from report to first response, of those answered (ms).
     pub response: Spread,
     /// Time from report to resolution, of those resolved (ms).
@@ -191,6 +200,8 @@ pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp
         f.breaches += u64::from(row.response_breached && row.respond_by <= asof)
             + u64::from(row.resolution_breached && row.resolve_by <= asof);
         f.escalated += u64::from(row.escalated);
+        f.urges += u64::from(row.urges);
+        f.urged += u64::from(row.urges > 0);
         match row.rating {
             Some(Rating::Satisfied) => f.satisfied += 1,
             Some(Rating::BasicallySatisfied) => f.basically_satisfied += 1,

@@ -1,6 +1,8 @@
 //! The community hongfan serves: its compounds and the categories of problems residents report,
 //! each with the "first-time" targets the grid office promises to meet.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
@@ -17,6 +19,10 @@ pub struct CompoundId(pub String);
 #[serde(transparent)]
 pub struct CategoryId(pub String);
 
+/// The board actions that take a text, and so may have quick replies.
+pub const QUICK_REPLY_ACTIONS: &[&str] =
+    &["note", "hand_over", "return", "resolve", "cancel", "urge"];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Community {
@@ -28,6 +34,10 @@ pub struct Community {
     pub categories: Vec<Category>,
     #[serde(default)]
     pub escalation: EscalationPolicy,
+    /// Phrases a worker taps instead of typing, per action (`note`, `hand_over`, `return`,
+    /// `resolve`, `cancel`, `urge`): 已联系居民, 已上门查看, 已报物业…
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quick_replies: BTreeMap<String, Vec<String>>,
 }
 
 /// When a report is shown beyond the on-duty workers of its compound. Nobody on duty: at once,
@@ -180,6 +190,21 @@ impl Community {
         }
         if self.escalation.unclaimed_after.0 == 0 {
             return Err(at(Place::Escalation)("a duration must be longer than zero".into()));
+        }
+        for (action, replies) in &self.quick_replies {
+            if !QUICK_REPLY_ACTIONS.contains(&action.as_str()) {
+                return Err(at(Place::Community)(format!(
+                    "quick replies for {action:?}: only for {}",
+                    QUICK_REPLY_ACTIONS.join(", ")
+                )));
+            }
+            if replies.len() > MAX_ITEMS
+                || replies.iter().any(|r| r.trim().is_empty() || r.chars().count() > MAX_TEXT)
+            {
+                return Err(at(Place::Community)(format!(
+                    "quick replies for {action:?}: at most {MAX_ITEMS}, each 1 to {MAX_TEXT} characters"
+                )));
+            }
         }
         let mut ids = std::collections::HashSet::new();
         for (i, c) in self.compounds.iter().enumerate() {

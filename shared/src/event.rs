@@ -95,6 +95,14 @@ pub enum Change {
     },
     /// 接单.
     Claimed,
+    /// 派单 / 改派: a supervisor gives the incident to a worker (who holds it from then on).
+    Assigned {
+        to: Actor,
+    },
+    /// 督办: a supervisor's logged nudge to whoever holds (or should take) the incident.
+    Urged {
+        note: String,
+    },
     Noted {
         text: String,
     },
@@ -149,6 +157,8 @@ impl Change {
             Change::Reported { .. } => "reported",
             Change::Claimed => "claimed",
             Change::Noted { .. } => "noted",
+            Change::Assigned { .. } => "assigned",
+            Change::Urged { .. } => "urged",
             Change::HandedOver { .. } => "handed_over",
             Change::Returned { .. } => "returned",
             Change::Resolved { .. } => "resolved",

@@ -140,10 +140,17 @@ pub struct Incident {
     /// opens the status page and lets them rate. Never in any view (`view` clears it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// How often a supervisor urged it (督办).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub urges: u32,
     pub notes: Vec<Note>,
     /// The sequence number of its last event. Its timeline (every event of it) is kept in the
     /// store's index, not here, so that the state stays small however long its history.
     pub last_seq: Seq,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why an event does not fit the incident it is applied to: a corrupt or reordered log.
@@ -196,6 +203,7 @@ impl Incident {
             escalated_unclaimed: false,
             rating: None,
             key: key.clone(),
+            urges: 0,
             notes: Vec::new(),
             last_seq: event.seq,
         })
@@ -216,6 +224,14 @@ impl Incident {
                 self.holder = Some(event.actor.clone());
                 self.claimed_at = Some(event.at);
             }
+            Change::Assigned { to } if self.status.is_open() => {
+                if self.status == Status::Reported {
+                    self.status = Status::Claimed;
+                    self.claimed_at = Some(event.at);
+                }
+                self.holder = Some(to.clone());
+            }
+            Change::Urged { .. } if self.status.is_open() => self.urges += 1,
             Change::Noted { text } if self.status != Status::Cancelled => {
                 self.notes.push(Note { at: event.at, by: event.actor.clone(), text: text.clone() })
             }

@@ -10,6 +10,7 @@ pub mod event;
 pub mod incident;
 pub mod lifecycle;
 pub mod office;
+pub mod permissions;
 pub mod protocol;
 pub mod time;
 pub mod view;

@@ -31,7 +31,7 @@ pub enum Scope {
 }
 
 /// An authenticated actor together with where it may act.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub actor: Actor,
     pub scope: Scope,
@@ -101,6 +101,14 @@ pub enum Action {
     },
     /// Show the resident's phone number to the one who asks; logged.
     Reveal,
+    /// 派单 / 改派 to a worker of the incident's compound (a supervisor).
+    Assign {
+        to: Principal,
+    },
+    /// 督办 (a supervisor).
+    Urge {
+        note: String,
+    },
 }
 
 /// Why a request was refused. Each has a stable `code` for the wire.
@@ -150,6 +158,8 @@ pub enum LifecycleError {
     NoPlace,
     #[error("attachments: at most one photo and one voice note, each uploaded first")]
     BadAttachments,
+    #[error("an incident is assigned to an active grid worker of its compound")]
+    NotAWorkerHere,
 }
 
 impl LifecycleError {
@@ -177,6 +187,7 @@ impl LifecycleError {
             LifecycleError::WrongKey => ErrorCode::WrongKey,
             LifecycleError::NoPlace => ErrorCode::NoPlace,
             LifecycleError::BadAttachments => ErrorCode::BadAttachments,
+            LifecycleError::NotAWorkerHere => ErrorCode::NotAWorkerHere,
         }
     }
 
@@ -291,7 +302,9 @@ pub fn decide(
     if let Action::Reveal = action {
         return reveal(incident, who, community);
     }
-    if !matches!(role, Role::Worker | Role::Supervisor) {
+    if !matches!(role, Role::Worker | Role::Supervisor)
+        || (matches!(action, Action::Assign { .. } | Action::Urge { .. }) && !who.is_supervisor())
+    {
         return Err(LifecycleError::RoleNotAllowed { role, what: action_name(action) });
     }
     if !who.may_act_in(&incident.report.compound) {
@@ -368,6 +381,25 @@ pub fn decide(
             }
             holder_only()?;
             Ok(Change::Cancelled { reason: reason.clone() })
+        }
+        Action::Assign { to } => {
+            if to.actor.role != Role::Worker || !to.may_act_in(&incident.report.compound) {
+                return Err(LifecycleError::NotAWorkerHere);
+            }
+            match (incident.status, &incident.holder) {
+                (Status::Resolved, _) => Err(LifecycleError::AlreadyResolved),
+                (_, Some(holder)) if holder.id == to.actor.id && incident.status.is_open() => {
+                    Err(LifecycleError::AlreadyClaimed { holder: holder.clone() })
+                }
+                _ => Ok(Change::Assigned { to: to.actor.clone() }),
+            }
+        }
+        Action::Urge { note } => {
+            text(note, "note")?;
+            if incident.status == Status::Resolved {
+                return Err(LifecycleError::AlreadyResolved);
+            }
+            Ok(Change::Urged { note: note.clone() })
         }
         Action::Rate { .. } | Action::Reveal => unreachable_action(role, action),
     }
@@ -464,6 +496,8 @@ fn action_name(action: &Action) -> &'static str {
         Action::Reopen { .. } => "reopen",
         Action::Cancel { .. } => "cancel",
         Action::Rate { .. } => "rate",
+        Action::Assign { .. } => "assign",
+        Action::Urge { .. } => "urge",
         Action::Reveal => "see the phone number",
     }
 }
@@ -505,6 +539,7 @@ mod tests {
                 retired: false,
             }],
             escalation: Default::default(),
+            quick_replies: Default::default(),
         }
     }
 

@@ -66,6 +66,17 @@ impl Person {
     pub fn runs_everything(&self) -> bool {
         self.role == Role::Supervisor && self.compounds.is_empty()
     }
+
+    /// Who this person acts as, and where.
+    pub fn principal(&self) -> crate::lifecycle::Principal {
+        let actor = Actor { id: self.login.clone(), name: self.name.clone(), role: self.role };
+        let scope = if self.runs_everything() {
+            crate::lifecycle::Scope::All
+        } else {
+            crate::lifecycle::Scope::Compounds(self.compounds.clone())
+        };
+        crate::lifecycle::Principal { actor, scope }
+    }
 }
 
 /// A station's kiosk.

@@ -92,6 +92,8 @@ client_messages! {
         /// The status of one ticket at the kiosk: with the last four digits of the phone number
         /// given (`phone_tail`) or the private code from the slip (`key`); a ticket number alone
         /// is refused (`wrong_key`). Staff look up the tickets they may see without either.
+        /// 派单 / 改派 (supervisors): give the incident to `worker` (a login), who is alerted.
+        Assign "assign" { id: u64, incident: IncidentId, worker: String }
         Lookup "lookup" {
             id: u64,
             ticket: String,
@@ -119,6 +121,8 @@ client_messages! {
         /// The resident's phone number, for a worker about to call: answered with `revealed`,
         /// and logged (`revealed`, seen by supervisors).
         Reveal "reveal" {} => Action::Reveal
+        /// 督办 (supervisors): a logged nudge the holder sees, counted by the audit.
+        Urge "urge" { note: String } => Action::Urge { note }
     }
 }
 
@@ -266,6 +270,9 @@ pub enum ServerMessage {
         /// the client has (it changes only when the office edits its configuration).
         community: String,
         epoch: String,
+        /// The server's time: timers are shown against it, not the device's own clock.
+        #[serde(default)]
+        now: crate::time::Timestamp,
     },
     /// The open incidents the client may see, as of `seq`; live events follow.
     Snapshot {
@@ -392,6 +399,7 @@ error_codes! {
     WrongKey => "小票号与电话后四位（或查询码）对不上",
     NoPlace => "请选择楼号，或选“公共区域”",
     BadAttachments => "附件有误，请重新录音或拍照",
+    NotAWorkerHere => "只能派给该小区的网格员",
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -111,7 +111,9 @@ pub fn event_as_seen(event: &Event, sight: Sight, role: Role) -> Option<Event> {
             report_as_seen(report, sight)
         }
         Change::Noted { .. } if sight != Sight::Full => return None,
-        Change::HandedOver { note } | Change::Returned { note } if sight != Sight::Full => {
+        Change::HandedOver { note } | Change::Returned { note } | Change::Urged { note }
+            if sight != Sight::Full =>
+        {
             note.clear()
         }
         Change::Resolved { outcome } if sight == Sight::Restricted => outcome.clear(),
@@ -218,6 +220,7 @@ mod tests {
                 .to_vec(),
             categories: vec![category("repair", false), category("elderly", true)],
             escalation: Default::default(),
+            quick_replies: Default::default(),
         }
     }
 
@@ -267,6 +270,7 @@ mod tests {
             escalated_unclaimed: false,
             rating: None,
             key: Some(KEY.into()),
+            urges: 0,
             notes: vec![Note {
                 at: Timestamp(1),
                 by: actor("w1", Role::Worker),
@@ -290,6 +294,8 @@ mod tests {
             },
             Change::Claimed,
             Change::Noted { text: NOTE.into() },
+            Change::Assigned { to: actor("w2", Role::Worker) },
+            Change::Urged { note: NOTE.into() },
             Change::HandedOver { note: NOTE.into() },
             Change::Returned { note: NOTE.into() },
             Change::Resolved { outcome: OUTCOME.into() },
@@ -336,7 +342,7 @@ mod tests {
             private in any::<bool>(),
             status in prop::sample::select(vec![Status::Reported, Status::Claimed, Status::HandedOver, Status::Resolved, Status::Cancelled]),
             holder in prop::sample::select(vec![None, Some("w1"), Some("w2")]),
-            change in 0usize..13,
+            change in 0usize..15,
             viewer in 0usize..9,
         ) {
             let category = if private { "elderly" } else { "repair" };

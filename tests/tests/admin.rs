@@ -116,12 +116,8 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     click(&other, "#change-submit").await;
     wait_js(&other, "sun's board", "return location.pathname === '/board' && document.getElementById('link').dataset.state === 'online'").await;
     click(&other, "#duty").await;
-    wait_js(
-        &other,
-        "sun on duty",
-        "return document.getElementById('duty').getAttribute('aria-pressed') === 'true'",
-    )
-    .await;
+    wait_js(&other, "sun on duty", "return document.getElementById('duty').dataset.on === 'true'")
+        .await;
     let mut kiosk_c1 = server.kiosk("c1").await;
     let first = kiosk_c1.file(report("c1", "楼道灯坏了")).await;
     let fresh = format!(

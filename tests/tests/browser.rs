@@ -27,7 +27,7 @@ async fn log_in(client: &Client, server: &TestServer, login: &str) {
 
 async fn go_on_duty(client: &Client) {
     click(client, "#duty").await;
-    wait_js(client, "duty on", "return document.getElementById('duty').getAttribute('aria-pressed') === 'true' && document.getElementById('roster').textContent.length > 0").await;
+    wait_js(client, "duty on", "return document.getElementById('duty').dataset.on === 'true' && document.getElementById('roster').textContent.length > 0").await;
 }
 
 async fn pair_kiosk(client: &Client, server: &TestServer, compound: &str) {

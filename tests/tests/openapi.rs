@@ -210,6 +210,7 @@ async fn every_route_answers_as_the_openapi_description_says() {
         call(M::GET, "/api/me", "/api/me?as=kiosk").cookie(&kiosk_cookie),
         call(M::GET, "/api/me", "/api/me"),
         call(M::GET, "/api/community", "/api/community"),
+        call(M::GET, "/api/rules", "/api/rules"),
         call(M::GET, "/api/workers", "/api/workers").cookie(&boss),
         call(M::GET, "/api/workers", "/api/workers").cookie(&wang),
         call(M::GET, "/api/workers", "/api/workers"),

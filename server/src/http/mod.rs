@@ -118,6 +118,7 @@ pub fn router(app: App) -> Router {
         .route("/api/attachments", post(resident::upload))
         .route("/api/incidents/{id}/attachments/{file}", get(resident::attachment))
         .route("/api/community", get(community))
+        .route("/api/rules", get(rules))
         .route("/api/workers", get(workers))
         .route("/api/audit/summary", get(audit::summary))
         .route("/api/audit/incidents", get(audit::incidents))
@@ -167,6 +168,16 @@ impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> AppError {
         AppError::Auth(AuthError::Store(e))
     }
+}
+
+/// Which actions each role may take on each kind of incident: the board's buttons, derived from
+/// the rule the server enforces.
+#[utoipa::path(get, path = "/api/rules", tag = "community",
+    responses((status = 200, description = "For each role, status, relation to the holder and kind of category, the client message types allowed", body = Vec<hongfan_shared::permissions::Permission>)))]
+async fn rules() -> Json<Vec<hongfan_shared::permissions::Permission>> {
+    static RULES: std::sync::LazyLock<Vec<hongfan_shared::permissions::Permission>> =
+        std::sync::LazyLock::new(hongfan_shared::permissions::permissions);
+    Json(RULES.clone())
 }
 
 /// The origin a page of ours was loaded from (checked by the guard), else the address it was

@@ -24,6 +24,7 @@ use super::{admin, audit, resident, sessions};
         sessions::me,
         sessions::change_password,
         super::community,
+        super::rules,
         super::workers,
         admin::people,
         admin::add_person,

@@ -78,6 +78,7 @@ impl Connection {
             identity: self.auth.identity.clone(),
             community: self.hub.store().office().version.clone(),
             epoch: self.hub.store().epoch().to_owned(),
+            now: self.hub.store().now(),
         };
         if let Err(end) = self.send(encode(&hello)).await {
             return end;
@@ -222,30 +223,40 @@ impl Connection {
                 self.lookup(request, &ticket, phone_tail.as_deref(), key.as_deref()).await
             }
             Request::Act { id: request, incident, action } => {
-                if !self.hub.action_limiter().admit(&self.auth.principal.actor.id) {
-                    let refusal = error(
-                        ErrorCode::RateLimited,
-                        "too many actions from this account; wait a minute",
-                    );
-                    return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
-                }
-                let reveal = action == Action::Reveal;
-                let result = self.hub.store().act(&self.auth.principal, incident, action).await;
-                match result {
-                    // The number goes to this connection alone; everyone else sees only that
-                    // it was looked at (supervisors), or nothing.
-                    Ok((_, state)) if reveal => {
-                        let phone = state.report.phone.unwrap_or_default();
-                        tracing::info!(incident = incident.0, "phone number revealed");
-                        let answer = ServerMessage::Revealed { id: request, incident, phone };
-                        self.send_message(&answer).await
-                    }
-                    Ok((event, _)) => {
-                        self.send_message(&ServerMessage::Done { id: request, event }).await
-                    }
-                    Err(e) => self.refuse(ErrorBody { id: Some(request), ..wire_error(&e) }).await,
-                }
+                self.act(request, incident, action).await
             }
+            Request::Assign { id: request, incident, worker } => {
+                // The assignee as the office knows them now; the rule decides the rest.
+                let office = self.hub.store().office();
+                let Some(to) = office.office.people.get(&worker).filter(|p| !p.disabled) else {
+                    let refusal = error(ErrorCode::NotAWorkerHere, "no such active grid worker");
+                    return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
+                };
+                self.act(request, incident, Action::Assign { to: to.principal() }).await
+            }
+        }
+    }
+
+    /// A lifecycle action, answered once durable.
+    async fn act(&mut self, request: u64, incident: IncidentId, action: Action) -> Result<(), End> {
+        if !self.hub.action_limiter().admit(&self.auth.principal.actor.id) {
+            let refusal =
+                error(ErrorCode::RateLimited, "too many actions from this account; wait a minute");
+            return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
+        }
+        let reveal = action == Action::Reveal;
+        let result = self.hub.store().act(&self.auth.principal, incident, action).await;
+        match result {
+            // The number goes to this connection alone; everyone else sees only that it was
+            // looked at (supervisors), or nothing.
+            Ok((_, state)) if reveal => {
+                let phone = state.report.phone.unwrap_or_default();
+                tracing::info!(incident = incident.0, "phone number revealed");
+                let answer = ServerMessage::Revealed { id: request, incident, phone };
+                self.send_message(&answer).await
+            }
+            Ok((event, _)) => self.send_message(&ServerMessage::Done { id: request, event }).await,
+            Err(e) => self.refuse(ErrorBody { id: Some(request), ..wire_error(&e) }).await,
         }
     }
 

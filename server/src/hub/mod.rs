@@ -573,7 +573,7 @@ impl Hub {
             let incident = after.as_ref();
             let compound = &incident.report.compound;
             // Who hears the chime: the on-duty workers of the compound for a new report (the
-            // rota when it came in, with the switches); the compound's supervisors (and, when
+            // rota when it came in, with the switches); the assignee of an assignment; the compound's supervisors (and, when
             // nobody was on duty, every on-duty worker) for an escalation, which is logged in
             // the report's own group and so arrives right after it.
             let on_duty_here = || office.office.on_duty(compound, event.at, &overrides);
@@ -585,8 +585,10 @@ impl Hub {
                     .collect()
             };
             // (whether escalated, the workers who hear it); supervisors hear escalations only.
-            let (escalated, workers) = match event.change {
+            let (escalated, workers) = match &event.change {
                 Change::Reported { .. } => (false, on_duty_here()),
+                // 派单 / 改派: the assignee hears it, on duty or not.
+                Change::Assigned { to } => (false, BTreeSet::from([to.id.clone()])),
                 Change::Escalated { reason: EscalationReason::NobodyOnDuty } => {
                     (true, on_duty_anywhere())
                 }

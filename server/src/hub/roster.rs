@@ -153,6 +153,7 @@ mod tests {
             }],
             categories: Vec::new(),
             escalation: Default::default(),
+            quick_replies: Default::default(),
         };
         let person = |login: &str| Person {
             login: login.into(),

@@ -1,0 +1,206 @@
+//! Which actions a page may offer, derived from the rule the server enforces: `lifecycle::decide`
+//! is asked, for every role, status, relation to the holder and kind of category, which actions it
+//! would accept. The board shows exactly those buttons (served at `GET /api/rules`), so a button
+//! and the server's answer to it cannot disagree.
+
+use serde::Serialize;
+
+use crate::community::{
+    Category, CategoryId, Community, Compound, CompoundId, Target, Targets, Urgency,
+};
+use crate::event::{Actor, Change, Event, Role};
+use crate::incident::{Incident, IncidentId, Report, Status, Ticket};
+use crate::lifecycle::{Action, Principal, Scope, decide};
+use crate::time::{Millis, Timestamp};
+
+/// How the viewer stands to an incident's holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Holder {
+    /// Nobody holds it.
+    None,
+    /// The viewer holds it.
+    Me,
+    /// Someone else does.
+    Other,
+}
+
+/// The actions one kind of viewer may take on one kind of incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Permission {
+    pub role: Role,
+    pub status: Status,
+    pub holder: Holder,
+    /// A private category (助老, 低保, 救助 by default).
+    pub private: bool,
+    /// Client message types, for example `claim`, `resolve`, `assign`.
+    pub actions: Vec<&'static str>,
+}
+
+const COMPOUND: &str = "c";
+
+fn actor(id: &str, role: Role) -> Actor {
+    Actor { id: id.into(), name: id.into(), role }
+}
+
+fn principal(id: &str, role: Role) -> Principal {
+    Principal { actor: actor(id, role), scope: Scope::Compounds(vec![CompoundId(COMPOUND.into())]) }
+}
+
+fn community() -> Community {
+    let target = Target { respond: Millis(60_000), resolve: Millis(120_000) };
+    let category = |id: &str, private| Category {
+        id: CategoryId(id.into()),
+        name: id.into(),
+        name_en: id.into(),
+        icon: String::new(),
+        targets: Targets { normal: target, urgent: target },
+        private,
+        phrases: Vec::new(),
+        emergency: false,
+        retired: false,
+    };
+    Community {
+        name: String::new(),
+        street_office: String::new(),
+        compounds: vec![Compound {
+            id: CompoundId(COMPOUND.into()),
+            name: String::new(),
+            station: String::new(),
+            grid: String::new(),
+            buildings: Vec::new(),
+        }],
+        categories: vec![category("open", false), category("private", true)],
+        escalation: Default::default(),
+        quick_replies: Default::default(),
+    }
+}
+
+fn incident(private: bool, status: Status, holder: Holder) -> Incident {
+    let report = Report {
+        compound: CompoundId(COMPOUND.into()),
+        category: CategoryId(if private { "private" } else { "open" }.into()),
+        urgency: Urgency::Normal,
+        building: "1".into(),
+        unit: String::new(),
+        room: String::new(),
+        description: "x".into(),
+        phone: Some("13800000000".into()),
+        attachments: Vec::new(),
+    };
+    let event = Event {
+        seq: 1,
+        at: Timestamp(0),
+        incident: IncidentId(1),
+        actor: actor("kiosk", Role::Kiosk),
+        change: Change::Reported {
+            ticket: Ticket("0001".into()),
+            report: Box::new(report),
+            request_id: "r".into(),
+            respond_by: Timestamp(60_000),
+            resolve_by: Timestamp(120_000),
+            escalate_by: None,
+            key: None,
+        },
+    };
+    let mut incident = Incident::from_event(&event).expect("a report makes an incident");
+    incident.status = status;
+    incident.holder = match holder {
+        Holder::None => None,
+        Holder::Me => Some(actor("viewer", Role::Worker)),
+        Holder::Other => Some(actor("other", Role::Worker)),
+    };
+    incident
+}
+
+/// Every action a board can send, with a harmless argument.
+fn actions() -> Vec<(&'static str, Action)> {
+    let text = || "x".to_owned();
+    vec![
+        ("claim", Action::Claim),
+        ("note", Action::Note { text: text() }),
+        ("hand_over", Action::HandOver { note: text() }),
+        ("return", Action::Return { note: text() }),
+        ("resolve", Action::Resolve { outcome: text() }),
+        ("reopen", Action::Reopen { reason: text() }),
+        ("cancel", Action::Cancel { reason: text() }),
+        ("reveal", Action::Reveal),
+        ("assign", Action::Assign { to: principal("someone", Role::Worker) }),
+        ("urge", Action::Urge { note: text() }),
+        ("rate", Action::Rate { rating: crate::audit::Rating::Satisfied, key: None }),
+    ]
+}
+
+/// The table: every role that uses a board, every status, holder relation and kind of category.
+pub fn permissions() -> Vec<Permission> {
+    let community = community();
+    let statuses = [
+        Status::Reported,
+        Status::Claimed,
+        Status::HandedOver,
+        Status::Resolved,
+        Status::Cancelled,
+    ];
+    let mut table = Vec::new();
+    for role in [Role::Supervisor, Role::Worker, Role::BuildingHead] {
+        let who = principal("viewer", role);
+        for status in statuses {
+            for holder in [Holder::None, Holder::Me, Holder::Other] {
+                if (status == Status::Reported) != (holder == Holder::None) {
+                    continue;
+                }
+                for private in [false, true] {
+                    let incident = incident(private, status, holder);
+                    let actions = actions()
+                        .into_iter()
+                        .filter(|(_, action)| {
+                            decide(&incident, &who, action, Timestamp(0), &community).is_ok()
+                        })
+                        .map(|(name, _)| name)
+                        .collect();
+                    table.push(Permission { role, status, holder, private, actions });
+                }
+            }
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(role: Role, status: Status, holder: Holder, private: bool) -> Vec<&'static str> {
+        permissions()
+            .into_iter()
+            .find(|p| {
+                p.role == role && p.status == status && p.holder == holder && p.private == private
+            })
+            .map(|p| p.actions)
+            .unwrap_or_default()
+    }
+
+    /// What the issue found on the board: a building head was offered 接单 and 撤销.
+    #[test]
+    fn the_table_says_what_the_rule_allows() {
+        assert_eq!(
+            allowed(Role::BuildingHead, Status::Reported, Holder::None, false),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            allowed(Role::Worker, Status::Reported, Holder::None, false),
+            vec!["claim", "note", "cancel", "reveal"]
+        );
+        assert_eq!(
+            allowed(Role::Worker, Status::Claimed, Holder::Other, true),
+            vec!["note"],
+            "another's private case: a note, no phone, nothing of the holder's"
+        );
+        let supervisor = allowed(Role::Supervisor, Status::Claimed, Holder::Other, false);
+        assert!(supervisor.contains(&"assign") && supervisor.contains(&"urge"), "{supervisor:?}");
+        assert!(!allowed(Role::Worker, Status::Claimed, Holder::Me, false).contains(&"assign"));
+        assert_eq!(allowed(Role::BuildingHead, Status::Resolved, Holder::Me, false), vec!["rate"]);
+    }
+}

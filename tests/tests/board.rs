@@ -1,0 +1,306 @@
+//! The board as a grid worker's working tool and a 书记's desk: 派单 / 改派 and 督办 over the
+//! protocol against the real binary; in headless Chromium on a clock the test moves, the time
+//! left in words, the views and the search, buttons by role, dialogs with quick replies, the
+//! assignee alerted, and a notification when the page is in the background.
+
+use fantoccini::Client;
+use hongfan::clock::ManualClock;
+use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use hongfan_shared::{CategoryId, Millis, Report, Timestamp};
+use hongfan_tests::browser::{
+    Driver, accessibility_problems, click, fill, screenshots, text_of, wait_js,
+};
+use hongfan_tests::report;
+use hongfan_tests::server::{PASSWORD, TestServer, WsClient};
+use tokio::sync::Semaphore;
+
+/// Two browsers at a time on two cores: the tests in this file take turns.
+static TURN: Semaphore = Semaphore::const_new(1);
+
+async fn answer(client: &mut WsClient, message: ClientMessage) -> ServerMessage {
+    client.send(&message).await;
+    let (answer, _) = client
+        .recv_until(|m| matches!(m, ServerMessage::Error(_) | ServerMessage::Done { .. }))
+        .await;
+    answer
+}
+
+fn refused(answer: &ServerMessage) -> Option<ErrorCode> {
+    match answer {
+        ServerMessage::Error(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_assigns_and_urges_and_the_worker_hears_it() {
+    let server = TestServer::start().await;
+    let mut kiosk = server.kiosk("c1").await;
+    let mut li = server.user("li").await;
+    li.subscribe(None).await;
+    let mut head = server.user("head").await;
+    head.subscribe(None).await;
+    let incident = kiosk.file(report("c1", "楼道灯坏了")).await.id;
+    let assign = |id, worker: &str| ClientMessage::Assign { id, incident, worker: worker.into() };
+
+    let mut wang = server.user("wang").await;
+    assert_eq!(refused(&answer(&mut wang, assign(1, "li")).await), Some(ErrorCode::Forbidden));
+    let urge = ClientMessage::Urge { id: 2, incident, note: "请尽快".into() };
+    assert_eq!(refused(&answer(&mut wang, urge).await), Some(ErrorCode::Forbidden));
+
+    let mut boss = server.user("boss").await;
+    let wrong = answer(&mut boss, assign(3, "zhao")).await;
+    assert_eq!(refused(&wrong), Some(ErrorCode::NotAWorkerHere), "zhao works in c2");
+    assert_eq!(
+        refused(&answer(&mut boss, assign(4, "nobody")).await),
+        Some(ErrorCode::NotAWorkerHere)
+    );
+    assert_eq!(refused(&answer(&mut boss, assign(5, "li")).await), None);
+    // 李强 is alerted although he is not on duty, and holds it.
+    let (alert, _) = li.recv_until(|m| matches!(m, ServerMessage::Alert { .. })).await;
+    let ServerMessage::Alert { incident: assigned, .. } = alert else { unreachable!() };
+    assert_eq!(assigned.holder.as_ref().map(|h| h.id.as_str()), Some("li"));
+    assert_eq!(assigned.status, hongfan_shared::Status::Claimed);
+    // 改派 to 王芳; again to her is refused as already hers.
+    assert_eq!(refused(&answer(&mut boss, assign(6, "wang")).await), None);
+    assert_eq!(
+        refused(&answer(&mut boss, assign(7, "wang")).await),
+        Some(ErrorCode::AlreadyClaimed)
+    );
+
+    // 督办: the note reaches workers; the building head's shared screen gets it without the note.
+    let urge = ClientMessage::Urge { id: 8, incident, note: "居民再次来电".into() };
+    assert_eq!(refused(&answer(&mut boss, urge).await), None);
+    let is_urge = |m: &ServerMessage| matches!(m, ServerMessage::Event { event, .. } if event.change.name() == "urged");
+    let (seen_by_li, _) = li.recv_until(is_urge).await;
+    assert!(serde_json::to_string(&seen_by_li).unwrap().contains("居民再次来电"));
+    let (seen_by_head, _) = head.recv_until(is_urge).await;
+    assert!(!serde_json::to_string(&seen_by_head).unwrap().contains("居民再次来电"));
+
+    // The audit counts it.
+    let cookie = server.login("boss").await;
+    let summary: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/audit/summary?from=0&to=9999999999999", server.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary["figures"]["urges"].as_u64(), summary["figures"]["urged"].as_u64()),
+        (Some(1), Some(1))
+    );
+}
+
+async fn log_in(client: &Client, server: &TestServer, login: &str) {
+    client.goto(&format!("{}/login?next=/board", server.url)).await.unwrap();
+    fill(client, "#login", login).await;
+    fill(client, "#password", PASSWORD).await;
+    click(client, "#submit").await;
+    wait_js(
+        client,
+        "the board to connect",
+        "return document.getElementById('link')?.dataset.state === 'online'",
+    )
+    .await;
+}
+
+fn card(ticket: &str) -> String {
+    format!(".card[data-ticket='{ticket}']")
+}
+
+async fn timer(client: &Client, ticket: &str) -> String {
+    text_of(client, &format!("{} .timer", card(ticket))).await
+}
+
+async fn clean(client: &Client, screen: &str) {
+    assert_eq!(accessibility_problems(client).await, Vec::<String>::new(), "{screen}");
+}
+
+fn now() -> Timestamp {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    Timestamp(i64::try_from(since.as_millis()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons() {
+    let _turn = TURN.acquire().await.unwrap();
+    let clock = ManualClock::new(now());
+    let server = TestServer::start_in_process(clock.clone()).await;
+    let mut kiosk = server.kiosk("c1").await;
+    kiosk.file(report("c1", "楼道灯坏了")).await;
+    let elderly = Report {
+        category: CategoryId("elderly".into()),
+        ..report("c1", "独居老人需要探望")
+    };
+    let private = kiosk.file(elderly).await;
+    let mut boss = server.user("boss").await;
+
+    let driver = Driver::start();
+    let (worker, desk) = (driver.session().await, driver.session().await);
+    log_in(&worker, &server, "wang").await;
+    wait_js(
+        &worker,
+        "both cards",
+        &format!(
+            "return !!document.querySelector(\"{}\") && !!document.querySelector(\"{}\")",
+            card("0001"),
+            card("0002")
+        ),
+    )
+    .await;
+
+    // Time left, in words, with an icon, and the deadline.
+    let left = timer(&worker, "0001").await;
+    assert!(left.starts_with("⏳ 接单剩余"), "{left}");
+    assert!(text_of(&worker, &format!("{} .deadline", card("0001"))).await.starts_with("时限"));
+    screenshots(&worker, "board-time-left").await;
+    clean(&worker, "board").await;
+    // 50 minutes on (the server's clock, which the board follows): near its target.
+    clock.advance(Millis::from_mins(50));
+    let urge = ClientMessage::Urge { id: 1, incident: private.id, note: "请尽快上门".into() };
+    assert_eq!(refused(&answer(&mut boss, urge).await), None);
+    wait_js(
+        &worker,
+        "near in words",
+        &format!(
+            "return document.querySelector(\"{} .timer\").textContent.includes('即将超时')",
+            card("0001")
+        ),
+    )
+    .await;
+    assert!(
+        timer(&worker, "0001").await.starts_with("⚠️ 接单剩余 9分")
+            || timer(&worker, "0001").await.starts_with("⚠️ 接单剩余 10分")
+    );
+    // 15 more: past it, still in words (the breach that the server logs moves the board's clock).
+    clock.advance(Millis::from_mins(15));
+    let urge = ClientMessage::Urge { id: 2, incident: private.id, note: "再催一次".into() };
+    assert_eq!(refused(&answer(&mut boss, urge).await), None);
+    wait_js(&worker, "late in words", &format!("return document.querySelector(\"{} .timer\").textContent.startsWith('⛔ 接单已超时 5分')", card("0001"))).await;
+    assert!(text_of(&worker, &format!("{} .status", card("0002"))).await.contains("已督办 2"));
+    screenshots(&worker, "board-late").await;
+
+    // Views with counts, and the ticket search.
+    let tab = |v: &str| format!("#view-{v} .count");
+    assert_eq!(text_of(&worker, &tab("unclaimed")).await, "2");
+    assert_eq!(text_of(&worker, &tab("mine")).await, "0");
+    click(&worker, &format!("{} button[data-action=claim]", card("0001"))).await;
+    wait_js(
+        &worker,
+        "mine: 1",
+        "return document.querySelector('#view-mine .count').textContent === '1'",
+    )
+    .await;
+    click(&worker, "#view-mine").await;
+    wait_js(&worker, "only mine", &format!("return document.querySelectorAll('.card').length === 1 && !!document.querySelector(\"{}\")", card("0001"))).await;
+    click(&worker, "#view-all").await;
+    fill(&worker, "#search", "2").await;
+    wait_js(&worker, "the search", &format!("return document.querySelectorAll('.card').length === 1 && !!document.querySelector(\"{}\")", card("0002"))).await;
+    worker
+        .execute("const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input')); return true", vec![])
+        .await
+        .unwrap();
+    // A worker has no 派单 or 督办, and 撤销 waits under 更多.
+    let offered = worker.execute("return [...document.querySelectorAll('.card button[data-action]')].map(b => b.dataset.action)", vec![]).await.unwrap();
+    let offered: Vec<String> = serde_json::from_value(offered).unwrap();
+    assert!(!offered.iter().any(|a| a == "assign" || a == "urge"), "{offered:?}");
+    let cancel_hidden = worker.execute(&format!("const b = document.querySelector(\"{} button[data-action=cancel]\"); return !!b && b.closest('details.more') && !b.closest('details.more').open", card("0001")), vec![]).await.unwrap();
+    assert_eq!(cancel_hidden, serde_json::json!(true), "撤销 is behind 更多: {offered:?}");
+
+    // Resolving with a quick reply, from the dialog, with one hand.
+    click(&worker, &format!("{} button[data-action=resolve]", card("0001"))).await;
+    wait_js(
+        &worker,
+        "the quick replies",
+        "return document.querySelectorAll('#ask-quick .chip').length > 0",
+    )
+    .await;
+    screenshots(&worker, "board-resolve-dialog").await;
+    clean(&worker, "resolve dialog").await;
+    // Empty: our own words say so, not the browser's.
+    click(&worker, "#ask-ok").await;
+    assert_eq!(text_of(&worker, "#ask-error").await, "请填写内容，或点一条常用回复");
+    click(&worker, "#ask-quick .chip").await;
+    click(&worker, "#ask-ok").await;
+    wait_js(
+        &worker,
+        "resolved and gone",
+        &format!("return !document.querySelector(\"{}\")", card("0001")),
+    )
+    .await;
+
+    // The 书记 assigns the private case to 王芳: it reaches her board, with a notification while
+    // her page is in the background.
+    worker.execute("window.shown = []; window.Notification = class { static permission = 'granted'; constructor(title) { window.shown.push(title); } }; return true", vec![]).await.unwrap();
+    let board = worker.window().await.unwrap();
+    let elsewhere = worker.new_window(true).await.unwrap().handle;
+    worker.switch_to_window(elsewhere.clone()).await.unwrap();
+    log_in(&desk, &server, "boss").await;
+    wait_js(
+        &desk,
+        "the private case",
+        &format!(
+            "return !!document.querySelector(\"{} button[data-action=assign]\")",
+            card("0002")
+        ),
+    )
+    .await;
+    screenshots(&desk, "board-supervisor").await;
+    clean(&desk, "supervisor's board").await;
+    click(&desk, &format!("{} button[data-action=assign]", card("0002"))).await;
+    wait_js(
+        &desk,
+        "the workers",
+        "return [...document.querySelectorAll('#ask-worker option')].some(o => o.value === 'wang')",
+    )
+    .await;
+    desk.execute("document.getElementById('ask-worker').value = 'wang'; return true", vec![])
+        .await
+        .unwrap();
+    screenshots(&desk, "board-assign-dialog").await;
+    clean(&desk, "assign dialog").await;
+    click(&desk, "#ask-ok").await;
+    wait_js(
+        &desk,
+        "assigned to 王芳",
+        &format!(
+            "return document.querySelector(\"{} .status\").textContent.includes('王芳')",
+            card("0002")
+        ),
+    )
+    .await;
+    worker.switch_to_window(board).await.unwrap();
+    let shown =
+        wait_js(&worker, "a notification", "return window.shown.length > 0 && window.shown").await;
+    assert!(shown.to_string().contains("0002"), "{shown}");
+    assert!(shown.to_string().contains("派给您"), "{shown}");
+    wait_js(
+        &worker,
+        "now hers, in full",
+        &format!(
+            "return document.querySelector(\"{} .desc\").textContent === '独居老人需要探望'",
+            card("0002")
+        ),
+    )
+    .await;
+
+    // A building head sees no claim, no duty switch.
+    let head = driver.session().await;
+    log_in(&head, &server, "head").await;
+    wait_js(&head, "the card", &format!("return !!document.querySelector(\"{}\")", card("0002")))
+        .await;
+    let buttons = head.execute("return document.querySelectorAll('.card button[data-action]').length + (document.getElementById('duty-box').hidden ? 0 : 100)", vec![]).await.unwrap();
+    assert_eq!(
+        buttons,
+        serde_json::json!(0),
+        "a building head's board offers nothing he may not do"
+    );
+    screenshots(&head, "board-building-head").await;
+    clean(&head, "building head's board").await;
+    head.close().await.unwrap();
+    desk.close().await.unwrap();
+    worker.close().await.unwrap();
+}
