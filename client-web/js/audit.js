@@ -190,7 +190,10 @@ async function showTimeline(id) {
     el("h2", {}, `${incident.ticket} · ${categoryName(incident.report.category)}`),
     el("p", {}, incident.report.description),
     el("ol", { class: "timeline-list" }, events.map(({ event, elapsed }) => el("li", { class: event.change.type === "breached" ? "breach" : "" },
-      `${formatTime(event.at)} (+${formatSpan(elapsed)}) · ${event.actor.name} · ${t(`change_${event.change.type}`)} ${describe(event.change)}`))),
+      `${formatTime(event.at)} (+${formatSpan(elapsed)}) · ${event.actor.name} · ${t(`change_${event.change.type}`)} ${describe(event.change)}`,
+      // 影像证明: the photo of the result, beside its 办结.
+      event.change.proof ? el("a", { class: "proof", href: `/api/incidents/${incident.id}/attachments/${event.change.proof.id}`, target: "_blank", rel: "noopener" },
+        el("img", { src: `/api/incidents/${incident.id}/attachments/${event.change.proof.id}`, alt: `${t("proof_photo")} ${incident.ticket}` })) : null))),
   );
   document.getElementById("timeline-dialog").showModal();
 }

@@ -177,6 +177,20 @@ function ask(type, incident) {
   const text = document.getElementById("ask-text");
   const error = document.getElementById("ask-error");
   const assigning = type === "assign";
+  let proof = null;
+  const proofBox = document.getElementById("ask-proof-box");
+  const proofInput = document.getElementById("ask-proof");
+  const proofState = document.getElementById("ask-proof-state");
+  proofBox.hidden = type !== "resolve";
+  proofInput.value = "";
+  proofState.textContent = "";
+  proofInput.onchange = async () => {
+    const file = proofInput.files?.[0];
+    if (!file) return;
+    proofState.textContent = t("sending");
+    proof = await uploadPhoto(file).catch(() => null);
+    proofState.textContent = proof ? `✓ ${t("photo_saved")}` : t("attach_failed");
+  };
   document.getElementById("ask-title").textContent = `${incident.ticket} · ${t(type)}`;
   document.getElementById("ask-help").textContent = type === "cancel" ? t("cancel_warning") : "";
   document.getElementById("ask-label").textContent = t(`${type}_prompt`);
@@ -204,7 +218,7 @@ function ask(type, incident) {
       const value = text.value.trim();
       // Our own words, in the chosen language (not the browser's validation bubble).
       if (!value) { error.textContent = t("need_text"); text.focus(); return; }
-      send({ type, incident: incident.id, [TEXT_FIELD[type]]: value });
+      send({ type, incident: incident.id, [TEXT_FIELD[type]]: value, ...(proof ? { proof } : {}) });
     }
     dialog.close();
   };
@@ -228,6 +242,21 @@ function buttons(i) {
 }
 
 function reveal(i) { send({ type: "reveal", incident: i.id }); }
+
+/**
+ * A photo of the result (影像证明): scaled to at most 1600 px and encoded afresh as JPEG, so
+ * that the phone's metadata never leaves it (the server strips what is left), then stored.
+ */
+async function uploadPhoto(file) {
+  const bitmap = await createImageBitmap(file);
+  const scale = Math.min(1, 1600 / Math.max(bitmap.width, bitmap.height));
+  const canvas = el("canvas", { width: Math.round(bitmap.width * scale), height: Math.round(bitmap.height * scale) });
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((done) => canvas.toBlob(done, "image/jpeg", 0.85));
+  const r = await fetch("/api/attachments", { method: "POST", body: blob });
+  if (!r.ok) throw new Error("upload");
+  return r.json();
+}
 
 /** The resident's photo and voice note, for those who may see the description. */
 function attachments(i) {

@@ -87,7 +87,9 @@ async fn main() -> anyhow::Result<()> {
                     store.act(&worker, id, Action::Claim).await?;
                     store.act(&worker, id, Action::Note { text: "已联系".into() }).await?;
                     store.act(&worker, id, Action::Note { text: "已上门".into() }).await?;
-                    store.act(&worker, id, Action::Resolve { outcome: "已办结".into() }).await?;
+                    store
+                        .act(&worker, id, Action::Resolve { outcome: "已办结".into(), proof: None })
+                        .await?;
                     anyhow::Ok(())
                 })
             })

@@ -244,7 +244,9 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                     StepKind::Return => {
                         Action::Return { note: "街道已办结，材料已取回".into() }
                     }
-                    StepKind::Resolve(outcome) => Action::Resolve { outcome: outcome.into() },
+                    StepKind::Resolve(outcome) => {
+                        Action::Resolve { outcome: outcome.into(), proof: None }
+                    }
                     StepKind::Cancel => Action::Cancel { reason: "重复上报".into() },
                     StepKind::Rate(rating) => {
                         let Some(kiosk) = kiosk_of(&CompoundId(compound)) else { continue };

@@ -114,9 +114,11 @@ pub enum Change {
     Returned {
         note: String,
     },
-    /// 办结.
+    /// 办结, with a photo of the result when one was taken (影像证明).
     Resolved {
         outcome: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<crate::incident::Attachment>,
     },
     /// Opened again after resolution; the resolution timer starts again.
     Reopened {

@@ -140,6 +140,9 @@ pub struct Incident {
     /// opens the status page and lets them rate. Never in any view (`view` clears it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The photo of the result the resolving worker took (影像证明).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<Attachment>,
     /// How often a supervisor urged it (督办).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub urges: u32,
@@ -203,6 +206,7 @@ impl Incident {
             escalated_unclaimed: false,
             rating: None,
             key: key.clone(),
+            proof: None,
             urges: 0,
             notes: Vec::new(),
             last_seq: event.seq,
@@ -241,18 +245,20 @@ impl Incident {
             Change::Returned { .. } if self.status == Status::HandedOver => {
                 self.status = Status::Claimed;
             }
-            Change::Resolved { outcome }
+            Change::Resolved { outcome, proof }
                 if matches!(self.status, Status::Claimed | Status::HandedOver) =>
             {
                 self.status = Status::Resolved;
                 self.resolved_at = Some(event.at);
                 self.outcome = Some(outcome.clone());
+                self.proof = proof.clone();
             }
             Change::Reopened { resolve_by, .. } if self.status == Status::Resolved => {
                 self.status =
                     if self.holder.is_some() { Status::Claimed } else { Status::Reported };
                 self.resolved_at = None;
                 self.outcome = None;
+                self.proof = None;
                 self.resolve_by = *resolve_by;
                 self.resolution_breached = false;
             }

@@ -85,6 +85,8 @@ pub enum Action {
     },
     Resolve {
         outcome: String,
+        /// A photo of the result (影像证明).
+        proof: Option<crate::Attachment>,
     },
     Reopen {
         reason: String,
@@ -357,10 +359,14 @@ pub fn decide(
             holder_only()?;
             Ok(Change::Returned { note: note.clone() })
         }
-        Action::Resolve { outcome } => {
+        Action::Resolve { outcome, proof } => {
             text(outcome, "outcome")?;
+            if proof.as_ref().is_some_and(|p| p.kind != crate::AttachmentKind::Photo) {
+                return Err(LifecycleError::BadAttachments);
+            }
+            check_attachments(proof.as_slice())?;
             open_and_claimed()?;
-            Ok(Change::Resolved { outcome: outcome.clone() })
+            Ok(Change::Resolved { outcome: outcome.clone(), proof: proof.clone() })
         }
         Action::Reopen { reason } => {
             text(reason, "reason")?;
@@ -641,7 +647,7 @@ mod tests {
         Action::Note { text: t.into() }
     }
     fn resolve() -> Action {
-        Action::Resolve { outcome: "已更换灯泡".into() }
+        Action::Resolve { outcome: "已更换灯泡".into(), proof: None }
     }
 
     /// A ticket number rates nothing: the kiosk and the status page need the slip's code.
@@ -923,7 +929,11 @@ mod tests {
             change: Change::Claimed,
         };
         assert!(log.incident.apply(&claim).is_err(), "seq not after the last");
-        let resolve = Event { seq: 5, change: Change::Resolved { outcome: "x".into() }, ..claim };
+        let resolve = Event {
+            seq: 5,
+            change: Change::Resolved { outcome: "x".into(), proof: None },
+            ..claim
+        };
         assert!(log.incident.apply(&resolve).is_err(), "resolve before claim");
     }
 

@@ -123,7 +123,7 @@ fn actions() -> Vec<(&'static str, Action)> {
         ("note", Action::Note { text: text() }),
         ("hand_over", Action::HandOver { note: text() }),
         ("return", Action::Return { note: text() }),
-        ("resolve", Action::Resolve { outcome: text() }),
+        ("resolve", Action::Resolve { outcome: text(), proof: None }),
         ("reopen", Action::Reopen { reason: text() }),
         ("cancel", Action::Cancel { reason: text() }),
         ("reveal", Action::Reveal),

@@ -108,7 +108,12 @@ client_messages! {
         Note "note" { text: String } => Action::Note { text }
         HandOver "hand_over" { note: String } => Action::HandOver { note }
         Return "return" { note: String } => Action::Return { note }
-        Resolve "resolve" { outcome: String } => Action::Resolve { outcome }
+        /// 办结, with an optional photo of the result (影像证明), uploaded first.
+        Resolve "resolve" {
+            outcome: String,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            proof: Option<crate::Attachment>,
+        } => Action::Resolve { outcome, proof }
         Reopen "reopen" { reason: String } => Action::Reopen { reason }
         Cancel "cancel" { reason: String } => Action::Cancel { reason }
         /// 满意度: the resident's rating of a resolved incident, once: at the kiosk with the

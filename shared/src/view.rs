@@ -88,6 +88,7 @@ pub fn incident_as_seen(incident: &Incident, sight: Sight) -> Incident {
     }
     if sight == Sight::Restricted {
         view.outcome = None;
+        view.proof = None;
     }
     view
 }
@@ -116,7 +117,10 @@ pub fn event_as_seen(event: &Event, sight: Sight, role: Role) -> Option<Event> {
         {
             note.clear()
         }
-        Change::Resolved { outcome } if sight == Sight::Restricted => outcome.clear(),
+        Change::Resolved { outcome, proof } if sight == Sight::Restricted => {
+            outcome.clear();
+            *proof = None;
+        }
         Change::Revealed if role != Role::Supervisor => return None,
         _ => {}
     }
@@ -270,6 +274,7 @@ mod tests {
             escalated_unclaimed: false,
             rating: None,
             key: Some(KEY.into()),
+            proof: None,
             urges: 0,
             notes: vec![Note {
                 at: Timestamp(1),
@@ -298,7 +303,15 @@ mod tests {
             Change::Urged { note: NOTE.into() },
             Change::HandedOver { note: NOTE.into() },
             Change::Returned { note: NOTE.into() },
-            Change::Resolved { outcome: OUTCOME.into() },
+            Change::Resolved {
+                outcome: OUTCOME.into(),
+                proof: Some(crate::Attachment {
+                    id: PHOTO.into(),
+                    kind: crate::AttachmentKind::Photo,
+                    mime: "image/jpeg".into(),
+                    bytes: 1,
+                }),
+            },
             Change::Reopened { reason: "x".into(), resolve_by: Timestamp(3) },
             Change::Cancelled { reason: "x".into() },
             Change::Rated { rating: Rating::Satisfied },

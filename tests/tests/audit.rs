@@ -34,7 +34,7 @@ async fn figures_match_the_hand_computed_values() {
     clock.set(at(60));
     let b = store.report(&kiosk("c1"), "b", report("c1", "B")).await.unwrap().incident.id;
     clock.set(at(120));
-    store.act(&wang, a, Action::Resolve { outcome: "修好了".into() }).await.unwrap();
+    store.act(&wang, a, Action::Resolve { outcome: "修好了".into(), proof: None }).await.unwrap();
     // Any write (or a tick) records what fell due by now: here B's response breach.
     store.tick().await.unwrap();
     let rate = |rating, key| Action::Rate { rating, key };
@@ -61,7 +61,7 @@ async fn figures_match_the_hand_computed_values() {
     store.act(&zhao, e, Action::Claim).await.unwrap();
     store.act(&zhao, e, Action::HandOver { note: "街道审批".into() }).await.unwrap();
     clock.set(at(360));
-    store.act(&zhao, e, Action::Resolve { outcome: "已批".into() }).await.unwrap();
+    store.act(&zhao, e, Action::Resolve { outcome: "已批".into(), proof: None }).await.unwrap();
     store.act(&kiosk("c2"), e, rate(Rating::Dissatisfied, e_key.clone())).await.unwrap();
     let again = store.act(&kiosk("c2"), e, rate(Rating::Satisfied, e_key)).await;
     assert!(again.is_err(), "rated once");

@@ -224,6 +224,23 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
     click(&worker, "#ask-ok").await;
     assert_eq!(text_of(&worker, "#ask-error").await, "请填写内容，或点一条常用回复");
     click(&worker, "#ask-quick .chip").await;
+    // A photo of the result (影像证明), as the phone's camera would hand it over.
+    worker
+        .execute(
+            "const c = document.createElement('canvas'); c.width = 64; c.height = 48; c.getContext('2d').fillRect(0, 0, 32, 24);
+             c.toBlob(b => { const d = new DataTransfer(); d.items.add(new File([b], 'result.jpg', { type: 'image/jpeg' }));
+             const i = document.getElementById('ask-proof'); i.files = d.files; i.dispatchEvent(new Event('change')); }, 'image/jpeg');
+             return true",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_js(
+        &worker,
+        "the photo stored",
+        "return document.getElementById('ask-proof-state').textContent.startsWith('✓')",
+    )
+    .await;
     click(&worker, "#ask-ok").await;
     wait_js(
         &worker,
@@ -231,6 +248,20 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
         &format!("return !document.querySelector(\"{}\")", card("0001")),
     )
     .await;
+    // The photo is in the incident's timeline for the audit.
+    let cookie = server.login("boss").await;
+    let get = |path: String| {
+        let cookie = cookie.clone();
+        let url = format!("{}{path}", server.url);
+        async move { reqwest::Client::new().get(url).header("cookie", cookie).send().await.unwrap() }
+    };
+    let timeline: serde_json::Value =
+        get("/api/audit/incidents/1".into()).await.json().await.unwrap();
+    let events = timeline["events"].as_array().unwrap();
+    let resolved = events.iter().find(|e| e["event"]["change"]["type"] == "resolved").unwrap();
+    assert_eq!(resolved["event"]["change"]["outcome"], "已处理完毕");
+    let proof = resolved["event"]["change"]["proof"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(get(format!("/api/incidents/1/attachments/{proof}")).await.status(), 200);
 
     // The 书记 assigns the private case to 王芳: it reaches her board, with a notification while
     // her page is in the background.

@@ -315,7 +315,7 @@ async fn every_role_is_refused_what_it_may_not_do() {
             ClientMessage::Note { id: n, incident: id, text: "x".into() },
             ClientMessage::HandOver { id: n, incident: id, note: "x".into() },
             ClientMessage::Return { id: n, incident: id, note: "x".into() },
-            ClientMessage::Resolve { id: n, incident: id, outcome: "x".into() },
+            ClientMessage::Resolve { id: n, incident: id, outcome: "x".into(), proof: None },
             ClientMessage::Reopen { id: n, incident: id, reason: "x".into() },
             ClientMessage::Cancel { id: n, incident: id, reason: "x".into() },
         ]
@@ -385,8 +385,11 @@ async fn every_role_is_refused_what_it_may_not_do() {
     wang.recv_until(|m| matches!(m, ServerMessage::Done { .. })).await;
     let mut li = server.user("li").await;
     assert_eq!(
-        refused(&mut li, ClientMessage::Resolve { id: 10, incident: id, outcome: "x".into() })
-            .await,
+        refused(
+            &mut li,
+            ClientMessage::Resolve { id: 10, incident: id, outcome: "x".into(), proof: None }
+        )
+        .await,
         ErrorCode::NotHolder
     );
     assert_eq!(

@@ -152,6 +152,7 @@ async fn a_first_time_resident_reports_with_taps_only_and_follows_it_on_their_ph
         id: 2,
         incident: reported.id,
         outcome: "已更换灯泡".into(),
+        proof: None,
     })
     .await;
     wang.recv_until(|m| matches!(m, ServerMessage::Done { id: 2, .. })).await;

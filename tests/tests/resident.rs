@@ -135,7 +135,10 @@ async fn the_slips_code_opens_the_status_page_and_rates_and_a_ticket_number_alon
     .await;
     assert_eq!((early.0, early.1["code"].as_str()), (StatusCode::CONFLICT, Some("not_resolved")));
     wang.send(&ClientMessage::Resolve {
-        id: 2, incident: incident.id, outcome: "已换灯泡".into()
+        id: 2,
+        incident: incident.id,
+        outcome: "已换灯泡".into(),
+        proof: None,
     })
     .await;
     wang.recv_until(|m| matches!(m, ServerMessage::Done { id: 2, .. })).await;

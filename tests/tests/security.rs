@@ -473,7 +473,10 @@ async fn the_largest_incident_the_limits_allow_stays_well_under_sleds_blob_thres
     let refused = store.act(&worker, id, Action::Note { text: "再一条".into() }).await;
     assert!(refused.is_err(), "the cap holds");
     store.act(&worker, id, Action::HandOver { note: wide(MAX_TEXT_CHARS) }).await.unwrap();
-    store.act(&worker, id, Action::Resolve { outcome: wide(MAX_TEXT_CHARS) }).await.unwrap();
+    store
+        .act(&worker, id, Action::Resolve { outcome: wide(MAX_TEXT_CHARS), proof: None })
+        .await
+        .unwrap();
     let state = store.incident(id).await.unwrap().unwrap();
     let size = serde_json::to_vec(&state).unwrap().len();
     eprintln!("largest incident: {size} bytes stored");

@@ -38,7 +38,9 @@ async fn refused_requests_leave_no_gap_in_the_log() {
     let clock = ManualClock::new(T0);
     let store = open_store(dir.path(), &clock).await.unwrap();
     let id = store.report(&kiosk("c1"), "r", report("c1", "x")).await.unwrap().incident.id;
-    let err = store.act(&worker("a", "c1"), id, Action::Resolve { outcome: "x".into() }).await;
+    let err = store
+        .act(&worker("a", "c1"), id, Action::Resolve { outcome: "x".into(), proof: None })
+        .await;
     assert!(matches!(err, Err(StoreError::Lifecycle(LifecycleError::NotClaimed))));
     let err = store.act(&worker("a", "c1"), IncidentId(99), Action::Claim).await;
     assert!(matches!(err, Err(StoreError::NotFound(IncidentId(99)))));
@@ -60,7 +62,7 @@ async fn state_sequence_epoch_and_deadlines_survive_a_restart() {
     store.act(&worker("w", "c1"), a.id, Action::Claim).await.unwrap();
     store.act(&worker("w", "c1"), a.id, Action::Note { text: "已联系物业".into() }).await.unwrap();
     store
-        .act(&worker("w", "c1"), a.id, Action::Resolve { outcome: "修好了".into() })
+        .act(&worker("w", "c1"), a.id, Action::Resolve { outcome: "修好了".into(), proof: None })
         .await
         .unwrap();
     let before = store.snapshot().unwrap();
@@ -178,8 +180,8 @@ async fn conflicting_transitions_have_exactly_one_winner_each() {
 
     // The holder and a supervisor race to resolve and to cancel: one of the four wins.
     let racers = [
-        (worker(&holder.id, "c1"), Action::Resolve { outcome: "修好了".into() }),
-        (supervisor(), Action::Resolve { outcome: "已处理".into() }),
+        (worker(&holder.id, "c1"), Action::Resolve { outcome: "修好了".into(), proof: None }),
+        (supervisor(), Action::Resolve { outcome: "已处理".into(), proof: None }),
         (worker(&holder.id, "c1"), Action::Cancel { reason: "重复".into() }),
         (supervisor(), Action::Cancel { reason: "误报".into() }),
     ];

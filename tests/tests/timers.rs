@@ -49,12 +49,12 @@ async fn a_late_claim_resolve_or_cancel_still_logs_the_target_it_missed_first() 
 
     // Resolved, and cancelled, after the resolution target.
     clock.set(b.resolve_by.plus(Millis(1)));
-    store.act(&w, b.id, Action::Resolve { outcome: "修好了".into() }).await.unwrap();
+    store.act(&w, b.id, Action::Resolve { outcome: "修好了".into(), proof: None }).await.unwrap();
     let b_log = changes_of(&store, b.id);
     assert!(
         b_log.ends_with(&[
             breach(Timer::Resolution, b.resolve_by),
-            Change::Resolved { outcome: "修好了".into() }
+            Change::Resolved { outcome: "修好了".into(), proof: None }
         ]),
         "{b_log:?}"
     );
@@ -71,7 +71,7 @@ async fn a_late_claim_resolve_or_cancel_still_logs_the_target_it_missed_first() 
     // A refused command still leaves what fell due on the record.
     let d = store.report(&kiosk("c1"), "d", report("c1", "d")).await.unwrap().incident;
     clock.set(d.respond_by);
-    let refused = store.act(&w, d.id, Action::Resolve { outcome: "x".into() }).await;
+    let refused = store.act(&w, d.id, Action::Resolve { outcome: "x".into(), proof: None }).await;
     assert!(refused.is_err());
     assert!(changes_of(&store, d.id).contains(&breach(Timer::Response, d.respond_by)));
 }
@@ -220,7 +220,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             _ if model.incidents.is_empty() => continue,
             Op::Claim(i) => store.act(&who, target(i), Action::Claim).await,
             Op::Resolve(i) => {
-                store.act(&who, target(i), Action::Resolve { outcome: "好了".into() }).await
+                store
+                    .act(&who, target(i), Action::Resolve { outcome: "好了".into(), proof: None })
+                    .await
             }
             Op::Cancel(i) => {
                 store.act(&who, target(i), Action::Cancel { reason: "重复".into() }).await

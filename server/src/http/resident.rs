@@ -193,7 +193,8 @@ pub(super) async fn upload(
     Ok(Json(attachment))
 }
 
-/// One attachment of one incident, for those who may see that incident's description (a
+/// One attachment of one incident (the resident's photo or voice note, or the photo of the
+/// result taken when it was resolved), for those who may see that incident's description (a
 /// private category's only to its holder and the supervisors).
 #[utoipa::path(get, path = "/api/incidents/{id}/attachments/{file}", tag = "resident",
     security(("session" = []), ("kiosk_session" = [])),
@@ -217,7 +218,7 @@ pub(super) async fn attachment(
     let store = app.hub.store().clone();
     let incident = store.incident(IncidentId(id)).await?.ok_or(AppError::NotFound)?;
     let seen = view::incident(&by, &incident, &store.community()).ok_or(AppError::NotFound)?;
-    let attached = seen.report.attachments.into_iter().find(|a| a.id == file);
+    let attached = seen.report.attachments.into_iter().chain(seen.proof).find(|a| a.id == file);
     let attached = attached.ok_or(AppError::NotFound)?;
     let bytes = tokio::task::spawn_blocking(move || store.attachments().get(&attached.id))
         .await

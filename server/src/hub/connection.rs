@@ -238,7 +238,19 @@ impl Connection {
     }
 
     /// A lifecycle action, answered once durable.
-    async fn act(&mut self, request: u64, incident: IncidentId, action: Action) -> Result<(), End> {
+    async fn act(
+        &mut self,
+        request: u64,
+        incident: IncidentId,
+        mut action: Action,
+    ) -> Result<(), End> {
+        if let Action::Resolve { proof: Some(proof), .. } = &mut action
+            && !self.describe_attachments(std::slice::from_mut(proof))
+        {
+            let why = "the photo is not stored here, or is not a photo";
+            let refusal = error(ErrorCode::BadAttachments, why);
+            return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
+        }
         if !self.hub.action_limiter().admit(&self.auth.principal.actor.id) {
             let refusal =
                 error(ErrorCode::RateLimited, "too many actions from this account; wait a minute");

@@ -441,7 +441,7 @@ pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
         problem(&mut report, format!("attachment {id} is damaged: its bytes changed"));
     }
     for incident in replay.incidents.values() {
-        for attachment in &incident.report.attachments {
+        for attachment in incident.report.attachments.iter().chain(&incident.proof) {
             if ids.binary_search(&attachment.id).is_err() {
                 problem(
                     &mut report,

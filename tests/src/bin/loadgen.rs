@@ -569,7 +569,9 @@ async fn build_history(
                     store.act(&worker, id, Action::Claim).await?;
                     store.act(&worker, id, Action::Note { text: "已联系".into() }).await?;
                     store.act(&worker, id, Action::Note { text: "已上门".into() }).await?;
-                    store.act(&worker, id, Action::Resolve { outcome: "已办结".into() }).await?;
+                    store
+                        .act(&worker, id, Action::Resolve { outcome: "已办结".into(), proof: None })
+                        .await?;
                     n += writers;
                 }
                 anyhow::Ok(())
