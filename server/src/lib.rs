@@ -15,6 +15,7 @@ pub mod office;
 pub mod server;
 pub mod store;
 pub mod web;
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use store::{Store, StoreError, StoreOptions};

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     pub store_write_errors: Counter,
     pub store_failed: Gauge,
+    pub webhook_deliveries: Counter,
+    pub webhook_failures: Counter,
     pub connections: Family<RoleLabel, Gauge>,
     pub open_incidents: Family<CompoundLabel, Gauge>,
 }
@@ -50,6 +52,8 @@ impl Default for Metrics {
             slow_consumers: Counter::default(),
             store_write_errors: Counter::default(),
             store_failed: Gauge::default(),
+            webhook_deliveries: Counter::default(),
+            webhook_failures: Counter::default(),
             connections: Family::default(),
             open_incidents: Family::default(),
             registry: Registry::default(),
@@ -103,6 +107,16 @@ impl Default for Metrics {
             "store_failed",
             "1 once the store has stopped writing after a failed write; the process then exits",
             m.store_failed.clone(),
+        );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries taken by their receiver",
+            m.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "webhook_failures",
+            "Webhook delivery attempts that failed (each is retried)",
+            m.webhook_failures.clone(),
         );
         registry.register(
             "connections",

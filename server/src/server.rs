@@ -42,6 +42,8 @@ pub struct Settings {
     /// Serve `/metrics` on its own address instead of beside the pages.
     pub metrics_addr: Option<SocketAddr>,
     pub store: StoreOptions,
+    /// The webhooks file (`[[webhook]]` tables), if any.
+    pub webhooks: Option<PathBuf>,
 }
 
 impl Settings {
@@ -72,11 +74,15 @@ impl Server {
     /// Loads the configuration, opens (or creates) the store and makes the first accounts.
     pub async fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<Server> {
         let community = Arc::new(crate::config::load(settings.config.as_deref())?);
+        let webhooks = match &settings.webhooks {
+            Some(path) => Arc::new(crate::webhooks::Webhooks::load(path, &community)?),
+            None => Arc::default(),
+        };
         let store = Store::open(
             &settings.data_dir,
             community.clone(),
             clock.clone(),
-            settings.store.clone(),
+            StoreOptions { webhooks: webhooks.clone(), ..settings.store.clone() },
         )?;
         // The file seeds a new folder; afterwards the community is the office's to edit.
         if *store.community() != *community {
@@ -90,6 +96,8 @@ impl Server {
         let first_start = accounts.first_start().await?;
         let operator_token = write_operator_token(&settings.data_dir)?;
         let shutdown = CancellationToken::new();
+        let deliverer = (!webhooks.is_empty())
+            .then(|| crate::webhooks::Deliverer::start(store.clone(), webhooks, shutdown.clone()));
         let hub = Hub::start(store, settings.limits.clone(), shutdown.clone(), accounts.ended());
         let app = App {
             hub,
@@ -98,6 +106,7 @@ impl Server {
             secure_cookies: settings.secure_cookies,
             operator_token: Arc::new(operator_token),
             metrics_public: settings.metrics_addr.is_none(),
+            webhooks: deliverer,
         };
         Ok(Server { app, settings, shutdown, first_start })
     }

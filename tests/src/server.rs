@@ -224,10 +224,19 @@ impl TestServer {
     /// Starts a server inside the test process, on `clock`, with the test accounts: a test moves
     /// the clock (a shift ending, say) instead of waiting. Its log goes nowhere.
     pub async fn start_in_process(clock: std::sync::Arc<ManualClock>) -> TestServer {
+        Self::start_in_process_with(clock, |_| {}).await
+    }
+
+    /// As `start_in_process`, with settings changed by `configure` (its data folder is set).
+    pub async fn start_in_process_with(
+        clock: std::sync::Arc<ManualClock>,
+        configure: impl FnOnce(&mut hongfan::server::Settings),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let kiosks = seed_accounts(&data).await;
-        let settings = hongfan::server::Settings::for_tests(data.clone());
+        let mut settings = hongfan::server::Settings::for_tests(data.clone());
+        configure(&mut settings);
         let server = hongfan::server::Server::open(settings, clock).await.expect("open server");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
         let url = hongfan::server::base_url(listener.local_addr().expect("address"));
@@ -583,7 +592,8 @@ impl WsClient {
         &mut self,
         report: hongfan_shared::Report,
     ) -> (hongfan_shared::Incident, String) {
-        let request_id = format!("r{}", self.id());
+        // Unique across connections: a device's ids never repeat.
+        let request_id = format!("r{}-{:08x}", self.id(), rand::random::<u32>());
         self.send(&ClientMessage::Report { request_id: request_id.clone(), report }).await;
         let (answer, _) = self
             .recv_until(|m| match m {

@@ -299,6 +299,8 @@ async fn every_route_answers_as_the_openapi_description_says() {
             .cookie(&wang)
             .json(community.clone()),
         call(M::GET, "/api/admin/history", "/api/admin/history").cookie(&boss),
+        call(M::GET, "/api/admin/webhooks", "/api/admin/webhooks").cookie(&boss),
+        call(M::GET, "/api/admin/webhooks", "/api/admin/webhooks").cookie(&wang),
         call(M::GET, "/api/admin/history", "/api/admin/history?limit=2&before=5").cookie(&boss),
         call(M::GET, "/api/admin/history", "/api/admin/history?limit=many").cookie(&boss),
         call(M::POST, "/api/me/password", "/api/me/password")

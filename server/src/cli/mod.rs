@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// Serve /metrics (Prometheus) on this address only, not beside the pages.
     #[arg(long, env = "HONGFAN_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Outbound webhooks (企业微信, 钉钉, signed JSON): a TOML file of `[[webhook]]` tables.
+    #[arg(long, env = "HONGFAN_WEBHOOKS")]
+    pub webhooks: Option<PathBuf>,
     /// How long a client may take to send its HTTP request headers.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
@@ -178,6 +181,7 @@ impl Cli {
             metrics_addr: self.serve.metrics_addr,
             secure_cookies: self.serve.secure_cookies,
             store: StoreOptions::default(),
+            webhooks: self.serve.webhooks.clone(),
             limits: Limits {
                 report_burst: self.serve.report_burst,
                 reports_per_minute: self.serve.reports_per_minute,

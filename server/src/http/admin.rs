@@ -558,3 +558,21 @@ pub async fn history(
     .map_err(|e| crate::store::StoreError::Read(e.to_string()))??;
     Ok(Json(events))
 }
+
+/// The outbound webhooks (`--webhooks`) and how their deliveries stand: waiting, delivered,
+/// failed attempts, the last error. Empty when none are configured.
+#[utoipa::path(get, path = "/api/admin/webhooks", tag = "admin",
+    security(("session" = []), ("operator_token" = [])),
+    responses(
+        (status = 200, description = "Each hook with its delivery state (never its secret)", body = Vec<crate::webhooks::HookState>),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`", body = ErrorJson),
+    ))]
+pub async fn webhooks(
+    State(app): State<App>,
+    jar: CookieJar,
+    headers: HeaderMap,
+) -> Result<Json<Vec<crate::webhooks::HookState>>, AppError> {
+    admin(&app, &jar, &headers).await?;
+    Ok(Json(app.webhooks.as_ref().map(crate::webhooks::Deliverer::states).unwrap_or_default()))
+}

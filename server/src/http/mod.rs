@@ -49,6 +49,8 @@ pub struct App {
     pub operator_token: Arc<String>,
     /// Whether `/metrics` is served beside the pages (no `--metrics-addr` given).
     pub metrics_public: bool,
+    /// The outbound webhooks' sender, when any are configured (`--webhooks`).
+    pub webhooks: Option<crate::webhooks::Deliverer>,
 }
 
 /// `/metrics` alone, for its own listener (a private address: no credentials asked).
@@ -111,6 +113,7 @@ pub fn router(app: App) -> Router {
         .route("/api/admin/rota/{compound}", get(admin::rota).put(admin::set_rota))
         .route("/api/admin/community", put(admin::set_community))
         .route("/api/admin/history", get(admin::history))
+        .route("/api/admin/webhooks", get(admin::webhooks))
         .route("/api/operator/backup", get(operator_backup))
         .route("/api/status", post(resident::status))
         .route("/api/status/rate", post(resident::rate))

@@ -41,6 +41,7 @@ use super::{admin, audit, resident, sessions};
         admin::set_rota,
         admin::set_community,
         admin::history,
+        admin::webhooks,
         super::operator_backup,
         resident::status,
         resident::rate,

@@ -425,7 +425,25 @@ impl Committer {
     }
 
     fn commit(&mut self, group: Group) -> Result<(), StoreError> {
-        let Group { events, states, latest, touched, aux, office, mut answers, shutdown } = group;
+        let Group { events, states, latest, touched, mut aux, office, mut answers, shutdown } =
+            group;
+        // The webhooks these events call, into the outbox in the same write: none lost, none
+        // twice, whatever the crash.
+        let mut deliveries = Vec::new();
+        if !self.shared.webhooks.is_empty() {
+            for (event, (_, after)) in events.iter().zip(&states) {
+                deliveries.extend(self.shared.webhooks.deliveries(event, after, &self.community));
+            }
+            for delivery in &deliveries {
+                let value =
+                    serde_json::to_vec(delivery).map_err(|e| StoreError::Write(e.to_string()))?;
+                aux.push(AuxWrite {
+                    tree: Aux::Outbox,
+                    key: delivery.id.clone().into_bytes(),
+                    value: Some(value),
+                });
+            }
+        }
         let mut failed = None;
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
@@ -532,7 +550,7 @@ impl Committer {
                 .zip(states)
                 .map(|(event, (before, after))| Committed { event, before, after })
                 .collect();
-            let _ = shared.commits.send(Arc::new(Commit { changes, office }));
+            let _ = shared.commits.send(Arc::new(Commit { changes, office, deliveries }));
         }
         failed.map_or(Ok(()), Err)
     }

@@ -1,7 +1,8 @@
 //! The sled layout. Only this file knows how records are keyed and encoded.
 //!
 //! Trees: `events` (seq → event), `incidents` (id → current state), `meta` (epoch, format), and
-//! the account records `users`, `kiosks` and `sessions`, whose encoding the auth module owns.
+//! the account records `users`, `kiosks` and `sessions`, whose encoding the auth module owns, and
+//! `outbox`, the webhook deliveries not yet taken by their receiver.
 //! Integer keys are big-endian so that sled's byte order is numeric order. Nothing that can be
 //! derived at start is written per report: the next sequence number and incident id come from
 //! the last keys, the request-id index and the deadline index from the incidents.
@@ -27,6 +28,7 @@ const USERS: u8 = 4;
 const KIOSKS: u8 = 5;
 const SESSIONS: u8 = 6;
 const OFFICE: u8 = 7;
+const OUTBOX: u8 = 8;
 
 /// The format of the data folder: events framed with a checksum chain.
 const FORMAT: &[u8] = b"hongfan-2";
@@ -166,6 +168,7 @@ pub(super) struct Disk {
     users: sled::Tree,
     kiosks: sled::Tree,
     sessions: sled::Tree,
+    outbox: sled::Tree,
     /// sled's own log file; `flush` only calls sync_file_range, so we fsync it ourselves.
     log_file: File,
     /// The high-water mark: a sequence number known durable, kept outside sled. sled recovers
@@ -260,6 +263,7 @@ impl Disk {
         let timeline = tree("timeline")?;
         let office = tree("office")?;
         let (users, kiosks, sessions) = (tree("users")?, tree("kiosks")?, tree("sessions")?);
+        let outbox = tree("outbox")?;
         let (wal, replay) = Wal::open(dir).map_err(|e| match e {
             super::wal::WalError::Io(e) => StoreError::open(dir, e),
             damaged => StoreError::corrupt(dir, format!("its write-ahead log: {damaged}")),
@@ -307,6 +311,7 @@ impl Disk {
             users,
             kiosks,
             sessions,
+            outbox,
             log_file,
             mark,
             epoch,
@@ -703,6 +708,7 @@ impl Disk {
                 Aux::Users => USERS,
                 Aux::Kiosks => KIOSKS,
                 Aux::Sessions => SESSIONS,
+                Aux::Outbox => OUTBOX,
             };
             ops.push(Op { tree, key: write.key.clone(), value: write.value.clone() });
         }
@@ -732,6 +738,7 @@ impl Disk {
                 USERS => &self.users,
                 KIOSKS => &self.kiosks,
                 OFFICE => &self.office,
+                OUTBOX => &self.outbox,
                 _ => &self.sessions,
             };
             match &op.value {
@@ -770,6 +777,7 @@ impl Disk {
             Aux::Users => &self.users,
             Aux::Kiosks => &self.kiosks,
             Aux::Sessions => &self.sessions,
+            Aux::Outbox => &self.outbox,
         }
     }
 

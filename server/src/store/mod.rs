@@ -79,6 +79,8 @@ pub enum Aux {
     Users,
     Kiosks,
     Sessions,
+    /// Webhook deliveries not yet taken by their receiver (`webhooks::Delivery`, by id).
+    Outbox,
 }
 
 /// The durable state readers may see. Its collections share their structure between versions,
@@ -156,6 +158,7 @@ pub(crate) struct Shared {
     commits: broadcast::Sender<Arc<Commit>>,
     health: Health,
     attachments: attachments::Attachments,
+    webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl Shared {
@@ -172,6 +175,8 @@ pub struct Commit {
     pub changes: Vec<Committed>,
     /// Changes to how the office runs, in the same group.
     pub office: Vec<OfficeEvent>,
+    /// Webhook deliveries the group's events called for, in its outbox now.
+    pub deliveries: Vec<crate::webhooks::Delivery>,
 }
 
 /// One durable event and what it did to its incident.
@@ -218,6 +223,8 @@ pub struct StoreOptions {
     pub read_only: bool,
     /// Failures to inject into writes, flushes and syncs (tests of the failure paths).
     pub faults: Option<Arc<Faults>>,
+    /// The webhooks whose deliveries the committer writes into the outbox with their events.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl Default for StoreOptions {
@@ -227,6 +234,7 @@ impl Default for StoreOptions {
             duty: DutyOverrides::default(),
             read_only: false,
             faults: None,
+            webhooks: Arc::default(),
         }
     }
 }
@@ -291,6 +299,7 @@ impl Store {
             commits,
             health: Health::default(),
             attachments,
+            webhooks: options.webhooks.clone(),
         });
         let handle = if options.read_only {
             None

@@ -1,0 +1,492 @@
+//! Alerts off the page: outbound webhooks to the office's 企业微信 or 钉钉 group robots, or any
+//! receiver of signed JSON.
+//!
+//! Which events call which hook is decided by the committer in the same group commit as the event
+//! (`Webhooks::deliveries`), and each delivery is written into the store's outbox with it: no crash
+//! can lose one or make two. The `Deliverer` here sends them, each on its own task with a deadline,
+//! retries with backoff, and removes a delivery from the outbox once the receiver took it (at least
+//! once: a crash between the answer and the removal sends it again, with the same
+//! `X-Hongfan-Delivery`). A receiver that hangs costs its own task, never the committer or the hub.
+//!
+//! The messages say what happened, where and how urgent — ticket, category, compound, building —
+//! never a description, a room or a phone number: a group chat is a shared screen.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use hongfan_shared::{
+    Change, Community, CompoundId, EscalationReason, Event, Incident, Timestamp, Urgency,
+};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::store::{Aux, Store};
+
+/// What a hook may be called for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A new report marked 紧急.
+    UrgentReport,
+    /// Reported while nobody of its compound was on duty.
+    Escalated,
+    /// Still unclaimed after the escalation policy's time (`unclaimed_after`).
+    Unclaimed,
+    /// A first-time target passed.
+    Breached,
+}
+
+/// How a receiver wants its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// A 企业微信 group robot: `{"msgtype": "text", "text": {"content": …}}`.
+    Wecom,
+    /// A 钉钉 group robot, the same body; with a secret, signed in the query (`timestamp`,
+    /// `sign`) as 钉钉 asks.
+    Dingtalk,
+    /// JSON for any receiver, signed: `X-Hongfan-Signature: sha256=<hex HMAC-SHA256 of
+    /// "<X-Hongfan-Timestamp>.<body>">`.
+    Signed,
+}
+
+/// One configured hook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub name: String,
+    pub url: String,
+    pub format: Format,
+    /// 钉钉's signing secret, or the HMAC key of `signed`.
+    #[serde(default, skip_serializing)]
+    pub secret: Option<String>,
+    /// The compounds it is for; empty for all.
+    #[serde(default)]
+    pub compounds: Vec<CompoundId>,
+    pub kinds: Vec<Kind>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    webhook: Vec<Webhook>,
+}
+
+/// Why a webhook file is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(String, String),
+    #[error("webhook {name:?}: {why}")]
+    Bad { name: String, why: String },
+}
+
+/// Every configured hook, and the rule of which event calls which.
+#[derive(Debug, Default)]
+pub struct Webhooks {
+    hooks: Vec<Webhook>,
+}
+
+/// One message to one hook, as the outbox keeps it until the receiver has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `<seq>-<hook>`: the outbox key, and `X-Hongfan-Delivery` for a receiver that dedupes.
+    pub id: String,
+    pub hook: String,
+    pub kind: Kind,
+    pub at: Timestamp,
+    pub incident: u64,
+    pub ticket: String,
+    pub compound: CompoundId,
+    /// What a person reads: Chinese, with no personal data.
+    pub text: String,
+}
+
+impl Webhooks {
+    /// The hooks of a TOML file (`[[webhook]]` tables), checked against the community.
+    pub fn load(path: &Path, community: &Community) -> Result<Webhooks, WebhookError> {
+        let name = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| WebhookError::Read(name.clone(), e))?;
+        let file: File =
+            toml::from_str(&text).map_err(|e| WebhookError::Parse(name, e.to_string()))?;
+        let mut seen = std::collections::HashSet::new();
+        for hook in &file.webhook {
+            let bad = |why: &str| WebhookError::Bad { name: hook.name.clone(), why: why.into() };
+            let url = reqwest::Url::parse(&hook.url).map_err(|e| bad(&e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(bad("the url is http or https"));
+            }
+            let valid_name = !hook.name.is_empty()
+                && hook.name.len() <= 40
+                && hook.name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_'));
+            if !valid_name || !seen.insert(hook.name.clone()) {
+                return Err(bad("a name is unique: 1 to 40 letters, digits, '-' or '_'"));
+            }
+            if hook.kinds.is_empty() {
+                return Err(bad("it needs at least one kind"));
+            }
+            if hook.format == Format::Signed && hook.secret.as_deref().is_none_or(str::is_empty) {
+                return Err(bad("a signed hook needs a secret"));
+            }
+            if let Some(unknown) = hook.compounds.iter().find(|c| community.compound(c).is_none()) {
+                return Err(bad(&format!("no compound {:?}", unknown.0)));
+            }
+        }
+        Ok(Webhooks { hooks: file.webhook })
+    }
+
+    pub fn hooks(&self) -> &[Webhook] {
+        &self.hooks
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+
+    /// The deliveries `event` calls for, with `incident` its state after it. Decided once, by
+    /// the committer, in the event's own group.
+    pub fn deliveries(
+        &self,
+        event: &Event,
+        incident: &Incident,
+        community: &Community,
+    ) -> Vec<Delivery> {
+        let kind = match &event.change {
+            Change::Reported { report, .. } if report.urgency == Urgency::Urgent => {
+                Kind::UrgentReport
+            }
+            Change::Escalated { reason: EscalationReason::NobodyOnDuty } => Kind::Escalated,
+            Change::Escalated { reason: EscalationReason::Unclaimed } => Kind::Unclaimed,
+            Change::Breached { .. } => Kind::Breached,
+            _ => return Vec::new(),
+        };
+        let compound = &incident.report.compound;
+        let text = text(kind, event, incident, community);
+        self.hooks
+            .iter()
+            .filter(|h| h.kinds.contains(&kind))
+            .filter(|h| h.compounds.is_empty() || h.compounds.contains(compound))
+            .map(|h| Delivery {
+                id: format!("{:020}-{}", event.seq, h.name),
+                hook: h.name.clone(),
+                kind,
+                at: event.at,
+                incident: incident.id.0,
+                ticket: incident.ticket.0.clone(),
+                compound: compound.clone(),
+                text: text.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The message a person reads in the group.
+fn text(kind: Kind, event: &Event, incident: &Incident, community: &Community) -> String {
+    let category = community
+        .category(&incident.report.category)
+        .map_or(incident.report.category.0.as_str(), |c| c.name.as_str());
+    let compound = community
+        .compound(&incident.report.compound)
+        .map_or(incident.report.compound.0.as_str(), |c| c.name.as_str());
+    let urgent = if incident.report.urgency == Urgency::Urgent { "【紧急】" } else { "" };
+    let what = match (kind, &event.change) {
+        (Kind::UrgentReport, _) => "新上报，请尽快接单",
+        (Kind::Escalated, _) => "无人在岗，请书记安排",
+        (Kind::Unclaimed, _) => "长时间无人接单，请督办",
+        (Kind::Breached, Change::Breached { timer: hongfan_shared::Timer::Response, .. }) => {
+            "超过接单时限"
+        }
+        (Kind::Breached, _) => "超过办结时限",
+    };
+    format!(
+        "红帆{urgent}{what}：受理号 {} · {category} · {compound} {}",
+        incident.ticket.0, incident.report.building
+    )
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(secret: &str, message: &[u8]) -> Vec<u8> {
+    // HMAC takes a key of any length.
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The request one delivery becomes for its hook: the URL, the headers and the body.
+pub fn request(
+    hook: &Webhook,
+    delivery: &Delivery,
+    now: Timestamp,
+) -> (String, Vec<(String, String)>, Vec<u8>) {
+    use base64::Engine;
+    let chat = || serde_json::json!({ "msgtype": "text", "text": { "content": delivery.text } });
+    let mut headers = vec![("X-Hongfan-Delivery".to_owned(), delivery.id.clone())];
+    match hook.format {
+        Format::Wecom => (hook.url.clone(), headers, chat().to_string().into_bytes()),
+        Format::Dingtalk => {
+            let mut url = reqwest::Url::parse(&hook.url).expect("checked at load");
+            if let Some(secret) = hook.secret.as_deref().filter(|s| !s.is_empty()) {
+                let to_sign = format!("{}\n{secret}", now.0);
+                let sign = base64::engine::general_purpose::STANDARD
+                    .encode(hmac(secret, to_sign.as_bytes()));
+                url.query_pairs_mut()
+                    .append_pair("timestamp", &now.0.to_string())
+                    .append_pair("sign", &sign);
+            }
+            (url.to_string(), headers, chat().to_string().into_bytes())
+        }
+        Format::Signed => {
+            let body = serde_json::to_vec(delivery).unwrap_or_default();
+            let secret = hook.secret.as_deref().unwrap_or_default();
+            let signed = [now.0.to_string().as_bytes(), b".", &body].concat();
+            headers.push(("X-Hongfan-Timestamp".into(), now.0.to_string()));
+            headers.push((
+                "X-Hongfan-Signature".into(),
+                format!("sha256={}", hex::encode(hmac(secret, &signed))),
+            ));
+            (hook.url.clone(), headers, body)
+        }
+    }
+}
+
+/// What supervisors see of one hook (never its URL's secret parts or its secret).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct HookState {
+    pub name: String,
+    pub format: String,
+    /// The receiver's host.
+    pub host: String,
+    #[schema(value_type = Vec<String>)]
+    pub compounds: Vec<CompoundId>,
+    #[schema(value_type = Vec<String>)]
+    pub kinds: Vec<Kind>,
+    /// Deliveries waiting (including those being retried).
+    pub pending: u64,
+    pub delivered: u64,
+    pub failures: u64,
+    pub last_delivered_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// Sends what the outbox holds.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    hooks: Arc<Webhooks>,
+    client: reqwest::Client,
+    state: Mutex<BTreeMap<String, HookState>>,
+    /// Deliveries being sent or waiting for a retry, by id: a delivery is sent by one task.
+    in_flight: Mutex<HashMap<String, ()>>,
+}
+
+/// How long a receiver may take to answer.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// The longest wait between two tries of one delivery.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+impl Deliverer {
+    /// Starts sending: what the outbox held at start, then each group's new deliveries.
+    pub fn start(
+        store: Store,
+        hooks: Arc<Webhooks>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Deliverer {
+        let state = hooks
+            .hooks()
+            .iter()
+            .map(|h| {
+                let host =
+                    reqwest::Url::parse(&h.url).ok().and_then(|u| u.host_str().map(str::to_owned));
+                let state = HookState {
+                    name: h.name.clone(),
+                    format: serde_json::to_value(h.format)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    host: host.unwrap_or_default(),
+                    compounds: h.compounds.clone(),
+                    kinds: h.kinds.clone(),
+                    ..HookState::default()
+                };
+                (h.name.clone(), state)
+            })
+            .collect();
+        let client = reqwest::Client::builder().timeout(DEADLINE).build().unwrap_or_default();
+        let deliverer = Deliverer {
+            inner: Arc::new(Inner {
+                store,
+                hooks,
+                client,
+                state: Mutex::new(state),
+                in_flight: Mutex::default(),
+            }),
+        };
+        let running = deliverer.clone();
+        tokio::spawn(async move { running.run(shutdown).await });
+        deliverer
+    }
+
+    /// Every hook with its delivery state.
+    pub fn states(&self) -> Vec<HookState> {
+        self.inner.state.lock().map(|s| s.values().cloned().collect()).unwrap_or_default()
+    }
+
+    async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut commits = self.inner.store.subscribe();
+        self.resend_outbox().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                commit = commits.recv() => match commit {
+                    Ok(commit) => {
+                        for delivery in &commit.deliveries {
+                            self.send(delivery.clone());
+                        }
+                    }
+                    // Fell behind: the outbox has everything.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.resend_outbox().await,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+
+    /// Sends every delivery in the outbox that is not already on its way.
+    async fn resend_outbox(&self) {
+        let store = self.inner.store.clone();
+        let entries = tokio::task::spawn_blocking(move || store.scan_entries(Aux::Outbox)).await;
+        let Ok(Ok(entries)) = entries else {
+            tracing::warn!("cannot read the webhook outbox");
+            return;
+        };
+        for (_, value) in entries {
+            match serde_json::from_slice::<Delivery>(&value) {
+                Ok(delivery) => self.send(delivery),
+                Err(e) => tracing::warn!(error = %e, "an outbox entry does not decode"),
+            }
+        }
+    }
+
+    fn update(&self, hook: &str, change: impl FnOnce(&mut HookState)) {
+        if let Ok(mut states) = self.inner.state.lock()
+            && let Some(state) = states.get_mut(hook)
+        {
+            change(state);
+        }
+    }
+
+    /// Sends one delivery on a task of its own until the receiver takes it.
+    fn send(&self, delivery: Delivery) {
+        let Some(hook) = self.inner.hooks.hooks().iter().find(|h| h.name == delivery.hook).cloned()
+        else {
+            // A hook removed from the configuration: its deliveries wait in the outbox.
+            return;
+        };
+        {
+            let Ok(mut in_flight) = self.inner.in_flight.lock() else { return };
+            if in_flight.insert(delivery.id.clone(), ()).is_some() {
+                return;
+            }
+        }
+        self.update(&hook.name, |s| s.pending += 1);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let metrics = this.inner.store.metrics().clone();
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let (url, headers, body) = request(&hook, &delivery, this.inner.store.now());
+                let mut post = this
+                    .inner
+                    .client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body);
+                for (name, value) in headers {
+                    post = post.header(name, value);
+                }
+                let outcome = match post.send().await {
+                    Ok(answer) if answer.status().is_success() => Ok(()),
+                    Ok(answer) => Err(format!("answered {}", answer.status())),
+                    Err(e) => {
+                        Err(if e.is_timeout() { "no answer in time".into() } else { e.to_string() })
+                    }
+                };
+                match outcome {
+                    Ok(()) => {
+                        // Taken: out of the outbox, durably (a crash before this sends it again).
+                        if let Err(e) =
+                            this.inner.store.put(Aux::Outbox, delivery.id.as_bytes(), None).await
+                        {
+                            tracing::warn!(error = %e, "cannot remove a delivered webhook from the outbox");
+                        }
+                        metrics.webhook_deliveries.inc();
+                        let at = this.inner.store.now().0;
+                        this.update(&hook.name, |s| {
+                            s.pending = s.pending.saturating_sub(1);
+                            s.delivered += 1;
+                            s.last_delivered_at = Some(at);
+                        });
+                        break;
+                    }
+                    Err(why) => {
+                        metrics.webhook_failures.inc();
+                        tracing::warn!(hook = %hook.name, delivery = %delivery.id, %why, "webhook delivery failed; will retry");
+                        this.update(&hook.name, |s| {
+                            s.failures += 1;
+                            s.last_error = Some(why.clone());
+                        });
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            if let Ok(mut in_flight) = this.inner.in_flight.lock() {
+                in_flight.remove(&delivery.id);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<Webhooks, WebhookError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("webhooks.toml");
+        std::fs::write(&path, toml).unwrap();
+        let community = crate::config::load(None).unwrap();
+        Webhooks::load(&path, &community)
+    }
+
+    #[test]
+    fn a_hook_that_cannot_work_is_refused_with_its_name() {
+        let hook = |extra: &str| {
+            format!(
+                "[[webhook]]\nname = \"h\"\nformat = \"signed\"\nkinds = [\"breached\"]\n{extra}\n"
+            )
+        };
+        let refused = |toml: String| load(&toml).unwrap_err().to_string();
+        assert!(refused(hook("url = \"ftp://x\"\nsecret = \"s\"")).contains("http or https"));
+        assert!(refused(hook("url = \"http://x\"")).contains("needs a secret"));
+        let unknown = hook("url = \"http://x\"\nsecret = \"s\"\ncompounds = [\"c9\"]");
+        assert!(refused(unknown).contains("c9"));
+        assert!(
+            refused(hook("url = \"http://x\"\nsecret = \"s\"\nkinds2 = []")).contains("kinds2")
+        );
+        assert!(load(&hook("url = \"https://qyapi.weixin.qq.com/x\"\nsecret = \"s\"")).is_ok());
+    }
+}

@@ -1,0 +1,273 @@
+//! Outbound webhooks against a receiver the test runs: each kind delivered once in the 企业微信,
+//! 钉钉 and signed formats (signatures checked), no personal data in a group chat, a receiver
+//! that fails or is down gets the delivery when it is back, a kill -9 between commit and
+//! delivery still delivers, and a receiver that hangs does not hold up a kiosk (measured).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use hongfan::ManualClock;
+use hongfan_shared::protocol::ClientMessage;
+use hongfan_shared::{Millis, Report, Timestamp, Urgency};
+use hongfan_tests::report;
+use hongfan_tests::server::TestServer;
+use serde_json::Value;
+use sha2::Sha256;
+
+#[derive(Debug, Clone)]
+struct Got {
+    uri: String,
+    headers: HeaderMap,
+    body: Value,
+    /// The bytes as they came: what a signature is over.
+    raw: Vec<u8>,
+}
+
+/// How the receiver answers: 0 takes it, 1 answers 500, 2 never answers.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Got>>>,
+    mode: Arc<AtomicU8>,
+}
+
+impl Receiver {
+    async fn serve(&self, listener: tokio::net::TcpListener) {
+        let app = axum::Router::new()
+            .fallback(
+                |State(me): State<Receiver>, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+                    match me.mode.load(Ordering::SeqCst) {
+                        1 => return StatusCode::INTERNAL_SERVER_ERROR,
+                        2 => std::future::pending::<()>().await,
+                        _ => {}
+                    }
+                    let raw = body.to_vec();
+                    let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+                    me.got.lock().unwrap().push(Got { uri: uri.to_string(), headers, body, raw });
+                    StatusCode::OK
+                },
+            )
+            .with_state(self.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    }
+
+    fn at(&self, path: &str) -> Vec<Got> {
+        self.got.lock().unwrap().iter().filter(|g| g.uri.starts_with(path)).cloned().collect()
+    }
+
+    /// Waits, with a deadline, until `path` has received `n` deliveries.
+    async fn wait_for(&self, path: &str, n: usize) -> Vec<Got> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.at(path);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "{path}: {} of {n} deliveries: {got:?}", got.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn hmac(key: &str, message: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn now() -> Timestamp {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    Timestamp(i64::try_from(since.as_millis()).unwrap())
+}
+
+/// How long four urgent reports take to be acknowledged, sorted.
+async fn acks(kiosk: &mut hongfan_tests::server::WsClient, label: &str) -> Vec<Duration> {
+    let mut took = Vec::new();
+    for n in 0..4 {
+        let started = Instant::now();
+        let request_id = format!("{label}-{n}");
+        kiosk.send(&ClientMessage::Report { request_id, report: urgent("c1", label) }).await;
+        kiosk
+            .recv_until(|m| matches!(m, hongfan_shared::protocol::ServerMessage::Reported { .. }))
+            .await;
+        took.push(started.elapsed());
+    }
+    took.sort();
+    took
+}
+
+fn urgent(compound: &str, text: &str) -> Report {
+    Report { urgency: Urgency::Urgent, ..report(compound, text) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_reaches_its_hooks_once_in_their_formats_signed_and_without_personal_data() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let receiver = Receiver::default();
+    receiver.serve(listener).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("webhooks.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[webhook]]
+name = "wecom-c1"
+url = "{base}/wecom?key=abc"
+format = "wecom"
+compounds = ["c1"]
+kinds = ["urgent_report"]
+
+[[webhook]]
+name = "ding-c1"
+url = "{base}/ding?access_token=xyz"
+format = "dingtalk"
+secret = "SECding"
+compounds = ["c1"]
+kinds = ["escalated"]
+
+[[webhook]]
+name = "office"
+url = "{base}/signed"
+format = "signed"
+secret = "office-secret"
+kinds = ["urgent_report", "escalated", "breached", "unclaimed"]
+"#
+        ),
+    )
+    .unwrap();
+    let clock = ManualClock::new(now());
+    let server =
+        TestServer::start_in_process_with(clock.clone(), |s| s.webhooks = Some(config)).await;
+    let mut kiosk = server.kiosk("c1").await;
+    // Nobody is on duty: an urgent report is also escalated, in its own group.
+    kiosk.file(urgent("c1", "楼道起火冒烟 PRIVATE-TEXT")).await;
+
+    let wecom = receiver.wait_for("/wecom", 1).await;
+    assert_eq!(wecom[0].body["msgtype"], "text");
+    let content = wecom[0].body["text"]["content"].as_str().unwrap();
+    assert!(content.contains("受理号 0001") && content.contains("【紧急】"), "{content}");
+    for private in ["PRIVATE-TEXT", "13800001234", "301"] {
+        assert!(!content.contains(private), "{private} in a group chat: {content}");
+    }
+    let ding = receiver.wait_for("/ding", 1).await;
+    assert!(ding[0].body["text"]["content"].as_str().unwrap().contains("无人在岗"));
+    let query: std::collections::HashMap<String, String> =
+        reqwest::Url::parse(&format!("http://x{}", ding[0].uri))
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+    let timestamp = &query["timestamp"];
+    let expected = base64::engine::general_purpose::STANDARD
+        .encode(hmac("SECding", format!("{timestamp}\nSECding").as_bytes()));
+    assert_eq!(query["sign"], expected, "钉钉's signature");
+    assert_eq!(query["access_token"], "xyz");
+
+    // 16 minutes on, unclaimed: past the urgent response target and the escalation time.
+    clock.advance(Millis::from_mins(16));
+    // Any write lets what fell due be logged; this one is escalated in c2 (nobody on duty).
+    server.kiosk("c2").await.file(report("c2", "井盖松动")).await;
+    let signed = receiver.wait_for("/signed", 5).await;
+    let mut kinds: Vec<String> =
+        signed.iter().map(|g| g.body["kind"].as_str().unwrap().to_owned()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["breached", "escalated", "escalated", "unclaimed", "urgent_report"]);
+    for got in &signed {
+        let timestamp = got.headers["x-hongfan-timestamp"].to_str().unwrap();
+        let mac = hmac("office-secret", &[timestamp.as_bytes(), b".", &got.raw].concat());
+        let signature = got.headers["x-hongfan-signature"].to_str().unwrap();
+        assert_eq!(signature, format!("sha256={}", hex::encode(mac)), "the signature verifies");
+        assert!(got.headers.contains_key("x-hongfan-delivery"));
+    }
+    // Once each.
+    assert_eq!((receiver.at("/wecom").len(), receiver.at("/ding").len()), (1, 1));
+    let ids: std::collections::BTreeSet<_> = signed
+        .iter()
+        .map(|g| g.headers["x-hongfan-delivery"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 5);
+
+    // Supervisors see how deliveries stand (never a secret); /metrics counts them.
+    let cookie = server.login("boss").await;
+    let states: Value = reqwest::Client::new()
+        .get(format!("{}/api/admin/webhooks", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = states.to_string();
+    assert!(
+        !text.contains("office-secret") && !text.contains("SECding") && !text.contains("xyz"),
+        "{text}"
+    );
+    let office = states.as_array().unwrap().iter().find(|h| h["name"] == "office").unwrap();
+    assert_eq!(office["delivered"], 5);
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("hongfan_webhook_deliveries_total 7"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_survives_a_receiver_that_is_down_and_a_kill_9_and_a_hanging_one_holds_nobody_up()
+ {
+    // A port for the receiver, free now; nothing listens there yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("webhooks.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[webhook]]\nname = \"office\"\nurl = \"http://127.0.0.1:{port}/hook\"\nformat = \"signed\"\nsecret = \"s\"\nkinds = [\"urgent_report\"]\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let mut server = TestServer::start_with(&["--webhooks", &config]).await;
+    let mut kiosk = server.kiosk("c1").await;
+    let first = kiosk.file(urgent("c1", "x")).await;
+    // Acknowledged, the delivery in the outbox; the receiver is down. Killed now.
+    server.kill();
+
+    let receiver = Receiver::default();
+    receiver.serve(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap()).await;
+    server.restart();
+    let got = receiver.wait_for("/hook", 1).await;
+    assert_eq!(got[0].body["ticket"], first.ticket.0);
+
+    // A receiver that fails gets it when it answers again.
+    receiver.mode.store(1, Ordering::SeqCst);
+    let mut kiosk = server.kiosk("c1").await;
+    let second = kiosk.file(urgent("c1", "y")).await;
+    receiver.mode.store(0, Ordering::SeqCst);
+    let got = receiver.wait_for("/hook", 2).await;
+    assert_eq!(got[1].body["ticket"], second.ticket.0);
+
+    // A receiver that never answers: the kiosk's acknowledgements go on (printed, not asserted).
+    let answering = acks(&mut kiosk, "answering").await;
+    receiver.mode.store(2, Ordering::SeqCst);
+    let hanging = acks(&mut kiosk, "hanging").await;
+    eprintln!(
+        "kiosk acknowledgement with the receiver answering: median {:?}, max {:?}; hanging: median {:?}, max {:?}",
+        answering[answering.len() / 2],
+        answering[answering.len() - 1],
+        hanging[hanging.len() / 2],
+        hanging[hanging.len() - 1]
+    );
+}
