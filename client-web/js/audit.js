@@ -75,6 +75,7 @@ function render() {
     figureButton(t("satisfaction"), pct(f.satisfaction_rate), "dissatisfied"),
     figureButton(t("breaches"), String(f.breaches), "breached"),
     figureButton(t("unanswered"), String(f.reports - f.responded), "unanswered"),
+    figureButton(t("urges_figure"), `${f.urges ?? 0} / ${f.urged ?? 0}`, "all"),
     figureButton(`${t("response_time")} ${t("median")} / P90 / ${t("max")}`, `${span(f.response.median)} / ${span(f.response.p90)} / ${span(f.response.max)}`, "all"),
     figureButton(`${t("resolution_time")} ${t("median")} / P90`, `${span(f.resolution.median)} / ${span(f.resolution.p90)}`, "resolved"),
   );
