@@ -29,9 +29,9 @@ pub struct Limits {
     /// Lifecycle actions one account may send in a burst, and per minute after that.
     pub action_burst: u32,
     pub actions_per_minute: u32,
-    /// Ticket lookups one kiosk (or, on the status page, one address) may make in a burst, and
-    /// per minute after that: a ticket number is sequential, so its proof (the slip's code, the
-    /// phone's last four digits) must not be guessed at speed.
+    /// Wrong proofs of a ticket (the slip's code, the phone's last four digits) one kiosk, or on
+    /// the status page one address, may give in a burst, and per minute after that: a ticket
+    /// number is sequential, so its proof must not be guessed at speed.
     pub lookup_burst: u32,
     pub lookups_per_minute: u32,
 }
@@ -82,5 +82,50 @@ impl Allowance {
     /// Drops keys whose allowance is full again, so the map stays small.
     pub fn forget_idle(&self) {
         self.0.retain_recent();
+    }
+}
+
+/// Wrong guesses at a ticket's proof (the slip's code, the phone's last four digits), per kiosk
+/// or per client address. Only a wrong guess counts, so a resident's status page may ask as often
+/// as it likes; once the allowance is spent, every try is refused — right or wrong — until it
+/// refills, so guessing is slowed whatever the guesses.
+#[derive(Debug)]
+pub struct Guesses {
+    wrong: Allowance,
+    per_minute: u32,
+    /// Keys whose allowance is spent, and when they may try again.
+    blocked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Guesses {
+    pub fn new(burst: u32, per_minute: u32) -> Guesses {
+        let wrong = Allowance::new(burst, per_minute);
+        Guesses { wrong, per_minute: per_minute.max(1), blocked: Default::default() }
+    }
+
+    /// Whether `key` may try now.
+    pub fn may_try(&self, key: &str) -> bool {
+        let Ok(blocked) = self.blocked.lock() else { return false };
+        blocked.get(key).is_none_or(|until| std::time::Instant::now() >= *until)
+    }
+
+    /// Counts a wrong guess; once the allowance is spent, `key` waits a while.
+    pub fn wrong(&self, key: &str) {
+        if !self.wrong.admit(key)
+            && let Ok(mut blocked) = self.blocked.lock()
+        {
+            let wait =
+                Duration::from_secs(60 / u64::from(self.per_minute)).max(Duration::from_secs(1));
+            blocked.insert(key.to_owned(), std::time::Instant::now() + wait);
+        }
+    }
+
+    /// Drops what no longer matters, so the maps stay small.
+    pub fn forget_idle(&self) {
+        self.wrong.forget_idle();
+        if let Ok(mut blocked) = self.blocked.lock() {
+            let now = std::time::Instant::now();
+            blocked.retain(|_, until| *until > now);
+        }
     }
 }

@@ -179,7 +179,13 @@ async fn the_slips_code_opens_the_status_page_and_rates_and_a_ticket_number_alon
     assert!(link["link"].as_str().unwrap().ends_with(&format!("/s#{ticket}-{key}")), "{link}");
     assert!(link["qr_svg"].as_str().unwrap().starts_with("<?xml"));
 
-    // Guessing codes is slowed: the lookups from one address run out.
+    // The resident's page asks every few seconds, as long as it is open: never refused.
+    for _ in 0..40 {
+        let (status, _) =
+            post_json(&server, "/api/status", json!({ "ticket": ticket, "key": key })).await;
+        assert_eq!(status, StatusCode::OK, "the right code is never rate-limited");
+    }
+    // Guessing codes is slowed: wrong tries from one address run out, and then every try waits.
     let mut limited = false;
     for n in 0..40 {
         let (status, _) = post_json(
@@ -191,6 +197,9 @@ async fn the_slips_code_opens_the_status_page_and_rates_and_a_ticket_number_alon
         limited |= status == StatusCode::TOO_MANY_REQUESTS;
     }
     assert!(limited, "40 guesses in a row from one address are refused at some point");
+    let (status, _) =
+        post_json(&server, "/api/status", json!({ "ticket": ticket, "key": key })).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "once spent, a right guess waits too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -111,10 +111,10 @@ pub struct ServeArgs {
     /// Lifecycle actions one account may send per minute after a burst.
     #[arg(long, default_value_t = 60)]
     pub actions_per_minute: u32,
-    /// Ticket lookups one kiosk (or status-page requests one address) may make in a burst.
+    /// Wrong proofs of a ticket one kiosk (or one address, on the status page) may give in a burst.
     #[arg(long, default_value_t = Limits::default().lookup_burst)]
     pub lookup_burst: u32,
-    /// Ticket lookups one kiosk (or status-page requests one address) may make per minute after.
+    /// Wrong proofs of a ticket one kiosk (or one address) may give per minute after a burst.
     #[arg(long, default_value_t = Limits::default().lookups_per_minute)]
     pub lookups_per_minute: u32,
     /// A person's session ends after this long unused.

@@ -38,20 +38,26 @@ pub(crate) struct SlipRating {
     rating: Rating,
 }
 
-/// The incident a slip opens, or `not_found` (for a wrong code as for a missing ticket). Each
-/// try counts against the client address's lookups (the ticket is sequential, the code is not).
+/// The incident a slip opens, or `not_found` (for a wrong code as for a missing ticket). A
+/// wrong try counts against the client address (the ticket is sequential, the code is not);
+/// the resident's own page, asking again and again with the right code, never does.
 async fn opened(app: &App, from: std::net::IpAddr, slip: &Slip) -> Result<Incident, AppError> {
-    if !app.hub.lookup_limiter().admit(&format!("address {from}")) {
-        let why = "too many tries from this address; wait a minute";
+    let address = format!("address {from}");
+    if !app.hub.guesses().may_try(&address) {
+        let why = "too many wrong tries from this address; wait a minute";
         return Err(AppError::Refused(ErrorCode::RateLimited, why.into()));
     }
-    let not_found = || AppError::Refused(ErrorCode::NotFound, "no ticket with that code".into());
-    let id = Ticket::parse(&slip.ticket).ok_or_else(not_found)?;
-    let incident = app.hub.store().incident(id).await?.ok_or_else(not_found)?;
-    if !hongfan_shared::lifecycle::holds_key(&incident, Some(&slip.key)) {
-        return Err(not_found());
+    let found = match Ticket::parse(&slip.ticket) {
+        Some(id) => app.hub.store().incident(id).await?,
+        None => None,
+    };
+    match found.filter(|i| hongfan_shared::lifecycle::holds_key(i, Some(&slip.key))) {
+        Some(incident) => Ok(incident),
+        None => {
+            app.hub.guesses().wrong(&address);
+            Err(AppError::Refused(ErrorCode::NotFound, "no ticket with that code".into()))
+        }
     }
-    Ok(incident)
 }
 
 /// The status of the report a slip belongs to (the status page asks again every few seconds).

@@ -327,8 +327,9 @@ impl Connection {
             let why = "a ticket number alone opens nothing: give the phone's last four digits or the slip's code";
             return self.refuse(refusal(ErrorCode::WrongKey, why)).await;
         }
-        if kiosk && !self.hub.lookup_limiter().admit(&self.auth.principal.actor.id) {
-            let why = "too many tries at a ticket; wait a minute";
+        let device = self.auth.principal.actor.id.clone();
+        if kiosk && !self.hub.guesses().may_try(&device) {
+            let why = "too many wrong tries at a ticket; wait a minute";
             return self.refuse(refusal(ErrorCode::RateLimited, why)).await;
         }
         let found = match Ticket::parse(ticket) {
@@ -352,6 +353,7 @@ impl Connection {
                 self.send_message(&ServerMessage::Found { id: request, incident }).await
             }
             None if kiosk => {
+                self.hub.guesses().wrong(&device);
                 let why = "no ticket with that number and proof";
                 self.refuse(refusal(ErrorCode::WrongKey, why)).await
             }

@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Authenticated, SessionKey, Subject};
-use crate::limits::Allowance;
 pub use crate::limits::Limits;
+use crate::limits::{Allowance, Guesses};
 use crate::store::{Commit, Committed, Store, StoreError};
 pub use connection::serve;
 use roster::Roster;
@@ -171,7 +171,7 @@ struct Inner {
     limits: Limits,
     reports: Allowance,
     actions: Allowance,
-    lookups: Allowance,
+    lookups: Guesses,
     clients: Mutex<Clients>,
     next_conn: AtomicU64,
     /// Cancelled at shutdown: every connection closes with 1001.
@@ -251,7 +251,7 @@ impl Hub {
             store,
             reports: Allowance::new(limits.report_burst, limits.reports_per_minute),
             actions: Allowance::new(limits.action_burst, limits.actions_per_minute),
-            lookups: Allowance::new(limits.lookup_burst, limits.lookups_per_minute),
+            lookups: Guesses::new(limits.lookup_burst, limits.lookups_per_minute),
             limits,
             clients: Mutex::new(Clients::default()),
             next_conn: AtomicU64::new(1),
@@ -281,8 +281,8 @@ impl Hub {
         &self.0.actions
     }
 
-    /// How many ticket lookups each kiosk (or, on the status page, each address) may still make.
-    pub fn lookup_limiter(&self) -> &Allowance {
+    /// Wrong proofs of a ticket, per kiosk (or, on the status page, per address).
+    pub fn guesses(&self) -> &Guesses {
         &self.0.lookups
     }
 
