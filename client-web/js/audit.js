@@ -186,7 +186,7 @@ async function showTimeline(id) {
   const r = await fetch(`/api/audit/incidents/${id}`);
   if (!r.ok) return refuse(r.status);
   const { incident, events } = await r.json();
-  const describe = (c) => c.text || c.note || c.outcome || c.reason || (c.deadline ? `${t("deadline")} ${formatTime(c.deadline)}` : "") || (c.rating ? t(c.rating) : "");
+  const describe = (c) => c.text || c.note || c.outcome || c.reason || c.to?.name || (c.deadline ? `${t("deadline")} ${formatTime(c.deadline)}` : "") || (c.rating ? t(c.rating) : "");
   document.getElementById("timeline").replaceChildren(
     el("h2", {}, `${incident.ticket} · ${categoryName(incident.report.category)}`),
     el("p", {}, incident.report.description),

@@ -27,6 +27,7 @@ let compoundFilter = "";
 let search = "";
 let unseen = 0;              // alerts that came while the page was not looked at
 let skew = 0;                // the server's clock minus this device's: timers run on the server's
+let currentAsk = null;       // the dialog open now (an upload finishing later belongs to it or to none)
 
 /** Now, on the server's clock. */
 function now() { return Date.now() + skew; }
@@ -184,11 +185,20 @@ function ask(type, incident) {
   proofBox.hidden = type !== "resolve";
   proofInput.value = "";
   proofState.textContent = "";
+  const ok = document.getElementById("ask-ok");
+  ok.disabled = false;
+  const asked = Symbol("this dialog");
+  currentAsk = asked;
   proofInput.onchange = async () => {
     const file = proofInput.files?.[0];
     if (!file) return;
     proofState.textContent = t("sending");
-    proof = await uploadPhoto(file).catch(() => null);
+    // Not resolved without the photo the worker is waiting to see saved.
+    ok.disabled = true;
+    const stored = await uploadPhoto(file).catch(() => null);
+    if (currentAsk !== asked) return; // a dialog closed meanwhile
+    proof = stored;
+    ok.disabled = false;
     proofState.textContent = proof ? `✓ ${t("photo_saved")}` : t("attach_failed");
   };
   document.getElementById("ask-title").textContent = `${incident.ticket} · ${t(type)}`;
@@ -220,13 +230,14 @@ function ask(type, incident) {
       if (!value) { error.textContent = t("need_text"); text.focus(); return; }
       send({ type, incident: incident.id, [TEXT_FIELD[type]]: value, ...(proof ? { proof } : {}) });
     }
+    currentAsk = null;
     dialog.close();
   };
   applyI18n(dialog);
   dialog.showModal();
   (assigning ? document.getElementById("ask-worker") : replies.length ? dialog.querySelector(".chip") : text).focus();
 }
-document.getElementById("ask-cancel").addEventListener("click", () => document.getElementById("ask").close());
+document.getElementById("ask-cancel").addEventListener("click", () => { currentAsk = null; document.getElementById("ask").close(); });
 
 function buttons(i) {
   const may = allowed(i);
@@ -416,8 +427,9 @@ function alertWorker(incident, why) {
   navigator.vibrate?.([300, 150, 300]);
   if ("Notification" in window && Notification.permission === "granted") {
     const c = category(incident);
+    // A lock screen is a shared screen: what and where, never the resident's words.
     new Notification(`${why} · ${incident.ticket}`, {
-      body: `${c ? name(c.name, c.name_en) : ""} ${incident.report.building ?? ""} ${incident.report.description ?? ""}`.trim(),
+      body: `${c ? name(c.name, c.name_en) : ""} ${incident.report.building ?? ""}`.trim(),
       tag: `incident-${incident.id}`,
       lang: lang() === "zh" ? "zh-CN" : "en",
     });

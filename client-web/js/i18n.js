@@ -83,7 +83,7 @@ const STRINGS = {
     confirm_reopen: "确认重新打开", assign: "派单", urge: "督办", assign_prompt: "派给哪位网格员", urge_prompt: "督办说明",
     quick_replies: "常用回复", need_text: "请填写内容，或点一条常用回复", more_actions: "更多", call: "拨打", urged: "已督办",
     go_on_duty: "上岗", go_off_duty: "下岗", sound_on: "提醒声音已开启", turn_sound_on: "开启提醒声音", turn_notifications_on: "开启通知",
-    none_in_view: "这个视图里没有事项", take_proof: "📷 拍照证明（可不拍）", urges_figure: "督办（次 / 件）", proof_photo: "办结照片",
+    none_in_view: "这个视图里没有事项", take_proof: "📷 拍照证明（可不拍）", urges_figure: "督办（次 / 件）", change_assigned: "派单", change_urged: "督办", change_revealed: "查看电话", proof_photo: "办结照片",
   },
   en: {
     app: "Hongfan", home: "Home", kiosk: "Report", board: "Live board", audit: "Audit", login: "Log in",
@@ -167,7 +167,7 @@ const STRINGS = {
     confirm_reopen: "Reopen", assign: "Assign", urge: "Urge", assign_prompt: "Which grid worker", urge_prompt: "What to say",
     quick_replies: "Quick replies", need_text: "Please write something, or tap a quick reply", more_actions: "More", call: "Call", urged: "Urged",
     go_on_duty: "Go on duty", go_off_duty: "Go off duty", sound_on: "Sound on", turn_sound_on: "Turn sound on", turn_notifications_on: "Turn notifications on",
-    none_in_view: "Nothing in this view", take_proof: "📷 Photo of the result (optional)", urges_figure: "Urged (times / incidents)", proof_photo: "Photo of the result",
+    none_in_view: "Nothing in this view", take_proof: "📷 Photo of the result (optional)", urges_figure: "Urged (times / incidents)", change_assigned: "Assigned", change_urged: "Urged", change_revealed: "Looked at the phone", proof_photo: "Photo of the result",
   },
 };
 

@@ -34,7 +34,13 @@ function readJson(key, fallback) {
 }
 const pending = () => readJson(PENDING, []);
 const savePending = (list) => localStorage.setItem(PENDING, JSON.stringify(list));
-const late = () => readJson(LATE, []).filter((l) => Date.now() - l.at < LATE_SHOWN_MS);
+/** Reports stored after their resident left, still announced; the expired ones are forgotten. */
+function late() {
+  const kept = readJson(LATE, []);
+  const fresh = kept.filter((l) => Date.now() - l.at < LATE_SHOWN_MS);
+  if (fresh.length !== kept.length) localStorage.setItem(LATE, JSON.stringify(fresh));
+  return fresh;
+}
 const saveLate = (list) => localStorage.setItem(LATE, JSON.stringify(list));
 
 function requestId() {
@@ -172,10 +178,11 @@ function render() {
 
 function renderHome() {
   show(
+    problem ? el("p", { class: "error-text", role: "alert", id: "problem" }, problem) : null,
     ...late().map((l) => el("div", { class: "notice late", role: "status" },
       el("p", {}, `${l.incident.report.building}${t("late_banner")}`, el("strong", { class: "late-ticket" }, l.incident.ticket)),
       el("div", { class: "actions" },
-        el("button", { type: "button", onclick: () => { showing = { incident: l.incident, key: l.key }; saveLate(late().filter((x) => x.incident.id !== l.incident.id)); render(); } }, t("print")),
+        el("button", { type: "button", onclick: () => claimLate(l) }, t("print")),
         el("button", { type: "button", onclick: () => { saveLate(late().filter((x) => x.incident.id !== l.incident.id)); render(); } }, t("dismiss"))))),
     el("h2", {}, t("choose")),
     el("div", { class: "categories" }, hello.community.categories.filter((c) => !c.retired).map((c) =>
@@ -184,6 +191,25 @@ function renderHome() {
     el("div", { class: "actions spaced" },
       el("button", { type: "button", id: "lookup", onclick: () => { lookup = { ticket: "", proof: null, value: "" }; problem = ""; render(); } }, t("lookup"))),
   );
+}
+
+/**
+ * The slip of a report stored after its resident left goes only to whoever gives the last four
+ * digits of the phone number it was reported with (anyone may read the banner); a report with no
+ * phone shows its ticket alone, without the slip's code.
+ */
+function claimLate(l) {
+  const tail = (l.incident.report.phone ?? "").replace(/\D/g, "").slice(-4);
+  const open = (key) => {
+    showing = { incident: l.incident, key };
+    saveLate(late().filter((x) => x.incident.id !== l.incident.id));
+    render();
+  };
+  if (!tail) { open(null); return; }
+  openKeypad("phone_tail", t("by_phone_tail"), "", 4, (typed) => {
+    if (typed === tail) open(l.key);
+    else { problem = t("wrong_key"); render(); }
+  });
 }
 
 function start(category) {
@@ -434,7 +460,11 @@ function renderTicket() {
     i.status === "resolved" && !i.rating && key ? el("section", { class: "rating", "aria-labelledby": "rate-title" },
       el("h2", { id: "rate-title" }, t("rate_prompt")),
       el("div", { class: "actions" }, ["satisfied", "basically_satisfied", "dissatisfied"].map((rating) =>
-        el("button", { type: "button", dataset: { rating }, onclick: () => conn.send({ type: "rate", id: requestNo++, incident: i.id, rating, key }) }, t(rating))))) : null,
+        el("button", { type: "button", dataset: { rating }, onclick: (e) => {
+          // Once: a second tap would only be told it was rated already.
+          for (const b of e.target.parentElement.querySelectorAll("button")) b.disabled = true;
+          conn.send({ type: "rate", id: requestNo++, incident: i.id, rating, key });
+        } }, t(rating))))) : null,
     i.rating ? el("p", { class: "notice", role: "status" }, `${t("thanks")}：${t(i.rating)}`) : null,
     problem ? el("p", { class: "error-text", role: "alert" }, problem) : null,
     el("div", { class: "actions spaced" },

@@ -35,12 +35,18 @@ async function refresh() {
   if (!finished && document.visibilityState === "visible") timer = setTimeout(refresh, EVERY_MS);
 }
 
+let rating_sent = false;
+
 async function rate(rating) {
+  if (rating_sent) return;
+  rating_sent = true;
+  render();
   try {
     status = await post("/api/status/rate", { ticket, key, rating });
     problem = "";
   } catch (e) {
     problem = e.zh ?? t("offline");
+    rating_sent = false;
   }
   render();
 }
@@ -75,7 +81,7 @@ function render() {
     s === "resolved" && !status.rating ? el("section", { class: "rating", "aria-labelledby": "rate-title" },
       el("h2", { id: "rate-title" }, t("rate_prompt")),
       el("div", { class: "actions" }, ["satisfied", "basically_satisfied", "dissatisfied"].map((rating) =>
-        el("button", { type: "button", dataset: { rating }, onclick: () => rate(rating) }, t(rating))))) : null,
+        el("button", { type: "button", dataset: { rating }, disabled: rating_sent, onclick: () => rate(rating) }, t(rating))))) : null,
     status.rating ? el("p", { class: "notice", role: "status", id: "rated" }, `${t("thanks")}：${t(status.rating)}`) : null,
     problem ? el("p", { class: "error-text", role: "alert" }, problem) : null,
     el("p", { class: "hint" }, `${t("status_updated")} ${formatTime(Date.now())}`),

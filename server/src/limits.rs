@@ -93,6 +93,9 @@ impl Allowance {
 pub struct Guesses {
     wrong: Allowance,
     per_minute: u32,
+    /// Guesses being checked now, per key: a few at a time, so that many sent at once cannot all
+    /// pass before the first wrong one is counted.
+    checking: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     /// Keys whose allowance is spent, and when they may try again.
     blocked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
@@ -100,17 +103,35 @@ pub struct Guesses {
 impl Guesses {
     pub fn new(burst: u32, per_minute: u32) -> Guesses {
         let wrong = Allowance::new(burst, per_minute);
-        Guesses { wrong, per_minute: per_minute.max(1), blocked: Default::default() }
+        Guesses {
+            wrong,
+            per_minute: per_minute.max(1),
+            checking: Default::default(),
+            blocked: Default::default(),
+        }
     }
 
-    /// Whether `key` may try now.
-    pub fn may_try(&self, key: &str) -> bool {
-        let Ok(blocked) = self.blocked.lock() else { return false };
-        blocked.get(key).is_none_or(|until| std::time::Instant::now() >= *until)
+    /// A try for `key`, if it may make one now; the try ends (and may be counted wrong) when it
+    /// is dropped or `wrong` is called.
+    pub fn try_now(&self, key: &str) -> Option<Try<'_>> {
+        const AT_ONCE: u32 = 2;
+        {
+            let Ok(blocked) = self.blocked.lock() else { return None };
+            if blocked.get(key).is_some_and(|until| std::time::Instant::now() < *until) {
+                return None;
+            }
+        }
+        let Ok(mut checking) = self.checking.lock() else { return None };
+        let now = checking.entry(key.to_owned()).or_default();
+        if *now >= AT_ONCE {
+            return None;
+        }
+        *now += 1;
+        Some(Try { guesses: self, key: key.to_owned() })
     }
 
     /// Counts a wrong guess; once the allowance is spent, `key` waits a while.
-    pub fn wrong(&self, key: &str) {
+    fn wrong(&self, key: &str) {
         if !self.wrong.admit(key)
             && let Ok(mut blocked) = self.blocked.lock()
         {
@@ -126,6 +147,45 @@ impl Guesses {
         if let Ok(mut blocked) = self.blocked.lock() {
             let now = std::time::Instant::now();
             blocked.retain(|_, until| *until > now);
+        }
+    }
+}
+
+/// One guess being checked (see `Guesses::try_now`).
+#[derive(Debug)]
+pub struct Try<'a> {
+    guesses: &'a Guesses,
+    key: String,
+}
+
+impl Try<'_> {
+    /// The guess was wrong: it counts.
+    pub fn wrong(self) {
+        self.guesses.wrong(&self.key);
+    }
+}
+
+impl Drop for Try<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut checking) = self.guesses.checking.lock()
+            && let Some(n) = checking.get_mut(&self.key)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                checking.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The key a client address is limited by: an IPv4 address, or an IPv6 address's /64 (one
+/// household or phone is given a whole /64).
+pub fn address_key(address: std::net::IpAddr) -> String {
+    match address {
+        std::net::IpAddr::V4(v4) => format!("address {v4}"),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("address {:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
     }
 }

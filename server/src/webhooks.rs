@@ -257,6 +257,27 @@ pub fn request(
     }
 }
 
+/// Whether the receiver took the message. 企业微信 and 钉钉 answer 200 also when they refuse
+/// (a wrong key or signature, too many messages a minute): their `errcode` says, and anything but
+/// 0 is a failure to retry.
+async fn taken(format: Format, answer: reqwest::Response) -> Result<(), String> {
+    if format == Format::Signed {
+        return Ok(());
+    }
+    let body: serde_json::Value = answer.json().await.map_err(|e| e.without_url().to_string())?;
+    match body.get("errcode").and_then(serde_json::Value::as_i64) {
+        Some(0) => Ok(()),
+        code => {
+            let message =
+                body.get("errmsg").and_then(serde_json::Value::as_str).unwrap_or_default();
+            Err(format!(
+                "refused: errcode {code:?} {}",
+                message.chars().take(100).collect::<String>()
+            ))
+        }
+    }
+}
+
 /// What supervisors see of one hook (never its URL's secret parts or its secret).
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct HookState {
@@ -418,11 +439,14 @@ impl Deliverer {
                     post = post.header(name, value);
                 }
                 let outcome = match post.send().await {
-                    Ok(answer) if answer.status().is_success() => Ok(()),
+                    Ok(answer) if answer.status().is_success() => taken(hook.format, answer).await,
                     Ok(answer) => Err(format!("answered {}", answer.status())),
-                    Err(e) => {
-                        Err(if e.is_timeout() { "no answer in time".into() } else { e.to_string() })
-                    }
+                    // Never the URL: it carries the robot's key.
+                    Err(e) => Err(if e.is_timeout() {
+                        "no answer in time".into()
+                    } else {
+                        e.without_url().to_string()
+                    }),
                 };
                 match outcome {
                     Ok(()) => {

@@ -450,11 +450,12 @@ fn rate(
     key: Option<&str>,
 ) -> Result<Change, LifecycleError> {
     let allowed = match who.actor.role {
+        // Another kiosk's ticket is not this kiosk's to try codes on.
+        Role::Kiosk if incident.reported_by.id != who.actor.id => false,
         Role::Kiosk | Role::Resident if !holds_key(incident, key) => {
             return Err(LifecycleError::WrongKey);
         }
-        Role::Kiosk => incident.reported_by.id == who.actor.id,
-        Role::Resident => true,
+        Role::Kiosk | Role::Resident => true,
         Role::BuildingHead => who.may_act_in(&incident.report.compound),
         role => return Err(LifecycleError::RoleNotAllowed { role, what: "rate" }),
     };

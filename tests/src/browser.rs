@@ -176,6 +176,11 @@ pub async fn fill(client: &Client, css: &str, text: &str) {
 /// Enters `digits` on the kiosk's on-screen keypad (opened by the button `opener`) and confirms.
 pub async fn keypad(client: &Client, opener: &str, digits: &str) {
     click(client, opener).await;
+    keypad_digits(client, digits).await;
+}
+
+/// Types `digits` on the kiosk's keypad, already open, and confirms.
+pub async fn keypad_digits(client: &Client, digits: &str) {
     for digit in digits.chars() {
         click(client, &format!("#keypad [data-key='{digit}']")).await;
     }

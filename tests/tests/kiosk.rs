@@ -8,7 +8,8 @@ use fantoccini::Client;
 use hongfan_shared::protocol::{ClientMessage, ServerMessage};
 use hongfan_shared::{Incident, IncidentId};
 use hongfan_tests::browser::{
-    Driver, accessibility_problems, click, keypad, screenshot_dir, screenshots, text_of, wait_js,
+    Driver, accessibility_problems, click, keypad, keypad_digits, screenshot_dir, screenshots,
+    text_of, wait_js,
 };
 use hongfan_tests::server::TestServer;
 use tokio::sync::Semaphore;
@@ -320,6 +321,7 @@ async fn a_report_stored_after_its_resident_left_is_announced_and_the_idle_kiosk
     click(&kiosk, ".categories button[data-category=repair]").await;
     click(&kiosk, "button[data-phrase='水管漏水']").await;
     click(&kiosk, "button[data-building='5号楼']").await;
+    keypad(&kiosk, "#key-phone", "13912345678").await;
     click(&kiosk, "#submit").await;
     wait_js(&kiosk, "kept offline", "return !!document.querySelector('.notice')").await;
     let greyed = text_of(&kiosk, "#submit").await;
@@ -334,7 +336,12 @@ async fn a_report_stored_after_its_resident_left_is_announced_and_the_idle_kiosk
     assert!(banner.contains("5号楼的上报已受理") && banner.contains("0001"), "{banner}");
     screenshots(&kiosk, "kiosk-late-ticket").await;
     clean(&kiosk, "late ticket").await;
+    // Anyone may read the banner; the slip goes to whoever knows the phone's last four digits.
     click(&kiosk, ".notice.late button").await;
+    keypad_digits(&kiosk, "1234").await;
+    assert!(text_of(&kiosk, "#problem").await.contains("对不上"));
+    click(&kiosk, ".notice.late button").await;
+    keypad_digits(&kiosk, "5678").await;
     assert_eq!(text_of(&kiosk, "#ticket").await, "0001");
     wait_js(
         &kiosk,

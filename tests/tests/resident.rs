@@ -145,6 +145,13 @@ async fn the_slips_code_opens_the_status_page_and_rates_and_a_ticket_number_alon
 
     // A kiosk rates only with the code (a ticket typed at any kiosk rated nothing before).
     assert_eq!(refused(&mut kiosk, rate_msg(3, incident.id, None)).await, ErrorCode::WrongKey);
+    // Codes tried by rating are guesses like any other: they run out.
+    let mut codes = Vec::new();
+    for n in 0..20u64 {
+        let guess = rate_msg(100 + n, incident.id, Some(&format!("{n:010}")));
+        codes.push(refused(&mut kiosk, guess).await);
+    }
+    assert!(codes.contains(&ErrorCode::RateLimited), "{codes:?}");
     let (status, rated) = post_json(
         &server,
         "/api/status/rate",

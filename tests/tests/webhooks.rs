@@ -29,7 +29,8 @@ struct Got {
     raw: Vec<u8>,
 }
 
-/// How the receiver answers: 0 takes it, 1 answers 500, 2 never answers.
+/// How the receiver answers: 0 takes it (as 企业微信 and 钉钉 do: `{"errcode": 0}`), 1 answers
+/// 500, 2 never answers, 3 answers the robots 200 with a refusal (45009: too many messages).
 #[derive(Clone, Default)]
 struct Receiver {
     got: Arc<Mutex<Vec<Got>>>,
@@ -41,15 +42,25 @@ impl Receiver {
         let app = axum::Router::new()
             .fallback(
                 |State(me): State<Receiver>, uri: Uri, headers: HeaderMap, body: Bytes| async move {
+                    let refused = axum::Json(
+                        serde_json::json!({ "errcode": 45009, "errmsg": "api freq out of limit" }),
+                    );
                     match me.mode.load(Ordering::SeqCst) {
-                        1 => return StatusCode::INTERNAL_SERVER_ERROR,
+                        1 => return (StatusCode::INTERNAL_SERVER_ERROR, refused),
                         2 => std::future::pending::<()>().await,
+                        // (A signed receiver has no such answer: any 2xx is taken.)
+                        3 if !uri.path().starts_with("/signed") => {
+                            return (StatusCode::OK, refused);
+                        }
                         _ => {}
                     }
                     let raw = body.to_vec();
                     let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
                     me.got.lock().unwrap().push(Got { uri: uri.to_string(), headers, body, raw });
-                    StatusCode::OK
+                    (
+                        StatusCode::OK,
+                        axum::Json(serde_json::json!({ "errcode": 0, "errmsg": "ok" })),
+                    )
                 },
             )
             .with_state(self.clone());
@@ -146,8 +157,32 @@ kinds = ["urgent_report", "escalated", "breached", "unclaimed"]
     let server =
         TestServer::start_in_process_with(clock.clone(), |s| s.webhooks = Some(config)).await;
     let mut kiosk = server.kiosk("c1").await;
+    // The robots first refuse with a 200 and an errcode (too many messages): not taken.
+    receiver.mode.store(3, Ordering::SeqCst);
     // Nobody is on duty: an urgent report is also escalated, in its own group.
     kiosk.file(urgent("c1", "楼道起火冒烟 PRIVATE-TEXT")).await;
+    let cookie = server.login("boss").await;
+    let refused = loop {
+        let states: Value = reqwest::Client::new()
+            .get(format!("{}/api/admin/webhooks", server.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let wecom =
+            states.as_array().unwrap().iter().find(|h| h["name"] == "wecom-c1").unwrap().clone();
+        if wecom["failures"].as_u64() > Some(0) {
+            break wecom;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(refused["delivered"], 0, "a robot's refusal is not a delivery");
+    assert!(refused["last_error"].as_str().unwrap().contains("45009"), "{refused}");
+    assert!(!refused.to_string().contains("abc"), "the robot's key never shows: {refused}");
+    receiver.mode.store(0, Ordering::SeqCst);
 
     let wecom = receiver.wait_for("/wecom", 1).await;
     assert_eq!(wecom[0].body["msgtype"], "text");
@@ -195,7 +230,6 @@ kinds = ["urgent_report", "escalated", "breached", "unclaimed"]
     assert_eq!(ids.len(), 5);
 
     // Supervisors see how deliveries stand (never a secret); /metrics counts them.
-    let cookie = server.login("boss").await;
     let states: Value = reqwest::Client::new()
         .get(format!("{}/api/admin/webhooks", server.url))
         .header("cookie", &cookie)
@@ -222,6 +256,7 @@ kinds = ["urgent_report", "escalated", "breached", "unclaimed"]
         .await
         .unwrap();
     assert!(metrics.contains("hongfan_webhook_deliveries_total 7"), "{metrics}");
+    assert!(!metrics.contains("hongfan_webhook_failures_total 0"), "the refusals were counted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -573,6 +573,12 @@ pub async fn webhooks(
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Json<Vec<crate::webhooks::HookState>>, AppError> {
-    admin(&app, &jar, &headers).await?;
-    Ok(Json(app.webhooks.as_ref().map(crate::webhooks::Deliverer::states).unwrap_or_default()))
+    let by = admin(&app, &jar, &headers).await?;
+    let states = app.webhooks.as_ref().map(crate::webhooks::Deliverer::states).unwrap_or_default();
+    // A compound leader sees the hooks wholly within their compounds.
+    let mine = |s: &crate::webhooks::HookState| {
+        matches!(by.scope, hongfan_shared::Scope::All)
+            || (!s.compounds.is_empty() && s.compounds.iter().all(|c| by.may_act_in(c)))
+    };
+    Ok(Json(states.into_iter().filter(mine).collect()))
 }

@@ -42,11 +42,11 @@ pub(crate) struct SlipRating {
 /// wrong try counts against the client address (the ticket is sequential, the code is not);
 /// the resident's own page, asking again and again with the right code, never does.
 async fn opened(app: &App, from: std::net::IpAddr, slip: &Slip) -> Result<Incident, AppError> {
-    let address = format!("address {from}");
-    if !app.hub.guesses().may_try(&address) {
+    let address = crate::limits::address_key(from);
+    let Some(guess) = app.hub.guesses().try_now(&address) else {
         let why = "too many wrong tries from this address; wait a minute";
         return Err(AppError::Refused(ErrorCode::RateLimited, why.into()));
-    }
+    };
     let found = match Ticket::parse(&slip.ticket) {
         Some(id) => app.hub.store().incident(id).await?,
         None => None,
@@ -54,7 +54,7 @@ async fn opened(app: &App, from: std::net::IpAddr, slip: &Slip) -> Result<Incide
     match found.filter(|i| hongfan_shared::lifecycle::holds_key(i, Some(&slip.key))) {
         Some(incident) => Ok(incident),
         None => {
-            app.hub.guesses().wrong(&address);
+            guess.wrong();
             Err(AppError::Refused(ErrorCode::NotFound, "no ticket with that code".into()))
         }
     }

@@ -257,7 +257,30 @@ impl Connection {
             return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
         }
         let reveal = action == Action::Reveal;
+        // A kiosk's rating carries the slip's code: a wrong one is a guess, counted as at lookup.
+        let hub = self.hub.clone();
+        let device = self.auth.principal.actor.id.clone();
+        let guess = match &action {
+            Action::Rate { .. } if self.role() == Role::Kiosk => {
+                match hub.guesses().try_now(&device) {
+                    Some(guess) => Some(guess),
+                    None => {
+                        let why = "too many wrong tries at a ticket; wait a minute";
+                        let refusal = error(ErrorCode::RateLimited, why);
+                        return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
+                    }
+                }
+            }
+            _ => None,
+        };
         let result = self.hub.store().act(&self.auth.principal, incident, action).await;
+        if let (
+            Some(guess),
+            Err(crate::StoreError::Lifecycle(lifecycle::LifecycleError::WrongKey)),
+        ) = (guess, &result)
+        {
+            guess.wrong();
+        }
         match result {
             // The number goes to this connection alone; everyone else sees only that it was
             // looked at (supervisors), or nothing.
@@ -328,7 +351,9 @@ impl Connection {
             return self.refuse(refusal(ErrorCode::WrongKey, why)).await;
         }
         let device = self.auth.principal.actor.id.clone();
-        if kiosk && !self.hub.guesses().may_try(&device) {
+        let hub = self.hub.clone();
+        let guess = if kiosk { hub.guesses().try_now(&device) } else { None };
+        if kiosk && guess.is_none() {
             let why = "too many wrong tries at a ticket; wait a minute";
             return self.refuse(refusal(ErrorCode::RateLimited, why)).await;
         }
@@ -353,7 +378,9 @@ impl Connection {
                 self.send_message(&ServerMessage::Found { id: request, incident }).await
             }
             None if kiosk => {
-                self.hub.guesses().wrong(&device);
+                if let Some(guess) = guess {
+                    guess.wrong();
+                }
                 let why = "no ticket with that number and proof";
                 self.refuse(refusal(ErrorCode::WrongKey, why)).await
             }
