@@ -337,6 +337,8 @@ let media = null; // { stream, recorder?, started?, timer? } while the microphon
 function stopMedia() {
   if (!media) return;
   clearTimeout(media.timer);
+  // Stopped because the resident left or went back: what was recorded is not theirs to send.
+  media.discard = true;
   if (media.recorder?.state === "recording") media.recorder.stop();
   media.stream.getTracks().forEach((track) => track.stop());
   media = null;
@@ -384,12 +386,13 @@ async function startRecording() {
     const recorder = new MediaRecorder(stream);
     const chunks = [];
     recorder.ondataavailable = (e) => chunks.push(e.data);
+    const recording = { stream, recorder, timer: setTimeout(stopRecording, VOICE_MAX_MS) };
     recorder.onstop = () => {
       stream.getTracks().forEach((track) => track.stop());
-      media = null;
-      attach("voice", new Blob(chunks, { type: recorder.mimeType }));
+      if (media === recording) media = null;
+      if (!recording.discard) attach("voice", new Blob(chunks, { type: recorder.mimeType }));
     };
-    media = { stream, recorder, timer: setTimeout(stopRecording, VOICE_MAX_MS) };
+    media = recording;
     recorder.start();
     render();
   } catch {

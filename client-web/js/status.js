@@ -21,6 +21,8 @@ async function post(path, body) {
   return data;
 }
 
+let shown = "";
+
 async function refresh() {
   clearTimeout(timer);
   try {
@@ -29,7 +31,11 @@ async function refresh() {
   } catch (e) {
     problem = e.code === "not_found" ? t("status_missing") : (e.zh ?? t("offline"));
   }
-  render();
+  // Redrawn only when something changed: a screen reader is not made to read it all again, and
+  // a button is not replaced under the resident's finger.
+  const now = JSON.stringify([status, problem]);
+  if (now !== shown) { shown = now; render(); }
+  document.getElementById("updated").textContent = `${t("status_updated")} ${formatTime(Date.now())}`;
   // Until it is finished (resolved and rated, or cancelled), keep following it.
   const finished = status && (status.status === "cancelled" || (status.status === "resolved" && status.rating));
   if (!finished && document.visibilityState === "visible") timer = setTimeout(refresh, EVERY_MS);
@@ -84,7 +90,6 @@ function render() {
         el("button", { type: "button", dataset: { rating }, disabled: rating_sent, onclick: () => rate(rating) }, t(rating))))) : null,
     status.rating ? el("p", { class: "notice", role: "status", id: "rated" }, `${t("thanks")}：${t(status.rating)}`) : null,
     problem ? el("p", { class: "error-text", role: "alert" }, problem) : null,
-    el("p", { class: "hint" }, `${t("status_updated")} ${formatTime(Date.now())}`),
   ].filter(Boolean));
 }
 

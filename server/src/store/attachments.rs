@@ -86,6 +86,11 @@ impl Attachments {
         let id = hex::encode(Sha256::digest(bytes));
         let path = self.dir.join(&id);
         if path.is_file() {
+            // Another upload of the same bytes may still be making its name durable: make sure
+            // before answering this one.
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io(&self.dir, e))?;
             return Ok(id);
         }
         let tmp = self.dir.join(format!(".{id}.{}", rand::random::<u32>()));
