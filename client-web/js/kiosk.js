@@ -479,10 +479,21 @@ function renderTicket() {
 }
 
 /** The printed slip (a receipt printer's width): shown only when printing. */
+/** The status link of the ticket on screen, asked once per ticket (not at every redraw). */
+let statusLink = { ticket: null, answer: null };
+function linkOf(ticket, key) {
+  if (statusLink.ticket !== ticket) {
+    const answer = fetch("/api/status/link", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ticket, key }) })
+      .then((r) => (r.ok ? r.json() : null))
+      .catch(() => null);
+    statusLink = { ticket, answer };
+  }
+  return statusLink.answer;
+}
+
 function slip(incident, what, key, screenQr) {
   const qr = el("img", { class: "qr", alt: "" });
-  fetch("/api/status/link", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ticket: incident.ticket, key }) })
-    .then((r) => (r.ok ? r.json() : null))
+  linkOf(incident.ticket, key)
     .then((link) => {
       if (!link) return;
       const src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(link.qr_svg)}`;
@@ -490,8 +501,7 @@ function slip(incident, what, key, screenQr) {
       screenQr.src = src;
       screenQr.hidden = false;
       screenQr.dataset.link = link.link;
-    })
-    .catch(() => {});
+    });
   return el("section", { class: "slip", id: "slip", "aria-hidden": "true" },
     el("p", { class: "slip-title" }, t("slip_title")),
     el("p", {}, `${t("ticket")}：`, el("strong", { class: "slip-ticket" }, incident.ticket)),

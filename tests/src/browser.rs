@@ -173,6 +173,25 @@ pub async fn fill(client: &Client, css: &str, text: &str) {
 }
 
 /// Where screenshots go: `target/screenshots/`, for a person to look at.
+/// Logs `login` in (the test password) on the login page and waits for the live board.
+pub async fn board_log_in(client: &Client, server: &crate::server::TestServer, login: &str) {
+    client.goto(&format!("{}/login?next=/board", server.url)).await.expect("login page");
+    fill(client, "#login", login).await;
+    fill(client, "#password", crate::server::PASSWORD).await;
+    click(client, "#submit").await;
+    wait_js(
+        client,
+        "the board to connect",
+        "return document.getElementById('link')?.dataset.state === 'online'",
+    )
+    .await;
+}
+
+/// The board's card of one ticket, as a CSS selector.
+pub fn card(ticket: &str) -> String {
+    format!(".card[data-ticket='{ticket}']")
+}
+
 /// Enters `digits` on the kiosk's on-screen keypad (opened by the button `opener`) and confirms.
 pub async fn keypad(client: &Client, opener: &str, digits: &str) {
     click(client, opener).await;

@@ -8,10 +8,10 @@ use hongfan::clock::ManualClock;
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use hongfan_shared::{CategoryId, Millis, Report, Timestamp};
 use hongfan_tests::browser::{
-    Driver, accessibility_problems, click, fill, screenshots, text_of, wait_js,
+    Driver, accessibility_problems, board_log_in, card, click, fill, screenshots, text_of, wait_js,
 };
 use hongfan_tests::report;
-use hongfan_tests::server::{PASSWORD, TestServer, WsClient};
+use hongfan_tests::server::{TestServer, WsClient};
 use tokio::sync::Semaphore;
 
 /// Two browsers at a time on two cores: the tests in this file take turns.
@@ -94,23 +94,6 @@ async fn a_supervisor_assigns_and_urges_and_the_worker_hears_it() {
     );
 }
 
-async fn log_in(client: &Client, server: &TestServer, login: &str) {
-    client.goto(&format!("{}/login?next=/board", server.url)).await.unwrap();
-    fill(client, "#login", login).await;
-    fill(client, "#password", PASSWORD).await;
-    click(client, "#submit").await;
-    wait_js(
-        client,
-        "the board to connect",
-        "return document.getElementById('link')?.dataset.state === 'online'",
-    )
-    .await;
-}
-
-fn card(ticket: &str) -> String {
-    format!(".card[data-ticket='{ticket}']")
-}
-
 async fn timer(client: &Client, ticket: &str) -> String {
     text_of(client, &format!("{} .timer", card(ticket))).await
 }
@@ -140,7 +123,7 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
 
     let driver = Driver::start();
     let (worker, desk) = (driver.session().await, driver.session().await);
-    log_in(&worker, &server, "wang").await;
+    board_log_in(&worker, &server, "wang").await;
     wait_js(
         &worker,
         "both cards",
@@ -269,7 +252,7 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
     let board = worker.window().await.unwrap();
     let elsewhere = worker.new_window(true).await.unwrap().handle;
     worker.switch_to_window(elsewhere.clone()).await.unwrap();
-    log_in(&desk, &server, "boss").await;
+    board_log_in(&desk, &server, "boss").await;
     wait_js(
         &desk,
         "the private case",
@@ -320,7 +303,7 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
 
     // A building head sees no claim, no duty switch.
     let head = driver.session().await;
-    log_in(&head, &server, "head").await;
+    board_log_in(&head, &server, "head").await;
     wait_js(&head, "the card", &format!("return !!document.querySelector(\"{}\")", card("0002")))
         .await;
     let buttons = head.execute("return document.querySelectorAll('.card button[data-action]').length + (document.getElementById('duty-box').hidden ? 0 : 100)", vec![]).await.unwrap();

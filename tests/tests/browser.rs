@@ -4,26 +4,14 @@ use std::time::Instant;
 
 use fantoccini::Client;
 use hongfan_tests::browser::{
-    Driver, accessibility_problems, click, fill, keypad, screenshots, text_of, wait_js,
+    Driver, accessibility_problems, board_log_in, card, click, fill, keypad, screenshots, text_of,
+    wait_js,
 };
 use hongfan_tests::server::{PASSWORD, TestServer};
 use tokio::sync::Semaphore;
 
 /// Two browsers at a time on two cores: the tests in this file take turns.
 static TURN: Semaphore = Semaphore::const_new(1);
-
-async fn log_in(client: &Client, server: &TestServer, login: &str) {
-    client.goto(&format!("{}/login?next=/board", server.url)).await.unwrap();
-    fill(client, "#login", login).await;
-    fill(client, "#password", PASSWORD).await;
-    click(client, "#submit").await;
-    wait_js(
-        client,
-        "the board to connect",
-        "return document.getElementById('link')?.dataset.state === 'online'",
-    )
-    .await;
-}
 
 async fn go_on_duty(client: &Client) {
     click(client, "#duty").await;
@@ -53,10 +41,6 @@ async fn kiosk_report(client: &Client, text: &str) {
     click(client, "#submit").await;
 }
 
-fn card(ticket: &str) -> String {
-    format!(".card[data-ticket='{ticket}']")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kiosk_report_is_claimed_and_resolved_across_live_boards() {
     let _turn = TURN.acquire().await.unwrap();
@@ -69,9 +53,9 @@ async fn a_kiosk_report_is_claimed_and_resolved_across_live_boards() {
     let kiosk = one.window().await.unwrap();
     let wang = one.new_window(false).await.unwrap().handle;
     one.switch_to_window(wang.clone()).await.unwrap();
-    log_in(&one, &server, "wang").await;
+    board_log_in(&one, &server, "wang").await;
     go_on_duty(&one).await;
-    log_in(&two, &server, "li").await;
+    board_log_in(&two, &server, "li").await;
     go_on_duty(&two).await;
     screenshots(&one, "board-empty").await;
 
@@ -164,7 +148,7 @@ async fn boards_and_kiosks_ride_out_a_server_restart_and_lose_nothing() {
     let driver = Driver::start();
     let (kiosk, board) = (driver.session().await, driver.session().await);
     pair_kiosk(&kiosk, &server, "c1").await;
-    log_in(&board, &server, "wang").await;
+    board_log_in(&board, &server, "wang").await;
 
     server.stop();
     wait_js(
@@ -292,7 +276,7 @@ async fn a_supervisor_audits_by_compound_and_a_worker_is_refused() {
         .await;
     screenshots(&boss, "audit-timeline").await;
 
-    log_in(&worker, &server, "wang").await;
+    board_log_in(&worker, &server, "wang").await;
     worker.goto(&format!("{}/audit", server.url)).await.unwrap();
     let refused = wait_js(
         &worker,

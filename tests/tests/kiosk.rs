@@ -277,10 +277,7 @@ async fn the_keypad_a_voice_note_and_a_photo_reach_the_claiming_worker_only() {
         assert_eq!(fetch_attachment(&server, &zhao_cookie, reported.id, &attachment.id).await, 404);
     }
     let board = driver.session().await;
-    board.goto(&format!("{}/login?next=/board", server.url)).await.unwrap();
-    hongfan_tests::browser::fill(&board, "#login", "wang").await;
-    hongfan_tests::browser::fill(&board, "#password", hongfan_tests::server::PASSWORD).await;
-    click(&board, "#submit").await;
+    hongfan_tests::browser::board_log_in(&board, &server, "wang").await;
     wait_js(&board, "the photo on the card", "const img = document.querySelector('.card .attachments img'); return img && img.complete && img.naturalWidth > 0").await;
     wait_js(
         &board,

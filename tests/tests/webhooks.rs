@@ -85,6 +85,13 @@ impl Receiver {
     }
 }
 
+/// What `/api/admin/webhooks` says, as the supervisor with `cookie` sees it.
+async fn hook_states(server: &TestServer, cookie: &str) -> Value {
+    let url = format!("{}/api/admin/webhooks", server.url);
+    let answer = reqwest::Client::new().get(url).header("cookie", cookie).send().await.unwrap();
+    answer.json().await.unwrap()
+}
+
 fn hmac(key: &str, message: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
     mac.update(message);
@@ -162,21 +169,15 @@ kinds = ["urgent_report", "escalated", "breached", "unclaimed"]
     // Nobody is on duty: an urgent report is also escalated, in its own group.
     kiosk.file(urgent("c1", "楼道起火冒烟 PRIVATE-TEXT")).await;
     let cookie = server.login("boss").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
     let refused = loop {
-        let states: Value = reqwest::Client::new()
-            .get(format!("{}/api/admin/webhooks", server.url))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let states = hook_states(&server, &cookie).await;
         let wecom =
             states.as_array().unwrap().iter().find(|h| h["name"] == "wecom-c1").unwrap().clone();
         if wecom["failures"].as_u64() > Some(0) {
             break wecom;
         }
+        assert!(Instant::now() < deadline, "no failed attempt recorded: {wecom}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(refused["delivered"], 0, "a robot's refusal is not a delivery");
@@ -230,15 +231,7 @@ kinds = ["urgent_report", "escalated", "breached", "unclaimed"]
     assert_eq!(ids.len(), 5);
 
     // Supervisors see how deliveries stand (never a secret); /metrics counts them.
-    let states: Value = reqwest::Client::new()
-        .get(format!("{}/api/admin/webhooks", server.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let states = hook_states(&server, &cookie).await;
     let text = states.to_string();
     assert!(
         !text.contains("office-secret") && !text.contains("SECding") && !text.contains("xyz"),
