@@ -54,6 +54,8 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct EscalationEntry {
     unclaimed_after: Spanned<String>,
+    #[serde(default)]
+    callback_after: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -113,7 +115,13 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
     };
     let escalation = match &file.escalation {
         None => EscalationPolicy::default(),
-        Some(e) => EscalationPolicy { unclaimed_after: duration(&e.get_ref().unclaimed_after)? },
+        Some(e) => EscalationPolicy {
+            unclaimed_after: duration(&e.get_ref().unclaimed_after)?,
+            callback_after: match &e.get_ref().callback_after {
+                Some(d) => duration(d)?,
+                None => EscalationPolicy::default().callback_after,
+            },
+        },
     };
     let compounds = file
         .compound

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use hongfan_shared::office::{Rota, Shift};
 use hongfan_shared::{
-    Action, CategoryId, CompoundId, IncidentId, Millis, Principal, Rating, Report, Role, Scope,
+    Action, AnswerSource, CategoryId, CompoundId, IncidentId, Millis, Principal, Rating, Report, Role, Scope,
     Timestamp, Urgency,
 };
 use rand::rngs::StdRng;
@@ -71,7 +71,8 @@ enum StepKind {
     Return,
     Resolve(&'static str),
     Cancel,
-    Rate(Rating),
+    /// The resident's answer, from where it came, solved or not.
+    Rate(Rating, bool, AnswerSource),
 }
 
 /// Fills `dir` (which must be empty or missing) and prints the accounts to `out`.
@@ -191,17 +192,35 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                     incident,
                     what: StepKind::Resolve("已上门处理，居民确认"),
                 });
-                if rng.random_bool(0.6) {
+                let source = match rng.random_range(0..10) {
+                    0..=3 => AnswerSource::Kiosk,
+                    4..=6 => AnswerSource::StatusPage,
+                    _ => AnswerSource::Callback,
+                };
+                let answered = done.plus(Millis::from_mins(if source == AnswerSource::Callback {
+                    26 * 60
+                } else {
+                    5
+                }));
+                if rng.random_bool(0.08) {
+                    // 二次办理: not solved, handled again, then answered again.
+                    let rate = StepKind::Rate(Rating::Dissatisfied, false, source);
+                    steps.push(Step { at: answered, incident, what: rate });
+                    let claim = answered.plus(Millis::from_mins(20));
+                    steps.push(Step { at: claim, incident, what: StepKind::Claim });
+                    let again = claim.plus(Millis::from_hours(5));
+                    let resolve = StepKind::Resolve("再次上门，已彻底修好");
+                    steps.push(Step { at: again, incident, what: resolve });
+                    let rate = StepKind::Rate(Rating::BasicallySatisfied, true, source);
+                    steps.push(Step { at: again.plus(Millis::from_mins(30)), incident, what: rate });
+                } else if rng.random_bool(0.7) {
                     let rating = match rng.random_range(0..10) {
                         0 => Rating::Dissatisfied,
                         1..=2 => Rating::BasicallySatisfied,
                         _ => Rating::Satisfied,
                     };
-                    steps.push(Step {
-                        at: done.plus(Millis::from_mins(5)),
-                        incident,
-                        what: StepKind::Rate(rating),
-                    });
+                    let rate = StepKind::Rate(rating, true, source);
+                    steps.push(Step { at: answered, incident, what: rate });
                 }
             }
             incident += 1;
@@ -248,11 +267,26 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                         Action::Resolve { outcome: outcome.into(), proof: None }
                     }
                     StepKind::Cancel => Action::Cancel { reason: "重复上报".into() },
-                    StepKind::Rate(rating) => {
-                        let Some(kiosk) = kiosk_of(&CompoundId(compound)) else { continue };
-                        // At the kiosk, with the slip the resident kept.
+                    StepKind::Rate(rating, solved, source) => {
+                        let Some(kiosk) = kiosk_of(&CompoundId(compound.clone())) else {
+                            continue;
+                        };
+                        // The slip the resident kept, at the kiosk or on the status page; or
+                        // the compound leader's 回访.
                         let key = store.incident(id).await?.and_then(|i| i.key);
-                        store.act(&kiosk, id, Action::Rate { rating, key }).await?;
+                        let who = match source {
+                            AnswerSource::Kiosk => kiosk,
+                            AnswerSource::StatusPage => Principal::resident(),
+                            AnswerSource::Callback => as_principal(
+                                "wanggezhang",
+                                "钱网格长",
+                                Role::Supervisor,
+                                Some(&compound),
+                            ),
+                        };
+                        let action = Action::Rate { rating, key, solved };
+                        // The leader's 回访 reaches only their compound; others are left unanswered.
+                        let _ = store.act(&who, id, action).await;
                         continue;
                     }
                     StepKind::Report(_) => continue,

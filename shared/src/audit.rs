@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::community::{CategoryId, CompoundId, Urgency};
 use crate::event::Actor;
-use crate::incident::{Incident, IncidentId, Status, Ticket};
+use crate::incident::{Answer, AnswerSource, Incident, IncidentId, Status, Ticket};
 use crate::time::Timestamp;
 
 /// A resident's satisfaction with how a resolved incident was handled (满意率).
@@ -50,6 +50,15 @@ pub struct AuditRow {
     #[serde(default)]
     pub urges: u32,
     pub rating: Option<Rating>,
+    /// Which handling it is in (0 the first; 1 or more: 二次办理).
+    #[serde(default)]
+    pub round: u32,
+    /// Breaches of earlier handlings.
+    #[serde(default)]
+    pub earlier_breaches: u32,
+    /// The resident's answers, one per finished handling, oldest first.
+    #[serde(default)]
+    pub answers: Vec<Answer>,
 }
 
 impl From<&Incident> for AuditRow {
@@ -72,6 +81,9 @@ impl From<&Incident> for AuditRow {
             escalated: i.escalated || i.escalated_unclaimed,
             urges: i.urges,
             rating: i.rating,
+            round: i.round,
+            earlier_breaches: i.earlier_breaches,
+            answers: i.answers.clone(),
         }
     }
 }
@@ -166,7 +178,37 @@ pub struct Figures {
     pub satisfied: u64,
     pub basically_satisfied: u64,
     pub dissatisfied: u64,
-    /// 满意率: satisfied or basically satisfied, of those rated.
+    /// 满意率: satisfied or basically satisfied, of those rated (each incident by its latest
+    /// answer).
+    pub satisfaction_rate: Option<f64>,
+    /// Incidents the resident answered (解决了吗？满意吗？) at least once.
+    #[serde(default)]
+    pub answered: u64,
+    /// 评价率: answered, of the incidents resolved at least once.
+    #[serde(default)]
+    pub answer_rate: Option<f64>,
+    /// Incidents the resident confirmed solved after the first handling.
+    #[serde(default)]
+    pub solved_first_time: u64,
+    /// 一次解决率: confirmed solved after the first handling, of those answered.
+    #[serde(default)]
+    pub first_time_rate: Option<f64>,
+    /// 二次办理: incidents the resident said were not solved, so handled again.
+    #[serde(default)]
+    pub second_handlings: u64,
+    /// 满意率 by where the answer came from (kiosk, status page, 回访), in that order.
+    #[serde(default)]
+    pub by_source: Vec<SourceFigures>,
+}
+
+/// 满意率 of the answers from one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SourceFigures {
+    pub source: AnswerSource,
+    pub rated: u64,
+    /// Satisfied or basically satisfied.
+    pub satisfied: u64,
     pub satisfaction_rate: Option<f64>,
 }
 
@@ -178,6 +220,8 @@ fn share(part: u64, whole: u64) -> Option<f64> {
 pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp) -> Figures {
     let mut f = Figures::default();
     let (mut response, mut resolution) = (Vec::new(), Vec::new());
+    let mut by_source: BTreeMap<AnswerSource, (u64, u64)> = BTreeMap::new();
+    let mut ever_resolved = 0;
     for row in rows {
         if row.status == Status::Cancelled {
             f.cancelled += 1;
@@ -197,15 +241,35 @@ pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp
             }
             None => f.open += 1,
         }
-        f.breaches += u64::from(row.response_breached && row.respond_by <= asof)
+        f.breaches += u64::from(row.earlier_breaches)
+            + u64::from(row.response_breached && row.respond_by <= asof)
             + u64::from(row.resolution_breached && row.resolve_by <= asof);
         f.escalated += u64::from(row.escalated);
         f.urges += u64::from(row.urges);
         f.urged += u64::from(row.urges > 0);
-        match row.rating {
-            Some(Rating::Satisfied) => f.satisfied += 1,
-            Some(Rating::BasicallySatisfied) => f.basically_satisfied += 1,
-            Some(Rating::Dissatisfied) => f.dissatisfied += 1,
+        let answers: Vec<&Answer> = row.answers.iter().filter(|a| a.at <= asof).collect();
+        ever_resolved += u64::from(!answers.is_empty() || row.resolved_at.is_some_and(|r| r <= asof));
+        if let Some(first) = answers.first() {
+            f.answered += 1;
+            f.solved_first_time += u64::from(first.solved);
+            f.second_handlings += u64::from(answers.iter().any(|a| !a.solved));
+        }
+        // Ratings from before answers were kept have no source.
+        let latest = answers.last().map(|a| (a.rating, Some(a.source)));
+        match latest.or(row.rating.map(|r| (r, None))) {
+            Some((rating, source)) => {
+                let content = rating != Rating::Dissatisfied;
+                match rating {
+                    Rating::Satisfied => f.satisfied += 1,
+                    Rating::BasicallySatisfied => f.basically_satisfied += 1,
+                    Rating::Dissatisfied => f.dissatisfied += 1,
+                }
+                if let Some(source) = source {
+                    let (rated, satisfied) = by_source.entry(source).or_default();
+                    *rated += 1;
+                    *satisfied += u64::from(content);
+                }
+            }
             None => {}
         }
     }
@@ -216,6 +280,15 @@ pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp
     f.resolution_rate = share(f.resolved, f.reports);
     f.resolved_in_target_rate = share(f.resolved_in_target, f.reports);
     f.satisfaction_rate = share(f.satisfied + f.basically_satisfied, f.rated);
+    f.answer_rate = share(f.answered, ever_resolved);
+    f.first_time_rate = share(f.solved_first_time, f.answered);
+    f.by_source = AnswerSource::ALL
+        .into_iter()
+        .map(|source| {
+            let (rated, satisfied) = by_source.get(&source).copied().unwrap_or_default();
+            SourceFigures { source, rated, satisfied, satisfaction_rate: share(satisfied, rated) }
+        })
+        .collect();
     f
 }
 

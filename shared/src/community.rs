@@ -47,11 +47,22 @@ pub struct Community {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationPolicy {
     pub unclaimed_after: Millis,
+    /// A resolved incident the resident has not answered (解决了吗？满意吗？) this long after 办结
+    /// goes on the 回访 list of the supervisors and building heads.
+    #[serde(default = "default_callback_after")]
+    pub callback_after: Millis,
+}
+
+fn default_callback_after() -> Millis {
+    Millis::from_hours(24)
 }
 
 impl Default for EscalationPolicy {
     fn default() -> Self {
-        EscalationPolicy { unclaimed_after: Millis::from_mins(30) }
+        EscalationPolicy {
+            unclaimed_after: Millis::from_mins(30),
+            callback_after: default_callback_after(),
+        }
     }
 }
 
@@ -188,7 +199,7 @@ impl Community {
         if self.categories.iter().all(|c| c.retired) {
             return Err(at(Place::Community)("at least one category in use is needed".into()));
         }
-        if self.escalation.unclaimed_after.0 == 0 {
+        if self.escalation.unclaimed_after.0 == 0 || self.escalation.callback_after.0 == 0 {
             return Err(at(Place::Escalation)("a duration must be longer than zero".into()));
         }
         for (action, replies) in &self.quick_replies {

@@ -129,9 +129,17 @@ pub enum Change {
     Cancelled {
         reason: String,
     },
-    /// The resident's satisfaction, recorded once after resolution.
+    /// The resident's answer after 办结 — 解决了吗？满意吗？ — once per handling: from the
+    /// status page, the reporting kiosk, or a 回访 (the actor is who called). Not solved starts a
+    /// second handling (二次办理): the incident is open and unclaimed again, with the new
+    /// clocks in `again`.
     Rated {
         rating: crate::audit::Rating,
+        /// Absent in logs from before the question was asked: those ratings meant solved.
+        #[serde(default = "yes")]
+        solved: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        again: Option<crate::lifecycle::Deadlines>,
     },
     /// Shown beyond the on-duty workers of its compound, for `reason`. Each reason is logged at
     /// most once per incident, in the same group as the report (nobody on duty) or when the
@@ -150,6 +158,10 @@ pub enum Change {
         timer: Timer,
         deadline: Timestamp,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Change {

@@ -104,6 +104,47 @@ pub struct Note {
     pub text: String,
 }
 
+/// Where a resident's answer came from: 满意率 is shown per source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerSource {
+    /// At the kiosk that took the report.
+    Kiosk,
+    /// On the private status page the slip opens.
+    StatusPage,
+    /// 回访: a supervisor or building head called or visited and recorded the answer.
+    Callback,
+}
+
+impl AnswerSource {
+    pub const ALL: [AnswerSource; 3] =
+        [AnswerSource::Kiosk, AnswerSource::StatusPage, AnswerSource::Callback];
+
+    /// The one rule: the answering actor's role says where the answer came from.
+    pub fn of(role: crate::event::Role) -> AnswerSource {
+        match role {
+            crate::event::Role::Kiosk => AnswerSource::Kiosk,
+            crate::event::Role::Resident => AnswerSource::StatusPage,
+            _ => AnswerSource::Callback,
+        }
+    }
+}
+
+/// The resident's answer to 解决了吗？满意吗？ after one handling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Answer {
+    pub at: Timestamp,
+    /// Who recorded it: the kiosk, the resident, or the one who called (回访).
+    pub by: Actor,
+    pub source: AnswerSource,
+    pub solved: bool,
+    pub rating: crate::audit::Rating,
+    /// Which handling it answers: 0 the first, 1 the second (二次办理), …
+    pub round: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Incident {
@@ -133,9 +174,19 @@ pub struct Incident {
     /// Escalated because it stayed unclaimed.
     #[serde(default)]
     pub escalated_unclaimed: bool,
-    /// The resident's satisfaction, once resolved.
+    /// The resident's satisfaction with the current handling, once answered.
     #[serde(default)]
     pub rating: Option<crate::audit::Rating>,
+    /// Which handling this is: 0 the first, 1 after the resident said "not solved" once
+    /// (二次办理), and so on. Each has its own response and resolution clocks.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
+    /// Every answer the resident gave, one per finished handling, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<Answer>,
+    /// Breaches of earlier handlings (the flags above are the current handling's).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub earlier_breaches: u32,
     /// The private code on the resident's slip and in their status link: with the ticket it
     /// opens the status page and lets them rate. Never in any view (`view` clears it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,6 +256,9 @@ impl Incident {
             escalate_by: *escalate_by,
             escalated_unclaimed: false,
             rating: None,
+            round: 0,
+            answers: Vec::new(),
+            earlier_breaches: 0,
             key: key.clone(),
             proof: None,
             urges: 0,
@@ -223,15 +277,17 @@ impl Incident {
         }
         match &event.change {
             Change::Reported { .. } => return Err(bad()),
+            // `claimed_at` is the first response to the report; a second handling's claim is in
+            // its timeline.
             Change::Claimed if self.status == Status::Reported => {
                 self.status = Status::Claimed;
                 self.holder = Some(event.actor.clone());
-                self.claimed_at = Some(event.at);
+                self.claimed_at.get_or_insert(event.at);
             }
             Change::Assigned { to } if self.status.is_open() => {
                 if self.status == Status::Reported {
                     self.status = Status::Claimed;
-                    self.claimed_at = Some(event.at);
+                    self.claimed_at.get_or_insert(event.at);
                 }
                 self.holder = Some(to.clone());
             }
@@ -266,10 +322,23 @@ impl Incident {
                 self.status = Status::Cancelled;
                 self.cancel_reason = Some(reason.clone());
             }
-            Change::Rated { rating }
-                if self.status == Status::Resolved && self.rating.is_none() =>
+            Change::Rated { rating, solved, again }
+                if self.status == Status::Resolved
+                    && self.rating.is_none()
+                    && *solved == again.is_none() =>
             {
-                self.rating = Some(*rating);
+                self.answers.push(Answer {
+                    at: event.at,
+                    by: event.actor.clone(),
+                    source: AnswerSource::of(event.actor.role),
+                    solved: *solved,
+                    rating: *rating,
+                    round: self.round,
+                });
+                match again {
+                    None => self.rating = Some(*rating),
+                    Some(clocks) => self.start_again(clocks),
+                }
             }
             Change::Escalated { reason: EscalationReason::NobodyOnDuty }
                 if !self.escalated && self.status.is_open() =>
@@ -296,6 +365,24 @@ impl Incident {
         }
         self.last_seq = event.seq;
         Ok(())
+    }
+
+    /// 二次办理: open and unclaimed again, with the new handling's clocks.
+    fn start_again(&mut self, clocks: &crate::lifecycle::Deadlines) {
+        self.earlier_breaches +=
+            u32::from(self.response_breached) + u32::from(self.resolution_breached);
+        self.round += 1;
+        self.status = Status::Reported;
+        self.holder = None;
+        self.resolved_at = None;
+        self.outcome = None;
+        self.proof = None;
+        self.respond_by = clocks.respond_by;
+        self.resolve_by = clocks.resolve_by;
+        self.escalate_by = Some(clocks.escalate_by);
+        self.response_breached = false;
+        self.resolution_breached = false;
+        self.escalated_unclaimed = false;
     }
 
     /// The earliest moment something is due for this incident (a breach or an escalation).

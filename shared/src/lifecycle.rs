@@ -94,12 +94,15 @@ pub enum Action {
     Cancel {
         reason: String,
     },
-    /// The resident's satisfaction: from the resident holding the incident's key (the status
-    /// page, or the kiosk that took the report within its session), or a building head (回访).
+    /// The resident's answer after 办结 (解决了吗？满意吗？): from the resident holding the
+    /// incident's key (the status page, or the kiosk that took the report), or recorded by a
+    /// building head or supervisor who asked them (回访). Not solved starts a second handling.
     Rate {
         rating: crate::audit::Rating,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        #[serde(default = "yes")]
+        solved: bool,
     },
     /// Show the resident's phone number to the one who asks; logged.
     Reveal,
@@ -111,6 +114,10 @@ pub enum Action {
     Urge {
         note: String,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Why a request was refused. Each has a stable `code` for the wire.
@@ -204,8 +211,10 @@ impl LifecycleError {
     }
 }
 
-/// The moments a new report's timers run out, fixed when it is reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The moments a handling's timers run out, fixed when it starts (the report, or the resident's
+/// "not solved").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Deadlines {
     pub respond_by: Timestamp,
     pub resolve_by: Timestamp,
@@ -229,10 +238,9 @@ pub fn check_report(
     if !who.may_act_in(&report.compound) {
         return Err(LifecycleError::OtherCompound(report.compound.clone()));
     }
-    let category = community
-        .category(&report.category)
-        .filter(|c| !c.retired)
-        .ok_or_else(|| LifecycleError::UnknownCategory(report.category.0.clone()))?;
+    if !community.category(&report.category).is_some_and(|c| !c.retired) {
+        return Err(LifecycleError::UnknownCategory(report.category.0.clone()));
+    }
     text(&report.description, "description")?;
     if who.actor.role == Role::Kiosk && report.building.trim().is_empty() {
         return Err(LifecycleError::NoPlace);
@@ -248,6 +256,18 @@ pub fn check_report(
     if let Some(phone) = &report.phone {
         check_phone(phone)?;
     }
+    deadlines(report, community, now)
+}
+
+/// The clocks of a handling of `report` that starts at `now`, from its category and urgency.
+fn deadlines(
+    report: &Report,
+    community: &Community,
+    now: Timestamp,
+) -> Result<Deadlines, LifecycleError> {
+    let category = community
+        .category(&report.category)
+        .ok_or_else(|| LifecycleError::UnknownCategory(report.category.0.clone()))?;
     let target = category.targets.for_urgency(report.urgency);
     let unclaimed_after = community.escalation.unclaimed_after.min(target.respond);
     Ok(Deadlines {
@@ -298,8 +318,13 @@ pub fn decide(
     community: &Community,
 ) -> Result<Change, LifecycleError> {
     let role = who.actor.role;
-    if let Action::Rate { rating, key } = action {
-        return rate(incident, who, *rating, key.as_deref());
+    if let Action::Rate { rating, key, solved } = action {
+        let answer = rate(incident, who, *rating, key.as_deref())?;
+        if *solved {
+            return Ok(answer);
+        }
+        let again = deadlines(&incident.report, community, now)?;
+        return Ok(Change::Rated { rating: *rating, solved: false, again: Some(again) });
     }
     if let Action::Reveal = action {
         return reveal(incident, who, community);
@@ -440,9 +465,10 @@ fn reveal(
     Ok(Change::Revealed)
 }
 
-/// The resident's rating, once, after resolution: the resident with the incident's key (on the
-/// status page, or at the kiosk that took the report), or a building head of its compound who
-/// asks them (回访). A ticket number alone rates nothing.
+/// The resident's answer, once per handling, after resolution: the resident with the incident's
+/// key (on the status page, or at the kiosk that took the report), or a building head or
+/// supervisor of its compound who asks them (回访). A ticket number alone answers nothing; the
+/// worker who did the work does not answer for the resident.
 fn rate(
     incident: &Incident,
     who: &Principal,
@@ -456,7 +482,7 @@ fn rate(
             return Err(LifecycleError::WrongKey);
         }
         Role::Kiosk | Role::Resident => true,
-        Role::BuildingHead => who.may_act_in(&incident.report.compound),
+        Role::BuildingHead | Role::Supervisor => who.may_act_in(&incident.report.compound),
         role => return Err(LifecycleError::RoleNotAllowed { role, what: "rate" }),
     };
     if !allowed {
@@ -464,7 +490,7 @@ fn rate(
     }
     match (incident.status, incident.rating) {
         (Status::Cancelled, _) => Err(LifecycleError::Cancelled),
-        (Status::Resolved, None) => Ok(Change::Rated { rating }),
+        (Status::Resolved, None) => Ok(Change::Rated { rating, solved: true, again: None }),
         (Status::Resolved, Some(_)) => Err(LifecycleError::AlreadyRated),
         _ => Err(LifecycleError::NotResolved),
     }
@@ -657,6 +683,7 @@ mod tests {
         let rate = |key: Option<&str>| Action::Rate {
             rating: crate::audit::Rating::Satisfied,
             key: key.map(str::to_owned),
+            solved: true,
         };
         let resolved = || {
             let mut log = Log::new();

@@ -129,7 +129,7 @@ fn actions() -> Vec<(&'static str, Action)> {
         ("reveal", Action::Reveal),
         ("assign", Action::Assign { to: principal("someone", Role::Worker) }),
         ("urge", Action::Urge { note: text() }),
-        ("rate", Action::Rate { rating: crate::audit::Rating::Satisfied, key: None }),
+        ("rate", Action::Rate { rating: crate::audit::Rating::Satisfied, key: None, solved: true }),
     ]
 }
 

@@ -116,19 +116,26 @@ client_messages! {
         } => Action::Resolve { outcome, proof }
         Reopen "reopen" { reason: String } => Action::Reopen { reason }
         Cancel "cancel" { reason: String } => Action::Cancel { reason }
-        /// 满意度: the resident's rating of a resolved incident, once: at the kiosk with the
-        /// slip's `key`, or by a building head (回访).
+        /// 解决了吗？满意吗？: the resident's answer after 办结, once per handling: at the kiosk
+        /// with the slip's `key`, or recorded by a building head or supervisor (回访).
+        /// `solved: false` starts a second handling (二次办理); absent means solved.
         Rate "rate" {
             rating: crate::audit::Rating,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             key: Option<String>,
-        } => Action::Rate { rating, key }
+            #[serde(default = "yes")]
+            solved: bool,
+        } => Action::Rate { rating, key, solved }
         /// The resident's phone number, for a worker about to call: answered with `revealed`,
         /// and logged (`revealed`, seen by supervisors).
         Reveal "reveal" {} => Action::Reveal
         /// 督办 (supervisors): a logged nudge the holder sees, counted by the audit.
         Urge "urge" { note: String } => Action::Urge { note }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ClientMessage {

@@ -37,7 +37,7 @@ async fn figures_match_the_hand_computed_values() {
     store.act(&wang, a, Action::Resolve { outcome: "修好了".into(), proof: None }).await.unwrap();
     // Any write (or a tick) records what fell due by now: here B's response breach.
     store.tick().await.unwrap();
-    let rate = |rating, key| Action::Rate { rating, key };
+    let rate = |rating, key| Action::Rate { rating, key, solved: true };
     store.act(&kiosk("c1"), a, rate(Rating::Satisfied, a_key)).await.unwrap();
     // C: c2 elderly (30 min target) at +2 h, never claimed.
     let c = store.report(&kiosk("c2"), "c", elderly("c2", "C")).await.unwrap().incident.id;

@@ -660,6 +660,7 @@ async fn every_request_with_an_id_gets_an_answer_carrying_it() {
         incident: incident.id,
         rating: hongfan_shared::Rating::Satisfied,
         key: Some(key),
+        solved: true,
     };
     assert_eq!(refused(&mut kiosk, rate).await, ErrorCode::NotResolved);
 }

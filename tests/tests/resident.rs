@@ -71,6 +71,7 @@ fn rate_msg(id: u64, incident: hongfan_shared::IncidentId, key: Option<&str>) ->
         incident,
         rating: hongfan_shared::Rating::Satisfied,
         key: key.map(str::to_owned),
+        solved: true,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod callbacks;
 pub mod guard;
 mod openapi;
 mod resident;
@@ -123,6 +124,7 @@ pub fn router(app: App) -> Router {
         .route("/api/community", get(community))
         .route("/api/rules", get(rules))
         .route("/api/workers", get(workers))
+        .route("/api/callbacks", get(callbacks::list))
         .route("/api/audit/summary", get(audit::summary))
         .route("/api/audit/incidents", get(audit::incidents))
         .route("/api/audit/incidents/{id}", get(audit::timeline))

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, audit, resident, sessions};
+use super::{admin, audit, callbacks, resident, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,7 @@ use super::{admin, audit, resident, sessions};
         super::community,
         super::rules,
         super::workers,
+        callbacks::list,
         admin::people,
         admin::add_person,
         admin::edit_person,

@@ -35,7 +35,15 @@ pub(crate) struct Slip {
 pub(crate) struct SlipRating {
     ticket: String,
     key: String,
+    /// 满意吗？
     rating: Rating,
+    /// 解决了吗？ `false` starts a second handling (二次办理). Absent means solved.
+    #[serde(default = "yes")]
+    solved: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The incident a slip opens, or `not_found` (for a wrong code as for a missing ticket). A
@@ -77,10 +85,11 @@ pub(super) async fn status(
     Ok(Json(view::resident_status(&incident)))
 }
 
-/// The resident's answer to 满意吗？ once the report is resolved, given once.
+/// The resident's answer to 解决了吗？满意吗？ once the report is resolved, once per handling.
+/// Not solved opens it again as a second handling (二次办理).
 #[utoipa::path(post, path = "/api/status/rate", tag = "resident", request_body = SlipRating,
     responses(
-        (status = 200, description = "Rated; the status with its rating", body = ResidentStatus),
+        (status = 200, description = "Answered; the status as it is now (open again when not solved)", body = ResidentStatus),
         (status = 400, description = "`bad_body`", body = ErrorJson),
         (status = 404, description = "`not_found`", body = ErrorJson),
         (status = 409, description = "`not_resolved`, `already_rated`, `cancelled`", body = ErrorJson),
@@ -91,9 +100,9 @@ pub(super) async fn rate(
     Extension(ClientAddr(from)): Extension<ClientAddr>,
     form: Result<Json<SlipRating>, JsonRejection>,
 ) -> Result<Json<ResidentStatus>, AppError> {
-    let SlipRating { ticket, key, rating } = body(form)?;
+    let SlipRating { ticket, key, rating, solved } = body(form)?;
     let incident = opened(&app, from, &Slip { ticket, key: key.clone() }).await?;
-    let action = Action::Rate { rating, key: Some(key) };
+    let action = Action::Rate { rating, key: Some(key), solved };
     let (_, rated) = app
         .hub
         .store()

@@ -572,8 +572,8 @@ impl Hub {
             last = event.seq;
             let incident = after.as_ref();
             let compound = &incident.report.compound;
-            // Who hears the chime: the on-duty workers of the compound for a new report (the
-            // rota when it came in, with the switches); the assignee of an assignment; the compound's supervisors (and, when
+            // Who hears the chime: the on-duty workers of the compound for a new report or a
+            // second handling (the rota when it came in, with the switches); the assignee of an assignment; the compound's supervisors (and, when
             // nobody was on duty, every on-duty worker) for an escalation, which is logged in
             // the report's own group and so arrives right after it.
             let on_duty_here = || office.office.on_duty(compound, event.at, &overrides);
@@ -586,7 +586,10 @@ impl Hub {
             };
             // (whether escalated, the workers who hear it); supervisors hear escalations only.
             let (escalated, workers) = match &event.change {
-                Change::Reported { .. } => (false, on_duty_here()),
+                // A second handling (二次办理) is a job to take again, like a new report.
+                Change::Reported { .. } | Change::Rated { again: Some(_), .. } => {
+                    (false, on_duty_here())
+                }
                 // 派单 / 改派: the assignee hears it, on duty or not.
                 Change::Assigned { to } => (false, BTreeSet::from([to.id.clone()])),
                 Change::Escalated { reason: EscalationReason::NobodyOnDuty } => {

@@ -1,0 +1,70 @@
+//! The 回访 list: resolved incidents whose resident has not answered 解决了吗？满意吗？ some time
+//! after 办结 (`escalation.callback_after`), for the supervisors and building heads who call or
+//! visit them and record the answer (`rate`, as a 回访).
+
+use axum::Json;
+use axum::extract::State;
+use axum_extra::extract::cookie::CookieJar;
+use hongfan_shared::audit::AuditQuery;
+use hongfan_shared::{Incident, Role, Scope, Status, Timestamp, view};
+
+use super::{App, AppError, ErrorJson, authenticated, working};
+
+/// The longest list one answer carries: the ones waiting longest.
+pub const MAX_CALLBACKS: usize = 200;
+
+/// The resolved, unanswered incidents due a 回访, longest waiting first, as the caller may see
+/// them: a supervisor's compounds, or a building head's own buildings.
+#[utoipa::path(get, path = "/api/callbacks", tag = "board", security(("session" = [])),
+    responses(
+        (status = 200, description = "Incidents due a 回访 (at most 200), longest waiting first", body = Vec<Incident>),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`: supervisors and building heads only", body = ErrorJson),
+    ))]
+pub(super) async fn list(
+    State(app): State<App>,
+    jar: CookieJar,
+) -> Result<Json<Vec<Incident>>, AppError> {
+    let who = working(authenticated(&app, &jar).await?)?.principal;
+    let buildings = match who.actor.role {
+        Role::Supervisor => None,
+        Role::BuildingHead => {
+            app.accounts.user(&who.actor.id)?.map(|person| person.buildings).filter(|b| !b.is_empty())
+        }
+        _ => return Err(AppError::Forbidden),
+    };
+    let store = app.hub.store();
+    let community = store.community();
+    let due = store.now().0 - community.escalation.callback_after.0 as i64;
+    let query = AuditQuery {
+        from: Timestamp(0),
+        to: Timestamp(i64::MAX),
+        compound: None,
+        worker: None,
+        category: None,
+        within: match &who.scope {
+            Scope::All => None,
+            Scope::Compounds(list) => Some(list.clone()),
+        },
+    };
+    let mut waiting: Vec<_> = store
+        .audit_rows(&query)
+        .map_err(crate::auth::AuthError::from)?
+        .into_iter()
+        .filter(|r| r.status == Status::Resolved && r.rating.is_none())
+        .filter_map(|r| r.resolved_at.filter(|at| at.0 <= due).map(|at| (at, r.id)))
+        .collect();
+    waiting.sort();
+    let mut list = Vec::new();
+    for (_, id) in waiting {
+        let Some(incident) = store.incident(id).await? else { continue };
+        let theirs = buildings.as_ref().is_none_or(|b| b.contains(&incident.report.building));
+        if let Some(seen) = view::incident(&who, &incident, &community).filter(|_| theirs) {
+            list.push(seen);
+            if list.len() == MAX_CALLBACKS {
+                break;
+            }
+        }
+    }
+    Ok(Json(list))
+}
