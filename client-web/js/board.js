@@ -8,10 +8,14 @@
 import { Connection, merge, showLink } from "./connection.js";
 import { applyI18n, lang, name, t, toggleLang } from "./i18n.js";
 import { el, formatLeft, formatTime, toast } from "./format.js";
+import { questions, resetAnswers } from "./answer.js";
 
 /** A target is "near" once this share of it has passed. */
 const NEAR = 0.75;
 const VIEWS = ["unclaimed", "mine", "handed_over", "all"];
+/** Who calls residents back (回访) has one more view: resolutions nobody has answered. */
+const CALLERS = ["supervisor", "building_head"];
+function views() { return CALLERS.includes(hello?.identity.role) ? [...VIEWS, "callbacks"] : VIEWS; }
 
 let hello = null;
 let rules = [];              // what each role may do: `GET /api/rules`
@@ -28,6 +32,7 @@ let search = "";
 let unseen = 0;              // alerts that came while the page was not looked at
 let skew = 0;                // the server's clock minus this device's: timers run on the server's
 let currentAsk = null;       // the dialog open now (an upload finishing later belongs to it or to none)
+let callbacks = null;        // the 回访 list, `GET /api/callbacks`, when this viewer has one
 
 /** Now, on the server's clock. */
 function now() { return Date.now() + skew; }
@@ -43,6 +48,7 @@ const conn = new Connection({
     renderFilters();
     renderDuty();
     if (msg.identity.role === "supervisor") loadWorkers();
+    if (CALLERS.includes(msg.identity.role)) loadCallbacks();
   },
   onCommunity(community) {
     if (hello) hello.community = community;
@@ -65,6 +71,12 @@ const conn = new Connection({
         } else {
           open.delete(incident.id);
           closed.set(incident.id, incident);
+        }
+        // Answered (at the kiosk, on the status page, or by this 回访): off the 回访 list.
+        const answered = callbacks?.find((c) => c.id === msg.event.incident);
+        if (msg.event.change.type === "rated" && answered) {
+          callbacks = callbacks.filter((c) => c !== answered);
+          if (msg.event.actor.id === hello?.identity.id) toast(`${answered.ticket} · ${t(msg.event.change.solved ? "thanks" : "second_handling_started")}`);
         }
         // 督办 reaches the one who holds it (or, unclaimed, everyone who could take it).
         if (msg.event.change.type === "urged" && (incident.holder?.id === hello?.identity.id || (!incident.holder && hello?.identity.role === "worker"))) {
@@ -93,6 +105,9 @@ const conn = new Connection({
       case "error":
         // Refused: nothing on screen had changed, so nothing rolls back; say why.
         toast(msg.holder ? `${msg.message_zh}（${msg.holder.name}）` : msg.message_zh);
+        // An answer refused (already given meanwhile, say) may be given again after a look.
+        resetAnswers();
+        if (view === "callbacks") loadCallbacks();
         renderDuty();
         return;
       default:
@@ -279,29 +294,41 @@ function attachments(i) {
     : el("audio", { controls: true, preload: "none", src: src(a), "aria-label": `${t("voice_note")} ${i.ticket}` })));
 }
 
+/** The server sends the number masked; asking for it is logged, and the answer is a call link. */
+function phoneOf(i) {
+  if (!i.report.phone) return null;
+  if (phones.has(i.id)) return el("a", { class: "phone", href: `tel:${phones.get(i.id).replace(/[^\d+]/g, "")}` }, `📞 ${t("call")} ${phones.get(i.id)}`);
+  return allowed(i).includes("reveal")
+    ? el("button", { type: "button", class: "reveal", onclick: () => reveal(i) }, `📞 ${i.report.phone} · ${t("show_phone")}`)
+    : el("span", {}, i.report.phone);
+}
+
+function placeOf(i) {
+  const compound = hello.community.compounds.find((x) => x.id === i.report.compound);
+  return `${compound ? compound.name : i.report.compound} ${[i.report.building, i.report.unit, i.report.room].filter(Boolean).join(" ")}`;
+}
+
+function top(i) {
+  const c = category(i);
+  return el("div", { class: "top" },
+    el("span", { class: "ticket-no" }, i.ticket),
+    i.report.urgency === "urgent" ? el("span", { class: "urgent-tag" }, t("urgent")) : null,
+    i.round ? el("span", { class: "round-tag" }, t("second_handling")) : null,
+    el("span", {}, c ? `${c.icon} ${name(c.name, c.name_en)}` : i.report.category));
+}
+
 function card(i, now) {
   const c = category(i);
-  const compound = hello.community.compounds.find((x) => x.id === i.report.compound);
   const left = timeLeft(i, now);
-  // The server sends the number masked; asking for it is logged, and the answer is a call link.
-  const phone = i.report.phone
-    ? (phones.has(i.id)
-      ? el("a", { class: "phone", href: `tel:${phones.get(i.id).replace(/[^\d+]/g, "")}` }, `📞 ${t("call")} ${phones.get(i.id)}`)
-      : allowed(i).includes("reveal")
-        ? el("button", { type: "button", class: "reveal", onclick: () => reveal(i) }, `📞 ${i.report.phone} · ${t("show_phone")}`)
-        : el("span", {}, i.report.phone))
-    : null;
+  const phone = phoneOf(i);
   const restricted = c?.private && !i.report.description;
   return el("li", { class: `card${fresh.has(i.id) ? " fresh" : ""}`, id: `incident-${i.id}`, dataset: { level: left.level, status: i.status, ticket: i.ticket } },
-    el("div", { class: "top" },
-      el("span", { class: "ticket-no" }, i.ticket),
-      i.report.urgency === "urgent" ? el("span", { class: "urgent-tag" }, t("urgent")) : null,
-      el("span", {}, c ? `${c.icon} ${name(c.name, c.name_en)}` : i.report.category)),
+    top(i),
     el("div", { class: "timer", dataset: { level: left.level } }, left.text),
     el("div", { class: "deadline" }, `${t("deadline")} ${formatTime(left.deadline)}`),
     el("div", { class: "status" }, t(`status_${i.status}`), i.holder && i.status !== "reported" ? ` · ${i.holder.name}` : "",
       i.escalated ? ` · ${t("escalated")}` : "", i.urges ? el("span", { class: "urged" }, ` · ${t("urged")} ${i.urges}`) : null),
-    el("div", { class: "meta" }, `${compound ? compound.name : i.report.compound} ${[i.report.building, i.report.unit, i.report.room].filter(Boolean).join(" ")} · ${t("reported_at")} ${formatTime(i.reported_at)}`),
+    el("div", { class: "meta" }, `${placeOf(i)} · ${t("reported_at")} ${formatTime(i.reported_at)}`),
     el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),
     attachments(i),
     phone,
@@ -310,12 +337,34 @@ function card(i, now) {
   );
 }
 
+/** A resolution nobody has answered: the caller asks 解决了吗？满意吗？ and records it (回访). */
+function callbackCard(i) {
+  const c = category(i);
+  const restricted = c?.private && !i.report.description;
+  return el("li", { class: "card", id: `callback-${i.id}`, dataset: { status: i.status, ticket: i.ticket } },
+    top(i),
+    el("div", { class: "meta" }, `${placeOf(i)} · ${t("status_resolved")} ${formatTime(i.resolved_at)}${i.holder ? ` · ${i.holder.name}` : ""}`),
+    el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),
+    i.outcome ? el("div", { class: "outcome" }, `${t("outcome")}：${i.outcome}`) : null,
+    phoneOf(i),
+    questions(i.id, i.round, async (solved, rating) => send({ type: "rate", incident: i.id, rating, solved })));
+}
+
+async function loadCallbacks() {
+  const r = await fetch("/api/callbacks").catch(() => null);
+  if (!r?.ok) return;
+  callbacks = await r.json();
+  render();
+}
+
 function renderFilters() {
   if (!hello) return;
   const all = filtered();
-  document.getElementById("tabs").replaceChildren(...VIEWS.map((v) =>
-    el("button", { type: "button", id: `view-${v}`, "aria-pressed": String(view === v), onclick: () => { view = v; localStorage.setItem("hongfan.board.view", v); render(); } },
-      `${t(`view_${v}`)} `, el("span", { class: "count" }, String(all.filter((i) => inView(i, v)).length)))));
+  const count = (v) => (v === "callbacks" ? callbacks?.length ?? 0 : all.filter((i) => inView(i, v)).length);
+  if (!views().includes(view)) view = "all";
+  document.getElementById("tabs").replaceChildren(...views().map((v) =>
+    el("button", { type: "button", id: `view-${v}`, "aria-pressed": String(view === v), onclick: () => { view = v; localStorage.setItem("hongfan.board.view", v); if (v === "callbacks") loadCallbacks(); render(); } },
+      `${t(`view_${v}`)} `, el("span", { class: "count" }, String(count(v))))));
   const compounds = hello.community.compounds.filter((c) => hello.identity.compounds.includes(c.id));
   const box = document.getElementById("compound-box");
   box.hidden = compounds.length < 2;
@@ -329,11 +378,14 @@ function render() {
   if (!hello) return;
   const at = now();
   renderFilters();
-  const list = filtered().filter((i) => inView(i, view)).sort(byUrgency(at));
-  document.getElementById("incidents").replaceChildren(...list.map((i) => card(i, at)));
+  const calling = view === "callbacks";
+  const list = calling
+    ? (callbacks ?? []).filter((i) => (!compoundFilter || i.report.compound === compoundFilter) && (!search || i.ticket.includes(search.replace(/\D/g, ""))))
+    : filtered().filter((i) => inView(i, view)).sort(byUrgency(at));
+  document.getElementById("incidents").replaceChildren(...list.map((i) => (calling ? callbackCard(i) : card(i, at))));
   const empty = document.getElementById("empty");
   empty.hidden = list.length > 0;
-  empty.textContent = t(open.size ? "none_in_view" : "no_open");
+  empty.textContent = t(calling ? "no_callbacks" : open.size ? "none_in_view" : "no_open");
   renderDuty();
   renderAlerting();
 }

@@ -8,6 +8,7 @@
 import { Connection, me, merge, showLink } from "./connection.js";
 import { applyI18n, lang, name, setLang, t, toggleLang } from "./i18n.js";
 import { el, formatTime } from "./format.js";
+import { questions, thanks } from "./answer.js";
 
 const PENDING = "hongfan.kiosk.pending";
 const LATE = "hongfan.kiosk.late";
@@ -460,15 +461,9 @@ function renderTicket() {
         el("p", {}, t("scan_to_follow")),
         el("p", {}, `${t("slip_code")}：`, el("strong", { id: "slip-code" }, spacedKey(key)))) : null,
       el("p", {}, t("keep_ticket"))),
-    i.status === "resolved" && !i.rating && key ? el("section", { class: "rating", "aria-labelledby": "rate-title" },
-      el("h2", { id: "rate-title" }, t("rate_prompt")),
-      el("div", { class: "actions" }, ["satisfied", "basically_satisfied", "dissatisfied"].map((rating) =>
-        el("button", { type: "button", dataset: { rating }, onclick: (e) => {
-          // Once: a second tap would only be told it was rated already.
-          for (const b of e.target.parentElement.querySelectorAll("button")) b.disabled = true;
-          conn.send({ type: "rate", id: requestNo++, incident: i.id, rating, key });
-        } }, t(rating))))) : null,
-    i.rating ? el("p", { class: "notice", role: "status" }, `${t("thanks")}：${t(i.rating)}`) : null,
+    i.status === "resolved" && !i.rating && key ? questions(i.id, i.round, (solved, rating) =>
+      conn.send({ type: "rate", id: requestNo++, incident: i.id, rating, key, solved })) : null,
+    thanks(i),
     problem ? el("p", { class: "error-text", role: "alert" }, problem) : null,
     el("div", { class: "actions spaced" },
       key ? el("button", { type: "button", id: "print", onclick: () => window.print() }, `🖨 ${t("print_slip")}`) : null,

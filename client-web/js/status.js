@@ -1,10 +1,11 @@
 // A resident's own status page, opened from the QR code on their slip (`/s#<ticket>-<key>`):
-// where the report is, who has it, what was done, and the rating once it is resolved. The code
+// where the report is, who has it, what was done, and 解决了吗？满意吗？ once it is resolved. The code
 // stays in the fragment, which the browser never sends anywhere; the page asks the server with
 // it every few seconds while it is open.
 
 import { applyI18n, name, t, toggleLang } from "./i18n.js";
 import { el, formatTime } from "./format.js";
+import { questions, thanks } from "./answer.js";
 
 const EVERY_MS = 5_000;
 const screen = document.getElementById("screen");
@@ -41,20 +42,19 @@ async function refresh() {
   if (!finished && document.visibilityState === "visible") timer = setTimeout(refresh, EVERY_MS);
 }
 
-let rating_sent = false;
-
-async function rate(rating) {
-  if (rating_sent) return;
-  rating_sent = true;
-  render();
+/** 解决了吗？满意吗？: not solved opens it again (二次办理), and the page follows it again. */
+async function answer(solved, rating) {
   try {
-    status = await post("/api/status/rate", { ticket, key, rating });
+    status = await post("/api/status/rate", { ticket, key, rating, solved });
     problem = "";
   } catch (e) {
     problem = e.zh ?? t("offline");
-    rating_sent = false;
+    render();
+    throw e;
   }
+  shown = JSON.stringify([status, problem]);
   render();
+  if (!solved) refresh();
 }
 
 function step(done, label, detail) {
@@ -84,11 +84,9 @@ function render() {
         step(s === "resolved", t("status_resolved"), status.resolved_at ? formatTime(status.resolved_at) : ""),
       ]),
     status.outcome ? el("p", { class: "notice", id: "outcome" }, `${t("outcome")}：${status.outcome}`) : null,
-    s === "resolved" && !status.rating ? el("section", { class: "rating", "aria-labelledby": "rate-title" },
-      el("h2", { id: "rate-title" }, t("rate_prompt")),
-      el("div", { class: "actions" }, ["satisfied", "basically_satisfied", "dissatisfied"].map((rating) =>
-        el("button", { type: "button", dataset: { rating }, disabled: rating_sent, onclick: () => rate(rating) }, t(rating))))) : null,
-    status.rating ? el("p", { class: "notice", role: "status", id: "rated" }, `${t("thanks")}：${t(status.rating)}`) : null,
+    s === "resolved" && !status.rating ? questions(status.ticket, status.round, answer) : null,
+    s === "resolved" && status.rating ? thanks(status) : null,
+    s !== "resolved" && status.round ? el("p", { class: "notice", role: "status", id: "rated" }, t("second_handling_started")) : null,
     problem ? el("p", { class: "error-text", role: "alert" }, problem) : null,
   ].filter(Boolean));
 }

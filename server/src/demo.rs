@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use hongfan_shared::office::{Rota, Shift};
 use hongfan_shared::{
-    Action, AnswerSource, CategoryId, CompoundId, IncidentId, Millis, Principal, Rating, Report, Role, Scope,
-    Timestamp, Urgency,
+    Action, AnswerSource, CategoryId, CompoundId, IncidentId, Millis, Principal, Rating, Report,
+    Role, Scope, Timestamp, Urgency,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -212,7 +212,11 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                     let resolve = StepKind::Resolve("再次上门，已彻底修好");
                     steps.push(Step { at: again, incident, what: resolve });
                     let rate = StepKind::Rate(Rating::BasicallySatisfied, true, source);
-                    steps.push(Step { at: again.plus(Millis::from_mins(30)), incident, what: rate });
+                    steps.push(Step {
+                        at: again.plus(Millis::from_mins(30)),
+                        incident,
+                        what: rate,
+                    });
                 } else if rng.random_bool(0.7) {
                     let rating = match rng.random_range(0..10) {
                         0 => Rating::Dissatisfied,

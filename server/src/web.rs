@@ -28,6 +28,7 @@ const FILES: &[(&str, &[u8])] = files![
     "sw.js",
     "css/hongfan.css",
     "js/admin.js",
+    "js/answer.js",
     "js/admin-community.js",
     "js/admin-history.js",
     "js/admin-kiosks.js",

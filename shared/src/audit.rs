@@ -248,7 +248,8 @@ pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp
         f.urges += u64::from(row.urges);
         f.urged += u64::from(row.urges > 0);
         let answers: Vec<&Answer> = row.answers.iter().filter(|a| a.at <= asof).collect();
-        ever_resolved += u64::from(!answers.is_empty() || row.resolved_at.is_some_and(|r| r <= asof));
+        ever_resolved +=
+            u64::from(!answers.is_empty() || row.resolved_at.is_some_and(|r| r <= asof));
         if let Some(first) = answers.first() {
             f.answered += 1;
             f.solved_first_time += u64::from(first.solved);
@@ -256,21 +257,17 @@ pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp
         }
         // Ratings from before answers were kept have no source.
         let latest = answers.last().map(|a| (a.rating, Some(a.source)));
-        match latest.or(row.rating.map(|r| (r, None))) {
-            Some((rating, source)) => {
-                let content = rating != Rating::Dissatisfied;
-                match rating {
-                    Rating::Satisfied => f.satisfied += 1,
-                    Rating::BasicallySatisfied => f.basically_satisfied += 1,
-                    Rating::Dissatisfied => f.dissatisfied += 1,
-                }
-                if let Some(source) = source {
-                    let (rated, satisfied) = by_source.entry(source).or_default();
-                    *rated += 1;
-                    *satisfied += u64::from(content);
-                }
+        if let Some((rating, source)) = latest.or(row.rating.map(|r| (r, None))) {
+            match rating {
+                Rating::Satisfied => f.satisfied += 1,
+                Rating::BasicallySatisfied => f.basically_satisfied += 1,
+                Rating::Dissatisfied => f.dissatisfied += 1,
             }
-            None => {}
+            if let Some(source) = source {
+                let (rated, satisfied) = by_source.entry(source).or_default();
+                *rated += 1;
+                *satisfied += u64::from(rating != Rating::Dissatisfied);
+            }
         }
     }
     f.rated = f.satisfied + f.basically_satisfied + f.dissatisfied;

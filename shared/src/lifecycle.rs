@@ -238,7 +238,7 @@ pub fn check_report(
     if !who.may_act_in(&report.compound) {
         return Err(LifecycleError::OtherCompound(report.compound.clone()));
     }
-    if !community.category(&report.category).is_some_and(|c| !c.retired) {
+    if community.category(&report.category).is_none_or(|c| c.retired) {
         return Err(LifecycleError::UnknownCategory(report.category.0.clone()));
     }
     text(&report.description, "description")?;

@@ -156,7 +156,10 @@ pub struct ResidentStatus {
     pub holder: Option<String>,
     /// What was done, once resolved.
     pub outcome: Option<String>,
+    /// The answer to 满意吗？ for the current handling, once given.
     pub rating: Option<crate::audit::Rating>,
+    /// Which handling: 0 the first, 1 or more after the resident said "not solved" (二次办理).
+    pub round: u32,
 }
 
 /// The status page's view of `incident`.
@@ -174,6 +177,7 @@ pub fn resident_status(incident: &Incident) -> ResidentStatus {
         holder: incident.holder.as_ref().map(|h| h.name.clone()),
         outcome: incident.outcome.clone().filter(|_| status == crate::incident::Status::Resolved),
         rating: incident.rating,
+        round: incident.round,
     }
 }
 

@@ -63,7 +63,10 @@ async fn not_solved_starts_a_second_handling_with_new_clocks_and_the_figures_fol
     store.act(&kiosk("c1"), a.id, answer(Rating::Satisfied, a.key.clone(), true)).await.unwrap();
     // The worker who did the work does not answer for the resident.
     let own = store.act(&wang, c.id, answer(Rating::Satisfied, None, true)).await.unwrap_err();
-    assert_eq!(own.to_string(), LifecycleError::RoleNotAllowed { role: Role::Worker, what: "rate" }.to_string());
+    assert_eq!(
+        own.to_string(),
+        LifecycleError::RoleNotAllowed { role: Role::Worker, what: "rate" }.to_string()
+    );
 
     clock.set(at(180));
     let (event, again) = store
@@ -111,12 +114,13 @@ async fn not_solved_starts_a_second_handling_with_new_clocks_and_the_figures_fol
     clock.set(at(400));
     store.act(&worker("li", "c1"), b.id, resolve()).await.unwrap();
     clock.set(at(500));
-    let (event, done) = store
-        .act(&head, b.id, answer(Rating::BasicallySatisfied, None, true))
-        .await
-        .unwrap();
+    let (event, done) =
+        store.act(&head, b.id, answer(Rating::BasicallySatisfied, None, true)).await.unwrap();
     assert_eq!(event.actor.name, "zhou");
-    assert_eq!((done.status, done.round, done.rating), (Status::Resolved, 1, Some(Rating::BasicallySatisfied)));
+    assert_eq!(
+        (done.status, done.round, done.rating),
+        (Status::Resolved, 1, Some(Rating::BasicallySatisfied))
+    );
     assert_eq!(
         done.answers.iter().map(|a| (a.source, a.solved, a.round)).collect::<Vec<_>>(),
         vec![(AnswerSource::StatusPage, false, 0), (AnswerSource::Callback, true, 1)]
@@ -171,11 +175,7 @@ async fn get_json(server: &TestServer, path: &str, cookie: &str) -> (u16, serde_
 }
 
 fn tickets(list: &serde_json::Value) -> Vec<String> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["ticket"].as_str().unwrap().to_owned())
-        .collect()
+    list.as_array().unwrap().iter().map(|i| i["ticket"].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

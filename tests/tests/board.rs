@@ -318,3 +318,67 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
     desk.close().await.unwrap();
     worker.close().await.unwrap();
 }
+
+/// The building head's phone: the 待回访 list of their buildings, the two questions asked and
+/// answered with taps, the card gone once recorded; the second handling marked on the board.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_building_head_calls_back_from_the_list_and_not_solved_is_handled_again() {
+    let _turn = TURN.acquire().await.unwrap();
+    let clock = ManualClock::new(now());
+    let server = TestServer::start_in_process(clock.clone()).await;
+    let mut kiosk = server.kiosk("c1").await;
+    let mut wang = server.user("wang").await;
+    let mut done = Vec::new();
+    for text in ["楼道灯坏了", "水管漏水"] {
+        let incident = kiosk.file(report("c1", text)).await;
+        for message in [
+            ClientMessage::Claim { id: wang.id(), incident: incident.id },
+            ClientMessage::Resolve {
+                id: wang.id(),
+                incident: incident.id,
+                outcome: "已修好".into(),
+                proof: None,
+            },
+        ] {
+            assert_eq!(refused(&answer(&mut wang, message).await), None);
+        }
+        done.push(incident);
+    }
+    let driver = Driver::start();
+    let (phone, desk) = (driver.session().await, driver.session().await);
+    phone.set_window_size(390, 844).await.unwrap();
+    board_log_in(&phone, &server, "head").await;
+    clock.advance(Millis::from_hours(25));
+    click(&phone, "#view-callbacks").await;
+    wait_js(&phone, "two to call back", "return document.querySelectorAll('.card').length === 2 && document.querySelector('#view-callbacks .count').textContent === '2'").await;
+    screenshots(&phone, "board-callbacks").await;
+    clean(&phone, "the 回访 list").await;
+    let first = format!(".card[data-ticket='{}']", done[0].ticket.0);
+    click(&phone, &format!("{first} button[data-solved=true]")).await;
+    click(&phone, &format!("{first} button[data-rating=satisfied]")).await;
+    wait_js(&phone, "answered, off the list", &format!("return !document.querySelector(\"{first}\") && document.querySelectorAll('.card').length === 1")).await;
+    let second = format!(".card[data-ticket='{}']", done[1].ticket.0);
+    click(&phone, &format!("{second} button[data-solved=false]")).await;
+    screenshots(&phone, "board-callback-not-solved").await;
+    clean(&phone, "the 回访 questions").await;
+    click(&phone, &format!("{second} button[data-rating=dissatisfied]")).await;
+    wait_js(&phone, "the list empty", "return document.querySelectorAll('.card').length === 0 && !document.getElementById('empty').hidden").await;
+
+    // The 书记's board: the second handling is open again, unclaimed, and marked so.
+    board_log_in(&desk, &server, "boss").await;
+    click(&desk, "#view-unclaimed").await;
+    wait_js(
+        &desk,
+        "marked as a second handling",
+        &format!(
+            "return document.querySelector(\"{second} .round-tag\")?.textContent === '二次办理'"
+        ),
+    )
+    .await;
+    screenshots(&desk, "board-second-handling").await;
+    clean(&desk, "board with a second handling").await;
+    let mut boss = server.user("boss").await;
+    boss.subscribe(None).await;
+    let incident = boss.incident(done[1].id);
+    assert_eq!((incident.round, incident.answers[0].by.name.as_str()), (1, "周楼长"), "who called");
+}

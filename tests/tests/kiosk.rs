@@ -160,6 +160,40 @@ async fn a_first_time_resident_reports_with_taps_only_and_follows_it_on_their_ph
     wait_js(&phone, "已办结 and what was done", "return document.getElementById('status')?.textContent === '已办结' && document.getElementById('outcome')?.textContent.includes('已更换灯泡')").await;
     screenshots(&phone, "status-resolved").await;
     clean(&phone, "status page, resolved").await;
+    // 解决了吗？ Not yet: it is handled again (二次办理), and the page follows it again.
+    click(&phone, "button[data-solved=false]").await;
+    screenshots(&phone, "status-not-solved").await;
+    clean(&phone, "status page, answering").await;
+    click(&phone, "button[data-rating=dissatisfied]").await;
+    wait_js(
+        &phone,
+        "open again as a second handling",
+        "return document.getElementById('status')?.dataset.status === 'reported' && document.getElementById('rated')?.textContent.includes('二次办理')",
+    )
+    .await;
+    for (n, message) in [
+        ClientMessage::Claim { id: 3, incident: reported.id },
+        ClientMessage::Resolve {
+            id: 4,
+            incident: reported.id,
+            outcome: "已更换整条线路".into(),
+            proof: None,
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        wang.send(&message).await;
+        let id = 3 + n as u64;
+        wang.recv_until(|m| matches!(m, ServerMessage::Done { id: i, .. } if *i == id)).await;
+    }
+    wait_js(
+        &phone,
+        "resolved again",
+        "return document.getElementById('outcome')?.textContent.includes('整条线路')",
+    )
+    .await;
+    click(&phone, "button[data-solved=true]").await;
     click(&phone, "button[data-rating=satisfied]").await;
     wait_js(
         &phone,

@@ -28,9 +28,11 @@ pub(super) async fn list(
     let who = working(authenticated(&app, &jar).await?)?.principal;
     let buildings = match who.actor.role {
         Role::Supervisor => None,
-        Role::BuildingHead => {
-            app.accounts.user(&who.actor.id)?.map(|person| person.buildings).filter(|b| !b.is_empty())
-        }
+        Role::BuildingHead => app
+            .accounts
+            .user(&who.actor.id)?
+            .map(|person| person.buildings)
+            .filter(|b| !b.is_empty()),
         _ => return Err(AppError::Forbidden),
     };
     let store = app.hub.store();
