@@ -1,15 +1,19 @@
-// The supervisors' audit: figures for a period and filters, per worker, compound and category,
-// two SVG charts, the incidents behind any figure and each one's full timeline, and exports.
+// The supervisors' audit: figures for a period and filters, each with what it means and the
+// period before it, per worker, compound and category, two SVG charts, what is late right now,
+// the incidents behind any figure and each one's full timeline, exports, and a printable monthly
+// report with one page per compound for the street office.
 
 import { me } from "./connection.js";
-import { applyI18n, name, t, toggleLang } from "./i18n.js";
-import { el, formatSpan, formatTime } from "./format.js";
+import { applyI18n, lang, name, t, toggleLang } from "./i18n.js";
+import { el, formatLeft, formatTime } from "./format.js";
 
 const SHANGHAI = 8 * 3600_000;
 const DAY = 86400_000;
 let identity = null;
 let community = null;
 let summary = null;
+let previous = null;   // the same filters over the period just before, for comparison
+let lateNow = [];      // open incidents past the target that runs now
 let period = "week";
 
 /** Midnight in Asia/Shanghai starting the day that `ms` falls in. */
@@ -51,6 +55,12 @@ async function load() {
   const r = await fetch(`/api/audit/summary?${params()}`);
   if (!r.ok) return refuse(r.status);
   summary = await r.json();
+  const before = params({ from: 2 * from - to, to: from });
+  previous = await fetch(`/api/audit/summary?${before}`).then((p) => (p.ok ? p.json() : null)).catch(() => null);
+  // About now, whatever the period: every open incident is counted.
+  const late = params({ from: 0, to: 8.64e15, only: "late_now" });
+  lateNow = await fetch(`/api/audit/incidents?${late}`).then((p) => (p.ok ? p.json() : [])).catch(() => []);
+  document.querySelector(".charts").hidden = false;
   document.getElementById("export-incidents").href = `/api/audit/export?${params({ format: "csv", what: "incidents" })}`;
   document.getElementById("export-figures").href = `/api/audit/export?${params({ format: "csv", what: "figures" })}`;
   document.getElementById("export-json").href = `/api/audit/export?${params({ format: "json", what: "figures" })}`;
@@ -58,27 +68,43 @@ async function load() {
 }
 
 const pct = (rate) => (rate === null || rate === undefined ? "—" : `${(rate * 100).toFixed(1)}%`);
-const span = (ms) => (ms === null || ms === undefined ? "—" : formatSpan(ms));
+/** A duration in words ("28分47秒", "2天3小时"): a clock's "28:47" reads as hours or minutes. */
+const span = (ms) => (ms === null || ms === undefined ? "—" : formatLeft(ms, lang()));
+const breachText = (f) => t("breaches_of").replace("{n}", f.breaches).replace("{m}", f.breached ?? 0);
 
-function figureButton(label, value, only) {
-  return el("button", { type: "button", class: "figure", onclick: () => showList(label, only) }, label, el("strong", {}, value));
+/** A figure: its name, its value, what it means, and the period before; a tap lists its incidents. */
+function figureButton(key, value, only, before) {
+  const label = t(key);
+  return el("button", { type: "button", class: "figure", dataset: { figure: key }, onclick: () => showList(label, only) },
+    el("span", { class: "name" }, label), el("strong", {}, value),
+    el("small", { class: "definition" }, t(`${key}_def`)),
+    before === undefined ? null : el("small", { class: "previous" }, `${t("previous_period")} ${before}`));
 }
 
 function render() {
   applyI18n();
   const f = summary.figures;
+  const p = previous?.figures;
+  const was = (show) => (p ? show(p) : undefined);
+  const source = (g) => `${t(`source_${g.source}`)} ${pct(g.satisfaction_rate)}（${g.rated}）`;
   document.getElementById("figures").replaceChildren(
-    figureButton(t("reports"), String(f.reports), "all"),
-    figureButton(t("response_rate"), pct(f.response_rate), "late_response"),
-    figureButton(t("resolution_rate"), pct(f.resolution_rate), "open"),
-    figureButton(t("resolved_in_target"), pct(f.resolved_in_target_rate), "resolved"),
-    figureButton(t("satisfaction"), pct(f.satisfaction_rate), "dissatisfied"),
-    figureButton(t("breaches"), String(f.breaches), "breached"),
-    figureButton(t("unanswered"), String(f.reports - f.responded), "unanswered"),
-    figureButton(t("urges_figure"), `${f.urges ?? 0} / ${f.urged ?? 0}`, "all"),
-    figureButton(`${t("response_time")} ${t("median")} / P90 / ${t("max")}`, `${span(f.response.median)} / ${span(f.response.p90)} / ${span(f.response.max)}`, "all"),
-    figureButton(`${t("resolution_time")} ${t("median")} / P90`, `${span(f.resolution.median)} / ${span(f.resolution.p90)}`, "resolved"),
+    figureButton("reports", String(f.reports), "all", was((p) => String(p.reports))),
+    figureButton("response_rate", pct(f.response_rate), "late_response", was((p) => pct(p.response_rate))),
+    figureButton("resolution_rate", pct(f.resolution_rate), "open", was((p) => pct(p.resolution_rate))),
+    figureButton("resolved_in_target", pct(f.resolved_in_target_rate), "resolved", was((p) => pct(p.resolved_in_target_rate))),
+    figureButton("first_time_rate", pct(f.first_time_rate), "second_handling", was((p) => pct(p.first_time_rate))),
+    figureButton("second_handlings", String(f.second_handlings ?? 0), "second_handling", was((p) => String(p.second_handlings ?? 0))),
+    figureButton("satisfaction", pct(f.satisfaction_rate), "dissatisfied", was((p) => pct(p.satisfaction_rate))),
+    figureButton("answer_rate", pct(f.answer_rate), "resolved", was((p) => pct(p.answer_rate))),
+    figureButton("breaches", breachText(f), "breached", was(breachText)),
+    figureButton("unanswered", String(f.reports - f.responded), "unanswered", was((p) => String(p.reports - p.responded))),
+    figureButton("urges_figure", `${f.urges ?? 0} / ${f.urged ?? 0}`, "all", was((p) => `${p.urges ?? 0} / ${p.urged ?? 0}`)),
+    figureButton("response_spread", `${span(f.response.median)} / ${span(f.response.p90)} / ${span(f.response.max)}`, "all"),
+    figureButton("resolution_spread", `${span(f.resolution.median)} / ${span(f.resolution.p90)}`, "resolved"),
   );
+  document.getElementById("by-source").replaceChildren(
+    el("strong", {}, `${t("satisfaction_by_source")}：`), (f.by_source ?? []).map(source).join(" · "));
+  renderLateNow();
   document.getElementById("chart-response").replaceChildren(histogram(summary.response_histogram));
   document.getElementById("chart-daily").replaceChildren(daily(summary.daily));
   document.getElementById("tables").replaceChildren(
@@ -88,9 +114,25 @@ function render() {
   );
 }
 
+/** 此刻超时: what is late right now, whatever the period, most overdue first. */
+function renderLateNow() {
+  const now = Date.now();
+  const overdue = (row) => now - (row.status === "reported" ? row.respond_by : row.resolve_by);
+  const rows = [...lateNow].sort((a, b) => overdue(b) - overdue(a));
+  const box = document.getElementById("late-now");
+  box.replaceChildren(
+    el("h2", {}, `${t("late_now")} · ${rows.length} ${t("items")}`),
+    rows.length ? el("ul", { class: "late-list" }, rows.slice(0, 20).map((row) => el("li", {},
+      el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTimeline(row.id); } }, row.ticket),
+      ` ${community.compounds.find((c) => c.id === row.compound)?.name ?? row.compound} · ${categoryName(row.category)} · `,
+      `${t(row.status === "reported" ? "left_respond" : "left_resolve")}${t("deadline")} ${formatTime(now - overdue(row))}`,
+      overdue(row) > 0 ? `（${t("overdue")} ${span(overdue(row))}）` : "",
+      row.holder ? ` · ${row.holder.name}` : ""))) : el("p", {}, t("nothing_late")));
+}
+
 function table(caption, groups, key) {
-  const head = [t(key), t("reports"), t("responded_in_target"), t("response_rate"), `${t("response_time")} ${t("median")}`, "P90", t("resolved"), t("resolution_rate"), t("open"), t("breaches"), t("satisfaction")];
-  return el("table", { class: "grid" },
+  const head = [t(key), t("reports"), t("responded_in_target"), t("response_rate"), `${t("response_time")}${t("median")}`, `${t("response_time")}${t("p90")}`, t("resolved"), t("resolution_rate"), t("first_time_rate"), t("open"), t("breaches"), t("satisfaction")];
+  return el("div", { class: "table-scroll" }, el("table", { class: "grid" },
     el("caption", {}, caption),
     el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, groups.map((g) => {
@@ -99,8 +141,8 @@ function table(caption, groups, key) {
         el("th", { scope: "row" }, el("a", { href: "#", onclick: (e) => { e.preventDefault(); document.getElementById(key).value = g.key; load(); } }, g.label)),
         el("td", {}, String(f.reports)), el("td", {}, String(f.responded_in_target)), el("td", {}, pct(f.response_rate)),
         el("td", {}, span(f.response.median)), el("td", {}, span(f.response.p90)), el("td", {}, String(f.resolved)),
-        el("td", {}, pct(f.resolution_rate)), el("td", {}, String(f.open)), el("td", {}, String(f.breaches)), el("td", {}, pct(f.satisfaction_rate)));
-    })));
+        el("td", {}, pct(f.resolution_rate)), el("td", {}, pct(f.first_time_rate)), el("td", {}, String(f.open)), el("td", {}, breachText(f)), el("td", {}, pct(f.satisfaction_rate)));
+    }))));
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -160,19 +202,20 @@ async function showList(title, only) {
   if (!r.ok) return refuse(r.status);
   const rows = await r.json();
   document.getElementById("list-section").hidden = false;
-  document.getElementById("list-title").textContent = `${title} · ${rows.length}`;
+  document.getElementById("list-title").textContent = `${title} · ${rows.length} ${t("items")}`;
   const head = [t("ticket"), t("compound"), t("category"), t("reported_at"), t("response_time"), t("status"), t("holder"), t("breaches")];
   document.getElementById("list").replaceChildren(
+    el("caption", { class: "visually-hidden" }, title),
     el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rows.map((row) => el("tr", {},
       el("td", {}, el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTimeline(row.id); } }, row.ticket)),
       el("td", {}, community.compounds.find((c) => c.id === row.compound)?.name ?? row.compound),
       el("td", {}, categoryName(row.category)),
       el("td", {}, formatTime(row.reported_at)),
-      el("td", {}, row.claimed_at ? formatSpan(row.claimed_at - row.reported_at) : "—"),
+      el("td", {}, row.claimed_at ? span(row.claimed_at - row.reported_at) : "—"),
       el("td", {}, t(`status_${row.status}`)),
       el("td", {}, row.holder?.name ?? ""),
-      el("td", {}, String(Number(row.response_breached) + Number(row.resolution_breached)))))),
+      el("td", {}, String(Number(row.response_breached) + Number(row.resolution_breached) + (row.earlier_breaches ?? 0)))))),
   );
   document.getElementById("list-section").scrollIntoView();
 }
@@ -186,12 +229,13 @@ async function showTimeline(id) {
   const r = await fetch(`/api/audit/incidents/${id}`);
   if (!r.ok) return refuse(r.status);
   const { incident, events } = await r.json();
-  const describe = (c) => c.text || c.note || c.outcome || c.reason || c.to?.name || (c.deadline ? `${t("deadline")} ${formatTime(c.deadline)}` : "") || (c.rating ? t(c.rating) : "");
+  const answered = (c) => `${t(c.solved === false ? "solved_no" : "solved_yes")} · ${t(c.rating)}`;
+  const describe = (c) => c.text || c.note || c.outcome || c.reason || c.to?.name || (c.deadline ? `${t("deadline")} ${formatTime(c.deadline)}` : "") || (c.rating ? answered(c) : "");
   document.getElementById("timeline").replaceChildren(
     el("h2", {}, `${incident.ticket} · ${categoryName(incident.report.category)}`),
     el("p", {}, incident.report.description),
     el("ol", { class: "timeline-list" }, events.map(({ event, elapsed }) => el("li", { class: event.change.type === "breached" ? "breach" : "" },
-      `${formatTime(event.at)} (+${formatSpan(elapsed)}) · ${event.actor.name} · ${t(`change_${event.change.type}`)} ${describe(event.change)}`,
+      `${formatTime(event.at)} (+${span(elapsed)}) · ${event.actor.name} · ${t(`change_${event.change.type}`)} ${describe(event.change)}`,
       // 影像证明: the photo of the result, beside its 办结.
       event.change.proof ? el("a", { class: "proof", href: `/api/incidents/${incident.id}/attachments/${event.change.proof.id}`, target: "_blank", rel: "noopener" },
         el("img", { src: `/api/incidents/${incident.id}/attachments/${event.change.proof.id}`, alt: `${t("proof_photo")} ${incident.ticket}` })) : null))),
@@ -199,9 +243,56 @@ async function showTimeline(id) {
   document.getElementById("timeline-dialog").showModal();
 }
 
+// ---- 月报: the printable monthly report for the street office ----
+
+/** The calendar month (Asia/Shanghai) the period starts in. */
+function monthOf(ms) {
+  const d = new Date(ms + SHANGHAI);
+  const from = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1) - SHANGHAI;
+  const to = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) - SHANGHAI;
+  return { from, to, year: d.getUTCFullYear(), month: d.getUTCMonth() + 1 };
+}
+
+function reportPage(compound, s, month) {
+  const f = s.figures;
+  const rows = [
+    ["reports", String(f.reports)], ["response_rate", pct(f.response_rate)], ["resolution_rate", pct(f.resolution_rate)],
+    ["resolved_in_target", pct(f.resolved_in_target_rate)], ["first_time_rate", pct(f.first_time_rate)],
+    ["second_handlings", String(f.second_handlings ?? 0)], ["satisfaction", pct(f.satisfaction_rate)],
+    ["answer_rate", pct(f.answer_rate)], ["breaches", breachText(f)], ["urges_figure", `${f.urges ?? 0} / ${f.urged ?? 0}`],
+    ["response_spread", `${span(f.response.median)} / ${span(f.response.p90)} / ${span(f.response.max)}`],
+  ];
+  return el("section", { class: "report-page", "aria-label": compound.name },
+    el("h2", {}, `${community.name} · ${compound.name}`),
+    el("p", { class: "report-sub" }, `${t("monthly_report")} · ${t("month_of").replace("{y}", month.year).replace("{m}", month.month)} · ${community.street_office}`),
+    el("table", { class: "grid" }, el("caption", {}, t("key_figures")),
+      el("tbody", {}, rows.map(([key, value]) => el("tr", {}, el("th", { scope: "row" }, t(key)), el("td", {}, value), el("td", { class: "definition" }, t(`${key}_def`)))))),
+    el("table", { class: "grid" }, el("caption", {}, t("by_category")),
+      el("thead", {}, el("tr", {}, [t("category"), t("reports"), t("response_rate"), t("resolution_rate"), t("satisfaction")].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, s.by_category.map((g) => el("tr", {}, el("th", { scope: "row" }, categoryName(g.key)),
+        el("td", {}, String(g.figures.reports)), el("td", {}, pct(g.figures.response_rate)), el("td", {}, pct(g.figures.resolution_rate)), el("td", {}, pct(g.figures.satisfaction_rate)))))),
+    el("p", { class: "report-foot" }, `${t("printed_at")} ${formatTime(Date.now())}`));
+}
+
+/** One page per compound of the month the period starts in, then the browser's print (to PDF). */
+async function printReport() {
+  const month = monthOf(range()[0]);
+  const pages = [];
+  for (const compound of community.compounds.filter((c) => identity.compounds.includes(c.id))) {
+    const q = new URLSearchParams({ from: month.from, to: month.to, compound: compound.id });
+    const r = await fetch(`/api/audit/summary?${q}`);
+    if (r.ok) pages.push(reportPage(compound, await r.json(), month));
+  }
+  document.getElementById("report").replaceChildren(...pages);
+  document.body.classList.add("report-ready");
+  window.print();
+}
+window.addEventListener("afterprint", () => document.body.classList.remove("report-ready"));
+
 function refuse(status) {
   if (status === 401) { location.href = "/login?next=/audit"; return; }
   document.getElementById("controls").hidden = true;
+  document.querySelector(".charts").hidden = true;
   const box = document.getElementById("refused");
   box.hidden = false;
   box.textContent = t("supervisors_only");
@@ -230,6 +321,7 @@ async function main() {
   for (const id of ["from", "to"]) document.getElementById(id).addEventListener("change", () => { period = "custom"; load(); });
   for (const id of ["compound", "worker", "category"]) document.getElementById(id).addEventListener("change", load);
   document.getElementById("lang").addEventListener("click", () => toggleLang(() => render()));
+  document.getElementById("print-report").addEventListener("click", printReport);
   await load();
 }
 main();

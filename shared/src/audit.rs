@@ -158,6 +158,10 @@ pub struct Figures {
     pub open: u64,
     /// Response and resolution breaches recorded.
     pub breaches: u64,
+    /// Incidents with at least one breach (an incident can breach both targets, and a second
+    /// handling's targets again).
+    #[serde(default)]
+    pub breached: u64,
     pub escalated: u64,
     /// 督办: urges by supervisors, and how many incidents were urged at least once.
     #[serde(default)]
@@ -241,9 +245,11 @@ pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp
             }
             None => f.open += 1,
         }
-        f.breaches += u64::from(row.earlier_breaches)
+        let breaches = u64::from(row.earlier_breaches)
             + u64::from(row.response_breached && row.respond_by <= asof)
             + u64::from(row.resolution_breached && row.resolve_by <= asof);
+        f.breaches += breaches;
+        f.breached += u64::from(breaches > 0);
         f.escalated += u64::from(row.escalated);
         f.urges += u64::from(row.urges);
         f.urged += u64::from(row.urges > 0);

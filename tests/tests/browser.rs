@@ -260,13 +260,13 @@ async fn a_supervisor_audits_by_compound_and_a_worker_is_refused() {
         "const f = document.querySelector('.figure strong'); return f && f.textContent === '2'",
     )
     .await;
-    let rows = boss.execute("return [...document.querySelectorAll('#tables table:nth-child(2) tbody th')].map(th => th.textContent)", vec![]).await.unwrap();
+    let rows = boss.execute("return [...document.querySelectorAll('#tables .table-scroll:nth-child(2) tbody th')].map(th => th.textContent)", vec![]).await.unwrap();
     assert_eq!(
         rows,
         serde_json::json!(["第一小区"]),
         "the compound table shows only the filtered compound"
     );
-    let workers = boss.execute("return [...document.querySelectorAll('#tables table:nth-child(1) tbody th')].map(th => th.textContent)", vec![]).await.unwrap();
+    let workers = boss.execute("return [...document.querySelectorAll('#tables .table-scroll:nth-child(1) tbody th')].map(th => th.textContent)", vec![]).await.unwrap();
     assert_eq!(workers, serde_json::json!(["王芳"]));
     screenshots(&boss, "audit-c1").await;
     // The incidents behind a figure, and one's timeline.

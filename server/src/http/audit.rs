@@ -52,6 +52,10 @@ pub enum Only {
     Breached,
     Resolved,
     Dissatisfied,
+    /// 二次办理: the resident said it was not solved at least once.
+    SecondHandling,
+    /// Open now and past the target that runs now (whatever the period asked: it is about now).
+    LateNow,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
@@ -105,7 +109,16 @@ fn labeller(community: &Community) -> impl Fn(&str, &str) -> String + '_ {
 fn summary_of(app: &App, who: &Principal, params: &Params) -> Result<Summary, AppError> {
     let community = app.hub.store().community();
     let query = params.query(who);
-    Ok(app.hub.store().audit(&query, labeller(&community)).map_err(AuthError::from)?)
+    let mut summary =
+        app.hub.store().audit(&query, labeller(&community)).map_err(AuthError::from)?;
+    // Compounds and categories in the community's own order (as the kiosk shows them), not by
+    // their ids; what is no longer configured goes last.
+    let order = |ids: &[&str], g: &Group| ids.iter().position(|id| *id == g.key);
+    let compounds: Vec<&str> = community.compounds.iter().map(|c| c.id.0.as_str()).collect();
+    summary.by_compound.sort_by_key(|g| order(&compounds, g).unwrap_or(usize::MAX));
+    let categories: Vec<&str> = community.categories.iter().map(|c| c.id.0.as_str()).collect();
+    summary.by_category.sort_by_key(|g| order(&categories, g).unwrap_or(usize::MAX));
+    Ok(summary)
 }
 
 /// The query, read only after the caller is known to be a supervisor: an anonymous caller is
@@ -149,9 +162,20 @@ fn rows_of(app: &App, who: &Principal, params: &Params) -> Result<Vec<AuditRow>,
             Only::LateResponse => {
                 r.claimed_at.is_none_or(|t| t > r.respond_by) && r.respond_by <= asof
             }
-            Only::Breached => r.response_breached || r.resolution_breached,
+            Only::Breached => {
+                r.response_breached || r.resolution_breached || r.earlier_breaches > 0
+            }
             Only::Resolved => r.resolved_at.is_some_and(|t| t <= asof),
-            Only::Dissatisfied => r.rating == Some(Rating::Dissatisfied),
+            Only::Dissatisfied => {
+                let latest = r.answers.iter().rfind(|a| a.at <= asof).map(|a| a.rating);
+                latest.or(r.rating) == Some(Rating::Dissatisfied)
+            }
+            Only::SecondHandling => r.answers.iter().any(|a| !a.solved && a.at <= asof),
+            Only::LateNow => {
+                let now = app.hub.store().now();
+                (r.status == Status::Reported && r.respond_by <= now)
+                    || (r.status.is_open() && r.resolve_by <= now)
+            }
         })
         .collect())
 }
@@ -251,6 +275,7 @@ fn incidents_csv(community: &Community, rows: &[AuditRow]) -> Result<Vec<u8>, cs
         "响应超时",
         "办结超时",
         "满意度",
+        "二次办理",
     ])?;
     let name = labeller(community);
     for r in rows {
@@ -278,13 +303,14 @@ fn incidents_csv(community: &Community, rows: &[AuditRow]) -> Result<Vec<u8>, cs
             r.holder.as_ref().map(|h| h.name.clone()).unwrap_or_default(),
             yes(r.response_breached).into(),
             yes(r.resolution_breached).into(),
-            match r.rating {
+            match r.answers.last().map(|a| a.rating).or(r.rating) {
                 Some(Rating::Satisfied) => "满意",
                 Some(Rating::BasicallySatisfied) => "基本满意",
                 Some(Rating::Dissatisfied) => "不满意",
                 None => "",
             }
             .into(),
+            yes(r.round > 0).into(),
         ])?;
     }
     out.into_inner().map_err(|e| csv::Error::from(e.into_error()))
@@ -301,15 +327,19 @@ fn figures_csv(summary: &Summary) -> Result<Vec<u8>, csv::Error> {
         "时限内响应",
         "响应率",
         "响应中位(分钟)",
-        "响应P90(分钟)",
+        "九成响应用时以内(分钟)",
         "响应最长(分钟)",
         "已办结",
         "解决率",
         "时限内办结",
         "未办结",
         "超时次数",
+        "超时事项",
         "评价数",
         "满意率",
+        "评价率",
+        "一次解决率",
+        "二次办理",
     ])?;
     let total =
         Group { key: "all".into(), label: "合计".into(), figures: summary.figures.clone() };
@@ -335,8 +365,12 @@ fn figures_csv(summary: &Summary) -> Result<Vec<u8>, csv::Error> {
             f.resolved_in_target.to_string(),
             f.open.to_string(),
             f.breaches.to_string(),
+            f.breached.to_string(),
             f.rated.to_string(),
             percent(f.satisfaction_rate),
+            percent(f.answer_rate),
+            percent(f.first_time_rate),
+            f.second_handlings.to_string(),
         ])?;
     }
     out.into_inner().map_err(|e| csv::Error::from(e.into_error()))

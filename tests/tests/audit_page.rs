@@ -1,0 +1,172 @@
+//! The audit page as a 书记 reads it, without help: what each figure means, breaches counted as
+//! breaches and as incidents, durations in words, no "P90", categories in the community's order,
+//! the period before, what is late right now, the residents' answers, tables that fit a phone,
+//! an English view without doubled or untranslated headings, a refusal without empty charts, axe
+//! clean with every rule, and a printable monthly report with one page per compound.
+
+use hongfan::clock::ManualClock;
+use hongfan_shared::protocol::{ClientMessage, ServerMessage};
+use hongfan_shared::{CategoryId, Millis, Report, Timestamp, Urgency};
+use hongfan_tests::browser::{
+    Driver, accessibility_problems, board_log_in, click, screenshots, text_of, wait_js,
+};
+use hongfan_tests::report;
+use hongfan_tests::server::{TestServer, WsClient};
+
+fn now() -> Timestamp {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    Timestamp(i64::try_from(since.as_millis()).unwrap())
+}
+
+async fn done(client: &mut WsClient, message: ClientMessage) {
+    client.send(&message).await;
+    let (answer, _) = client
+        .recv_until(|m| matches!(m, ServerMessage::Error(_) | ServerMessage::Done { .. }))
+        .await;
+    assert!(matches!(answer, ServerMessage::Done { .. }), "{answer:?}");
+}
+
+async fn js(client: &fantoccini::Client, script: &str) -> serde_json::Value {
+    client.execute(script, vec![]).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secretary_reads_the_audit_without_help() {
+    let clock = ManualClock::new(now());
+    let server = TestServer::start_in_process(clock.clone()).await;
+    let mut kiosk1 = server.kiosk("c1").await;
+    let mut kiosk2 = server.kiosk("c2").await;
+    let (mut zhao, mut boss) = (server.user("zhao").await, server.user("boss").await);
+    // A: urgent repair in c1 (15 min to claim, 6 h to resolve): both targets pass.
+    let urgent = Report { urgency: Urgency::Urgent, ..report("c1", "电梯困人") };
+    let a = kiosk1.file(urgent).await;
+    // B: a dispute in c1 (its claim target passes).
+    let dispute =
+        Report { category: CategoryId("dispute".into()), ..report("c1", "邻里噪音纠纷") };
+    let b = kiosk1.file(dispute).await;
+    // C: elderly care in c2, claimed and resolved at once; the resident answers at the kiosk.
+    let elderly = Report { category: CategoryId("elderly".into()), ..report("c2", "独居老人") };
+    let (c, key) = kiosk2.file_slip(elderly).await;
+    done(&mut zhao, ClientMessage::Claim { id: 1, incident: c.id }).await;
+    let resolve =
+        ClientMessage::Resolve { id: 2, incident: c.id, outcome: "已上门".into(), proof: None };
+    done(&mut zhao, resolve).await;
+    let rating = hongfan_shared::Rating::Satisfied;
+    let rate = ClientMessage::Rate { id: 3, incident: c.id, rating, key: Some(key), solved: true };
+    done(&mut kiosk2, rate).await;
+    clock.advance(Millis::from_hours(7));
+    // A write to each records what fell due: 3 breaches (A twice, B once) of 2 incidents.
+    for (n, incident) in [a.id, b.id].into_iter().enumerate() {
+        let urge = ClientMessage::Urge { id: 10 + n as u64, incident, note: "请尽快".into() };
+        done(&mut boss, urge).await;
+    }
+
+    let driver = Driver::start();
+    let (desk, worker) = (driver.session().await, driver.session().await);
+    board_log_in(&desk, &server, "boss").await;
+    desk.goto(&format!("{}/audit", server.url)).await.unwrap();
+    wait_js(&desk, "the figures", "return document.querySelectorAll('.figure').length > 10 && document.querySelectorAll('#late-now li').length === 2").await;
+
+    // What 响应率 is, on the page.
+    let rate = text_of(&desk, ".figure[data-figure=response_rate]").await;
+    assert!(rate.contains("时限内接单的事项占上报数的比例"), "{rate}");
+    // Breaches and incidents, each named.
+    let breaches = text_of(&desk, ".figure[data-figure=breaches] strong").await;
+    assert_eq!(breaches, "3 次超时 / 2 件");
+    // Durations in words; no P90.
+    let spread = text_of(&desk, ".figure[data-figure=response_spread] strong").await;
+    assert!(!spread.contains(':') && spread.contains('秒'), "{spread}");
+    let body = text_of(&desk, "body").await;
+    assert!(!body.contains("P90"), "P90 is not a word a 书记 reads");
+    // Categories in the community's order (the kiosk's), not by their English ids.
+    let categories = js(&desk, "return [...document.querySelectorAll('#tables .table-scroll:nth-child(3) tbody th')].map(th => th.textContent)").await;
+    assert_eq!(categories, serde_json::json!(["助老", "矛盾纠纷", "设施报修"]));
+    // The period before, the residents' answers, and what is late right now.
+    let previous = text_of(&desk, ".figure[data-figure=reports] .previous").await;
+    assert_eq!(previous, "上期 0");
+    let answered = text_of(&desk, ".figure[data-figure=answer_rate] strong").await;
+    assert_eq!(answered, "100.0%", "the one resolved report was answered");
+    assert!(text_of(&desk, "#by-source").await.contains("自助机 100.0%（1）"));
+    let late = text_of(&desk, "#late-now").await;
+    assert!(
+        late.contains(&a.ticket.0) && late.contains(&b.ticket.0) && !late.contains(&c.ticket.0),
+        "{late}"
+    );
+    screenshots(&desk, "audit-readable").await;
+    assert_eq!(accessibility_problems(&desk).await, Vec::<String>::new(), "audit page");
+    // The list behind a figure says incidents, and stays clean too.
+    click(&desk, ".figure[data-figure=breaches]").await;
+    wait_js(
+        &desk,
+        "the breached list",
+        "return document.getElementById('list-title').textContent.endsWith('· 2 件')",
+    )
+    .await;
+    assert_eq!(accessibility_problems(&desk).await, Vec::<String>::new(), "audit list");
+
+    // On a phone nothing is wider than the screen.
+    desk.set_window_size(390, 844).await.unwrap();
+    let wide = js(&desk, "return new Promise(r => requestAnimationFrame(() => r(document.documentElement.scrollWidth)))").await;
+    assert!(wide.as_u64().unwrap() <= 390, "the page is {wide} px wide on a 390 px phone");
+    desk.set_window_size(1280, 800).await.unwrap();
+
+    // English: no heading twice, no Chinese in the labels.
+    click(&desk, "#lang").await;
+    wait_js(&desk, "English", "return document.querySelector('.figure[data-figure=response_rate] .name').textContent === 'Answered in time'").await;
+    let heads = js(&desk, "return [...document.querySelectorAll('#tables table')].map(t => [...t.querySelectorAll('thead th')].map(th => th.textContent))").await;
+    for head in heads.as_array().unwrap() {
+        let names: Vec<&str> =
+            head.as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "a heading twice: {names:?}");
+        assert!(
+            names.iter().all(|n| !n.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))),
+            "{names:?}"
+        );
+    }
+    let labels = js(&desk, "return [...document.querySelectorAll('.figure .name, .figure .definition')].map(e => e.textContent).join('|')").await;
+    let labels = labels.as_str().unwrap();
+    assert!(!labels.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{labels}");
+    screenshots(&desk, "audit-english").await;
+    click(&desk, "#lang").await;
+
+    // 月报: one A4 page per compound, for the street office.
+    js(&desk, "window.print = () => {}; return true").await;
+    click(&desk, "#print-report").await;
+    wait_js(
+        &desk,
+        "a page per compound",
+        "return document.querySelectorAll('#report .report-page').length === 3",
+    )
+    .await;
+    let page = text_of(&desk, "#report .report-page:nth-child(2)").await;
+    assert!(
+        page.contains("第二小区") && page.contains("督办月报") && page.contains("一次解决率"),
+        "{page}"
+    );
+    let pdf = desk.print(fantoccini::wd::PrintConfiguration::default()).await.unwrap();
+    std::fs::write(hongfan_tests::browser::screenshot_dir().join("audit-monthly-report.pdf"), &pdf)
+        .unwrap();
+    let marker = b"/Type /Page";
+    let pages = pdf
+        .windows(marker.len() + 1)
+        .filter(|w| w.starts_with(marker) && w[marker.len()] != b's')
+        .count();
+    assert_eq!(pages, 3, "one page per compound");
+
+    // Refused: the reason, and no empty chart frames.
+    board_log_in(&worker, &server, "wang").await;
+    worker.goto(&format!("{}/audit", server.url)).await.unwrap();
+    wait_js(
+        &worker,
+        "the refusal",
+        "const r = document.getElementById('refused'); return r && !r.hidden",
+    )
+    .await;
+    let frames = js(&worker, "return [...document.querySelectorAll('figure')].filter(f => f.offsetParent !== null).length").await;
+    assert_eq!(frames, serde_json::json!(0), "no empty chart frames on the refused page");
+    screenshots(&worker, "audit-refused").await;
+    assert_eq!(accessibility_problems(&worker).await, Vec::<String>::new(), "refused page");
+}
