@@ -14,6 +14,7 @@ let community = null;
 let summary = null;
 let previous = null;   // the same filters over the period just before, for comparison
 let lateNow = [];      // open incidents past the target that runs now
+let paused = [];       // incidents of the period with a pause asked for (挂起)
 let period = "week";
 
 /** Midnight in Asia/Shanghai starting the day that `ms` falls in. */
@@ -60,6 +61,7 @@ async function load() {
   // About now, whatever the period: every open incident is counted.
   const late = params({ from: 0, to: 8.64e15, only: "late_now" });
   lateNow = await fetch(`/api/audit/incidents?${late}`).then((p) => (p.ok ? p.json() : [])).catch(() => []);
+  paused = await fetch(`/api/audit/incidents?${params({ only: "paused" })}`).then((p) => (p.ok ? p.json() : [])).catch(() => []);
   document.querySelector(".charts").hidden = false;
   document.getElementById("export-incidents").href = `/api/audit/export?${params({ format: "csv", what: "incidents" })}`;
   document.getElementById("export-figures").href = `/api/audit/export?${params({ format: "csv", what: "figures" })}`;
@@ -111,7 +113,23 @@ function render() {
     table(t("by_worker"), summary.by_worker, "worker"),
     table(t("by_compound"), summary.by_compound, "compound"),
     table(t("by_category"), summary.by_category, "category"),
+    pauseTable(),
   );
+}
+
+/** 挂起记录: every pause asked for in the period, with its reason, who asked and who decided. */
+function pauseTable() {
+  const head = [t("ticket"), t("pause_reason"), t("asked_by"), t("decided_by"), t("from"), t("to"), t("paused_for")];
+  const rows = paused.flatMap((row) => row.pauses.map((p) => ({ row, p })));
+  return el("div", { class: "table-scroll", id: "pauses" }, el("table", { class: "grid" },
+    el("caption", {}, `${t("pauses_title")} · ${rows.length}`),
+    el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map(({ row, p }) => el("tr", {},
+      el("th", { scope: "row" }, el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTimeline(row.id); } }, row.ticket)),
+      el("td", {}, p.reason), el("td", {}, `${p.asked_by.name} ${formatTime(p.asked_at)}`),
+      el("td", {}, p.decided_by ? `${p.decided_by.name}${p.approved ? "" : `（${t("pause_refused")}）`}` : t("pause_waiting")),
+      el("td", {}, p.from ? formatTime(p.from) : "—"), el("td", {}, p.to ? formatTime(p.to) : p.from ? `${t("until")} ${formatTime(p.until)}` : "—"),
+      el("td", {}, p.from && p.to ? span(p.to - p.from) : "—"))))));
 }
 
 /** 此刻超时: what is late right now, whatever the period, most overdue first. */

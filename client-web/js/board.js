@@ -78,6 +78,10 @@ const conn = new Connection({
           callbacks = callbacks.filter((c) => c !== answered);
           if (msg.event.actor.id === hello?.identity.id) toast(`${answered.ticket} · ${t(msg.event.change.solved ? "thanks" : "second_handling_started")}`);
         }
+        // A pause asked for waits for a supervisor: they are told.
+        if (msg.event.change.type === "pause_asked" && hello?.identity.role === "supervisor") {
+          toast(`${incident.ticket ?? ""} · ${msg.event.actor.name} ${t("pause_asked")}：${msg.event.change.reason}`);
+        }
         // 督办 reaches the one who holds it (or, unclaimed, everyone who could take it).
         if (msg.event.change.type === "urged" && (incident.holder?.id === hello?.identity.id || (!incident.holder && hello?.identity.role === "worker"))) {
           const note = msg.event.change.note ? `：${msg.event.change.note}` : "";
@@ -137,6 +141,10 @@ const LEVEL_ICON = { ok: "⏳", near: "⚠️", late: "⛔" };
 
 /** "接单剩余 12分" / "办结已超时 3分20秒", with an icon: never colour alone. */
 function timeLeft(i, now) {
+  // An approved pause stops the resolution clock: no time runs out meanwhile.
+  if (i.pause?.approved && !i.pause.to && i.status !== "reported") {
+    return { level: "ok", text: `⏸ ${t("paused_clock")}`, deadline: i.pause.until };
+  }
   const { deadline, level, responding } = timing(i, now);
   const what = t(responding ? "left_respond" : "left_resolve");
   const text = now >= deadline
@@ -177,11 +185,12 @@ function filtered() {
 function allowed(i) {
   const me = hello.identity.id;
   const holder = !i.holder ? "none" : i.holder.id === me ? "me" : "other";
-  const rule = rules.find((r) => r.role === hello.identity.role && r.status === i.status && r.holder === holder && r.private === !!category(i)?.private);
+  const pause = !i.pause ? "none" : i.pause.approved ? "running" : "asked";
+  const rule = rules.find((r) => r.role === hello.identity.role && r.status === i.status && r.holder === holder && r.private === !!category(i)?.private && r.pause === pause);
   return rule?.actions ?? [];
 }
 
-const TEXT_FIELD = { note: "text", hand_over: "note", return: "note", resolve: "outcome", reopen: "reason", cancel: "reason", urge: "note" };
+const TEXT_FIELD = { note: "text", hand_over: "note", return: "note", resolve: "outcome", reopen: "reason", cancel: "reason", urge: "note", pause: "reason" };
 
 function send(body) {
   if (!conn.send({ id: nextId++, ...body })) toast(t("offline"));
@@ -224,10 +233,13 @@ function ask(type, incident) {
   document.getElementById("ask-ok").textContent = t(`confirm_${type}`);
   error.textContent = "";
   text.value = "";
-  const replies = assigning ? [] : hello.community.quick_replies?.[type] ?? [];
-  document.getElementById("ask-quick").setAttribute("aria-label", t("quick_replies"));
+  // 挂起 takes one of the configured reasons, chosen with a tap; other texts may add up.
+  const pausing = type === "pause";
+  const replies = assigning ? [] : pausing ? hello.community.pauses?.reasons ?? [] : hello.community.quick_replies?.[type] ?? [];
+  document.getElementById("ask-quick").setAttribute("aria-label", t(pausing ? "pause_reasons" : "quick_replies"));
   document.getElementById("ask-quick").replaceChildren(...replies.map((r) =>
-    el("button", { type: "button", class: "chip", onclick: () => { text.value = text.value ? `${text.value}；${r}` : r; text.focus(); } }, r)));
+    el("button", { type: "button", class: "chip", onclick: () => { text.value = pausing || !text.value ? r : `${text.value}；${r}`; text.focus(); } }, r)));
+  text.readOnly = pausing;
   if (assigning) {
     const choices = workers.filter((w) => w.compounds.includes(incident.report.compound) && w.id !== incident.holder?.id);
     document.getElementById("ask-worker").replaceChildren(...choices.map((w) => el("option", { value: w.id }, w.name)));
@@ -257,9 +269,12 @@ document.getElementById("ask-cancel").addEventListener("click", () => { currentA
 function buttons(i) {
   const may = allowed(i);
   const b = (type, primary) => el("button", { type: "button", class: primary ? "primary" : "", dataset: { action: type }, onclick: () => (type === "claim" ? send({ type, incident: i.id }) : ask(type, i)) }, t(type));
-  const main = [["claim", true], ["resolve", true], ["hand_over"], ["return"], ["note"], ["assign"], ["urge"]]
+  const direct = (type, body, label, primary) => el("button", { type: "button", class: primary ? "primary" : "", dataset: { action: label }, onclick: () => send({ type, incident: i.id, ...body }) }, t(label));
+  const main = [["claim", true], ["resolve", true], ["hand_over"], ["return"], ["note"], ["assign"], ["urge"], ["pause"]]
     .filter(([type]) => may.includes(type))
     .map(([type, primary]) => b(type, primary));
+  if (may.includes("decide_pause")) main.unshift(direct("decide_pause", { approve: true }, "approve_pause", true), direct("decide_pause", { approve: false }, "refuse_pause"));
+  if (may.includes("resume")) main.push(direct("resume", {}, "resume"));
   // 撤销 (withdrawing the report) is not beside 取消-like buttons: it waits under 更多.
   const more = may.includes("cancel")
     ? el("details", { class: "more" }, el("summary", {}, t("more_actions")), b("cancel"))
@@ -328,6 +343,10 @@ function card(i, now) {
     el("div", { class: "deadline" }, `${t("deadline")} ${formatTime(left.deadline)}`),
     el("div", { class: "status" }, t(`status_${i.status}`), i.holder && i.status !== "reported" ? ` · ${i.holder.name}` : "",
       i.escalated ? ` · ${t("escalated")}` : "", i.urges ? el("span", { class: "urged" }, ` · ${t("urged")} ${i.urges}`) : null),
+    i.pause ? el("div", { class: "pause-line", dataset: { pause: i.pause.approved ? "running" : "asked" } },
+      i.pause.approved
+        ? `⏸ ${t("paused")}：${i.pause.reason} · ${t("approved_by")} ${i.pause.decided_by?.name ?? ""} · ${t("until")} ${formatTime(i.pause.until)}`
+        : `⏸ ${t("pause_asked")}：${i.pause.reason}（${i.pause.asked_by.name}，${t("waiting_approval")}）`) : null,
     el("div", { class: "meta" }, `${placeOf(i)} · ${t("reported_at")} ${formatTime(i.reported_at)}`),
     el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),
     attachments(i),

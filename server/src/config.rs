@@ -48,6 +48,15 @@ struct File {
     category: Vec<Spanned<CategoryEntry>>,
     #[serde(default)]
     quick_replies: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pauses: Option<Spanned<PauseEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseEntry {
+    reasons: Vec<String>,
+    limit: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +174,13 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
         categories,
         escalation,
         quick_replies: file.quick_replies,
+        pauses: match &file.pauses {
+            None => Default::default(),
+            Some(p) => hongfan_shared::community::PausePolicy {
+                reasons: p.get_ref().reasons.clone(),
+                limit: duration(&p.get_ref().limit)?,
+            },
+        },
     };
     community.check().map_err(|problem| {
         let offset = match problem.place {

@@ -59,6 +59,12 @@ pub struct AuditRow {
     /// The resident's answers, one per finished handling, oldest first.
     #[serde(default)]
     pub answers: Vec<Answer>,
+    /// 挂起: every pause asked for, decided or not, oldest first (the current one last).
+    #[serde(default)]
+    pub pauses: Vec<crate::incident::Pause>,
+    /// Time the resolution clock stood still (ms), not counted in the resolution time.
+    #[serde(default)]
+    pub paused_ms: u64,
 }
 
 impl From<&Incident> for AuditRow {
@@ -84,6 +90,8 @@ impl From<&Incident> for AuditRow {
             round: i.round,
             earlier_breaches: i.earlier_breaches,
             answers: i.answers.clone(),
+            pauses: i.pauses.iter().chain(&i.pause).cloned().collect(),
+            paused_ms: i.paused_ms,
         }
     }
 }
@@ -170,7 +178,7 @@ pub struct Figures {
     pub urged: u64,
     /// Time from report to first response, of those answered (ms).
     pub response: Spread,
-    /// Time from report to resolution, of those resolved (ms).
+    /// Time from report to resolution, of those resolved, less approved pauses (ms).
     pub resolution: Spread,
     /// 响应率: answered within target, of all reports.
     pub response_rate: Option<f64>,
@@ -241,7 +249,7 @@ pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp
             Some(resolved) => {
                 f.resolved += 1;
                 f.resolved_in_target += u64::from(resolved <= row.resolve_by);
-                resolution.push(resolved.since(row.reported_at).0);
+                resolution.push(resolved.since(row.reported_at).0.saturating_sub(row.paused_ms));
             }
             None => f.open += 1,
         }

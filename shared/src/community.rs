@@ -38,6 +38,27 @@ pub struct Community {
     /// `resolve`, `cancel`, `urge`): 已联系居民, 已上门查看, 已报物业…
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quick_replies: BTreeMap<String, Vec<String>>,
+    /// 挂起: why a worker may ask to pause a resolution clock, and how long a pause lasts at most.
+    #[serde(default)]
+    pub pauses: PausePolicy,
+}
+
+/// 挂起: a worker asks, with one of `reasons`; a supervisor approves or refuses; an approved
+/// pause ends when the worker resumes, when the incident is resolved, or after `limit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PausePolicy {
+    pub reasons: Vec<String>,
+    pub limit: Millis,
+}
+
+impl Default for PausePolicy {
+    fn default() -> Self {
+        PausePolicy {
+            reasons: ["等待居民在家", "等待物业/施工方", "等待街道批复"].map(String::from).to_vec(),
+            limit: Millis::from_hours(72),
+        }
+    }
 }
 
 /// When a report is shown beyond the on-duty workers of its compound. Nobody on duty: at once,
@@ -201,6 +222,18 @@ impl Community {
         }
         if self.escalation.unclaimed_after.0 == 0 || self.escalation.callback_after.0 == 0 {
             return Err(at(Place::Escalation)("a duration must be longer than zero".into()));
+        }
+        if self.pauses.limit.0 == 0
+            || self.pauses.reasons.len() > MAX_ITEMS
+            || self
+                .pauses
+                .reasons
+                .iter()
+                .any(|r| r.trim().is_empty() || r.chars().count() > MAX_TEXT)
+        {
+            return Err(at(Place::Community)(format!(
+                "pauses: a limit longer than zero and at most {MAX_ITEMS} reasons of at most {MAX_TEXT} characters"
+            )));
         }
         for (action, replies) in &self.quick_replies {
             if !QUICK_REPLY_ACTIONS.contains(&action.as_str()) {

@@ -120,6 +120,21 @@ pub enum Change {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         proof: Option<crate::incident::Attachment>,
     },
+    /// 挂起 asked for, with one of the community's reasons: nothing stops until a supervisor
+    /// approves.
+    PauseAsked {
+        reason: String,
+    },
+    /// A supervisor's decision on the pause asked for; an approved one stops the resolution
+    /// clock until `until` at the latest.
+    PauseDecided {
+        approved: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<Timestamp>,
+    },
+    /// The resolution clock runs again: the holder or a supervisor resumed, or the pause's limit
+    /// passed (logged by the system, ending at the limit).
+    Resumed,
     /// Opened again after resolution; the resolution timer starts again.
     Reopened {
         reason: String,
@@ -177,6 +192,9 @@ impl Change {
             Change::Returned { .. } => "returned",
             Change::Resolved { .. } => "resolved",
             Change::Reopened { .. } => "reopened",
+            Change::PauseAsked { .. } => "pause_asked",
+            Change::PauseDecided { .. } => "pause_decided",
+            Change::Resumed => "resumed",
             Change::Cancelled { .. } => "cancelled",
             Change::Rated { .. } => "rated",
             Change::Escalated { .. } => "escalated",

@@ -131,6 +131,33 @@ impl AnswerSource {
     }
 }
 
+/// 挂起: a pause of an incident's resolution clock, as asked and decided. Only an approved pause
+/// stops the clock: from the approval until the holder resumes, the incident is resolved, or
+/// `until` passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Pause {
+    /// One of the community's configured reasons.
+    pub reason: String,
+    pub asked_by: Actor,
+    pub asked_at: Timestamp,
+    /// The supervisor who approved or refused it; absent while it waits.
+    pub decided_by: Option<Actor>,
+    pub approved: bool,
+    /// When the clock stopped (the approval), and when it ran again.
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// When an approved pause ends by itself.
+    pub until: Option<Timestamp>,
+}
+
+impl Pause {
+    /// Approved and not over: the resolution clock is stopped.
+    pub fn active(&self) -> bool {
+        self.approved && self.to.is_none()
+    }
+}
+
 /// The resident's answer to 解决了吗？满意吗？ after one handling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -187,6 +214,15 @@ pub struct Incident {
     /// Breaches of earlier handlings (the flags above are the current handling's).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub earlier_breaches: u32,
+    /// 挂起 asked and waiting for a supervisor, or approved and running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Pause>,
+    /// Pauses over (ended, refused, or left undecided at resolution), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<Pause>,
+    /// Time the resolution clock stood still (ms): not counted against the target.
+    #[serde(default, skip_serializing_if = "is_zero64")]
+    pub paused_ms: u64,
     /// The private code on the resident's slip and in their status link: with the ticket it
     /// opens the status page and lets them rate. Never in any view (`view` clears it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +240,10 @@ pub struct Incident {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -259,6 +299,9 @@ impl Incident {
             round: 0,
             answers: Vec::new(),
             earlier_breaches: 0,
+            pause: None,
+            pauses: Vec::new(),
+            paused_ms: 0,
             key: key.clone(),
             proof: None,
             urges: 0,
@@ -301,9 +344,44 @@ impl Incident {
             Change::Returned { .. } if self.status == Status::HandedOver => {
                 self.status = Status::Claimed;
             }
+            Change::PauseAsked { reason }
+                if matches!(self.status, Status::Claimed | Status::HandedOver)
+                    && self.pause.is_none() =>
+            {
+                self.pause = Some(Pause {
+                    reason: reason.clone(),
+                    asked_by: event.actor.clone(),
+                    asked_at: event.at,
+                    decided_by: None,
+                    approved: false,
+                    from: None,
+                    to: None,
+                    until: None,
+                });
+            }
+            Change::PauseDecided { approved, until }
+                if self.status.is_open()
+                    && self.pause.as_ref().is_some_and(|p| p.decided_by.is_none())
+                    && *approved == until.is_some() =>
+            {
+                let mut pause = self.pause.take().expect("checked");
+                pause.decided_by = Some(event.actor.clone());
+                pause.approved = *approved;
+                if *approved {
+                    pause.from = Some(event.at);
+                    pause.until = *until;
+                    self.pause = Some(pause);
+                } else {
+                    self.pauses.push(pause);
+                }
+            }
+            Change::Resumed if self.pause.as_ref().is_some_and(Pause::active) => {
+                self.end_pause(event.at);
+            }
             Change::Resolved { outcome, proof }
                 if matches!(self.status, Status::Claimed | Status::HandedOver) =>
             {
+                self.end_pause(event.at);
                 self.status = Status::Resolved;
                 self.resolved_at = Some(event.at);
                 self.outcome = Some(outcome.clone());
@@ -319,6 +397,7 @@ impl Incident {
                 self.resolution_breached = false;
             }
             Change::Cancelled { reason } if self.status.is_open() => {
+                self.end_pause(event.at);
                 self.status = Status::Cancelled;
                 self.cancel_reason = Some(reason.clone());
             }
@@ -367,6 +446,20 @@ impl Incident {
         Ok(())
     }
 
+    /// Ends the current pause at `at` (an approved one at its limit at the latest): its time is
+    /// added to the resolution deadline. One still waiting for a decision is dropped undecided.
+    fn end_pause(&mut self, at: Timestamp) {
+        let Some(mut pause) = self.pause.take() else { return };
+        if let (true, Some(from)) = (pause.active(), pause.from) {
+            let end = pause.until.map_or(at, |until| until.min(at)).max(from);
+            let paused = end.since(from);
+            pause.to = Some(end);
+            self.paused_ms += paused.0;
+            self.resolve_by = self.resolve_by.plus(paused);
+        }
+        self.pauses.push(pause);
+    }
+
     /// 二次办理: open and unclaimed again, with the new handling's clocks.
     fn start_again(&mut self, clocks: &crate::lifecycle::Deadlines) {
         self.earlier_breaches +=
@@ -408,14 +501,16 @@ impl Incident {
             let change = Change::Breached { timer: Timer::Response, deadline: self.respond_by };
             (self.respond_by, change)
         });
-        let resolution = (open && !self.resolution_breached).then(|| {
+        let paused = self.pause.as_ref().filter(|p| p.active());
+        let resolution = (open && !self.resolution_breached && paused.is_none()).then(|| {
             let change = Change::Breached { timer: Timer::Resolution, deadline: self.resolve_by };
             (self.resolve_by, change)
         });
+        let resume = paused.and_then(|p| p.until).map(|until| (until, Change::Resumed));
         let escalation = self
             .escalate_by
             .filter(|_| unclaimed && !self.escalated_unclaimed)
             .map(|at| (at, Change::Escalated { reason: EscalationReason::Unclaimed }));
-        response.into_iter().chain(resolution).chain(escalation)
+        response.into_iter().chain(resolution).chain(escalation).chain(resume)
     }
 }

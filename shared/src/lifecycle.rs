@@ -21,6 +21,8 @@ pub const MAX_PLACE_CHARS: usize = 20;
 /// incident stays well under the size sled writes as a separate, never-fsynced blob.
 pub const MAX_NOTES: usize = 20;
 pub const MAX_NOTES_CHARS: usize = 4000;
+/// Most pauses (挂起) one incident may ask for: each needs a supervisor's look.
+pub const MAX_PAUSES: usize = 5;
 
 /// Where a principal may act.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +116,16 @@ pub enum Action {
     Urge {
         note: String,
     },
+    /// 挂起: the holder asks to pause the resolution clock, with one of the configured reasons.
+    Pause {
+        reason: String,
+    },
+    /// A supervisor approves or refuses the pause asked for.
+    DecidePause {
+        approve: bool,
+    },
+    /// The holder (or a supervisor) ends a running pause: the clock runs again.
+    Resume,
 }
 
 fn yes() -> bool {
@@ -169,6 +181,14 @@ pub enum LifecycleError {
     BadAttachments,
     #[error("an incident is assigned to an active grid worker of its compound")]
     NotAWorkerHere,
+    #[error("a pause is asked for with one of the community's reasons")]
+    UnknownPauseReason,
+    #[error("a pause is already asked for or running")]
+    AlreadyPaused,
+    #[error("no pause is waiting for a decision or running")]
+    NotPaused,
+    #[error("this incident has been paused as often as it may be ({MAX_PAUSES} times)")]
+    TooManyPauses,
 }
 
 impl LifecycleError {
@@ -197,6 +217,10 @@ impl LifecycleError {
             LifecycleError::NoPlace => ErrorCode::NoPlace,
             LifecycleError::BadAttachments => ErrorCode::BadAttachments,
             LifecycleError::NotAWorkerHere => ErrorCode::NotAWorkerHere,
+            LifecycleError::UnknownPauseReason => ErrorCode::UnknownPauseReason,
+            LifecycleError::AlreadyPaused => ErrorCode::AlreadyPaused,
+            LifecycleError::NotPaused => ErrorCode::NotPaused,
+            LifecycleError::TooManyPauses => ErrorCode::TooManyPauses,
         }
     }
 
@@ -330,7 +354,10 @@ pub fn decide(
         return reveal(incident, who, community);
     }
     if !matches!(role, Role::Worker | Role::Supervisor)
-        || (matches!(action, Action::Assign { .. } | Action::Urge { .. }) && !who.is_supervisor())
+        || (matches!(
+            action,
+            Action::Assign { .. } | Action::Urge { .. } | Action::DecidePause { .. }
+        ) && !who.is_supervisor())
     {
         return Err(LifecycleError::RoleNotAllowed { role, what: action_name(action) });
     }
@@ -432,6 +459,38 @@ pub fn decide(
             }
             Ok(Change::Urged { note: note.clone() })
         }
+        Action::Pause { reason } => {
+            open_and_claimed()?;
+            if incident.pause.is_some() {
+                return Err(LifecycleError::AlreadyPaused);
+            }
+            if !community.pauses.reasons.contains(reason) {
+                return Err(LifecycleError::UnknownPauseReason);
+            }
+            if incident.pauses.len() >= MAX_PAUSES {
+                return Err(LifecycleError::TooManyPauses);
+            }
+            Ok(Change::PauseAsked { reason: reason.clone() })
+        }
+        Action::DecidePause { approve } => {
+            if !incident.status.is_open() {
+                return Err(LifecycleError::AlreadyResolved);
+            }
+            match &incident.pause {
+                Some(p) if p.decided_by.is_none() => Ok(Change::PauseDecided {
+                    approved: *approve,
+                    until: approve.then(|| now.plus(community.pauses.limit)),
+                }),
+                _ => Err(LifecycleError::NotPaused),
+            }
+        }
+        Action::Resume => {
+            open_and_claimed()?;
+            match &incident.pause {
+                Some(p) if p.active() => Ok(Change::Resumed),
+                _ => Err(LifecycleError::NotPaused),
+            }
+        }
         Action::Rate { .. } | Action::Reveal => unreachable_action(role, action),
     }
 }
@@ -532,6 +591,9 @@ fn action_name(action: &Action) -> &'static str {
         Action::Assign { .. } => "assign",
         Action::Urge { .. } => "urge",
         Action::Reveal => "see the phone number",
+        Action::Pause { .. } => "ask for a pause",
+        Action::DecidePause { .. } => "decide on a pause",
+        Action::Resume => "resume",
     }
 }
 
@@ -573,6 +635,7 @@ mod tests {
             }],
             escalation: Default::default(),
             quick_replies: Default::default(),
+            pauses: Default::default(),
         }
     }
 

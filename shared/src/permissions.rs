@@ -26,6 +26,19 @@ pub enum Holder {
     Other,
 }
 
+/// Where an incident's pause (挂起) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PauseState {
+    /// No pause asked for or running.
+    None,
+    /// Asked for, waiting for a supervisor.
+    Asked,
+    /// Approved: the resolution clock stands still.
+    Running,
+}
+
 /// The actions one kind of viewer may take on one kind of incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -35,6 +48,7 @@ pub struct Permission {
     pub holder: Holder,
     /// A private category (助老, 低保, 救助 by default).
     pub private: bool,
+    pub pause: PauseState,
     /// Client message types, for example `claim`, `resolve`, `assign`.
     pub actions: Vec<&'static str>,
 }
@@ -75,10 +89,11 @@ fn community() -> Community {
         categories: vec![category("open", false), category("private", true)],
         escalation: Default::default(),
         quick_replies: Default::default(),
+        pauses: Default::default(),
     }
 }
 
-fn incident(private: bool, status: Status, holder: Holder) -> Incident {
+fn incident(private: bool, status: Status, holder: Holder, pause: PauseState) -> Incident {
     let report = Report {
         compound: CompoundId(COMPOUND.into()),
         category: CategoryId(if private { "private" } else { "open" }.into()),
@@ -112,6 +127,16 @@ fn incident(private: bool, status: Status, holder: Holder) -> Incident {
         Holder::Me => Some(actor("viewer", Role::Worker)),
         Holder::Other => Some(actor("other", Role::Worker)),
     };
+    incident.pause = (pause != PauseState::None).then(|| crate::incident::Pause {
+        reason: "x".into(),
+        asked_by: actor("other", Role::Worker),
+        asked_at: Timestamp(0),
+        decided_by: (pause == PauseState::Running).then(|| actor("boss", Role::Supervisor)),
+        approved: pause == PauseState::Running,
+        from: (pause == PauseState::Running).then_some(Timestamp(0)),
+        to: None,
+        until: (pause == PauseState::Running).then_some(Timestamp(1)),
+    });
     incident
 }
 
@@ -130,6 +155,12 @@ fn actions() -> Vec<(&'static str, Action)> {
         ("assign", Action::Assign { to: principal("someone", Role::Worker) }),
         ("urge", Action::Urge { note: text() }),
         ("rate", Action::Rate { rating: crate::audit::Rating::Satisfied, key: None, solved: true }),
+        (
+            "pause",
+            Action::Pause { reason: crate::community::PausePolicy::default().reasons[0].clone() },
+        ),
+        ("decide_pause", Action::DecidePause { approve: true }),
+        ("resume", Action::Resume),
     ]
 }
 
@@ -152,15 +183,22 @@ pub fn permissions() -> Vec<Permission> {
                     continue;
                 }
                 for private in [false, true] {
-                    let incident = incident(private, status, holder);
-                    let actions = actions()
-                        .into_iter()
-                        .filter(|(_, action)| {
-                            decide(&incident, &who, action, Timestamp(0), &community).is_ok()
-                        })
-                        .map(|(name, _)| name)
-                        .collect();
-                    table.push(Permission { role, status, holder, private, actions });
+                    for pause in [PauseState::None, PauseState::Asked, PauseState::Running] {
+                        // A pause belongs to an incident someone holds, open.
+                        let open_held = matches!(status, Status::Claimed | Status::HandedOver);
+                        if pause != PauseState::None && !open_held {
+                            continue;
+                        }
+                        let incident = incident(private, status, holder, pause);
+                        let actions = actions()
+                            .into_iter()
+                            .filter(|(_, action)| {
+                                decide(&incident, &who, action, Timestamp(0), &community).is_ok()
+                            })
+                            .map(|(name, _)| name)
+                            .collect();
+                        table.push(Permission { role, status, holder, private, pause, actions });
+                    }
                 }
             }
         }
@@ -176,10 +214,47 @@ mod tests {
         permissions()
             .into_iter()
             .find(|p| {
-                p.role == role && p.status == status && p.holder == holder && p.private == private
+                p.role == role
+                    && p.status == status
+                    && p.holder == holder
+                    && p.private == private
+                    && p.pause == PauseState::None
             })
             .map(|p| p.actions)
             .unwrap_or_default()
+    }
+
+    fn with_pause(role: Role, holder: Holder, pause: PauseState) -> Vec<&'static str> {
+        permissions()
+            .into_iter()
+            .find(|p| {
+                p.role == role
+                    && p.status == Status::Claimed
+                    && p.holder == holder
+                    && !p.private
+                    && p.pause == pause
+            })
+            .map(|p| p.actions)
+            .unwrap_or_default()
+    }
+
+    /// 挂起: the holder asks and resumes, a supervisor decides; nobody else.
+    #[test]
+    fn a_pause_is_asked_by_the_holder_and_decided_by_a_supervisor() {
+        assert!(with_pause(Role::Worker, Holder::Me, PauseState::None).contains(&"pause"));
+        assert!(!with_pause(Role::Worker, Holder::Other, PauseState::None).contains(&"pause"));
+        let asked = with_pause(Role::Worker, Holder::Me, PauseState::Asked);
+        assert!(!asked.contains(&"pause") && !asked.contains(&"decide_pause"), "{asked:?}");
+        assert!(
+            with_pause(Role::Supervisor, Holder::Other, PauseState::Asked)
+                .contains(&"decide_pause")
+        );
+        assert!(with_pause(Role::Worker, Holder::Me, PauseState::Running).contains(&"resume"));
+        assert!(
+            !with_pause(Role::Supervisor, Holder::Other, PauseState::Running)
+                .contains(&"decide_pause")
+        );
+        assert!(with_pause(Role::BuildingHead, Holder::Other, PauseState::Asked).is_empty());
     }
 
     /// What the issue found on the board: a building head was offered 接单 and 撤销.

@@ -131,6 +131,12 @@ client_messages! {
         Reveal "reveal" {} => Action::Reveal
         /// 督办 (supervisors): a logged nudge the holder sees, counted by the audit.
         Urge "urge" { note: String } => Action::Urge { note }
+        /// 挂起: the holder asks to pause the resolution clock, with a configured reason.
+        Pause "pause" { reason: String } => Action::Pause { reason }
+        /// A supervisor approves (`true`) or refuses the pause asked for.
+        DecidePause "decide_pause" { approve: bool } => Action::DecidePause { approve }
+        /// The holder or a supervisor ends a running pause.
+        Resume "resume" {} => Action::Resume
     }
 }
 
@@ -412,6 +418,10 @@ error_codes! {
     NoPlace => "请选择楼号，或选“公共区域”",
     BadAttachments => "附件有误，请重新录音或拍照",
     NotAWorkerHere => "只能派给该小区的网格员",
+    UnknownPauseReason => "请从列出的挂起原因中选择",
+    AlreadyPaused => "该事项已申请挂起或正在挂起中",
+    NotPaused => "该事项没有待批准或进行中的挂起",
+    TooManyPauses => "该事项挂起次数已满，请联系书记",
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

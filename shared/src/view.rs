@@ -229,6 +229,7 @@ mod tests {
             categories: vec![category("repair", false), category("elderly", true)],
             escalation: Default::default(),
             quick_replies: Default::default(),
+            pauses: Default::default(),
         }
     }
 
@@ -280,6 +281,9 @@ mod tests {
             round: 0,
             answers: Vec::new(),
             earlier_breaches: 0,
+            pause: None,
+            pauses: Vec::new(),
+            paused_ms: 0,
             key: Some(KEY.into()),
             proof: None,
             urges: 0,

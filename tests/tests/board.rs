@@ -382,3 +382,78 @@ async fn a_building_head_calls_back_from_the_list_and_not_solved_is_handled_agai
     let incident = boss.incident(done[1].id);
     assert_eq!((incident.round, incident.answers[0].by.name.as_str()), (1, "周楼长"), "who called");
 }
+
+/// 挂起 on the board: the worker asks with a tap on a reason, the 书记 sees the request and
+/// approves it, the worker's card shows the clock standing still, and the audit lists the pause
+/// with its reason and approver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_is_asked_on_the_phone_and_approved_at_the_desk() {
+    let _turn = TURN.acquire().await.unwrap();
+    let clock = ManualClock::new(now());
+    let server = TestServer::start_in_process(clock.clone()).await;
+    let mut kiosk = server.kiosk("c1").await;
+    let incident = kiosk.file(report("c1", "楼顶漏水，要等施工队")).await;
+    let mut wang = server.user("wang").await;
+    assert_eq!(
+        refused(&answer(&mut wang, ClientMessage::Claim { id: 1, incident: incident.id }).await),
+        None
+    );
+
+    let driver = Driver::start();
+    let (phone, desk) = (driver.session().await, driver.session().await);
+    phone.set_window_size(390, 844).await.unwrap();
+    board_log_in(&phone, &server, "wang").await;
+    board_log_in(&desk, &server, "boss").await;
+    let on_card = |what: &str| format!("{} {what}", card(&incident.ticket.0));
+    click(&phone, &on_card("button[data-action=pause]")).await;
+    wait_js(
+        &phone,
+        "the reasons",
+        "return document.querySelectorAll('#ask-quick .chip').length === 3",
+    )
+    .await;
+    click(&phone, "#ask-quick .chip:nth-child(2)").await;
+    let reason =
+        phone.execute("return document.getElementById('ask-text').value", vec![]).await.unwrap();
+    assert_eq!(reason, serde_json::json!("等待物业/施工方"));
+    click(&phone, "#ask-ok").await;
+
+    // The desk: the request, and the two buttons only a supervisor has.
+    wait_js(
+        &desk,
+        "the request",
+        &format!(
+            "return document.querySelector(\"{}\")?.dataset.pause === 'asked'",
+            on_card(".pause-line")
+        ),
+    )
+    .await;
+    let offered = phone
+        .execute(
+            &format!(
+                "return [...document.querySelectorAll(\"{}\")].map(b => b.dataset.action)",
+                on_card("button[data-action]")
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(!offered.as_array().unwrap().iter().any(|a| a == "approve_pause"), "{offered}");
+    screenshots(&desk, "board-pause-approval").await;
+    clean(&desk, "board with a pause to approve").await;
+    click(&desk, &on_card("button[data-action=approve_pause]")).await;
+
+    // The phone: the clock stands still, and the worker may resume.
+    wait_js(&phone, "paused", &format!("return document.querySelector(\"{}\").textContent.startsWith('⏸') && !!document.querySelector(\"{}\")", on_card(".timer"), on_card("button[data-action=resume]"))).await;
+    screenshots(&phone, "board-paused").await;
+    clean(&phone, "board with a running pause").await;
+
+    // The audit lists the pause with its reason and approver.
+    desk.goto(&format!("{}/audit", server.url)).await.unwrap();
+    wait_js(&desk, "the pause record", "return !!document.querySelector('#pauses tbody tr')").await;
+    let row = text_of(&desk, "#pauses tbody tr").await;
+    assert!(
+        row.contains("等待物业/施工方") && row.contains("王芳") && row.contains("胡书记"),
+        "{row}"
+    );
+}

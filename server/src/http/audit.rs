@@ -56,6 +56,8 @@ pub enum Only {
     SecondHandling,
     /// Open now and past the target that runs now (whatever the period asked: it is about now).
     LateNow,
+    /// 挂起: a pause was asked for (approved, refused or waiting).
+    Paused,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
@@ -171,6 +173,7 @@ fn rows_of(app: &App, who: &Principal, params: &Params) -> Result<Vec<AuditRow>,
                 latest.or(r.rating) == Some(Rating::Dissatisfied)
             }
             Only::SecondHandling => r.answers.iter().any(|a| !a.solved && a.at <= asof),
+            Only::Paused => !r.pauses.is_empty(),
             Only::LateNow => {
                 let now = app.hub.store().now();
                 (r.status == Status::Reported && r.respond_by <= now)

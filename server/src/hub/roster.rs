@@ -154,6 +154,7 @@ mod tests {
             categories: Vec::new(),
             escalation: Default::default(),
             quick_replies: Default::default(),
+            pauses: Default::default(),
         };
         let person = |login: &str| Person {
             login: login.into(),

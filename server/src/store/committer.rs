@@ -371,14 +371,23 @@ impl Committer {
 
     /// Logs the breaches and escalation due for `incident` at `now`, and keeps its timer.
     fn stage_due(&mut self, group: &mut Group, incident: &mut Incident, now: Timestamp) {
-        let due = incident.due(now);
-        for change in &due {
-            if let Err(e) = self.append(group, incident, Actor::system(), change.clone(), now) {
-                tracing::error!(error = %e, "a due change does not apply");
+        let mut logged = false;
+        // A pause that ran out moves the resolution deadline, which may itself have passed by
+        // now: what is due is asked again after each round (a few at most).
+        for _ in 0..4 {
+            let due = incident.due(now);
+            if due.is_empty() {
+                break;
+            }
+            logged = true;
+            for change in due {
+                if let Err(e) = self.append(group, incident, Actor::system(), change, now) {
+                    tracing::error!(error = %e, "a due change does not apply");
+                }
             }
         }
         self.deadlines.update(incident);
-        if !due.is_empty() {
+        if logged {
             group.touched.insert(incident.id, incident.clone());
         }
     }
