@@ -107,6 +107,7 @@ function render() {
   document.getElementById("by-source").replaceChildren(
     el("strong", {}, `${t("satisfaction_by_source")}：`), (f.by_source ?? []).map(source).join(" · "));
   renderLateNow();
+  renderRecurring();
   document.getElementById("chart-response").replaceChildren(histogram(summary.response_histogram));
   document.getElementById("chart-daily").replaceChildren(daily(summary.daily));
   document.getElementById("tables").replaceChildren(
@@ -130,6 +131,16 @@ function pauseTable() {
       el("td", {}, p.decided_by ? `${p.decided_by.name}${p.approved ? "" : `（${t("pause_refused")}）`}` : t("pause_waiting")),
       el("td", {}, p.from ? formatTime(p.from) : "—"), el("td", {}, p.to ? formatTime(p.to) : p.from ? `${t("until")} ${formatTime(p.until)}` : "—"),
       el("td", {}, p.from && p.to ? span(p.to - p.from) : "—"))))));
+}
+
+/** 每月一题: the recurring problems of the period, for the office to take up. */
+function renderRecurring() {
+  const list = summary.recurring ?? [];
+  document.getElementById("recurring").replaceChildren(
+    el("h2", {}, `${t("recurring_title")} · ${list.length}`),
+    list.length ? el("ul", { class: "late-list" }, list.map((r) => el("li", {},
+      `${community.compounds.find((c) => c.id === r.compound)?.name ?? r.compound} ${r.building} · ${categoryName(r.category)} · ${r.incidents.length} ${t("items")}：`,
+      r.incidents.flatMap((id, n) => [n ? "、" : "", el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTimeline(id); } }, r.tickets[n])])))) : el("p", {}, t("no_recurring")));
 }
 
 /** 此刻超时: what is late right now, whatever the period, most overdue first. */
@@ -341,5 +352,8 @@ async function main() {
   document.getElementById("lang").addEventListener("click", () => toggleLang(() => render()));
   document.getElementById("print-report").addEventListener("click", printReport);
   await load();
+  // Opened from a board's link to an earlier report (`/audit#incident=12`).
+  const asked = /^#incident=(\d+)$/.exec(location.hash);
+  if (asked) showTimeline(Number(asked[1]));
 }
 main();

@@ -332,6 +332,17 @@ function top(i) {
     el("span", {}, c ? `${c.icon} ${name(c.name, c.name_en)}` : i.report.category));
 }
 
+/** 每月一题: a problem reported again at the same building; a supervisor opens the earlier ones. */
+function recurringLine(i) {
+  if (!i.recurring?.length) return null;
+  const ticket = (id) => String(id).padStart(4, "0");
+  const earlier = i.recurring.map((id) => (hello.identity.role === "supervisor"
+    ? el("a", { href: `/audit#incident=${id}` }, ticket(id))
+    : el("span", {}, ticket(id))));
+  return el("div", { class: "recurring-line" }, `🔁 ${t("recurring").replace("{n}", i.recurring.length + 1)}：`,
+    earlier.flatMap((e, n) => (n ? ["、", e] : [e])));
+}
+
 function card(i, now) {
   const c = category(i);
   const left = timeLeft(i, now);
@@ -347,6 +358,7 @@ function card(i, now) {
       i.pause.approved
         ? `⏸ ${t("paused")}：${i.pause.reason} · ${t("approved_by")} ${i.pause.decided_by?.name ?? ""} · ${t("until")} ${formatTime(i.pause.until)}`
         : `⏸ ${t("pause_asked")}：${i.pause.reason}（${i.pause.asked_by.name}，${t("waiting_approval")}）`) : null,
+    recurringLine(i),
     el("div", { class: "meta" }, `${placeOf(i)} · ${t("reported_at")} ${formatTime(i.reported_at)}`),
     el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),
     attachments(i),

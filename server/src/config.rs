@@ -50,6 +50,15 @@ struct File {
     quick_replies: std::collections::BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pauses: Option<Spanned<PauseEntry>>,
+    #[serde(default)]
+    recurring: Option<Spanned<RecurringEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecurringEntry {
+    reports: u32,
+    within: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +183,13 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
         categories,
         escalation,
         quick_replies: file.quick_replies,
+        recurring: match &file.recurring {
+            None => Default::default(),
+            Some(r) => hongfan_shared::community::RecurringPolicy {
+                reports: r.get_ref().reports,
+                within: duration(&r.get_ref().within)?,
+            },
+        },
         pauses: match &file.pauses {
             None => Default::default(),
             Some(p) => hongfan_shared::community::PausePolicy {

@@ -33,6 +33,9 @@ pub struct AuditRow {
     pub id: IncidentId,
     pub ticket: Ticket,
     pub compound: CompoundId,
+    /// The building as reported (empty for a place without one).
+    #[serde(default)]
+    pub building: String,
     pub category: CategoryId,
     pub urgency: Urgency,
     pub reported_at: Timestamp,
@@ -65,6 +68,9 @@ pub struct AuditRow {
     /// Time the resolution clock stood still (ms), not counted in the resolution time.
     #[serde(default)]
     pub paused_ms: u64,
+    /// 每月一题: flagged as recurring when reported.
+    #[serde(default)]
+    pub recurring: bool,
 }
 
 impl From<&Incident> for AuditRow {
@@ -73,6 +79,7 @@ impl From<&Incident> for AuditRow {
             id: i.id,
             ticket: i.ticket.clone(),
             compound: i.report.compound.clone(),
+            building: i.report.building.clone(),
             category: i.report.category.clone(),
             urgency: i.report.urgency,
             reported_at: i.reported_at,
@@ -92,6 +99,7 @@ impl From<&Incident> for AuditRow {
             answers: i.answers.clone(),
             pauses: i.pauses.iter().chain(&i.pause).cloned().collect(),
             paused_ms: i.paused_ms,
+            recurring: !i.recurring.is_empty(),
         }
     }
 }
@@ -350,6 +358,23 @@ pub struct Summary {
     pub by_category: Vec<Group>,
     pub response_histogram: Vec<Bucket>,
     pub daily: Vec<Day>,
+    /// 每月一题: the places and categories where a report of the period was flagged recurring,
+    /// most reported first.
+    #[serde(default)]
+    pub recurring: Vec<Recurring>,
+}
+
+/// One recurring problem: a category at a building of a compound, with the period's reports of
+/// it (cancelled ones not counted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Recurring {
+    pub compound: CompoundId,
+    pub building: String,
+    pub category: CategoryId,
+    /// The period's reports there, oldest first.
+    pub incidents: Vec<IncidentId>,
+    pub tickets: Vec<Ticket>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -425,7 +450,27 @@ pub fn summarize<'a>(
         day.responded_in_target += u64::from(claimed.is_some_and(|c| c <= row.respond_by));
         day.resolved += u64::from(row.resolved_at.is_some_and(|r| r <= asof));
     }
+    let mut places: BTreeMap<(&CompoundId, &str, &CategoryId), (bool, Vec<&AuditRow>)> =
+        BTreeMap::new();
+    for row in chosen.iter().filter(|r| r.status != Status::Cancelled && !r.building.is_empty()) {
+        let place = places.entry((&row.compound, &row.building, &row.category)).or_default();
+        place.0 |= row.recurring;
+        place.1.push(row);
+    }
+    let mut recurring: Vec<Recurring> = places
+        .into_iter()
+        .filter(|(_, (flagged, _))| *flagged)
+        .map(|((compound, building, category), (_, rows))| Recurring {
+            compound: compound.clone(),
+            building: building.to_owned(),
+            category: category.clone(),
+            incidents: rows.iter().map(|r| r.id).collect(),
+            tickets: rows.iter().map(|r| r.ticket.clone()).collect(),
+        })
+        .collect();
+    recurring.sort_by_key(|r| std::cmp::Reverse(r.incidents.len()));
     Summary {
+        recurring,
         query: query.clone(),
         asof,
         figures: figures(chosen.iter().copied(), asof),

@@ -41,6 +41,24 @@ pub struct Community {
     /// 挂起: why a worker may ask to pause a resolution clock, and how long a pause lasts at most.
     #[serde(default)]
     pub pauses: PausePolicy,
+    /// 每月一题: when the same problem at the same building counts as recurring.
+    #[serde(default)]
+    pub recurring: RecurringPolicy,
+}
+
+/// A report is flagged as recurring when, with it, its compound's building has had `reports`
+/// reports of its category within `within` (cancelled ones not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecurringPolicy {
+    pub reports: u32,
+    pub within: Millis,
+}
+
+impl Default for RecurringPolicy {
+    fn default() -> Self {
+        RecurringPolicy { reports: 3, within: Millis::from_hours(60 * 24) }
+    }
 }
 
 /// 挂起: a worker asks, with one of `reasons`; a supervisor approves or refuses; an approved
@@ -222,6 +240,11 @@ impl Community {
         }
         if self.escalation.unclaimed_after.0 == 0 || self.escalation.callback_after.0 == 0 {
             return Err(at(Place::Escalation)("a duration must be longer than zero".into()));
+        }
+        if self.recurring.reports < 2 || self.recurring.within.0 == 0 {
+            return Err(at(Place::Community)(
+                "recurring: at least 2 reports within a time longer than zero".into(),
+            ));
         }
         if self.pauses.limit.0 == 0
             || self.pauses.reasons.len() > MAX_ITEMS

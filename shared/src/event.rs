@@ -92,6 +92,10 @@ pub enum Change {
         /// The resident's private code (see `Incident::key`); absent in logs from before it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        /// 每月一题: the earlier reports of the same category at the same building that make
+        /// this one recurring (`community.recurring`), oldest first; empty when it is not.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        recurring: Vec<IncidentId>,
     },
     /// 接单.
     Claimed,

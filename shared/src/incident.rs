@@ -223,6 +223,10 @@ pub struct Incident {
     /// Time the resolution clock stood still (ms): not counted against the target.
     #[serde(default, skip_serializing_if = "is_zero64")]
     pub paused_ms: u64,
+    /// 每月一题: the earlier reports that make this one a recurring problem (same compound,
+    /// building and category within the community's `recurring.within`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recurring: Vec<IncidentId>,
     /// The private code on the resident's slip and in their status link: with the ticket it
     /// opens the status page and lets them rate. Never in any view (`view` clears it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,6 +271,7 @@ impl Incident {
             resolve_by,
             escalate_by,
             key,
+            recurring,
         } = &event.change
         else {
             return Err(ApplyError {
@@ -302,6 +307,7 @@ impl Incident {
             pause: None,
             pauses: Vec::new(),
             paused_ms: 0,
+            recurring: recurring.clone(),
             key: key.clone(),
             proof: None,
             urges: 0,

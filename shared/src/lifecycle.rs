@@ -636,6 +636,7 @@ mod tests {
             escalation: Default::default(),
             quick_replies: Default::default(),
             pauses: Default::default(),
+            recurring: Default::default(),
         }
     }
 
@@ -701,6 +702,7 @@ mod tests {
                     resolve_by: deadlines.resolve_by,
                     escalate_by: Some(deadlines.escalate_by),
                     key: Some(KEY.into()),
+                    recurring: Vec::new(),
                 },
             };
             Log { incident: Incident::from_event(&event).expect("reported"), seq: 1, now: T0 }

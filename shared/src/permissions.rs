@@ -90,6 +90,7 @@ fn community() -> Community {
         escalation: Default::default(),
         quick_replies: Default::default(),
         pauses: Default::default(),
+        recurring: Default::default(),
     }
 }
 
@@ -118,6 +119,7 @@ fn incident(private: bool, status: Status, holder: Holder, pause: PauseState) ->
             resolve_by: Timestamp(120_000),
             escalate_by: None,
             key: None,
+            recurring: Vec::new(),
         },
     };
     let mut incident = Incident::from_event(&event).expect("a report makes an incident");

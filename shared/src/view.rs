@@ -230,6 +230,7 @@ mod tests {
             escalation: Default::default(),
             quick_replies: Default::default(),
             pauses: Default::default(),
+            recurring: Default::default(),
         }
     }
 
@@ -284,6 +285,7 @@ mod tests {
             pause: None,
             pauses: Vec::new(),
             paused_ms: 0,
+            recurring: Vec::new(),
             key: Some(KEY.into()),
             proof: None,
             urges: 0,
@@ -307,6 +309,7 @@ mod tests {
                 resolve_by: Timestamp(2),
                 escalate_by: None,
                 key: Some(KEY.into()),
+                recurring: Vec::new(),
             },
             Change::Claimed,
             Change::Noted { text: NOTE.into() },

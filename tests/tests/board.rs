@@ -457,3 +457,48 @@ async fn a_pause_is_asked_on_the_phone_and_approved_at_the_desk() {
         "{row}"
     );
 }
+
+/// 每月一题 on the board: the third report of a category at one building is marked, with links
+/// to the earlier two; the second is not; the audit names it as the problem of the month.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_third_report_at_a_building_is_marked_recurring() {
+    let _turn = TURN.acquire().await.unwrap();
+    let server = TestServer::start().await;
+    let mut kiosk = server.kiosk("c1").await;
+    let mut filed = Vec::new();
+    for text in ["楼道灯坏了", "楼道灯又坏了", "楼道灯还是坏"] {
+        filed.push(kiosk.file(report("c1", text)).await);
+    }
+    let driver = Driver::start();
+    let desk = driver.session().await;
+    board_log_in(&desk, &server, "boss").await;
+    let third = card(&filed[2].ticket.0);
+    wait_js(&desk, "the third marked", &format!("return document.querySelector(\"{third} .recurring-line\")?.textContent.includes('第3次')")).await;
+    let links = desk.execute(&format!("return [...document.querySelectorAll(\"{third} .recurring-line a\")].map(a => a.textContent + ' ' + a.getAttribute('href'))"), vec![]).await.unwrap();
+    let (one, two) = (filed[0].id.0, filed[1].id.0);
+    assert_eq!(
+        links,
+        serde_json::json!([
+            format!("0001 /audit#incident={one}"),
+            format!("0002 /audit#incident={two}")
+        ])
+    );
+    let second = desk
+        .execute(
+            &format!(
+                "return !!document.querySelector(\"{} .recurring-line\")",
+                card(&filed[1].ticket.0)
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(second, serde_json::json!(false), "the second is not recurring yet");
+    screenshots(&desk, "board-recurring").await;
+    clean(&desk, "board with a recurring problem").await;
+    // The link opens the earlier report's timeline in the audit.
+    click(&desk, &format!("{third} .recurring-line a")).await;
+    wait_js(&desk, "the earlier report's timeline", "return document.getElementById('timeline-dialog').open && document.getElementById('timeline').textContent.includes('楼道灯坏了')").await;
+    let problem = text_of(&desk, "#recurring").await;
+    assert!(problem.contains("3号楼") && problem.contains("3 件"), "{problem}");
+}

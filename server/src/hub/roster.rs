@@ -155,6 +155,7 @@ mod tests {
             escalation: Default::default(),
             quick_replies: Default::default(),
             pauses: Default::default(),
+            recurring: Default::default(),
         };
         let person = |login: &str| Person {
             login: login.into(),

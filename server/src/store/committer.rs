@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::deadlines::Deadlines;
 use super::disk::{AuxWrite, Loaded};
+use super::places::Places;
 use super::{Aux, Commit, Committed, OfficeNow, Reported, Shared, StoreError};
 
 /// How many requests one group commit takes at most.
@@ -114,6 +115,7 @@ pub(super) struct Committer {
     next_id: u64,
     requests: HashMap<(String, String), IncidentId>,
     deadlines: Deadlines,
+    places: Places,
     /// When the high-water mark was last written.
     marked_at: std::time::Instant,
     /// When sled was last made durable (and the write-ahead log emptied).
@@ -141,6 +143,7 @@ impl Committer {
             next_seq: loaded.last_seq + 1,
             next_id: loaded.next_id,
             requests: loaded.requests,
+            places: Places::from_rows(&loaded.rows),
             deadlines,
             marked_at: std::time::Instant::now(),
             checkpointed_at: std::time::Instant::now(),
@@ -305,6 +308,7 @@ impl Committer {
         }
         let id = IncidentId(self.next_id);
         let compound = report.compound.clone();
+        let recurring = self.recurring(group, &report, now);
         let change = Change::Reported {
             ticket: Ticket::for_id(id),
             report: Box::new(report),
@@ -313,6 +317,7 @@ impl Committer {
             resolve_by: deadlines.resolve_by,
             escalate_by: Some(deadlines.escalate_by),
             key: Some(slip_key()),
+            recurring,
         };
         let event = self.event(id, who.actor.clone(), change, now);
         let mut incident =
@@ -320,6 +325,7 @@ impl Committer {
         self.next_seq += 1;
         self.next_id += 1;
         self.requests.insert(request, id);
+        self.places.add(&incident.report, now, id);
         group.events.push(event.clone());
         let created = Arc::new(incident.clone());
         group.states.push((None, created.clone()));
@@ -334,6 +340,25 @@ impl Committer {
         self.deadlines.update(&incident);
         group.touched.insert(id, incident.clone());
         Ok(Reported { incident, event: Some(event) })
+    }
+
+    /// 每月一题: the earlier reports that, with this one, make the community's count at its place
+    /// within its time (cancelled ones not counted); empty when they do not.
+    fn recurring(&self, group: &Group, report: &Report, now: Timestamp) -> Vec<IncidentId> {
+        let policy = self.community.recurring;
+        let since = Timestamp(now.0.saturating_sub(policy.within.0 as i64));
+        let earlier: Vec<IncidentId> = self
+            .places
+            .since(report, since)
+            .into_iter()
+            .filter(|id| {
+                self.incident(group, *id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|i| i.status != hongfan_shared::Status::Cancelled)
+            })
+            .collect();
+        if earlier.len() + 1 >= policy.reports as usize { earlier } else { Vec::new() }
     }
 
     fn stage_action(

@@ -9,6 +9,7 @@ pub mod backup;
 mod committer;
 mod deadlines;
 mod disk;
+mod places;
 mod wal;
 
 use std::collections::BTreeMap;
