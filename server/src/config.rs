@@ -52,6 +52,8 @@ struct File {
     pauses: Option<Spanned<PauseEntry>>,
     #[serde(default)]
     recurring: Option<Spanned<RecurringEntry>>,
+    #[serde(default)]
+    points: Option<hongfan_shared::points::PointsRules>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +185,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
         categories,
         escalation,
         quick_replies: file.quick_replies,
+        points: file.points.unwrap_or_default(),
         recurring: match &file.recurring {
             None => Default::default(),
             Some(r) => hongfan_shared::community::RecurringPolicy {

@@ -20,6 +20,10 @@ pub enum OfficeError {
     BadRota(String),
     #[error("{0}")]
     BadCommunity(String),
+    #[error("{0}")]
+    BadPoints(String),
+    #[error("{0}")]
+    BadPatrol(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -105,6 +109,8 @@ fn concerns(by: &Principal, change: &OfficeChange) -> bool {
         (Scope::Compounds(_), OfficeChange::Kiosk { after, .. }) => by.may_act_in(&after.compound),
         (Scope::Compounds(_), OfficeChange::Rota { compound, .. }) => by.may_act_in(compound),
         (Scope::Compounds(_), OfficeChange::Community { .. }) => true,
+        // Points and patrols concern the whole community's list (the 楼长节's).
+        (Scope::Compounds(_), OfficeChange::Award(_) | OfficeChange::Patrol(_)) => true,
     }
 }
 
@@ -128,4 +134,91 @@ pub fn history(
         .take(limit)
         .map(without_secrets)
         .collect())
+}
+
+/// Longest reason of a points adjustment, or text of a patrol, in characters.
+pub const MAX_POINTS_TEXT: usize = 200;
+/// Largest adjustment, either way.
+pub const MAX_ADJUSTMENT: i32 = 100;
+
+/// 楼长积分: a supervisor adds or corrects a building head's points, with a reason. The ledger
+/// is never edited: a correction is one more entry.
+pub async fn adjust_points(
+    store: &Store,
+    by: &Principal,
+    head: String,
+    points: i32,
+    reason: String,
+    incident: Option<hongfan_shared::IncidentId>,
+) -> Result<OfficeEvent, OfficeError> {
+    if by.actor.role != Role::Supervisor {
+        return Err(OfficeError::NotYours);
+    }
+    let reason = reason.trim().to_owned();
+    if points == 0 || points.abs() > MAX_ADJUSTMENT {
+        return Err(OfficeError::BadPoints(format!(
+            "points are between -{MAX_ADJUSTMENT} and {MAX_ADJUSTMENT}, not 0"
+        )));
+    }
+    if reason.is_empty() || reason.chars().count() > MAX_POINTS_TEXT {
+        return Err(OfficeError::BadPoints(format!(
+            "a reason of 1 to {MAX_POINTS_TEXT} characters is needed"
+        )));
+    }
+    let by = by.clone();
+    change(store, &by.clone(), move |office| {
+        let person =
+            office.people.get(&head).filter(|p| p.role == Role::BuildingHead).ok_or_else(|| {
+                OfficeError::BadPoints(format!("{head:?} is not a building head"))
+            })?;
+        if !person.compounds.iter().any(|c| by.may_act_in(c)) {
+            return Err(OfficeError::NotYours);
+        }
+        let head = hongfan_shared::Actor {
+            id: person.login.clone(),
+            name: person.name.clone(),
+            role: Role::BuildingHead,
+        };
+        let rule = hongfan_shared::points::PointsRule::Adjustment;
+        Ok(OfficeChange::Award(hongfan_shared::points::Award {
+            head,
+            points,
+            rule,
+            reason,
+            incident,
+        }))
+    })
+    .await
+}
+
+/// 巡防: a building head records a patrol round of their own buildings; it earns its points in
+/// the same group.
+pub async fn record_patrol(
+    store: &Store,
+    by: &Principal,
+    patrol: hongfan_shared::points::Patrol,
+) -> Result<OfficeEvent, OfficeError> {
+    if by.actor.role != Role::BuildingHead {
+        return Err(OfficeError::NotYours);
+    }
+    let checked = patrol.checked.trim();
+    if checked.is_empty()
+        || checked.chars().count() > MAX_POINTS_TEXT
+        || patrol.found.chars().count() > hongfan_shared::lifecycle::MAX_TEXT_CHARS
+    {
+        return Err(OfficeError::BadPatrol(format!(
+            "what was checked (1 to {MAX_POINTS_TEXT} characters) is needed"
+        )));
+    }
+    let login = by.actor.id.clone();
+    change(store, by, move |office| {
+        let theirs = office.people.get(&login).map(|p| p.buildings.clone()).unwrap_or_default();
+        if patrol.buildings.is_empty() || !patrol.buildings.iter().all(|b| theirs.contains(b)) {
+            return Err(OfficeError::BadPatrol(
+                "a patrol covers some of your own buildings".into(),
+            ));
+        }
+        Ok(OfficeChange::Patrol(patrol))
+    })
+    .await
 }

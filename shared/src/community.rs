@@ -44,6 +44,9 @@ pub struct Community {
     /// 每月一题: when the same problem at the same building counts as recurring.
     #[serde(default)]
     pub recurring: RecurringPolicy,
+    /// 楼长积分: how many points each deed of a building head earns.
+    #[serde(default)]
+    pub points: crate::points::PointsRules,
 }
 
 /// A report is flagged as recurring when, with it, its compound's building has had `reports`

@@ -11,6 +11,7 @@ pub mod incident;
 pub mod lifecycle;
 pub mod office;
 pub mod permissions;
+pub mod points;
 pub mod protocol;
 pub mod time;
 pub mod view;

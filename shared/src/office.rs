@@ -222,6 +222,10 @@ pub enum OfficeChange {
         before: Option<Box<Community>>,
         after: Box<Community>,
     },
+    /// 楼长积分: points given (by a rule, with what earned them) or corrected by a supervisor.
+    Award(crate::points::Award),
+    /// 巡防: a building head's patrol round (the actor is the building head).
+    Patrol(crate::points::Patrol),
 }
 
 /// One change to how the office runs.
@@ -242,11 +246,18 @@ pub struct Office {
     pub people: BTreeMap<String, Person>,
     pub kiosks: BTreeMap<String, Kiosk>,
     pub rotas: BTreeMap<CompoundId, Rota>,
+    /// 楼长积分: every award, oldest first.
+    pub ledger: Vec<crate::points::Entry>,
     /// `None` only before the first event (the seeded community).
     pub community: Option<Community>,
 }
 
 impl Office {
+    /// Whether the ledger already has an award of `rule` for `incident`.
+    pub fn awarded(&self, rule: crate::points::PointsRule, incident: crate::IncidentId) -> bool {
+        self.ledger.iter().any(|e| e.award.rule == rule && e.award.incident == Some(incident))
+    }
+
     /// Folds one event in; an event out of order is refused.
     pub fn apply(&mut self, event: &OfficeEvent) -> Result<(), String> {
         if event.seq != self.seq + 1 {
@@ -263,6 +274,13 @@ impl Office {
                 self.rotas.insert(compound.clone(), Rota::clone(after));
             }
             OfficeChange::Community { after, .. } => self.community = Some(Community::clone(after)),
+            OfficeChange::Award(award) => self.ledger.push(crate::points::Entry {
+                seq: event.seq,
+                at: event.at,
+                by: event.actor.clone(),
+                award: award.clone(),
+            }),
+            OfficeChange::Patrol(_) => {}
         }
         self.seq = event.seq;
         Ok(())
@@ -312,7 +330,10 @@ pub fn without_secrets(event: &OfficeEvent) -> OfficeEvent {
             before.iter_mut().for_each(hide_kiosk);
             hide_kiosk(after);
         }
-        OfficeChange::Rota { .. } | OfficeChange::Community { .. } => {}
+        OfficeChange::Rota { .. }
+        | OfficeChange::Community { .. }
+        | OfficeChange::Award(_)
+        | OfficeChange::Patrol(_) => {}
     }
     shown
 }

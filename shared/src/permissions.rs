@@ -91,6 +91,7 @@ fn community() -> Community {
         quick_replies: Default::default(),
         pauses: Default::default(),
         recurring: Default::default(),
+        points: Default::default(),
     }
 }
 

@@ -231,6 +231,7 @@ mod tests {
             quick_replies: Default::default(),
             pauses: Default::default(),
             recurring: Default::default(),
+            points: Default::default(),
         }
     }
 

@@ -176,6 +176,7 @@ async fn every_route_answers_as_the_openapi_description_says() {
 
     let boss = server.login("boss").await;
     let wang = server.login("wang").await;
+    let head = server.login("head").await;
     let mut community: Value =
         reqwest::get(format!("{}/api/community", server.url)).await.unwrap().json().await.unwrap();
     community["categories"][0]["phrases"] = json!(["门口有人摔倒"]);
@@ -217,6 +218,25 @@ async fn every_route_answers_as_the_openapi_description_says() {
         call(M::GET, "/api/callbacks", "/api/callbacks").cookie(&boss),
         call(M::GET, "/api/callbacks", "/api/callbacks").cookie(&wang),
         call(M::GET, "/api/callbacks", "/api/callbacks"),
+        call(M::POST, "/api/patrols", "/api/patrols")
+            .cookie(&head)
+            .json(json!({ "buildings": ["3号楼"], "checked": "消防通道", "found": "" })),
+        call(M::POST, "/api/patrols", "/api/patrols")
+            .cookie(&head)
+            .json(json!({ "buildings": [], "checked": "" })),
+        call(M::POST, "/api/patrols", "/api/patrols").cookie(&wang).json(json!({})),
+        call(M::POST, "/api/points", "/api/points")
+            .cookie(&boss)
+            .json(json!({ "head": "head", "points": 2, "reason": "组织楼道清理" })),
+        call(M::POST, "/api/points", "/api/points")
+            .cookie(&boss)
+            .json(json!({ "head": "wang", "points": 2, "reason": "x" })),
+        call(M::POST, "/api/points", "/api/points").cookie(&wang).json(json!({})),
+        call(M::GET, "/api/points", "/api/points?year=2026").cookie(&boss),
+        call(M::GET, "/api/points", "/api/points?year=soon").cookie(&boss),
+        call(M::GET, "/api/points", "/api/points").cookie(&wang),
+        call(M::GET, "/api/points/export", "/api/points/export").cookie(&boss),
+        call(M::GET, "/api/points/export", "/api/points/export"),
         call(M::GET, "/api/audit/summary", format!("/api/audit/summary?{period}")).cookie(&boss),
         call(M::GET, "/api/audit/summary", "/api/audit/summary?from=soon").cookie(&boss),
         call(M::GET, "/api/audit/summary", format!("/api/audit/summary?{period}")).cookie(&wang),

@@ -5,6 +5,7 @@ mod audit;
 mod callbacks;
 pub mod guard;
 mod openapi;
+mod points;
 mod resident;
 mod sessions;
 
@@ -125,6 +126,9 @@ pub fn router(app: App) -> Router {
         .route("/api/rules", get(rules))
         .route("/api/workers", get(workers))
         .route("/api/callbacks", get(callbacks::list))
+        .route("/api/points", get(points::list).post(points::adjust))
+        .route("/api/points/export", get(points::export))
+        .route("/api/patrols", post(points::patrol))
         .route("/api/audit/summary", get(audit::summary))
         .route("/api/audit/incidents", get(audit::incidents))
         .route("/api/audit/incidents/{id}", get(audit::timeline))
@@ -282,6 +286,16 @@ impl IntoResponse for AppError {
             AppError::Office(OfficeError::BadCommunity(_)) => {
                 (StatusCode::BAD_REQUEST, "bad_community", "社区设置有误")
             }
+            AppError::Office(OfficeError::BadPoints(_)) => (
+                StatusCode::BAD_REQUEST,
+                "bad_points",
+                "积分调整有误：请选择楼长，填写非零分值（不超过 100）和原因",
+            ),
+            AppError::Office(OfficeError::BadPatrol(_)) => (
+                StatusCode::BAD_REQUEST,
+                "bad_patrol",
+                "巡防记录有误：请选择您负责的楼栋，并填写检查了什么",
+            ),
             AppError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body", "提交的内容格式不对"),
             AppError::Refused(..) => (StatusCode::CONFLICT, "refused", "无法办理"),
             AppError::BadAttachment(_) => (

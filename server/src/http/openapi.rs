@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, audit, callbacks, resident, sessions};
+use super::{admin, audit, callbacks, points, resident, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,10 @@ use super::{admin, audit, callbacks, resident, sessions};
         super::rules,
         super::workers,
         callbacks::list,
+        points::list,
+        points::export,
+        points::adjust,
+        points::patrol,
         admin::people,
         admin::add_person,
         admin::edit_person,

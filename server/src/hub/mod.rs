@@ -472,7 +472,9 @@ impl Hub {
                 }
                 OfficeChange::Person { before: None, .. }
                 | OfficeChange::Kiosk { before: None, .. }
-                | OfficeChange::Rota { .. } => {}
+                | OfficeChange::Rota { .. }
+                | OfficeChange::Award(_)
+                | OfficeChange::Patrol(_) => {}
             }
         }
         let (office, at) = (self.0.store.office(), self.0.store.now());

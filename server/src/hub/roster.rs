@@ -156,6 +156,7 @@ mod tests {
             quick_replies: Default::default(),
             pauses: Default::default(),
             recurring: Default::default(),
+            points: Default::default(),
         };
         let person = |login: &str| Person {
             login: login.into(),

@@ -270,7 +270,27 @@ impl Committer {
             }
             Command::Office { actor, edit, reply } => {
                 let result = match edit(&self.office) {
-                    Ok(change) => self.append_office(group, actor, change),
+                    Ok(change) => {
+                        self.append_office(group, actor.clone(), change).and_then(|event| {
+                            // A patrol round earns its points in the same group.
+                            let points = self.community.points.patrol;
+                            if matches!(event.change, OfficeChange::Patrol(_)) && points != 0 {
+                                let award = hongfan_shared::points::Award {
+                                    head: actor,
+                                    points,
+                                    rule: hongfan_shared::points::PointsRule::Patrol,
+                                    reason: "巡防一次".into(),
+                                    incident: None,
+                                };
+                                self.append_office(
+                                    group,
+                                    Actor::system(),
+                                    OfficeChange::Award(award),
+                                )?;
+                            }
+                            Ok(event)
+                        })
+                    }
                     Err(refused) => Err(StoreError::Refused(refused)),
                 };
                 group.answers.push(Answer::Office(reply, result));
@@ -375,6 +395,14 @@ impl Committer {
         self.stage_due(group, &mut incident, now);
         let change = decide(&incident, who, action, now, &self.community)?;
         let event = self.append(group, &mut incident, who.actor.clone(), change, now)?;
+        // 楼长积分: what this earned is written in the same group, so exactly once.
+        let rules = self.community.points;
+        let earned = hongfan_shared::points::earned(&event, &incident, &rules, |rule, id| {
+            self.office.awarded(rule, id)
+        });
+        if let Some(award) = earned {
+            self.append_office(group, Actor::system(), OfficeChange::Award(award))?;
+        }
         self.deadlines.update(&incident);
         group.touched.insert(id, incident.clone());
         Ok((event, incident))
