@@ -108,6 +108,7 @@ function render() {
     el("strong", {}, `${t("satisfaction_by_source")}：`), (f.by_source ?? []).map(source).join(" · "));
   renderLateNow();
   renderRecurring();
+  renderPoints();
   document.getElementById("chart-response").replaceChildren(histogram(summary.response_histogram));
   document.getElementById("chart-daily").replaceChildren(daily(summary.daily));
   document.getElementById("tables").replaceChildren(
@@ -272,6 +273,58 @@ async function showTimeline(id) {
   document.getElementById("timeline-dialog").showModal();
 }
 
+// ---- 楼长积分: standings by month, corrections with a reason, the 5·20 楼长节 list ----
+
+let points = null;
+const RULES = { proxy_report: "rule_proxy_report", callback: "rule_callback", patrol: "rule_patrol", adjustment: "rule_adjustment" };
+
+async function loadPoints() {
+  const year = document.getElementById("points-year").value;
+  const r = await fetch(`/api/points?year=${year}`);
+  if (!r.ok) return;
+  points = await r.json();
+  document.getElementById("points").hidden = false;
+  document.getElementById("points-export").href = `/api/points/export?year=${year}`;
+  renderPoints();
+}
+
+function renderPoints() {
+  if (!points) return;
+  const months = Array.from({ length: 12 }, (_, m) => t("month_n").replace("{m}", m + 1));
+  document.getElementById("standings").replaceChildren(
+    el("caption", {}, `${t("points_standings").replace("{y}", points.year)}`),
+    el("thead", {}, el("tr", {}, [t("rank"), t("building_head"), ...months, t("whole_year")].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, points.standings.map((s, n) => el("tr", {},
+      el("td", {}, String(n + 1)), el("th", { scope: "row" }, s.head.name),
+      s.months.map((p) => el("td", {}, p ? String(p) : "")), el("td", {}, el("strong", {}, String(s.year)))))));
+  document.getElementById("ledger").replaceChildren(...[...points.ledger].reverse().map((e) =>
+    el("li", {}, `${formatTime(e.at)} · ${e.award.head.name} ${e.award.points > 0 ? "+" : ""}${e.award.points} · ${t(RULES[e.award.rule])} · ${e.award.reason}${e.award.incident ? ` · ${String(e.award.incident).padStart(4, "0")}` : ""} · ${e.by.name}`)));
+}
+
+async function adjust(e) {
+  e.preventDefault();
+  const error = document.getElementById("adjust-error");
+  error.textContent = "";
+  const body = { head: document.getElementById("adjust-head").value, points: Number(document.getElementById("adjust-points").value), reason: document.getElementById("adjust-reason").value.trim() };
+  const r = await fetch("/api/points", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (!r.ok) { error.textContent = (await r.json().catch(() => null))?.message_zh ?? t("offline"); return; }
+  document.getElementById("adjust").reset();
+  await loadPoints();
+}
+
+/** 5·20 楼长节: the year's list, one A4 page, for the festival. */
+function printFestival() {
+  document.getElementById("festival").replaceChildren(el("section", { class: "report-page" },
+    el("h2", {}, `${community.name} · ${t("festival_title").replace("{y}", points.year)}`),
+    el("table", { class: "grid" },
+      el("thead", {}, el("tr", {}, [t("rank"), t("building_head"), t("whole_year"), t("awards")].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, points.standings.map((s, n) => el("tr", {}, el("td", {}, String(n + 1)), el("th", { scope: "row" }, s.head.name), el("td", {}, String(s.year)), el("td", {}, String(s.awards)))))),
+    el("p", { class: "report-foot" }, `${community.street_office} · ${t("printed_at")} ${formatTime(Date.now())}`)));
+  document.body.classList.add("festival-ready");
+  window.print();
+}
+window.addEventListener("afterprint", () => document.body.classList.remove("festival-ready"));
+
 // ---- 月报: the printable monthly report for the street office ----
 
 /** The calendar month (Asia/Shanghai) the period starts in. */
@@ -351,6 +404,14 @@ async function main() {
   for (const id of ["compound", "worker", "category"]) document.getElementById(id).addEventListener("change", load);
   document.getElementById("lang").addEventListener("click", () => toggleLang(() => render()));
   document.getElementById("print-report").addEventListener("click", printReport);
+  const thisYear = new Date(Date.now() + SHANGHAI).getUTCFullYear();
+  document.getElementById("points-year").replaceChildren(...[thisYear, thisYear - 1].map((y) => el("option", { value: y }, String(y))));
+  document.getElementById("points-year").addEventListener("change", loadPoints);
+  document.getElementById("adjust").addEventListener("submit", adjust);
+  document.getElementById("print-points").addEventListener("click", printFestival);
+  const heads = await fetch("/api/admin/people").then((r) => (r.ok ? r.json() : [])).catch(() => []);
+  document.getElementById("adjust-head").replaceChildren(...heads.filter((p) => p.role === "building_head" && !p.disabled).map((p) => el("option", { value: p.login }, p.name)));
+  loadPoints();
   await load();
   // Opened from a board's link to an earlier report (`/audit#incident=12`).
   const asked = /^#incident=(\d+)$/.exec(location.hash);

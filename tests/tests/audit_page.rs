@@ -170,3 +170,43 @@ async fn a_secretary_reads_the_audit_without_help() {
     screenshots(&worker, "audit-refused").await;
     assert_eq!(accessibility_problems(&worker).await, Vec::<String>::new(), "refused page");
 }
+
+/// 楼长积分 on the audit page: the standings by month, a correction with a reason recorded at
+/// the desk, every award listed, and the 5·20 楼长节 list to print.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_points_standings_are_read_corrected_and_printed() {
+    let clock = ManualClock::new(now());
+    let server = TestServer::start_in_process(clock.clone()).await;
+    let head = server.login("head").await;
+    let patrol = reqwest::Client::new()
+        .post(format!("{}/api/patrols", server.url))
+        .header("cookie", head)
+        .header("origin", &server.url)
+        .json(&serde_json::json!({ "buildings": ["3号楼"], "checked": "消防通道", "found": "" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patrol.status(), 200);
+
+    let driver = Driver::start();
+    let desk = driver.session().await;
+    board_log_in(&desk, &server, "boss").await;
+    desk.goto(&format!("{}/audit", server.url)).await.unwrap();
+    wait_js(&desk, "the standings", "return document.querySelector('#standings tbody tr th')?.textContent === '周楼长'").await;
+    let row = text_of(&desk, "#standings tbody tr").await;
+    assert!(row.ends_with('1'), "one patrol: {row}");
+    // A correction needs a reason, and is recorded with it.
+    js(&desk, "document.getElementById('adjust-points').value = '2'; document.getElementById('adjust-reason').value = '组织楼道大扫除'; return true").await;
+    click(&desk, "#adjust button[type=submit]").await;
+    wait_js(&desk, "the new total", "return document.querySelector('#standings tbody tr td:last-child')?.textContent === '3'").await;
+    js(&desk, "document.getElementById('ledger-box').open = true; return true").await;
+    let ledger = text_of(&desk, "#ledger").await;
+    assert!(ledger.contains("+2 · 书记调整 · 组织楼道大扫除 · 胡书记") && ledger.contains("+1 · 巡防"), "{ledger}");
+    js(&desk, "document.getElementById('points').scrollIntoView(); return true").await;
+    screenshots(&desk, "audit-points").await;
+    assert_eq!(accessibility_problems(&desk).await, Vec::<String>::new(), "points standings");
+    js(&desk, "window.print = () => {}; return true").await;
+    click(&desk, "#print-points").await;
+    let list = text_of(&desk, "#festival").await;
+    assert!(list.contains("5·20 楼长节") && list.contains("周楼长"), "{list}");
+}
