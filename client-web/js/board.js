@@ -15,7 +15,12 @@ const NEAR = 0.75;
 const VIEWS = ["unclaimed", "mine", "handed_over", "all"];
 /** Who calls residents back (回访) has one more view: resolutions nobody has answered. */
 const CALLERS = ["supervisor", "building_head"];
-function views() { return CALLERS.includes(hello?.identity.role) ? [...VIEWS, "callbacks"] : VIEWS; }
+function views() {
+  const role = hello?.identity.role;
+  // A building head holds nothing: their buildings, everything, and whom to call back.
+  if (role === "building_head") return ["buildings", "all", "callbacks"];
+  return CALLERS.includes(role) ? [...VIEWS, "callbacks"] : VIEWS;
+}
 
 let hello = null;
 let rules = [];              // what each role may do: `GET /api/rules`
@@ -49,6 +54,7 @@ const conn = new Connection({
     renderDuty();
     if (msg.identity.role === "supervisor") loadWorkers();
     if (CALLERS.includes(msg.identity.role)) loadCallbacks();
+    document.getElementById("head-tools").hidden = msg.identity.role !== "building_head";
   },
   onCommunity(community) {
     if (hello) hello.community = community;
@@ -64,7 +70,16 @@ const conn = new Connection({
         // A live event happened at the server's now: a device whose clock drifted, or a server
         // whose clock moved, is caught up (an old event, replayed on resume, changes nothing).
         skew = Math.max(skew, msg.event.at - Date.now());
-        const incident = merge(open.get(msg.event.incident) ?? closed.get(msg.event.incident), msg.patch);
+        const held = open.get(msg.event.incident) ?? closed.get(msg.event.incident);
+        if (!held && !("id" in msg.patch)) {
+          // A change to an incident this page never held (a resolution on the 回访 list opened
+          // again, say): the patch alone is not a card; ask for the whole of it.
+          const ticket = String(msg.event.incident).padStart(4, "0");
+          conn.send({ type: "lookup", id: nextId++, ticket });
+          offTheCallbackList(msg.event);
+          break;
+        }
+        const incident = merge(held, msg.patch);
         if (isOpen(incident)) {
           open.set(incident.id, incident);
           closed.delete(incident.id);
@@ -72,12 +87,7 @@ const conn = new Connection({
           open.delete(incident.id);
           closed.set(incident.id, incident);
         }
-        // Answered (at the kiosk, on the status page, or by this 回访): off the 回访 list.
-        const answered = callbacks?.find((c) => c.id === msg.event.incident);
-        if (msg.event.change.type === "rated" && answered) {
-          callbacks = callbacks.filter((c) => c !== answered);
-          if (msg.event.actor.id === hello?.identity.id) toast(`${answered.ticket} · ${t(msg.event.change.solved ? "thanks" : "second_handling_started")}`);
-        }
+        offTheCallbackList(msg.event);
         // A pause asked for waits for a supervisor: they are told.
         if (msg.event.change.type === "pause_asked" && hello?.identity.role === "supervisor") {
           toast(`${incident.ticket ?? ""} · ${msg.event.actor.name} ${t("pause_asked")}：${msg.event.change.reason}`);
@@ -100,6 +110,19 @@ const conn = new Connection({
         renderRoster();
         renderDuty();
         return;
+      case "reported":
+        // A 代报 of this building head: its ticket, to tell the resident.
+        if (msg.request_id === pendingProxy) {
+          pendingProxy = null;
+          document.getElementById("proxy").close();
+          toast(`${t("proxy_done")} ${msg.incident.ticket}`);
+        }
+        return;
+      case "found":
+        // The whole of an incident asked for above.
+        if (isOpen(msg.incident)) open.set(msg.incident.id, msg.incident);
+        else closed.set(msg.incident.id, msg.incident);
+        break;
       case "revealed":
         phones.set(msg.incident, msg.phone);
         break;
@@ -107,6 +130,12 @@ const conn = new Connection({
         // The roster that follows says what it changed.
         return;
       case "error":
+        if (pendingProxy && msg.request_id === pendingProxy) {
+          pendingProxy = null;
+          document.getElementById("proxy-error").textContent = msg.message_zh;
+          document.getElementById("proxy-ok").disabled = false;
+          return;
+        }
         // Refused: nothing on screen had changed, so nothing rolls back; say why.
         toast(msg.holder ? `${msg.message_zh}（${msg.holder.name}）` : msg.message_zh);
         // An answer refused (already given meanwhile, say) may be given again after a look.
@@ -121,6 +150,14 @@ const conn = new Connection({
   },
   onUnauthorized() { location.href = `/login?next=${encodeURIComponent(location.pathname)}`; },
 });
+
+/** Answered (at the kiosk, on the status page, or by this 回访): off the 回访 list. */
+function offTheCallbackList(event) {
+  const answered = callbacks?.find((c) => c.id === event.incident);
+  if (event.change.type !== "rated" || !answered) return;
+  callbacks = callbacks.filter((c) => c !== answered);
+  if (event.actor.id === hello?.identity.id) toast(`${answered.ticket} · ${t(event.change.solved ? "thanks" : "second_handling_started")}`);
+}
 
 function isOpen(i) { return ["reported", "claimed", "handed_over"].includes(i.status); }
 
@@ -170,6 +207,8 @@ function inView(i, which) {
     case "unclaimed": return i.status === "reported";
     case "mine": return i.holder?.id === me && i.status !== "reported";
     case "handed_over": return i.status === "handed_over";
+    // A building head follows their own buildings.
+    case "buildings": return (hello.identity.buildings ?? []).includes(i.report.building);
     default: return true;
   }
 }
@@ -359,7 +398,8 @@ function card(i, now) {
         ? `⏸ ${t("paused")}：${i.pause.reason} · ${t("approved_by")} ${i.pause.decided_by?.name ?? ""} · ${t("until")} ${formatTime(i.pause.until)}`
         : `⏸ ${t("pause_asked")}：${i.pause.reason}（${i.pause.asked_by.name}，${t("waiting_approval")}）`) : null,
     recurringLine(i),
-    el("div", { class: "meta" }, `${placeOf(i)} · ${t("reported_at")} ${formatTime(i.reported_at)}`),
+    el("div", { class: "meta" }, `${placeOf(i)} · ${t("reported_at")} ${formatTime(i.reported_at)}`,
+      i.reported_by?.role === "building_head" ? el("span", { class: "via-head" }, ` · ${t("via_head")}：${i.reported_by.name}`) : null),
     el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),
     attachments(i),
     phone,
@@ -541,6 +581,81 @@ function chime() {
     osc.stop(audio.currentTime + at + 0.3);
   }
 }
+
+// ---- The building head's own work: 代报 and 巡防 ----
+
+let pendingProxy = null;     // the request id of a 代报 waiting for its ticket
+
+/** 代报: a report for a resident of one of this building head's buildings. */
+function openProxy(prefill = {}) {
+  const id = hello.identity;
+  const buildings = id.buildings ?? [];
+  document.getElementById("proxy-building").replaceChildren(...buildings.map((b) => el("option", { value: b }, b)));
+  if (prefill.building) document.getElementById("proxy-building").value = prefill.building;
+  const categories = hello.community.categories.filter((c) => !c.retired);
+  document.getElementById("proxy-category").replaceChildren(...categories.map((c) => el("option", { value: c.id }, `${c.icon} ${name(c.name, c.name_en)}`)));
+  for (const field of ["unit", "room", "phone"]) document.getElementById(`proxy-${field}`).value = "";
+  document.getElementById("proxy-text").value = prefill.text ?? "";
+  document.getElementById("proxy-error").textContent = "";
+  document.getElementById("proxy-ok").disabled = false;
+  applyI18n(document.getElementById("proxy"));
+  document.getElementById("proxy").showModal();
+}
+
+document.getElementById("proxy-open").addEventListener("click", () => openProxy());
+document.getElementById("proxy-cancel").addEventListener("click", () => { pendingProxy = null; document.getElementById("proxy").close(); });
+document.getElementById("proxy-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const value = (f) => document.getElementById(`proxy-${f}`).value.trim();
+  if (!value("text")) { document.getElementById("proxy-error").textContent = t("need_text"); return; }
+  const compound = hello.identity.compounds[0];
+  pendingProxy = `proxy-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+  document.getElementById("proxy-ok").disabled = true;
+  const report = {
+    compound, category: value("category"), urgency: "normal", building: value("building"), unit: value("unit"),
+    room: value("room"), description: value("text"), phone: value("phone") || null,
+  };
+  if (!conn.send({ type: "report", request_id: pendingProxy, report })) {
+    pendingProxy = null;
+    document.getElementById("proxy-ok").disabled = false;
+    document.getElementById("proxy-error").textContent = t("offline");
+  }
+});
+
+const PATROL_ITEMS = ["消防通道", "楼道杂物", "电动车充电", "门禁", "楼道照明", "高空坠物隐患"];
+
+/** 巡防: a round of this building head's buildings; something found becomes a 代报 in one tap. */
+function openPatrol() {
+  const buildings = hello.identity.buildings ?? [];
+  document.getElementById("patrol-buildings").replaceChildren(...buildings.map((b) =>
+    el("label", { class: "chip" }, el("input", { type: "checkbox", value: b, checked: true }), ` ${b}`)));
+  const checked = document.getElementById("patrol-checked");
+  document.getElementById("patrol-quick").replaceChildren(...PATROL_ITEMS.map((item) =>
+    el("button", { type: "button", class: "chip", onclick: () => { checked.value = checked.value ? `${checked.value}、${item}` : item; } }, item)));
+  checked.value = "";
+  document.getElementById("patrol-found").value = "";
+  document.getElementById("patrol-error").textContent = "";
+  applyI18n(document.getElementById("patrol"));
+  document.getElementById("patrol").showModal();
+}
+
+document.getElementById("patrol-open").addEventListener("click", openPatrol);
+document.getElementById("patrol-cancel").addEventListener("click", () => document.getElementById("patrol").close());
+document.getElementById("patrol-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const buildings = [...document.querySelectorAll("#patrol-buildings input:checked")].map((i) => i.value);
+  const checked = document.getElementById("patrol-checked").value.trim();
+  const found = document.getElementById("patrol-found").value.trim();
+  const r = await fetch("/api/patrols", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ buildings, checked, found }) }).catch(() => null);
+  if (!r?.ok) {
+    document.getElementById("patrol-error").textContent = (await r?.json().catch(() => null))?.message_zh ?? t("offline");
+    return;
+  }
+  document.getElementById("patrol").close();
+  toast(t("patrol_done"));
+  // What was found is a report to make: one tap opens it, filled in.
+  if (found) openProxy({ building: buildings[0], text: found });
+});
 
 // Installable on a phone: the shell is cached by the service worker; the data is always live.
 if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});

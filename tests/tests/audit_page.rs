@@ -192,16 +192,29 @@ async fn the_points_standings_are_read_corrected_and_printed() {
     let desk = driver.session().await;
     board_log_in(&desk, &server, "boss").await;
     desk.goto(&format!("{}/audit", server.url)).await.unwrap();
-    wait_js(&desk, "the standings", "return document.querySelector('#standings tbody tr th')?.textContent === '周楼长'").await;
+    wait_js(
+        &desk,
+        "the standings",
+        "return document.querySelector('#standings tbody tr th')?.textContent === '周楼长'",
+    )
+    .await;
     let row = text_of(&desk, "#standings tbody tr").await;
     assert!(row.ends_with('1'), "one patrol: {row}");
     // A correction needs a reason, and is recorded with it.
     js(&desk, "document.getElementById('adjust-points').value = '2'; document.getElementById('adjust-reason').value = '组织楼道大扫除'; return true").await;
     click(&desk, "#adjust button[type=submit]").await;
-    wait_js(&desk, "the new total", "return document.querySelector('#standings tbody tr td:last-child')?.textContent === '3'").await;
+    wait_js(
+        &desk,
+        "the new total",
+        "return document.querySelector('#standings tbody tr td:last-child')?.textContent === '3'",
+    )
+    .await;
     js(&desk, "document.getElementById('ledger-box').open = true; return true").await;
     let ledger = text_of(&desk, "#ledger").await;
-    assert!(ledger.contains("+2 · 书记调整 · 组织楼道大扫除 · 胡书记") && ledger.contains("+1 · 巡防"), "{ledger}");
+    assert!(
+        ledger.contains("+2 · 书记调整 · 组织楼道大扫除 · 胡书记") && ledger.contains("+1 · 巡防"),
+        "{ledger}"
+    );
     js(&desk, "document.getElementById('points').scrollIntoView(); return true").await;
     screenshots(&desk, "audit-points").await;
     assert_eq!(accessibility_problems(&desk).await, Vec::<String>::new(), "points standings");

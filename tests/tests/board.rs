@@ -502,3 +502,55 @@ async fn the_third_report_at_a_building_is_marked_recurring() {
     let problem = text_of(&desk, "#recurring").await;
     assert!(problem.contains("3号楼") && problem.contains("3 件"), "{problem}");
 }
+
+/// The building head's phone: their buildings' view, a patrol round recorded with taps, what was
+/// found turned into a 代报 in one tap, and the incident showing it came through the 楼长.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_building_head_patrols_and_reports_for_a_resident_from_the_phone() {
+    let _turn = TURN.acquire().await.unwrap();
+    let server = TestServer::start().await;
+    let driver = Driver::start();
+    let phone = driver.session().await;
+    phone.set_window_size(390, 844).await.unwrap();
+    board_log_in(&phone, &server, "head").await;
+    wait_js(&phone, "the building head's tools", "return !document.getElementById('head-tools').hidden && !!document.getElementById('view-buildings')").await;
+    click(&phone, "#view-buildings").await;
+    screenshots(&phone, "board-head-phone").await;
+    clean(&phone, "the building head's board").await;
+
+    click(&phone, "#patrol-open").await;
+    click(&phone, "#patrol-quick .chip:nth-child(1)").await;
+    click(&phone, "#patrol-quick .chip:nth-child(2)").await;
+    fill(&phone, "#patrol-found", "5楼楼道堆放纸箱，堵住消防通道").await;
+    screenshots(&phone, "board-head-patrol").await;
+    clean(&phone, "the patrol dialog").await;
+    click(&phone, "#patrol-ok").await;
+    // Something found: the 代报 opens, filled in, in one tap.
+    wait_js(&phone, "the 代报, filled in", "return document.getElementById('proxy').open && document.getElementById('proxy-text').value.includes('纸箱')").await;
+    fill(&phone, "#proxy-room", "502").await;
+    screenshots(&phone, "board-head-proxy").await;
+    clean(&phone, "the 代报 dialog").await;
+    click(&phone, "#proxy-ok").await;
+    wait_js(&phone, "the ticket", "return !document.getElementById('proxy').open && document.getElementById('toast').textContent.includes('已代报，受理号 0001')").await;
+    wait_js(&phone, "the card, through the 楼长", &format!("return document.querySelector(\"{} .via-head\")?.textContent.includes('楼长代报：周楼长')", card("0001"))).await;
+
+    // The supervisors see the patrol's point, and the report came through the building head.
+    let mut boss = server.user("boss").await;
+    boss.subscribe(None).await;
+    let incident = boss.incident(hongfan_shared::IncidentId(1));
+    assert_eq!(
+        (incident.reported_by.name.as_str(), incident.report.room.as_str()),
+        ("周楼长", "502")
+    );
+    let cookie = server.login("boss").await;
+    let points: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/points", server.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(points["ledger"][0]["award"]["rule"], "patrol");
+}
