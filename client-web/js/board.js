@@ -229,7 +229,7 @@ function allowed(i) {
   return rule?.actions ?? [];
 }
 
-const TEXT_FIELD = { note: "text", hand_over: "note", return: "note", resolve: "outcome", reopen: "reason", cancel: "reason", urge: "note", pause: "reason" };
+const TEXT_FIELD = { tell: "text", note: "text", hand_over: "note", return: "note", resolve: "outcome", reopen: "reason", cancel: "reason", urge: "note", pause: "reason" };
 
 function send(body) {
   if (!conn.send({ id: nextId++, ...body })) toast(t("offline"));
@@ -309,7 +309,7 @@ function buttons(i) {
   const may = allowed(i);
   const b = (type, primary) => el("button", { type: "button", class: primary ? "primary" : "", dataset: { action: type }, onclick: () => (type === "claim" ? send({ type, incident: i.id }) : ask(type, i)) }, t(type));
   const direct = (type, body, label, primary) => el("button", { type: "button", class: primary ? "primary" : "", dataset: { action: label }, onclick: () => send({ type, incident: i.id, ...body }) }, t(label));
-  const main = [["claim", true], ["resolve", true], ["hand_over"], ["return"], ["note"], ["assign"], ["urge"], ["pause"]]
+  const main = [["claim", true], ["resolve", true], ["hand_over"], ["return"], ["note"], ["tell"], ["assign"], ["urge"], ["pause"]]
     .filter(([type]) => may.includes(type))
     .map(([type, primary]) => b(type, primary));
   if (may.includes("decide_pause")) main.unshift(direct("decide_pause", { approve: true }, "approve_pause", true), direct("decide_pause", { approve: false }, "refuse_pause"));
@@ -403,6 +403,7 @@ function card(i, now) {
     el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),
     attachments(i),
     phone,
+    i.notices?.length ? el("details", { class: "notes" }, el("summary", {}, `${t("tell")} (${i.notices.length})`), el("ul", {}, i.notices.map((n) => el("li", {}, `${formatTime(n.at)} ${n.by.name}: ${n.text}`)))) : null,
     i.notes.length ? el("details", { class: "notes" }, el("summary", {}, `${t("note")} (${i.notes.length})`), el("ul", {}, i.notes.map((n) => el("li", {}, `${formatTime(n.at)} ${n.by.name}: ${n.text}`)))) : null,
     el("div", { class: "buttons" }, buttons(i)),
   );

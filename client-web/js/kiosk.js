@@ -461,6 +461,7 @@ function renderTicket() {
         el("p", {}, t("scan_to_follow")),
         el("p", {}, `${t("slip_code")}：`, el("strong", { id: "slip-code" }, spacedKey(key)))) : null,
       el("p", {}, t("keep_ticket"))),
+    i.notices?.length ? el("ul", { class: "notices", "aria-label": t("notices_title") }, i.notices.map((n) => el("li", {}, `${n.by.name}：${n.text}`))) : null,
     i.status === "resolved" && !i.rating && key ? questions(i.id, i.round, (solved, rating) =>
       conn.send({ type: "rate", id: requestNo++, incident: i.id, rating, key, solved })) : null,
     thanks(i),

@@ -21,7 +21,7 @@ pub struct CategoryId(pub String);
 
 /// The board actions that take a text, and so may have quick replies.
 pub const QUICK_REPLY_ACTIONS: &[&str] =
-    &["note", "hand_over", "return", "resolve", "cancel", "urge"];
+    &["note", "tell", "hand_over", "return", "resolve", "cancel", "urge"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

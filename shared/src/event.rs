@@ -110,6 +110,11 @@ pub enum Change {
     Noted {
         text: String,
     },
+    /// A note for the resident (not the workers' internal notes): shown on their status page
+    /// and at the kiosk, for example a building head's 已联系物业，明天上午来修.
+    Told {
+        text: String,
+    },
     /// 代办: taken to the street office on the resident's behalf.
     HandedOver {
         note: String,
@@ -190,6 +195,7 @@ impl Change {
             Change::Reported { .. } => "reported",
             Change::Claimed => "claimed",
             Change::Noted { .. } => "noted",
+            Change::Told { .. } => "told",
             Change::Assigned { .. } => "assigned",
             Change::Urged { .. } => "urged",
             Change::HandedOver { .. } => "handed_over",

@@ -223,6 +223,9 @@ pub struct Incident {
     /// Time the resolution clock stood still (ms): not counted against the target.
     #[serde(default, skip_serializing_if = "is_zero64")]
     pub paused_ms: u64,
+    /// Notes for the resident (`tell`), oldest first: on the status page and at the kiosk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Note>,
     /// 每月一题: the earlier reports that make this one a recurring problem (same compound,
     /// building and category within the community's `recurring.within`), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -308,6 +311,7 @@ impl Incident {
             pauses: Vec::new(),
             paused_ms: 0,
             recurring: recurring.clone(),
+            notices: Vec::new(),
             key: key.clone(),
             proof: None,
             urges: 0,
@@ -341,6 +345,11 @@ impl Incident {
                 self.holder = Some(to.clone());
             }
             Change::Urged { .. } if self.status.is_open() => self.urges += 1,
+            Change::Told { text } if self.status != Status::Cancelled => self.notices.push(Note {
+                at: event.at,
+                by: event.actor.clone(),
+                text: text.clone(),
+            }),
             Change::Noted { text } if self.status != Status::Cancelled => {
                 self.notes.push(Note { at: event.at, by: event.actor.clone(), text: text.clone() })
             }

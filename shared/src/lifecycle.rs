@@ -116,6 +116,11 @@ pub enum Action {
     Urge {
         note: String,
     },
+    /// A note for the resident, shown on their status page: a building head of its compound, a
+    /// worker or a supervisor.
+    Tell {
+        text: String,
+    },
     /// 挂起: the holder asks to pause the resolution clock, with one of the configured reasons.
     Pause {
         reason: String,
@@ -353,6 +358,9 @@ pub fn decide(
     if let Action::Reveal = action {
         return reveal(incident, who, community);
     }
+    if let Action::Tell { text: note } = action {
+        return tell(incident, who, note);
+    }
     if !matches!(role, Role::Worker | Role::Supervisor)
         || (matches!(
             action,
@@ -491,7 +499,9 @@ pub fn decide(
                 _ => Err(LifecycleError::NotPaused),
             }
         }
-        Action::Rate { .. } | Action::Reveal => unreachable_action(role, action),
+        Action::Rate { .. } | Action::Reveal | Action::Tell { .. } => {
+            unreachable_action(role, action)
+        }
     }
 }
 
@@ -555,6 +565,27 @@ fn rate(
     }
 }
 
+/// A note for the resident: whoever works on the incident's compound, the building heads too
+/// (they are the residents' messengers), never on a cancelled one; as many as internal notes.
+fn tell(incident: &Incident, who: &Principal, note: &str) -> Result<Change, LifecycleError> {
+    let role = who.actor.role;
+    if !matches!(role, Role::Worker | Role::Supervisor | Role::BuildingHead) {
+        return Err(LifecycleError::RoleNotAllowed { role, what: "tell the resident" });
+    }
+    if !who.may_act_in(&incident.report.compound) {
+        return Err(LifecycleError::OtherCompound(incident.report.compound.clone()));
+    }
+    if incident.status == Status::Cancelled {
+        return Err(LifecycleError::Cancelled);
+    }
+    text(note, "note")?;
+    let chars: usize = incident.notices.iter().map(|n| n.text.chars().count()).sum();
+    if incident.notices.len() >= MAX_NOTES || chars + note.chars().count() > MAX_NOTES_CHARS {
+        return Err(LifecycleError::TooManyNotes);
+    }
+    Ok(Change::Told { text: note.to_owned() })
+}
+
 /// Whether `key` is this incident's private code (compared in constant time).
 pub fn holds_key(incident: &Incident, key: Option<&str>) -> bool {
     match (incident.key.as_deref(), key) {
@@ -592,6 +623,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::Urge { .. } => "urge",
         Action::Reveal => "see the phone number",
         Action::Pause { .. } => "ask for a pause",
+        Action::Tell { .. } => "tell the resident",
         Action::DecidePause { .. } => "decide on a pause",
         Action::Resume => "resume",
     }

@@ -131,6 +131,9 @@ client_messages! {
         Reveal "reveal" {} => Action::Reveal
         /// 督办 (supervisors): a logged nudge the holder sees, counted by the audit.
         Urge "urge" { note: String } => Action::Urge { note }
+        /// A note for the resident (their status page, the kiosk), not an internal note: a
+        /// building head, worker or supervisor of the incident's compound.
+        Tell "tell" { text: String } => Action::Tell { text }
         /// 挂起: the holder asks to pause the resolution clock, with a configured reason.
         Pause "pause" { reason: String } => Action::Pause { reason }
         /// A supervisor approves (`true`) or refuses the pause asked for.

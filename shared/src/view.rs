@@ -89,6 +89,7 @@ pub fn incident_as_seen(incident: &Incident, sight: Sight) -> Incident {
     if sight == Sight::Restricted {
         view.outcome = None;
         view.proof = None;
+        view.notices.clear();
     }
     view
 }
@@ -112,6 +113,8 @@ pub fn event_as_seen(event: &Event, sight: Sight, role: Role) -> Option<Event> {
             report_as_seen(report, sight)
         }
         Change::Noted { .. } if sight != Sight::Full => return None,
+        // A note for the resident goes where the description goes.
+        Change::Told { text } if sight == Sight::Restricted => text.clear(),
         Change::HandedOver { note } | Change::Returned { note } | Change::Urged { note }
             if sight != Sight::Full =>
         {
@@ -160,6 +163,17 @@ pub struct ResidentStatus {
     pub rating: Option<crate::audit::Rating>,
     /// Which handling: 0 the first, 1 or more after the resident said "not solved" (二次办理).
     pub round: u32,
+    /// Notes for the resident, oldest first: when, who (their name), what.
+    pub notices: Vec<ResidentNotice>,
+}
+
+/// A note for the resident as their status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResidentNotice {
+    pub at: crate::time::Timestamp,
+    pub by: String,
+    pub text: String,
 }
 
 /// The status page's view of `incident`.
@@ -178,6 +192,11 @@ pub fn resident_status(incident: &Incident) -> ResidentStatus {
         outcome: incident.outcome.clone().filter(|_| status == crate::incident::Status::Resolved),
         rating: incident.rating,
         round: incident.round,
+        notices: incident
+            .notices
+            .iter()
+            .map(|n| ResidentNotice { at: n.at, by: n.by.name.clone(), text: n.text.clone() })
+            .collect(),
     }
 }
 
@@ -287,6 +306,7 @@ mod tests {
             pauses: Vec::new(),
             paused_ms: 0,
             recurring: Vec::new(),
+            notices: Vec::new(),
             key: Some(KEY.into()),
             proof: None,
             urges: 0,

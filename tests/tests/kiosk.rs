@@ -149,6 +149,25 @@ async fn a_first_time_resident_reports_with_taps_only_and_follows_it_on_their_ph
     wang.send(&ClientMessage::Claim { id: 1, incident: reported.id }).await;
     wang.recv_until(|m| matches!(m, ServerMessage::Done { id: 1, .. })).await;
     wait_js(&phone, "claimed, with the worker's name", "return document.getElementById('status')?.dataset.status === 'claimed' && document.body.textContent.includes('王芳')").await;
+    // The building head tells the resident (not an internal note): it is on their page; the
+    // workers' note is not.
+    let mut head = server.user("head").await;
+    head.send(&ClientMessage::Tell {
+        id: 1,
+        incident: reported.id,
+        text: "已联系物业，明天上午来修".into(),
+    })
+    .await;
+    head.recv_until(|m| matches!(m, ServerMessage::Done { id: 1, .. })).await;
+    wang.send(&ClientMessage::Note { id: 9, incident: reported.id, text: "INTERNAL-NOTE".into() })
+        .await;
+    wang.recv_until(|m| matches!(m, ServerMessage::Done { id: 9, .. })).await;
+    wait_js(&phone, "the building head's message", "return document.getElementById('notices')?.textContent.includes('周楼长') && document.getElementById('notices').textContent.includes('明天上午来修')").await;
+    assert!(
+        !text_of(&phone, "body").await.contains("INTERNAL-NOTE"),
+        "internal notes stay internal"
+    );
+    screenshots(&phone, "status-message").await;
     wang.send(&ClientMessage::Resolve {
         id: 2,
         incident: reported.id,
