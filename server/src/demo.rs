@@ -64,7 +64,18 @@ struct Step {
 }
 
 enum StepKind {
-    Report(Report),
+    /// A report at the kiosk, or (`true`) by the building head for a resident (代报).
+    Report(Report, bool),
+    /// A note for the resident from the building head.
+    Tell(&'static str),
+    /// 挂起 asked, decided by the 书记 (approved or not), and resumed by the worker.
+    Pause(&'static str),
+    DecidePause(bool),
+    Resume,
+    /// The building head's patrol round (not an incident's step); what was found, if anything.
+    Patrol(&'static str),
+    /// The 书记's correction of the building head's points.
+    Adjust,
     Claim,
     Note(&'static str),
     HandOver,
@@ -156,7 +167,11 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                     .then(|| format!("139{:08}", rng.random_range(0..100_000_000))),
                 attachments: Vec::new(),
             };
-            steps.push(Step { at, incident, what: StepKind::Report(report) });
+            // Some of 第一小区's 3号楼 reports come through its building head (代报).
+            let by_head = compound == "c1" && rng.random_bool(0.12);
+            let report =
+                if by_head { Report { building: "3号楼".into(), ..report } } else { report };
+            steps.push(Step { at, incident, what: StepKind::Report(report, by_head) });
             let target = community
                 .category(&CategoryId(category.into()))
                 .map(|c| c.targets.for_urgency(urgency))
@@ -181,6 +196,26 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                     incident,
                     what: StepKind::Note("已电话联系居民，约好上门时间"),
                 });
+                if by_head {
+                    let tell = StepKind::Tell("已和网格员说好，明天上午上门，请您在家");
+                    steps.push(Step { at: later(0.2), incident, what: tell });
+                }
+                if rng.random_bool(0.08) {
+                    let reasons = ["等待居民在家", "等待物业/施工方", "等待街道批复"];
+                    let pause = StepKind::Pause(reasons[rng.random_range(0..reasons.len())]);
+                    steps.push(Step { at: later(0.3), incident, what: pause });
+                    let approve = rng.random_bool(0.75);
+                    let decided = later(0.6);
+                    steps.push(Step {
+                        at: decided,
+                        incident,
+                        what: StepKind::DecidePause(approve),
+                    });
+                    if approve {
+                        let resumed = decided.plus(Millis::from_hours(rng.random_range(3..30)));
+                        steps.push(Step { at: resumed, incident, what: StepKind::Resume });
+                    }
+                }
                 if category == "subsistence" || rng.random_bool(0.1) {
                     steps.push(Step { at: later(1.0), incident, what: StepKind::HandOver });
                     steps.push(Step { at: later(8.0), incident, what: StepKind::Return });
@@ -230,8 +265,19 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
             incident += 1;
         }
     }
+    // The building head patrols 3号楼 and 5号楼 every third morning; the 书记 corrects once.
+    for day in (1..30u64).step_by(3) {
+        let at = start.plus(Millis::from_hours(day * 24 + 1)); // 09:00 Shanghai
+        let found =
+            if day % 9 == 1 { "5号楼楼道堆放纸箱，堵住消防通道" } else { "" };
+        steps.push(Step { at, incident: usize::MAX, what: StepKind::Patrol(found) });
+    }
+    let at = start.plus(Millis::from_hours(20 * 24 + 2));
+    steps.push(Step { at, incident: usize::MAX, what: StepKind::Adjust });
     steps.retain(|s| s.at < now);
     steps.sort_by_key(|s| s.at);
+    let head = as_principal("louzhang", "周楼长", Role::BuildingHead, Some("c1"));
+    let shuji = as_principal("shuji", "书记", Role::Supervisor, None);
 
     let mut ids: Vec<Option<(IncidentId, String, Principal)>> = vec![None; incident];
     for step in steps {
@@ -243,11 +289,25 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                 .map(|(c, (k, _))| as_principal(&k.id, &k.name, Role::Kiosk, Some(&c.0)))
         };
         match step.what {
-            StepKind::Report(report) => {
+            StepKind::Patrol(found) => {
+                let patrol = hongfan_shared::points::Patrol {
+                    buildings: vec!["3号楼".into(), "5号楼".into()],
+                    checked: "消防通道、楼道杂物、电动车充电".into(),
+                    found: found.into(),
+                };
+                crate::office::record_patrol(&store, &head, patrol).await?;
+            }
+            StepKind::Adjust => {
+                let why = "组织3号楼楼道大扫除".to_owned();
+                crate::office::adjust_points(&store, &shuji, "louzhang".into(), 2, why, None)
+                    .await?;
+            }
+            StepKind::Report(report, by_head) => {
                 let Some(kiosk) = kiosk_of(&report.compound) else { continue };
+                let reporter = if by_head { head.clone() } else { kiosk };
                 let compound = report.compound.0.clone();
                 let reported =
-                    store.report(&kiosk, &format!("demo-{}", step.incident), report).await?;
+                    store.report(&reporter, &format!("demo-{}", step.incident), report).await?;
                 let workers: Vec<_> = WORKERS.iter().filter(|(_, _, c)| *c == compound).collect();
                 let (login, name, c) = workers[step.incident % workers.len()];
                 ids[step.incident] = Some((
@@ -271,6 +331,16 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                         Action::Resolve { outcome: outcome.into(), proof: None }
                     }
                     StepKind::Cancel => Action::Cancel { reason: "重复上报".into() },
+                    StepKind::Tell(text) => {
+                        let _ = store.act(&head, id, Action::Tell { text: text.into() }).await;
+                        continue;
+                    }
+                    StepKind::Pause(reason) => Action::Pause { reason: reason.into() },
+                    StepKind::DecidePause(approve) => {
+                        let _ = store.act(&shuji, id, Action::DecidePause { approve }).await;
+                        continue;
+                    }
+                    StepKind::Resume => Action::Resume,
                     StepKind::Rate(rating, solved, source) => {
                         let Some(kiosk) = kiosk_of(&CompoundId(compound.clone())) else {
                             continue;
@@ -281,6 +351,12 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                         let who = match source {
                             AnswerSource::Kiosk => kiosk,
                             AnswerSource::StatusPage => Principal::resident(),
+                            // 周楼长 calls back half of 第一小区's; the leader the rest.
+                            AnswerSource::Callback
+                                if compound == "c1" && step.incident % 2 == 0 =>
+                            {
+                                head.clone()
+                            }
                             AnswerSource::Callback => as_principal(
                                 "wanggezhang",
                                 "钱网格长",
@@ -293,7 +369,7 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                         let _ = store.act(&who, id, action).await;
                         continue;
                     }
-                    StepKind::Report(_) => continue,
+                    StepKind::Report(..) | StepKind::Patrol(_) | StepKind::Adjust => continue,
                 };
                 // A step made moot by an earlier one (a cancelled report) is skipped.
                 let _ = store.act(&worker, id, action).await;

@@ -1,0 +1,60 @@
+//! The demo month shows everything the pages show: residents' answers from the kiosk, the
+//! status page and 回访, second handlings, pauses approved and refused, recurring problems, the
+//! building head's 代报, messages, patrols and points (with a correction), and resolutions left
+//! for the 回访 list.
+
+use hongfan::ManualClock;
+use hongfan_shared::audit::AuditQuery;
+use hongfan_shared::points::PointsRule;
+use hongfan_shared::{AnswerSource, Role, Timestamp};
+use hongfan_tests::open_store;
+
+#[tokio::test]
+async fn the_demo_month_has_every_kind_of_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut out = Vec::new();
+    hongfan::demo::fill(&data, None, &mut out).await.unwrap();
+    let clock = ManualClock::new(Timestamp(i64::MAX / 2));
+    let store = open_store(&data, &clock).await.unwrap();
+    let all = AuditQuery {
+        from: Timestamp(0),
+        to: Timestamp(i64::MAX),
+        compound: None,
+        worker: None,
+        category: None,
+        within: None,
+    };
+    let rows = store.audit_rows(&all).unwrap();
+    let answers: Vec<_> = rows.iter().flat_map(|r| &r.answers).collect();
+    for source in AnswerSource::ALL {
+        assert!(answers.iter().any(|a| a.source == source), "answers from {source:?}");
+    }
+    assert!(answers.iter().any(|a| !a.solved), "a second handling");
+    let pauses: Vec<_> = rows.iter().flat_map(|r| &r.pauses).collect();
+    assert!(
+        pauses.iter().any(|p| p.approved)
+            && pauses.iter().any(|p| !p.approved && p.decided_by.is_some())
+    );
+    assert!(rows.iter().any(|r| r.recurring), "a recurring problem");
+    assert!(
+        rows.iter().any(|r| r.status == hongfan_shared::Status::Resolved && r.rating.is_none()),
+        "some left for 回访"
+    );
+    let mut by_head = 0;
+    let mut told = 0;
+    for row in &rows {
+        let incident = store.incident(row.id).await.unwrap().unwrap();
+        by_head += usize::from(incident.reported_by.role == Role::BuildingHead);
+        told += usize::from(!incident.notices.is_empty());
+    }
+    assert!(by_head > 0 && told > 0, "代报 {by_head}, messages {told}");
+    let office = store.office();
+    let rules: std::collections::BTreeSet<PointsRule> =
+        office.office.ledger.iter().map(|e| e.award.rule).collect();
+    assert_eq!(
+        rules,
+        [PointsRule::ProxyReport, PointsRule::Callback, PointsRule::Patrol, PointsRule::Adjustment]
+            .into()
+    );
+}
