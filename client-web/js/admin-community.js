@@ -69,7 +69,9 @@ export async function render(panel, office) {
       field(t("phrases"), inputs.phrases));
     return {
       node,
+      // What this form does not edit (emergency, mediation…) is kept as it was.
       read: () => ({
+        ...c,
         id: inputs.id.value.trim(),
         name: inputs.name.value.trim(),
         name_en: inputs.name_en.value.trim(),
@@ -104,7 +106,7 @@ export async function render(panel, office) {
         ...community,
         name: name.value.trim(),
         street_office: street.value.trim(),
-        escalation: { unclaimed_after: durationOf(escalation) },
+        escalation: { ...community.escalation, unclaimed_after: durationOf(escalation) },
         compounds: compoundForms.map((f) => f.read()),
         categories: categoryForms.map((f) => f.read()),
       };

@@ -252,6 +252,15 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     )
     .await;
     wait_js(&other, "the new category on the kiosk", "return [...document.querySelectorAll('.categories button')].some(b => b.textContent.includes('宠物扰民'))").await;
+    // What the form does not edit survives the save: the emergency categories stay emergencies,
+    // the 回访 time and the pause reasons stay as configured.
+    let saved: serde_json::Value =
+        reqwest::get(format!("{}/api/community", server.url)).await.unwrap().json().await.unwrap();
+    let emergencies =
+        saved["categories"].as_array().unwrap().iter().filter(|c| c["emergency"] == true).count();
+    assert!(emergencies > 0, "{saved}");
+    assert_eq!(saved["escalation"]["callback_after"], serde_json::json!(86_400_000));
+    assert_eq!(saved["pauses"]["reasons"].as_array().map(Vec::len), Some(3));
 
     // Every change, with who made it.
     tab(&boss, "history", "#history li").await;
