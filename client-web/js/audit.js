@@ -276,7 +276,7 @@ async function showTimeline(id) {
 // ---- 楼长积分: standings by month, corrections with a reason, the 5·20 楼长节 list ----
 
 let points = null;
-const RULES = { proxy_report: "rule_proxy_report", callback: "rule_callback", patrol: "rule_patrol", adjustment: "rule_adjustment" };
+const RULES = { proxy_report: "rule_proxy_report", callback: "rule_callback", patrol: "rule_patrol", mediation: "rule_mediation", adjustment: "rule_adjustment" };
 
 async function loadPoints() {
   const year = document.getElementById("points-year").value;

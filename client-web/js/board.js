@@ -25,6 +25,7 @@ function views() {
 let hello = null;
 let rules = [];              // what each role may do: `GET /api/rules`
 let workers = [];            // a supervisor's workers, for 派单
+let heads = [];              // the building heads a dispute may be handed to (调解)
 const open = new Map();      // incident id → incident
 const closed = new Map();    // incidents seen closed since the page opened (one may be reopened)
 const fresh = new Set();     // ids to highlight
@@ -54,6 +55,9 @@ const conn = new Connection({
     renderDuty();
     if (msg.identity.role === "supervisor") loadWorkers();
     if (CALLERS.includes(msg.identity.role)) loadCallbacks();
+    if (["worker", "supervisor"].includes(msg.identity.role)) {
+      fetch("/api/building-heads").then((r) => (r.ok ? r.json() : [])).then((list) => { heads = list; }).catch(() => {});
+    }
     document.getElementById("head-tools").hidden = msg.identity.role !== "building_head";
   },
   onCommunity(community) {
@@ -225,22 +229,27 @@ function allowed(i) {
   const me = hello.identity.id;
   const holder = !i.holder ? "none" : i.holder.id === me ? "me" : "other";
   const pause = !i.pause ? "none" : i.pause.approved ? "running" : "asked";
-  const rule = rules.find((r) => r.role === hello.identity.role && r.status === i.status && r.holder === holder && r.private === !!category(i)?.private && r.pause === pause);
+  const running = i.mediation && !i.mediation.ended ? i.mediation : null;
+  const mediation = !running ? "none" : running.head.id === me ? "mine" : "other";
+  const c = category(i);
+  const rule = rules.find((r) => r.role === hello.identity.role && r.status === i.status && r.holder === holder
+    && r.private === !!c?.private && r.mediable === (!c?.private && !!c?.mediation) && r.pause === pause && r.mediation === mediation);
   return rule?.actions ?? [];
 }
 
-const TEXT_FIELD = { tell: "text", note: "text", hand_over: "note", return: "note", resolve: "outcome", reopen: "reason", cancel: "reason", urge: "note", pause: "reason" };
+const TEXT_FIELD = { end_mediation: "outcome", tell: "text", note: "text", hand_over: "note", return: "note", resolve: "outcome", reopen: "reason", cancel: "reason", urge: "note", pause: "reason" };
 
 function send(body) {
   if (!conn.send({ id: nextId++, ...body })) toast(t("offline"));
 }
 
 /** The dialog of one action: quick replies, a text, a clear confirm button; for one hand. */
-function ask(type, incident) {
+function ask(type, incident, extra = {}) {
   const dialog = document.getElementById("ask");
   const text = document.getElementById("ask-text");
   const error = document.getElementById("ask-error");
-  const assigning = type === "assign";
+  // 派单 picks a worker, 调解 a building head (theirs first: who lives by the dispute).
+  const assigning = type === "assign" || type === "mediate";
   let proof = null;
   const proofBox = document.getElementById("ask-proof-box");
   const proofInput = document.getElementById("ask-proof");
@@ -264,11 +273,13 @@ function ask(type, incident) {
     ok.disabled = false;
     proofState.textContent = proof ? `✓ ${t("photo_saved")}` : t("attach_failed");
   };
-  document.getElementById("ask-title").textContent = `${incident.ticket} · ${t(type)}`;
+  const label = extra.label ?? type;
+  document.getElementById("ask-title").textContent = `${incident.ticket} · ${t(label)}`;
   document.getElementById("ask-help").textContent = type === "cancel" ? t("cancel_warning") : "";
   document.getElementById("ask-label").textContent = t(`${type}_prompt`);
   document.getElementById("ask-text-label").hidden = assigning;
   document.getElementById("ask-worker-label").hidden = !assigning;
+  document.querySelector("#ask-worker-label span").dataset.i18n = type === "mediate" ? "mediate_prompt" : "assign_to";
   document.getElementById("ask-ok").textContent = t(`confirm_${type}`);
   error.textContent = "";
   text.value = "";
@@ -280,7 +291,10 @@ function ask(type, incident) {
     el("button", { type: "button", class: "chip", onclick: () => { text.value = pausing || !text.value ? r : `${text.value}；${r}`; text.focus(); } }, r)));
   text.readOnly = pausing;
   if (assigning) {
-    const choices = workers.filter((w) => w.compounds.includes(incident.report.compound) && w.id !== incident.holder?.id);
+    const building = incident.report.building;
+    const choices = type === "mediate"
+      ? heads.filter((h) => h.compounds.includes(incident.report.compound)).sort((a, b) => b.buildings.includes(building) - a.buildings.includes(building))
+      : workers.filter((w) => w.compounds.includes(incident.report.compound) && w.id !== incident.holder?.id);
     document.getElementById("ask-worker").replaceChildren(...choices.map((w) => el("option", { value: w.id }, w.name)));
   }
   const form = document.getElementById("ask-form");
@@ -289,12 +303,12 @@ function ask(type, incident) {
     if (assigning) {
       const worker = document.getElementById("ask-worker").value;
       if (!worker) { error.textContent = t("nobody"); return; }
-      send({ type, incident: incident.id, worker });
+      send({ type, incident: incident.id, [type === "mediate" ? "head" : "worker"]: worker });
     } else {
       const value = text.value.trim();
       // Our own words, in the chosen language (not the browser's validation bubble).
       if (!value) { error.textContent = t("need_text"); text.focus(); return; }
-      send({ type, incident: incident.id, [TEXT_FIELD[type]]: value, ...(proof ? { proof } : {}) });
+      send({ type, incident: incident.id, [TEXT_FIELD[type]]: value, ...(proof ? { proof } : {}), ...(extra.body ?? {}) });
     }
     currentAsk = null;
     dialog.close();
@@ -314,6 +328,13 @@ function buttons(i) {
     .map(([type, primary]) => b(type, primary));
   if (may.includes("decide_pause")) main.unshift(direct("decide_pause", { approve: true }, "approve_pause", true), direct("decide_pause", { approve: false }, "refuse_pause"));
   if (may.includes("resume")) main.push(direct("resume", {}, "resume"));
+  if (may.includes("mediate")) main.push(b("mediate"));
+  if (may.includes("end_mediation")) {
+    const end = (label, settled) => el("button", { type: "button", dataset: { action: label }, onclick: () => ask("end_mediation", i, { label, body: { settled } }) }, t(label));
+    // The mediating building head says how it went; the holder may take it back.
+    if (i.mediation?.head.id === hello.identity.id) main.unshift(end("mediation_settled", true), end("mediation_failed", false));
+    else main.push(end("mediation_take_back", false));
+  }
   // 撤销 (withdrawing the report) is not beside 取消-like buttons: it waits under 更多.
   const more = may.includes("cancel")
     ? el("details", { class: "more" }, el("summary", {}, t("more_actions")), b("cancel"))
@@ -371,6 +392,16 @@ function top(i) {
     el("span", {}, c ? `${c.icon} ${name(c.name, c.name_en)}` : i.report.category));
 }
 
+/** 调解: who mediates and by when, or what came of it. */
+function mediationLine(i) {
+  const m = i.mediation;
+  if (!m) return null;
+  const text = m.ended
+    ? `⚖️ ${t("mediation_result")}（${m.head.name}）：${m.outcome ?? ""}${m.settled ? ` · ${t("settled")}` : ""}`
+    : `⚖️ ${t("mediating")}：${m.head.name} · ${t("deadline")} ${formatTime(m.due)}${m.breached ? ` · ⛔ ${t("late")}` : ""}`;
+  return el("div", { class: "mediation-line", dataset: { mediation: m.ended ? "ended" : "running" } }, text);
+}
+
 /** 每月一题: a problem reported again at the same building; a supervisor opens the earlier ones. */
 function recurringLine(i) {
   if (!i.recurring?.length) return null;
@@ -398,6 +429,7 @@ function card(i, now) {
         ? `⏸ ${t("paused")}：${i.pause.reason} · ${t("approved_by")} ${i.pause.decided_by?.name ?? ""} · ${t("until")} ${formatTime(i.pause.until)}`
         : `⏸ ${t("pause_asked")}：${i.pause.reason}（${i.pause.asked_by.name}，${t("waiting_approval")}）`) : null,
     recurringLine(i),
+    mediationLine(i),
     el("div", { class: "meta" }, `${placeOf(i)} · ${t("reported_at")} ${formatTime(i.reported_at)}`,
       i.reported_by?.role === "building_head" ? el("span", { class: "via-head" }, ` · ${t("via_head")}：${i.reported_by.name}`) : null),
     el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),

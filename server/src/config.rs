@@ -106,6 +106,9 @@ struct CategoryEntry {
     emergency: bool,
     #[serde(default)]
     retired: bool,
+    /// 调解: how long a building head has to mediate (a dispute), when it may be handed to one.
+    #[serde(default)]
+    mediation: Option<Spanned<String>>,
     normal: Spanned<TargetEntry>,
     urgent: Spanned<TargetEntry>,
 }
@@ -176,6 +179,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
             phrases: c.phrases.clone(),
             emergency: c.emergency,
             retired: c.retired,
+            mediation: c.mediation.as_ref().map(&duration).transpose()?,
         });
     }
     let community = Community {

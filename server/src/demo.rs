@@ -76,6 +76,9 @@ enum StepKind {
     Patrol(&'static str),
     /// The 书记's correction of the building head's points.
     Adjust,
+    /// 调解: handed to 周楼长, and settled by them.
+    Mediate,
+    Settle,
     Claim,
     Note(&'static str),
     HandOver,
@@ -196,6 +199,10 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                     incident,
                     what: StepKind::Note("已电话联系居民，约好上门时间"),
                 });
+                if category == "dispute" && compound == "c1" {
+                    steps.push(Step { at: later(0.4), incident, what: StepKind::Mediate });
+                    steps.push(Step { at: later(6.0), incident, what: StepKind::Settle });
+                }
                 if by_head {
                     let tell = StepKind::Tell("已和网格员说好，明天上午上门，请您在家");
                     steps.push(Step { at: later(0.2), incident, what: tell });
@@ -341,6 +348,13 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                         continue;
                     }
                     StepKind::Resume => Action::Resume,
+                    StepKind::Mediate => Action::Mediate { to: head.clone() },
+                    StepKind::Settle => {
+                        let outcome = "双方已和解，约定互相体谅".into();
+                        let settle = Action::EndMediation { outcome, settled: true };
+                        let _ = store.act(&head, id, settle).await;
+                        continue;
+                    }
                     StepKind::Rate(rating, solved, source) => {
                         let Some(kiosk) = kiosk_of(&CompoundId(compound.clone())) else {
                             continue;

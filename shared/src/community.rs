@@ -156,6 +156,9 @@ pub struct Category {
     /// No longer offered for new reports; kept because incidents refer to it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retired: bool,
+    /// 矛盾纠纷: a worker may hand it to a building head to mediate (调解), who has this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mediation: Option<Millis>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -58,6 +58,8 @@ pub enum Timer {
     Response,
     /// Time to resolution.
     Resolution,
+    /// A building head's time to mediate (调解).
+    Mediation,
 }
 
 /// Why a report was shown beyond the on-duty workers of its compound.
@@ -128,6 +130,17 @@ pub enum Change {
         outcome: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         proof: Option<crate::incident::Attachment>,
+    },
+    /// 调解: handed to a building head to mediate, who has until `due`; the holder keeps it.
+    MediationStarted {
+        head: Actor,
+        due: Timestamp,
+    },
+    /// The mediation is over: by the building head (settled or not, with what came of it), or
+    /// taken back by the holder or a supervisor.
+    MediationEnded {
+        outcome: String,
+        settled: bool,
     },
     /// 挂起 asked for, with one of the community's reasons: nothing stops until a supervisor
     /// approves.
@@ -202,6 +215,8 @@ impl Change {
             Change::Returned { .. } => "returned",
             Change::Resolved { .. } => "resolved",
             Change::Reopened { .. } => "reopened",
+            Change::MediationStarted { .. } => "mediation_started",
+            Change::MediationEnded { .. } => "mediation_ended",
             Change::PauseAsked { .. } => "pause_asked",
             Change::PauseDecided { .. } => "pause_decided",
             Change::Resumed => "resumed",

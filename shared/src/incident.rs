@@ -158,6 +158,27 @@ impl Pause {
     }
 }
 
+/// 调解: a building head mediating a dispute for the holder, with their own clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Mediation {
+    pub head: Actor,
+    pub since: Timestamp,
+    pub due: Timestamp,
+    /// When it ended, and what came of it; absent while it runs.
+    pub ended: Option<Timestamp>,
+    pub outcome: Option<String>,
+    pub settled: bool,
+    /// `due` passed while it ran.
+    pub breached: bool,
+}
+
+impl Mediation {
+    pub fn running(&self) -> bool {
+        self.ended.is_none()
+    }
+}
+
 /// The resident's answer to 解决了吗？满意吗？ after one handling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -223,6 +244,9 @@ pub struct Incident {
     /// Time the resolution clock stood still (ms): not counted against the target.
     #[serde(default, skip_serializing_if = "is_zero64")]
     pub paused_ms: u64,
+    /// 调解: the latest mediation by a building head, running or over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mediation: Option<Mediation>,
     /// Notes for the resident (`tell`), oldest first: on the status page and at the kiosk.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Note>,
@@ -312,6 +336,7 @@ impl Incident {
             paused_ms: 0,
             recurring: recurring.clone(),
             notices: Vec::new(),
+            mediation: None,
             key: key.clone(),
             proof: None,
             urges: 0,
@@ -359,6 +384,35 @@ impl Incident {
             Change::Returned { .. } if self.status == Status::HandedOver => {
                 self.status = Status::Claimed;
             }
+            Change::MediationStarted { head, due }
+                if matches!(self.status, Status::Claimed | Status::HandedOver)
+                    && !self.mediation.as_ref().is_some_and(Mediation::running) =>
+            {
+                self.mediation = Some(Mediation {
+                    head: head.clone(),
+                    since: event.at,
+                    due: *due,
+                    ended: None,
+                    outcome: None,
+                    settled: false,
+                    breached: false,
+                });
+            }
+            Change::MediationEnded { outcome, settled }
+                if self.mediation.as_ref().is_some_and(Mediation::running) =>
+            {
+                let mediation = self.mediation.as_mut().expect("checked");
+                mediation.ended = Some(event.at);
+                mediation.outcome = Some(outcome.clone());
+                mediation.settled = *settled;
+            }
+            Change::Breached { timer: Timer::Mediation, .. }
+                if self.mediation.as_ref().is_some_and(|m| m.running() && !m.breached) =>
+            {
+                if let Some(m) = self.mediation.as_mut() {
+                    m.breached = true;
+                }
+            }
             Change::PauseAsked { reason }
                 if matches!(self.status, Status::Claimed | Status::HandedOver)
                     && self.pause.is_none() =>
@@ -397,6 +451,7 @@ impl Incident {
                 if matches!(self.status, Status::Claimed | Status::HandedOver) =>
             {
                 self.end_pause(event.at);
+                self.end_mediation(event.at);
                 self.status = Status::Resolved;
                 self.resolved_at = Some(event.at);
                 self.outcome = Some(outcome.clone());
@@ -413,6 +468,7 @@ impl Incident {
             }
             Change::Cancelled { reason } if self.status.is_open() => {
                 self.end_pause(event.at);
+                self.end_mediation(event.at);
                 self.status = Status::Cancelled;
                 self.cancel_reason = Some(reason.clone());
             }
@@ -475,6 +531,13 @@ impl Incident {
         self.pauses.push(pause);
     }
 
+    /// A mediation still running when the incident closes ends with it, unsettled.
+    fn end_mediation(&mut self, at: Timestamp) {
+        if let Some(m) = self.mediation.as_mut().filter(|m| m.running()) {
+            m.ended = Some(at);
+        }
+    }
+
     /// 二次办理: open and unclaimed again, with the new handling's clocks.
     fn start_again(&mut self, clocks: &crate::lifecycle::Deadlines) {
         self.earlier_breaches +=
@@ -522,10 +585,15 @@ impl Incident {
             (self.resolve_by, change)
         });
         let resume = paused.and_then(|p| p.until).map(|until| (until, Change::Resumed));
+        let mediation = self
+            .mediation
+            .as_ref()
+            .filter(|m| open && m.running() && !m.breached)
+            .map(|m| (m.due, Change::Breached { timer: Timer::Mediation, deadline: m.due }));
         let escalation = self
             .escalate_by
             .filter(|_| unclaimed && !self.escalated_unclaimed)
             .map(|at| (at, Change::Escalated { reason: EscalationReason::Unclaimed }));
-        response.into_iter().chain(resolution).chain(escalation).chain(resume)
+        response.into_iter().chain(resolution).chain(escalation).chain(resume).chain(mediation)
     }
 }

@@ -23,8 +23,8 @@ pub use community::{
 };
 pub use event::{Actor, Change, EscalationReason, Event, Role, Seq, Timer};
 pub use incident::{
-    Answer, AnswerSource, Attachment, AttachmentKind, Incident, IncidentId, Note, Pause, Report,
-    Status, Ticket,
+    Answer, AnswerSource, Attachment, AttachmentKind, Incident, IncidentId, Mediation, Note, Pause,
+    Report, Status, Ticket,
 };
 pub use lifecycle::{Action, LifecycleError, Principal, Scope};
 pub use time::{Millis, Timestamp};

@@ -116,6 +116,16 @@ pub enum Action {
     Urge {
         note: String,
     },
+    /// 调解: the holder (or a supervisor) hands a dispute to a building head of its compound.
+    Mediate {
+        to: Principal,
+    },
+    /// The mediating building head reports how it went (or the holder or a supervisor takes it
+    /// back, not settled).
+    EndMediation {
+        outcome: String,
+        settled: bool,
+    },
     /// A note for the resident, shown on their status page: a building head of its compound, a
     /// worker or a supervisor.
     Tell {
@@ -194,6 +204,14 @@ pub enum LifecycleError {
     NotPaused,
     #[error("this incident has been paused as often as it may be ({MAX_PAUSES} times)")]
     TooManyPauses,
+    #[error("this category is not one a building head mediates")]
+    NotMediable,
+    #[error("a mediation goes to an active building head of the incident's compound")]
+    NotABuildingHeadHere,
+    #[error("a building head is mediating it already")]
+    AlreadyMediating,
+    #[error("no mediation is running")]
+    NotMediating,
 }
 
 impl LifecycleError {
@@ -226,6 +244,10 @@ impl LifecycleError {
             LifecycleError::AlreadyPaused => ErrorCode::AlreadyPaused,
             LifecycleError::NotPaused => ErrorCode::NotPaused,
             LifecycleError::TooManyPauses => ErrorCode::TooManyPauses,
+            LifecycleError::NotMediable => ErrorCode::NotMediable,
+            LifecycleError::NotABuildingHeadHere => ErrorCode::NotABuildingHeadHere,
+            LifecycleError::AlreadyMediating => ErrorCode::AlreadyMediating,
+            LifecycleError::NotMediating => ErrorCode::NotMediating,
         }
     }
 
@@ -361,6 +383,14 @@ pub fn decide(
     if let Action::Tell { text: note } = action {
         return tell(incident, who, note);
     }
+    let mediating = incident.mediation.as_ref().filter(|m| m.running());
+    if let (Action::EndMediation { outcome, settled }, Some(m)) = (action, mediating)
+        && m.head.id == who.actor.id
+        && role == Role::BuildingHead
+    {
+        text(outcome, "outcome")?;
+        return Ok(Change::MediationEnded { outcome: outcome.clone(), settled: *settled });
+    }
     if !matches!(role, Role::Worker | Role::Supervisor)
         || (matches!(
             action,
@@ -466,6 +496,29 @@ pub fn decide(
                 return Err(LifecycleError::AlreadyResolved);
             }
             Ok(Change::Urged { note: note.clone() })
+        }
+        Action::Mediate { to } => {
+            open_and_claimed()?;
+            let category = community.category(&incident.report.category);
+            let Some(limit) = category.and_then(|c| c.mediation) else {
+                return Err(LifecycleError::NotMediable);
+            };
+            if to.actor.role != Role::BuildingHead || !to.may_act_in(&incident.report.compound) {
+                return Err(LifecycleError::NotABuildingHeadHere);
+            }
+            if mediating.is_some() {
+                return Err(LifecycleError::AlreadyMediating);
+            }
+            Ok(Change::MediationStarted { head: to.actor.clone(), due: now.plus(limit) })
+        }
+        Action::EndMediation { outcome, .. } => {
+            text(outcome, "outcome")?;
+            open_and_claimed()?;
+            if mediating.is_none() {
+                return Err(LifecycleError::NotMediating);
+            }
+            // Taken back by the holder or a supervisor: not settled by the building head.
+            Ok(Change::MediationEnded { outcome: outcome.clone(), settled: false })
         }
         Action::Pause { reason } => {
             open_and_claimed()?;
@@ -624,6 +677,8 @@ fn action_name(action: &Action) -> &'static str {
         Action::Reveal => "see the phone number",
         Action::Pause { .. } => "ask for a pause",
         Action::Tell { .. } => "tell the resident",
+        Action::Mediate { .. } => "hand to a building head to mediate",
+        Action::EndMediation { .. } => "end the mediation",
         Action::DecidePause { .. } => "decide on a pause",
         Action::Resume => "resume",
     }
@@ -664,6 +719,7 @@ mod tests {
                 phrases: Vec::new(),
                 emergency: false,
                 retired: false,
+                mediation: None,
             }],
             escalation: Default::default(),
             quick_replies: Default::default(),

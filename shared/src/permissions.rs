@@ -39,6 +39,18 @@ pub enum PauseState {
     Running,
 }
 
+/// Whether a building head is mediating the incident (调解), and who.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MediationState {
+    None,
+    /// The viewer is mediating it.
+    Mine,
+    /// Another building head is.
+    Other,
+}
+
 /// The actions one kind of viewer may take on one kind of incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -48,7 +60,10 @@ pub struct Permission {
     pub holder: Holder,
     /// A private category (助老, 低保, 救助 by default).
     pub private: bool,
+    /// A category a building head may mediate (矛盾纠纷).
+    pub mediable: bool,
     pub pause: PauseState,
+    pub mediation: MediationState,
     /// Client message types, for example `claim`, `resolve`, `assign`.
     pub actions: Vec<&'static str>,
 }
@@ -75,6 +90,7 @@ fn community() -> Community {
         phrases: Vec::new(),
         emergency: false,
         retired: false,
+        mediation: None,
     };
     Community {
         name: String::new(),
@@ -86,7 +102,11 @@ fn community() -> Community {
             grid: String::new(),
             buildings: Vec::new(),
         }],
-        categories: vec![category("open", false), category("private", true)],
+        categories: vec![
+            category("open", false),
+            category("private", true),
+            Category { mediation: Some(Millis(60_000)), ..category("mediable", false) },
+        ],
         escalation: Default::default(),
         quick_replies: Default::default(),
         pauses: Default::default(),
@@ -95,10 +115,26 @@ fn community() -> Community {
     }
 }
 
-fn incident(private: bool, status: Status, holder: Holder, pause: PauseState) -> Incident {
+fn incident(
+    private: bool,
+    mediable: bool,
+    status: Status,
+    holder: Holder,
+    pause: PauseState,
+    mediation: MediationState,
+) -> Incident {
     let report = Report {
         compound: CompoundId(COMPOUND.into()),
-        category: CategoryId(if private { "private" } else { "open" }.into()),
+        category: CategoryId(
+            if private {
+                "private"
+            } else if mediable {
+                "mediable"
+            } else {
+                "open"
+            }
+            .into(),
+        ),
         urgency: Urgency::Normal,
         building: "1".into(),
         unit: String::new(),
@@ -140,6 +176,18 @@ fn incident(private: bool, status: Status, holder: Holder, pause: PauseState) ->
         to: None,
         until: (pause == PauseState::Running).then_some(Timestamp(1)),
     });
+    incident.mediation = (mediation != MediationState::None).then(|| crate::incident::Mediation {
+        head: actor(
+            if mediation == MediationState::Mine { "viewer" } else { "other-head" },
+            Role::BuildingHead,
+        ),
+        since: Timestamp(0),
+        due: Timestamp(1),
+        ended: None,
+        outcome: None,
+        settled: false,
+        breached: false,
+    });
     incident
 }
 
@@ -158,6 +206,9 @@ fn actions() -> Vec<(&'static str, Action)> {
         ("assign", Action::Assign { to: principal("someone", Role::Worker) }),
         ("urge", Action::Urge { note: text() }),
         ("rate", Action::Rate { rating: crate::audit::Rating::Satisfied, key: None, solved: true }),
+        ("tell", Action::Tell { text: text() }),
+        ("mediate", Action::Mediate { to: principal("head", Role::BuildingHead) }),
+        ("end_mediation", Action::EndMediation { outcome: text(), settled: true }),
         (
             "pause",
             Action::Pause { reason: crate::community::PausePolicy::default().reasons[0].clone() },
@@ -185,22 +236,40 @@ pub fn permissions() -> Vec<Permission> {
                 if (status == Status::Reported) != (holder == Holder::None) {
                     continue;
                 }
-                for private in [false, true] {
+                for (private, mediable) in [(false, false), (true, false), (false, true)] {
                     for pause in [PauseState::None, PauseState::Asked, PauseState::Running] {
-                        // A pause belongs to an incident someone holds, open.
-                        let open_held = matches!(status, Status::Claimed | Status::HandedOver);
-                        if pause != PauseState::None && !open_held {
-                            continue;
+                        for mediation in
+                            [MediationState::None, MediationState::Mine, MediationState::Other]
+                        {
+                            // A pause or a mediation belongs to an incident someone holds, open;
+                            // a mediation to a category that has them.
+                            let open_held = matches!(status, Status::Claimed | Status::HandedOver);
+                            if (pause != PauseState::None && !open_held)
+                                || (mediation != MediationState::None && !(open_held && mediable))
+                            {
+                                continue;
+                            }
+                            let incident =
+                                incident(private, mediable, status, holder, pause, mediation);
+                            let actions = actions()
+                                .into_iter()
+                                .filter(|(_, action)| {
+                                    decide(&incident, &who, action, Timestamp(0), &community)
+                                        .is_ok()
+                                })
+                                .map(|(name, _)| name)
+                                .collect();
+                            table.push(Permission {
+                                role,
+                                status,
+                                holder,
+                                private,
+                                mediable,
+                                pause,
+                                mediation,
+                                actions,
+                            });
                         }
-                        let incident = incident(private, status, holder, pause);
-                        let actions = actions()
-                            .into_iter()
-                            .filter(|(_, action)| {
-                                decide(&incident, &who, action, Timestamp(0), &community).is_ok()
-                            })
-                            .map(|(name, _)| name)
-                            .collect();
-                        table.push(Permission { role, status, holder, private, pause, actions });
                     }
                 }
             }
@@ -221,7 +290,9 @@ mod tests {
                     && p.status == status
                     && p.holder == holder
                     && p.private == private
+                    && !p.mediable
                     && p.pause == PauseState::None
+                    && p.mediation == MediationState::None
             })
             .map(|p| p.actions)
             .unwrap_or_default()
@@ -235,7 +306,9 @@ mod tests {
                     && p.status == Status::Claimed
                     && p.holder == holder
                     && !p.private
+                    && !p.mediable
                     && p.pause == pause
+                    && p.mediation == MediationState::None
             })
             .map(|p| p.actions)
             .unwrap_or_default()
@@ -257,28 +330,63 @@ mod tests {
             !with_pause(Role::Supervisor, Holder::Other, PauseState::Running)
                 .contains(&"decide_pause")
         );
-        assert!(with_pause(Role::BuildingHead, Holder::Other, PauseState::Asked).is_empty());
+        assert_eq!(with_pause(Role::BuildingHead, Holder::Other, PauseState::Asked), vec!["tell"]);
     }
 
-    /// What the issue found on the board: a building head was offered 接单 and 撤销.
+    fn mediating(role: Role, holder: Holder, mediation: MediationState) -> Vec<&'static str> {
+        permissions()
+            .into_iter()
+            .find(|p| {
+                p.role == role
+                    && p.status == Status::Claimed
+                    && p.holder == holder
+                    && p.mediable
+                    && p.pause == PauseState::None
+                    && p.mediation == mediation
+            })
+            .map(|p| p.actions)
+            .unwrap_or_default()
+    }
+
+    /// 调解: the holder hands a dispute over; the mediating building head (only they) ends it,
+    /// and the holder may take it back.
+    #[test]
+    fn a_mediation_is_started_by_the_holder_and_ended_by_its_building_head() {
+        let none = MediationState::None;
+        assert!(mediating(Role::Worker, Holder::Me, none).contains(&"mediate"));
+        assert!(!mediating(Role::Worker, Holder::Other, none).contains(&"mediate"));
+        assert!(!allowed(Role::Worker, Status::Claimed, Holder::Me, false).contains(&"mediate"));
+        let mine = mediating(Role::BuildingHead, Holder::Other, MediationState::Mine);
+        assert!(mine.contains(&"end_mediation"), "{mine:?}");
+        let other = mediating(Role::BuildingHead, Holder::Other, MediationState::Other);
+        assert!(!other.contains(&"end_mediation"), "{other:?}");
+        let holder = mediating(Role::Worker, Holder::Me, MediationState::Other);
+        assert!(holder.contains(&"end_mediation") && !holder.contains(&"mediate"), "{holder:?}");
+    }
+
+    /// What the issue found on the board: a building head was offered 接单 and 撤销. A building
+    /// head may tell the resident (as the workers may), nothing of the workers' own.
     #[test]
     fn the_table_says_what_the_rule_allows() {
         assert_eq!(
             allowed(Role::BuildingHead, Status::Reported, Holder::None, false),
-            Vec::<&str>::new()
+            vec!["tell"]
         );
         assert_eq!(
             allowed(Role::Worker, Status::Reported, Holder::None, false),
-            vec!["claim", "note", "cancel", "reveal"]
+            vec!["claim", "note", "cancel", "reveal", "tell"]
         );
         assert_eq!(
             allowed(Role::Worker, Status::Claimed, Holder::Other, true),
-            vec!["note"],
+            vec!["note", "tell"],
             "another's private case: a note, no phone, nothing of the holder's"
         );
         let supervisor = allowed(Role::Supervisor, Status::Claimed, Holder::Other, false);
         assert!(supervisor.contains(&"assign") && supervisor.contains(&"urge"), "{supervisor:?}");
         assert!(!allowed(Role::Worker, Status::Claimed, Holder::Me, false).contains(&"assign"));
-        assert_eq!(allowed(Role::BuildingHead, Status::Resolved, Holder::Me, false), vec!["rate"]);
+        assert_eq!(
+            allowed(Role::BuildingHead, Status::Resolved, Holder::Me, false),
+            vec!["rate", "tell"]
+        );
     }
 }

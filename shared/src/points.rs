@@ -19,11 +19,18 @@ pub struct PointsRules {
     pub callback: i32,
     /// A patrol round (巡防) recorded.
     pub patrol: i32,
+    /// A mediation (调解) the building head settled.
+    #[serde(default = "three")]
+    pub mediation: i32,
+}
+
+fn three() -> i32 {
+    3
 }
 
 impl Default for PointsRules {
     fn default() -> Self {
-        PointsRules { proxy_report: 2, callback: 1, patrol: 1 }
+        PointsRules { proxy_report: 2, callback: 1, patrol: 1, mediation: 3 }
     }
 }
 
@@ -35,6 +42,7 @@ pub enum PointsRule {
     ProxyReport,
     Callback,
     Patrol,
+    Mediation,
     /// Added or corrected by a supervisor, with a reason.
     Adjustment,
 }
@@ -99,6 +107,9 @@ pub fn earned(
         {
             let reason = "代报的问题已办结";
             Some(award(&incident.reported_by, rules.proxy_report, PointsRule::ProxyReport, reason))
+        }
+        Change::MediationEnded { settled: true, .. } if event.actor.role == Role::BuildingHead => {
+            Some(award(&event.actor, rules.mediation, PointsRule::Mediation, "调解成功"))
         }
         Change::Rated { .. } if event.actor.role == Role::BuildingHead => {
             Some(award(&event.actor, rules.callback, PointsRule::Callback, "完成回访"))

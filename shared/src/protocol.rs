@@ -94,6 +94,9 @@ client_messages! {
         /// is refused (`wrong_key`). Staff look up the tickets they may see without either.
         /// 派单 / 改派 (supervisors): give the incident to `worker` (a login), who is alerted.
         Assign "assign" { id: u64, incident: IncidentId, worker: String }
+        /// 调解: the holder or a supervisor hands a dispute to `head`, a building head's login
+        /// (`not_a_building_head_here` otherwise).
+        Mediate "mediate" { id: u64, incident: IncidentId, head: String }
         Lookup "lookup" {
             id: u64,
             ticket: String,
@@ -131,6 +134,9 @@ client_messages! {
         Reveal "reveal" {} => Action::Reveal
         /// 督办 (supervisors): a logged nudge the holder sees, counted by the audit.
         Urge "urge" { note: String } => Action::Urge { note }
+        /// The mediating building head reports how it went (`settled`), or the holder or a
+        /// supervisor takes it back.
+        EndMediation "end_mediation" { outcome: String, settled: bool } => Action::EndMediation { outcome, settled }
         /// A note for the resident (their status page, the kiosk), not an internal note: a
         /// building head, worker or supervisor of the incident's compound.
         Tell "tell" { text: String } => Action::Tell { text }
@@ -425,6 +431,10 @@ error_codes! {
     AlreadyPaused => "该事项已申请挂起或正在挂起中",
     NotPaused => "该事项没有待批准或进行中的挂起",
     TooManyPauses => "该事项挂起次数已满，请联系书记",
+    NotMediable => "这类事项不交楼长调解",
+    NotABuildingHeadHere => "只能交给该小区的楼长调解",
+    AlreadyMediating => "楼长已在调解中",
+    NotMediating => "该事项没有正在进行的调解",
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -232,6 +232,7 @@ mod tests {
             phrases: Vec::new(),
             emergency: false,
             retired: false,
+            mediation: None,
         };
         Community {
             name: "c".into(),
@@ -307,6 +308,7 @@ mod tests {
             paused_ms: 0,
             recurring: Vec::new(),
             notices: Vec::new(),
+            mediation: None,
             key: Some(KEY.into()),
             proof: None,
             urges: 0,

@@ -554,3 +554,55 @@ async fn a_building_head_patrols_and_reports_for_a_resident_from_the_phone() {
         .unwrap();
     assert_eq!(points["ledger"][0]["award"]["rule"], "patrol");
 }
+
+/// 调解 on the board: the worker hands a dispute to the building head of its building, the
+/// building head settles it from the phone, and the card shows what came of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispute_is_handed_to_the_building_head_and_settled_from_the_phone() {
+    let _turn = TURN.acquire().await.unwrap();
+    let server = TestServer::start().await;
+    let mut kiosk = server.kiosk("c1").await;
+    let dispute =
+        Report { category: CategoryId("dispute".into()), ..report("c1", "楼上装修噪音") };
+    let incident = kiosk.file(dispute).await;
+    let mut wang = server.user("wang").await;
+    assert_eq!(
+        refused(&answer(&mut wang, ClientMessage::Claim { id: 1, incident: incident.id }).await),
+        None
+    );
+
+    let driver = Driver::start();
+    let (desk, phone) = (driver.session().await, driver.session().await);
+    board_log_in(&desk, &server, "wang").await;
+    let on_card = |what: &str| format!("{} {what}", card(&incident.ticket.0));
+    click(&desk, &on_card("button[data-action=mediate]")).await;
+    wait_js(&desk, "the building heads", "return [...document.querySelectorAll('#ask-worker option')].map(o => o.textContent).join() === '周楼长'").await;
+    click(&desk, "#ask-ok").await;
+    wait_js(
+        &desk,
+        "mediating",
+        &format!(
+            "return document.querySelector(\"{}\")?.dataset.mediation === 'running'",
+            on_card(".mediation-line")
+        ),
+    )
+    .await;
+
+    phone.set_window_size(390, 844).await.unwrap();
+    board_log_in(&phone, &server, "head").await;
+    click(&phone, "#view-all").await;
+    click(&phone, &on_card("button[data-action=mediation_settled]")).await;
+    fill(&phone, "#ask-text", "双方已和解，约定晚十点后不施工").await;
+    screenshots(&phone, "board-mediation").await;
+    clean(&phone, "the mediation dialog").await;
+    click(&phone, "#ask-ok").await;
+    wait_js(
+        &desk,
+        "settled, on the worker's card",
+        &format!(
+            "return document.querySelector(\"{}\")?.textContent.includes('已调解成功')",
+            on_card(".mediation-line")
+        ),
+    )
+    .await;
+}

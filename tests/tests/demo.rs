@@ -1,6 +1,6 @@
 //! The demo month shows everything the pages show: residents' answers from the kiosk, the
 //! status page and 回访, second handlings, pauses approved and refused, recurring problems, the
-//! building head's 代报, messages, patrols and points (with a correction), and resolutions left
+//! building head's 代报, messages, mediations, patrols and points (with a correction), and resolutions left
 //! for the 回访 list.
 
 use hongfan::ManualClock;
@@ -54,7 +54,13 @@ async fn the_demo_month_has_every_kind_of_record() {
         office.office.ledger.iter().map(|e| e.award.rule).collect();
     assert_eq!(
         rules,
-        [PointsRule::ProxyReport, PointsRule::Callback, PointsRule::Patrol, PointsRule::Adjustment]
-            .into()
+        [
+            PointsRule::ProxyReport,
+            PointsRule::Callback,
+            PointsRule::Patrol,
+            PointsRule::Mediation,
+            PointsRule::Adjustment
+        ]
+        .into()
     );
 }

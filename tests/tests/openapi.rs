@@ -218,6 +218,9 @@ async fn every_route_answers_as_the_openapi_description_says() {
         call(M::GET, "/api/callbacks", "/api/callbacks").cookie(&boss),
         call(M::GET, "/api/callbacks", "/api/callbacks").cookie(&wang),
         call(M::GET, "/api/callbacks", "/api/callbacks"),
+        call(M::GET, "/api/building-heads", "/api/building-heads").cookie(&wang),
+        call(M::GET, "/api/building-heads", "/api/building-heads").cookie(&head),
+        call(M::GET, "/api/building-heads", "/api/building-heads"),
         call(M::POST, "/api/patrols", "/api/patrols")
             .cookie(&head)
             .json(json!({ "buildings": ["3号楼"], "checked": "消防通道", "found": "" })),

@@ -126,6 +126,7 @@ pub fn router(app: App) -> Router {
         .route("/api/rules", get(rules))
         .route("/api/workers", get(workers))
         .route("/api/callbacks", get(callbacks::list))
+        .route("/api/building-heads", get(building_heads))
         .route("/api/points", get(points::list).post(points::adjust))
         .route("/api/points/export", get(points::export))
         .route("/api/patrols", post(points::patrol))
@@ -500,6 +501,46 @@ async fn workers(
             .into_iter()
             .filter(|u| u.role == Role::Worker && u.compounds.iter().any(|c| who.may_act_in(c)))
             .map(|u| WorkerEntry { id: u.login, name: u.name, compounds: u.compounds })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HeadEntry {
+    id: String,
+    name: String,
+    compounds: Vec<hongfan_shared::CompoundId>,
+    buildings: Vec<String>,
+}
+
+/// The active building heads of the caller's compounds, with their buildings: whom a dispute may
+/// be handed to for mediation (调解).
+#[utoipa::path(get, path = "/api/building-heads", tag = "community", security(("session" = [])),
+    responses(
+        (status = 200, description = "The active building heads of the caller's compounds", body = Vec<HeadEntry>),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`: workers and supervisors only", body = ErrorJson),
+    ))]
+async fn building_heads(
+    State(app): State<App>,
+    jar: CookieJar,
+) -> Result<Json<Vec<HeadEntry>>, AppError> {
+    let who = working(authenticated(&app, &jar).await?)?.principal;
+    if !matches!(who.actor.role, Role::Worker | Role::Supervisor) {
+        return Err(AppError::Forbidden);
+    }
+    let users = app.accounts.users()?;
+    Ok(Json(
+        users
+            .into_iter()
+            .filter(|u| u.role == Role::BuildingHead && !u.disabled)
+            .filter(|u| u.compounds.iter().any(|c| who.may_act_in(c)))
+            .map(|u| HeadEntry {
+                id: u.login,
+                name: u.name,
+                compounds: u.compounds,
+                buildings: u.buildings,
+            })
             .collect(),
     ))
 }

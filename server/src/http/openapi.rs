@@ -26,6 +26,7 @@ use super::{admin, audit, callbacks, points, resident, sessions};
         super::community,
         super::rules,
         super::workers,
+        super::building_heads,
         callbacks::list,
         points::list,
         points::export,

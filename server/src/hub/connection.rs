@@ -234,6 +234,15 @@ impl Connection {
                 };
                 self.act(request, incident, Action::Assign { to: to.principal() }).await
             }
+            Request::Mediate { id: request, incident, head } => {
+                let office = self.hub.store().office();
+                let Some(to) = office.office.people.get(&head).filter(|p| !p.disabled) else {
+                    let refusal =
+                        error(ErrorCode::NotABuildingHeadHere, "no such active building head");
+                    return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
+                };
+                self.act(request, incident, Action::Mediate { to: to.principal() }).await
+            }
         }
     }
 
