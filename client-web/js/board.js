@@ -239,8 +239,11 @@ function allowed(i) {
 
 const TEXT_FIELD = { end_mediation: "outcome", tell: "text", note: "text", hand_over: "note", return: "note", resolve: "outcome", reopen: "reason", cancel: "reason", urge: "note", pause: "reason" };
 
+/** Sends a request; false (and a toast) when the link is down. */
 function send(body) {
-  if (!conn.send({ id: nextId++, ...body })) toast(t("offline"));
+  const sent = conn.send({ id: nextId++, ...body });
+  if (!sent) toast(t("offline"));
+  return sent;
 }
 
 /** The dialog of one action: quick replies, a text, a clear confirm button; for one hand. */
@@ -451,7 +454,9 @@ function callbackCard(i) {
     el("div", { class: "desc" }, restricted ? t("private_case") : i.report.description),
     i.outcome ? el("div", { class: "outcome" }, `${t("outcome")}：${i.outcome}`) : null,
     phoneOf(i),
-    questions(i.id, i.round, async (solved, rating) => send({ type: "rate", incident: i.id, rating, solved })));
+    questions(i.id, i.round, async (solved, rating) => {
+      if (!send({ type: "rate", incident: i.id, rating, solved })) throw new Error("offline");
+    }));
 }
 
 async function loadCallbacks() {
@@ -676,6 +681,14 @@ document.getElementById("patrol-open").addEventListener("click", openPatrol);
 document.getElementById("patrol-cancel").addEventListener("click", () => document.getElementById("patrol").close());
 document.getElementById("patrol-form").addEventListener("submit", async (e) => {
   e.preventDefault();
+  // One round, one record: not twice for a double tap.
+  const ok = document.getElementById("patrol-ok");
+  if (ok.disabled) return;
+  ok.disabled = true;
+  try { await recordPatrol(); } finally { ok.disabled = false; }
+});
+
+async function recordPatrol() {
   const buildings = [...document.querySelectorAll("#patrol-buildings input:checked")].map((i) => i.value);
   const checked = document.getElementById("patrol-checked").value.trim();
   const found = document.getElementById("patrol-found").value.trim();
@@ -688,7 +701,7 @@ document.getElementById("patrol-form").addEventListener("submit", async (e) => {
   toast(t("patrol_done"));
   // What was found is a report to make: one tap opens it, filled in.
   if (found) openProxy({ building: buildings[0], text: found });
-});
+}
 
 // Installable on a phone: the shell is cached by the service worker; the data is always live.
 if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});

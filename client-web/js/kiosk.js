@@ -8,7 +8,7 @@
 import { Connection, me, merge, showLink } from "./connection.js";
 import { applyI18n, lang, name, setLang, t, toggleLang } from "./i18n.js";
 import { el, formatTime } from "./format.js";
-import { questions, thanks } from "./answer.js";
+import { questions, resetAnswers, thanks } from "./answer.js";
 
 const PENDING = "hongfan.kiosk.pending";
 const LATE = "hongfan.kiosk.late";
@@ -134,6 +134,8 @@ const conn = new Connection({
         if (draft?.request_id === msg.request_id) { draft.sending = false; problem = msg.message_zh; render(); return; }
       }
       problem = msg.code === "wrong_key" ? t("wrong_key") : msg.message_zh;
+      // A refused answer may be given again.
+      resetAnswers();
       render();
     }
   },
@@ -462,9 +464,11 @@ function renderTicket() {
         el("p", {}, `${t("slip_code")}：`, el("strong", { id: "slip-code" }, spacedKey(key)))) : null,
       el("p", {}, t("keep_ticket"))),
     i.notices?.length ? el("ul", { class: "notices", "aria-label": t("notices_title") }, i.notices.map((n) => el("li", {}, `${n.by.name}：${n.text}`))) : null,
-    i.status === "resolved" && !i.rating && key ? questions(i.id, i.round, (solved, rating) =>
-      conn.send({ type: "rate", id: requestNo++, incident: i.id, rating, key, solved })) : null,
-    thanks(i),
+    i.status === "resolved" && !i.rating && key ? questions(i.id, i.round, (solved, rating) => {
+      if (!conn.send({ type: "rate", id: requestNo++, incident: i.id, rating, key, solved })) throw new Error("offline");
+    }) : null,
+    // Thanks once answered; "handled again" while the second handling runs.
+    (i.status === "resolved" && i.rating) || (i.round && i.status !== "resolved") ? thanks(i) : null,
     problem ? el("p", { class: "error-text", role: "alert" }, problem) : null,
     el("div", { class: "actions spaced" },
       key ? el("button", { type: "button", id: "print", onclick: () => window.print() }, `🖨 ${t("print_slip")}`) : null,

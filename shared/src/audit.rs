@@ -83,7 +83,8 @@ impl From<&Incident> for AuditRow {
             category: i.report.category.clone(),
             urgency: i.report.urgency,
             reported_at: i.reported_at,
-            respond_by: i.respond_by,
+            // The first response is judged against the first handling's target.
+            respond_by: i.first_respond_by.unwrap_or(i.respond_by),
             resolve_by: i.resolve_by,
             claimed_at: i.claimed_at,
             holder: i.holder.clone(),

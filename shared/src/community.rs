@@ -252,6 +252,18 @@ impl Community {
                 "recurring: at least 2 reports within a time longer than zero".into(),
             ));
         }
+        let points = [
+            self.points.proxy_report,
+            self.points.callback,
+            self.points.patrol,
+            self.points.mediation,
+        ];
+        if points.iter().any(|p| !(0..=100).contains(p)) {
+            return Err(at(Place::Community)("points: each from 0 to 100".into()));
+        }
+        if self.categories.iter().any(|c| c.mediation.is_some_and(|m| m.0 == 0)) {
+            return Err(at(Place::Community)("a mediation time must be longer than zero".into()));
+        }
         if self.pauses.limit.0 == 0
             || self.pauses.reasons.len() > MAX_ITEMS
             || self

@@ -232,6 +232,10 @@ pub struct Incident {
     /// Every answer the resident gave, one per finished handling, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub answers: Vec<Answer>,
+    /// The first handling's response target, kept when a second handling sets new clocks: the
+    /// first response (`claimed_at`) is judged against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_respond_by: Option<Timestamp>,
     /// Breaches of earlier handlings (the flags above are the current handling's).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub earlier_breaches: u32,
@@ -331,6 +335,7 @@ impl Incident {
             round: 0,
             answers: Vec::new(),
             earlier_breaches: 0,
+            first_respond_by: None,
             pause: None,
             pauses: Vec::new(),
             paused_ms: 0,
@@ -464,7 +469,10 @@ impl Incident {
                 self.outcome = None;
                 self.proof = None;
                 self.resolve_by = *resolve_by;
+                // Reopened: answered afresh once resolved again; the breach stays counted.
+                self.earlier_breaches += u32::from(self.resolution_breached);
                 self.resolution_breached = false;
+                self.rating = None;
             }
             Change::Cancelled { reason } if self.status.is_open() => {
                 self.end_pause(event.at);
@@ -542,6 +550,7 @@ impl Incident {
     fn start_again(&mut self, clocks: &crate::lifecycle::Deadlines) {
         self.earlier_breaches +=
             u32::from(self.response_breached) + u32::from(self.resolution_breached);
+        self.first_respond_by.get_or_insert(self.respond_by);
         self.round += 1;
         self.status = Status::Reported;
         self.holder = None;

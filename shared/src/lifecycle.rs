@@ -212,6 +212,8 @@ pub enum LifecycleError {
     AlreadyMediating,
     #[error("no mediation is running")]
     NotMediating,
+    #[error("a 回访 comes once the resident has had their time to answer (callback_after)")]
+    TooEarlyForCallback,
 }
 
 impl LifecycleError {
@@ -248,6 +250,7 @@ impl LifecycleError {
             LifecycleError::NotABuildingHeadHere => ErrorCode::NotABuildingHeadHere,
             LifecycleError::AlreadyMediating => ErrorCode::AlreadyMediating,
             LifecycleError::NotMediating => ErrorCode::NotMediating,
+            LifecycleError::TooEarlyForCallback => ErrorCode::TooEarlyForCallback,
         }
     }
 
@@ -370,7 +373,7 @@ pub fn decide(
 ) -> Result<Change, LifecycleError> {
     let role = who.actor.role;
     if let Action::Rate { rating, key, solved } = action {
-        let answer = rate(incident, who, *rating, key.as_deref())?;
+        let answer = rate(incident, who, *rating, key.as_deref(), now, community)?;
         if *solved {
             return Ok(answer);
         }
@@ -596,6 +599,8 @@ fn rate(
     who: &Principal,
     rating: crate::audit::Rating,
     key: Option<&str>,
+    now: Timestamp,
+    community: &Community,
 ) -> Result<Change, LifecycleError> {
     let allowed = match who.actor.role {
         // Another kiosk's ticket is not this kiosk's to try codes on.
@@ -609,6 +614,21 @@ fn rate(
     };
     if !allowed {
         return Err(LifecycleError::OtherCompound(incident.report.compound.clone()));
+    }
+    // 回访 is for those the resident has not answered themselves by `callback_after`, and never
+    // by whoever holds the incident: the office does not grade its own work.
+    let staff = matches!(who.actor.role, Role::BuildingHead | Role::Supervisor);
+    if staff && incident.status == Status::Resolved && incident.rating.is_none() {
+        if incident.holder.as_ref().is_some_and(|h| h.id == who.actor.id) {
+            return Err(LifecycleError::RoleNotAllowed {
+                role: who.actor.role,
+                what: "answer for the resident on an incident they hold",
+            });
+        }
+        let due = incident.resolved_at.map(|at| at.plus(community.escalation.callback_after));
+        if due.is_some_and(|due| now < due) {
+            return Err(LifecycleError::TooEarlyForCallback);
+        }
     }
     match (incident.status, incident.rating) {
         (Status::Cancelled, _) => Err(LifecycleError::Cancelled),
@@ -856,7 +876,13 @@ mod tests {
             actor: Actor { id: "head".into(), name: "楼长".into(), role: Role::BuildingHead },
             scope: Scope::Compounds(vec![CompoundId("c1".into())]),
         };
-        resolved().ok(&head, rate(None));
+        // 回访: only once the resident had their day to answer, and never by the holder.
+        let mut log = resolved();
+        assert_eq!(log.refused(&head, rate(None)), LifecycleError::TooEarlyForCallback);
+        log.now = T0.plus(Millis::from_hours(24));
+        let holder = principal("a", Role::Supervisor, &[]);
+        assert_eq!(log.refused(&holder, rate(None)).code(), ErrorCode::Forbidden);
+        log.ok(&head, rate(None));
     }
 
     #[test]

@@ -385,7 +385,7 @@ mod tests {
         assert!(supervisor.contains(&"assign") && supervisor.contains(&"urge"), "{supervisor:?}");
         assert!(!allowed(Role::Worker, Status::Claimed, Holder::Me, false).contains(&"assign"));
         assert_eq!(
-            allowed(Role::BuildingHead, Status::Resolved, Holder::Me, false),
+            allowed(Role::BuildingHead, Status::Resolved, Holder::Other, false),
             vec!["rate", "tell"]
         );
     }

@@ -223,7 +223,8 @@ impl DecodeError {
 }
 
 /// The fields of `after` that differ from `before` (all of them when there is no `before`): what
-/// a client holding `before` merges in to hold `after`.
+/// a client holding `before` merges in to hold `after`. A field `after` no longer has (a pause
+/// over, a proof cleared by a second handling) is sent as `null`, so the merge drops it.
 pub fn patch(
     before: Option<&Incident>,
     after: &Incident,
@@ -234,7 +235,11 @@ pub fn patch(
     };
     let after = to_map(after);
     let Some(before) = before.map(to_map) else { return after };
-    after.into_iter().filter(|(key, value)| before.get(key) != Some(value)).collect()
+    let gone: Vec<String> = before.keys().filter(|k| !after.contains_key(*k)).cloned().collect();
+    let mut changed: serde_json::Map<String, serde_json::Value> =
+        after.into_iter().filter(|(key, value)| before.get(key) != Some(value)).collect();
+    changed.extend(gone.into_iter().map(|key| (key, serde_json::Value::Null)));
+    changed
 }
 
 /// Who the server took the client to be.
@@ -435,6 +440,7 @@ error_codes! {
     NotABuildingHeadHere => "只能交给该小区的楼长调解",
     AlreadyMediating => "楼长已在调解中",
     NotMediating => "该事项没有正在进行的调解",
+    TooEarlyForCallback => "居民还有时间自己评价，到时会列入待回访",
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

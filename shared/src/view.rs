@@ -85,6 +85,10 @@ pub fn incident_as_seen(incident: &Incident, sight: Sight) -> Incident {
     report_as_seen(&mut view.report, sight);
     if sight != Sight::Full {
         view.notes.clear();
+        // How a mediation went is the workers' record, like their notes.
+        if let Some(m) = view.mediation.as_mut() {
+            m.outcome = None;
+        }
     }
     if sight == Sight::Restricted {
         view.outcome = None;
@@ -113,6 +117,7 @@ pub fn event_as_seen(event: &Event, sight: Sight, role: Role) -> Option<Event> {
             report_as_seen(report, sight)
         }
         Change::Noted { .. } if sight != Sight::Full => return None,
+        Change::MediationEnded { outcome, .. } if sight != Sight::Full => outcome.clear(),
         // A note for the resident goes where the description goes.
         Change::Told { text } if sight == Sight::Restricted => text.clear(),
         Change::HandedOver { note } | Change::Returned { note } | Change::Urged { note }
@@ -186,7 +191,8 @@ pub fn resident_status(incident: &Incident) -> ResidentStatus {
         building: incident.report.building.clone(),
         status,
         reported_at: incident.reported_at,
-        claimed_at: incident.claimed_at,
+        // Claimed in the handling running now (a second handling waits for its own claim).
+        claimed_at: incident.claimed_at.filter(|_| incident.holder.is_some()),
         resolved_at: incident.resolved_at,
         holder: incident.holder.as_ref().map(|h| h.name.clone()),
         outcome: incident.outcome.clone().filter(|_| status == crate::incident::Status::Resolved),
@@ -303,6 +309,7 @@ mod tests {
             round: 0,
             answers: Vec::new(),
             earlier_breaches: 0,
+            first_respond_by: None,
             pause: None,
             pauses: Vec::new(),
             paused_ms: 0,

@@ -489,8 +489,15 @@ impl WsClient {
                     .collect();
             }
             ServerMessage::Event { event, patch } => {
+                // A field sent as null is one the incident no longer has.
                 let held = self.incidents.entry(event.incident.0).or_default();
-                held.extend(patch.clone());
+                for (key, value) in patch {
+                    if value.is_null() {
+                        held.remove(key);
+                    } else {
+                        held.insert(key.clone(), value.clone());
+                    }
+                }
             }
             _ => {}
         }

@@ -114,6 +114,10 @@ async fn not_solved_starts_a_second_handling_with_new_clocks_and_the_figures_fol
     clock.set(at(400));
     store.act(&worker("li", "c1"), b.id, resolve()).await.unwrap();
     clock.set(at(500));
+    // Not yet: the resident has a day after 办结 to answer by themselves.
+    let early = store.act(&head, b.id, answer(Rating::BasicallySatisfied, None, true)).await;
+    assert!(early.unwrap_err().to_string().contains("callback_after"));
+    clock.set(at(400 + 24 * 60));
     let (event, done) =
         store.act(&head, b.id, answer(Rating::BasicallySatisfied, None, true)).await.unwrap();
     assert_eq!(event.actor.name, "zhou");
@@ -133,7 +137,11 @@ async fn not_solved_starts_a_second_handling_with_new_clocks_and_the_figures_fol
     // 满意率 by the latest answer: A satisfied (kiosk), B basically satisfied (回访): 2/2;
     // one breach, B's second response target.
     let rows = store.audit_rows(&everything()).unwrap();
-    let f = figures(&rows, at(600));
+    // B's first response (at 20) is judged against the first handling's target (60), not the
+    // second's.
+    let b_row = rows.iter().find(|r| r.id == b.id).unwrap();
+    assert_eq!((b_row.claimed_at, b_row.respond_by), (Some(at(20)), at(60)));
+    let f = figures(&rows, at(400 + 24 * 60 + 100));
     assert_eq!((f.reports, f.resolved, f.answered), (3, 3, 2));
     assert_eq!(f.answer_rate, Some(2.0 / 3.0));
     assert_eq!((f.solved_first_time, f.first_time_rate), (1, Some(0.5)));

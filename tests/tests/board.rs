@@ -301,12 +301,12 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
     )
     .await;
 
-    // A building head sees no claim, no duty switch.
+    // A building head sees no claim, no duty switch: only 告知居民.
     let head = driver.session().await;
     board_log_in(&head, &server, "head").await;
     wait_js(&head, "the card", &format!("return !!document.querySelector(\"{}\")", card("0002")))
         .await;
-    let buttons = head.execute("return document.querySelectorAll('.card button[data-action]').length + (document.getElementById('duty-box').hidden ? 0 : 100)", vec![]).await.unwrap();
+    let buttons = head.execute("return [...document.querySelectorAll('.card button[data-action]')].filter(b => b.dataset.action !== 'tell').length + (document.getElementById('duty-box').hidden ? 0 : 100)", vec![]).await.unwrap();
     assert_eq!(
         buttons,
         serde_json::json!(0),

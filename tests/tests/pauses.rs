@@ -152,3 +152,37 @@ async fn a_pause_counts_only_once_approved_and_its_time_is_left_out() {
         ]
     );
 }
+
+/// A board holding an incident sees a pause end: the field the incident no longer has comes as
+/// `null` in the patch (merged, it would otherwise stay paused on every board).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_sees_a_pause_end() {
+    use hongfan_shared::protocol::{ClientMessage, ServerMessage};
+    let clock = ManualClock::new(T0);
+    let server = hongfan_tests::server::TestServer::start_in_process(clock.clone()).await;
+    let mut kiosk = server.kiosk("c1").await;
+    let incident = kiosk.file(report("c1", "楼顶漏水")).await;
+    let (mut wang, mut boss) = (server.user("wang").await, server.user("boss").await);
+    wang.subscribe(None).await;
+    let done =
+        |id| move |m: &ServerMessage| matches!(m, ServerMessage::Done { id: i, .. } if *i == id);
+    let id = incident.id;
+    wang.send(&ClientMessage::Claim { id: 1, incident: id }).await;
+    wang.recv_until(done(1)).await;
+    wang.send(&ClientMessage::Pause {
+        id: 2, incident: id, reason: "等待物业/施工方".into()
+    })
+    .await;
+    wang.recv_until(done(2)).await;
+    boss.send(&ClientMessage::DecidePause { id: 3, incident: id, approve: true }).await;
+    boss.recv_until(done(3)).await;
+    wang.recv_until(|m| matches!(m, ServerMessage::Event { event, .. } if matches!(event.change, Change::PauseDecided { approved: true, .. }))).await;
+    assert!(wang.incident(id).pause.is_some_and(|p| p.approved));
+    wang.send(&ClientMessage::Resume { id: 4, incident: id }).await;
+    wang.recv_until(
+        |m| matches!(m, ServerMessage::Event { event, .. } if event.change == Change::Resumed),
+    )
+    .await;
+    let held = wang.incident(id);
+    assert_eq!((held.pause, held.pauses.len()), (None, 1), "the pause is over on the board");
+}

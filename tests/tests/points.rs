@@ -108,6 +108,20 @@ async fn points_are_awarded_once_per_deed_across_kill_9_and_corrected_with_a_rea
         },
     )
     .await;
+    // The resident had their time to answer: the office sets it to a moment for the test.
+    let boss_cookie = server.login("boss").await;
+    let (_, text) = call(&server, "GET", "/api/community", &boss_cookie, None).await;
+    let mut community: Value = serde_json::from_str(&text).unwrap();
+    community["escalation"]["callback_after"] = json!(1);
+    let put = reqwest::Client::new()
+        .put(format!("{}/api/admin/community", server.url))
+        .header("cookie", &boss_cookie)
+        .header("origin", &server.url)
+        .json(&community)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
     let mut head = server.user("head").await;
     let callback = ClientMessage::Rate {
         id: 6,
@@ -124,6 +138,10 @@ async fn points_are_awarded_once_per_deed_across_kill_9_and_corrected_with_a_rea
     let cookie = server.login("head").await;
     let round = json!({ "buildings": ["3号楼"], "checked": "消防通道、楼道杂物", "found": "5楼楼道堆放纸箱" });
     let (status, text) = call(&server, "POST", "/api/patrols", &cookie, Some(round)).await;
+    assert_eq!(status, 200, "{text}");
+    // A second round the same day is recorded, and earns nothing more.
+    let again = json!({ "buildings": ["3号楼"], "checked": "消防通道" });
+    let (status, text) = call(&server, "POST", "/api/patrols", &cookie, Some(again)).await;
     assert_eq!(status, 200, "{text}");
     let elsewhere = json!({ "buildings": ["9号楼"], "checked": "消防通道" });
     let (status, text) = call(&server, "POST", "/api/patrols", &cookie, Some(elsewhere)).await;

@@ -174,10 +174,12 @@ fn rows_of(app: &App, who: &Principal, params: &Params) -> Result<Vec<AuditRow>,
             }
             Only::SecondHandling => r.answers.iter().any(|a| !a.solved && a.at <= asof),
             Only::Paused => !r.pauses.is_empty(),
+            // The breaches the timers logged: a paused clock, or a second handling's new one,
+            // is late only when its own target passed.
             Only::LateNow => {
-                let now = app.hub.store().now();
-                (r.status == Status::Reported && r.respond_by <= now)
-                    || (r.status.is_open() && r.resolve_by <= now)
+                let paused = r.pauses.last().is_some_and(|p| p.approved && p.to.is_none());
+                (r.status == Status::Reported && r.response_breached)
+                    || (r.status.is_open() && r.resolution_breached && !paused)
             }
         })
         .collect())

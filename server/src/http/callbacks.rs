@@ -12,8 +12,12 @@ use super::{App, AppError, ErrorJson, authenticated, working};
 
 /// The longest list one answer carries: the ones waiting longest.
 pub const MAX_CALLBACKS: usize = 200;
+/// Resolutions older than this are past calling back about (a new deployment's history is not
+/// a 回访 list).
+pub const CALLBACK_WITHIN_DAYS: i64 = 30;
 
-/// The resolved, unanswered incidents due a 回访, longest waiting first, as the caller may see
+/// The resolved, unanswered incidents due a 回访 (resolved within the last 30 days), longest
+/// waiting first, as the caller may see
 /// them: a supervisor's compounds, or a building head's own buildings.
 #[utoipa::path(get, path = "/api/callbacks", tag = "board", security(("session" = [])),
     responses(
@@ -38,6 +42,7 @@ pub(super) async fn list(
     let store = app.hub.store();
     let community = store.community();
     let due = store.now().0 - community.escalation.callback_after.0 as i64;
+    let oldest = due - CALLBACK_WITHIN_DAYS * 86_400_000;
     let query = AuditQuery {
         from: Timestamp(0),
         to: Timestamp(i64::MAX),
@@ -54,7 +59,9 @@ pub(super) async fn list(
         .map_err(crate::auth::AuthError::from)?
         .into_iter()
         .filter(|r| r.status == Status::Resolved && r.rating.is_none())
-        .filter_map(|r| r.resolved_at.filter(|at| at.0 <= due).map(|at| (at, r.id)))
+        .filter_map(|r| {
+            r.resolved_at.filter(|at| (oldest..=due).contains(&at.0)).map(|at| (at, r.id))
+        })
         .collect();
     waiting.sort();
     let mut list = Vec::new();

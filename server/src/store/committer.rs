@@ -274,7 +274,17 @@ impl Committer {
                         self.append_office(group, actor.clone(), change).and_then(|event| {
                             // A patrol round earns its points in the same group.
                             let points = self.community.points.patrol;
-                            if matches!(event.change, OfficeChange::Patrol(_)) && points != 0 {
+                            // One patrol's points a day, however many rounds (or double taps).
+                            let day = |at: Timestamp| (at.0 + 8 * 3_600_000).div_euclid(86_400_000);
+                            let earned_today = self.office.ledger.iter().any(|e| {
+                                e.award.rule == hongfan_shared::points::PointsRule::Patrol
+                                    && e.award.head.id == actor.id
+                                    && day(e.at) == day(event.at)
+                            });
+                            if matches!(event.change, OfficeChange::Patrol(_))
+                                && points != 0
+                                && !earned_today
+                            {
                                 let award = hongfan_shared::points::Award {
                                     head: actor,
                                     points,
