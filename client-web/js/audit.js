@@ -75,10 +75,11 @@ const span = (ms) => (ms === null || ms === undefined ? "—" : formatLeft(ms, l
 const breachText = (f) => t("breaches_of").replace("{n}", f.breaches).replace("{m}", f.breached ?? 0);
 
 /** A figure: its name, its value, what it means, and the period before; a tap lists its incidents. */
-function figureButton(key, value, only, before) {
+function figureButton(key, value, only, before, goal) {
   const label = t(key);
   return el("button", { type: "button", class: "figure", dataset: { figure: key }, onclick: () => showList(label, only) },
     el("span", { class: "name" }, label), el("strong", {}, value),
+    goal ? el("small", { class: "goal", dataset: { met: String(goal.met) } }, `${goal.met ? "✓" : "✗"} ${t("goal")} ≥ ${goal.percent}%`) : null,
     el("small", { class: "definition" }, t(`${key}_def`)),
     before === undefined ? null : el("small", { class: "previous" }, `${t("previous_period")} ${before}`));
 }
@@ -89,14 +90,17 @@ function render() {
   const p = previous?.figures;
   const was = (show) => (p ? show(p) : undefined);
   const source = (g) => `${t(`source_${g.source}`)} ${pct(g.satisfaction_rate)}（${g.rated}）`;
+  // The office's aims (the community's goals), against the figure.
+  const goals = community.goals ?? { response_rate: 90, satisfaction_rate: 90 };
+  const aim = (rate, percent) => (rate === null || rate === undefined ? undefined : { percent, met: rate * 100 >= percent });
   document.getElementById("figures").replaceChildren(
     figureButton("reports", String(f.reports), "all", was((p) => String(p.reports))),
-    figureButton("response_rate", pct(f.response_rate), "late_response", was((p) => pct(p.response_rate))),
+    figureButton("response_rate", pct(f.response_rate), "late_response", was((p) => pct(p.response_rate)), aim(f.response_rate, goals.response_rate)),
     figureButton("resolution_rate", pct(f.resolution_rate), "open", was((p) => pct(p.resolution_rate))),
     figureButton("resolved_in_target", pct(f.resolved_in_target_rate), "resolved", was((p) => pct(p.resolved_in_target_rate))),
     figureButton("first_time_rate", pct(f.first_time_rate), "second_handling", was((p) => pct(p.first_time_rate))),
     figureButton("second_handlings", String(f.second_handlings ?? 0), "second_handling", was((p) => String(p.second_handlings ?? 0))),
-    figureButton("satisfaction", pct(f.satisfaction_rate), "dissatisfied", was((p) => pct(p.satisfaction_rate))),
+    figureButton("satisfaction", pct(f.satisfaction_rate), "dissatisfied", was((p) => pct(p.satisfaction_rate)), aim(f.satisfaction_rate, goals.satisfaction_rate)),
     figureButton("answer_rate", pct(f.answer_rate), "resolved", was((p) => pct(p.answer_rate))),
     figureButton("breaches", breachText(f), "breached", was(breachText)),
     figureButton("unanswered", String(f.reports - f.responded), "unanswered", was((p) => String(p.reports - p.responded))),
@@ -213,17 +217,22 @@ function daily(days) {
   const max = Math.max(1, ...days.map((d) => d.reports));
   const bw = (w - pad) / days.length;
   const points = [];
+  const goal = [];
+  const share = (community.goals?.response_rate ?? 90) / 100;
   days.forEach((d, i) => {
     const x = pad + i * bw;
     const bh = (d.reports / max) * (h - 20);
     const bar = Math.min(40, Math.max(2, bw - 4));
     chart.append(svg("rect", { class: "bar", x: x + (bw - bar) / 2, y: h - bh, width: bar, height: bh }));
     points.push(`${x + bw / 2},${h - (d.responded_in_target / max) * (h - 20)}`);
+    // The target line: the day's reports times the office's 响应率 goal.
+    goal.push(`${x + bw / 2},${h - ((d.reports * share) / max) * (h - 20)}`);
     if (days.length <= 10 || i % Math.ceil(days.length / 8) === 0) {
       chart.append(svg("text", { x: x + bw / 2, y: h + 16, "text-anchor": "middle" }, dateInput(d.start).slice(5)));
     }
   });
-  chart.append(svg("polyline", { class: "line", points: points.join(" ") }));
+  chart.append(svg("polyline", { class: "line", points: points.join(" ") }),
+    svg("polyline", { class: "goal-line", points: goal.join(" ") }));
   return chart;
 }
 

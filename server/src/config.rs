@@ -54,6 +54,8 @@ struct File {
     recurring: Option<Spanned<RecurringEntry>>,
     #[serde(default)]
     points: Option<hongfan_shared::points::PointsRules>,
+    #[serde(default)]
+    goals: Option<hongfan_shared::community::Goals>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +192,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
         escalation,
         quick_replies: file.quick_replies,
         points: file.points.unwrap_or_default(),
+        goals: file.goals.unwrap_or_default(),
         recurring: match &file.recurring {
             None => Default::default(),
             Some(r) => hongfan_shared::community::RecurringPolicy {

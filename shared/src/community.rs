@@ -47,6 +47,24 @@ pub struct Community {
     /// 楼长积分: how many points each deed of a building head earns.
     #[serde(default)]
     pub points: crate::points::PointsRules,
+    /// What the office aims for: the audit draws these as target lines.
+    #[serde(default)]
+    pub goals: Goals,
+}
+
+/// The office's aims, in percent: 响应率 (answered within target) and 满意率.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Goals {
+    pub response_rate: u32,
+    pub satisfaction_rate: u32,
+}
+
+impl Default for Goals {
+    fn default() -> Self {
+        Goals { response_rate: 90, satisfaction_rate: 90 }
+    }
 }
 
 /// A report is flagged as recurring when, with it, its compound's building has had `reports`
@@ -258,6 +276,9 @@ impl Community {
             self.points.patrol,
             self.points.mediation,
         ];
+        if [self.goals.response_rate, self.goals.satisfaction_rate].iter().any(|g| *g > 100) {
+            return Err(at(Place::Community)("goals: percentages from 0 to 100".into()));
+        }
         if points.iter().any(|p| !(0..=100).contains(p)) {
             return Err(at(Place::Community)("points: each from 0 to 100".into()));
         }

@@ -746,6 +746,7 @@ mod tests {
             pauses: Default::default(),
             recurring: Default::default(),
             points: Default::default(),
+            goals: Default::default(),
         }
     }
 

@@ -112,6 +112,7 @@ fn community() -> Community {
         pauses: Default::default(),
         recurring: Default::default(),
         points: Default::default(),
+        goals: Default::default(),
     }
 }
 

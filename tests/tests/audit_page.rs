@@ -70,6 +70,13 @@ async fn a_secretary_reads_the_audit_without_help() {
     // What 响应率 is, on the page.
     let rate = text_of(&desk, ".figure[data-figure=response_rate]").await;
     assert!(rate.contains("时限内接单的事项占上报数的比例"), "{rate}");
+    // Target lines: the office's goal beside the figure, and dashed in the daily chart.
+    let goal = text_of(&desk, ".figure[data-figure=response_rate] .goal").await;
+    assert_eq!(goal, "✗ 目标 ≥ 90%", "one of three answered in time");
+    assert_eq!(
+        js(&desk, "return document.querySelectorAll('#chart-daily .goal-line').length").await,
+        serde_json::json!(1)
+    );
     // Breaches and incidents, each named.
     let breaches = text_of(&desk, ".figure[data-figure=breaches] strong").await;
     assert_eq!(breaches, "3 次超时 / 2 件");

@@ -157,6 +157,7 @@ mod tests {
             pauses: Default::default(),
             recurring: Default::default(),
             points: Default::default(),
+            goals: Default::default(),
         };
         let person = |login: &str| Person {
             login: login.into(),
