@@ -562,6 +562,7 @@ impl Incident {
         self.escalate_by = Some(clocks.escalate_by);
         self.response_breached = false;
         self.resolution_breached = false;
+        self.escalated = false;
         self.escalated_unclaimed = false;
     }
 

@@ -256,3 +256,30 @@ async fn unanswered_resolutions_go_on_the_callback_list_and_a_callback_can_start
     let (_, list) = get_json(&server, "/api/callbacks", &boss).await;
     assert_eq!(tickets(&list), vec![b.ticket.0.clone()]);
 }
+
+/// "Not solved" when nobody of the compound is on duty: the second handling is escalated at once,
+/// in the same group as the answer, as a new report would be.
+#[tokio::test]
+async fn a_second_handling_with_nobody_on_duty_is_escalated_at_once() {
+    use hongfan::store::StoreOptions;
+    use hongfan_shared::EscalationReason;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let options = StoreOptions { duty: hongfan_tests::on_duty_in(&["c2"]), ..Default::default() };
+    let store = hongfan_tests::open_store_with(dir.path(), &clock, options).await.unwrap();
+    let a = store.report(&kiosk("c1"), "a", report("c1", "A")).await.unwrap().incident;
+    assert!(a.escalated, "nobody on duty in c1");
+    store.act(&worker("wang", "c1"), a.id, Action::Claim).await.unwrap();
+    store.act(&worker("wang", "c1"), a.id, resolve()).await.unwrap();
+    let (rated, again) = store
+        .act(&Principal::resident(), a.id, answer(Rating::Dissatisfied, a.key.clone(), false))
+        .await
+        .unwrap();
+    assert_eq!((again.round, again.escalated), (1, true));
+    let next = store.events_after_blocking(rated.seq, 1).unwrap();
+    assert_eq!(
+        next.first().map(|e| e.change.clone()),
+        Some(Change::Escalated { reason: EscalationReason::NobodyOnDuty }),
+        "logged right after the answer"
+    );
+}

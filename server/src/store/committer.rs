@@ -404,7 +404,18 @@ impl Committer {
         // breach of the response target on the record.
         self.stage_due(group, &mut incident, now);
         let change = decide(&incident, who, action, now, &self.community)?;
+        let again = matches!(change, Change::Rated { again: Some(_), .. });
         let event = self.append(group, &mut incident, who.actor.clone(), change, now)?;
+        // A second handling nobody is on duty for is escalated at once, as a new report is.
+        if again
+            && self
+                .office
+                .on_duty(&incident.report.compound, now, &self.shared.duty.get())
+                .is_empty()
+        {
+            let escalated = Change::Escalated { reason: EscalationReason::NobodyOnDuty };
+            self.append(group, &mut incident, Actor::system(), escalated, now)?;
+        }
         // 楼长积分: what this earned is written in the same group, so exactly once.
         let rules = self.community.points;
         let earned = hongfan_shared::points::earned(&event, &incident, &rules, |rule, id| {
