@@ -95,7 +95,8 @@ pub enum Change {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
         /// 每月一题: the earlier reports of the same category at the same building that make
-        /// this one recurring (`community.recurring`), oldest first; empty when it is not.
+        /// this one recurring (`community.recurring`), oldest first, at most the latest ten;
+        /// empty when it is not.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         recurring: Vec<IncidentId>,
     },

@@ -68,10 +68,19 @@ async fn the_third_report_at_a_building_within_sixty_days_is_recurring() {
     let fifth = store.report(&kiosk("c1"), "r8", at("3号楼", "又坏了")).await.unwrap().incident;
     assert_eq!(fifth.recurring, vec![second.id, third.id, fourth.id]);
 
+    // A place reported every day: a flag names the latest ten earlier reports, not them all.
+    for n in 0..12u64 {
+        clock.set(day(96).plus(Millis::from_hours(n)));
+        store.report(&kiosk("c1"), &format!("busy{n}"), at("3号楼", "又坏了")).await.unwrap();
+    }
+    let busy = store.report(&kiosk("c1"), "busy", at("3号楼", "又坏了")).await.unwrap().incident;
+    assert_eq!(busy.recurring.len(), 10);
+    assert!(busy.recurring.windows(2).all(|w| w[0] < w[1]), "oldest first");
+
     // The audit's problem of the month: the period's reports there, the cancelled one left out.
     let month = AuditQuery {
         from: day(70),
-        to: day(100),
+        to: day(96),
         compound: None,
         worker: None,
         category: None,

@@ -338,7 +338,9 @@ impl Committer {
         }
         let id = IncidentId(self.next_id);
         let compound = report.compound.clone();
-        let recurring = self.recurring(group, &report, now);
+        let policy = self.community.recurring;
+        let since = Timestamp(now.0.saturating_sub(policy.within.0 as i64));
+        let recurring = self.places.recurring(&report, since, policy.reports as usize);
         let change = Change::Reported {
             ticket: Ticket::for_id(id),
             report: Box::new(report),
@@ -372,25 +374,6 @@ impl Committer {
         Ok(Reported { incident, event: Some(event) })
     }
 
-    /// 每月一题: the earlier reports that, with this one, make the community's count at its place
-    /// within its time (cancelled ones not counted); empty when they do not.
-    fn recurring(&self, group: &Group, report: &Report, now: Timestamp) -> Vec<IncidentId> {
-        let policy = self.community.recurring;
-        let since = Timestamp(now.0.saturating_sub(policy.within.0 as i64));
-        let earlier: Vec<IncidentId> = self
-            .places
-            .since(report, since)
-            .into_iter()
-            .filter(|id| {
-                self.incident(group, *id)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|i| i.status != hongfan_shared::Status::Cancelled)
-            })
-            .collect();
-        if earlier.len() + 1 >= policy.reports as usize { earlier } else { Vec::new() }
-    }
-
     fn stage_action(
         &mut self,
         group: &mut Group,
@@ -406,6 +389,9 @@ impl Committer {
         let change = decide(&incident, who, action, now, &self.community)?;
         let again = matches!(change, Change::Rated { again: Some(_), .. });
         let event = self.append(group, &mut incident, who.actor.clone(), change, now)?;
+        if matches!(event.change, Change::Cancelled { .. }) {
+            self.places.cancel(&incident.report, id);
+        }
         // A second handling nobody is on duty for is escalated at once, as a new report is.
         if again
             && self
