@@ -56,12 +56,13 @@ async function load() {
   const r = await fetch(`/api/audit/summary?${params()}`);
   if (!r.ok) return refuse(r.status);
   summary = await r.json();
-  const before = params({ from: 2 * from - to, to: from });
-  previous = await fetch(`/api/audit/summary?${before}`).then((p) => (p.ok ? p.json() : null)).catch(() => null);
-  // About now, whatever the period: every open incident is counted.
-  const late = params({ from: 0, to: 8.64e15, only: "late_now" });
-  lateNow = await fetch(`/api/audit/incidents?${late}`).then((p) => (p.ok ? p.json() : [])).catch(() => []);
-  paused = await fetch(`/api/audit/incidents?${params({ only: "paused" })}`).then((p) => (p.ok ? p.json() : [])).catch(() => []);
+  const json = (url, otherwise) => fetch(url).then((p) => (p.ok ? p.json() : otherwise)).catch(() => otherwise);
+  // The period before; what is late now, whatever the period (every open incident); the pauses.
+  [previous, lateNow, paused] = await Promise.all([
+    json(`/api/audit/summary?${params({ from: 2 * from - to, to: from })}`, null),
+    json(`/api/audit/incidents?${params({ from: 0, to: 8.64e15, only: "late_now" })}`, []),
+    json(`/api/audit/incidents?${params({ only: "paused" })}`, []),
+  ]);
   document.querySelector(".charts").hidden = false;
   document.getElementById("export-incidents").href = `/api/audit/export?${params({ format: "csv", what: "incidents" })}`;
   document.getElementById("export-figures").href = `/api/audit/export?${params({ format: "csv", what: "figures" })}`;

@@ -76,10 +76,12 @@ const conn = new Connection({
         skew = Math.max(skew, msg.event.at - Date.now());
         const held = open.get(msg.event.incident) ?? closed.get(msg.event.incident);
         if (!held && !("id" in msg.patch)) {
-          // A change to an incident this page never held (a resolution on the 回访 list opened
-          // again, say): the patch alone is not a card; ask for the whole of it.
-          const ticket = String(msg.event.incident).padStart(4, "0");
-          conn.send({ type: "lookup", id: nextId++, ticket });
+          // A change to an incident this page never held: the patch alone is not a card. One
+          // that opens it again (a resolution on the 回访 list not solved, say) is asked for whole.
+          const change = msg.event.change;
+          if ((change.type === "rated" && change.again) || change.type === "reopened") {
+            conn.send({ type: "lookup", id: nextId++, ticket: String(msg.event.incident).padStart(4, "0") });
+          }
           offTheCallbackList(msg.event);
           break;
         }

@@ -109,14 +109,7 @@ async fn main() -> anyhow::Result<()> {
     let after = rss_mib();
 
     let label = |_: &str, key: &str| key.to_owned();
-    let all = AuditQuery {
-        from: Timestamp(0),
-        to: Timestamp(i64::MAX),
-        compound: None,
-        worker: None,
-        category: None,
-        within: None,
-    };
+    let all = AuditQuery::everything(&Scope::All);
     let (whole, summary) = timed(5, || store.audit(&all, label));
     let summary = summary?;
     let month =

@@ -392,14 +392,7 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
     }
     clock.set(now);
     store.tick().await?;
-    let count = store.audit_rows(&hongfan_shared::audit::AuditQuery {
-        from: Timestamp(0),
-        to: Timestamp(i64::MAX),
-        compound: None,
-        worker: None,
-        category: None,
-        within: None,
-    })?;
+    let count = store.audit_rows(&hongfan_shared::audit::AuditQuery::everything(&Scope::All))?;
     store.close().await?;
 
     writeln!(out, "demo data in {}: {} incidents over 30 days", dir.display(), count.len())?;

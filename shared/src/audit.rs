@@ -124,6 +124,26 @@ pub struct AuditQuery {
 }
 
 impl AuditQuery {
+    /// Every incident ever reported, of the compounds `scope` covers.
+    pub fn everything(scope: &crate::lifecycle::Scope) -> AuditQuery {
+        AuditQuery {
+            from: Timestamp(0),
+            to: Timestamp(i64::MAX),
+            compound: None,
+            worker: None,
+            category: None,
+            within: AuditQuery::within(scope),
+        }
+    }
+
+    /// What `within` is for someone acting in `scope`: a compound leader's compounds only.
+    pub fn within(scope: &crate::lifecycle::Scope) -> Option<Vec<CompoundId>> {
+        match scope {
+            crate::lifecycle::Scope::All => None,
+            crate::lifecycle::Scope::Compounds(list) => Some(list.clone()),
+        }
+    }
+
     pub fn matches(&self, row: &AuditRow) -> bool {
         row.reported_at >= self.from
             && self.within.as_ref().is_none_or(|w| w.contains(&row.compound))

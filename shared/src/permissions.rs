@@ -283,36 +283,28 @@ pub fn permissions() -> Vec<Permission> {
 mod tests {
     use super::*;
 
+    /// The actions of the table's one row for this viewer and incident.
+    fn row(
+        role: Role,
+        status: Status,
+        holder: Holder,
+        (private, mediable): (bool, bool),
+        pause: PauseState,
+        mediation: MediationState,
+    ) -> Vec<&'static str> {
+        let found = permissions().into_iter().find(|p| {
+            (p.role, p.status, p.holder, p.private, p.mediable, p.pause, p.mediation)
+                == (role, status, holder, private, mediable, pause, mediation)
+        });
+        found.map(|p| p.actions).unwrap_or_default()
+    }
+
     fn allowed(role: Role, status: Status, holder: Holder, private: bool) -> Vec<&'static str> {
-        permissions()
-            .into_iter()
-            .find(|p| {
-                p.role == role
-                    && p.status == status
-                    && p.holder == holder
-                    && p.private == private
-                    && !p.mediable
-                    && p.pause == PauseState::None
-                    && p.mediation == MediationState::None
-            })
-            .map(|p| p.actions)
-            .unwrap_or_default()
+        row(role, status, holder, (private, false), PauseState::None, MediationState::None)
     }
 
     fn with_pause(role: Role, holder: Holder, pause: PauseState) -> Vec<&'static str> {
-        permissions()
-            .into_iter()
-            .find(|p| {
-                p.role == role
-                    && p.status == Status::Claimed
-                    && p.holder == holder
-                    && !p.private
-                    && !p.mediable
-                    && p.pause == pause
-                    && p.mediation == MediationState::None
-            })
-            .map(|p| p.actions)
-            .unwrap_or_default()
+        row(role, Status::Claimed, holder, (false, false), pause, MediationState::None)
     }
 
     /// 挂起: the holder asks and resumes, a supervisor decides; nobody else.
@@ -335,18 +327,7 @@ mod tests {
     }
 
     fn mediating(role: Role, holder: Holder, mediation: MediationState) -> Vec<&'static str> {
-        permissions()
-            .into_iter()
-            .find(|p| {
-                p.role == role
-                    && p.status == Status::Claimed
-                    && p.holder == holder
-                    && p.mediable
-                    && p.pause == PauseState::None
-                    && p.mediation == mediation
-            })
-            .map(|p| p.actions)
-            .unwrap_or_default()
+        row(role, Status::Claimed, holder, (false, true), PauseState::None, mediation)
     }
 
     /// 调解: the holder hands a dispute over; the mediating building head (only they) ends it,

@@ -340,6 +340,19 @@ impl TestServer {
             .status()
     }
 
+    /// GETs `path` with a session cookie: the status and the answer as JSON (null when the
+    /// answer is not JSON).
+    pub async fn get_json(&self, path: &str, cookie: &str) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("http");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// Connects a client logged in as `login` (a user) and reads its hello.
     pub async fn user(&self, login: &str) -> WsClient {
         let cookie = self.login(login).await;
@@ -556,6 +569,15 @@ impl WsClient {
     }
 
     /// Reads until a message matches, returning it; the others are returned too, in order.
+    /// Sends a request and waits for its answer: `done`, or the error refusing it.
+    pub async fn ask(&mut self, message: &ClientMessage) -> ServerMessage {
+        self.send(message).await;
+        let (answer, _) = self
+            .recv_until(|m| matches!(m, ServerMessage::Error(_) | ServerMessage::Done { .. }))
+            .await;
+        answer
+    }
+
     pub async fn recv_until(
         &mut self,
         mut wanted: impl FnMut(&ServerMessage) -> bool,

@@ -25,17 +25,6 @@ fn resolve() -> Action {
     Action::Resolve { outcome: "修好了".into(), proof: None }
 }
 
-fn everything() -> AuditQuery {
-    AuditQuery {
-        from: Timestamp(0),
-        to: Timestamp(i64::MAX),
-        compound: None,
-        worker: None,
-        category: None,
-        within: None,
-    }
-}
-
 #[tokio::test]
 async fn not_solved_starts_a_second_handling_with_new_clocks_and_the_figures_follow() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +125,7 @@ async fn not_solved_starts_a_second_handling_with_new_clocks_and_the_figures_fol
     // only A was solved the first time (一次解决率 1/2); B was handled twice (二次办理 1);
     // 满意率 by the latest answer: A satisfied (kiosk), B basically satisfied (回访): 2/2;
     // one breach, B's second response target.
-    let rows = store.audit_rows(&everything()).unwrap();
+    let rows = store.audit_rows(&AuditQuery::everything(&hongfan_shared::Scope::All)).unwrap();
     // B's first response (at 20) is judged against the first handling's target (60), not the
     // second's.
     let b_row = rows.iter().find(|r| r.id == b.id).unwrap();
@@ -168,18 +157,6 @@ async fn not_solved_starts_a_second_handling_with_new_clocks_and_the_figures_fol
     let store = open_store(dir.path(), &clock).await.unwrap();
     assert_eq!(store.incident(b.id).await.unwrap(), before);
     assert_eq!(store.incident(IncidentId(c.id.0)).await.unwrap().unwrap().rating, None);
-}
-
-/// GET with a session cookie: the status and the JSON answer.
-async fn get_json(server: &TestServer, path: &str, cookie: &str) -> (u16, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .get(format!("{}{path}", server.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
 }
 
 fn tickets(list: &serde_json::Value) -> Vec<String> {
@@ -216,15 +193,15 @@ async fn unanswered_resolutions_go_on_the_callback_list_and_a_callback_can_start
         (server.login("boss").await, server.login("head").await, server.login("wang").await);
 
     // Not yet: the resident has a day to answer by themselves.
-    assert_eq!(get_json(&server, "/api/callbacks", &boss).await, (200, serde_json::json!([])));
+    assert_eq!(server.get_json("/api/callbacks", &boss).await, (200, serde_json::json!([])));
     clock.advance(Millis::from_hours(24));
-    let (status, list) = get_json(&server, "/api/callbacks", &boss).await;
+    let (status, list) = server.get_json("/api/callbacks", &boss).await;
     assert_eq!((status, tickets(&list)), (200, vec![a.ticket.0.clone(), b.ticket.0.clone()]));
     assert_eq!(list[0]["report"]["phone"], "138****1234", "masked, as on every shared screen");
     // The building head sees their own building only; a worker has no 回访 list.
-    let (_, list) = get_json(&server, "/api/callbacks", &head).await;
+    let (_, list) = server.get_json("/api/callbacks", &head).await;
     assert_eq!(tickets(&list), vec![a.ticket.0.clone()]);
-    assert_eq!(get_json(&server, "/api/callbacks", &worker).await.0, 403);
+    assert_eq!(server.get_json("/api/callbacks", &worker).await.0, 403);
 
     // The building head calls: not solved. A is open again, and the on-duty worker hears of it
     // as of a new report.
@@ -253,7 +230,7 @@ async fn unanswered_resolutions_go_on_the_callback_list_and_a_callback_can_start
         other => panic!("expected the chime of a second handling, got {other:?}"),
     }
     assert_eq!(wang.incident(a.id).status, Status::Reported, "the board's card is open again");
-    let (_, list) = get_json(&server, "/api/callbacks", &boss).await;
+    let (_, list) = server.get_json("/api/callbacks", &boss).await;
     assert_eq!(tickets(&list), vec![b.ticket.0.clone()]);
 }
 

@@ -19,10 +19,7 @@ fn now() -> Timestamp {
 }
 
 async fn done(client: &mut WsClient, message: ClientMessage) {
-    client.send(&message).await;
-    let (answer, _) = client
-        .recv_until(|m| matches!(m, ServerMessage::Error(_) | ServerMessage::Done { .. }))
-        .await;
+    let answer = client.ask(&message).await;
     assert!(matches!(answer, ServerMessage::Done { .. }), "{answer:?}");
 }
 

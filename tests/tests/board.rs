@@ -18,11 +18,7 @@ use tokio::sync::Semaphore;
 static TURN: Semaphore = Semaphore::const_new(1);
 
 async fn answer(client: &mut WsClient, message: ClientMessage) -> ServerMessage {
-    client.send(&message).await;
-    let (answer, _) = client
-        .recv_until(|m| matches!(m, ServerMessage::Error(_) | ServerMessage::Done { .. }))
-        .await;
-    answer
+    client.ask(&message).await
 }
 
 fn refused(answer: &ServerMessage) -> Option<ErrorCode> {
@@ -79,15 +75,7 @@ async fn a_supervisor_assigns_and_urges_and_the_worker_hears_it() {
 
     // The audit counts it.
     let cookie = server.login("boss").await;
-    let summary: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/audit/summary?from=0&to=9999999999999", server.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, summary) = server.get_json("/api/audit/summary?from=0&to=9999999999999", &cookie).await;
     assert_eq!(
         (summary["figures"]["urges"].as_u64(), summary["figures"]["urged"].as_u64()),
         (Some(1), Some(1))
@@ -543,15 +531,7 @@ async fn a_building_head_patrols_and_reports_for_a_resident_from_the_phone() {
         ("周楼长", "502")
     );
     let cookie = server.login("boss").await;
-    let points: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/points", server.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, points) = server.get_json("/api/points", &cookie).await;
     assert_eq!(points["ledger"][0]["award"]["rule"], "patrol");
 }
 

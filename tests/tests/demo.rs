@@ -17,14 +17,7 @@ async fn the_demo_month_has_every_kind_of_record() {
     hongfan::demo::fill(&data, None, &mut out).await.unwrap();
     let clock = ManualClock::new(Timestamp(i64::MAX / 2));
     let store = open_store(&data, &clock).await.unwrap();
-    let all = AuditQuery {
-        from: Timestamp(0),
-        to: Timestamp(i64::MAX),
-        compound: None,
-        worker: None,
-        category: None,
-        within: None,
-    };
+    let all = AuditQuery::everything(&hongfan_shared::Scope::All);
     let rows = store.audit_rows(&all).unwrap();
     let answers: Vec<_> = rows.iter().flat_map(|r| &r.answers).collect();
     for source in AnswerSource::ALL {

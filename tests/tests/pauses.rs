@@ -122,14 +122,7 @@ async fn a_pause_counts_only_once_approved_and_its_time_is_left_out() {
 
     // The audit: B's resolution time is 46 h and in target; every pause is listed with its
     // reason and approver.
-    let all = AuditQuery {
-        from: Timestamp(0),
-        to: Timestamp(i64::MAX),
-        compound: None,
-        worker: None,
-        category: None,
-        within: None,
-    };
+    let all = AuditQuery::everything(&hongfan_shared::Scope::All);
     let rows = store.audit_rows(&all).unwrap();
     let f = figures(rows.iter().filter(|r| r.id == b), at(80));
     assert_eq!((f.resolved, f.resolved_in_target), (1, 1));

@@ -10,10 +10,7 @@ use hongfan_tests::server::{TestServer, WsClient};
 use serde_json::{Value, json};
 
 async fn done(client: &mut WsClient, message: ClientMessage) {
-    client.send(&message).await;
-    let (answer, _) = client
-        .recv_until(|m| matches!(m, ServerMessage::Error(_) | ServerMessage::Done { .. }))
-        .await;
+    let answer = client.ask(&message).await;
     assert!(matches!(answer, ServerMessage::Done { .. }), "{answer:?}");
 }
 
@@ -36,9 +33,9 @@ async fn call(
 
 async fn standings(server: &TestServer) -> Value {
     let boss = server.login("boss").await;
-    let (status, text) = call(server, "GET", "/api/points", &boss, None).await;
-    assert_eq!(status, 200, "{text}");
-    serde_json::from_str(&text).unwrap()
+    let (status, board) = server.get_json("/api/points", &boss).await;
+    assert_eq!(status, 200, "{board}");
+    board
 }
 
 fn rules(board: &Value) -> Vec<(String, i64)> {
@@ -110,8 +107,7 @@ async fn points_are_awarded_once_per_deed_across_kill_9_and_corrected_with_a_rea
     .await;
     // The resident had their time to answer: the office sets it to a moment for the test.
     let boss_cookie = server.login("boss").await;
-    let (_, text) = call(&server, "GET", "/api/community", &boss_cookie, None).await;
-    let mut community: Value = serde_json::from_str(&text).unwrap();
+    let (_, mut community) = server.get_json("/api/community", &boss_cookie).await;
     community["escalation"]["callback_after"] = json!(1);
     let put = reqwest::Client::new()
         .put(format!("{}/api/admin/community", server.url))

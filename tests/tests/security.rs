@@ -281,15 +281,7 @@ async fn private_cases_show_details_to_their_holder_and_each_look_at_a_phone_is_
     let revealed = answer(&mut wang).await;
     assert_eq!(revealed, ServerMessage::Revealed { id: 3, incident, phone: "13800001234".into() });
     let boss = server.login("boss").await;
-    let timeline: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/audit/incidents/{id}", server.url))
-        .header("cookie", boss)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, timeline) = server.get_json(&format!("/api/audit/incidents/{id}"), &boss).await;
     let looks: Vec<_> = timeline["events"]
         .as_array()
         .unwrap()

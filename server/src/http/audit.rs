@@ -11,8 +11,7 @@ use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::audit::{AuditQuery, AuditRow, Figures, Group, Rating, Summary};
 use hongfan_shared::view;
 use hongfan_shared::{
-    CategoryId, Community, CompoundId, Event, Incident, IncidentId, Principal, Scope, Status,
-    Timestamp,
+    CategoryId, Community, CompoundId, Event, Incident, IncidentId, Principal, Status, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -82,10 +81,7 @@ impl Params {
     /// The query as `who` may ask it: a compound leader's only ever counts their compounds.
     fn query(&self, who: &Principal) -> AuditQuery {
         AuditQuery {
-            within: match &who.scope {
-                Scope::All => None,
-                Scope::Compounds(list) => Some(list.clone()),
-            },
+            within: AuditQuery::within(&who.scope),
             from: Timestamp(self.from),
             to: Timestamp(self.to),
             compound: non_empty(&self.compound).map(CompoundId),

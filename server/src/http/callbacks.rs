@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::audit::AuditQuery;
-use hongfan_shared::{Incident, Role, Scope, Status, Timestamp, view};
+use hongfan_shared::{Incident, Role, Status, view};
 
 use super::{App, AppError, ErrorJson, authenticated, working};
 
@@ -43,17 +43,7 @@ pub(super) async fn list(
     let community = store.community();
     let due = store.now().0 - community.escalation.callback_after.0 as i64;
     let oldest = due - CALLBACK_WITHIN_DAYS * 86_400_000;
-    let query = AuditQuery {
-        from: Timestamp(0),
-        to: Timestamp(i64::MAX),
-        compound: None,
-        worker: None,
-        category: None,
-        within: match &who.scope {
-            Scope::All => None,
-            Scope::Compounds(list) => Some(list.clone()),
-        },
-    };
+    let query = AuditQuery::everything(&who.scope);
     let mut waiting: Vec<_> = store
         .audit_rows(&query)
         .map_err(crate::auth::AuthError::from)?

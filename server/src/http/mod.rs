@@ -495,14 +495,26 @@ async fn workers(
     jar: CookieJar,
 ) -> Result<Json<Vec<WorkerEntry>>, AppError> {
     let who = supervisor(&app, &jar).await?.principal;
-    let users = app.accounts.users()?;
+    let workers = people_of(&app, &who, Role::Worker)?;
     Ok(Json(
-        users
+        workers
             .into_iter()
-            .filter(|u| u.role == Role::Worker && u.compounds.iter().any(|c| who.may_act_in(c)))
             .map(|u| WorkerEntry { id: u.login, name: u.name, compounds: u.compounds })
             .collect(),
     ))
+}
+
+/// The people of `role` in any of `who`'s compounds.
+fn people_of(
+    app: &App,
+    who: &hongfan_shared::Principal,
+    role: Role,
+) -> Result<Vec<hongfan_shared::office::Person>, AppError> {
+    let users = app.accounts.users()?;
+    Ok(users
+        .into_iter()
+        .filter(|u| u.role == role && u.compounds.iter().any(|c| who.may_act_in(c)))
+        .collect())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -529,12 +541,11 @@ async fn building_heads(
     if !matches!(who.actor.role, Role::Worker | Role::Supervisor) {
         return Err(AppError::Forbidden);
     }
-    let users = app.accounts.users()?;
+    let heads = people_of(&app, &who, Role::BuildingHead)?;
     Ok(Json(
-        users
+        heads
             .into_iter()
-            .filter(|u| u.role == Role::BuildingHead && !u.disabled)
-            .filter(|u| u.compounds.iter().any(|c| who.may_act_in(c)))
+            .filter(|u| !u.disabled)
             .map(|u| HeadEntry {
                 id: u.login,
                 name: u.name,
