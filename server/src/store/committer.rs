@@ -514,6 +514,9 @@ impl Committer {
             }
         }
         let mut failed = None;
+        // The sequence number written, when there was something to write: the checkpoint and
+        // the high-water mark come after the answers, so no request waits for them.
+        let mut housekeeping = None;
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
         if !events.is_empty() || !aux.is_empty() || !office.is_empty() {
@@ -576,38 +579,20 @@ impl Committer {
                 }
                 published.seq
             };
-            // Now and then, and at the end: sled durable by itself, the write-ahead log emptied.
-            let due = self.checkpointed_at.elapsed() >= CHECKPOINT_EVERY
-                || shared.disk.wal_len() > CHECKPOINT_BYTES;
-            if due || shutdown {
-                // The group itself is durable (in the log): its answers stand either way.
-                if let Err(e) = shared.disk.checkpoint() {
-                    let e = StoreError::Write(format!("checkpoint: {e}"));
-                    let dir = shared.disk.dir().display().to_string();
-                    tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
-                    metrics.store_write_errors.inc();
-                    metrics.store_failed.set(1);
-                    shared.health.fail(format!("writing to {dir} failed: {e}"));
-                    failed = Some(e);
-                }
-                self.checkpointed_at = std::time::Instant::now();
-            }
             metrics.events_appended.inc_by(events.len() as u64);
             let breaches = events.iter().filter(|e| matches!(e.change, Change::Breached { .. }));
             metrics.breaches.inc_by(breaches.count() as u64);
-            // At most once a second: a sync of its own per group would halve throughput.
-            if self.marked_at.elapsed() >= MARK_EVERY || shutdown {
-                if let Err(e) = shared.disk.write_mark(seq) {
-                    tracing::warn!(error = %e, "cannot write the high-water mark");
-                }
-                self.marked_at = std::time::Instant::now();
-            }
+            housekeeping = Some(seq);
         } else if shutdown {
             if let Err(e) = shared.disk.checkpoint() {
                 tracing::error!(error = %e, "the last checkpoint failed; the write-ahead log keeps the writes");
                 shared.health.fail(format!("the last checkpoint failed: {e}"));
             }
             let _ = shared.disk.write_mark(shared.read()?.seq);
+        }
+        // At the end, sled is made durable before the shutdown is answered.
+        if let Some(seq) = housekeeping.filter(|_| shutdown) {
+            failed = failed.or(self.housekeeping(seq, true));
         }
         for answer in answers {
             answer.send();
@@ -621,7 +606,41 @@ impl Committer {
                 .collect();
             let _ = shared.commits.send(Arc::new(Commit { changes, office, deliveries }));
         }
+        if let Some(seq) = housekeeping.filter(|_| !shutdown) {
+            failed = failed.or(self.housekeeping(seq, false));
+        }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// Now and then, and at the end: sled durable by itself, the write-ahead log emptied, the
+    /// high-water mark written. The groups before are durable in the log: their answers stand
+    /// whatever this returns.
+    fn housekeeping(&mut self, seq: Seq, shutdown: bool) -> Option<StoreError> {
+        let shared = &self.shared;
+        let metrics = &shared.metrics;
+        let mut failed = None;
+        let due = self.checkpointed_at.elapsed() >= CHECKPOINT_EVERY
+            || shared.disk.wal_len() > CHECKPOINT_BYTES;
+        if due || shutdown {
+            if let Err(e) = shared.disk.checkpoint() {
+                let e = StoreError::Write(format!("checkpoint: {e}"));
+                let dir = shared.disk.dir().display().to_string();
+                tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
+                metrics.store_write_errors.inc();
+                metrics.store_failed.set(1);
+                shared.health.fail(format!("writing to {dir} failed: {e}"));
+                failed = Some(e);
+            }
+            self.checkpointed_at = std::time::Instant::now();
+        }
+        // At most once a second: a sync of its own per group would halve throughput.
+        if self.marked_at.elapsed() >= MARK_EVERY || shutdown {
+            if let Err(e) = shared.disk.write_mark(seq) {
+                tracing::warn!(error = %e, "cannot write the high-water mark");
+            }
+            self.marked_at = std::time::Instant::now();
+        }
+        failed
     }
 }
 
