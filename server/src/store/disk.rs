@@ -889,6 +889,6 @@ fn restrict(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Makes the names of a folder's entries durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
