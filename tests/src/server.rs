@@ -441,7 +441,10 @@ impl WsClient {
         if let Some(origin) = origin {
             request.headers_mut().insert("origin", origin.parse().expect("origin header"));
         }
-        let config = WebSocketConfig::default().max_message_size(Some(64 << 20));
+        // Reads in small steps: tungstenite zeroes its whole read buffer (128 KiB by default)
+        // before each read, which made a thousand boards' generator, not the server, the cost.
+        let config =
+            WebSocketConfig::default().max_message_size(Some(64 << 20)).read_buffer_size(8 << 10);
         let (ws, _) = within(
             "handshake",
             tokio_tungstenite::connect_async_with_config(request, Some(config), true),

@@ -700,7 +700,22 @@ async fn floor(secs: u64) -> anyhow::Result<serde_json::Value> {
         syncs.record(t.elapsed().as_micros() as u64).ok();
     }
     println!("disk: {:.0} write+fdatasync per second", syncs.len() as f64 / secs as f64);
-    let disk = summary("write + fdatasync", &syncs);
+    let disk = summary("write + fdatasync, appending", &syncs);
+    // As the write-ahead log writes: over zeros written before, so the file does not grow.
+    let room = 64usize << 20;
+    let file = std::fs::File::create(dir.path().join("in-place"))?;
+    std::os::unix::fs::FileExt::write_all_at(&file, &vec![0u8; room], 0)?;
+    file.sync_all()?;
+    let mut in_place = histogram();
+    let (stop, record, mut at) = (Instant::now() + Duration::from_secs(secs), [7u8; 1300], 0);
+    while Instant::now() < stop && at + record.len() <= room {
+        let t = Instant::now();
+        std::os::unix::fs::FileExt::write_all_at(&file, &record, at as u64)?;
+        file.sync_data()?;
+        in_place.record(t.elapsed().as_micros() as u64).ok();
+        at += record.len();
+    }
+    let disk_in_place = summary("write + fdatasync in place (1,300 B over zeros)", &in_place);
 
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
@@ -729,7 +744,77 @@ async fn floor(secs: u64) -> anyhow::Result<serde_json::Value> {
         echo.record(t.elapsed().as_micros() as u64).ok();
     }
     let net = summary("WebSocket echo round trip (600 bytes, loopback)", &echo);
-    Ok(serde_json::json!({ "fdatasync": disk, "ws_echo": net }))
+    let fanout_200 = floor_fanout(200, 10, secs).await?;
+    let fanout_1000 = floor_fanout(1000, 100, secs).await?;
+    Ok(serde_json::json!({
+        "fdatasync": disk, "fdatasync_in_place": disk_in_place, "ws_echo": net,
+        "fanout_200x10": fanout_200, "fanout_1000x100": fanout_1000,
+    }))
+}
+
+/// The machine's own floor for fan-out: the least a server can do — one 1,000-byte text frame
+/// written to every socket, nothing decided, nothing stored — read by the same board tasks as
+/// `fanout`, on the same cores.
+async fn floor_fanout(boards: usize, rate: u64, secs: u64) -> anyhow::Result<serde_json::Value> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (tx, _) = tokio::sync::broadcast::channel::<tokio_tungstenite::tungstenite::Utf8Bytes>(64);
+    let frames = tx.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).ok();
+            let mut frames = frames.subscribe();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                let (mut sink, _) = ws.split();
+                while let Ok(text) = frames.recv().await {
+                    if sink.send(Message::Text(text)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let epoch = Instant::now();
+    let expected = rate * secs;
+    let mut readers = Vec::new();
+    for _ in 0..boards {
+        let config = WebSocketConfig::default().read_buffer_size(8 << 10);
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+            format!("ws://{addr}"),
+            Some(config),
+            true,
+        )
+        .await?;
+        readers.push(tokio::spawn(async move {
+            let mut latencies = histogram();
+            for _ in 0..expected {
+                let Some(Ok(Message::Text(text))) = ws.next().await else { break };
+                let now = epoch.elapsed().as_micros() as u64;
+                if let Some(sent) = text.split(':').nth(1).and_then(|t| t.parse::<u64>().ok()) {
+                    latencies.record(now.saturating_sub(sent)).ok();
+                }
+            }
+            latencies
+        }));
+    }
+    while tx.receiver_count() < boards {
+        tokio::task::yield_now().await;
+    }
+    let interval = Duration::from_micros(1_000_000 / rate.max(1));
+    let start = Instant::now();
+    for n in 0..expected {
+        tokio::time::sleep_until((start + interval * n as u32).into()).await;
+        let stamp = format!("sent:{}:", epoch.elapsed().as_micros());
+        tx.send(format!("{stamp}{}", "x".repeat(1000 - stamp.len())).into()).ok();
+    }
+    let mut h = histogram();
+    for reader in readers {
+        h.add(reader.await?).ok();
+    }
+    Ok(summary(&format!("fan-out floor, {boards} sockets × {rate}/s (sent → read)"), &h))
 }
 
 #[tokio::main]
