@@ -156,6 +156,11 @@ fn yes() -> bool {
 impl ClientMessage {
     /// Decodes one text frame.
     pub fn decode(text: &str) -> Result<ClientMessage, DecodeError> {
+        // A good message is read straight into its type; only a bad one is read again, as a
+        // tree, to say what is wrong with it.
+        if let Ok(message) = serde_json::from_str(text) {
+            return Ok(message);
+        }
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| DecodeError::BadJson(e.to_string()))?;
         let kind = match value.get("type") {

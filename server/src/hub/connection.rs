@@ -16,7 +16,7 @@ use hongfan_shared::view;
 use hongfan_shared::{Action, Incident, IncidentId, Role, Seq, Ticket, lifecycle};
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Instrument;
 
 use super::{Hub, Kick, Outgoing, encode, error, wire_error};
@@ -30,7 +30,9 @@ struct Connection {
     auth: Authenticated,
     sink: SplitSink<WebSocket, Message>,
     kick: Arc<Kick>,
-    shutdown: CancellationToken,
+    /// The kick (or the server's shutdown), waited on by every await that may take long: made
+    /// once, not for each message.
+    ended: std::pin::Pin<Box<WaitForCancellationFutureOwned>>,
     /// The last event sent; queued events at or below it were already sent while catching up.
     floor: Seq,
 }
@@ -48,8 +50,8 @@ pub async fn serve<H: Send>(socket: WebSocket, hub: Hub, auth: Authenticated, he
     let (id, queue, kick) = hub.register(&auth);
     let span = tracing::info_span!("conn", conn = id, actor = %auth.identity.id, role = ?auth.identity.role);
     let (sink, stream) = socket.split();
-    let shutdown = hub.0.shutdown.clone();
-    let connection = Connection { hub: hub.clone(), auth, sink, kick, shutdown, floor: 0 };
+    let ended = Box::pin(kick.token.clone().cancelled_owned());
+    let connection = Connection { hub: hub.clone(), auth, sink, kick, ended, floor: 0 };
     async move {
         tracing::info!("connected");
         let end = connection.run(id, stream, queue).await;
@@ -71,7 +73,6 @@ impl Connection {
         queue: Arc<super::Queue>,
     ) -> End {
         let limits = self.hub.limits().clone();
-        let (shutdown, kick) = (self.shutdown.clone(), self.kick.clone());
         let hello = ServerMessage::Hello {
             protocol: PROTOCOL_VERSION,
             server: format!("hongfan {}", env!("CARGO_PKG_VERSION")),
@@ -90,8 +91,7 @@ impl Connection {
         let end = loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break End::Close(1001, "server shutting down".into()),
-                () = kick.token.cancelled() => break kick_end(&kick),
+                () = &mut self.ended => break kick_end(&self.kick),
                 frame = stream.next() => {
                     last_heard = Instant::now();
                     match frame {
@@ -146,8 +146,7 @@ impl Connection {
     async fn send_frame(&mut self, frame: Message) -> Result<(), End> {
         tokio::select! {
             biased;
-            () = self.kick.token.cancelled() => Err(kick_end(&self.kick)),
-            () = self.shutdown.cancelled() => Err(End::Close(1001, "server shutting down".into())),
+            () = &mut self.ended => Err(kick_end(&self.kick)),
             sent = self.sink.send(frame) => sent.map_err(|_| End::PeerGone),
         }
     }
@@ -178,8 +177,7 @@ impl Connection {
         };
         tokio::select! {
             biased;
-            () = self.kick.token.cancelled() => Err(kick_end(&self.kick)),
-            () = self.shutdown.cancelled() => Err(End::Close(1001, "server shutting down".into())),
+            () = &mut self.ended => Err(kick_end(&self.kick)),
             sent = write => sent.map_err(|_| End::PeerGone),
         }
     }
@@ -491,7 +489,7 @@ impl Connection {
 }
 
 fn kick_end(kick: &Kick) -> End {
-    let (code, reason) = kick.reason.get().copied().unwrap_or((1008, "closed"));
+    let (code, reason) = kick.reason();
     End::Close(code, reason.into())
 }
 

@@ -40,8 +40,9 @@ pub enum Outgoing {
     Text(Utf8Bytes),
 }
 
-/// Closes one connection from outside, with a reason.
-#[derive(Debug, Default)]
+/// Closes one connection from outside, with a reason. Its token is a child of the server's
+/// shutdown, so that a connection waits on one token for both.
+#[derive(Debug)]
 struct Kick {
     token: CancellationToken,
     reason: OnceLock<(u16, &'static str)>,
@@ -51,6 +52,11 @@ impl Kick {
     fn kick(&self, code: u16, reason: &'static str) {
         let _ = self.reason.set((code, reason));
         self.token.cancel();
+    }
+
+    /// Why the connection ends: its kick's reason, or the server shutting down.
+    fn reason(&self) -> (u16, &'static str) {
+        self.reason.get().copied().unwrap_or((1001, "server shutting down"))
     }
 }
 
@@ -360,7 +366,7 @@ impl Hub {
     fn register(&self, auth: &Authenticated) -> (u64, Arc<Queue>, Arc<Kick>) {
         let id = self.0.next_conn.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(Queue::default());
-        let kick = Arc::new(Kick::default());
+        let kick = Arc::new(Kick { token: self.0.shutdown.child_token(), reason: OnceLock::new() });
         let conn = Conn {
             principal: auth.principal.clone(),
             subject: auth.subject.clone(),
