@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::FutureExt;
 use futures::SinkExt;
 use futures::stream::{SplitSink, StreamExt};
 use hongfan_shared::protocol::{
@@ -26,6 +27,8 @@ use crate::auth::Authenticated;
 const RESUME_CHUNK: usize = 500;
 
 struct Connection {
+    /// The hub's name for it; it leaves the hub when this is dropped.
+    id: u64,
     hub: Hub,
     auth: Authenticated,
     sink: SplitSink<WebSocket, Message>,
@@ -45,47 +48,63 @@ enum End {
 
 /// Serves one authenticated socket until it closes. `held` is its place under the connection caps,
 /// given back when it ends.
-pub async fn serve<H: Send>(socket: WebSocket, hub: Hub, auth: Authenticated, held: H) {
-    let _held = held;
+///
+/// Not an `async fn`: the future lives as long as the connection, and an `async fn` would keep
+/// room for its arguments (the socket before it is split, among them) all that time.
+pub fn serve<H: Send + 'static>(
+    socket: WebSocket,
+    hub: Hub,
+    auth: Authenticated,
+    held: H,
+) -> impl Future<Output = ()> + Send + 'static {
     let (id, queue, kick) = hub.register(&auth);
     let span = tracing::info_span!("conn", conn = id, actor = %auth.identity.id, role = ?auth.identity.role);
     let (sink, stream) = socket.split();
     let ended = Box::pin(kick.token.clone().cancelled_owned());
-    let connection = Connection { hub: hub.clone(), auth, sink, kick, ended, floor: 0 };
-    async move {
-        tracing::info!("connected");
-        let end = connection.run(id, stream, queue).await;
-        match &end {
-            End::PeerGone => tracing::info!("peer went away"),
-            End::Close(code, reason) => tracing::info!(code, %reason, "closed by the server"),
-        }
+    let connection = Connection { id, hub, auth, sink, kick, ended, floor: 0 };
+    // A combinator rather than an `async` block around `run`: that would hold the future twice.
+    connection
+        .run(stream, queue)
+        .map(move |end| {
+            match &end {
+                End::PeerGone => tracing::info!("peer went away"),
+                End::Close(code, reason) => tracing::info!(code, %reason, "closed by the server"),
+            }
+            drop(held);
+        })
+        .instrument(span)
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.hub.unregister(self.id);
     }
-    .instrument(span)
-    .await;
-    hub.unregister(id);
 }
 
 impl Connection {
     async fn run(
         mut self,
-        id: u64,
         mut stream: futures::stream::SplitStream<WebSocket>,
         queue: Arc<super::Queue>,
     ) -> End {
-        let limits = self.hub.limits().clone();
-        let hello = ServerMessage::Hello {
+        tracing::info!("connected");
+        let id = self.id;
+        // Only what is needed across the awaits below: they are kept for the connection's life.
+        let (ping_every, idle_timeout) =
+            (self.hub.limits().ping_every, self.hub.limits().idle_timeout);
+        let hello = encode(&ServerMessage::Hello {
             protocol: PROTOCOL_VERSION,
             server: format!("hongfan {}", env!("CARGO_PKG_VERSION")),
             identity: self.auth.identity.clone(),
             community: self.hub.store().office().version.clone(),
             epoch: self.hub.store().epoch().to_owned(),
             now: self.hub.store().now(),
-        };
-        if let Err(end) = self.send(encode(&hello)).await {
+        });
+        if let Err(end) = self.send(hello).await {
             return end;
         }
         let mut waiting = Vec::new();
-        let mut heartbeat = tokio::time::interval(limits.ping_every);
+        let mut heartbeat = tokio::time::interval(ping_every);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
         let end = loop {
@@ -120,7 +139,7 @@ impl Connection {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > limits.idle_timeout {
+                    if last_heard.elapsed() > idle_timeout {
                         break End::Close(close::IDLE, "no message or pong for too long".into());
                     }
                     if let Err(end) = self.send_frame(Message::Ping(Default::default())).await {
