@@ -370,7 +370,9 @@ async fn fanout(args: &Args, boards_n: usize, rate: u64) -> serde_json::Value {
                 .expect("board");
         client.subscribe(None).await;
         board_tasks.push(tokio::spawn(async move {
-            let mut latencies = histogram();
+            // All, and the run's first and last thirds: queues that grow show as a later third
+            // slower than the first.
+            let (mut latencies, mut first, mut last) = (histogram(), histogram(), histogram());
             let mut seen = 0;
             while seen < expected {
                 // Only the request id is needed: a full decode would make the generator, not
@@ -381,19 +383,28 @@ async fn fanout(args: &Args, boards_n: usize, rate: u64) -> serde_json::Value {
                 if text.starts_with("{\"type\":\"event\"") && text.contains("\"type\":\"reported\"")
                 {
                     let now = epoch.elapsed().as_micros() as u64;
-                    let sent_at = text
+                    // `f{report number}-{µs when sent}`
+                    let sent = text
                         .split("\"request_id\":\"f")
                         .nth(1)
                         .and_then(|r| r.split('"').next())
-                        .and_then(|id| id.split('-').nth(1))
-                        .and_then(|micros| micros.parse::<u64>().ok());
-                    if let Some(sent_at) = sent_at {
-                        latencies.record(now.saturating_sub(sent_at)).ok();
+                        .and_then(|id| id.split_once('-'))
+                        .and_then(|(n, micros)| {
+                            Some((n.parse::<u64>().ok()?, micros.parse::<u64>().ok()?))
+                        });
+                    if let Some((n, sent_at)) = sent {
+                        let latency = now.saturating_sub(sent_at);
+                        latencies.record(latency).ok();
+                        if n < expected / 3 {
+                            first.record(latency).ok();
+                        } else if n >= expected - expected / 3 {
+                            last.record(latency).ok();
+                        }
                     }
                     seen += 1;
                 }
             }
-            latencies
+            (latencies, first, last)
         }));
     }
     eprintln!("  {boards_n} boards subscribed; sending {rate} reports/s for {secs} s");
@@ -416,12 +427,17 @@ async fn fanout(args: &Args, boards_n: usize, rate: u64) -> serde_json::Value {
         sink.send(&ClientMessage::Report { request_id: id, report: report("c1", "fan-out") }).await;
     }
     acks.await.expect("acks");
-    let mut h = histogram();
+    let (mut h, mut first, mut last) = (histogram(), histogram(), histogram());
     for t in board_tasks {
-        h.add(t.await.expect("board")).ok();
+        let (all, early, late) = t.await.expect("board");
+        h.add(all).ok();
+        first.add(early).ok();
+        last.add(late).ok();
     }
     println!("fan-out, {boards_n} boards, {rate} reports/s:");
     let mut v = summary("report sent → board received", &h);
+    v["first_third"] = summary("  the run's first third", &first);
+    v["last_third"] = summary("  the run's last third", &last);
     v["boards"] = boards_n.into();
     v["rate"] = rate.into();
     v
