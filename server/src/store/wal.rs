@@ -62,7 +62,10 @@ pub(super) enum WalError {
 #[derive(Debug)]
 pub(super) struct Wal {
     file: File,
-    /// Zero for a log of the first format, until it is emptied.
+    /// The data folder: a new log is built beside the file and renamed over it.
+    dir: std::path::PathBuf,
+    /// Zero for a log of the first format until it is emptied, and after a failed emptying:
+    /// nothing is written then.
     generation: u64,
     /// Where records start: byte 0 in the first format.
     start: u64,
@@ -77,7 +80,6 @@ impl Wal {
     /// order. A torn last record is left behind (the next one overwrites it).
     pub(super) fn open(dir: &Path) -> Result<(Wal, Vec<Vec<Op>>), WalError> {
         let path = dir.join(WAL_FILE);
-        let created = !path.exists();
         let mut file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
         let mut bytes = Vec::new();
@@ -86,17 +88,15 @@ impl Wal {
         if bytes.starts_with(MAGIC) {
             let generation = header(&bytes).ok_or(WalError::Header)?;
             let (groups, end) = parse(&bytes, generation)?;
-            return Ok((Wal { file, generation, start: RECORDS, end, size }, groups));
+            let dir = dir.to_owned();
+            return Ok((Wal { file, dir, generation, start: RECORDS, end, size }, groups));
         }
         // The first format, or nothing yet. Its records stand until the store's first checkpoint
         // (right after it applies them), which writes this format's header.
         let (groups, valid) = parse_first_format(&bytes)?;
-        let mut wal = Wal { file, generation: 0, start: 0, end: valid, size };
+        let mut wal = Wal { file, dir: dir.to_owned(), generation: 0, start: 0, end: valid, size };
         if groups.is_empty() {
             wal.clear()?;
-            if created {
-                super::disk::sync_dir(dir)?;
-            }
         }
         Ok((wal, groups))
     }
@@ -131,9 +131,11 @@ impl Wal {
 
     /// Empties the log, once everything in it is durable in sled: a new generation.
     pub(super) fn clear(&mut self) -> std::io::Result<()> {
+        // Until this succeeds, the generation in the file is not known: nothing is written.
+        let old = std::mem::take(&mut self.generation);
         let generation = loop {
             let g = rand::random::<u64>();
-            if g != self.generation && g != 0 {
+            if g != old && g != 0 {
                 break g;
             }
         };
@@ -142,14 +144,28 @@ impl Wal {
         block.extend_from_slice(&generation.to_be_bytes());
         block.extend_from_slice(&crc32fast::hash(&block).to_be_bytes());
         if self.size < RECORDS + FIRST_ROOM {
-            // A new log, or one in the first format: its room, zeros throughout.
+            // A new log, or one in the first format: built whole beside it (zeros throughout,
+            // the header in front), synced and renamed over it, so that a crash leaves one or
+            // the other, never a file half made.
             let room = RECORDS + FIRST_ROOM;
-            self.file.set_len(0)?;
-            self.file.write_all_at(&vec![0u8; room as usize], 0)?;
-            self.size = room;
+            let building = self.dir.join(format!("{WAL_FILE}.new"));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&building)?;
+            let mut bytes = vec![0u8; room as usize];
+            bytes[..block.len()].copy_from_slice(&block);
+            file.write_all_at(&bytes, 0)?;
+            file.sync_all()?;
+            std::fs::rename(&building, self.dir.join(WAL_FILE))?;
+            super::disk::sync_dir(&self.dir)?;
+            (self.file, self.size) = (file, room);
+        } else {
+            self.file.write_all_at(&block, 0)?;
+            self.file.sync_data()?;
         }
-        self.file.write_all_at(&block, 0)?;
-        self.file.sync_data()?;
         self.generation = generation;
         (self.start, self.end) = (RECORDS, RECORDS);
         Ok(())
@@ -227,6 +243,11 @@ fn parse(bytes: &[u8], generation: u64) -> Result<(Vec<Vec<Op>>, u64), WalError>
 /// The groups in a log of the first format (`[length][crc32][payload]` from byte 0), and how
 /// many bytes of it are whole records.
 fn parse_first_format(bytes: &[u8]) -> Result<(Vec<Vec<Op>>, u64), WalError> {
+    // Zeros where a record would start (a record's length is never 0): nothing was ever written
+    // (a log begun and not finished when this was the way a new log was made).
+    if bytes.get(..4).is_none_or(|length| length == [0; 4]) {
+        return Ok((Vec::new(), 0));
+    }
     let mut groups = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
@@ -370,6 +391,23 @@ mod tests {
         let groups = read(dir.path());
         assert_eq!(groups[0], short);
         assert_eq!(groups[1..], big[..]);
+    }
+
+    #[test]
+    fn a_log_left_half_made_by_a_crash_opens_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WAL_FILE);
+        // What a crash while a new log was zero-filled in place left: zeros, no header.
+        std::fs::write(&path, vec![0u8; 300_000]).unwrap();
+        let (mut wal, groups) = Wal::open(dir.path()).unwrap();
+        assert!(groups.is_empty());
+        let a = vec![op(1, b"k", Some(b"v"))];
+        wal.write(&a).unwrap();
+        wal.sync().unwrap();
+        assert_eq!(read(dir.path()), [a.clone()]);
+        // A crash while one is built beside it: the one in place stands.
+        std::fs::write(dir.path().join(format!("{WAL_FILE}.new")), [0u8; 100]).unwrap();
+        assert_eq!(read(dir.path()), [a]);
     }
 
     #[test]
