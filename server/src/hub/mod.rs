@@ -50,8 +50,11 @@ struct Kick {
 
 impl Kick {
     fn kick(&self, code: u16, reason: &'static str) {
-        let _ = self.reason.set((code, reason));
-        self.token.cancel();
+        // Once closing (the server shutting down), the reason it closes for stays.
+        if !self.token.is_cancelled() {
+            let _ = self.reason.set((code, reason));
+            self.token.cancel();
+        }
     }
 
     /// Why the connection ends: its kick's reason, or the server shutting down.
@@ -663,6 +666,21 @@ mod tests {
 
     fn text(n: u64) -> Outgoing {
         Outgoing::Event { seq: n, text: Utf8Bytes::from(n.to_string()) }
+    }
+
+    #[test]
+    fn a_connection_closed_by_the_shutdown_is_told_so_whatever_comes_after() {
+        let shutdown = CancellationToken::new();
+        let kick = Kick { token: shutdown.child_token(), reason: OnceLock::new() };
+        shutdown.cancel();
+        kick.kick(close::SLOW_CONSUMER, "too slow");
+        assert_eq!(kick.reason(), (1001, "server shutting down"));
+        let kick = Kick { token: shutdown.child_token(), reason: OnceLock::new() };
+        assert!(kick.token.is_cancelled(), "a connection that comes during the shutdown ends");
+        let open = CancellationToken::new();
+        let kick = Kick { token: open.child_token(), reason: OnceLock::new() };
+        kick.kick(close::SLOW_CONSUMER, "too slow");
+        assert_eq!(kick.reason(), (close::SLOW_CONSUMER, "too slow"));
     }
 
     #[tokio::test]
