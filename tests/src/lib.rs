@@ -92,12 +92,21 @@ pub async fn open_store_with(
     options: StoreOptions,
 ) -> Result<Store, hongfan::StoreError> {
     let staffed = !options.read_only && !options.duty.get().is_empty();
-    let store = Store::open(
-        dir,
-        community(),
-        clock.clone(),
-        StoreOptions { cache_bytes: 8 << 20, ..options },
-    )?;
+    let options = StoreOptions { cache_bytes: 8 << 20, ..options };
+    // A store closed in this process a moment ago: sled lets go of its lock file from its own
+    // IO threads, after the last handle is gone. A new process never waits for that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let store = loop {
+        match Store::open(dir, community(), clock.clone(), options.clone()) {
+            Err(hongfan::StoreError::Open { reason, .. })
+                if reason.contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            opened => break opened?,
+        }
+    };
     if staffed {
         staff(&store).await?;
     }
