@@ -290,7 +290,9 @@ pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp
         f.escalated += u64::from(row.escalated);
         f.urges += u64::from(row.urges);
         f.urged += u64::from(row.urges > 0);
-        let answers: Vec<&Answer> = row.answers.iter().filter(|a| a.at <= asof).collect();
+        // Answers are kept in order: those given by `asof` are a prefix (no list built per row).
+        let given = row.answers.partition_point(|a| a.at <= asof);
+        let answers: &[Answer] = &row.answers[..given];
         ever_resolved +=
             u64::from(!answers.is_empty() || row.resolved_at.is_some_and(|r| r <= asof));
         if let Some(first) = answers.first() {
@@ -471,17 +473,26 @@ pub fn summarize<'a>(
         day.responded_in_target += u64::from(claimed.is_some_and(|c| c <= row.respond_by));
         day.resolved += u64::from(row.resolved_at.is_some_and(|r| r <= asof));
     }
-    let mut places: BTreeMap<(&CompoundId, &str, &CategoryId), (bool, Vec<&AuditRow>)> =
-        BTreeMap::new();
-    for row in chosen.iter().filter(|r| r.status != Status::Cancelled && !r.building.is_empty()) {
-        let place = places.entry((&row.compound, &row.building, &row.category)).or_default();
-        place.0 |= row.recurring;
-        place.1.push(row);
+    // The places a report of the period was flagged at (few), then the period's reports there.
+    let counted = |r: &&&AuditRow| r.status != Status::Cancelled && !r.building.is_empty();
+    let mut places: BTreeMap<(&CompoundId, &str, &CategoryId), Vec<&AuditRow>> = chosen
+        .iter()
+        .filter(counted)
+        .filter(|r| r.recurring)
+        .map(|r| ((&r.compound, r.building.as_str(), &r.category), Vec::new()))
+        .collect();
+    if !places.is_empty() {
+        for row in chosen.iter().filter(counted) {
+            if let Some(rows) =
+                places.get_mut(&(&row.compound, row.building.as_str(), &row.category))
+            {
+                rows.push(row);
+            }
+        }
     }
     let mut recurring: Vec<Recurring> = places
         .into_iter()
-        .filter(|(_, (flagged, _))| *flagged)
-        .map(|((compound, building, category), (_, rows))| Recurring {
+        .map(|((compound, building, category), rows)| Recurring {
             compound: compound.clone(),
             building: building.to_owned(),
             category: category.clone(),
