@@ -290,18 +290,18 @@ pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp
         f.escalated += u64::from(row.escalated);
         f.urges += u64::from(row.urges);
         f.urged += u64::from(row.urges > 0);
-        // Answers are kept in order: those given by `asof` are a prefix (no list built per row).
-        let given = row.answers.partition_point(|a| a.at <= asof);
-        let answers: &[Answer] = &row.answers[..given];
+        // The answers given by `asof`, walked where needed rather than collected for each row
+        // (not cut as a prefix: a clock set back could put them out of order).
+        let given = || row.answers.iter().filter(move |a| a.at <= asof);
         ever_resolved +=
-            u64::from(!answers.is_empty() || row.resolved_at.is_some_and(|r| r <= asof));
-        if let Some(first) = answers.first() {
+            u64::from(given().next().is_some() || row.resolved_at.is_some_and(|r| r <= asof));
+        if let Some(first) = given().next() {
             f.answered += 1;
             f.solved_first_time += u64::from(first.solved);
-            f.second_handlings += u64::from(answers.iter().any(|a| !a.solved));
+            f.second_handlings += u64::from(given().any(|a| !a.solved));
         }
         // Ratings from before answers were kept have no source.
-        let latest = answers.last().map(|a| (a.rating, Some(a.source)));
+        let latest = given().next_back().map(|a| (a.rating, Some(a.source)));
         if let Some((rating, source)) = latest.or(row.rating.map(|r| (r, None))) {
             match rating {
                 Rating::Satisfied => f.satisfied += 1,
