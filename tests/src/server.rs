@@ -340,15 +340,20 @@ impl TestServer {
             .status()
     }
 
-    /// GETs `path` with a session cookie: the status and the answer as JSON (null when the
-    /// answer is not JSON).
-    pub async fn get_json(&self, path: &str, cookie: &str) -> (u16, serde_json::Value) {
-        let response = reqwest::Client::new()
+    /// GETs `path` with a session cookie.
+    pub async fn get(&self, path: &str, cookie: &str) -> reqwest::Response {
+        reqwest::Client::new()
             .get(format!("{}{path}", self.url))
             .header("cookie", cookie)
             .send()
             .await
-            .expect("http");
+            .expect("http")
+    }
+
+    /// GETs `path` with a session cookie: the status and the answer as JSON (null when the
+    /// answer is not JSON).
+    pub async fn get_json(&self, path: &str, cookie: &str) -> (u16, serde_json::Value) {
+        let response = self.get(path, cookie).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or_default())
     }

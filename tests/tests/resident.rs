@@ -36,12 +36,8 @@ async fn fetch(
     incident: u64,
     file: &str,
 ) -> (StatusCode, Vec<u8>) {
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/incidents/{incident}/attachments/{file}", server.url))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("http");
+    let response =
+        server.get(&format!("/api/incidents/{incident}/attachments/{file}"), cookie).await;
     (response.status(), response.bytes().await.unwrap_or_default().to_vec())
 }
 

@@ -111,7 +111,7 @@ impl Wal {
         if end > self.size {
             // Zeros first, so that the records after this one overwrite rather than grow.
             let room = end.max(self.size * 2);
-            let zeros = vec![0u8; (room - self.size.min(room)) as usize];
+            let zeros = vec![0u8; (room - self.size) as usize];
             self.file.write_all_at(&zeros, self.size)?;
             self.size = room;
         }
