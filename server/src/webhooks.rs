@@ -179,7 +179,7 @@ impl Webhooks {
                 kind,
                 at: event.at,
                 incident: incident.id.0,
-                ticket: incident.ticket.0.clone(),
+                ticket: incident.ticket.as_str().to_owned(),
                 compound: compound.clone(),
                 text: text.clone(),
             })

@@ -4,7 +4,9 @@
 //! Pure functions over `AuditRow`s, so every figure can be checked against hand-computed values
 //! and traced back to the incidents (and their events) it counts.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -257,81 +259,183 @@ fn share(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-/// Figures for `rows` (already filtered), as of `asof`: what happened after it is not counted.
-pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp) -> Figures {
-    let mut f = Figures::default();
-    let (mut response, mut resolution) = (Vec::new(), Vec::new());
-    let mut by_source: BTreeMap<AnswerSource, (u64, u64)> = BTreeMap::new();
-    let mut ever_resolved = 0;
-    for row in rows {
+/// What one incident adds to the figures as of one moment. A row is read once into its tally,
+/// which is then added to the whole and to each group the row is in: a summary groups a year of
+/// reports three ways, and walking the rows themselves each time made it memory-bound.
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    /// Time to first response (ms) if answered by then, and whether within target.
+    response: Option<(u64, bool)>,
+    /// Time to resolution less approved pauses (ms) if resolved by then, and whether within
+    /// target.
+    resolution: Option<(u64, bool)>,
+    breaches: u64,
+    escalated: bool,
+    urges: u64,
+    /// Resolved at least once by then (answered, or resolved now).
+    ever_resolved: bool,
+    /// If answered by then: whether the first answer said solved, and whether any said not.
+    answered: Option<(bool, bool)>,
+    /// The latest rating, with where it came from (ratings from before answers were kept have
+    /// no source).
+    rating: Option<(Rating, Option<AnswerSource>)>,
+}
+
+impl Tally {
+    /// `None` for a cancelled incident: it is counted as cancelled, nothing else.
+    fn of(row: &AuditRow, asof: Timestamp) -> Option<Tally> {
         if row.status == Status::Cancelled {
+            return None;
+        }
+        // The answers given by `asof`, walked where needed rather than collected (not cut as a
+        // prefix: a clock set back could put them out of order).
+        let given = || row.answers.iter().filter(move |a| a.at <= asof);
+        let resolution = row.resolved_at.filter(|&r| r <= asof).map(|resolved| {
+            let time = resolved.since(row.reported_at).0.saturating_sub(row.paused_ms);
+            (time, resolved <= row.resolve_by)
+        });
+        let answered = given().next().map(|first| (first.solved, given().any(|a| !a.solved)));
+        Some(Tally {
+            response: row
+                .claimed_at
+                .filter(|&c| c <= asof)
+                .map(|claimed| (claimed.since(row.reported_at).0, claimed <= row.respond_by)),
+            resolution,
+            breaches: u64::from(row.earlier_breaches)
+                + u64::from(row.response_breached && row.respond_by <= asof)
+                + u64::from(row.resolution_breached && row.resolve_by <= asof),
+            escalated: row.escalated,
+            urges: u64::from(row.urges),
+            ever_resolved: answered.is_some() || resolution.is_some(),
+            answered,
+            rating: given()
+                .next_back()
+                .map(|a| (a.rating, Some(a.source)))
+                .or(row.rating.map(|r| (r, None))),
+        })
+    }
+}
+
+/// Tallies added up, until the figures are taken from them.
+#[derive(Debug, Default)]
+struct Totals {
+    figures: Figures,
+    response: Vec<u64>,
+    resolution: Vec<u64>,
+    /// Rated and satisfied, by source in the order of `AnswerSource::ALL`.
+    by_source: [(u64, u64); AnswerSource::ALL.len()],
+    ever_resolved: u64,
+}
+
+impl Totals {
+    fn add(&mut self, tally: Option<&Tally>) {
+        let f = &mut self.figures;
+        let Some(t) = tally else {
             f.cancelled += 1;
-            continue;
-        }
+            return;
+        };
         f.reports += 1;
-        if let Some(claimed) = row.claimed_at.filter(|&c| c <= asof) {
+        if let Some((time, in_target)) = t.response {
             f.responded += 1;
-            f.responded_in_target += u64::from(claimed <= row.respond_by);
-            response.push(claimed.since(row.reported_at).0);
+            f.responded_in_target += u64::from(in_target);
+            self.response.push(time);
         }
-        match row.resolved_at.filter(|&r| r <= asof) {
-            Some(resolved) => {
+        match t.resolution {
+            Some((time, in_target)) => {
                 f.resolved += 1;
-                f.resolved_in_target += u64::from(resolved <= row.resolve_by);
-                resolution.push(resolved.since(row.reported_at).0.saturating_sub(row.paused_ms));
+                f.resolved_in_target += u64::from(in_target);
+                self.resolution.push(time);
             }
             None => f.open += 1,
         }
-        let breaches = u64::from(row.earlier_breaches)
-            + u64::from(row.response_breached && row.respond_by <= asof)
-            + u64::from(row.resolution_breached && row.resolve_by <= asof);
-        f.breaches += breaches;
-        f.breached += u64::from(breaches > 0);
-        f.escalated += u64::from(row.escalated);
-        f.urges += u64::from(row.urges);
-        f.urged += u64::from(row.urges > 0);
-        // The answers given by `asof`, walked where needed rather than collected for each row
-        // (not cut as a prefix: a clock set back could put them out of order).
-        let given = || row.answers.iter().filter(move |a| a.at <= asof);
-        ever_resolved +=
-            u64::from(given().next().is_some() || row.resolved_at.is_some_and(|r| r <= asof));
-        if let Some(first) = given().next() {
+        f.breaches += t.breaches;
+        f.breached += u64::from(t.breaches > 0);
+        f.escalated += u64::from(t.escalated);
+        f.urges += t.urges;
+        f.urged += u64::from(t.urges > 0);
+        self.ever_resolved += u64::from(t.ever_resolved);
+        if let Some((first_solved, any_unsolved)) = t.answered {
             f.answered += 1;
-            f.solved_first_time += u64::from(first.solved);
-            f.second_handlings += u64::from(given().any(|a| !a.solved));
+            f.solved_first_time += u64::from(first_solved);
+            f.second_handlings += u64::from(any_unsolved);
         }
-        // Ratings from before answers were kept have no source.
-        let latest = given().next_back().map(|a| (a.rating, Some(a.source)));
-        if let Some((rating, source)) = latest.or(row.rating.map(|r| (r, None))) {
+        if let Some((rating, source)) = t.rating {
             match rating {
                 Rating::Satisfied => f.satisfied += 1,
                 Rating::BasicallySatisfied => f.basically_satisfied += 1,
                 Rating::Dissatisfied => f.dissatisfied += 1,
             }
-            if let Some(source) = source {
-                let (rated, satisfied) = by_source.entry(source).or_default();
-                *rated += 1;
-                *satisfied += u64::from(rating != Rating::Dissatisfied);
+            if let Some(i) = source.and_then(|s| AnswerSource::ALL.iter().position(|&a| a == s)) {
+                self.by_source[i].0 += 1;
+                self.by_source[i].1 += u64::from(rating != Rating::Dissatisfied);
             }
         }
     }
-    f.rated = f.satisfied + f.basically_satisfied + f.dissatisfied;
-    f.response = Spread::of(response);
-    f.resolution = Spread::of(resolution);
-    f.response_rate = share(f.responded_in_target, f.reports);
-    f.resolution_rate = share(f.resolved, f.reports);
-    f.resolved_in_target_rate = share(f.resolved_in_target, f.reports);
-    f.satisfaction_rate = share(f.satisfied + f.basically_satisfied, f.rated);
-    f.answer_rate = share(f.answered, ever_resolved);
-    f.first_time_rate = share(f.solved_first_time, f.answered);
-    f.by_source = AnswerSource::ALL
-        .into_iter()
-        .map(|source| {
-            let (rated, satisfied) = by_source.get(&source).copied().unwrap_or_default();
-            SourceFigures { source, rated, satisfied, satisfaction_rate: share(satisfied, rated) }
-        })
-        .collect();
-    f
+
+    fn figures(self) -> Figures {
+        let mut f = self.figures;
+        f.rated = f.satisfied + f.basically_satisfied + f.dissatisfied;
+        f.response = Spread::of(self.response);
+        f.resolution = Spread::of(self.resolution);
+        f.response_rate = share(f.responded_in_target, f.reports);
+        f.resolution_rate = share(f.resolved, f.reports);
+        f.resolved_in_target_rate = share(f.resolved_in_target, f.reports);
+        f.satisfaction_rate = share(f.satisfied + f.basically_satisfied, f.rated);
+        f.answer_rate = share(f.answered, self.ever_resolved);
+        f.first_time_rate = share(f.solved_first_time, f.answered);
+        f.by_source = AnswerSource::ALL
+            .into_iter()
+            .zip(self.by_source)
+            .map(|(source, (rated, satisfied))| SourceFigures {
+                source,
+                rated,
+                satisfied,
+                satisfaction_rate: share(satisfied, rated),
+            })
+            .collect();
+        f
+    }
+}
+
+/// Figures for `rows` (already filtered), as of `asof`: what happened after it is not counted.
+pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp) -> Figures {
+    let mut totals = Totals::default();
+    for row in rows {
+        totals.add(Tally::of(row, asof).as_ref());
+    }
+    totals.figures()
+}
+
+/// Totals by one key (a worker, compound or category), each with the name people read.
+#[derive(Debug, Default)]
+struct Grouped<'a> {
+    index: FxHashMap<&'a str, usize>,
+    groups: Vec<(&'a str, &'a str, Totals)>,
+}
+
+impl<'a> Grouped<'a> {
+    fn add(&mut self, key: &'a str, name: &'a str, tally: Option<&Tally>) {
+        let groups = &mut self.groups;
+        let i = *self.index.entry(key).or_insert_with(|| {
+            groups.push((key, name, Totals::default()));
+            groups.len() - 1
+        });
+        groups[i].2.add(tally);
+    }
+
+    /// The groups in the order of their keys; `label` names those the rows carry no name for.
+    fn into_groups(self, label: impl Fn(&str) -> String) -> Vec<Group> {
+        let mut groups = self.groups;
+        groups.sort_unstable_by_key(|&(key, _, _)| key);
+        groups
+            .into_iter()
+            .map(|(key, name, totals)| Group {
+                label: if name.is_empty() { label(key) } else { name.to_owned() },
+                key: key.to_owned(),
+                figures: totals.figures(),
+            })
+            .collect()
+    }
 }
 
 /// One row of a per-worker, per-compound or per-category table.
@@ -418,30 +522,11 @@ pub fn summarize<'a>(
     label: impl Fn(&str, &str) -> String,
 ) -> Summary {
     let asof = query.to.min(now);
-    let chosen: Vec<&AuditRow> = rows.into_iter().filter(|r| query.matches(r)).collect();
-    // Keys and names borrowed from the rows: grouping a year of reports allocates per group,
-    // not per row.
-    let group = |kind: &str, key: &dyn for<'r> Fn(&'r AuditRow) -> Option<(&'r str, &'r str)>| {
-        let mut groups: BTreeMap<&str, (&str, Vec<&AuditRow>)> = BTreeMap::new();
-        for row in &chosen {
-            if let Some((k, name)) = key(row) {
-                groups.entry(k).or_insert_with(|| (name, Vec::new())).1.push(row);
-            }
-        }
-        groups
-            .into_iter()
-            .map(|(k, (name, rows))| Group {
-                label: if name.is_empty() { label(kind, k) } else { name.to_owned() },
-                key: k.to_owned(),
-                figures: figures(rows, asof),
-            })
-            .collect::<Vec<_>>()
-    };
-    let by_worker =
-        group("worker", &|r| r.holder.as_ref().map(|h| (h.id.as_str(), h.name.as_str())));
-    let by_compound = group("compound", &|r| Some((r.compound.0.as_str(), "")));
-    let by_category = group("category", &|r| Some((r.category.0.as_str(), "")));
-
+    // One walk over the rows: each is read into its tally once, which goes to the whole, its
+    // worker, compound and category, the histogram and its day.
+    let mut whole = Totals::default();
+    let (mut by_worker, mut by_compound, mut by_category) =
+        (Grouped::default(), Grouped::default(), Grouped::default());
     let mut histogram: Vec<Bucket> = BUCKETS
         .iter()
         .map(|&p| Bucket { up_to_percent: Some(p), unanswered: false, count: 0 })
@@ -450,14 +535,26 @@ pub fn summarize<'a>(
             Bucket { up_to_percent: None, unanswered: true, count: 0 },
         ])
         .collect();
-    let mut days: BTreeMap<Timestamp, Day> = BTreeMap::new();
-    for row in chosen.iter().filter(|r| r.status != Status::Cancelled) {
-        let claimed = row.claimed_at.filter(|&c| c <= asof);
-        let index = match claimed {
+    let mut days: FxHashMap<Timestamp, Day> = FxHashMap::default();
+    // 每月一题: the period's reports by place, and whether one of them was flagged recurring.
+    // (Hashed with the standard, keyed hash: a building is what the reporter typed.)
+    type Place<'r> = (&'r CompoundId, &'r str, &'r CategoryId);
+    let mut places: HashMap<Place, (bool, Vec<&AuditRow>)> = HashMap::new();
+    for row in rows.into_iter().filter(|r| query.matches(r)) {
+        let tally = Tally::of(row, asof);
+        let tally = tally.as_ref();
+        whole.add(tally);
+        if let Some(holder) = &row.holder {
+            by_worker.add(&holder.id, &holder.name, tally);
+        }
+        by_compound.add(&row.compound.0, "", tally);
+        by_category.add(&row.category.0, "", tally);
+        let Some(t) = tally else { continue };
+        let index = match t.response {
             None => BUCKETS.len() + 1,
-            Some(c) => {
+            Some((time, _)) => {
                 let target = row.respond_by.since(row.reported_at).0.max(1);
-                let percent = c.since(row.reported_at).0.saturating_mul(100) / target;
+                let percent = time.saturating_mul(100) / target;
                 BUCKETS.iter().position(|&b| percent < u64::from(b)).unwrap_or(BUCKETS.len())
             }
         };
@@ -470,27 +567,25 @@ pub fn summarize<'a>(
             resolved: 0,
         });
         day.reports += 1;
-        day.responded_in_target += u64::from(claimed.is_some_and(|c| c <= row.respond_by));
-        day.resolved += u64::from(row.resolved_at.is_some_and(|r| r <= asof));
-    }
-    // The places a report of the period was flagged at (few), then the period's reports there.
-    let counted = |r: &&&AuditRow| r.status != Status::Cancelled && !r.building.is_empty();
-    let mut places: BTreeMap<(&CompoundId, &str, &CategoryId), Vec<&AuditRow>> = chosen
-        .iter()
-        .filter(counted)
-        .filter(|r| r.recurring)
-        .map(|r| ((&r.compound, r.building.as_str(), &r.category), Vec::new()))
-        .collect();
-    if !places.is_empty() {
-        for row in chosen.iter().filter(counted) {
-            if let Some(rows) =
-                places.get_mut(&(&row.compound, row.building.as_str(), &row.category))
-            {
-                rows.push(row);
-            }
+        day.responded_in_target += u64::from(t.response.is_some_and(|(_, in_target)| in_target));
+        day.resolved += u64::from(t.resolution.is_some());
+        if !row.building.is_empty() {
+            let (flagged, rows) =
+                places.entry((&row.compound, &row.building, &row.category)).or_default();
+            *flagged |= row.recurring;
+            rows.push(row);
         }
     }
-    let mut recurring: Vec<Recurring> = places
+    let mut daily: Vec<Day> = days.into_values().collect();
+    daily.sort_unstable_by_key(|d| d.start);
+    let mut places: Vec<_> = places
+        .into_iter()
+        .filter_map(|(place, (flagged, rows))| flagged.then_some((place, rows)))
+        .collect();
+    places.sort_unstable_by(|(a, a_rows), (b, b_rows)| {
+        b_rows.len().cmp(&a_rows.len()).then_with(|| a.cmp(b))
+    });
+    let recurring = places
         .into_iter()
         .map(|((compound, building, category), rows)| Recurring {
             compound: compound.clone(),
@@ -500,16 +595,187 @@ pub fn summarize<'a>(
             tickets: rows.iter().map(|r| r.ticket.clone()).collect(),
         })
         .collect();
-    recurring.sort_by_key(|r| std::cmp::Reverse(r.incidents.len()));
     Summary {
         recurring,
         query: query.clone(),
         asof,
-        figures: figures(chosen.iter().copied(), asof),
-        by_worker,
-        by_compound,
-        by_category,
+        figures: whole.figures(),
+        by_worker: by_worker.into_groups(|k| label("worker", k)),
+        by_compound: by_compound.into_groups(|k| label("compound", k)),
+        by_category: by_category.into_groups(|k| label("category", k)),
         response_histogram: histogram,
-        daily: days.into_values().collect(),
+        daily,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Role;
+    use proptest::prelude::*;
+
+    const MIN: i64 = 60_000;
+
+    fn at(minutes: i64) -> Timestamp {
+        Timestamp(1_790_000_000_000 + minutes * MIN)
+    }
+
+    fn answer() -> impl Strategy<Value = Answer> {
+        (0..2_000i64, 0..3usize, any::<bool>(), 0..3usize).prop_map(|(t, s, solved, r)| Answer {
+            at: at(t),
+            by: Actor { id: "k".into(), name: String::new(), role: Role::Kiosk },
+            source: AnswerSource::ALL[s],
+            solved,
+            rating: [Rating::Satisfied, Rating::BasicallySatisfied, Rating::Dissatisfied][r],
+            round: 0,
+        })
+    }
+
+    fn row() -> impl Strategy<Value = AuditRow> {
+        let place = (0..3usize, 0..3usize, 0..2usize, any::<bool>());
+        let times = (0..1_000i64, proptest::option::of(0..200i64), proptest::option::of(0..900i64));
+        let holder = proptest::option::of(0..4usize);
+        let status = 0..5usize;
+        let facts = (any::<[bool; 3]>(), 0..3u32, 0..2u32, proptest::option::of(0..3usize));
+        let answers = proptest::collection::vec(answer(), 0..3);
+        (place, times, holder, status, facts, answers, 0..30u64).prop_map(
+            |(place, times, holder, status, facts, answers, paused)| {
+                let (compound, building, category, recurring) = place;
+                let (reported, claimed, resolved) = times;
+                let [response_breached, resolution_breached, escalated] = facts.0;
+                let status = [
+                    Status::Reported,
+                    Status::Claimed,
+                    Status::HandedOver,
+                    Status::Resolved,
+                    Status::Cancelled,
+                ][status];
+                AuditRow {
+                    id: IncidentId(0),
+                    ticket: Ticket::for_id(IncidentId(0)),
+                    compound: CompoundId(["c1", "c2", "c3"][compound].into()),
+                    building: ["", "1号楼", "2号楼"][building].into(),
+                    category: CategoryId(["repair", "noise"][category].into()),
+                    urgency: Urgency::Normal,
+                    reported_at: at(reported),
+                    respond_by: at(reported + 30),
+                    resolve_by: at(reported + 600),
+                    claimed_at: claimed.map(|c| at(reported + c)),
+                    holder: holder.map(|w| Actor {
+                        id: format!("w{w}"),
+                        // Some workers' names are not on their rows: the label names them.
+                        name: if w % 2 == 0 { format!("网格员{w}") } else { String::new() },
+                        role: Role::Worker,
+                    }),
+                    resolved_at: resolved
+                        .filter(|_| status == Status::Resolved)
+                        .map(|r| at(reported + r)),
+                    status,
+                    response_breached,
+                    resolution_breached,
+                    escalated,
+                    urges: facts.1,
+                    rating: facts.3.map(|r| {
+                        [Rating::Satisfied, Rating::BasicallySatisfied, Rating::Dissatisfied][r]
+                    }),
+                    round: 0,
+                    earlier_breaches: facts.2,
+                    answers,
+                    pauses: Vec::new(),
+                    paused_ms: paused * MIN as u64,
+                    recurring,
+                }
+            },
+        )
+    }
+
+    fn label(kind: &str, key: &str) -> String {
+        format!("{kind}:{key}")
+    }
+
+    /// The figures the summary reports for a group, computed the plain way: the group's rows
+    /// picked out, then counted.
+    type Key = fn(&AuditRow) -> Option<&str>;
+
+    fn plainly(rows: &[AuditRow], key: Key, asof: Timestamp) -> Vec<(String, Figures)> {
+        let mut keys: Vec<&str> = rows.iter().filter_map(key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .map(|k| (k.to_owned(), figures(rows.iter().filter(|r| key(r) == Some(k)), asof)))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn every_group_counts_exactly_its_own_rows(
+            mut rows in proptest::collection::vec(row(), 0..60),
+            from in 0..1_000i64,
+            length in 1..1_500i64,
+            now in 0..2_500i64,
+        ) {
+            for (n, row) in rows.iter_mut().enumerate() {
+                row.id = IncidentId(n as u64 + 1);
+                row.ticket = Ticket::for_id(row.id);
+            }
+            let query = AuditQuery {
+                from: at(from),
+                to: at(from + length),
+                ..AuditQuery::everything(&crate::lifecycle::Scope::All)
+            };
+            let summary = summarize(&rows, &query, at(now), label);
+            let asof = summary.asof;
+            let chosen: Vec<AuditRow> = rows.iter().filter(|r| query.matches(r)).cloned().collect();
+            prop_assert_eq!(&summary.figures, &figures(&chosen, asof));
+
+            let groups = |list: &[Group]| -> Vec<(String, Figures)> {
+                list.iter().map(|g| (g.key.clone(), g.figures.clone())).collect()
+            };
+            let worker: Key = |r| r.holder.as_ref().map(|h| h.id.as_str());
+            prop_assert_eq!(groups(&summary.by_worker), plainly(&chosen, worker, asof));
+            let compound: Key = |r| Some(r.compound.0.as_str());
+            prop_assert_eq!(groups(&summary.by_compound), plainly(&chosen, compound, asof));
+            let category: Key = |r| Some(r.category.0.as_str());
+            prop_assert_eq!(groups(&summary.by_category), plainly(&chosen, category, asof));
+            for g in &summary.by_worker {
+                let named = chosen.iter().filter_map(|r| r.holder.as_ref()).find(|h| h.id == g.key);
+                let name = named.map(|h| h.name.clone()).unwrap_or_default();
+                let expected = if name.is_empty() { label("worker", &g.key) } else { name };
+                prop_assert_eq!(&g.label, &expected);
+            }
+
+            let counted = chosen.iter().filter(|r| r.status != Status::Cancelled).count() as u64;
+            prop_assert_eq!(summary.response_histogram.iter().map(|b| b.count).sum::<u64>(), counted);
+            prop_assert_eq!(summary.daily.iter().map(|d| d.reports).sum::<u64>(), counted);
+            let unanswered = summary.response_histogram.last().map(|b| b.count);
+            prop_assert_eq!(unanswered, Some(counted - summary.figures.responded));
+
+            // 每月一题: one entry per flagged place, with every counted report there, most first.
+            let at_place = |r: &AuditRow| {
+                r.status != Status::Cancelled && !r.building.is_empty()
+            };
+            let mut expected: Vec<(CompoundId, String, CategoryId, Vec<IncidentId>)> = Vec::new();
+            for flagged in chosen.iter().filter(|r| at_place(r) && r.recurring) {
+                let place = (&flagged.compound, &flagged.building, &flagged.category);
+                if expected.iter().any(|(c, b, k, _)| (c, b, k) == place) {
+                    continue;
+                }
+                let ids = chosen
+                    .iter()
+                    .filter(|r| at_place(r) && (&r.compound, &r.building, &r.category) == place)
+                    .map(|r| r.id)
+                    .collect();
+                expected.push((place.0.clone(), place.1.clone(), place.2.clone(), ids));
+            }
+            expected.sort_by(|a, b| {
+                b.3.len().cmp(&a.3.len()).then_with(|| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)))
+            });
+            let got: Vec<_> = summary
+                .recurring
+                .iter()
+                .map(|r| (r.compound.clone(), r.building.clone(), r.category.clone(), r.incidents.clone()))
+                .collect();
+            prop_assert_eq!(got, expected);
+        }
     }
 }

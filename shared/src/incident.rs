@@ -1,5 +1,6 @@
 //! An incident's current state, derived by folding its events in order.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::community::{CategoryId, CompoundId, Urgency};
@@ -14,12 +15,17 @@ pub struct IncidentId(pub u64);
 /// The number a resident keeps and can read aloud: the incident id, at least four digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String))]
 #[serde(transparent)]
-pub struct Ticket(pub String);
+pub struct Ticket(pub CompactString);
 
 impl Ticket {
     pub fn for_id(id: IncidentId) -> Ticket {
-        Ticket(format!("{:04}", id.0))
+        Ticket(compact_str::format_compact!("{:04}", id.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
     /// The incident a ticket names; accepts what a person might type (spaces, fewer zeros).

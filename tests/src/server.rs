@@ -611,7 +611,7 @@ impl WsClient {
         };
         self.recv_until(reported).await;
         let id = self.id();
-        let ticket = incident.ticket.0.clone();
+        let ticket = incident.ticket.as_str().to_owned();
         self.send(&ClientMessage::Lookup { id, ticket, phone_tail: None, key: None }).await;
         match self.recv().await {
             ServerMessage::Alert { incident: i, .. } => i.id == incident.id,

@@ -196,11 +196,14 @@ async fn unanswered_resolutions_go_on_the_callback_list_and_a_callback_can_start
     assert_eq!(server.get_json("/api/callbacks", &boss).await, (200, serde_json::json!([])));
     clock.advance(Millis::from_hours(24));
     let (status, list) = server.get_json("/api/callbacks", &boss).await;
-    assert_eq!((status, tickets(&list)), (200, vec![a.ticket.0.clone(), b.ticket.0.clone()]));
+    assert_eq!(
+        (status, tickets(&list)),
+        (200, vec![a.ticket.as_str().to_owned(), b.ticket.as_str().to_owned()])
+    );
     assert_eq!(list[0]["report"]["phone"], "138****1234", "masked, as on every shared screen");
     // The building head sees their own building only; a worker has no 回访 list.
     let (_, list) = server.get_json("/api/callbacks", &head).await;
-    assert_eq!(tickets(&list), vec![a.ticket.0.clone()]);
+    assert_eq!(tickets(&list), vec![a.ticket.as_str().to_owned()]);
     assert_eq!(server.get_json("/api/callbacks", &worker).await.0, 403);
 
     // The building head calls: not solved. A is open again, and the on-duty worker hears of it
@@ -231,7 +234,7 @@ async fn unanswered_resolutions_go_on_the_callback_list_and_a_callback_can_start
     }
     assert_eq!(wang.incident(a.id).status, Status::Reported, "the board's card is open again");
     let (_, list) = server.get_json("/api/callbacks", &boss).await;
-    assert_eq!(tickets(&list), vec![b.ticket.0.clone()]);
+    assert_eq!(tickets(&list), vec![b.ticket.as_str().to_owned()]);
 }
 
 /// "Not solved" when nobody of the compound is on duty: the second handling is escalated at once,

@@ -93,7 +93,9 @@ async fn a_secretary_reads_the_audit_without_help() {
     assert!(text_of(&desk, "#by-source").await.contains("自助机 100.0%（1）"));
     let late = text_of(&desk, "#late-now").await;
     assert!(
-        late.contains(&a.ticket.0) && late.contains(&b.ticket.0) && !late.contains(&c.ticket.0),
+        late.contains(a.ticket.as_str())
+            && late.contains(b.ticket.as_str())
+            && !late.contains(c.ticket.as_str()),
         "{late}"
     );
     screenshots(&desk, "audit-readable").await;

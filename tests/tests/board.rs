@@ -392,7 +392,7 @@ async fn a_pause_is_asked_on_the_phone_and_approved_at_the_desk() {
     phone.set_window_size(390, 844).await.unwrap();
     board_log_in(&phone, &server, "wang").await;
     board_log_in(&desk, &server, "boss").await;
-    let on_card = |what: &str| format!("{} {what}", card(&incident.ticket.0));
+    let on_card = |what: &str| format!("{} {what}", card(incident.ticket.as_str()));
     click(&phone, &on_card("button[data-action=pause]")).await;
     wait_js(
         &phone,
@@ -554,7 +554,7 @@ async fn a_dispute_is_handed_to_the_building_head_and_settled_from_the_phone() {
     let driver = Driver::start();
     let (desk, phone) = (driver.session().await, driver.session().await);
     board_log_in(&desk, &server, "wang").await;
-    let on_card = |what: &str| format!("{} {what}", card(&incident.ticket.0));
+    let on_card = |what: &str| format!("{} {what}", card(incident.ticket.as_str()));
     click(&desk, &on_card("button[data-action=mediate]")).await;
     wait_js(&desk, "the building heads", "return [...document.querySelectorAll('#ask-worker option')].map(o => o.textContent).join() === '周楼长'").await;
     click(&desk, "#ask-ok").await;

@@ -49,7 +49,7 @@ async fn incident(server: &TestServer, ticket: &str) -> Incident {
     let mut boss = server.user("boss").await;
     let (snapshot, _) = boss.subscribe(None).await;
     let ServerMessage::Snapshot { incidents, .. } = snapshot else { panic!("{snapshot:?}") };
-    incidents.into_iter().find(|i| i.ticket.0 == ticket).expect("the ticket's incident")
+    incidents.into_iter().find(|i| i.ticket.as_str() == ticket).expect("the ticket's incident")
 }
 
 async fn fetch_attachment(

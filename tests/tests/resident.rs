@@ -99,7 +99,7 @@ async fn the_slips_code_opens_the_status_page_and_rates_and_a_ticket_number_alon
     assert!(!serde_json::to_string(&event).unwrap().contains(&key), "no board gets the code");
 
     // The status page: the code opens it, a wrong one or none does not.
-    let ticket = incident.ticket.0.clone();
+    let ticket = incident.ticket.as_str().to_owned();
     let (status, shown) =
         post_json(&server, "/api/status", json!({ "ticket": ticket, "key": key })).await;
     assert_eq!(status, StatusCode::OK, "{shown}");

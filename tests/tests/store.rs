@@ -83,7 +83,7 @@ async fn state_sequence_epoch_and_deadlines_survive_a_restart() {
     assert_eq!(store.incident(a.id).await.unwrap().unwrap(), resolved_before);
     // New work continues the sequence and the ticket numbers.
     let c = store.report(&kiosk("c3"), "r3", report("c3", "三")).await.unwrap();
-    assert_eq!((c.incident.ticket.0.as_str(), c.event.unwrap().seq), ("0003", 6));
+    assert_eq!((c.incident.ticket.as_str(), c.event.unwrap().seq), ("0003", 6));
     // The request index was rebuilt: a retry after the restart is still recognised.
     let retry = store.report(&kiosk("c1"), "r1", report("c1", "一")).await.unwrap();
     assert_eq!((retry.incident.id, retry.event), (a.id, None));

@@ -277,7 +277,7 @@ async fn a_delivery_survives_a_receiver_that_is_down_and_a_kill_9_and_a_hanging_
     receiver.serve(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap()).await;
     server.restart();
     let got = receiver.wait_for("/hook", 1).await;
-    assert_eq!(got[0].body["ticket"], first.ticket.0);
+    assert_eq!(got[0].body["ticket"], first.ticket.as_str());
 
     // A receiver that fails gets it when it answers again.
     receiver.mode.store(1, Ordering::SeqCst);
@@ -285,7 +285,7 @@ async fn a_delivery_survives_a_receiver_that_is_down_and_a_kill_9_and_a_hanging_
     let second = kiosk.file(urgent("c1", "y")).await;
     receiver.mode.store(0, Ordering::SeqCst);
     let got = receiver.wait_for("/hook", 2).await;
-    assert_eq!(got[1].body["ticket"], second.ticket.0);
+    assert_eq!(got[1].body["ticket"], second.ticket.as_str());
 
     // A receiver that never answers: the kiosk's acknowledgements go on (printed, not asserted).
     let answering = acks(&mut kiosk, "answering").await;

@@ -282,7 +282,7 @@ fn incidents_csv(community: &Community, rows: &[AuditRow]) -> Result<Vec<u8>, cs
     for r in rows {
         let yes = |b: bool| if b { "是" } else { "否" };
         out.write_record([
-            r.ticket.0.clone(),
+            r.ticket.as_str().to_owned(),
             name("compound", &r.compound.0),
             name("category", &r.category.0),
             yes(r.urgency == hongfan_shared::Urgency::Urgent).into(),
