@@ -93,24 +93,27 @@ pub async fn open_store_with(
 ) -> Result<Store, hongfan::StoreError> {
     let staffed = !options.read_only && !options.duty.get().is_empty();
     let options = StoreOptions { cache_bytes: 8 << 20, ..options };
-    // A store closed in this process a moment ago: sled lets go of its lock file from its own
-    // IO threads, after the last handle is gone. A new process never waits for that.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let store = loop {
-        match Store::open(dir, community(), clock.clone(), options.clone()) {
-            Err(hongfan::StoreError::Open { reason, .. })
-                if reason.contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-            opened => break opened?,
-        }
-    };
+    until_released(dir).await;
+    let store = Store::open(dir, community(), clock.clone(), options)?;
     if staffed {
         staff(&store).await?;
     }
     Ok(store)
+}
+
+/// Waits, up to ten seconds, until nothing in this process holds the store in `dir`: sled lets go
+/// of its lock file from its own threads a moment after the last handle is dropped, and says
+/// nothing when it does. (A new process never waits for that.)
+pub async fn until_released(dir: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // No lock file yet (or one we cannot read: the open that follows says why) is free.
+        let free = std::fs::File::open(dir.join("db")).map_or(true, |f| f.try_lock().is_ok());
+        if free || std::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// A grid worker `duty-<compound>` in each compound, unless there is one already.

@@ -409,6 +409,9 @@ pub async fn seed_accounts(dir: &Path) -> Vec<(String, String)> {
         kiosks.push((compound.to_owned(), credential));
     }
     store.close().await.expect("close");
+    drop((accounts, store));
+    // The server opens this folder next, in this process.
+    crate::until_released(dir).await;
     kiosks
 }
 
