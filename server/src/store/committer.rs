@@ -6,9 +6,9 @@
 //! (group commit). Being the only writer is what makes sequence numbers gap-free and claims
 //! race-free without locks, and what keeps sled's flush from ever running concurrently.
 
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hongfan_shared::audit::AuditRow;
@@ -110,7 +110,10 @@ struct Group {
 
 pub(super) struct Committer {
     shared: Arc<Shared>,
-    rx: Receiver<Command>,
+    /// The requests queued for the committer; `None` once it has stopped taking writes (at the
+    /// shutdown, or after a failed write), so that the channel closes and later requests are
+    /// refused rather than left unanswered.
+    rx: Option<Receiver<Command>>,
     next_seq: Seq,
     next_id: u64,
     requests: HashMap<(String, String), IncidentId>,
@@ -139,7 +142,7 @@ impl Committer {
             office,
             community,
             shared,
-            rx,
+            rx: Some(rx),
             next_seq: loaded.last_seq + 1,
             next_id: loaded.next_id,
             requests: loaded.requests,
@@ -209,40 +212,79 @@ impl Committer {
         Ok(event)
     }
 
-    pub(super) fn run(mut self) {
-        loop {
-            let wait = match self.deadlines.next() {
-                None => MAX_IDLE,
-                Some(at) => {
-                    let ms = at.0.saturating_sub(self.now().0).max(0);
-                    Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(MAX_IDLE)
-                }
-            };
-            let mut group = Group::default();
-            match self.rx.recv_timeout(wait) {
-                Ok(command) => self.stage(command, &mut group),
-                Err(RecvTimeoutError::Timeout) => {}
+    /// The committer's thread: waits for a request (or the next deadline), then commits it with
+    /// whatever is queued behind it as one group. It stops at the shutdown or after a failed
+    /// write; the requests queued then are refused, not dropped unanswered.
+    pub(super) fn run(me: Arc<Mutex<Committer>>) {
+        let lock = || me.lock().ok();
+        let Some(rx) = lock().and_then(|c| c.rx.clone()) else { return };
+        while let Some(wait) = lock().map(|c| c.wait()) {
+            let first = match rx.recv_timeout(wait) {
+                Ok(command) => Some(command),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
-            }
-            while group.answers.len() < MAX_GROUP && !group.shutdown {
-                match self.rx.try_recv() {
-                    Ok(command) => self.stage(command, &mut group),
-                    Err(_) => break,
+            };
+            // A request committing on its own (`commit_now`) may have stopped the committer.
+            match lock() {
+                Some(mut committer) if committer.rx.is_some() => {
+                    if !committer.round(first) {
+                        break;
+                    }
                 }
-            }
-            self.stage_timers(&mut group);
-            let shutdown = group.shutdown;
-            if self.commit(group).is_err() {
-                // The in-memory state is now ahead of the disk: stop taking writes rather than
-                // acknowledge anything on top of a state that may not exist after a restart.
-                break;
-            }
-            if shutdown {
-                break;
+                _ => break,
             }
         }
-        // Requests still queued when the committer stops are refused, not dropped unanswered.
-        drop(self.rx);
+        if let Some(mut committer) = lock() {
+            committer.rx = None;
+        }
+    }
+
+    /// How long the thread may wait for a request before a deadline falls due.
+    fn wait(&self) -> Duration {
+        match self.deadlines.next() {
+            None => MAX_IDLE,
+            Some(at) => {
+                let ms = at.0.saturating_sub(self.now().0).max(0);
+                Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(MAX_IDLE)
+            }
+        }
+    }
+
+    /// A request that found the committer idle while requests come one at a time, committed
+    /// by the requester's own thread with whatever is queued behind it: a hand-off to the
+    /// committer's thread and back costs two wake-ups, each an exit to the hypervisor on a
+    /// virtual machine, more than the rest of the report together. Once the committer has
+    /// stopped, the request is given back.
+    pub(super) fn commit_now(&mut self, command: Command) -> Option<Command> {
+        if self.rx.is_none() {
+            return Some(command);
+        }
+        self.round(Some(command));
+        None
+    }
+
+    /// Commits `first` and the requests queued behind it (up to a group's limit) as one group,
+    /// with the deadlines that fell due. Whether the committer goes on: not after the shutdown
+    /// or a failed write — the in-memory state would be ahead of the disk, and nothing may be
+    /// acknowledged on top of a state that may not exist after a restart.
+    fn round(&mut self, first: Option<Command>) -> bool {
+        let mut group = Group::default();
+        if let Some(command) = first {
+            self.stage(command, &mut group);
+        }
+        while group.answers.len() < MAX_GROUP && !group.shutdown {
+            match self.rx.as_ref().map(Receiver::try_recv) {
+                Some(Ok(command)) => self.stage(command, &mut group),
+                _ => break,
+            }
+        }
+        self.stage_timers(&mut group);
+        let shutdown = group.shutdown;
+        let go_on = self.commit(group).is_ok() && !shutdown;
+        if !go_on {
+            self.rx = None;
+        }
+        go_on
     }
 
     fn stage(&mut self, command: Command, group: &mut Group) {
@@ -496,6 +538,7 @@ impl Committer {
     fn commit(&mut self, group: Group) -> Result<(), StoreError> {
         let Group { events, states, latest, touched, mut aux, office, mut answers, shutdown } =
             group;
+        self.shared.last_group.store(answers.len(), std::sync::atomic::Ordering::Relaxed);
         // The webhooks these events call, into the outbox in the same write: none lost, none
         // twice, whatever the crash.
         let mut deliveries = Vec::new();
@@ -679,4 +722,10 @@ fn slip_key() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     (0..10).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committer").field("next_seq", &self.next_seq).finish_non_exhaustive()
+    }
 }

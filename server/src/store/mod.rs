@@ -14,7 +14,6 @@ mod wal;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hongfan_shared::audit::{AuditQuery, AuditRow, Summary};
@@ -160,6 +159,9 @@ pub(crate) struct Shared {
     health: Health,
     attachments: attachments::Attachments,
     webhooks: Arc<crate::webhooks::Webhooks>,
+    /// How many requests the last group answered: a request commits itself only when they
+    /// come one at a time (under load, groups are what make the disk keep up).
+    last_group: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -259,9 +261,11 @@ impl DutyOverrides {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    tx: mpsc::Sender<Command>,
+    tx: crossbeam_channel::Sender<Command>,
+    /// The committer's state, for a request that finds it idle (`None` when read-only).
+    committer: Option<Arc<Mutex<Committer>>>,
     shared: Arc<Shared>,
-    committer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     read_only: bool,
 }
 
@@ -277,7 +281,7 @@ impl Store {
         let disk = Arc::new(Disk::open(dir, options.cache_bytes, options.faults.clone())?);
         let loaded = disk.load()?;
         let attachments = attachments::Attachments::open(dir)?;
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crossbeam_channel::unbounded();
         // Generous, since a receiver that still lags re-reads the log.
         let (commits, _) = broadcast::channel(1024);
         let mut office = Office::default();
@@ -301,22 +305,27 @@ impl Store {
             health: Health::default(),
             attachments,
             webhooks: options.webhooks.clone(),
+            last_group: Default::default(),
         });
+        let mut state = None;
         let handle = if options.read_only {
             None
         } else {
             let mut committer = Committer::new(shared.clone(), loaded, rx);
             committer.catch_up()?;
+            let committer = Arc::new(Mutex::new(committer));
+            state = Some(committer.clone());
             let thread = std::thread::Builder::new()
                 .name("hongfan-committer".into())
-                .spawn(move || committer.run())
+                .spawn(move || Committer::run(committer))
                 .map_err(|e| StoreError::open(dir, e))?;
             Some(thread)
         };
         Ok(Store {
             tx,
+            committer: state,
             shared,
-            committer: Arc::new(Mutex::new(handle)),
+            thread: Arc::new(Mutex::new(handle)),
             read_only: options.read_only,
         })
     }
@@ -385,7 +394,18 @@ impl Store {
         command: impl FnOnce(committer::Reply<T>) -> Command,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(command(reply)).map_err(|_| StoreError::Closed)?;
+        let command = command(reply);
+        // One request at a time and the committer idle: committed here, without a hand-off.
+        // (The shutdown always goes to the committer's thread, which it stops.)
+        let alone = self.shared.last_group.load(std::sync::atomic::Ordering::Relaxed) <= 1
+            && !matches!(command, Command::Shutdown { .. });
+        let queued = match self.committer.as_ref().filter(|_| alone).map(|c| c.try_lock()) {
+            Some(Ok(mut committer)) => committer.commit_now(command),
+            _ => Some(command),
+        };
+        if let Some(command) = queued {
+            self.tx.send(command).map_err(|_| StoreError::Closed)?;
+        }
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -561,7 +581,7 @@ impl Store {
     /// Writes what is waiting, stops the committer and waits for it.
     pub async fn close(&self) -> Result<(), StoreError> {
         let sent = self.ask(|reply| Command::Shutdown { reply }).await;
-        let handle = self.committer.lock().map_err(|_| StoreError::Poisoned)?.take();
+        let handle = self.thread.lock().map_err(|_| StoreError::Poisoned)?.take();
         if let Some(handle) = handle {
             tokio::task::spawn_blocking(move || handle.join())
                 .await
