@@ -27,9 +27,21 @@ async fn js(client: &fantoccini::Client, script: &str) -> serde_json::Value {
     client.execute(script, vec![]).await.unwrap()
 }
 
+/// When the story below starts: seven hours before now, so that what it makes fall due has by
+/// now, but never before this week's Monday (Asia/Shanghai): the page opens on "this week", by
+/// the browser's own clock, and all of it must be in that week whatever day the test runs.
+fn start() -> Timestamp {
+    const DAY: i64 = 86_400_000;
+    let now = now();
+    let today = hongfan_shared::audit::day_start(now);
+    // 1970-01-01 (Shanghai) was a Thursday: Monday is 0.
+    let weekday = ((today.0 + 8 * 3_600_000).div_euclid(DAY) + 3).rem_euclid(7);
+    Timestamp((now.0 - Millis::from_hours(7).0 as i64).max(today.0 - weekday * DAY))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secretary_reads_the_audit_without_help() {
-    let clock = ManualClock::new(now());
+    let clock = ManualClock::new(start());
     let server = TestServer::start_in_process(clock.clone()).await;
     let mut kiosk1 = server.kiosk("c1").await;
     let mut kiosk2 = server.kiosk("c2").await;

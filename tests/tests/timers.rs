@@ -76,6 +76,39 @@ async fn a_late_claim_resolve_or_cancel_still_logs_the_target_it_missed_first() 
     assert!(changes_of(&store, d.id).contains(&breach(Timer::Response, d.respond_by)));
 }
 
+/// A report that commits itself (nothing else being written) brings the earliest deadline; the
+/// committer's thread, asleep until a later one, must still record the breach when it falls
+/// due, with nobody writing or asking. On the real clock, with a target of a quarter second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_is_recorded_on_time_with_nothing_else_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut community = hongfan_shared::Community::clone(&hongfan_tests::community());
+    community.categories[0].targets.normal.respond = hongfan_shared::Millis(250);
+    let (quick, slow) = (community.categories[0].id.clone(), community.categories[1].id.clone());
+    let clock: hongfan::SharedClock = std::sync::Arc::new(hongfan::SystemClock);
+    let store =
+        Store::open(dir.path(), std::sync::Arc::new(community), clock, StoreOptions::default())
+            .unwrap();
+    // A first report with a long target, then the one whose target is short: by then the
+    // thread has gone back to sleep until a deadline an hour away (or its idle limit).
+    let first = hongfan_shared::Report { category: slow, ..report("c1", "x") };
+    store.report(&kiosk("c1"), "r1", first).await.unwrap();
+    let second = hongfan_shared::Report { category: quick, ..report("c1", "y") };
+    let reported = store.report(&kiosk("c1"), "r2", second).await.unwrap().incident;
+    // Explicit wait with a deadline: the breach is due in 250 ms; the thread, before the fix,
+    // slept until its idle limit (30 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut breached = false;
+    while !breached && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        breached = changes_of(&store, reported.id)
+            .iter()
+            .any(|c| matches!(c, Change::Breached { timer: Timer::Response, .. }));
+    }
+    assert!(breached, "the response breach was not recorded within 5 s of its 250 ms target");
+    store.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn with_nobody_on_duty_the_escalation_is_logged_with_the_report() {
     let dir = tempfile::tempdir().unwrap();

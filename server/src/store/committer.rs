@@ -1,12 +1,15 @@
-//! The committer: the one thread that writes to the store.
+//! The committer: the one writer of the store.
 //!
 //! It takes every request waiting, decides each against the current state (including what the
-//! same group decided before it), gives each event the next sequence number, writes the group in
-//! one sled transaction, syncs once, and only then answers the requests and publishes the events
-//! (group commit). Being the only writer is what makes sequence numbers gap-free and claims
-//! race-free without locks, and what keeps sled's flush from ever running concurrently.
+//! same group decided before it), gives each event the next sequence number, writes the group to
+//! the write-ahead log, syncs once, and only then answers the requests and publishes the events
+//! (group commit). Its state sits behind one lock, taken by its own thread or, when requests come
+//! one at a time, by a request committing itself (`commit_now`); one holder at a time is what
+//! makes sequence numbers gap-free and claims race-free, and keeps sled's flush from ever
+//! running concurrently. Requests are committed in the order the lock's holders take them: one
+//! connection's in the order it sent them, different connections' not necessarily first come.
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -114,6 +117,11 @@ pub(super) struct Committer {
     /// shutdown, or after a failed write), so that the channel closes and later requests are
     /// refused rather than left unanswered.
     rx: Option<Receiver<Command>>,
+    /// To wake the committer's thread when a request committing itself brings a deadline
+    /// earlier than the thread's wake-up.
+    tx: Sender<Command>,
+    /// When the thread, waiting for requests, will wake up (`None` while it is not waiting).
+    sleeping_until: Option<Timestamp>,
     next_seq: Seq,
     next_id: u64,
     requests: HashMap<(String, String), IncidentId>,
@@ -130,7 +138,11 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub(super) fn new(shared: Arc<Shared>, loaded: Loaded, rx: Receiver<Command>) -> Committer {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        loaded: Loaded,
+        (tx, rx): (Sender<Command>, Receiver<Command>),
+    ) -> Committer {
         let mut deadlines = Deadlines::default();
         for incident in loaded.open.values() {
             deadlines.update(incident);
@@ -143,6 +155,8 @@ impl Committer {
             community,
             shared,
             rx: Some(rx),
+            tx,
+            sleeping_until: None,
             next_seq: loaded.last_seq + 1,
             next_id: loaded.next_id,
             requests: loaded.requests,
@@ -218,7 +232,7 @@ impl Committer {
     pub(super) fn run(me: Arc<Mutex<Committer>>) {
         let lock = || me.lock().ok();
         let Some(rx) = lock().and_then(|c| c.rx.clone()) else { return };
-        while let Some(wait) = lock().map(|c| c.wait()) {
+        while let Some(wait) = lock().map(|mut c| c.wait()) {
             let first = match rx.recv_timeout(wait) {
                 Ok(command) => Some(command),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -227,6 +241,7 @@ impl Committer {
             // A request committing on its own (`commit_now`) may have stopped the committer.
             match lock() {
                 Some(mut committer) if committer.rx.is_some() => {
+                    committer.sleeping_until = None;
                     if !committer.round(first) {
                         break;
                     }
@@ -234,20 +249,24 @@ impl Committer {
                 _ => break,
             }
         }
-        if let Some(mut committer) = lock() {
-            committer.rx = None;
-        }
+        // Also after a panic in a commit (the lock poisoned): nothing more is committed, and
+        // the queue closes, so that every request waiting in it is refused.
+        me.lock().unwrap_or_else(std::sync::PoisonError::into_inner).rx = None;
     }
 
     /// How long the thread may wait for a request before a deadline falls due.
-    fn wait(&self) -> Duration {
-        match self.deadlines.next() {
+    fn wait(&mut self) -> Duration {
+        let now = self.now();
+        let wait = match self.deadlines.next() {
             None => MAX_IDLE,
             Some(at) => {
-                let ms = at.0.saturating_sub(self.now().0).max(0);
+                let ms = at.0.saturating_sub(now.0).max(0);
                 Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(MAX_IDLE)
             }
-        }
+        };
+        let ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        self.sleeping_until = Some(Timestamp(now.0.saturating_add(ms)));
+        wait
     }
 
     /// A request that found the committer idle while requests come one at a time, committed
@@ -260,7 +279,22 @@ impl Committer {
             return Some(command);
         }
         self.round(Some(command));
+        // Wake the thread when this round stopped the committer (a shutdown queued behind the
+        // request, or a failed write), so that it ends now and the queue closes; or when a
+        // deadline now falls due before the thread would wake up (a new report's, say), so that
+        // the breach is recorded when it falls due. Nobody waits for this tick's answer.
+        let (next, until) = (self.deadlines.next(), self.sleeping_until);
+        if self.rx.is_none() || next.zip(until).is_some_and(|(at, until)| at < until) {
+            self.sleeping_until = None;
+            let (reply, _) = tokio::sync::oneshot::channel();
+            let _ = self.tx.send(Command::Tick { reply });
+        }
         None
+    }
+
+    /// Commits nothing more: the queue closes once the thread lets go of it too.
+    pub(super) fn stop(&mut self) {
+        self.rx = None;
     }
 
     /// Commits `first` and the requests queued behind it (up to a group's limit) as one group,
@@ -558,7 +592,8 @@ impl Committer {
         }
         let mut failed = None;
         // The sequence number written, when there was something to write: the checkpoint and
-        // the high-water mark come after the answers, so no request waits for them.
+        // the high-water mark come after the answers (a request committing itself still waits
+        // for them, once a second, before it writes its own answer).
         let mut housekeeping = None;
         let shared = self.shared.clone();
         let metrics = &shared.metrics;

@@ -1,7 +1,7 @@
-//! The store: the event log and incident state in sled, written by one committer thread.
+//! The store: the event log and incident state in sled, written by one committer.
 //!
-//! `Store` is a cheap-to-clone handle. Writes go to the committer over a channel and are answered
-//! once durable; reads of open incidents come from the published state, which holds only what
+//! `Store` is a cheap-to-clone handle. Writes go to the committer over a channel (or, one at a
+//! time, commit themselves under its lock) and are answered once durable; reads of open incidents come from the published state, which holds only what
 //! is durable. Every durable group of events is also broadcast as a `Commit`.
 
 pub mod attachments;
@@ -311,7 +311,7 @@ impl Store {
         let handle = if options.read_only {
             None
         } else {
-            let mut committer = Committer::new(shared.clone(), loaded, rx);
+            let mut committer = Committer::new(shared.clone(), loaded, (tx.clone(), rx));
             committer.catch_up()?;
             let committer = Arc::new(Mutex::new(committer));
             state = Some(committer.clone());
@@ -395,12 +395,17 @@ impl Store {
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
         let command = command(reply);
-        // One request at a time and the committer idle: committed here, without a hand-off.
-        // (The shutdown always goes to the committer's thread, which it stops.)
+        // Requests coming one at a time and the committer's lock free: committed here, without
+        // a hand-off. (The shutdown is sent to the committer's thread, which it stops.)
         let alone = self.shared.last_group.load(std::sync::atomic::Ordering::Relaxed) <= 1
             && !matches!(command, Command::Shutdown { .. });
         let queued = match self.committer.as_ref().filter(|_| alone).map(|c| c.try_lock()) {
             Some(Ok(mut committer)) => committer.commit_now(command),
+            // A commit panicked: nothing more is committed, the queue closes.
+            Some(Err(std::sync::TryLockError::Poisoned(poisoned))) => {
+                poisoned.into_inner().stop();
+                return Err(StoreError::Closed);
+            }
             _ => Some(command),
         };
         if let Some(command) = queued {
