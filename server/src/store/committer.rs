@@ -251,7 +251,7 @@ impl Committer {
         }
         // Also after a panic in a commit (the lock poisoned): nothing more is committed, and
         // the queue closes, so that every request waiting in it is refused.
-        me.lock().unwrap_or_else(std::sync::PoisonError::into_inner).rx = None;
+        me.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stop();
     }
 
     /// How long the thread may wait for a request before a deadline falls due.
@@ -316,7 +316,7 @@ impl Committer {
         let shutdown = group.shutdown;
         let go_on = self.commit(group).is_ok() && !shutdown;
         if !go_on {
-            self.rx = None;
+            self.stop();
         }
         go_on
     }

@@ -1,8 +1,9 @@
 //! The store: the event log and incident state in sled, written by one committer.
 //!
 //! `Store` is a cheap-to-clone handle. Writes go to the committer over a channel (or, one at a
-//! time, commit themselves under its lock) and are answered once durable; reads of open incidents come from the published state, which holds only what
-//! is durable. Every durable group of events is also broadcast as a `Commit`.
+//! time, commit themselves under its lock) and are answered once durable; reads of open
+//! incidents come from the published state, which holds only what is durable. Every durable
+//! group of events is also broadcast as a `Commit`.
 
 pub mod attachments;
 pub mod backup;
