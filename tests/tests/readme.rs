@@ -54,6 +54,8 @@ fn shell(command: &str, clone: &Path) -> Command {
         .env("HONGFAN_README_NESTED", "1")
         // Not part of the command: a free port, so a server already on 8080 cannot interfere.
         .env("HONGFAN_ADDR", "127.0.0.1:0")
+        // Nor this: a one-off build gains nothing from incremental caches but gigabytes of disk.
+        .env("CARGO_INCREMENTAL", "0")
         .env("HONGFAN_CRASH_ROUNDS", "5");
     shell
 }
