@@ -25,7 +25,7 @@ async function show() {
   }
   applyI18n();
   document.getElementById("toast").hidden = true;
-  office.community = await api("GET", "/api/community");
+  office.community = await api("GET", `/api/community?id=${encodeURIComponent(office.identity.community)}`);
   const panel = document.getElementById("panel");
   try {
     await TABS[tab].render(panel, office);

@@ -400,8 +400,11 @@ async function main() {
   if (!identity || identity.must_change_password) return refuse(401);
   document.getElementById("who").textContent = identity.name;
   if (identity.role !== "supervisor") return refuse(403);
-  const hello = await fetch("/api/community").then((r) => r.json());
-  community = hello;
+  // A street office's supervisor audits every community they run: their compounds and
+  // categories together.
+  const ids = identity.communities?.length ? identity.communities : [identity.community];
+  const all = await Promise.all(ids.map((id) => fetch(`/api/community?id=${encodeURIComponent(id)}`).then((r) => r.json())));
+  community = { ...all[0], compounds: all.flatMap((c) => c.compounds), categories: all.flatMap((c) => c.categories).filter((c, i, list) => list.findIndex((d) => d.id === c.id) === i) };
   document.getElementById("controls").hidden = false;
   // A compound leader (网格长) audits their compounds only.
   const mine = community.compounds.filter((c) => identity.compounds.includes(c.id));

@@ -80,7 +80,7 @@ const conn = new Connection({
           // that opens it again (a resolution on the 回访 list not solved, say) is asked for whole.
           const change = msg.event.change;
           if ((change.type === "rated" && change.again) || change.type === "reopened") {
-            conn.send({ type: "lookup", id: nextId++, ticket: String(msg.event.incident).padStart(4, "0") });
+            conn.send({ type: "lookup", id: nextId++, incident: msg.event.incident });
           }
           offTheCallbackList(msg.event);
           break;

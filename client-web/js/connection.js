@@ -56,7 +56,8 @@ export class Connection {
       this.attempt = 0;
       if (this.position && this.position.epoch !== msg.epoch) this.position = null;
       // hello names the community's version; its content is fetched once and kept.
-      msg.community = await community(msg.community);
+      this.communityId = msg.identity.community;
+      msg.community = await community(this.communityId, msg.community);
       this.online = true;
       this.options.onState("online");
       this.options.onHello(msg);
@@ -64,7 +65,7 @@ export class Connection {
       return;
     }
     if (msg.type === "community") {
-      this.options.onCommunity?.(await community(msg.version));
+      this.options.onCommunity?.(await community(this.communityId, msg.version));
       return;
     }
     if (msg.type === "snapshot" || msg.type === "resumed") this.position = { epoch: msg.epoch, seq: msg.seq };
@@ -105,13 +106,13 @@ export function showLink(state) {
 
 const COMMUNITY = "hongfan.community";
 
-/** The community at `version`: from this device's copy, or fetched when it is another one. */
-async function community(version) {
+/** Community `id` at `version`: from this device's copy, or fetched when it is another one. */
+async function community(id, version) {
   try {
     const kept = JSON.parse(localStorage.getItem(COMMUNITY) || "null");
-    if (kept?.version === version) return kept.community;
+    if (kept?.version === version && kept.community?.id === id) return kept.community;
   } catch { /* a broken copy is fetched again */ }
-  const r = await fetch("/api/community");
+  const r = await fetch(`/api/community?id=${encodeURIComponent(id)}`);
   if (!r.ok) throw new Error(`community: ${r.status}`);
   const fetched = await r.json();
   localStorage.setItem(COMMUNITY, JSON.stringify({ version, community: fetched }));

@@ -483,7 +483,7 @@ function renderTicket() {
 let statusLink = { ticket: null, answer: null };
 function linkOf(ticket, key) {
   if (statusLink.ticket !== ticket) {
-    const answer = fetch("/api/status/link", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ticket, key }) })
+    const answer = fetch("/api/status/link", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ticket, key, community: hello.identity.community }) })
       .then((r) => (r.ok ? r.json() : null))
       .catch(() => null);
     statusLink = { ticket, answer };

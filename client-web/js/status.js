@@ -9,7 +9,9 @@ import { questions, thanks } from "./answer.js";
 
 const EVERY_MS = 5_000;
 const screen = document.getElementById("screen");
-const [ticket, key] = decodeURIComponent(location.hash.slice(1)).split("-");
+// Another community than the default one follows the code: `/s#<ticket>-<key>-<community>`.
+const [ticket, key, ...rest] = decodeURIComponent(location.hash.slice(1)).split("-");
+const communityId = rest.join("-") || "default";
 let community = null;
 let status = null;
 let problem = "";
@@ -27,7 +29,7 @@ let shown = "";
 async function refresh() {
   clearTimeout(timer);
   try {
-    status = await post("/api/status", { ticket, key });
+    status = await post("/api/status", { ticket, key, community: communityId });
     problem = "";
   } catch (e) {
     problem = e.code === "not_found" ? t("status_missing") : (e.zh ?? t("offline"));
@@ -45,7 +47,7 @@ async function refresh() {
 /** 解决了吗？满意吗？: not solved opens it again (二次办理), and the page follows it again. */
 async function answer(solved, rating) {
   try {
-    status = await post("/api/status/rate", { ticket, key, rating, solved });
+    status = await post("/api/status/rate", { ticket, key, community: communityId, rating, solved });
     problem = "";
   } catch (e) {
     problem = e.zh ?? t("offline");
@@ -100,7 +102,7 @@ document.addEventListener("visibilitychange", () => { if (document.visibilitySta
 async function main() {
   applyI18n();
   if (!ticket || !key) { problem = t("status_missing"); render(); return; }
-  community = await fetch("/api/community").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  community = await fetch(`/api/community?id=${encodeURIComponent(communityId)}`).then((r) => (r.ok ? r.json() : null)).catch(() => null);
   refresh();
 }
 main();

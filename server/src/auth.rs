@@ -4,7 +4,7 @@
 //! hashes, so a copy of the data folder lets nobody in. Records live in the store's account
 //! trees; this module decides what they hold.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -18,7 +18,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hongfan_shared::office::{Office, OfficeChange, Pairing};
 use hongfan_shared::protocol::Identity;
-use hongfan_shared::{Actor, Community, CompoundId, Millis, Principal, Role, Scope, Timestamp};
+use hongfan_shared::{Actor, CommunityId, CompoundId, Millis, Principal, Role, Scope, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -170,6 +170,10 @@ pub enum AuthError {
     BadRole(Role),
     #[error("unknown compound {0:?}")]
     UnknownCompound(String),
+    #[error("unknown community {0:?}")]
+    UnknownCommunity(String),
+    #[error("say which community: the compounds do not tell, or belong to different ones")]
+    CommunityNeeded,
     #[error("a worker or building head needs at least one compound")]
     NoCompound,
     #[error("a name has at most {MAX_NAME_CHARS} characters")]
@@ -287,6 +291,9 @@ pub struct NewPerson {
     pub login: String,
     pub name: String,
     pub role: Role,
+    /// Whose office: `None` for the one its compounds belong to, or (a 书记) the one community
+    /// the person adding it runs.
+    pub community: Option<CommunityId>,
     pub compounds: Vec<CompoundId>,
     pub buildings: Vec<String>,
 }
@@ -369,10 +376,6 @@ impl Accounts {
         Ok(())
     }
 
-    fn community(&self) -> Arc<Community> {
-        self.store.community()
-    }
-
     fn records(&self) -> std::sync::RwLockReadGuard<'_, Records> {
         // Plain maps: a panic elsewhere leaves them usable.
         self.records.read().unwrap_or_else(|p| p.into_inner())
@@ -446,14 +449,16 @@ impl Accounts {
     ) -> Result<Person, AuthError> {
         check_login(&new.login)?;
         check_password(password)?;
-        self.check_person(by, &new)?;
+        let community = self.check_person(by, &new)?;
         let secret = self.hash(password).await?;
-        let NewPerson { login, name, role, compounds, buildings } = new;
+        let NewPerson { login, name, role, compounds, buildings, .. } = new;
         let person = Person {
             name: if name.trim().is_empty() { login.clone() } else { name.trim().to_owned() },
             login,
             role,
+            community,
             compounds,
+            communities: Vec::new(),
             buildings,
             secret,
             disabled: false,
@@ -482,16 +487,38 @@ impl Accounts {
         Ok((person, code))
     }
 
-    /// Whether `by` may make or keep an account like `new`: a known role, known compounds, all
-    /// of them `by`'s to manage, a name of sensible length.
-    fn check_person(&self, by: &Principal, new: &NewPerson) -> Result<(), AuthError> {
+    /// Whether `by` may make or keep an account like `new`: a known role, known compounds of
+    /// one community, all of them `by`'s to manage, a name of sensible length. Returns the
+    /// account's community.
+    fn check_person(&self, by: &Principal, new: &NewPerson) -> Result<CommunityId, AuthError> {
         if !matches!(new.role, Role::Supervisor | Role::Worker | Role::BuildingHead) {
             return Err(AuthError::BadRole(new.role));
         }
-        let community = self.community();
-        if let Some(unknown) = new.compounds.iter().find(|c| community.compound(c).is_none()) {
-            return Err(AuthError::UnknownCompound(unknown.0.clone()));
+        let office = self.store.office();
+        let mut owners = BTreeSet::new();
+        for compound in &new.compounds {
+            let owner = office.office.community_of(compound);
+            let owner = owner.ok_or_else(|| AuthError::UnknownCompound(compound.0.clone()))?;
+            owners.insert(owner.id.clone());
         }
+        if let Some(id) = &new.community {
+            if !office.office.communities.contains_key(id) {
+                return Err(AuthError::UnknownCommunity(id.0.clone()));
+            }
+            owners.insert(id.clone());
+        }
+        let community = match (owners.len(), &by.scope) {
+            (1, _) => owners.pop_first().unwrap_or_default(),
+            (0, Scope::Communities { communities, .. }) if communities.len() == 1 => {
+                communities.first().cloned().unwrap_or_default()
+            }
+            (0, Scope::All) if office.office.communities.len() == 1 => {
+                office.office.communities.keys().next().cloned().unwrap_or_default()
+            }
+            // A compound leader manages no one beyond their compounds.
+            (0, Scope::Compounds(_)) => return Err(AuthError::NotYours),
+            _ => return Err(AuthError::CommunityNeeded),
+        };
         if new.role != Role::Supervisor && new.compounds.is_empty() {
             return Err(AuthError::NoCompound);
         }
@@ -503,10 +530,10 @@ impl Accounts {
         }
         // A compound leader manages only accounts wholly within their compounds.
         let within = !new.compounds.is_empty() && new.compounds.iter().all(|c| by.may_act_in(c));
-        if by.scope != Scope::All && !within {
+        if !by.runs(&community) && !within {
             return Err(AuthError::NotYours);
         }
-        Ok(())
+        Ok(community)
     }
 
     /// Changes one account with `edit`, if `by` manages it; ends its sessions when `end` says
@@ -525,7 +552,9 @@ impl Accounts {
                     .people
                     .get(&login)
                     .ok_or_else(|| AuthError::UnknownUser(login.clone()))?;
-                let manages = scope.scope == Scope::All
+                // A street office's supervisor is the operator's to change.
+                let runs = std::iter::once(&before.community).chain(&before.communities);
+                let manages = runs.clone().all(|c| scope.runs(c))
                     || (!before.compounds.is_empty()
                         && before.compounds.iter().all(|c| scope.may_act_in(c)));
                 if !manages {
@@ -562,6 +591,7 @@ impl Accounts {
             login: login.to_owned(),
             name: name.clone(),
             role: current.role,
+            community: Some(current.community.clone()),
             compounds: compounds.clone(),
             buildings: buildings.clone(),
         };
@@ -665,8 +695,11 @@ impl Accounts {
         name: &str,
     ) -> Result<(Kiosk, String), AuthError> {
         let station = self
-            .community()
-            .compound(compound)
+            .store
+            .office()
+            .office
+            .community_of(compound)
+            .and_then(|c| c.compound(compound))
             .ok_or_else(|| AuthError::UnknownCompound(compound.0.clone()))?
             .station
             .clone();
@@ -769,12 +802,14 @@ impl Accounts {
             login: "admin".into(),
             name: "书记".into(),
             role: Role::Supervisor,
+            community: None,
             compounds: Vec::new(),
             buildings: Vec::new(),
         };
         self.add_user(&system, admin, &password).await?;
         let mut kiosks = Vec::new();
-        for compound in self.community().compounds.clone() {
+        let office = self.store.office();
+        for compound in office.office.communities.values().flat_map(|c| &c.compounds) {
             kiosks.push(self.add_kiosk(&system, &compound.id, "").await?);
         }
         Ok(Some(FirstStart {
@@ -906,25 +941,36 @@ impl Accounts {
 
     /// The principal and identity of an active account or kiosk.
     fn identify(&self, subject: &Subject, session: SessionKey) -> Result<Authenticated, AuthError> {
-        let all = || self.community().compounds.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        let office = self.store.office();
         let mut identity = Identity {
             id: String::new(),
             name: String::new(),
             role: Role::Kiosk,
+            community: CommunityId::default(),
             compounds: Vec::new(),
             everything: false,
+            communities: Vec::new(),
             buildings: Vec::new(),
             must_change_password: false,
         };
         let (actor, scope) = match subject {
             Subject::User(login) => {
                 let user = self.user(login)?.filter(|u| !u.disabled).ok_or(AuthError::NoSession)?;
-                identity.everything = user.runs_everything();
+                identity.everything = !user.runs().is_empty();
+                identity.community = user.community.clone();
+                if !user.communities.is_empty() {
+                    identity.communities = std::iter::once(&user.community)
+                        .chain(&user.communities)
+                        .cloned()
+                        .collect();
+                }
                 identity.buildings = user.buildings.clone();
                 identity.must_change_password = user.must_change_password;
-                identity.compounds =
-                    if user.runs_everything() { all() } else { user.compounds.clone() };
-                let Principal { actor, scope } = user.principal();
+                let Principal { actor, scope } = user.principal(&office.office);
+                identity.compounds = match &scope {
+                    Scope::Communities { compounds, .. } => compounds.iter().cloned().collect(),
+                    _ => user.compounds.clone(),
+                };
                 (actor, scope)
             }
             Subject::Kiosk(id) => {
@@ -932,6 +978,9 @@ impl Accounts {
                 let actor =
                     Actor { id: kiosk.id.clone(), name: kiosk.name.clone(), role: Role::Kiosk };
                 identity.compounds = vec![kiosk.compound.clone()];
+                if let Some(community) = office.community_of(&kiosk.compound) {
+                    identity.community = community.id.clone();
+                }
                 (actor, Scope::Compounds(vec![kiosk.compound]))
             }
         };

@@ -185,6 +185,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
         });
     }
     let community = Community {
+        id: Default::default(),
         name: file.name,
         street_office: file.street_office,
         compounds,

@@ -106,6 +106,7 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
             login: login.into(),
             name: name.into(),
             role,
+            community: None,
             compounds: compounds.iter().map(|c| CompoundId((*c).into())).collect(),
             buildings: buildings.iter().map(|b| (*b).into()).collect(),
         };

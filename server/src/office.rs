@@ -3,8 +3,8 @@
 //! the office as it is then, and logged with who made it and what was there before (people and
 //! kiosks are `auth`'s, through the same log).
 
-use hongfan_shared::office::{Office, OfficeChange, OfficeEvent, Rota, without_secrets};
-use hongfan_shared::{Community, CompoundId, Principal, Role, Scope};
+use hongfan_shared::office::{Office, OfficeChange, OfficeEvent, Person, Rota, without_secrets};
+use hongfan_shared::{Community, CompoundId, Principal, Role};
 
 use crate::store::{OfficeEdit, Store, StoreError};
 
@@ -62,8 +62,7 @@ pub async fn set_rota(
         return Err(OfficeError::NotYours);
     }
     change(store, by, move |office| {
-        let known = office.community.as_ref().is_some_and(|c| c.compound(&compound).is_some());
-        if !known {
+        if office.community_of(&compound).is_none() {
             return Err(OfficeError::UnknownCompound(compound.0.clone()));
         }
         rota.check(&office.workers_of(&compound)).map_err(OfficeError::BadRota)?;
@@ -73,44 +72,52 @@ pub async fn set_rota(
     .await
 }
 
-/// Replaces the community (compounds, buildings, categories, targets, phrases). It applies to
-/// new incidents only: an incident keeps the targets it was reported with. Only a community
-/// supervisor may, and nothing incidents refer to may go.
+/// Replaces a community (compounds, buildings, categories, targets, phrases), or adds one. It
+/// applies to new incidents only: an incident keeps the targets it was reported with. Only
+/// whoever runs that community may, nothing incidents refer to may go, and no compound may be
+/// another community's.
 pub async fn set_community(
     store: &Store,
     by: &Principal,
     community: Community,
 ) -> Result<OfficeEvent, OfficeError> {
-    if !runs_office(by) || by.scope != Scope::All {
+    if !runs_office(by) || !by.runs(&community.id) {
         return Err(OfficeError::NotEverything);
     }
     change(store, by, move |office| {
-        let before = office.community.clone();
-        if let Some(before) = &before {
-            community.check_replaces(before)
-        } else {
-            community.check()
-        }
-        .map_err(|p| OfficeError::BadCommunity(p.reason))?;
-        Ok(OfficeChange::Community { before: before.map(Box::new), after: Box::new(community) })
+        office.check_community(&community).map_err(|p| OfficeError::BadCommunity(p.reason))?;
+        let before = office.communities.get(&community.id).map(|c| Box::new(Community::clone(c)));
+        Ok(OfficeChange::Community { before, after: Box::new(community) })
     })
     .await
 }
 
-/// Whether `by` may read of `change`: a community supervisor reads everything; a compound
-/// leader what concerns their compounds.
-fn concerns(by: &Principal, change: &OfficeChange) -> bool {
-    match (&by.scope, change) {
-        (Scope::All, _) => true,
-        (Scope::Compounds(_), OfficeChange::Person { before, after }) => {
-            let compounds = after.compounds.iter().chain(before.iter().flat_map(|b| &b.compounds));
-            compounds.into_iter().any(|c| by.may_act_in(c))
+/// Whether `by` may read of `event`: whoever runs a community reads everything of it; a
+/// compound leader what concerns their compounds, and their community's points and patrols.
+fn concerns(by: &Principal, event: &OfficeEvent, office: &Office) -> bool {
+    let person = |p: &Person| by.runs(&p.community) || p.compounds.iter().any(|c| by.may_act_in(c));
+    // Points and patrols are the building heads' list of the community (the 楼长节's).
+    let of_community = |login: &str| {
+        let Some(community) = office.people.get(login).map(|p| &p.community) else {
+            return false;
+        };
+        by.runs(community)
+            || office
+                .communities
+                .get(community)
+                .is_some_and(|c| c.compounds.iter().any(|c| by.may_act_in(&c.id)))
+    };
+    match &event.change {
+        OfficeChange::Person { before, after } => {
+            person(after) || before.as_deref().is_some_and(person)
         }
-        (Scope::Compounds(_), OfficeChange::Kiosk { after, .. }) => by.may_act_in(&after.compound),
-        (Scope::Compounds(_), OfficeChange::Rota { compound, .. }) => by.may_act_in(compound),
-        (Scope::Compounds(_), OfficeChange::Community { .. }) => true,
-        // Points and patrols concern the whole community's list (the 楼长节's).
-        (Scope::Compounds(_), OfficeChange::Award(_) | OfficeChange::Patrol(_)) => true,
+        OfficeChange::Kiosk { after, .. } => by.may_act_in(&after.compound),
+        OfficeChange::Rota { compound, .. } => by.may_act_in(compound),
+        OfficeChange::Community { after, .. } => {
+            by.runs(&after.id) || after.compounds.iter().any(|c| by.may_act_in(&c.id))
+        }
+        OfficeChange::Award(award) => of_community(&award.head.id),
+        OfficeChange::Patrol(_) => of_community(&event.actor.id),
     }
 }
 
@@ -126,11 +133,12 @@ pub fn history(
         return Err(OfficeError::NotYours);
     }
     let events = store.office_history()?;
+    let office = store.office();
     Ok(events
         .iter()
         .rev()
         .filter(|e| before.is_none_or(|b| e.seq < b))
-        .filter(|e| concerns(by, &e.change))
+        .filter(|e| concerns(by, e, &office.office))
         .take(limit)
         .map(without_secrets)
         .collect())

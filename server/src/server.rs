@@ -85,7 +85,8 @@ impl Server {
             StoreOptions { webhooks: webhooks.clone(), ..settings.store.clone() },
         )?;
         // The file seeds a new folder; afterwards the community is the office's to edit.
-        if *store.community() != *community {
+        let office = store.office();
+        if office.office.communities.get(&community.id).is_none_or(|c| **c != *community) {
             tracing::warn!(
                 "the data folder's community differs from the configuration given: the folder's \
                  is used (change it on the admin page, /admin)"

@@ -122,7 +122,7 @@ pub struct AuditQuery {
     pub category: Option<CategoryId>,
     /// Only these compounds, whatever else is asked: a compound leader's (网格长) audit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub within: Option<Vec<CompoundId>>,
+    pub within: Option<std::collections::BTreeSet<CompoundId>>,
 }
 
 impl AuditQuery {
@@ -138,11 +138,15 @@ impl AuditQuery {
         }
     }
 
-    /// What `within` is for someone acting in `scope`: a compound leader's compounds only.
-    pub fn within(scope: &crate::lifecycle::Scope) -> Option<Vec<CompoundId>> {
+    /// What `within` is for someone acting in `scope`: the compounds of their communities, or
+    /// a compound leader's.
+    pub fn within(
+        scope: &crate::lifecycle::Scope,
+    ) -> Option<std::collections::BTreeSet<CompoundId>> {
         match scope {
             crate::lifecycle::Scope::All => None,
-            crate::lifecycle::Scope::Compounds(list) => Some(list.clone()),
+            crate::lifecycle::Scope::Communities { compounds, .. } => Some(compounds.clone()),
+            crate::lifecycle::Scope::Compounds(list) => Some(list.iter().cloned().collect()),
         }
     }
 
@@ -653,7 +657,7 @@ mod tests {
                 ][status];
                 AuditRow {
                     id: IncidentId(0),
-                    ticket: Ticket::for_id(IncidentId(0)),
+                    ticket: Ticket::new(0),
                     compound: CompoundId(["c1", "c2", "c3"][compound].into()),
                     building: ["", "1号楼", "2号楼"][building].into(),
                     category: CategoryId(["repair", "noise"][category].into()),
@@ -910,7 +914,7 @@ mod tests {
     fn numbered(rows: &mut [AuditRow]) {
         for (n, row) in rows.iter_mut().enumerate() {
             row.id = IncidentId(n as u64 + 1);
-            row.ticket = Ticket::for_id(row.id);
+            row.ticket = Ticket::new(row.id.0);
         }
     }
 

@@ -7,7 +7,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
 
-/// Stable identifier of a compound (小区), as written in the configuration.
+/// Stable identifier of a community (社区) within a deployment, as written in the configuration.
+/// A deployment serving one community calls it `default`, as every record from before there
+/// could be several does.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct CommunityId(pub String);
+
+impl Default for CommunityId {
+    fn default() -> Self {
+        CommunityId("default".into())
+    }
+}
+
+impl std::fmt::Display for CommunityId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Stable identifier of a compound (小区), as written in the configuration. Unique across the
+/// deployment: a compound belongs to one community, and never moves.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
@@ -26,6 +47,9 @@ pub const QUICK_REPLY_ACTIONS: &[&str] =
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Community {
+    /// Which community of the deployment this is (`default` when it serves one).
+    #[serde(default)]
+    pub id: CommunityId,
     /// For example 财工街社区.
     pub name: String,
     /// The street office (街道) that 代办 hands matters over to.
@@ -256,6 +280,7 @@ impl Community {
                 "the community needs a name and a street office".into(),
             ));
         }
+        check_id(&self.id.0).map_err(at(Place::Community))?;
         if self.compounds.is_empty() {
             return Err(at(Place::Community)("at least one compound is needed".into()));
         }
@@ -381,6 +406,12 @@ impl Community {
     /// category `before` has (incidents refer to them by id; retire a category instead).
     pub fn check_replaces(&self, before: &Community) -> Result<(), Problem> {
         self.check()?;
+        if self.id != before.id {
+            return Err(Problem {
+                place: Place::Community,
+                reason: format!("the community's id {:?} cannot change", before.id.0),
+            });
+        }
         for c in &before.compounds {
             if self.compound(&c.id).is_none() {
                 return Err(Problem {

@@ -12,7 +12,9 @@ use crate::time::Timestamp;
 #[serde(transparent)]
 pub struct IncidentId(pub u64);
 
-/// The number a resident keeps and can read aloud: the incident id, at least four digits.
+/// The number a resident keeps and can read aloud: the incident's number within its
+/// community (1, 2, 3… in the order reported there), at least four digits. In a deployment
+/// serving one community it is the incident id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(value_type = String))]
@@ -20,21 +22,26 @@ pub struct IncidentId(pub u64);
 pub struct Ticket(pub CompactString);
 
 impl Ticket {
-    pub fn for_id(id: IncidentId) -> Ticket {
-        Ticket(compact_str::format_compact!("{:04}", id.0))
+    pub fn new(number: u64) -> Ticket {
+        Ticket(compact_str::format_compact!("{number:04}"))
+    }
+
+    /// The ticket's number.
+    pub fn number(&self) -> Option<u64> {
+        Ticket::parse(&self.0)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The incident a ticket names; accepts what a person might type (spaces, fewer zeros).
-    pub fn parse(text: &str) -> Option<IncidentId> {
+    /// The number a ticket names; accepts what a person might type (spaces, fewer zeros).
+    pub fn parse(text: &str) -> Option<u64> {
         let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         if digits.is_empty() || digits.len() > 12 || !digits.chars().all(|c| c.is_ascii_digit()) {
             return None;
         }
-        digits.parse().ok().filter(|&n| n > 0).map(IncidentId)
+        digits.parse().ok().filter(|&n| n > 0)
     }
 }
 

@@ -18,8 +18,8 @@ pub mod view;
 
 pub use audit::Rating;
 pub use community::{
-    Category, CategoryId, Community, Compound, CompoundId, EscalationPolicy, Target, Targets,
-    Urgency,
+    Category, CategoryId, Community, CommunityId, Compound, CompoundId, EscalationPolicy, Target,
+    Targets, Urgency,
 };
 pub use event::{Actor, Change, EscalationReason, Event, Role, Seq, Timer};
 pub use incident::{

@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::community::{Community, CompoundId};
+use std::collections::BTreeSet;
+
+use crate::community::{Community, CommunityId, CompoundId};
 use crate::event::{Actor, Change, Role};
 use crate::incident::{Incident, Report, Status};
 use crate::protocol::ErrorCode;
@@ -28,7 +30,13 @@ pub const MAX_PAUSES: usize = 5;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
+    /// Everywhere: the server itself and the operator at its command line.
     All,
+    /// Whole communities (a 书记 her own, a street office's supervisor theirs), with the
+    /// compounds they held when the principal was made.
+    Communities { communities: BTreeSet<CommunityId>, compounds: BTreeSet<CompoundId> },
+    /// Some compounds: a grid worker's, a compound leader's (网格长), a building head's, a
+    /// kiosk's.
     Compounds(Vec<CompoundId>),
 }
 
@@ -62,7 +70,17 @@ impl Principal {
     pub fn may_act_in(&self, compound: &CompoundId) -> bool {
         match &self.scope {
             Scope::All => true,
+            Scope::Communities { compounds, .. } => compounds.contains(compound),
             Scope::Compounds(list) => list.contains(compound),
+        }
+    }
+
+    /// Whether this principal runs `community` as a whole (its people, kiosks, rota, settings).
+    pub fn runs(&self, community: &CommunityId) -> bool {
+        match &self.scope {
+            Scope::All => true,
+            Scope::Communities { communities, .. } => communities.contains(community),
+            Scope::Compounds(_) => false,
         }
     }
 
@@ -718,6 +736,7 @@ mod tests {
         let target =
             |m, h| Target { respond: Millis::from_mins(m), resolve: Millis::from_hours(h) };
         Community {
+            id: Default::default(),
             name: "财工街社区".into(),
             street_office: "济阳街道".into(),
             compounds: ["c1", "c2"]
@@ -805,7 +824,7 @@ mod tests {
                 incident: IncidentId(1),
                 actor: kiosk().actor,
                 change: Change::Reported {
-                    ticket: Ticket::for_id(IncidentId(1)),
+                    ticket: Ticket::new(1),
                     report: Box::new(report("c1")),
                     request_id: "r1".into(),
                     respond_by: deadlines.respond_by,
@@ -1148,9 +1167,10 @@ mod tests {
 
     #[test]
     fn tickets_read_back_as_typed() {
-        assert_eq!(Ticket::for_id(IncidentId(42)).0, "0042");
-        assert_eq!(Ticket::for_id(IncidentId(123456)).0, "123456");
-        assert_eq!(Ticket::parse(" 00 42 "), Some(IncidentId(42)));
+        assert_eq!(Ticket::new(42).0, "0042");
+        assert_eq!(Ticket::new(123456).0, "123456");
+        assert_eq!(Ticket::new(42).number(), Some(42));
+        assert_eq!(Ticket::parse(" 00 42 "), Some(42));
         assert_eq!(Ticket::parse("42a"), None);
         assert_eq!(Ticket::parse("0000"), None);
     }

@@ -4,11 +4,12 @@
 //! incidents', and `Office` is the fold of that log: nothing about the office is stored that the
 //! log does not say.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::community::{Community, CompoundId};
+use crate::community::{Community, CommunityId, CompoundId};
 use crate::event::{Actor, Role};
 use crate::time::Timestamp;
 
@@ -19,9 +20,16 @@ pub struct Person {
     pub login: String,
     pub name: String,
     pub role: Role,
+    /// The community whose office they belong to.
+    #[serde(default)]
+    pub community: CommunityId,
     /// Where they act. For a supervisor, empty means the whole community (书记); a supervisor
     /// with compounds is a compound leader (网格长) who sees and manages only those.
     pub compounds: Vec<CompoundId>,
+    /// A street office's supervisor (街道): the further communities they run as a 书记 runs
+    /// her own. Only for a supervisor without compounds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<CommunityId>,
     /// A building head's buildings (楼号 as the community writes them).
     #[serde(default)]
     pub buildings: Vec<String>,
@@ -41,7 +49,10 @@ pub struct PersonView {
     pub login: String,
     pub name: String,
     pub role: Role,
+    pub community: CommunityId,
     pub compounds: Vec<CompoundId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<CommunityId>,
     pub buildings: Vec<String>,
     pub disabled: bool,
     pub must_change_password: bool,
@@ -53,7 +64,9 @@ impl From<&Person> for PersonView {
             login: p.login.clone(),
             name: p.name.clone(),
             role: p.role,
+            community: p.community.clone(),
             compounds: p.compounds.clone(),
+            communities: p.communities.clone(),
             buildings: p.buildings.clone(),
             disabled: p.disabled,
             must_change_password: p.must_change_password,
@@ -62,18 +75,28 @@ impl From<&Person> for PersonView {
 }
 
 impl Person {
-    /// Whether this supervisor runs the whole community (and not some compounds of it).
-    pub fn runs_everything(&self) -> bool {
-        self.role == Role::Supervisor && self.compounds.is_empty()
+    /// The communities this person runs as a whole: a 书记 her own, a street office's
+    /// supervisor theirs; nobody else any.
+    pub fn runs(&self) -> BTreeSet<CommunityId> {
+        if self.role != Role::Supervisor || !self.compounds.is_empty() {
+            return BTreeSet::new();
+        }
+        std::iter::once(&self.community).chain(&self.communities).cloned().collect()
     }
 
-    /// Who this person acts as, and where.
-    pub fn principal(&self) -> crate::lifecycle::Principal {
+    /// Who this person acts as, and where: the compounds their communities hold in `office`.
+    pub fn principal(&self, office: &Office) -> crate::lifecycle::Principal {
         let actor = Actor { id: self.login.clone(), name: self.name.clone(), role: self.role };
-        let scope = if self.runs_everything() {
-            crate::lifecycle::Scope::All
-        } else {
+        let runs = self.runs();
+        let scope = if runs.is_empty() {
             crate::lifecycle::Scope::Compounds(self.compounds.clone())
+        } else {
+            let compounds = runs
+                .iter()
+                .filter_map(|id| office.communities.get(id))
+                .flat_map(|c| c.compounds.iter().map(|c| c.id.clone()))
+                .collect();
+            crate::lifecycle::Scope::Communities { communities: runs, compounds }
         };
         crate::lifecycle::Principal { actor, scope }
     }
@@ -248,8 +271,10 @@ pub struct Office {
     pub rotas: BTreeMap<CompoundId, Rota>,
     /// 楼长积分: every award, oldest first.
     pub ledger: Vec<crate::points::Entry>,
-    /// `None` only before the first event (the seeded community).
-    pub community: Option<Community>,
+    /// Every community the deployment serves, by id (none only before the first event).
+    pub communities: BTreeMap<CommunityId, Arc<Community>>,
+    /// The community each compound belongs to.
+    owners: HashMap<CompoundId, CommunityId>,
 }
 
 impl Office {
@@ -273,7 +298,14 @@ impl Office {
             OfficeChange::Rota { compound, after, .. } => {
                 self.rotas.insert(compound.clone(), Rota::clone(after));
             }
-            OfficeChange::Community { after, .. } => self.community = Some(Community::clone(after)),
+            OfficeChange::Community { after, .. } => {
+                // A community keeps its compounds (`Community::check_replaces`), so an owner
+                // once recorded stays true.
+                for compound in &after.compounds {
+                    self.owners.insert(compound.id.clone(), after.id.clone());
+                }
+                self.communities.insert(after.id.clone(), Arc::new(Community::clone(after)));
+            }
             OfficeChange::Award(award) => self.ledger.push(crate::points::Entry {
                 seq: event.seq,
                 at: event.at,
@@ -283,6 +315,32 @@ impl Office {
             OfficeChange::Patrol(_) => {}
         }
         self.seq = event.seq;
+        Ok(())
+    }
+
+    /// The community `compound` belongs to.
+    pub fn community_of(&self, compound: &CompoundId) -> Option<&Arc<Community>> {
+        self.owners.get(compound).and_then(|id| self.communities.get(id))
+    }
+
+    /// Why `community` cannot join or replace its namesake in this office, if it cannot: its own
+    /// rules, the compounds and categories it must keep, and compounds no other community holds.
+    pub fn check_community(&self, community: &Community) -> Result<(), crate::community::Problem> {
+        match self.communities.get(&community.id) {
+            Some(before) => community.check_replaces(before)?,
+            None => community.check()?,
+        }
+        for (i, compound) in community.compounds.iter().enumerate() {
+            if let Some(owner) = self.owners.get(&compound.id).filter(|o| **o != community.id) {
+                return Err(crate::community::Problem {
+                    place: crate::community::Place::Compound(i),
+                    reason: format!(
+                        "compound id {:?} already belongs to community {:?}",
+                        compound.id.0, owner.0
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -389,5 +447,130 @@ mod tests {
         let mut date = rota();
         date.dates.insert("next tuesday".into(), Vec::new());
         assert!(date.check(&workers).is_err());
+    }
+
+    fn community(id: &str, compounds: &[&str]) -> Community {
+        use crate::community::{Category, CategoryId, Compound, Target, Targets};
+        use crate::time::Millis;
+        let target = Target { respond: Millis::from_mins(30), resolve: Millis::from_hours(24) };
+        Community {
+            id: CommunityId(id.into()),
+            name: format!("{id}社区"),
+            street_office: "济阳街道".into(),
+            compounds: compounds
+                .iter()
+                .map(|c| Compound {
+                    id: CompoundId((*c).into()),
+                    name: (*c).into(),
+                    station: (*c).into(),
+                    grid: (*c).into(),
+                    buildings: Vec::new(),
+                })
+                .collect(),
+            categories: vec![Category {
+                id: CategoryId("repair".into()),
+                name: "设施报修".into(),
+                name_en: "Repair".into(),
+                icon: String::new(),
+                targets: Targets { normal: target, urgent: target },
+                private: false,
+                phrases: Vec::new(),
+                emergency: false,
+                retired: false,
+                mediation: None,
+            }],
+            escalation: Default::default(),
+            quick_replies: Default::default(),
+            pauses: Default::default(),
+            recurring: Default::default(),
+            points: Default::default(),
+            goals: Default::default(),
+        }
+    }
+
+    fn office_of(communities: &[Community]) -> Office {
+        let mut office = Office::default();
+        for (i, c) in communities.iter().enumerate() {
+            let change = OfficeChange::Community { before: None, after: Box::new(c.clone()) };
+            let event =
+                OfficeEvent { seq: i as u64 + 1, at: Timestamp(0), actor: Actor::system(), change };
+            office.apply(&event).expect("in order");
+        }
+        office
+    }
+
+    fn supervisor(community: &str, communities: &[&str], compounds: &[&str]) -> Person {
+        Person {
+            login: "shuji".into(),
+            name: "书记".into(),
+            role: Role::Supervisor,
+            community: CommunityId(community.into()),
+            compounds: compounds.iter().map(|c| CompoundId((*c).into())).collect(),
+            communities: communities.iter().map(|c| CommunityId((*c).into())).collect(),
+            buildings: Vec::new(),
+            secret: String::new(),
+            disabled: false,
+            must_change_password: false,
+        }
+    }
+
+    #[test]
+    fn records_from_before_there_were_several_communities_read_as_the_default_one() {
+        let mut old = serde_json::to_value(community("default", &["c1"])).unwrap();
+        old.as_object_mut().unwrap().remove("id");
+        let read: Community = serde_json::from_value(old).unwrap();
+        assert_eq!(read.id, CommunityId("default".into()));
+        let mut person = serde_json::to_value(supervisor("default", &[], &[])).unwrap();
+        person.as_object_mut().unwrap().remove("community");
+        let read: Person = serde_json::from_value(person).unwrap();
+        assert_eq!(read.community, CommunityId::default());
+        assert!(read.communities.is_empty());
+    }
+
+    #[test]
+    fn each_compound_belongs_to_one_community() {
+        let office = office_of(&[community("a", &["a1", "a2"]), community("b", &["b1"])]);
+        assert_eq!(office.community_of(&CompoundId("a2".into())).unwrap().id.0, "a");
+        assert_eq!(office.community_of(&CompoundId("b1".into())).unwrap().id.0, "b");
+        assert!(office.community_of(&CompoundId("c9".into())).is_none());
+        // B may not take A's compound, as a new community or by growing.
+        let taken = office.check_community(&community("c", &["c1", "a1"])).unwrap_err();
+        assert!(taken.reason.contains("\"a1\" already belongs to community \"a\""), "{taken}");
+        assert!(office.check_community(&community("b", &["b1", "a2"])).is_err());
+        // Growing with a new compound is fine; dropping one, or changing the id, is not.
+        assert!(office.check_community(&community("b", &["b1", "b2"])).is_ok());
+        assert!(office.check_community(&community("a", &["a1"])).is_err());
+        assert!(office.check_community(&community("c", &["c1"])).is_ok());
+        let mut renamed = community("a", &["a1", "a2"]);
+        renamed.id = CommunityId("a b".into());
+        assert!(office.check_community(&renamed).is_err(), "an id is letters, digits, _ or -");
+    }
+
+    #[test]
+    fn a_community_supervisor_acts_in_her_own_community_and_a_street_supervisor_in_theirs() {
+        use crate::lifecycle::Scope;
+        let office = office_of(&[
+            community("a", &["a1", "a2"]),
+            community("b", &["b1"]),
+            community("c", &["c1"]),
+        ]);
+        let in_ = |p: &crate::lifecycle::Principal, c: &str| p.may_act_in(&CompoundId(c.into()));
+        let runs = |p: &crate::lifecycle::Principal, c: &str| p.runs(&CommunityId(c.into()));
+
+        let shuji = supervisor("a", &[], &[]).principal(&office);
+        assert!(in_(&shuji, "a1") && in_(&shuji, "a2"));
+        assert!(!in_(&shuji, "b1") && !in_(&shuji, "c1"));
+        assert!(runs(&shuji, "a") && !runs(&shuji, "b"));
+
+        let street = supervisor("a", &["b"], &[]).principal(&office);
+        assert!(in_(&street, "a1") && in_(&street, "b1") && !in_(&street, "c1"));
+        assert!(runs(&street, "b") && !runs(&street, "c"));
+
+        // A compound leader runs no community, whatever communities the record names.
+        let leader = supervisor("a", &["b"], &["a2"]).principal(&office);
+        assert_eq!(leader.scope, Scope::Compounds(vec![CompoundId("a2".into())]));
+        assert!(!runs(&leader, "a"));
+        let worker = Person { role: Role::Worker, ..supervisor("a", &[], &["a1"]) };
+        assert!(worker.runs().is_empty());
     }
 }

@@ -93,6 +93,7 @@ fn community() -> Community {
         mediation: None,
     };
     Community {
+        id: Default::default(),
         name: String::new(),
         street_office: String::new(),
         compounds: vec![Compound {

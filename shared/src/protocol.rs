@@ -99,7 +99,14 @@ client_messages! {
         Mediate "mediate" { id: u64, incident: IncidentId, head: String }
         Lookup "lookup" {
             id: u64,
+            #[serde(default, skip_serializing_if = "String::is_empty")]
             ticket: String,
+            /// Whose ticket: without it, the connection's own community.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            community: Option<crate::community::CommunityId>,
+            /// Staff only: the incident by its id instead of a ticket.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            incident: Option<crate::incident::IncidentId>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             phone_tail: Option<String>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,12 +261,19 @@ pub struct Identity {
     pub id: String,
     pub name: String,
     pub role: Role,
-    /// The compounds this identity acts in; every compound for a community supervisor (书记),
-    /// theirs for a compound leader (网格长).
+    /// The community whose office this identity belongs to (a kiosk: its compound's): the
+    /// pages fetch it with `GET /api/community?id=`.
+    #[serde(default)]
+    pub community: crate::community::CommunityId,
+    /// The compounds this identity acts in; every compound of their communities for a
+    /// community supervisor (书记) or a street office's, theirs for a compound leader (网格长).
     pub compounds: Vec<CompoundId>,
-    /// A supervisor who runs the whole community (not only some compounds).
+    /// A supervisor who runs whole communities (not only some compounds).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub everything: bool,
+    /// A street office's supervisor: every community they run, their own first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<crate::community::CommunityId>,
     /// A building head's buildings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buildings: Vec<String>,
@@ -303,8 +317,8 @@ pub enum ServerMessage {
         protocol: u32,
         server: String,
         identity: Identity,
-        /// The community's version: fetch `GET /api/community` when it differs from the one
-        /// the client has (it changes only when the office edits its configuration).
+        /// The version of the identity's community: fetch `GET /api/community?id=` when it
+        /// differs from the one the client has (it changes only when the office edits it).
         community: String,
         epoch: String,
         /// The server's time: timers are shown against it, not the device's own clock.

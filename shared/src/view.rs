@@ -241,6 +241,7 @@ mod tests {
             mediation: None,
         };
         Community {
+            id: Default::default(),
             name: "c".into(),
             street_office: "s".into(),
             compounds: ["c1", "c2"]

@@ -128,6 +128,8 @@ async fn staff(store: &Store) -> Result<(), hongfan::StoreError> {
             login,
             role: Role::Worker,
             compounds: vec![compound],
+            community: Default::default(),
+            communities: Vec::new(),
             buildings: Vec::new(),
             secret: String::new(),
             disabled: false,

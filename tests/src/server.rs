@@ -393,6 +393,7 @@ pub async fn seed_accounts(dir: &Path) -> Vec<(String, String)> {
             login: (*login).into(),
             name: (*name).into(),
             role: *role,
+            community: None,
             compounds: compounds.iter().map(|c| CompoundId((*c).into())).collect(),
             buildings: if *role == Role::BuildingHead {
                 vec!["3号楼".into()]
@@ -614,8 +615,15 @@ impl WsClient {
         };
         self.recv_until(reported).await;
         let id = self.id();
-        let ticket = incident.ticket.as_str().to_owned();
-        self.send(&ClientMessage::Lookup { id, ticket, phone_tail: None, key: None }).await;
+        let lookup = ClientMessage::Lookup {
+            id,
+            ticket: String::new(),
+            community: None,
+            incident: Some(incident.id),
+            phone_tail: None,
+            key: None,
+        };
+        self.send(&lookup).await;
         match self.recv().await {
             ServerMessage::Alert { incident: i, .. } => i.id == incident.id,
             _ => false,

@@ -358,6 +358,8 @@ async fn every_role_is_refused_what_it_may_not_do() {
     let lookup = |id, phone_tail: Option<&str>| ClientMessage::Lookup {
         id,
         ticket: "0001".into(),
+        community: None,
+        incident: None,
         phone_tail: phone_tail.map(str::to_owned),
         key: None,
     };
@@ -371,6 +373,8 @@ async fn every_role_is_refused_what_it_may_not_do() {
         .send(&ClientMessage::Lookup {
             id: 5,
             ticket: "1".into(),
+            community: None,
+            incident: None,
             phone_tail: Some("1234".into()),
             key: None,
         })

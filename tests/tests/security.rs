@@ -365,6 +365,7 @@ async fn sessions_end_when_idle_old_or_their_password_changes() {
         login: "wang".into(),
         name: "王芳".into(),
         role: hongfan_shared::Role::Worker,
+        community: None,
         compounds: vec![hongfan_shared::CompoundId("c1".into())],
         buildings: Vec::new(),
     };

@@ -174,6 +174,7 @@ impl Target {
                             login: login.clone(),
                             name: name.clone(),
                             role: (*role).into(),
+                            community: None,
                             compounds,
                             buildings: buildings.clone(),
                         };

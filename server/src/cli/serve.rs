@@ -35,7 +35,9 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<()> {
 fn banner(url: &str, settings: &Settings, server: &Server) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {url}")?;
-    let community = &server.app().hub.store().community().name;
+    let office = server.app().hub.store().office();
+    let names: Vec<&str> = office.office.communities.values().map(|c| c.name.as_str()).collect();
+    let community = names.join("、");
     writeln!(out, "红帆 hongfan {} · {community}", env!("CARGO_PKG_VERSION"))?;
     writeln!(out, "  数据目录 data folder   {}", settings.data_dir.display())?;
     writeln!(out, "  首页     home          {url}/")?;

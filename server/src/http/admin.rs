@@ -7,7 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum_extra::extract::cookie::CookieJar;
-use hongfan_shared::office::{OfficeEvent, PersonView, Rota};
+use hongfan_shared::office::{OfficeEvent, Person, PersonView, Rota};
 use hongfan_shared::protocol::OnDuty;
 use hongfan_shared::{Community, CompoundId, Principal, Role, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -23,10 +23,10 @@ async fn admin(app: &App, jar: &CookieJar, headers: &HeaderMap) -> Result<Princi
     Ok(supervisor(app, jar).await?.principal)
 }
 
-/// Whether `by` sees `person`: a community supervisor everyone, a compound leader the people
-/// of their compounds.
-fn sees(by: &Principal, compounds: &[CompoundId]) -> bool {
-    by.scope == hongfan_shared::Scope::All || compounds.iter().any(|c| by.may_act_in(c))
+/// Whether `by` sees `person`: whoever runs a community everyone in it, a compound leader the
+/// people of their compounds.
+fn sees(by: &Principal, person: &Person) -> bool {
+    by.runs(&person.community) || person.compounds.iter().any(|c| by.may_act_in(c))
 }
 
 /// The people's accounts `by` manages, by login.
@@ -44,7 +44,7 @@ pub async fn people(
 ) -> Result<Json<Vec<PersonView>>, AppError> {
     let by = admin(&app, &jar, &headers).await?;
     let people = app.accounts.users()?;
-    Ok(Json(people.iter().filter(|p| sees(&by, &p.compounds)).map(PersonView::from).collect()))
+    Ok(Json(people.iter().filter(|p| sees(&by, p)).map(PersonView::from).collect()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -54,6 +54,11 @@ pub struct NewPersonForm {
     #[serde(default)]
     name: String,
     role: Role,
+    /// Whose office: by default the community its compounds belong to, or (a 书记, no
+    /// compounds) the one community the supervisor adding it runs. Needed otherwise
+    /// (`community_needed`).
+    #[serde(default)]
+    community: Option<hongfan_shared::CommunityId>,
     /// A worker's or building head's compounds; none for a community supervisor (书记), theirs
     /// for a compound leader (网格长).
     #[serde(default)]
@@ -81,7 +86,7 @@ pub struct Added {
     request_body = NewPersonForm,
     responses(
         (status = 200, description = "Added", body = Added),
-        (status = 400, description = "`bad_body`, `bad_request` (a bad login, a short password, no compound, no building, an unknown compound)", body = ErrorJson),
+        (status = 400, description = "`bad_body`, `bad_request` (a bad login, a short password, no compound, no building, an unknown compound or community), `community_needed` (no compounds, and the adder runs several communities: say which)", body = ErrorJson),
         (status = 401, description = "`no_session`", body = ErrorJson),
         (status = 403, description = "`forbidden`, `not_yours`: a compound outside those the supervisor manages", body = ErrorJson),
         (status = 409, description = "`exists`: the login is taken", body = ErrorJson),
@@ -98,6 +103,7 @@ pub async fn add_person(
         login: form.login.trim().to_owned(),
         name: form.name,
         role: form.role,
+        community: form.community,
         compounds: form.compounds,
         buildings: form.buildings,
     };
@@ -456,7 +462,7 @@ pub async fn rota(
 ) -> Result<Json<RotaView>, AppError> {
     let by = admin(&app, &jar, &headers).await?;
     let compound = CompoundId(compound);
-    if app.hub.store().community().compound(&compound).is_none() {
+    if app.hub.store().office().community_of(&compound).is_none() {
         return Err(AppError::NotFound);
     }
     if !by.may_act_in(&compound) {
@@ -514,9 +520,11 @@ pub async fn set_community(
 ) -> Result<Json<Community>, AppError> {
     let by = admin(&app, &jar, &headers).await?;
     let community = body(form)?;
+    let id = community.id.clone();
     crate::office::set_community(app.hub.store(), &by, community).await?;
-    tracing::info!(by = %by.actor.id, "community changed");
-    Ok(Json(app.hub.store().community().as_ref().clone()))
+    tracing::info!(by = %by.actor.id, community = %id, "community changed");
+    let office = app.hub.store().office();
+    Ok(Json(office.office.communities.get(&id).ok_or(AppError::NotFound)?.as_ref().clone()))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -575,10 +583,16 @@ pub async fn webhooks(
 ) -> Result<Json<Vec<crate::webhooks::HookState>>, AppError> {
     let by = admin(&app, &jar, &headers).await?;
     let states = app.webhooks.as_ref().map(crate::webhooks::Deliverer::states).unwrap_or_default();
-    // A compound leader sees the hooks wholly within their compounds.
+    // A hook for every compound is seen by whoever runs every community; the others by
+    // whoever manages all of its compounds.
+    let office = app.hub.store().office();
+    let everywhere = office.office.communities.keys().all(|c| by.runs(c));
     let mine = |s: &crate::webhooks::HookState| {
-        matches!(by.scope, hongfan_shared::Scope::All)
-            || (!s.compounds.is_empty() && s.compounds.iter().all(|c| by.may_act_in(c)))
+        if s.compounds.is_empty() {
+            everywhere
+        } else {
+            s.compounds.iter().all(|c| by.may_act_in(c))
+        }
     };
     Ok(Json(states.into_iter().filter(mine).collect()))
 }

@@ -9,11 +9,13 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::audit::{AuditQuery, AuditRow, Figures, Group, Rating, Summary};
+use hongfan_shared::office::Office;
 use hongfan_shared::view;
 use hongfan_shared::{
-    CategoryId, Community, CompoundId, Event, Incident, IncidentId, Principal, Status, Timestamp,
+    CategoryId, CompoundId, Event, Incident, IncidentId, Principal, Status, Timestamp,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 use super::{App, AppError, ErrorJson, supervisor};
 use crate::auth::AuthError;
@@ -92,30 +94,59 @@ impl Params {
 }
 
 /// Names ids for people: the compound's or category's Chinese name.
-fn labeller(community: &Community) -> impl Fn(&str, &str) -> String + '_ {
-    move |kind, key| match kind {
-        "compound" => {
-            community.compound(&CompoundId(key.into())).map_or(key.into(), |c| c.name.clone())
+/// The office's names for compounds and categories, and their order: the communities' own (as
+/// the kiosk shows them), community by community. A category id several communities use is
+/// named and placed as the first of them has it.
+struct Names<'a> {
+    compounds: HashMap<&'a str, (usize, &'a str)>,
+    categories: HashMap<&'a str, (usize, &'a str)>,
+}
+
+impl<'a> Names<'a> {
+    fn of(office: &'a Office) -> Names<'a> {
+        let communities = office.communities.values();
+        let mut names = Names { compounds: HashMap::new(), categories: HashMap::new() };
+        for c in communities.clone().flat_map(|c| &c.compounds) {
+            let at = names.compounds.len();
+            names.compounds.entry(&c.id.0).or_insert((at, &c.name));
         }
-        "category" => {
-            community.category(&CategoryId(key.into())).map_or(key.into(), |c| c.name.clone())
+        for c in communities.flat_map(|c| &c.categories) {
+            let at = names.categories.len();
+            names.categories.entry(&c.id.0).or_insert((at, &c.name));
         }
-        _ => key.to_owned(),
+        names
+    }
+
+    fn map(&self, kind: &str) -> Option<&HashMap<&'a str, (usize, &'a str)>> {
+        match kind {
+            "compound" => Some(&self.compounds),
+            "category" => Some(&self.categories),
+            _ => None,
+        }
+    }
+
+    /// The name of a compound's or category's id (the id itself when no longer configured).
+    fn label(&self, kind: &str, key: &str) -> String {
+        self.map(kind).and_then(|m| m.get(key)).map_or(key, |(_, name)| name).to_owned()
+    }
+
+    /// Where a group goes: what is no longer configured goes last.
+    fn order(&self, kind: &str, group: &Group) -> usize {
+        self.map(kind).and_then(|m| m.get(group.key.as_str())).map_or(usize::MAX, |(at, _)| *at)
     }
 }
 
 fn summary_of(app: &App, who: &Principal, params: &Params) -> Result<Summary, AppError> {
-    let community = app.hub.store().community();
+    let office = app.hub.store().office();
+    let names = Names::of(&office.office);
     let query = params.query(who);
-    let mut summary =
-        app.hub.store().audit(&query, labeller(&community)).map_err(AuthError::from)?;
-    // Compounds and categories in the community's own order (as the kiosk shows them), not by
-    // their ids; what is no longer configured goes last.
-    let order = |ids: &[&str], g: &Group| ids.iter().position(|id| *id == g.key);
-    let compounds: Vec<&str> = community.compounds.iter().map(|c| c.id.0.as_str()).collect();
-    summary.by_compound.sort_by_key(|g| order(&compounds, g).unwrap_or(usize::MAX));
-    let categories: Vec<&str> = community.categories.iter().map(|c| c.id.0.as_str()).collect();
-    summary.by_category.sort_by_key(|g| order(&categories, g).unwrap_or(usize::MAX));
+    let mut summary = app
+        .hub
+        .store()
+        .audit(&query, |kind, key| names.label(kind, key))
+        .map_err(AuthError::from)?;
+    summary.by_compound.sort_by_key(|g| names.order("compound", g));
+    summary.by_category.sort_by_key(|g| names.order("category", g));
     Ok(summary)
 }
 
@@ -230,7 +261,9 @@ pub async fn timeline(
     let found = app.hub.store().timeline(IncidentId(id)).await.map_err(AuthError::from)?;
     let (incident, events) = found.ok_or(AppError::NotFound)?;
     // As every other answer: through the one rule of what a viewer may see.
-    let (who, community) = (&auth.principal, &*app.hub.store().community());
+    let office = app.hub.store().office();
+    let community = office.community_of(&incident.report.compound).ok_or(AppError::NotFound)?;
+    let who = &auth.principal;
     let events = events
         .iter()
         .filter_map(|event| view::event(who, event, &incident, community))
@@ -257,7 +290,7 @@ fn percent(rate: Option<f64>) -> String {
     rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_default()
 }
 
-fn incidents_csv(community: &Community, rows: &[AuditRow]) -> Result<Vec<u8>, csv::Error> {
+fn incidents_csv(office: &Office, rows: &[AuditRow]) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
     out.write_record([
         "受理号",
@@ -278,7 +311,8 @@ fn incidents_csv(community: &Community, rows: &[AuditRow]) -> Result<Vec<u8>, cs
         "满意度",
         "二次办理",
     ])?;
-    let name = labeller(community);
+    let names = Names::of(office);
+    let name = |kind, key: &str| names.label(kind, key);
     for r in rows {
         let yes = |b: bool| if b { "是" } else { "否" };
         out.write_record([
@@ -396,7 +430,7 @@ pub async fn export(
 ) -> Result<Response, AppError> {
     let who = supervisor(&app, &jar).await?.principal;
     let params = params(query)?;
-    let community = app.hub.store().community();
+    let office = app.hub.store().office();
     let what = params.what.unwrap_or(What::Incidents);
     let stem = match what {
         What::Incidents => "hongfan-incidents",
@@ -404,7 +438,7 @@ pub async fn export(
     };
     let (body, content_type, extension) = match (params.format.unwrap_or(Format::Csv), what) {
         (Format::Csv, What::Incidents) => (
-            incidents_csv(&community, &rows_of(&app, &who, &params)?),
+            incidents_csv(&office.office, &rows_of(&app, &who, &params)?),
             "text/csv; charset=utf-8",
             "csv",
         ),

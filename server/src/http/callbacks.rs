@@ -40,9 +40,12 @@ pub(super) async fn list(
         _ => return Err(AppError::Forbidden),
     };
     let store = app.hub.store();
-    let community = store.community();
-    let due = store.now().0 - community.escalation.callback_after.0 as i64;
-    let oldest = due - CALLBACK_WITHIN_DAYS * 86_400_000;
+    let office = store.office();
+    // Each incident waits as long as its community says.
+    let due = |compound: &hongfan_shared::CompoundId| {
+        let after = office.community_of(compound).map_or(0, |c| c.escalation.callback_after.0);
+        store.now().0 - after as i64
+    };
     let query = AuditQuery::everything(&who.scope);
     let mut waiting: Vec<_> = store
         .audit_rows(&query)
@@ -50,6 +53,8 @@ pub(super) async fn list(
         .into_iter()
         .filter(|r| r.status == Status::Resolved && r.rating.is_none())
         .filter_map(|r| {
+            let due = due(&r.compound);
+            let oldest = due - CALLBACK_WITHIN_DAYS * 86_400_000;
             r.resolved_at.filter(|at| (oldest..=due).contains(&at.0)).map(|at| (at, r.id))
         })
         .collect();
@@ -58,7 +63,8 @@ pub(super) async fn list(
     for (_, id) in waiting {
         let Some(incident) = store.incident(id).await? else { continue };
         let theirs = buildings.as_ref().is_none_or(|b| b.contains(&incident.report.building));
-        if let Some(seen) = view::incident(&who, &incident, &community).filter(|_| theirs) {
+        let Some(community) = office.community_of(&incident.report.compound) else { continue };
+        if let Some(seen) = view::incident(&who, &incident, community).filter(|_| theirs) {
             list.push(seen);
             if list.len() == MAX_CALLBACKS {
                 break;

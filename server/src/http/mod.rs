@@ -315,6 +315,12 @@ impl IntoResponse for AppError {
             AppError::Auth(AuthError::UnknownCompound(_)) => {
                 (StatusCode::BAD_REQUEST, "bad_request", "没有这个小区")
             }
+            AppError::Auth(AuthError::UnknownCommunity(_)) => {
+                (StatusCode::BAD_REQUEST, "bad_request", "没有这个社区")
+            }
+            AppError::Auth(AuthError::CommunityNeeded) => {
+                (StatusCode::BAD_REQUEST, "community_needed", "请选择社区")
+            }
             AppError::Auth(AuthError::NoCompound) => {
                 (StatusCode::BAD_REQUEST, "bad_request", "网格员和楼长至少要选一个小区")
             }
@@ -469,11 +475,25 @@ async fn operator_backup(State(app): State<App>, headers: HeaderMap) -> Result<R
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
-/// The community's compounds and categories: public, the kiosk shows them to anyone.
-#[utoipa::path(get, path = "/api/community", tag = "community",
-    responses((status = 200, description = "The community", body = hongfan_shared::Community)))]
-async fn community(State(app): State<App>) -> Json<hongfan_shared::Community> {
-    Json(app.hub.store().community().as_ref().clone())
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct WhichCommunity {
+    /// The community's id; without it, `default` (a deployment serving one community).
+    id: Option<hongfan_shared::CommunityId>,
+}
+
+/// A community's compounds and categories: public, the kiosk shows them to anyone.
+#[utoipa::path(get, path = "/api/community", tag = "community", params(WhichCommunity),
+    responses(
+        (status = 200, description = "The community", body = hongfan_shared::Community),
+        (status = 404, description = "`not_found`: the deployment serves no community of that id", body = ErrorJson),
+    ))]
+async fn community(
+    State(app): State<App>,
+    Query(which): Query<WhichCommunity>,
+) -> Result<Json<hongfan_shared::Community>, AppError> {
+    let office = app.hub.store().office();
+    let community = office.office.communities.get(&which.id.unwrap_or_default());
+    Ok(Json(community.ok_or(AppError::NotFound)?.as_ref().clone()))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

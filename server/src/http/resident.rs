@@ -13,7 +13,9 @@ use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::audit::Rating;
 use hongfan_shared::protocol::ErrorCode;
 use hongfan_shared::view::{self, ResidentStatus};
-use hongfan_shared::{Action, Attachment, AttachmentKind, Incident, IncidentId, Principal, Ticket};
+use hongfan_shared::{
+    Action, Attachment, AttachmentKind, CommunityId, Incident, IncidentId, Principal, Ticket,
+};
 use serde::{Deserialize, Serialize};
 
 use super::guard::ClientAddr;
@@ -29,12 +31,18 @@ pub(crate) struct Slip {
     ticket: String,
     /// The slip's private code (ten digits), as in the status link `/s#<ticket>-<key>`.
     key: String,
+    /// Whose ticket: without it, `default` (a deployment serving one community). The status
+    /// link carries it after the code, `/s#<ticket>-<key>-<community>`, for any other.
+    #[serde(default)]
+    community: CommunityId,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct SlipRating {
     ticket: String,
     key: String,
+    #[serde(default)]
+    community: CommunityId,
     /// 满意吗？
     rating: Rating,
     /// 解决了吗？ `false` starts a second handling (二次办理). Absent means solved.
@@ -55,7 +63,9 @@ async fn opened(app: &App, from: std::net::IpAddr, slip: &Slip) -> Result<Incide
         let why = "too many wrong tries from this address; wait a minute";
         return Err(AppError::Refused(ErrorCode::RateLimited, why.into()));
     };
-    let found = match Ticket::parse(&slip.ticket) {
+    let id =
+        Ticket::parse(&slip.ticket).and_then(|n| app.hub.store().find_ticket(&slip.community, n));
+    let found = match id {
         Some(id) => app.hub.store().incident(id).await?,
         None => None,
     };
@@ -100,8 +110,8 @@ pub(super) async fn rate(
     Extension(ClientAddr(from)): Extension<ClientAddr>,
     form: Result<Json<SlipRating>, JsonRejection>,
 ) -> Result<Json<ResidentStatus>, AppError> {
-    let SlipRating { ticket, key, rating, solved } = body(form)?;
-    let incident = opened(&app, from, &Slip { ticket, key: key.clone() }).await?;
+    let SlipRating { ticket, key, community, rating, solved } = body(form)?;
+    let incident = opened(&app, from, &Slip { ticket, key: key.clone(), community }).await?;
     let action = Action::Rate { rating, key: Some(key), solved };
     let (_, rated) = app
         .hub
@@ -143,7 +153,10 @@ pub(super) async fn link(
 ) -> Result<Json<StatusLink>, AppError> {
     let slip = body(form)?;
     let incident = opened(&app, from, &slip).await?;
-    let link = format!("{}/s#{}-{}", page_origin(&headers), incident.ticket.0, slip.key);
+    let mut link = format!("{}/s#{}-{}", page_origin(&headers), incident.ticket.0, slip.key);
+    if slip.community != CommunityId::default() {
+        link = format!("{link}-{}", slip.community);
+    }
     Ok(Json(StatusLink { qr_svg: qr_svg(&link), link }))
 }
 
@@ -232,7 +245,9 @@ pub(super) async fn attachment(
     let by = who(&app, &jar).await?;
     let store = app.hub.store().clone();
     let incident = store.incident(IncidentId(id)).await?.ok_or(AppError::NotFound)?;
-    let seen = view::incident(&by, &incident, &store.community()).ok_or(AppError::NotFound)?;
+    let office = store.office();
+    let community = office.community_of(&incident.report.compound).ok_or(AppError::NotFound)?;
+    let seen = view::incident(&by, &incident, community).ok_or(AppError::NotFound)?;
     let attached = seen.report.attachments.into_iter().chain(seen.proof).find(|a| a.id == file);
     let attached = attached.ok_or(AppError::NotFound)?;
     let bytes = tokio::task::spawn_blocking(move || store.attachments().get(&attached.id))

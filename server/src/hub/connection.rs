@@ -96,7 +96,7 @@ impl Connection {
             protocol: PROTOCOL_VERSION,
             server: format!("hongfan {}", env!("CARGO_PKG_VERSION")),
             identity: self.auth.identity.clone(),
-            community: self.hub.store().office().version.clone(),
+            community: self.hub.store().office().version(&self.auth.identity.community).to_owned(),
             epoch: self.hub.store().epoch().to_owned(),
             now: self.hub.store().now(),
         });
@@ -236,8 +236,12 @@ impl Connection {
                 self.hub.set_duty(&self.auth.principal, on);
                 self.send_message(&ServerMessage::DutySet { id: request, on }).await
             }
-            Request::Lookup { id: request, ticket, phone_tail, key } => {
-                self.lookup(request, &ticket, phone_tail.as_deref(), key.as_deref()).await
+            Request::Lookup { id: request, ticket, community, incident, phone_tail, key } => {
+                let which = match incident {
+                    Some(incident) => Which::Incident(incident),
+                    None => Which::Ticket(community, ticket),
+                };
+                self.lookup(request, which, phone_tail.as_deref(), key.as_deref()).await
             }
             Request::Act { id: request, incident, action } => {
                 self.act(request, incident, action).await
@@ -249,7 +253,8 @@ impl Connection {
                     let refusal = error(ErrorCode::NotAWorkerHere, "no such active grid worker");
                     return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
                 };
-                self.act(request, incident, Action::Assign { to: to.principal() }).await
+                self.act(request, incident, Action::Assign { to: to.principal(&office.office) })
+                    .await
             }
             Request::Mediate { id: request, incident, head } => {
                 let office = self.hub.store().office();
@@ -258,7 +263,8 @@ impl Connection {
                         error(ErrorCode::NotABuildingHeadHere, "no such active building head");
                     return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
                 };
-                self.act(request, incident, Action::Mediate { to: to.principal() }).await
+                self.act(request, incident, Action::Mediate { to: to.principal(&office.office) })
+                    .await
             }
         }
     }
@@ -366,12 +372,27 @@ impl Connection {
     async fn lookup(
         &mut self,
         request: u64,
-        ticket: &str,
+        which: Which,
         phone_tail: Option<&str>,
         key: Option<&str>,
     ) -> Result<(), End> {
         let refusal = |code, message: &str| ErrorBody { id: Some(request), ..error(code, message) };
         let kiosk = self.role() == Role::Kiosk;
+        let id = match which {
+            // A kiosk's number is its own community's, whatever it says.
+            Which::Ticket(community, ticket) => {
+                let community = match community {
+                    Some(community) if !kiosk => community,
+                    _ => self.auth.identity.community.clone(),
+                };
+                Ticket::parse(&ticket).and_then(|n| self.hub.store().find_ticket(&community, n))
+            }
+            Which::Incident(_) if kiosk => {
+                let why = "a kiosk looks up by the ticket on the slip";
+                return self.refuse(refusal(ErrorCode::Forbidden, why)).await;
+            }
+            Which::Incident(id) => Some(id),
+        };
         if kiosk && phone_tail.is_none() && key.is_none() {
             let why = "a ticket number alone opens nothing: give the phone's last four digits or the slip's code";
             return self.refuse(refusal(ErrorCode::WrongKey, why)).await;
@@ -383,7 +404,7 @@ impl Connection {
             let why = "too many wrong tries at a ticket; wait a minute";
             return self.refuse(refusal(ErrorCode::RateLimited, why)).await;
         }
-        let found = match Ticket::parse(ticket) {
+        let found = match id {
             Some(id) => match self.hub.store().incident(id).await {
                 Ok(found) => found,
                 Err(e) => {
@@ -416,7 +437,9 @@ impl Connection {
 
     /// The incident as this connection may see it, or `None`.
     fn view(&self, incident: &Incident) -> Option<Incident> {
-        view::incident(&self.auth.principal, incident, &self.hub.store().community())
+        let office = self.hub.store().office();
+        let community = office.community_of(&incident.report.compound)?;
+        view::incident(&self.auth.principal, incident, community)
     }
 
     /// Starts the live feed: the missed events when the client can resume, a snapshot when not.
@@ -473,7 +496,10 @@ impl Connection {
                         states.insert(event.incident, now);
                     }
                     let Some(Some(incident)) = states.get(&event.incident) else { continue };
-                    let community = &*self.hub.store().community();
+                    let office = self.hub.store().office();
+                    let Some(community) = office.community_of(&incident.report.compound) else {
+                        continue;
+                    };
                     let principal = &self.auth.principal;
                     let Some(event) = view::event(principal, &event, incident, community) else {
                         continue;
@@ -492,7 +518,7 @@ impl Connection {
             self.send_message(&ServerMessage::Resumed { epoch, seq: last, missed }).await?;
         }
         if matches!(self.role(), Role::Worker | Role::Supervisor) {
-            let roster = self.hub.roster_message();
+            let roster = self.hub.roster_message(self.id);
             self.send(roster).await?;
         }
         Ok(())
@@ -532,4 +558,11 @@ fn classify(e: axum::Error) -> End {
             End::PeerGone
         }
     }
+}
+
+/// What a lookup names: a community's ticket (the connection's own community when not said),
+/// or, for staff, an incident by its id.
+enum Which {
+    Ticket(Option<hongfan_shared::CommunityId>, String),
+    Incident(IncidentId),
 }

@@ -19,7 +19,8 @@ use hongfan_shared::office::{Office, OfficeChange, OfficeEvent};
 use hongfan_shared::protocol::{ErrorBody, ErrorCode, ServerMessage, close, patch};
 use hongfan_shared::view::{self, Sight};
 use hongfan_shared::{
-    Change, EscalationReason, Incident, IncidentId, Principal, Role, Seq, Timestamp,
+    Change, CommunityId, EscalationReason, Incident, IncidentId, Principal, Role, Scope, Seq,
+    Timestamp,
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -108,6 +109,8 @@ impl Queue {
 #[derive(Debug)]
 struct Conn {
     principal: Principal,
+    /// The community whose office it belongs to.
+    community: CommunityId,
     subject: Subject,
     session: SessionKey,
     queue: Arc<Queue>,
@@ -118,6 +121,15 @@ struct Conn {
 impl Conn {
     fn role(&self) -> Role {
         self.principal.actor.role
+    }
+
+    /// The communities whose rosters it hears: its own, and any it runs.
+    fn communities(&self) -> BTreeSet<CommunityId> {
+        let mut ours = BTreeSet::from([self.community.clone()]);
+        if let Scope::Communities { communities, .. } = &self.principal.scope {
+            ours.extend(communities.iter().cloned());
+        }
+        ours
     }
 
     fn push(&self, out: Outgoing, cap: usize, metrics: &crate::metrics::Metrics) {
@@ -372,6 +384,7 @@ impl Hub {
         let kick = Arc::new(Kick { token: self.0.shutdown.child_token(), reason: OnceLock::new() });
         let conn = Conn {
             principal: auth.principal.clone(),
+            community: auth.identity.community.clone(),
             subject: auth.subject.clone(),
             session: auth.session.clone(),
             queue: queue.clone(),
@@ -413,20 +426,29 @@ impl Hub {
     fn publish_duty(&self, clients: &mut Clients, office: &Office, at: Timestamp) {
         self.0.store.duty().set(clients.roster.overrides());
         if let Some(on_duty) = clients.roster.news(office, at) {
-            let text = encode(&ServerMessage::Roster { on_duty });
             let (cap, metrics) = (self.0.limits.queue, self.0.store.metrics());
+            // Each community's list encoded once, however many connections read it.
+            let mut encoded: HashMap<BTreeSet<CommunityId>, Utf8Bytes> = HashMap::new();
             for conn in clients.conns.values() {
                 if conn.subscribed && sees_roster(conn.role()) {
+                    let text = encoded.entry(conn.communities()).or_insert_with_key(|ours| {
+                        let on_duty = roster::within(&on_duty, ours, office);
+                        encode(&ServerMessage::Roster { on_duty })
+                    });
                     conn.push(Outgoing::Text(text.clone()), cap, metrics);
                 }
             }
         }
     }
 
-    /// Who is on duty now, as a message.
-    fn roster_message(&self) -> Utf8Bytes {
+    /// Who is on duty now in the communities of connection `id`, as a message.
+    fn roster_message(&self, id: u64) -> Utf8Bytes {
         let (office, at) = (self.0.store.office(), self.0.store.now());
-        encode(&ServerMessage::Roster { on_duty: self.clients().roster.list(&office.office, at) })
+        let clients = self.clients();
+        let ours = clients.conns.get(&id).map(Conn::communities).unwrap_or_default();
+        let on_duty =
+            roster::within(&clients.roster.list(&office.office, at), &ours, &office.office);
+        encode(&ServerMessage::Roster { on_duty })
     }
 
     /// Closes every connection of an account or kiosk, with a close code and reason.
@@ -444,8 +466,9 @@ impl Hub {
     }
 
     /// Acts on changes to the office: a disabled account's or revoked kiosk's sockets close; an
-    /// account whose compounds or name changed reconnects as what it is now; everyone hears
-    /// of a new community; the roster follows the rota.
+    /// account whose compounds, communities or name changed reconnects as what it is now, as
+    /// does whoever runs a community that gained a compound; a community's people hear of its
+    /// new version; the roster follows the rota.
     fn office_changed(&self, events: &[OfficeEvent]) {
         for event in events {
             match &event.change {
@@ -455,6 +478,8 @@ impl Hub {
                         self.kick_subject(&subject, close::REVOKED, "this account was disabled");
                     } else if (&before.name, &before.compounds, &before.buildings)
                         != (&after.name, &after.compounds, &after.buildings)
+                        || (&before.community, &before.communities)
+                            != (&after.community, &after.communities)
                     {
                         self.kick_subject(
                             &subject,
@@ -471,12 +496,22 @@ impl Hub {
                         self.kick_subject(&subject, close::RENEW, "this kiosk changed: reconnect");
                     }
                 }
-                OfficeChange::Community { .. } => {
-                    let version = self.0.store.office().version.clone();
+                OfficeChange::Community { before, after } => {
+                    let version = self.0.store.office().version(&after.id).to_owned();
                     let text = encode(&ServerMessage::Community { version });
                     let (cap, metrics) = (self.0.limits.queue, self.0.store.metrics());
-                    for conn in self.clients().conns.values().filter(|c| c.subscribed) {
+                    let clients = self.clients();
+                    let ours = clients.conns.values().filter(|c| c.community == after.id);
+                    for conn in ours.filter(|c| c.subscribed) {
                         conn.push(Outgoing::Text(text.clone()), cap, metrics);
+                    }
+                    // Whoever runs it acts in the compounds it had when they connected.
+                    let grew =
+                        before.as_ref().is_some_and(|b| b.compounds.len() < after.compounds.len());
+                    for conn in
+                        clients.conns.values().filter(|c| grew && c.principal.runs(&after.id))
+                    {
+                        conn.kick.kick(close::RENEW, "the community changed: reconnect");
                     }
                 }
                 OfficeChange::Person { before: None, .. }
@@ -575,7 +610,6 @@ impl Hub {
         let metrics = self.0.store.metrics().clone();
         let metrics = metrics.as_ref();
         let office = self.0.store.office();
-        let community = office.community.as_ref();
         let clients = self.clients();
         let overrides = clients.roster.overrides();
         let from = last;
@@ -583,11 +617,14 @@ impl Hub {
             last = event.seq;
             let incident = after.as_ref();
             let compound = &incident.report.compound;
+            // Every compound an incident names is a community's (none is ever removed).
+            let Some(community) = office.community_of(compound) else { continue };
             // Who hears the chime: the on-duty workers of the compound for a new report or a
             // second handling (the rota when it came in, with the switches); the assignee of an assignment; the compound's supervisors (and, when
             // nobody was on duty, every on-duty worker) for an escalation, which is logged in
             // the report's own group and so arrives right after it.
             let on_duty_here = || office.office.on_duty(compound, event.at, &overrides);
+            // Anywhere in the compound's own community.
             let on_duty_anywhere = || -> BTreeSet<String> {
                 community
                     .compounds

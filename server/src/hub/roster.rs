@@ -7,12 +7,12 @@
 //! laptop should not keep a compound looking staffed); the rota's own shifts do not depend on a
 //! connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use hongfan_shared::office::Office;
 use hongfan_shared::protocol::OnDuty;
-use hongfan_shared::{Actor, Timestamp};
+use hongfan_shared::{Actor, CommunityId, CompoundId, Timestamp};
 
 /// How long a worker switched on by hand stays on duty with no live connection.
 pub const DUTY_GRACE: Duration = Duration::from_secs(180);
@@ -91,7 +91,7 @@ impl Roster {
     pub fn list(&self, office: &Office, at: Timestamp) -> Vec<OnDuty> {
         let overrides = self.overrides();
         let mut on: BTreeMap<&str, OnDuty> = BTreeMap::new();
-        for compound in office.community.iter().flat_map(|c| &c.compounds) {
+        for compound in office.communities.values().flat_map(|c| &c.compounds) {
             for login in office.on_duty(&compound.id, at, &overrides) {
                 let Some(person) = office.people.get(&login) else { continue };
                 let entry = on.entry(&person.login).or_insert_with(|| OnDuty {
@@ -128,6 +128,22 @@ pub fn scheduled(office: &Office, worker: &str, at: Timestamp) -> bool {
         .any(|c| office.rotas.get(c).is_some_and(|rota| rota.on_duty(at).contains(worker)))
 }
 
+/// The entries of `list` in `communities`: each worker with only those communities' compounds.
+pub fn within(
+    list: &[OnDuty],
+    communities: &BTreeSet<CommunityId>,
+    office: &Office,
+) -> Vec<OnDuty> {
+    let ours = |c: &CompoundId| office.community_of(c).is_some_and(|c| communities.contains(&c.id));
+    list.iter()
+        .filter_map(|entry| {
+            let compounds: Vec<CompoundId> =
+                entry.compounds.iter().filter(|c| ours(c)).cloned().collect();
+            (!compounds.is_empty()).then(|| OnDuty { compounds, ..entry.clone() })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +158,7 @@ mod tests {
         let mut office = Office::default();
         let c1 = CompoundId("c1".into());
         let community = hongfan_shared::Community {
+            id: Default::default(),
             name: "社区".into(),
             street_office: "街道".into(),
             compounds: vec![hongfan_shared::community::Compound {
@@ -164,6 +181,8 @@ mod tests {
             name: login.into(),
             role: Role::Worker,
             compounds: vec![c1.clone()],
+            community: Default::default(),
+            communities: Vec::new(),
             buildings: Vec::new(),
             secret: String::new(),
             disabled: false,

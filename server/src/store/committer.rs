@@ -18,8 +18,8 @@ use hongfan_shared::audit::AuditRow;
 use hongfan_shared::lifecycle::{check_report, decide};
 use hongfan_shared::office::{Office, OfficeChange, OfficeEvent};
 use hongfan_shared::{
-    Action, Actor, Change, Community, EscalationReason, Event, Incident, IncidentId, Principal,
-    Report, Seq, Ticket, Timestamp,
+    Action, Actor, Change, Community, CommunityId, CompoundId, EscalationReason, Event, Incident,
+    IncidentId, LifecycleError, Principal, Report, Seq, Ticket, Timestamp,
 };
 use tokio::sync::oneshot;
 
@@ -124,6 +124,8 @@ pub(super) struct Committer {
     sleeping_until: Option<Timestamp>,
     next_seq: Seq,
     next_id: u64,
+    /// Each community's last ticket number.
+    tickets: HashMap<CommunityId, u64>,
     requests: HashMap<(String, String), IncidentId>,
     deadlines: Deadlines,
     places: Places,
@@ -134,7 +136,6 @@ pub(super) struct Committer {
     /// The office as this committer has made it, ahead of what is published by the group being
     /// written.
     office: Office,
-    community: Arc<hongfan_shared::Community>,
 }
 
 impl Committer {
@@ -147,12 +148,13 @@ impl Committer {
         for incident in loaded.open.values() {
             deadlines.update(incident);
         }
-        let now = shared.read().map(|p| p.office).ok();
-        let office = now.as_ref().map(|n| n.office.clone()).unwrap_or_default();
-        let community = now.map_or_else(|| shared.seed.clone(), |n| n.community.clone());
+        let published = shared.read().ok();
+        let office = published.as_ref().map(|p| p.office.office.clone()).unwrap_or_default();
+        let tickets = published.iter().flat_map(|p| &p.tickets);
+        let tickets = tickets.map(|(c, ids)| (c.clone(), ids.len() as u64)).collect();
         Committer {
             office,
-            community,
+            tickets,
             shared,
             rx: Some(rx),
             tx,
@@ -219,9 +221,6 @@ impl Committer {
     ) -> Result<OfficeEvent, StoreError> {
         let event = OfficeEvent { seq: self.office.seq + 1, at: self.now(), actor, change };
         self.office.apply(&event).map_err(StoreError::Write)?;
-        if let OfficeChange::Community { after, .. } = &event.change {
-            self.community = Arc::new(Community::clone(after));
-        }
         group.office.push(event.clone());
         Ok(event)
     }
@@ -348,8 +347,14 @@ impl Committer {
                 let result = match edit(&self.office) {
                     Ok(change) => {
                         self.append_office(group, actor.clone(), change).and_then(|event| {
-                            // A patrol round earns its points in the same group.
-                            let points = self.community.points.patrol;
+                            // A patrol round earns its points in the same group, by the rules of
+                            // the building head's community.
+                            let points = self
+                                .office
+                                .people
+                                .get(&actor.id)
+                                .and_then(|p| self.office.communities.get(&p.community))
+                                .map_or(0, |c| c.points.patrol);
                             // One patrol's points a day, however many rounds (or double taps).
                             let day = |at: Timestamp| (at.0 + 8 * 3_600_000).div_euclid(86_400_000);
                             let earned_today = self.office.ledger.iter().any(|e| {
@@ -408,17 +413,19 @@ impl Committer {
         if request.1.is_empty() || request.1.len() > 64 {
             return Err(StoreError::BadRequestId);
         }
-        let deadlines = check_report(who, &report, &self.community, now)?;
+        let community = self.community_of(&report.compound)?;
+        let deadlines = check_report(who, &report, &community, now)?;
         if !admit() {
             return Err(StoreError::RateLimited);
         }
         let id = IncidentId(self.next_id);
         let compound = report.compound.clone();
-        let policy = self.community.recurring;
+        let ticket = self.tickets.get(&community.id).copied().unwrap_or(0) + 1;
+        let policy = community.recurring;
         let since = Timestamp(now.0.saturating_sub(policy.within.0 as i64));
         let recurring = self.places.recurring(&report, since, policy.reports as usize);
         let change = Change::Reported {
-            ticket: Ticket::for_id(id),
+            ticket: Ticket::new(ticket),
             report: Box::new(report),
             request_id: request.1.clone(),
             respond_by: deadlines.respond_by,
@@ -432,6 +439,7 @@ impl Committer {
             Incident::from_event(&event).map_err(|e| StoreError::Write(e.to_string()))?;
         self.next_seq += 1;
         self.next_id += 1;
+        self.tickets.insert(community.id.clone(), ticket);
         self.requests.insert(request, id);
         self.places.add(&incident.report, now, id);
         group.events.push(event.clone());
@@ -462,7 +470,8 @@ impl Committer {
         // What fell due before this command is logged before it: a late claim still leaves the
         // breach of the response target on the record.
         self.stage_due(group, &mut incident, now);
-        let change = decide(&incident, who, action, now, &self.community)?;
+        let community = self.community_of(&incident.report.compound)?;
+        let change = decide(&incident, who, action, now, &community)?;
         let again = matches!(change, Change::Rated { again: Some(_), .. });
         let event = self.append(group, &mut incident, who.actor.clone(), change, now)?;
         if matches!(event.change, Change::Cancelled { .. }) {
@@ -479,7 +488,7 @@ impl Committer {
             self.append(group, &mut incident, Actor::system(), escalated, now)?;
         }
         // 楼长积分: what this earned is written in the same group, so exactly once.
-        let rules = self.community.points;
+        let rules = community.points;
         let earned = hongfan_shared::points::earned(&event, &incident, &rules, |rule, id| {
             self.office.awarded(rule, id)
         });
@@ -489,6 +498,12 @@ impl Committer {
         self.deadlines.update(&incident);
         group.touched.insert(id, incident.clone());
         Ok((event, incident))
+    }
+
+    /// The community `compound` belongs to, whose rules its incidents follow.
+    fn community_of(&self, compound: &CompoundId) -> Result<Arc<Community>, StoreError> {
+        let community = self.office.community_of(compound).cloned();
+        community.ok_or_else(|| LifecycleError::UnknownCompound(compound.clone()).into())
     }
 
     /// Logs what is due for every incident whose timer ran out.
@@ -578,7 +593,8 @@ impl Committer {
         let mut deliveries = Vec::new();
         if !self.shared.webhooks.is_empty() {
             for (event, (_, after)) in events.iter().zip(&states) {
-                deliveries.extend(self.shared.webhooks.deliveries(event, after, &self.community));
+                let community = self.community_of(&after.report.compound)?;
+                deliveries.extend(self.shared.webhooks.deliveries(event, after, &community));
             }
             for delivery in &deliveries {
                 let value =
@@ -639,7 +655,19 @@ impl Committer {
                         Ok(index) if index < published.rows.len() => {
                             published.rows.set(index, row);
                         }
-                        _ => published.rows.push_back(row),
+                        _ => {
+                            published.rows.push_back(row);
+                            // A new incident: the next ticket of its community.
+                            if let Some(community) =
+                                self.office.community_of(&incident.report.compound)
+                            {
+                                published
+                                    .tickets
+                                    .entry(community.id.clone())
+                                    .or_default()
+                                    .push_back(incident.id);
+                            }
+                        }
                     }
                     if incident.status.is_open() {
                         let state = match latest.get(&incident.id) {
@@ -653,7 +681,8 @@ impl Committer {
                 }
                 published.seq = events.last().map_or(published.seq, |e| e.seq);
                 if !office.is_empty() {
-                    published.office = Arc::new(OfficeNow::new(self.office.clone(), &shared.seed));
+                    published.office =
+                        Arc::new(OfficeNow::new(self.office.clone(), Some(&published.office)));
                 }
                 published.seq
             };

@@ -424,6 +424,8 @@ impl Disk {
                     login: u.login,
                     name: u.name,
                     role: u.role,
+                    community: Default::default(),
+                    communities: Vec::new(),
                     buildings: Vec::new(),
                     secret: u.password,
                     disabled: u.disabled,

@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use hongfan_shared::audit::{AuditQuery, AuditRow, Summary};
 use hongfan_shared::office::{Office, OfficeChange, OfficeEvent};
 use hongfan_shared::{
-    Action, Actor, Community, Event, Incident, IncidentId, LifecycleError, Principal, Report, Seq,
+    Action, Actor, Community, CommunityId, CompoundId, Event, Incident, IncidentId, LifecycleError,
+    Principal, Report, Seq,
 };
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -95,28 +96,50 @@ pub(crate) struct Published {
     /// Every incident's audit facts, by id (index = id - 1): small enough to keep for years of
     /// reports, so the audit never scans the log.
     rows: imbl::Vector<Arc<AuditRow>>,
-    /// How the office runs now: people, kiosks, rotas, and the community (with its version).
+    /// Each community's incidents in the order reported there: ticket N is at index N - 1.
+    tickets: imbl::HashMap<CommunityId, imbl::Vector<IncidentId>>,
+    /// How the office runs now: people, kiosks, rotas, and the communities (with versions).
     office: Arc<OfficeNow>,
 }
 
-/// The office as its log has made it, with the community it holds ready to use.
+/// The office as its log has made it, with a version of each community.
 #[derive(Debug)]
 pub struct OfficeNow {
     pub office: Office,
-    pub community: Arc<Community>,
-    /// A short digest of the community: clients keep `/api/community` until it changes.
-    pub version: String,
+    /// A short digest of each community: clients keep `/api/community` until theirs changes.
+    versions: BTreeMap<CommunityId, String>,
 }
 
 impl OfficeNow {
-    fn new(office: Office, seed: &Arc<Community>) -> OfficeNow {
-        let community = office.community.clone().map_or_else(|| seed.clone(), Arc::new);
-        let version = {
+    /// `before` lends the versions of the communities that did not change.
+    fn new(office: Office, before: Option<&OfficeNow>) -> OfficeNow {
+        let digest = |community: &Community| {
             use sha2::Digest;
-            let json = serde_json::to_vec(community.as_ref()).unwrap_or_default();
+            let json = serde_json::to_vec(community).unwrap_or_default();
             hex::encode(&sha2::Sha256::digest(&json)[..8])
         };
-        OfficeNow { office, community, version }
+        let versions = office
+            .communities
+            .iter()
+            .map(|(id, community)| {
+                let kept = before
+                    .and_then(|b| Some((b.office.communities.get(id)?, b.versions.get(id)?)))
+                    .filter(|(old, _)| Arc::ptr_eq(old, community))
+                    .map(|(_, version)| version.clone());
+                (id.clone(), kept.unwrap_or_else(|| digest(community)))
+            })
+            .collect();
+        OfficeNow { office, versions }
+    }
+
+    /// The version of a community (empty for one the office does not hold).
+    pub fn version(&self, community: &CommunityId) -> &str {
+        self.versions.get(community).map_or("", String::as_str)
+    }
+
+    /// The community `compound` belongs to.
+    pub fn community_of(&self, compound: &CompoundId) -> Option<&Arc<Community>> {
+        self.office.community_of(compound)
     }
 }
 
@@ -289,11 +312,28 @@ impl Store {
         for event in &loaded.office {
             office.apply(event).map_err(|why| StoreError::corrupt(dir, why))?;
         }
+        let mut tickets: imbl::HashMap<CommunityId, imbl::Vector<IncidentId>> = Default::default();
+        for row in &loaded.rows {
+            // A folder from before the office log: its incidents are the seed's, written next.
+            let community = office.community_of(&row.compound).map_or(&community.id, |c| &c.id);
+            let numbers = tickets.entry(community.clone()).or_default();
+            numbers.push_back(row.id);
+            if row.ticket.number() != Some(numbers.len() as u64) {
+                let why = format!(
+                    "incident {} has ticket {}, not {}",
+                    row.id.0,
+                    row.ticket.0,
+                    numbers.len()
+                );
+                return Err(StoreError::corrupt(dir, why));
+            }
+        }
         let published = Published {
             seq: loaded.last_seq,
             open: loaded.open.iter().map(|(id, i)| (*id, Arc::new(i.clone()))).collect(),
             rows: loaded.rows.iter().cloned().map(Arc::new).collect(),
-            office: Arc::new(OfficeNow::new(office, &community)),
+            tickets,
+            office: Arc::new(OfficeNow::new(office, None)),
         };
         let shared = Arc::new(Shared {
             disk,
@@ -339,9 +379,11 @@ impl Store {
         self.shared.disk.dir()
     }
 
-    /// The community now (the office may change it while the server runs).
-    pub fn community(&self) -> Arc<Community> {
-        self.office().community.clone()
+    /// The incident a community's ticket number names.
+    pub fn find_ticket(&self, community: &CommunityId, number: u64) -> Option<IncidentId> {
+        let published = self.shared.published.read().ok()?;
+        let index = usize::try_from(number.checked_sub(1)?).ok()?;
+        published.tickets.get(community)?.get(index).copied()
     }
 
     /// How the office runs now.
@@ -376,7 +418,7 @@ impl Store {
     pub fn open_by_compound(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let published = self.read()?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for c in &self.community().compounds {
+        for c in self.office().office.communities.values().flat_map(|c| &c.compounds) {
             counts.insert(c.id.0.clone(), 0);
         }
         for incident in published.open.values() {

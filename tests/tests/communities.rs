@@ -1,0 +1,252 @@
+//! Several communities in one data folder: each numbers its own tickets, and nobody sees, hears
+//! or manages what belongs to a community they do not act in.
+
+use hongfan::ManualClock;
+use hongfan::auth::{Accounts, NewPerson};
+use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use hongfan_shared::{CommunityId, Compound, CompoundId, Principal, Role};
+use hongfan_tests::server::{PASSWORD, TestServer, WsClient, seed_accounts};
+use hongfan_tests::{T0, community, open_store_with, report, until_released};
+
+/// The test accounts of the default community (c1, c2…), and a second community `b` with one
+/// compound `b1`: its 书记 `bshuji`, its grid worker `bwang` and a kiosk.
+async fn two_communities() -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut kiosks = seed_accounts(&data).await;
+    let clock = ManualClock::new(T0);
+    let store = open_store_with(&data, &clock, Default::default()).await.expect("open store");
+    let accounts = Accounts::new(store.clone(), clock.clone()).expect("accounts");
+    let operator = Principal::operator();
+    let mut b = (*community()).clone();
+    b.id = CommunityId("b".into());
+    b.name = "乙社区".into();
+    b.compounds = vec![Compound {
+        id: CompoundId("b1".into()),
+        name: "乙小区".into(),
+        station: "乙驿站".into(),
+        grid: "乙网格".into(),
+        buildings: Vec::new(),
+    }];
+    hongfan::office::set_community(&store, &operator, b).await.expect("second community");
+    for (login, role, compounds) in
+        [("bshuji", Role::Supervisor, vec![]), ("bwang", Role::Worker, vec!["b1"])]
+    {
+        let person = NewPerson {
+            login: login.into(),
+            name: login.into(),
+            role,
+            community: Some(CommunityId("b".into())),
+            compounds: compounds.into_iter().map(|c| CompoundId(c.into())).collect(),
+            buildings: Vec::new(),
+        };
+        accounts.add_user(&operator, person, PASSWORD).await.expect("add user");
+    }
+    let (_, credential) =
+        accounts.add_kiosk(&operator, &CompoundId("b1".into()), "").await.expect("kiosk");
+    kiosks.push(("b1".into(), credential));
+    store.close().await.expect("close");
+    drop((accounts, store));
+    until_released(&data).await;
+    let mut server = TestServer::start_on(data, &[]);
+    server.kiosks = kiosks;
+    (server, dir)
+}
+
+async fn status(server: &TestServer, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/status", server.url))
+        .json(&body)
+        .send()
+        .await
+        .expect("http");
+    (response.status().as_u16(), response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn each_community_numbers_its_own_tickets_and_a_kiosk_finds_only_its_own() {
+    let (server, _dir) = two_communities().await;
+    let mut a = server.kiosk("c1").await;
+    let mut b = server.kiosk("b1").await;
+    let (first_a, _) = a.file_slip(report("c1", "楼道灯不亮")).await;
+    let (first_b, key_b) = b.file_slip(report("b1", "乙小区漏水")).await;
+    let (second_a, _) = a.file_slip(report("c1", "电梯异响")).await;
+    let tickets = [&first_a, &first_b, &second_a].map(|i| i.ticket.as_str().to_owned());
+    assert_eq!(tickets, ["0001", "0001", "0002"], "each community counts from one");
+    assert_ne!(first_a.id, first_b.id);
+
+    // B's kiosk finds B's 0001 with its slip's code; A's kiosk, asking for 0001 with that
+    // code, is told the number and the proof do not match.
+    let lookup_in = |community: Option<&str>, ticket: &str, key: &str| ClientMessage::Lookup {
+        id: 1,
+        ticket: ticket.into(),
+        community: community.map(|c| CommunityId(c.into())),
+        incident: None,
+        phone_tail: None,
+        key: Some(key.into()),
+    };
+    let lookup = |ticket: &str, key: &str| lookup_in(None, ticket, key);
+    async fn answer(client: &mut WsClient, lookup: ClientMessage) -> ServerMessage {
+        client.send(&lookup).await;
+        let answered =
+            |m: &ServerMessage| matches!(m, ServerMessage::Found { .. } | ServerMessage::Error(_));
+        client.recv_until(answered).await.0
+    }
+    match answer(&mut b, lookup("0001", &key_b)).await {
+        ServerMessage::Found { incident, .. } => assert_eq!(incident.id, first_b.id),
+        other => panic!("B's kiosk did not find its ticket: {other:?}"),
+    }
+    match answer(&mut a, lookup("0001", &key_b)).await {
+        ServerMessage::Error(e) => assert_eq!(e.code, ErrorCode::WrongKey),
+        other => panic!("A's kiosk found B's ticket: {other:?}"),
+    }
+    // Saying another community changes nothing for a kiosk.
+    let across = lookup_in(Some("b"), "0001", &key_b);
+    assert!(matches!(answer(&mut a, across).await, ServerMessage::Error(_)));
+
+    // The resident's page names the community after the code; without it, it is the default.
+    let (code, seen) =
+        status(&server, serde_json::json!({ "ticket": "0001", "key": key_b, "community": "b" }))
+            .await;
+    assert_eq!(code, 200, "{seen}");
+    assert_eq!(seen["compound"], "b1");
+    let (code, _) = status(&server, serde_json::json!({ "ticket": "0001", "key": key_b })).await;
+    assert_eq!(code, 404, "A's 0001 does not open with B's code");
+    let link: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/status/link", server.url))
+        .json(&serde_json::json!({ "ticket": "0001", "key": key_b, "community": "b" }))
+        .send()
+        .await
+        .expect("http")
+        .json()
+        .await
+        .expect("json");
+    let link = link["link"].as_str().expect("a link");
+    assert!(link.ends_with(&format!("/s#0001-{key_b}-b")), "{link}");
+}
+
+#[tokio::test]
+async fn the_counters_go_on_after_a_restart() {
+    let (mut server, _dir) = two_communities().await;
+    let mut b = server.kiosk("b1").await;
+    b.file(report("b1", "一")).await;
+    b.file(report("b1", "二")).await;
+    drop(b);
+    server.stop();
+    server.restart();
+    let mut b = server.kiosk("b1").await;
+    let mut a = server.kiosk("c1").await;
+    assert_eq!(b.file(report("b1", "三")).await.ticket.as_str(), "0003");
+    assert_eq!(a.file(report("c1", "一")).await.ticket.as_str(), "0001");
+}
+
+/// The incidents of the events `client` hears up to the first of `last`'s.
+async fn heard_until(
+    client: &mut WsClient,
+    last: hongfan_shared::IncidentId,
+) -> Vec<hongfan_shared::IncidentId> {
+    let of = |m: &ServerMessage| match m {
+        ServerMessage::Event { event, .. } => Some(event.incident),
+        _ => None,
+    };
+    let (message, before) = client.recv_until(|m| of(m) == Some(last)).await;
+    before.iter().chain([&message]).filter_map(of).collect()
+}
+
+#[tokio::test]
+async fn a_community_sees_and_hears_only_itself() {
+    let (server, _dir) = two_communities().await;
+    let mut boss = server.user("boss").await;
+    let mut bshuji = server.user("bshuji").await;
+    for (client, community) in [(&mut boss, "default"), (&mut bshuji, "b")] {
+        let hello = client.hello.clone();
+        let ServerMessage::Hello { identity, .. } = hello else { panic!("no hello") };
+        assert_eq!(identity.community.0, community);
+        assert!(identity.everything);
+        client.subscribe(None).await;
+    }
+    let mut a = server.kiosk("c1").await;
+    let mut b = server.kiosk("b1").await;
+    let in_b = b.file(report("b1", "乙小区漏水")).await;
+    let in_a = a.file(report("c1", "楼道灯不亮")).await;
+    // Events come in order: had A's 书记 heard of B's report, she would hear it first.
+    let heard = heard_until(&mut boss, in_a.id).await;
+    assert!(!heard.contains(&in_b.id), "A's 书记 hears of B: {heard:?}");
+    let b_again = b.file(report("b1", "又漏水")).await;
+    let heard = heard_until(&mut bshuji, b_again.id).await;
+    assert!(heard.contains(&in_b.id) && !heard.contains(&in_a.id), "B's 书记 heard {heard:?}");
+
+    // On-duty lists: each community's workers only.
+    let mut wang = server.user("wang").await;
+    let mut bwang = server.user("bwang").await;
+    wang.subscribe(None).await;
+    bwang.subscribe(None).await;
+    for client in [&mut bwang, &mut wang] {
+        let id = client.id();
+        client.send(&ClientMessage::Duty { id, on: true }).await;
+        client.recv_until(|m| matches!(m, ServerMessage::DutySet { .. })).await;
+    }
+    let (roster, _) = wang
+        .recv_until(|m| match m {
+            ServerMessage::Roster { on_duty } => on_duty.iter().any(|d| d.worker.id == "wang"),
+            _ => false,
+        })
+        .await;
+    let ServerMessage::Roster { on_duty } = roster else { unreachable!() };
+    assert!(
+        on_duty.iter().all(|d| d.worker.id != "bwang"),
+        "A's list names B's worker: {on_duty:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_community_supervisor_manages_only_her_own() {
+    let (server, _dir) = two_communities().await;
+    let bshuji = server.login("bshuji").await;
+    let (code, people) = server.get_json("/api/admin/people", &bshuji).await;
+    assert_eq!(code, 200);
+    let logins: Vec<&str> =
+        people.as_array().unwrap().iter().filter_map(|p| p["login"].as_str()).collect();
+    assert!(logins.contains(&"bwang") && !logins.contains(&"wang"), "{logins:?}");
+
+    // The community page: each by id, the default one without.
+    let (code, b) = server.get_json("/api/community?id=b", "").await;
+    assert_eq!((code, b["name"].as_str()), (200, Some("乙社区")));
+    let (_, default) = server.get_json("/api/community", "").await;
+    assert_eq!(default["id"], "default");
+    assert_eq!(server.get_json("/api/community?id=nope", "").await.0, 404);
+
+    // B's 书记 may not change A's community, nor add a person to A's compounds.
+    let client = reqwest::Client::new();
+    let put = client
+        .put(format!("{}/api/admin/community", server.url))
+        .header("cookie", &bshuji)
+        .json(&default)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(put.status().as_u16(), 403);
+    let add = client
+        .post(format!("{}/api/admin/people", server.url))
+        .header("cookie", &bshuji)
+        .json(&serde_json::json!({ "login": "intruder", "role": "worker", "compounds": ["c1"] }))
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(add.status().as_u16(), 403, "{:?}", add.text().await);
+
+    // No compound belongs to two communities.
+    let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();
+    let mut taken = default.clone();
+    taken["id"] = "c".into();
+    let put = client
+        .put(format!("{}/api/admin/community", server.url))
+        .bearer_auth(token.trim())
+        .json(&taken)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(put.status().as_u16(), 400);
+    let body: serde_json::Value = put.json().await.unwrap();
+    assert_eq!(body["code"], "bad_community", "{body}");
+}
