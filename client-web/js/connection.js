@@ -58,6 +58,18 @@ export class Connection {
       // hello names the community's version; its content is fetched once and kept.
       this.communityId = msg.identity.community;
       msg.community = await community(this.communityId, msg.community);
+      // A street office's supervisor sees the incidents of each community they run: the
+      // names of all their compounds and categories.
+      for (const id of (msg.identity.communities ?? []).filter((id) => id !== this.communityId)) {
+        const r = await fetch(`/api/community?id=${encodeURIComponent(id)}`);
+        if (!r.ok) continue;
+        const other = await r.json();
+        msg.community = {
+          ...msg.community,
+          compounds: [...msg.community.compounds, ...other.compounds],
+          categories: [...msg.community.categories, ...other.categories.filter((c) => !msg.community.categories.some((d) => d.id === c.id))],
+        };
+      }
       this.online = true;
       this.options.onState("online");
       this.options.onHello(msg);

@@ -1,6 +1,8 @@
 //! The audit summary over a large history: 100,000 incidents and about 500,000 events.
 //!
-//! Run: `cargo bench -p hongfan --bench audit` (HONGFAN_BENCH_INCIDENTS sets the count).
+//! Run: `cargo bench -p hongfan --bench audit` (HONGFAN_BENCH_INCIDENTS sets the count;
+//! HONGFAN_BENCH_COMMUNITIES spreads it over that many communities of three compounds each, as a
+//! district's deployment, and adds the summary as one street office and one 书记 see it).
 //! Prints the time to build the history, to reopen the store, and to compute the summary for
 //! the whole history and for one month, with the process's resident memory.
 
@@ -51,7 +53,30 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(100_000);
     // Cargo's scratch folder for benches: inside the target folder, never in the source tree.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
-    let community = Arc::new(hongfan::config::load(None)?);
+    let communities: usize =
+        std::env::var("HONGFAN_BENCH_COMMUNITIES").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let built_in = hongfan::config::load(None)?.remove(0);
+    // One community: the built-in. More: copies of it, `s0001` with `s0001-c1`…
+    let compounds: Vec<String> = if communities == 1 {
+        built_in.compounds.iter().map(|c| c.id.0.clone()).collect()
+    } else {
+        (1..=communities).flat_map(|i| (1..=3).map(move |c| format!("s{i:04}-c{c}"))).collect()
+    };
+    let community: Arc<[hongfan_shared::Community]> = if communities == 1 {
+        vec![built_in].into()
+    } else {
+        (1..=communities)
+            .map(|i| {
+                let mut copy = built_in.clone();
+                copy.id = hongfan_shared::CommunityId(format!("s{i:04}"));
+                for (c, compound) in copy.compounds.iter_mut().enumerate() {
+                    compound.id = CompoundId(format!("s{i:04}-c{}", c + 1));
+                }
+                copy
+            })
+            .collect()
+    };
+    let compounds: Arc<[String]> = compounds.into();
     let start = Timestamp(1_790_000_000_000);
     let clock = ManualClock::new(start);
     let store = Store::open(dir.path(), community.clone(), clock.clone(), StoreOptions::default())?;
@@ -62,9 +87,9 @@ async fn main() -> anyhow::Result<()> {
         let late = (first / chunk) % 10 == 0;
         let tasks: Vec<_> = (first..(first + chunk).min(incidents))
             .map(|n| {
-                let (store, clock) = (store.clone(), clock.clone());
+                let (store, clock, compounds) = (store.clone(), clock.clone(), compounds.clone());
                 tokio::spawn(async move {
-                    let compound = ["c1", "c2", "c3"][n % 3];
+                    let compound = compounds[n % compounds.len()].as_str();
                     let kiosk = principal(&format!("kiosk-{compound}"), Role::Kiosk, compound);
                     let worker = principal(&format!("worker-{}", n % 12), Role::Worker, compound);
                     let report = Report {
@@ -104,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
     store.close().await?;
     drop(store);
     let reopened = Instant::now();
-    let store = Store::open(dir.path(), community, clock.clone(), StoreOptions::default())?;
+    let store = Store::open(dir.path(), community.clone(), clock.clone(), StoreOptions::default())?;
     let reopen_time = reopened.elapsed();
     let after = rss_mib();
 
@@ -115,8 +140,19 @@ async fn main() -> anyhow::Result<()> {
     let month =
         AuditQuery { from: start, to: start.plus(Millis::from_hours(30 * 24)), ..all.clone() };
     let (one_month, month_summary) = timed(5, || store.audit(&month, label));
-    let c1 = AuditQuery { compound: Some(CompoundId("c1".into())), ..all };
+    let c1 = AuditQuery { compound: Some(CompoundId(compounds[0].clone())), ..all };
     let (filtered, _) = timed(5, || store.audit(&c1, label));
+    // As the people of a district see it: a street office running every community, and the
+    // 书记 of one.
+    let scope = |ids: &[&hongfan_shared::Community]| Scope::Communities {
+        communities: ids.iter().map(|c| c.id.clone()).collect(),
+        compounds: ids.iter().flat_map(|c| c.compounds.iter().map(|c| c.id.clone())).collect(),
+    };
+    let everyone: Vec<&hongfan_shared::Community> = community.iter().collect();
+    let street = AuditQuery::everything(&scope(&everyone));
+    let (street_time, street_summary) = timed(5, || store.audit(&street, label));
+    let one = AuditQuery::everything(&scope(&everyone[..1]));
+    let (one_time, one_summary) = timed(5, || store.audit(&one, label));
     println!(
         "history: {incidents} incidents, {events} events, built in {:.1} s",
         build_time.as_secs_f64()
@@ -137,6 +173,16 @@ async fn main() -> anyhow::Result<()> {
         one_month.as_secs_f64() * 1e3
     );
     println!("audit summary, one compound, whole history: {:.1} ms", filtered.as_secs_f64() * 1e3);
+    println!(
+        "audit summary, a street office running all {communities} communities ({} reports): {:.1} ms",
+        street_summary?.figures.reports,
+        street_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "audit summary, the 书记 of one community ({} reports): {:.1} ms",
+        one_summary?.figures.reports,
+        one_time.as_secs_f64() * 1e3
+    );
     println!("resident memory: {before:.0} MiB before, {after:.0} MiB with the history loaded");
     store.close().await?;
     Ok(())

@@ -40,8 +40,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn run(writers: usize, secs: u64) -> anyhow::Result<()> {
     // Cargo's scratch folder for benches: inside the target folder, never in the source tree.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
-    let community = Arc::new(hongfan::config::load(None)?);
-    let store = Store::open(dir.path(), community, Arc::new(SystemClock), StoreOptions::default())?;
+    let store = Store::open(
+        dir.path(),
+        hongfan::config::load(None)?.into(),
+        Arc::new(SystemClock),
+        StoreOptions::default(),
+    )?;
     let stop = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
     let tasks: Vec<_> = (0..writers)

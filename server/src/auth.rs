@@ -174,6 +174,8 @@ pub enum AuthError {
     UnknownCommunity(String),
     #[error("say which community: the compounds do not tell, or belong to different ones")]
     CommunityNeeded,
+    #[error("only a supervisor without compounds runs further communities")]
+    NotAStreetSupervisor,
     #[error("a worker or building head needs at least one compound")]
     NoCompound,
     #[error("a name has at most {MAX_NAME_CHARS} characters")]
@@ -295,6 +297,9 @@ pub struct NewPerson {
     /// the person adding it runs.
     pub community: Option<CommunityId>,
     pub compounds: Vec<CompoundId>,
+    /// A street office's supervisor: the further communities they run. Given only by someone
+    /// who runs every one of them (the operator, say).
+    pub communities: Vec<CommunityId>,
     pub buildings: Vec<String>,
 }
 
@@ -451,14 +456,17 @@ impl Accounts {
         check_password(password)?;
         let community = self.check_person(by, &new)?;
         let secret = self.hash(password).await?;
-        let NewPerson { login, name, role, compounds, buildings, .. } = new;
+        let NewPerson { login, name, role, compounds, mut communities, buildings, .. } = new;
+        communities.retain(|c| *c != community);
+        communities.sort();
+        communities.dedup();
         let person = Person {
             name: if name.trim().is_empty() { login.clone() } else { name.trim().to_owned() },
             login,
             role,
             community,
             compounds,
-            communities: Vec::new(),
+            communities,
             buildings,
             secret,
             disabled: false,
@@ -528,9 +536,19 @@ impl Accounts {
         if new.name.trim().chars().count() > MAX_NAME_CHARS {
             return Err(AuthError::LongName);
         }
+        if !new.communities.is_empty()
+            && (new.role != Role::Supervisor || !new.compounds.is_empty())
+        {
+            return Err(AuthError::NotAStreetSupervisor);
+        }
+        if let Some(unknown) =
+            new.communities.iter().find(|c| !office.office.communities.contains_key(c))
+        {
+            return Err(AuthError::UnknownCommunity(unknown.0.clone()));
+        }
         // A compound leader manages only accounts wholly within their compounds.
         let within = !new.compounds.is_empty() && new.compounds.iter().all(|c| by.may_act_in(c));
-        if !by.runs(&community) && !within {
+        if (!by.runs(&community) && !within) || !new.communities.iter().all(|c| by.runs(c)) {
             return Err(AuthError::NotYours);
         }
         Ok(community)
@@ -593,6 +611,7 @@ impl Accounts {
             role: current.role,
             community: Some(current.community.clone()),
             compounds: compounds.clone(),
+            communities: current.communities.clone(),
             buildings: buildings.clone(),
         };
         self.check_person(by, &new)?;
@@ -791,26 +810,32 @@ impl Accounts {
         Ok(kiosk)
     }
 
-    /// On an empty data folder: a supervisor with a random password and a kiosk per compound.
+    /// On an empty data folder: a supervisor with a random password who runs every community,
+    /// and, when there is one community, a kiosk per compound (with many, the admin page pairs
+    /// them as the stations open).
     pub async fn first_start(&self) -> Result<Option<FirstStart>, AuthError> {
         if !self.users()?.is_empty() {
             return Ok(None);
         }
         let system = Principal { actor: Actor::system(), scope: Scope::All };
         let password = random_password();
+        let office = self.store.office();
+        let mut ids = office.office.communities.keys().cloned();
         let admin = NewPerson {
             login: "admin".into(),
-            name: "书记".into(),
+            name: if office.office.communities.len() > 1 { "街道管理员" } else { "书记" }.into(),
             role: Role::Supervisor,
-            community: None,
+            community: ids.next(),
             compounds: Vec::new(),
+            communities: ids.collect(),
             buildings: Vec::new(),
         };
         self.add_user(&system, admin, &password).await?;
         let mut kiosks = Vec::new();
-        let office = self.store.office();
-        for compound in office.office.communities.values().flat_map(|c| &c.compounds) {
-            kiosks.push(self.add_kiosk(&system, &compound.id, "").await?);
+        if let [community] = office.office.communities.values().collect::<Vec<_>>()[..] {
+            for compound in &community.compounds {
+                kiosks.push(self.add_kiosk(&system, &compound.id, "").await?);
+            }
         }
         Ok(Some(FirstStart {
             supervisor_login: "admin".into(),

@@ -1,13 +1,15 @@
-//! The community configuration: the built-in 财工街社区, or a TOML file that replaces it.
+//! The community configuration: the built-in 财工街社区, or a TOML file that replaces it — one
+//! community at the top level, or several as `[[community]]` tables, each with an `id`.
 //!
 //! A bad file is refused at start with its line and the reason, never half-applied.
 
 use std::path::{Path, PathBuf};
 
 use hongfan_shared::community::{Building, Place};
+use hongfan_shared::office::{Office, OfficeChange, OfficeEvent};
 use hongfan_shared::{
-    Category, CategoryId, Community, Compound, CompoundId, EscalationPolicy, Millis, Target,
-    Targets,
+    Actor, Category, CategoryId, Community, CommunityId, Compound, CompoundId, EscalationPolicy,
+    Millis, Target, Targets,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -23,8 +25,8 @@ pub enum ConfigError {
     Invalid { source_name: String, line: usize, reason: String },
 }
 
-/// Loads the community from `path`, or the built-in one when there is none.
-pub fn load(path: Option<&Path>) -> Result<Community, ConfigError> {
+/// Loads the communities from `path`, or the built-in one when there is none.
+pub fn load(path: Option<&Path>) -> Result<Vec<Community>, ConfigError> {
     match path {
         None => parse(BUILT_IN, "built-in configuration"),
         Some(path) => {
@@ -38,7 +40,15 @@ pub fn load(path: Option<&Path>) -> Result<Community, ConfigError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    /// Several communities, each a table of its own (and nothing else at the top).
+    #[serde(default)]
+    community: Vec<Spanned<File>>,
+    /// Needed for each of several; one community alone is `default` unless it says.
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
     name: String,
+    #[serde(default)]
     street_office: String,
     #[serde(default)]
     escalation: Option<Spanned<EscalationEntry>>,
@@ -123,8 +133,9 @@ struct TargetEntry {
 }
 
 /// Parses and checks a configuration; `source_name` names it in errors. The rules are the
-/// community's own (`Community::check`), the same the admin page's edits keep.
-pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
+/// office's own (`Office::check_community`), the same the admin page's edits keep: each
+/// community's, and no compound in two.
+pub fn parse(text: &str, source_name: &str) -> Result<Vec<Community>, ConfigError> {
     let invalid = |offset: usize, reason: String| ConfigError::Invalid {
         source_name: source_name.to_owned(),
         line: line_of(text, offset),
@@ -132,6 +143,65 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
     };
     let file: File = toml::from_str(text)
         .map_err(|e| invalid(e.span().map_or(0, |s| s.start), e.message().trim().to_owned()))?;
+    let entries: Vec<(usize, File)> = if file.community.is_empty() {
+        vec![(0, file)]
+    } else {
+        let bare = file.id.is_none()
+            && file.name.is_empty()
+            && file.street_office.is_empty()
+            && file.escalation.is_none()
+            && file.compound.is_empty()
+            && file.category.is_empty()
+            && file.quick_replies.is_empty()
+            && file.pauses.is_none()
+            && file.recurring.is_none()
+            && file.points.is_none()
+            && file.goals.is_none();
+        if !bare {
+            return Err(invalid(
+                0,
+                "with [[community]] tables, nothing else goes at the top".into(),
+            ));
+        }
+        let mut entries = Vec::new();
+        for entry in file.community {
+            let start = entry.span().start;
+            let entry = entry.into_inner();
+            if entry.id.is_none() {
+                return Err(invalid(start, "each [[community]] needs an id".into()));
+            }
+            if !entry.community.is_empty() {
+                return Err(invalid(start, "a [[community]] holds no communities".into()));
+            }
+            entries.push((start, entry));
+        }
+        entries
+    };
+    // Each is checked as the office checks a community joining it.
+    let mut office = Office::default();
+    let mut communities = Vec::new();
+    for (start, file) in entries {
+        let community = community(file, start, &invalid, &office)?;
+        let seq = office.seq + 1;
+        let change = OfficeChange::Community { before: None, after: Box::new(community.clone()) };
+        let event = OfficeEvent { seq, at: Default::default(), actor: Actor::system(), change };
+        office.apply(&event).map_err(|why| invalid(start, why))?;
+        communities.push(community);
+    }
+    Ok(communities)
+}
+
+/// One community of the file (its table at `start`), checked against those before it.
+fn community(
+    file: File,
+    start: usize,
+    invalid: &impl Fn(usize, String) -> ConfigError,
+    office: &Office,
+) -> Result<Community, ConfigError> {
+    let id = file.id.clone().map(CommunityId).unwrap_or_default();
+    if office.communities.contains_key(&id) {
+        return Err(invalid(start, format!("community id {:?} is used twice", id.0)));
+    }
     let duration = |d: &Spanned<String>| {
         let span = humantime::parse_duration(d.get_ref()).map_err(|e| {
             invalid(d.span().start, format!("{:?} is not a duration: {e}", d.get_ref()))
@@ -185,7 +255,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
         });
     }
     let community = Community {
-        id: Default::default(),
+        id,
         name: file.name,
         street_office: file.street_office,
         compounds,
@@ -209,9 +279,9 @@ pub fn parse(text: &str, source_name: &str) -> Result<Community, ConfigError> {
             },
         },
     };
-    community.check().map_err(|problem| {
+    office.check_community(&community).map_err(|problem| {
         let offset = match problem.place {
-            Place::Community => 0,
+            Place::Community => start,
             Place::Escalation => file.escalation.as_ref().map_or(0, |e| e.span().start),
             Place::Compound(i) => file.compound.get(i).map_or(0, |e| e.span().start),
             Place::Category(i) => file.category.get(i).map_or(0, |e| e.span().start),
@@ -231,7 +301,10 @@ mod tests {
 
     #[test]
     fn built_in_is_caigongjie_with_three_compounds_and_nine_categories() {
-        let c = load(None).expect("built-in config parses");
+        let all = load(None).expect("built-in config parses");
+        assert_eq!(all.len(), 1);
+        let c = &all[0];
+        assert_eq!(c.id.0, "default");
         assert_eq!(c.name, "财工街社区");
         assert_eq!(c.compounds.len(), 3);
         let names: Vec<&str> = c.categories.iter().map(|c| c.name.as_str()).collect();
@@ -290,5 +363,48 @@ mod tests {
         assert!(
             error_of("name = \"x\"\nstreet_office = \"y\"\n").contains("at least one compound")
         );
+    }
+
+    /// Two communities of the built-in kind, `a` and `b`, with their compounds renamed apart.
+    fn two(b_compound: &str) -> String {
+        let one = |id: &str, prefix: &str| {
+            let mut text = BUILT_IN.replace(
+                "[[compound]]\nid = \"c",
+                &format!("[[community.compound]]\nid = \"{prefix}"),
+            );
+            text = text.replace("[[category]]", "[[community.category]]");
+            for table in ["escalation", "pauses", "recurring", "points", "goals", "quick_replies"] {
+                text = text.replace(&format!("[{table}]"), &format!("[community.{table}]"));
+            }
+            format!("[[community]]\nid = \"{id}\"\n{text}")
+        };
+        let b = one("b", "b").replacen("id = \"b1\"", &format!("id = \"{b_compound}\""), 1);
+        format!("{}\n{b}", one("a", "a"))
+    }
+
+    #[test]
+    fn several_communities_each_with_an_id_and_compounds_of_their_own() {
+        let parsed = parse(&two("b1"), "test.toml").expect("two communities");
+        let ids: Vec<&str> = parsed.iter().map(|c| c.id.0.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(parsed[1].compounds[0].id.0, "b1");
+        assert_eq!(parsed[0].categories.len(), parsed[1].categories.len());
+
+        // b takes a's first compound: refused at that compound's line.
+        let text = two("a1");
+        let err = error_of(&text);
+        assert!(err.contains("compound id \"a1\" already belongs to community \"a\""), "{err}");
+        let second = text.match_indices("id = \"a1\"").nth(1).expect("b's a1").0;
+        assert!(
+            err.starts_with(&format!("test.toml, line {}:", line_of(&text, second) - 1)),
+            "{err}"
+        );
+
+        let same = two("b1").replacen("id = \"b\"", "id = \"a\"", 1);
+        assert!(error_of(&same).contains("community id \"a\" is used twice"));
+        let unnamed = two("b1").replacen("id = \"b\"\n", "", 1);
+        assert!(error_of(&unnamed).contains("each [[community]] needs an id"));
+        let mixed = format!("name = \"x\"\n{}", two("b1"));
+        assert!(error_of(&mixed).contains("nothing else goes at the top"));
     }
 }

@@ -5,10 +5,11 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use hongfan_shared::office::{Rota, Shift};
 use hongfan_shared::{
-    Action, AnswerSource, CategoryId, CompoundId, IncidentId, Millis, Principal, Rating, Report,
-    Role, Scope, Timestamp, Urgency,
+    Action, AnswerSource, CategoryId, Community, CompoundId, IncidentId, Millis, Principal, Rating,
+    Report, Role, Scope, Timestamp, Urgency,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -94,11 +95,13 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
     if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
         anyhow::bail!("{} is not empty: the demo fills only a new data folder", dir.display());
     }
-    let community = Arc::new(crate::config::load(config)?);
+    let communities: Arc<[Community]> = crate::config::load(config)?.into();
+    // The demo's people and reports are the first community's.
+    let community = communities.first().cloned().context("no community configured")?;
     let now = SystemClock.now();
     let start = Timestamp(hongfan_shared::audit::day_start(now).0 - 30 * 86_400_000);
     let clock = ManualClock::new(start);
-    let store = Store::open(dir, community.clone(), clock.clone(), StoreOptions::default())?;
+    let store = Store::open(dir, communities, clock.clone(), StoreOptions::default())?;
     let accounts = Accounts::new(store.clone(), clock.clone())?;
     let system = Principal::system();
     let person =
@@ -108,6 +111,7 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
             role,
             community: None,
             compounds: compounds.iter().map(|c| CompoundId((*c).into())).collect(),
+            communities: Vec::new(),
             buildings: buildings.iter().map(|b| (*b).into()).collect(),
         };
     accounts

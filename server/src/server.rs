@@ -4,6 +4,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use hongfan_shared::Community;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -73,24 +75,28 @@ pub struct Server {
 impl Server {
     /// Loads the configuration, opens (or creates) the store and makes the first accounts.
     pub async fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<Server> {
-        let community = Arc::new(crate::config::load(settings.config.as_deref())?);
+        let communities: Arc<[Community]> = crate::config::load(settings.config.as_deref())?.into();
         let webhooks = match &settings.webhooks {
-            Some(path) => Arc::new(crate::webhooks::Webhooks::load(path, &community)?),
+            Some(path) => Arc::new(crate::webhooks::Webhooks::load(path, &communities)?),
             None => Arc::default(),
         };
         let store = Store::open(
             &settings.data_dir,
-            community.clone(),
+            communities.clone(),
             clock.clone(),
             StoreOptions { webhooks: webhooks.clone(), ..settings.store.clone() },
         )?;
-        // The file seeds a new folder; afterwards the community is the office's to edit.
+        // The file seeds a community the folder does not hold; afterwards it is the office's
+        // to edit.
         let office = store.office();
-        if office.office.communities.get(&community.id).is_none_or(|c| **c != *community) {
-            tracing::warn!(
-                "the data folder's community differs from the configuration given: the folder's \
-                 is used (change it on the admin page, /admin)"
-            );
+        for community in communities.iter() {
+            if office.office.communities.get(&community.id).is_some_and(|c| **c != *community) {
+                tracing::warn!(
+                    community = %community.id,
+                    "the data folder's community differs from the configuration given: the \
+                     folder's is used (change it on the admin page, /admin)"
+                );
+            }
         }
         let accounts =
             Arc::new(Accounts::new(store.clone(), clock)?.with_sessions(settings.sessions));

@@ -110,7 +110,7 @@ pub struct Delivery {
 
 impl Webhooks {
     /// The hooks of a TOML file (`[[webhook]]` tables), checked against the community.
-    pub fn load(path: &Path, community: &Community) -> Result<Webhooks, WebhookError> {
+    pub fn load(path: &Path, communities: &[Community]) -> Result<Webhooks, WebhookError> {
         let name = path.display().to_string();
         let text =
             std::fs::read_to_string(path).map_err(|e| WebhookError::Read(name.clone(), e))?;
@@ -135,7 +135,8 @@ impl Webhooks {
             if hook.format == Format::Signed && hook.secret.as_deref().is_none_or(str::is_empty) {
                 return Err(bad("a signed hook needs a secret"));
             }
-            if let Some(unknown) = hook.compounds.iter().find(|c| community.compound(c).is_none()) {
+            let known = |c| communities.iter().any(|community| community.compound(c).is_some());
+            if let Some(unknown) = hook.compounds.iter().find(|c| !known(c)) {
                 return Err(bad(&format!("no compound {:?}", unknown.0)));
             }
         }

@@ -17,8 +17,14 @@ use hongfan_shared::{
 /// A fixed point in time the tests' clocks start from: 2026-11-02 09:00 in Asia/Shanghai.
 pub const T0: Timestamp = Timestamp(1_793_581_200_000);
 
+/// The built-in community.
 pub fn community() -> Arc<Community> {
-    Arc::new(hongfan::config::load(None).expect("built-in configuration"))
+    Arc::new(seed()[0].clone())
+}
+
+/// The communities a test folder starts with: the built-in one.
+pub fn seed() -> Arc<[Community]> {
+    hongfan::config::load(None).expect("built-in configuration").into()
 }
 
 pub fn principal(id: &str, role: Role, compounds: &[&str]) -> Principal {
@@ -94,7 +100,7 @@ pub async fn open_store_with(
     let staffed = !options.read_only && !options.duty.get().is_empty();
     let options = StoreOptions { cache_bytes: 8 << 20, ..options };
     until_released(dir).await;
-    let store = Store::open(dir, community(), clock.clone(), options)?;
+    let store = Store::open(dir, seed(), clock.clone(), options)?;
     if staffed {
         staff(&store).await?;
     }
@@ -152,4 +158,22 @@ pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
         Ok(v) => v,
         Err(_) => panic!("timed out after {DEADLINE:?} waiting for {what}"),
     }
+}
+
+/// A street office's or district's configuration: `n` communities `s0001`…, each with the
+/// built-in community's categories and rules and three compounds of its own (`s0001-c1`…).
+pub fn district_toml(n: usize) -> String {
+    let mut text = String::new();
+    for i in 1..=n {
+        let id = format!("s{i:04}");
+        let mut one = hongfan::config::BUILT_IN
+            .replace("[[compound]]\nid = \"c", &format!("[[community.compound]]\nid = \"{id}-c"))
+            .replace("[[category]]", "[[community.category]]")
+            .replacen("name = \"财工街社区\"", &format!("name = \"第{i}社区\""), 1);
+        for table in ["escalation", "pauses", "recurring", "points", "goals", "quick_replies"] {
+            one = one.replace(&format!("[{table}]"), &format!("[community.{table}]"));
+        }
+        text += &format!("[[community]]\nid = \"{id}\"\n{one}\n");
+    }
+    text
 }

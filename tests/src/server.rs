@@ -395,6 +395,7 @@ pub async fn seed_accounts(dir: &Path) -> Vec<(String, String)> {
             role: *role,
             community: None,
             compounds: compounds.iter().map(|c| CompoundId((*c).into())).collect(),
+            communities: Vec::new(),
             buildings: if *role == Role::BuildingHead {
                 vec!["3号楼".into()]
             } else {

@@ -38,6 +38,7 @@ async fn two_communities() -> (TestServer, tempfile::TempDir) {
             role,
             community: Some(CommunityId("b".into())),
             compounds: compounds.into_iter().map(|c| CompoundId(c.into())).collect(),
+            communities: Vec::new(),
             buildings: Vec::new(),
         };
         accounts.add_user(&operator, person, PASSWORD).await.expect("add user");
@@ -249,4 +250,89 @@ async fn a_community_supervisor_manages_only_her_own() {
     assert_eq!(put.status().as_u16(), 400);
     let body: serde_json::Value = put.json().await.unwrap();
     assert_eq!(body["code"], "bad_community", "{body}");
+}
+
+#[tokio::test]
+async fn a_district_configured_in_one_file_starts_and_its_street_office_audits_across_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("district.toml");
+    std::fs::write(&config, hongfan_tests::district_toml(3)).unwrap();
+    let data = dir.path().join("data");
+    let config_arg = config.to_str().unwrap();
+    let add = |login: &str, extra: &[&str]| {
+        let mut args = vec!["user", "add", login, "--role", "supervisor", "--config", config_arg];
+        args.extend_from_slice(extra);
+        args.push("--password-stdin");
+        let mut child = std::process::Command::new(hongfan_tests::server::binary())
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&data)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("hongfan user add");
+        use std::io::Write as _;
+        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        let output = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    // Which community a 书记 runs must be said where there are several.
+    let (ok, text) = add("nobody", &[]);
+    assert!(!ok && text.contains("say which community"), "{text}");
+    assert!(add("shuji2", &["--community", "s0002"]).0);
+    let (ok, text) = add("jiedao", &["--community", "s0001", "--community", "s0003"]);
+    assert!(ok, "{text}");
+    until_released(&data).await;
+
+    let mut server = TestServer::start_on(data, &["--config", config_arg]);
+    let jiedao = server.login("jiedao").await;
+    let (_, me) = server.get_json("/api/me", &jiedao).await;
+    assert_eq!(me["community"], "s0001");
+    assert_eq!(me["communities"], serde_json::json!(["s0001", "s0003"]));
+    let compounds: Vec<&str> =
+        me["compounds"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+    assert_eq!(compounds.len(), 6);
+    assert!(compounds.iter().all(|c| c.starts_with("s0001-") || c.starts_with("s0003-")));
+    let (code, third) = server.get_json("/api/community?id=s0003", "").await;
+    assert_eq!((code, third["name"].as_str()), (200, Some("第3社区")));
+
+    // A report in each community, from kiosks the operator makes.
+    let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();
+    for compound in ["s0001-c1", "s0002-c2", "s0003-c3"] {
+        let added: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/admin/kiosks", server.url))
+            .bearer_auth(token.trim())
+            .json(&serde_json::json!({ "compound": compound }))
+            .send()
+            .await
+            .expect("http")
+            .json()
+            .await
+            .expect("json");
+        let credential = added["credential"].as_str().expect("a credential").to_owned();
+        server.kiosks.push((compound.to_owned(), credential));
+        let mut kiosk = server.kiosk(compound).await;
+        assert_eq!(kiosk.file(report(compound, "路灯坏了")).await.ticket.as_str(), "0001");
+    }
+    // The street office's supervisor audits both of theirs, and the figures name each
+    // compound by its community's name for it; the second community's 书记 sees only hers.
+    let (code, summary) =
+        server.get_json("/api/audit/summary?from=0&to=4102444800000", &jiedao).await;
+    assert_eq!(code, 200, "{summary}");
+    assert_eq!(summary["figures"]["reports"], 2, "s0002's report is not theirs");
+    let groups: Vec<(&str, &str)> = summary["by_compound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["key"].as_str().unwrap(), g["label"].as_str().unwrap()))
+        .collect();
+    assert_eq!(groups, [("s0001-c1", "第一小区"), ("s0003-c3", "第三小区")]);
+    let shuji2 = server.login("shuji2").await;
+    let (_, people) = server.get_json("/api/admin/people", &shuji2).await;
+    let logins: Vec<&str> =
+        people.as_array().unwrap().iter().filter_map(|p| p["login"].as_str()).collect();
+    assert_eq!(logins, ["shuji2"], "{logins:?}");
 }

@@ -367,6 +367,7 @@ async fn sessions_end_when_idle_old_or_their_password_changes() {
         role: hongfan_shared::Role::Worker,
         community: None,
         compounds: vec![hongfan_shared::CompoundId("c1".into())],
+        communities: Vec::new(),
         buildings: Vec::new(),
     };
     accounts.add_user(&operator, wang, PASSWORD).await.unwrap();

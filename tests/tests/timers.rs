@@ -87,8 +87,7 @@ async fn a_breach_is_recorded_on_time_with_nothing_else_written() {
     let (quick, slow) = (community.categories[0].id.clone(), community.categories[1].id.clone());
     let clock: hongfan::SharedClock = std::sync::Arc::new(hongfan::SystemClock);
     let store =
-        Store::open(dir.path(), std::sync::Arc::new(community), clock, StoreOptions::default())
-            .unwrap();
+        Store::open(dir.path(), vec![community].into(), clock, StoreOptions::default()).unwrap();
     // A first report with a long target, then the one whose target is short: by then the
     // thread has gone back to sleep until a deadline an hour away (or its idle limit).
     let first = hongfan_shared::Report { category: slow, ..report("c1", "x") };

@@ -19,7 +19,7 @@ pub async fn backup(data: &DataArgs, file: &Path) -> anyhow::Result<()> {
             None
         }
         None => {
-            let community = Arc::new(crate::config::load(data.config.as_deref())?);
+            let community = crate::config::load(data.config.as_deref())?.into();
             let store = Store::open(
                 &data.data_dir,
                 community,

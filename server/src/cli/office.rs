@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::http::Method;
 use clap::{Subcommand, ValueEnum};
 use hongfan_shared::office::PersonView;
-use hongfan_shared::{CompoundId, Principal, Role};
+use hongfan_shared::{CommunityId, CompoundId, Principal, Role};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -49,6 +49,10 @@ pub enum UserCommand {
         /// A compound the account works in (repeat for more).
         #[arg(long = "compound")]
         compounds: Vec<String>,
+        /// The account's community, when its compounds do not tell (a 书记 where there are
+        /// several); repeat for a street office's supervisor, who runs all of them.
+        #[arg(long = "community")]
+        communities: Vec<String>,
         /// A building head's building, as the community writes it (repeat for more).
         #[arg(long = "building")]
         buildings: Vec<String>,
@@ -130,7 +134,7 @@ impl Target {
         if let Some(operator) = Operator::find(&data.data_dir).await? {
             return Ok(Target::Running(operator));
         }
-        let community = Arc::new(crate::config::load(data.config.as_deref())?);
+        let community = crate::config::load(data.config.as_deref())?.into();
         let store =
             Store::open(&data.data_dir, community, Arc::new(SystemClock), StoreOptions::default())?;
         let accounts = Box::new(Accounts::new(store.clone(), Arc::new(SystemClock))?);
@@ -149,11 +153,22 @@ impl Target {
         match (self, command) {
             (
                 target,
-                UserCommand::Add { login, name, role, compounds, buildings, password_stdin },
+                UserCommand::Add {
+                    login,
+                    name,
+                    role,
+                    compounds,
+                    communities,
+                    buildings,
+                    password_stdin,
+                },
             ) => {
                 let (password, show) = password(*password_stdin)?;
                 let compounds: Vec<CompoundId> =
                     compounds.iter().map(|c| CompoundId(c.clone())).collect();
+                let mut communities = communities.iter().map(|c| CommunityId(c.clone()));
+                let community = communities.next();
+                let communities: Vec<CommunityId> = communities.collect();
                 let person = match target {
                     Target::Running(server) => {
                         let added: serde_json::Value = server
@@ -162,6 +177,7 @@ impl Target {
                                 "/api/admin/people",
                                 Some(json!({
                                     "login": login, "name": name, "role": Role::from(*role),
+                                    "community": community, "communities": communities,
                                     "compounds": compounds, "buildings": buildings,
                                     "password": password,
                                 })),
@@ -174,8 +190,9 @@ impl Target {
                             login: login.clone(),
                             name: name.clone(),
                             role: (*role).into(),
-                            community: None,
+                            community,
                             compounds,
+                            communities,
                             buildings: buildings.clone(),
                         };
                         PersonView::from(&accounts.add_user(&operator, new, &password).await?)

@@ -59,6 +59,10 @@ pub struct NewPersonForm {
     /// (`community_needed`).
     #[serde(default)]
     community: Option<hongfan_shared::CommunityId>,
+    /// A street office's supervisor (no compounds): the further communities they run. Only
+    /// someone who runs all of them may give them.
+    #[serde(default)]
+    communities: Vec<hongfan_shared::CommunityId>,
     /// A worker's or building head's compounds; none for a community supervisor (书记), theirs
     /// for a compound leader (网格长).
     #[serde(default)]
@@ -105,6 +109,7 @@ pub async fn add_person(
         role: form.role,
         community: form.community,
         compounds: form.compounds,
+        communities: form.communities,
         buildings: form.buildings,
     };
     let (person, code) = match form.password {

@@ -318,6 +318,11 @@ impl IntoResponse for AppError {
             AppError::Auth(AuthError::UnknownCommunity(_)) => {
                 (StatusCode::BAD_REQUEST, "bad_request", "没有这个社区")
             }
+            AppError::Auth(AuthError::NotAStreetSupervisor) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "只有不分管小区的书记（街道）可以管理多个社区",
+            ),
             AppError::Auth(AuthError::CommunityNeeded) => {
                 (StatusCode::BAD_REQUEST, "community_needed", "请选择社区")
             }

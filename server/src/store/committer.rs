@@ -177,18 +177,48 @@ impl Committer {
     /// the store is handed out, so they are on disk before anyone can ask.
     pub(super) fn catch_up(&mut self) -> Result<(), StoreError> {
         let mut group = Group::default();
-        if self.office.seq == 0 {
-            self.seed(&mut group)?;
-        }
+        self.seed(&mut group)?;
         self.stage_timers(&mut group);
         self.commit(group)
     }
 
-    /// A data folder's first office events: the community it was started with, and the
-    /// accounts a folder from before the office log kept in trees of their own (moved here).
+    /// The configured communities the office does not hold yet (on a new folder, all of them;
+    /// afterwards the office edits its own), and on a folder's first start the accounts a
+    /// folder from before the office log kept in trees of their own (moved here).
     fn seed(&mut self, group: &mut Group) -> Result<(), StoreError> {
-        let seed = Community::clone(&self.shared.seed);
-        let mut changes = vec![OfficeChange::Community { before: None, after: Box::new(seed) }];
+        let first = self.office.seq == 0;
+        let mut changes = Vec::new();
+        let shared = self.shared.clone();
+        let mut joining = self.office.clone();
+        for community in shared.seed.iter() {
+            if joining.communities.contains_key(&community.id) {
+                continue;
+            }
+            if let Err(problem) = joining.check_community(community) {
+                tracing::warn!(
+                    community = %community.id,
+                    %problem,
+                    "a configured community cannot join the data folder's"
+                );
+                continue;
+            }
+            let change =
+                OfficeChange::Community { before: None, after: Box::new(community.clone()) };
+            let event = OfficeEvent {
+                seq: joining.seq + 1,
+                at: self.now(),
+                actor: Actor::system(),
+                change: change.clone(),
+            };
+            joining.apply(&event).map_err(StoreError::Write)?;
+            changes.push(change);
+        }
+        if !first {
+            for change in changes {
+                self.append_office(group, Actor::system(), change)?;
+            }
+            return Ok(());
+        }
         let (people, kiosks) = self.shared.disk.legacy_accounts()?;
         for person in people {
             group.aux.push(AuxWrite {

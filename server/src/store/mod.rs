@@ -173,8 +173,9 @@ impl Health {
 #[derive(Debug)]
 pub(crate) struct Shared {
     disk: Arc<Disk>,
-    /// The community a new data folder starts with (the configuration file, or the built-in).
-    seed: Arc<Community>,
+    /// The communities a data folder starts with (the configuration file, or the built-in);
+    /// one the folder does not hold yet joins it at the next start.
+    seed: Arc<[Community]>,
     clock: SharedClock,
     metrics: Arc<crate::metrics::Metrics>,
     duty: DutyOverrides,
@@ -298,7 +299,7 @@ impl Store {
     /// every breach and escalation that fell due while it was closed before returning.
     pub fn open(
         dir: &Path,
-        community: Arc<Community>,
+        seed: Arc<[Community]>,
         clock: SharedClock,
         options: StoreOptions,
     ) -> Result<Store, StoreError> {
@@ -315,8 +316,9 @@ impl Store {
         let mut tickets: imbl::HashMap<CommunityId, imbl::Vector<IncidentId>> = Default::default();
         for row in &loaded.rows {
             // A folder from before the office log: its incidents are the seed's, written next.
-            let community = office.community_of(&row.compound).map_or(&community.id, |c| &c.id);
-            let numbers = tickets.entry(community.clone()).or_default();
+            let community = office.community_of(&row.compound).map(|c| &c.id);
+            let community = community.or(seed.first().map(|c| &c.id)).cloned().unwrap_or_default();
+            let numbers = tickets.entry(community).or_default();
             numbers.push_back(row.id);
             if row.ticket.number() != Some(numbers.len() as u64) {
                 let why = format!(
@@ -337,7 +339,7 @@ impl Store {
         };
         let shared = Arc::new(Shared {
             disk,
-            seed: community,
+            seed,
             clock,
             metrics: Arc::new(crate::metrics::Metrics::default()),
             duty: options.duty,

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let tag = args.next().unwrap_or_default();
     let store = Store::open(
         std::path::Path::new(&dir),
-        hongfan_tests::community(),
+        hongfan_tests::seed(),
         Arc::new(SystemClock),
         StoreOptions::default(),
     )?;

@@ -79,6 +79,10 @@ enum Scenario {
         events: u64,
         #[arg(long, default_value_t = 1000)]
         boards: usize,
+        /// Communities the deployment serves: the history's, and more from a generated
+        /// district configuration (they join the folder at a first start, not timed).
+        #[arg(long, default_value_t = 1)]
+        communities: usize,
     },
     /// The machine's own floor: a raw write + fdatasync loop, and a WebSocket echo round trip.
     Floor,
@@ -604,15 +608,36 @@ async fn build_history(
 }
 
 /// A history of `events` events, then the server's start and a mass resume.
-async fn restart(args: &Args, events: u64, boards_n: usize) -> anyhow::Result<serde_json::Value> {
+async fn restart(
+    args: &Args,
+    events: u64,
+    boards_n: usize,
+    communities: usize,
+) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(args.url.is_none(), "restart builds a server of its own: no --url");
     let dir = tempfile::tempdir_in(target_dir())?;
     let data = dir.path().join("data");
     let credentials = build_history(&data, events / 5).await?;
     let total = events / 5 * 5;
+    let mut flags: Vec<String> = LIMITS_OFF.iter().map(|f| (*f).to_owned()).collect();
+    if communities > 1 {
+        // The history's community is the folder's already; the rest of the district joins it.
+        let config = dir.path().join("district.toml");
+        std::fs::write(&config, hongfan_tests::district_toml(communities - 1))?;
+        flags.extend(["--config".to_owned(), config.display().to_string()]);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let joined = Instant::now();
+        let mut first = TestServer::start_on_launched(data.clone(), &flags, launch(args));
+        first.stop();
+        println!(
+            "{communities} communities joined the folder in {:.2} s",
+            joined.elapsed().as_secs_f64()
+        );
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
 
     let started = Instant::now();
-    let mut server = TestServer::start_on_launched(data.clone(), LIMITS_OFF, launch(args));
+    let mut server = TestServer::start_on_launched(data.clone(), &flags, launch(args));
     let serving = started.elapsed();
     server.kiosks = credentials;
     println!("start to serving with {total} events: {:.2} s", serving.as_secs_f64());
@@ -844,7 +869,9 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Idle { boards } => idle(&args, boards).await,
         Scenario::Claims { incidents, racers } => claims(&args, incidents, racers).await,
         Scenario::Floor => floor(args.secs).await?,
-        Scenario::Restart { events, boards } => restart(&args, events, boards).await?,
+        Scenario::Restart { events, boards, communities } => {
+            restart(&args, events, boards, communities).await?
+        }
     };
     if let Some(path) = args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
