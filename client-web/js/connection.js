@@ -56,20 +56,8 @@ export class Connection {
       this.attempt = 0;
       if (this.position && this.position.epoch !== msg.epoch) this.position = null;
       // hello names the community's version; its content is fetched once and kept.
-      this.communityId = msg.identity.community;
-      msg.community = await community(this.communityId, msg.community);
-      // A street office's supervisor sees the incidents of each community they run: the
-      // names of all their compounds and categories.
-      for (const id of (msg.identity.communities ?? []).filter((id) => id !== this.communityId)) {
-        const r = await fetch(`/api/community?id=${encodeURIComponent(id)}`);
-        if (!r.ok) continue;
-        const other = await r.json();
-        msg.community = {
-          ...msg.community,
-          compounds: [...msg.community.compounds, ...other.compounds],
-          categories: [...msg.community.categories, ...other.categories.filter((c) => !msg.community.categories.some((d) => d.id === c.id))],
-        };
-      }
+      this.identity = msg.identity;
+      msg.community = await ours(msg.identity, msg.community);
       this.online = true;
       this.options.onState("online");
       this.options.onHello(msg);
@@ -77,7 +65,7 @@ export class Connection {
       return;
     }
     if (msg.type === "community") {
-      this.options.onCommunity?.(await community(this.communityId, msg.version));
+      this.options.onCommunity?.(await ours(this.identity, msg.version));
       return;
     }
     if (msg.type === "snapshot" || msg.type === "resumed") this.position = { epoch: msg.epoch, seq: msg.seq };
@@ -129,6 +117,25 @@ async function community(id, version) {
   const fetched = await r.json();
   localStorage.setItem(COMMUNITY, JSON.stringify({ version, community: fetched }));
   return fetched;
+}
+
+/**
+ * The identity's community at `version`; a street office's supervisor sees the incidents of
+ * each community they run, so theirs has the compounds and categories of all of them.
+ */
+async function ours(identity, version) {
+  let merged = await community(identity.community, version);
+  for (const id of (identity.communities ?? []).filter((id) => id !== identity.community)) {
+    const r = await fetch(`/api/community?id=${encodeURIComponent(id)}`);
+    if (!r.ok) continue;
+    const other = await r.json();
+    merged = {
+      ...merged,
+      compounds: [...merged.compounds, ...other.compounds],
+      categories: [...merged.categories, ...other.categories.filter((c) => !merged.categories.some((d) => d.id === c.id))],
+    };
+  }
+  return merged;
 }
 
 /** An incident as held, with an event's patch merged in (a new one when it was not held). */

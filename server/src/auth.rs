@@ -502,6 +502,9 @@ impl Accounts {
         if !matches!(new.role, Role::Supervisor | Role::Worker | Role::BuildingHead) {
             return Err(AuthError::BadRole(new.role));
         }
+        if new.role != Role::Supervisor && new.compounds.is_empty() {
+            return Err(AuthError::NoCompound);
+        }
         let office = self.store.office();
         let mut owners = BTreeSet::new();
         for compound in &new.compounds {

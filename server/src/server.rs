@@ -84,7 +84,12 @@ impl Server {
             &settings.data_dir,
             communities.clone(),
             clock.clone(),
-            StoreOptions { webhooks: webhooks.clone(), ..settings.store.clone() },
+            // A file given to the server adds the communities the folder does not hold yet.
+            StoreOptions {
+                webhooks: webhooks.clone(),
+                join: settings.config.is_some(),
+                ..settings.store.clone()
+            },
         )?;
         // The file seeds a community the folder does not hold; afterwards it is the office's
         // to edit.

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use hongfan_shared::{
-    Change, Community, CompoundId, EscalationReason, Event, Incident, Timestamp, Urgency,
+    Change, Community, CommunityId, CompoundId, EscalationReason, Event, Incident, Timestamp,
+    Urgency,
 };
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -63,7 +64,10 @@ pub struct Webhook {
     /// 钉钉's signing secret, or the HMAC key of `signed`.
     #[serde(default, skip_serializing)]
     pub secret: Option<String>,
-    /// The compounds it is for; empty for all.
+    /// The community it is for (`default` when the deployment serves one).
+    #[serde(default)]
+    pub community: CommunityId,
+    /// The compounds it is for; empty for all of its community's.
     #[serde(default)]
     pub compounds: Vec<CompoundId>,
     pub kinds: Vec<Kind>,
@@ -102,7 +106,10 @@ pub struct Delivery {
     pub kind: Kind,
     pub at: Timestamp,
     pub incident: u64,
+    /// The incident's ticket within its community.
     pub ticket: String,
+    #[serde(default)]
+    pub community: CommunityId,
     pub compound: CompoundId,
     /// What a person reads: Chinese, with no personal data.
     pub text: String,
@@ -135,8 +142,10 @@ impl Webhooks {
             if hook.format == Format::Signed && hook.secret.as_deref().is_none_or(str::is_empty) {
                 return Err(bad("a signed hook needs a secret"));
             }
-            let known = |c| communities.iter().any(|community| community.compound(c).is_some());
-            if let Some(unknown) = hook.compounds.iter().find(|c| !known(c)) {
+            let Some(community) = communities.iter().find(|c| c.id == hook.community) else {
+                return Err(bad(&format!("no community {:?}", hook.community.0)));
+            };
+            if let Some(unknown) = hook.compounds.iter().find(|c| community.compound(c).is_none()) {
                 return Err(bad(&format!("no compound {:?}", unknown.0)));
             }
         }
@@ -173,6 +182,7 @@ impl Webhooks {
         self.hooks
             .iter()
             .filter(|h| h.kinds.contains(&kind))
+            .filter(|h| h.community == community.id)
             .filter(|h| h.compounds.is_empty() || h.compounds.contains(compound))
             .map(|h| Delivery {
                 id: format!("{:020}-{}", event.seq, h.name),
@@ -181,6 +191,7 @@ impl Webhooks {
                 at: event.at,
                 incident: incident.id.0,
                 ticket: incident.ticket.as_str().to_owned(),
+                community: community.id.clone(),
                 compound: compound.clone(),
                 text: text.clone(),
             })
@@ -196,6 +207,12 @@ fn text(kind: Kind, event: &Event, incident: &Incident, community: &Community) -
     let compound = community
         .compound(&incident.report.compound)
         .map_or(incident.report.compound.0.as_str(), |c| c.name.as_str());
+    // Where there are several communities, their compounds' names may repeat.
+    let compound = if community.id == CommunityId::default() {
+        compound.to_owned()
+    } else {
+        format!("{}{compound}", community.name)
+    };
     let urgent = if incident.report.urgency == Urgency::Urgent { "【紧急】" } else { "" };
     let what = match (kind, &event.change) {
         (Kind::UrgentReport, _) => "新上报，请尽快接单",
@@ -286,6 +303,8 @@ pub struct HookState {
     pub format: String,
     /// The receiver's host.
     pub host: String,
+    #[schema(value_type = String)]
+    pub community: CommunityId,
     #[schema(value_type = Vec<String>)]
     pub compounds: Vec<CompoundId>,
     #[schema(value_type = Vec<String>)]
@@ -339,6 +358,7 @@ impl Deliverer {
                         .and_then(|v| v.as_str().map(str::to_owned))
                         .unwrap_or_default(),
                     host: host.unwrap_or_default(),
+                    community: h.community.clone(),
                     compounds: h.compounds.clone(),
                     kinds: h.kinds.clone(),
                     ..HookState::default()

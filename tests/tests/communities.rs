@@ -69,7 +69,7 @@ async fn each_community_numbers_its_own_tickets_and_a_kiosk_finds_only_its_own()
     let (server, _dir) = two_communities().await;
     let mut a = server.kiosk("c1").await;
     let mut b = server.kiosk("b1").await;
-    let (first_a, _) = a.file_slip(report("c1", "楼道灯不亮")).await;
+    let (first_a, key_a) = a.file_slip(report("c1", "楼道灯不亮")).await;
     let (first_b, key_b) = b.file_slip(report("b1", "乙小区漏水")).await;
     let (second_a, _) = a.file_slip(report("c1", "电梯异响")).await;
     let tickets = [&first_a, &first_b, &second_a].map(|i| i.ticket.as_str().to_owned());
@@ -101,9 +101,39 @@ async fn each_community_numbers_its_own_tickets_and_a_kiosk_finds_only_its_own()
         ServerMessage::Error(e) => assert_eq!(e.code, ErrorCode::WrongKey),
         other => panic!("A's kiosk found B's ticket: {other:?}"),
     }
-    // Saying another community changes nothing for a kiosk.
-    let across = lookup_in(Some("b"), "0001", &key_b);
-    assert!(matches!(answer(&mut a, across).await, ServerMessage::Error(_)));
+    // Saying another community changes nothing for a kiosk: its number is its own community's.
+    match answer(&mut a, lookup_in(Some("b"), "0001", &key_a)).await {
+        ServerMessage::Found { incident, .. } => assert_eq!(incident.id, first_a.id),
+        other => panic!("A's kiosk did not find its own 0001: {other:?}"),
+    }
+    // Staff look up another community's ticket by naming it, and only one they act in.
+    let mut boss = server.user("boss").await;
+    let mut bshuji = server.user("bshuji").await;
+    let staff = |community| ClientMessage::Lookup {
+        id: 2,
+        ticket: "0001".into(),
+        community: Some(CommunityId(community)),
+        incident: None,
+        phone_tail: None,
+        key: None,
+    };
+    match answer(&mut bshuji, staff("b".into())).await {
+        ServerMessage::Found { incident, .. } => assert_eq!(incident.id, first_b.id),
+        other => panic!("B's 书记 did not find B's 0001: {other:?}"),
+    }
+    match answer(&mut boss, staff("b".into())).await {
+        ServerMessage::Error(e) => assert_eq!(e.code, ErrorCode::NotFound),
+        other => panic!("A's 书记 found B's 0001: {other:?}"),
+    }
+    let by_id = ClientMessage::Lookup {
+        id: 3,
+        ticket: String::new(),
+        community: None,
+        incident: Some(first_b.id),
+        phone_tail: None,
+        key: None,
+    };
+    assert!(matches!(answer(&mut boss, by_id).await, ServerMessage::Error(_)));
 
     // The resident's page names the community after the code; without it, it is the default.
     let (code, seen) =
@@ -141,16 +171,18 @@ async fn the_counters_go_on_after_a_restart() {
     assert_eq!(a.file(report("c1", "一")).await.ticket.as_str(), "0001");
 }
 
-/// The incidents of the events `client` hears up to the first of `last`'s.
+/// The incidents of the events and alerts `client` hears up to the first event of `last`'s.
 async fn heard_until(
     client: &mut WsClient,
     last: hongfan_shared::IncidentId,
 ) -> Vec<hongfan_shared::IncidentId> {
     let of = |m: &ServerMessage| match m {
         ServerMessage::Event { event, .. } => Some(event.incident),
+        ServerMessage::Alert { incident, .. } => Some(incident.id),
         _ => None,
     };
-    let (message, before) = client.recv_until(|m| of(m) == Some(last)).await;
+    let event = |m: &ServerMessage| matches!(m, ServerMessage::Event { event, .. } if event.incident == last);
+    let (message, before) = client.recv_until(event).await;
     before.iter().chain([&message]).filter_map(of).collect()
 }
 
@@ -260,7 +292,7 @@ async fn a_district_configured_in_one_file_starts_and_its_street_office_audits_a
     let data = dir.path().join("data");
     let config_arg = config.to_str().unwrap();
     let add = |login: &str, extra: &[&str]| {
-        let mut args = vec!["user", "add", login, "--role", "supervisor", "--config", config_arg];
+        let mut args = vec!["user", "add", login, "--role", "supervisor"];
         args.extend_from_slice(extra);
         args.push("--password-stdin");
         let mut child = std::process::Command::new(hongfan_tests::server::binary())
@@ -280,10 +312,13 @@ async fn a_district_configured_in_one_file_starts_and_its_street_office_audits_a
         (output.status.success(), text)
     };
     // Which community a 书记 runs must be said where there are several.
-    let (ok, text) = add("nobody", &[]);
+    let (ok, text) = add("nobody", &["--config", config_arg]);
     assert!(!ok && text.contains("say which community"), "{text}");
-    assert!(add("shuji2", &["--community", "s0002"]).0);
-    let (ok, text) = add("jiedao", &["--community", "s0001", "--community", "s0003"]);
+    assert!(add("shuji2", &["--community", "s0002", "--config", config_arg]).0);
+    // A command run on the folder without the file adds nothing of the built-in community.
+    assert!(add("shuji3", &["--community", "s0003"]).0);
+    let (ok, text) =
+        add("jiedao", &["--community", "s0001", "--community", "s0003", "--config", config_arg]);
     assert!(ok, "{text}");
     until_released(&data).await;
 
@@ -298,6 +333,7 @@ async fn a_district_configured_in_one_file_starts_and_its_street_office_audits_a
     assert!(compounds.iter().all(|c| c.starts_with("s0001-") || c.starts_with("s0003-")));
     let (code, third) = server.get_json("/api/community?id=s0003", "").await;
     assert_eq!((code, third["name"].as_str()), (200, Some("第3社区")));
+    assert_eq!(server.get_json("/api/community", "").await.0, 404, "no default community here");
 
     // A report in each community, from kiosks the operator makes.
     let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();

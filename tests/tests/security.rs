@@ -173,15 +173,19 @@ async fn slow_or_large_bodies_cannot_hold_the_server() {
         }
     })
     .await;
-    let status = reqwest::Client::new()
+    let answer = reqwest::Client::new()
         .post(format!("{}/api/login", server.url))
         .header("content-type", "application/json")
         .body(format!("{{\"login\":\"{}\",\"password\":\"x\"}}", "x".repeat(10_000)))
         .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status.as_u16(), 413, "the routes that need no login take small bodies only");
+        .await;
+    // Refused from the length alone: the server answers 413 and closes without reading the
+    // body, so on a busy machine the unread bytes can reset the connection before the client
+    // reads the answer. Either way the body was not taken.
+    match answer {
+        Ok(answer) => assert_eq!(answer.status().as_u16(), 413, "small bodies only"),
+        Err(e) => assert!(format!("{e:?}").contains("ConnectionReset"), "{e:?}"),
+    }
 }
 
 #[tokio::test]

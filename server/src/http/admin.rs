@@ -588,16 +588,11 @@ pub async fn webhooks(
 ) -> Result<Json<Vec<crate::webhooks::HookState>>, AppError> {
     let by = admin(&app, &jar, &headers).await?;
     let states = app.webhooks.as_ref().map(crate::webhooks::Deliverer::states).unwrap_or_default();
-    // A hook for every compound is seen by whoever runs every community; the others by
-    // whoever manages all of its compounds.
-    let office = app.hub.store().office();
-    let everywhere = office.office.communities.keys().all(|c| by.runs(c));
+    // A hook for a whole community is seen by whoever runs it; the others by whoever manages
+    // all of its compounds.
     let mine = |s: &crate::webhooks::HookState| {
-        if s.compounds.is_empty() {
-            everywhere
-        } else {
-            s.compounds.iter().all(|c| by.may_act_in(c))
-        }
+        by.runs(&s.community)
+            || (!s.compounds.is_empty() && s.compounds.iter().all(|c| by.may_act_in(c)))
     };
     Ok(Json(states.into_iter().filter(mine).collect()))
 }

@@ -80,10 +80,12 @@ fn non_empty(value: &Option<String>) -> Option<String> {
 }
 
 impl Params {
-    /// The query as `who` may ask it: a compound leader's only ever counts their compounds.
-    fn query(&self, who: &Principal) -> AuditQuery {
+    /// The query as `who` may ask it: a compound leader's only ever counts their compounds, a
+    /// 书记's her community's; whoever runs every community of `office` is not limited.
+    fn query(&self, who: &Principal, office: &Office) -> AuditQuery {
+        let everywhere = office.communities.keys().all(|c| who.runs(c));
         AuditQuery {
-            within: AuditQuery::within(&who.scope),
+            within: if everywhere { None } else { AuditQuery::within(&who.scope) },
             from: Timestamp(self.from),
             to: Timestamp(self.to),
             compound: non_empty(&self.compound).map(CompoundId),
@@ -94,17 +96,19 @@ impl Params {
 }
 
 /// Names ids for people: the compound's or category's Chinese name.
-/// The office's names for compounds and categories, and their order: the communities' own (as
-/// the kiosk shows them), community by community. A category id several communities use is
-/// named and placed as the first of them has it.
+/// The names of compounds and categories in the communities `who` acts in, and their order:
+/// the communities' own (as the kiosk shows them), community by community. A category id
+/// several of them use is named and placed as the first has it.
 struct Names<'a> {
     compounds: HashMap<&'a str, (usize, &'a str)>,
     categories: HashMap<&'a str, (usize, &'a str)>,
 }
 
 impl<'a> Names<'a> {
-    fn of(office: &'a Office) -> Names<'a> {
-        let communities = office.communities.values();
+    fn of(office: &'a Office, who: &Principal) -> Names<'a> {
+        let communities = office.communities.values().filter(|c| {
+            who.runs(&c.id) || c.compounds.iter().any(|compound| who.may_act_in(&compound.id))
+        });
         let mut names = Names { compounds: HashMap::new(), categories: HashMap::new() };
         for c in communities.clone().flat_map(|c| &c.compounds) {
             let at = names.compounds.len();
@@ -138,8 +142,8 @@ impl<'a> Names<'a> {
 
 fn summary_of(app: &App, who: &Principal, params: &Params) -> Result<Summary, AppError> {
     let office = app.hub.store().office();
-    let names = Names::of(&office.office);
-    let query = params.query(who);
+    let names = Names::of(&office.office, who);
+    let query = params.query(who, &office.office);
     let mut summary = app
         .hub
         .store()
@@ -176,7 +180,7 @@ pub async fn summary(
 }
 
 fn rows_of(app: &App, who: &Principal, params: &Params) -> Result<Vec<AuditRow>, AppError> {
-    let query = params.query(who);
+    let query = params.query(who, &app.hub.store().office().office);
     let asof = query.to.min(app.hub.store().now());
     let rows = app.hub.store().audit_rows(&query).map_err(AuthError::from)?;
     let only = params.only.unwrap_or(Only::All);
@@ -245,7 +249,7 @@ pub struct Timeline {
 
 /// One incident and every event of it, read from the log, with the time since the report.
 #[utoipa::path(get, path = "/api/audit/incidents/{id}", tag = "audit", security(("session" = [])),
-    params(("id" = u64, Path, description = "The incident's id (its ticket number)")),
+    params(("id" = u64, Path, description = "The incident's id (in a deployment serving one community, its ticket number)")),
     responses(
         (status = 200, description = "The incident and its timeline", body = Timeline),
         (status = 401, description = "`no_session`", body = ErrorJson),
@@ -290,7 +294,11 @@ fn percent(rate: Option<f64>) -> String {
     rate.map(|r| format!("{:.1}%", r * 100.0)).unwrap_or_default()
 }
 
-fn incidents_csv(office: &Office, rows: &[AuditRow]) -> Result<Vec<u8>, csv::Error> {
+fn incidents_csv(
+    office: &Office,
+    who: &Principal,
+    rows: &[AuditRow],
+) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
     out.write_record([
         "受理号",
@@ -311,7 +319,7 @@ fn incidents_csv(office: &Office, rows: &[AuditRow]) -> Result<Vec<u8>, csv::Err
         "满意度",
         "二次办理",
     ])?;
-    let names = Names::of(office);
+    let names = Names::of(office, who);
     let name = |kind, key: &str| names.label(kind, key);
     for r in rows {
         let yes = |b: bool| if b { "是" } else { "否" };
@@ -438,7 +446,7 @@ pub async fn export(
     };
     let (body, content_type, extension) = match (params.format.unwrap_or(Format::Csv), what) {
         (Format::Csv, What::Incidents) => (
-            incidents_csv(&office.office, &rows_of(&app, &who, &params)?),
+            incidents_csv(&office.office, &who, &rows_of(&app, &who, &params)?),
             "text/csv; charset=utf-8",
             "csv",
         ),

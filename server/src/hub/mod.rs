@@ -501,7 +501,10 @@ impl Hub {
                     let text = encode(&ServerMessage::Community { version });
                     let (cap, metrics) = (self.0.limits.queue, self.0.store.metrics());
                     let clients = self.clients();
-                    let ours = clients.conns.values().filter(|c| c.community == after.id);
+                    let ours = clients
+                        .conns
+                        .values()
+                        .filter(|c| c.community == after.id || c.principal.runs(&after.id));
                     for conn in ours.filter(|c| c.subscribed) {
                         conn.push(Outgoing::Text(text.clone()), cap, metrics);
                     }

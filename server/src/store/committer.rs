@@ -187,6 +187,9 @@ impl Committer {
     /// folder from before the office log kept in trees of their own (moved here).
     fn seed(&mut self, group: &mut Group) -> Result<(), StoreError> {
         let first = self.office.seq == 0;
+        if !first && !self.shared.join {
+            return Ok(());
+        }
         let mut changes = Vec::new();
         let shared = self.shared.clone();
         let mut joining = self.office.clone();
@@ -623,7 +626,8 @@ impl Committer {
         let mut deliveries = Vec::new();
         if !self.shared.webhooks.is_empty() {
             for (event, (_, after)) in events.iter().zip(&states) {
-                let community = self.community_of(&after.report.compound)?;
+                // Every compound an incident names is a community's (none is ever removed).
+                let Ok(community) = self.community_of(&after.report.compound) else { continue };
                 deliveries.extend(self.shared.webhooks.deliveries(event, after, &community));
             }
             for delivery in &deliveries {

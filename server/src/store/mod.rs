@@ -173,9 +173,10 @@ impl Health {
 #[derive(Debug)]
 pub(crate) struct Shared {
     disk: Arc<Disk>,
-    /// The communities a data folder starts with (the configuration file, or the built-in);
-    /// one the folder does not hold yet joins it at the next start.
+    /// The communities a data folder starts with (the configuration file, or the built-in).
     seed: Arc<[Community]>,
+    /// Whether the seed's communities a started folder lacks join it (`StoreOptions::join`).
+    join: bool,
     clock: SharedClock,
     metrics: Arc<crate::metrics::Metrics>,
     duty: DutyOverrides,
@@ -253,6 +254,10 @@ pub struct StoreOptions {
     pub faults: Option<Arc<Faults>>,
     /// The webhooks whose deliveries the committer writes into the outbox with their events.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// The seed's communities that a folder already started does not hold join it (a
+    /// configuration file given to the server). Otherwise only a new folder takes the seed: a
+    /// command run without the file must not add the built-in community to a district's.
+    pub join: bool,
 }
 
 impl Default for StoreOptions {
@@ -263,6 +268,7 @@ impl Default for StoreOptions {
             read_only: false,
             faults: None,
             webhooks: Arc::default(),
+            join: false,
         }
     }
 }
@@ -315,9 +321,11 @@ impl Store {
         }
         let mut tickets: imbl::HashMap<CommunityId, imbl::Vector<IncidentId>> = Default::default();
         for row in &loaded.rows {
-            // A folder from before the office log: its incidents are the seed's, written next.
-            let community = office.community_of(&row.compound).map(|c| &c.id);
-            let community = community.or(seed.first().map(|c| &c.id)).cloned().unwrap_or_default();
+            // A compound no community holds can only be one a folder from before there were
+            // several communities (or before the office log) dropped: its incidents were the
+            // default community's.
+            let community = office.community_of(&row.compound).map(|c| c.id.clone());
+            let community = community.unwrap_or_default();
             let numbers = tickets.entry(community).or_default();
             numbers.push_back(row.id);
             if row.ticket.number() != Some(numbers.len() as u64) {
@@ -348,6 +356,7 @@ impl Store {
             health: Health::default(),
             attachments,
             webhooks: options.webhooks.clone(),
+            join: options.join,
             last_group: Default::default(),
         });
         let mut state = None;
