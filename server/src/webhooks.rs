@@ -534,4 +534,70 @@ mod tests {
         );
         assert!(load(&hook("url = \"https://qyapi.weixin.qq.com/x\"\nsecret = \"s\"")).is_ok());
     }
+
+    #[test]
+    fn a_hook_hears_only_its_own_community() {
+        let default = crate::config::load(None).unwrap().remove(0);
+        let mut b = default.clone();
+        b.id = CommunityId("b".into());
+        b.name = "乙社区".into();
+        b.compounds.truncate(1);
+        b.compounds[0].id = CompoundId("b1".into());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("webhooks.toml");
+        let hook = |name: &str, extra: &str| {
+            format!(
+                "[[webhook]]\nname = \"{name}\"\nurl = \"http://x\"\nformat = \"wecom\"\nkinds = [\"urgent_report\"]\n{extra}\n"
+            )
+        };
+        std::fs::write(&path, hook("mine", "") + &hook("theirs", "community = \"b\"")).unwrap();
+        let hooks = Webhooks::load(&path, &[default.clone(), b.clone()]).unwrap();
+        let urgent = |compound: &str| {
+            let report = hongfan_shared::Report {
+                compound: CompoundId(compound.into()),
+                category: default.categories[0].id.clone(),
+                urgency: Urgency::Urgent,
+                building: "1号楼".into(),
+                unit: String::new(),
+                room: String::new(),
+                description: "漏水".into(),
+                phone: None,
+                attachments: Vec::new(),
+            };
+            let change = Change::Reported {
+                ticket: hongfan_shared::Ticket::new(1),
+                report: Box::new(report),
+                request_id: "r".into(),
+                respond_by: Timestamp(1),
+                resolve_by: Timestamp(2),
+                escalate_by: None,
+                key: None,
+                recurring: Vec::new(),
+            };
+            let actor = hongfan_shared::Actor::system();
+            let event = Event {
+                seq: 1,
+                at: Timestamp(0),
+                incident: hongfan_shared::IncidentId(1),
+                actor,
+                change,
+            };
+            let incident = Incident::from_event(&event).unwrap();
+            (event, incident)
+        };
+        let (event, incident) = urgent("c1");
+        let to: Vec<String> =
+            hooks.deliveries(&event, &incident, &default).into_iter().map(|d| d.hook).collect();
+        assert_eq!(to, ["mine"]);
+        let (event, incident) = urgent("b1");
+        let delivered = hooks.deliveries(&event, &incident, &b);
+        assert_eq!(delivered.iter().map(|d| d.hook.as_str()).collect::<Vec<_>>(), ["theirs"]);
+        assert_eq!(delivered[0].community, b.id);
+        assert!(delivered[0].text.contains("乙社区"), "{}", delivered[0].text);
+
+        let unknown = hook("lost", "community = \"c\"");
+        std::fs::write(&path, unknown).unwrap();
+        let refused = Webhooks::load(&path, &[default, b]).unwrap_err().to_string();
+        assert!(refused.contains("no community \"c\""), "{refused}");
+    }
 }
