@@ -25,7 +25,7 @@ export async function render(panel, office) {
     panel.replaceChildren(el("h2", {}, t("tab_community")), el("p", { class: "notice" }, t("leader_no_community")));
     return;
   }
-  const community = structuredClone(office.community);
+  const community = structuredClone(office.own);
   const text = (value, attrs = {}) => el("input", { value: value ?? "", ...attrs });
   const name = text(community.name, { id: "c-name", maxlength: 40, required: true });
   const street = text(community.street_office, { id: "c-street", maxlength: 40, required: true });
@@ -111,7 +111,7 @@ export async function render(panel, office) {
         categories: categoryForms.map((f) => f.read()),
       };
       try {
-        office.community = await api("PUT", "/api/admin/community", next);
+        office.own = await api("PUT", "/api/admin/community", next);
         saved.textContent = t("community_saved");
         office.toast(t("community_saved"));
       } catch (problem) {

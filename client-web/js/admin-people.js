@@ -76,8 +76,13 @@ function personFields(office, person) {
   role.addEventListener("change", fillBuildings);
   const nameInput = el("input", { id: "p-name", name: "name", maxlength: 40, required: true, value: person?.name ?? "" });
   const login = el("input", { id: "p-login", name: "login", maxlength: 32, required: true, autocomplete: "off", pattern: "[a-z0-9._-]{2,32}", value: person?.login ?? "", disabled: Boolean(person) });
+  // Whose office, for a new 书记 of a street office's supervisor (the compounds tell otherwise).
+  const community = office.communities.length > 1 && !person
+    ? el("select", { id: "p-community", name: "community" }, office.communities.map((c) => el("option", { value: c.id }, c.name)))
+    : null;
   const content = el("div", { class: "stack" },
     field(t("role"), role, t("leader_hint")),
+    community ? field(t("community"), community) : null,
     field(t("name"), nameInput),
     field(t("login_name"), login),
     compounds,
@@ -89,6 +94,7 @@ function personFields(office, person) {
       login: login.value.trim(),
       name: nameInput.value.trim(),
       role: role.value,
+      ...(community && !checkedIn(compounds, "compound").length ? { community: community.value } : {}),
       compounds: checkedIn(compounds, "compound"),
       buildings: checkedIn(buildingsBox, "building"),
     }),

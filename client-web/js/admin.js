@@ -25,7 +25,16 @@ async function show() {
   }
   applyI18n();
   document.getElementById("toast").hidden = true;
-  office.community = await api("GET", `/api/community?id=${encodeURIComponent(office.identity.community)}`);
+  // Each community the identity runs (a street office's supervisor, several): the people,
+  // kiosks and rota tabs show all of their compounds; the community tab edits the own one.
+  const ids = office.identity.communities?.length ? office.identity.communities : [office.identity.community];
+  office.communities = await Promise.all(ids.map((id) => api("GET", `/api/community?id=${encodeURIComponent(id)}`)));
+  office.own = office.communities[0];
+  office.community = {
+    ...office.own,
+    compounds: office.communities.flatMap((c) => c.compounds),
+    categories: office.communities.flatMap((c) => c.categories).filter((c, i, all) => all.findIndex((d) => d.id === c.id) === i),
+  };
   const panel = document.getElementById("panel");
   try {
     await TABS[tab].render(panel, office);
