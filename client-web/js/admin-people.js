@@ -27,11 +27,15 @@ function state(person) {
 
 export async function render(panel, office) {
   const list = await api("GET", "/api/admin/people");
+  // Whoever runs several communities is told whose each person is.
+  const several = office.communities.length > 1;
+  const communityName = (id) => office.communities.find((c) => c.id === id)?.name ?? id;
   const rows = list.map((p) => ({
     data: { login: p.login },
     cells: [
       p.name,
       p.login,
+      ...(several ? [[p.community, ...(p.communities ?? [])].map(communityName).join("、")] : []),
       roleName(p.role, p.compounds),
       p.compounds.map((c) => compoundName(office.community, c)).join("、") || "—",
       p.buildings.join("、") || "—",
@@ -50,7 +54,7 @@ export async function render(panel, office) {
     el("div", { class: "panel-head" },
       el("h2", {}, t("tab_people")),
       el("button", { type: "button", class: "primary", id: "add-person", onclick: () => add(panel, office) }, t("add_person"))),
-    table("people", [t("name"), t("login_name"), t("role"), t("compounds"), t("buildings"), t("state"), t("actions")], rows),
+    table("people", [t("name"), t("login_name"), ...(several ? [t("community")] : []), t("role"), t("compounds"), t("buildings"), t("state"), t("actions")], rows),
   );
 }
 

@@ -372,3 +372,75 @@ async fn a_district_configured_in_one_file_starts_and_its_street_office_audits_a
         people.as_array().unwrap().iter().filter_map(|p| p["login"].as_str()).collect();
     assert_eq!(logins, ["shuji2"], "{logins:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_street_office_supervisor_runs_the_people_of_each_community_from_the_admin_page() {
+    use hongfan_tests::browser::{
+        Driver, accessibility_problems, click, fill, screenshots, text_of, wait_js,
+    };
+    let (server, _dir) = two_communities().await;
+    // The operator makes the street office's supervisor, as the admin form does.
+    let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();
+    let added = reqwest::Client::new()
+        .post(format!("{}/api/admin/people", server.url))
+        .bearer_auth(token.trim())
+        .json(&serde_json::json!({
+            "login": "jiedao", "name": "街道王主任", "role": "supervisor",
+            "community": "default", "communities": ["b"], "password": PASSWORD,
+        }))
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(added.status().as_u16(), 200, "{:?}", added.text().await);
+
+    let driver = Driver::start();
+    let client = driver.session().await;
+    client.goto(&format!("{}/login?next=/admin", server.url)).await.unwrap();
+    fill(&client, "#login", "jiedao").await;
+    fill(&client, "#password", PASSWORD).await;
+    click(&client, "#submit").await;
+    // Both communities' people, and both communities' compounds by name.
+    let people = wait_js(
+        &client,
+        "the people of both communities",
+        "const r = [...document.querySelectorAll('#people tbody tr')].map(r => r.dataset.login); return r.includes('bwang') && r.includes('wang') ? r.join(',') : null",
+    )
+    .await;
+    assert!(!people.as_str().unwrap().contains("intruder"), "{people}");
+    let bwang = text_of(&client, "#people tr[data-login=bwang]").await;
+    assert!(bwang.contains("乙社区") && bwang.contains("乙小区"), "{bwang}");
+    let jiedao = text_of(&client, "#people tr[data-login=jiedao]").await;
+    assert!(jiedao.contains("财工街社区、乙社区"), "{jiedao}");
+    screenshots(&client, "admin-street-office-people").await;
+
+    // A new 书记 of the second community: chosen by name.
+    click(&client, "#add-person").await;
+    let options = wait_js(
+        &client,
+        "the community chooser",
+        "const s = document.getElementById('p-community'); return s ? [...s.options].map(o => o.textContent).join(',') : null",
+    )
+    .await;
+    assert_eq!(options, "财工街社区,乙社区");
+    wait_js(
+        &client,
+        "a supervisor and the second community",
+        "const r = document.getElementById('p-role'); r.value = 'supervisor'; r.dispatchEvent(new Event('change')); const c = document.getElementById('p-community'); c.value = 'b'; return true",
+    )
+    .await;
+    fill(&client, "#p-name", "乙书记").await;
+    fill(&client, "#p-login", "bshuji2").await;
+    screenshots(&client, "admin-street-office-person-form").await;
+    assert_eq!(accessibility_problems(&client).await, Vec::<String>::new());
+    click(&client, "#dialog form .actions button[type=submit]").await;
+    let code = text_of(&client, "#one-time-code").await;
+    assert_eq!(code.len(), 12, "{code}");
+    let bshuji = server.login("bshuji").await;
+    let (_, people) = server.get_json("/api/admin/people", &bshuji).await;
+    let new = people.as_array().unwrap().iter().find(|p| p["login"] == "bshuji2").cloned();
+    assert_eq!(
+        new.map(|p| p["community"].clone()),
+        Some(serde_json::json!("b")),
+        "B's 书记 sees her new colleague"
+    );
+}
