@@ -723,7 +723,7 @@ fn action_name(action: &Action) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::community::{Category, CategoryId, Compound, Target, Targets, Urgency};
     use crate::event::{Event, Timer};
@@ -732,7 +732,8 @@ mod tests {
 
     const T0: Timestamp = Timestamp(1_700_000_000_000);
 
-    fn community() -> Community {
+    /// A community of two compounds, `c1` and `c2`, and one category, `repair`.
+    pub(crate) fn community() -> Community {
         let target =
             |m, h| Target { respond: Millis::from_mins(m), resolve: Millis::from_hours(h) };
         Community {

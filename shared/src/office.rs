@@ -449,43 +449,17 @@ mod tests {
         assert!(date.check(&workers).is_err());
     }
 
+    /// The lifecycle tests' community as `id`, with `compounds` instead of its own.
     fn community(id: &str, compounds: &[&str]) -> Community {
-        use crate::community::{Category, CategoryId, Compound, Target, Targets};
-        use crate::time::Millis;
-        let target = Target { respond: Millis::from_mins(30), resolve: Millis::from_hours(24) };
-        Community {
-            id: CommunityId(id.into()),
-            name: format!("{id}社区"),
-            street_office: "济阳街道".into(),
-            compounds: compounds
-                .iter()
-                .map(|c| Compound {
-                    id: CompoundId((*c).into()),
-                    name: (*c).into(),
-                    station: (*c).into(),
-                    grid: (*c).into(),
-                    buildings: Vec::new(),
-                })
-                .collect(),
-            categories: vec![Category {
-                id: CategoryId("repair".into()),
-                name: "设施报修".into(),
-                name_en: "Repair".into(),
-                icon: String::new(),
-                targets: Targets { normal: target, urgent: target },
-                private: false,
-                phrases: Vec::new(),
-                emergency: false,
-                retired: false,
-                mediation: None,
-            }],
-            escalation: Default::default(),
-            quick_replies: Default::default(),
-            pauses: Default::default(),
-            recurring: Default::default(),
-            points: Default::default(),
-            goals: Default::default(),
-        }
+        let mut community = crate::lifecycle::tests::community();
+        let template = community.compounds[0].clone();
+        community.id = CommunityId(id.into());
+        community.name = format!("{id}社区");
+        community.compounds = compounds
+            .iter()
+            .map(|c| crate::community::Compound { id: CompoundId((*c).into()), ..template.clone() })
+            .collect();
+        community
     }
 
     fn office_of(communities: &[Community]) -> Office {

@@ -54,6 +54,23 @@ async fn two_communities() -> (TestServer, tempfile::TempDir) {
     (server, dir)
 }
 
+/// Sends `body` to `path` as the operator, with the token the server wrote into its folder.
+async fn as_operator(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();
+    reqwest::Client::new()
+        .request(method, format!("{}{path}", server.url))
+        .bearer_auth(token.trim())
+        .json(&body)
+        .send()
+        .await
+        .expect("http")
+}
+
 async fn status(server: &TestServer, body: serde_json::Value) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
         .post(format!("{}/api/status", server.url))
@@ -269,16 +286,9 @@ async fn a_community_supervisor_manages_only_her_own() {
     assert_eq!(add.status().as_u16(), 403, "{:?}", add.text().await);
 
     // No compound belongs to two communities.
-    let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();
     let mut taken = default.clone();
     taken["id"] = "c".into();
-    let put = client
-        .put(format!("{}/api/admin/community", server.url))
-        .bearer_auth(token.trim())
-        .json(&taken)
-        .send()
-        .await
-        .expect("http");
+    let put = as_operator(&server, reqwest::Method::PUT, "/api/admin/community", taken).await;
     assert_eq!(put.status().as_u16(), 400);
     let body: serde_json::Value = put.json().await.unwrap();
     assert_eq!(body["code"], "bad_community", "{body}");
@@ -336,18 +346,14 @@ async fn a_district_configured_in_one_file_starts_and_its_street_office_audits_a
     assert_eq!(server.get_json("/api/community", "").await.0, 404, "no default community here");
 
     // A report in each community, from kiosks the operator makes.
-    let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();
     for compound in ["s0001-c1", "s0002-c2", "s0003-c3"] {
-        let added: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/api/admin/kiosks", server.url))
-            .bearer_auth(token.trim())
-            .json(&serde_json::json!({ "compound": compound }))
-            .send()
-            .await
-            .expect("http")
-            .json()
-            .await
-            .expect("json");
+        let body = serde_json::json!({ "compound": compound });
+        let added: serde_json::Value =
+            as_operator(&server, reqwest::Method::POST, "/api/admin/kiosks", body)
+                .await
+                .json()
+                .await
+                .expect("json");
         let credential = added["credential"].as_str().expect("a credential").to_owned();
         server.kiosks.push((compound.to_owned(), credential));
         let mut kiosk = server.kiosk(compound).await;
@@ -380,17 +386,11 @@ async fn a_street_office_supervisor_runs_the_people_of_each_community_from_the_a
     };
     let (server, _dir) = two_communities().await;
     // The operator makes the street office's supervisor, as the admin form does.
-    let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();
-    let added = reqwest::Client::new()
-        .post(format!("{}/api/admin/people", server.url))
-        .bearer_auth(token.trim())
-        .json(&serde_json::json!({
-            "login": "jiedao", "name": "街道王主任", "role": "supervisor",
-            "community": "default", "communities": ["b"], "password": PASSWORD,
-        }))
-        .send()
-        .await
-        .expect("http");
+    let body = serde_json::json!({
+        "login": "jiedao", "name": "街道王主任", "role": "supervisor",
+        "community": "default", "communities": ["b"], "password": PASSWORD,
+    });
+    let added = as_operator(&server, reqwest::Method::POST, "/api/admin/people", body).await;
     assert_eq!(added.status().as_u16(), 200, "{:?}", added.text().await);
 
     let driver = Driver::start();
