@@ -372,7 +372,17 @@ async fn a_district_configured_in_one_file_starts_and_its_street_office_audits_a
         .map(|g| (g["key"].as_str().unwrap(), g["label"].as_str().unwrap()))
         .collect();
     assert_eq!(groups, [("s0001-c1", "第一小区"), ("s0003-c3", "第三小区")]);
+    // Their export says whose each 0001 is; a one-community 书记's has no such column.
+    let export = "/api/audit/export?from=0&to=4102444800000&what=incidents&format=csv";
+    let csv = server.get(export, &jiedao).await.text().await.unwrap();
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert!(lines[0].starts_with("受理号,社区,小区,"), "{csv}");
+    assert_eq!(lines.len(), 3, "{csv}");
+    let whose = |prefix: &str| lines[1..].iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!((whose("0001,第1社区,第一小区,"), whose("0001,第3社区,第三小区,")), (1, 1), "{csv}");
     let shuji2 = server.login("shuji2").await;
+    let csv = server.get(export, &shuji2).await.text().await.unwrap();
+    assert!(csv.trim_start_matches('\u{feff}').starts_with("受理号,小区,"), "{csv}");
     let (_, people) = server.get_json("/api/admin/people", &shuji2).await;
     let logins: Vec<&str> =
         people.as_array().unwrap().iter().filter_map(|p| p["login"].as_str()).collect();

@@ -102,6 +102,8 @@ impl Params {
 struct Names<'a> {
     compounds: HashMap<&'a str, (usize, &'a str)>,
     categories: HashMap<&'a str, (usize, &'a str)>,
+    /// Each compound's community, by name: told only to whoever sees several.
+    communities: Option<HashMap<&'a str, &'a str>>,
 }
 
 impl<'a> Names<'a> {
@@ -109,7 +111,18 @@ impl<'a> Names<'a> {
         let communities = office.communities.values().filter(|c| {
             who.runs(&c.id) || c.compounds.iter().any(|compound| who.may_act_in(&compound.id))
         });
-        let mut names = Names { compounds: HashMap::new(), categories: HashMap::new() };
+        let mut names = Names {
+            compounds: HashMap::new(),
+            categories: HashMap::new(),
+            communities: (communities.clone().count() > 1).then(HashMap::new),
+        };
+        if let Some(of) = &mut names.communities {
+            for community in communities.clone() {
+                of.extend(
+                    community.compounds.iter().map(|c| (c.id.0.as_str(), community.name.as_str())),
+                );
+            }
+        }
         for c in communities.clone().flat_map(|c| &c.compounds) {
             let at = names.compounds.len();
             names.compounds.entry(&c.id.0).or_insert((at, &c.name));
@@ -300,7 +313,13 @@ fn incidents_csv(
     rows: &[AuditRow],
 ) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
-    out.write_record([
+    let names = Names::of(office, who);
+    // Tickets repeat from one community to the next: whoever sees several is told whose.
+    let community = |r: &AuditRow| {
+        let of = names.communities.as_ref()?;
+        Some(of.get(r.compound.0.as_str()).copied().unwrap_or_default().to_owned())
+    };
+    let header = [
         "受理号",
         "小区",
         "类别",
@@ -318,12 +337,13 @@ fn incidents_csv(
         "办结超时",
         "满意度",
         "二次办理",
-    ])?;
-    let names = Names::of(office, who);
+    ];
+    let several = names.communities.is_some();
+    out.write_record(header.iter().take(1).chain(several.then_some(&"社区")).chain(&header[1..]))?;
     let name = |kind, key: &str| names.label(kind, key);
     for r in rows {
         let yes = |b: bool| if b { "是" } else { "否" };
-        out.write_record([
+        let [ticket, rest @ ..] = [
             r.ticket.as_str().to_owned(),
             name("compound", &r.compound.0),
             name("category", &r.category.0),
@@ -354,7 +374,8 @@ fn incidents_csv(
             }
             .into(),
             yes(r.round > 0).into(),
-        ])?;
+        ];
+        out.write_record(std::iter::once(ticket).chain(community(r)).chain(rest))?;
     }
     out.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
@@ -423,7 +444,7 @@ fn figures_csv(summary: &Summary) -> Result<Vec<u8>, csv::Error> {
 #[utoipa::path(get, path = "/api/audit/export", tag = "audit", security(("session" = [])),
     params(Params),
     responses(
-        (status = 200, description = "A file to download (`Content-Disposition: attachment`): CSV (`format=csv`, the default) or JSON; `what=incidents` (default) or `figures`", content(
+        (status = 200, description = "A file to download (`Content-Disposition: attachment`): CSV (`format=csv`, the default) or JSON; `what=incidents` (default; in CSV, a 社区 column after the ticket for whoever sees several communities) or `figures`", content(
             (String = "text/csv"),
             (Vec<AuditRow> = "application/json"),
         )),
