@@ -42,9 +42,10 @@ pub(super) async fn list(
     let store = app.hub.store();
     let office = store.office();
     // Each incident waits as long as its community says.
+    let now = store.now().0;
     let due = |compound: &hongfan_shared::CompoundId| {
         let after = office.community_of(compound).map_or(0, |c| c.escalation.callback_after.0);
-        store.now().0 - after as i64
+        now - after as i64
     };
     let query = AuditQuery::everything(&who.scope);
     let mut waiting: Vec<_> = store

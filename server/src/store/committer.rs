@@ -190,14 +190,13 @@ impl Committer {
         if !first && !self.shared.join {
             return Ok(());
         }
-        let mut changes = Vec::new();
+        // Each joins as the admin page's would: checked against the office it joins.
         let shared = self.shared.clone();
-        let mut joining = self.office.clone();
         for community in shared.seed.iter() {
-            if joining.communities.contains_key(&community.id) {
+            if self.office.communities.contains_key(&community.id) {
                 continue;
             }
-            if let Err(problem) = joining.check_community(community) {
+            if let Err(problem) = self.office.check_community(community) {
                 tracing::warn!(
                     community = %community.id,
                     %problem,
@@ -207,21 +206,12 @@ impl Committer {
             }
             let change =
                 OfficeChange::Community { before: None, after: Box::new(community.clone()) };
-            let event = OfficeEvent {
-                seq: joining.seq + 1,
-                at: self.now(),
-                actor: Actor::system(),
-                change: change.clone(),
-            };
-            joining.apply(&event).map_err(StoreError::Write)?;
-            changes.push(change);
+            self.append_office(group, Actor::system(), change)?;
         }
         if !first {
-            for change in changes {
-                self.append_office(group, Actor::system(), change)?;
-            }
             return Ok(());
         }
+        let mut changes = Vec::new();
         let (people, kiosks) = self.shared.disk.legacy_accounts()?;
         for person in people {
             group.aux.push(AuxWrite {
