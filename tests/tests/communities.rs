@@ -258,6 +258,15 @@ async fn a_community_supervisor_manages_only_her_own() {
     let logins: Vec<&str> =
         people.as_array().unwrap().iter().filter_map(|p| p["login"].as_str()).collect();
     assert!(logins.contains(&"bwang") && !logins.contains(&"wang"), "{logins:?}");
+    // Nor does the history tell her of A's people or kiosks.
+    let (code, history) = server.get_json("/api/admin/history?limit=500", &bshuji).await;
+    assert_eq!(code, 200);
+    let history = history.to_string();
+    assert!(history.contains("\"login\":\"bwang\""), "{history}");
+    assert!(
+        !history.contains("\"login\":\"wang\"") && !history.contains("\"compound\":\"c1\""),
+        "{history}"
+    );
 
     // The community page: each by id, the default one without.
     let (code, b) = server.get_json("/api/community?id=b", "").await;
