@@ -14,6 +14,8 @@ missing=()
 # The durability tests watch system calls (strace) and make a small filesystem of their own.
 command -v strace >/dev/null || missing+=(strace)
 command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+# The standby tests run a three-node NATS JetStream cluster on loopback.
+command -v nats-server >/dev/null || missing+=(nats-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

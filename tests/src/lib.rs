@@ -2,6 +2,7 @@
 //! reports, and waits with deadlines (never sleeps).
 
 pub mod browser;
+pub mod nats;
 pub mod server;
 
 use std::sync::Arc;

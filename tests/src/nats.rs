@@ -1,0 +1,171 @@
+//! `NatsCluster`: three `nats-server` processes with JetStream, clustered on loopback, each with
+//! its own store folder, as the standby's tests need them. Nodes can be killed and restarted.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::within;
+
+/// How long a fresh cluster, or a restarted node, may take to elect its leaders.
+const READY: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct NatsCluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug)]
+struct Node {
+    name: String,
+    client: u16,
+    monitor: u16,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn config(&self) -> PathBuf {
+        PathBuf::from(format!("{}.conf", self.name))
+    }
+}
+
+/// A port nobody listens on now (the kernel's choice, released for the server to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+impl NatsCluster {
+    /// Starts three nodes and waits until JetStream has a meta leader and every node is current.
+    pub async fn start() -> NatsCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut nodes = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            let node = Node {
+                name: format!("n{}", i + 1),
+                client: free_port(),
+                monitor: free_port(),
+                child: None,
+            };
+            let others: Vec<String> = routes
+                .iter()
+                .filter(|r| *r != route)
+                .map(|r| format!("nats-route://127.0.0.1:{r}"))
+                .collect();
+            // `no_advertise` keeps clients on the addresses they were given: a test that cuts
+            // a connection (a proxy) must not be bypassed by a discovered address.
+            let config = format!(
+                "server_name: {name}\nlisten: 127.0.0.1:{client}\nhttp: 127.0.0.1:{monitor}\n\
+                 max_payload: 4MB\n\
+                 jetstream {{ store_dir: \"{store}\", max_memory_store: 64MB, max_file_store: 1GB }}\n\
+                 cluster {{ name: hongfan-test, listen: 127.0.0.1:{route}, no_advertise: true, \
+                 routes: [{others}] }}\n",
+                name = node.name,
+                client = node.client,
+                monitor = node.monitor,
+                store = dir.path().join(&node.name).display(),
+                others = others.join(", "),
+            );
+            std::fs::write(dir.path().join(node.config()), config).expect("write config");
+            nodes.push(node);
+        }
+        let mut cluster = NatsCluster { dir, nodes };
+        for i in 0..3 {
+            cluster.spawn(i);
+        }
+        for i in 0..3 {
+            cluster.wait_ready(i, "js-server-only=true").await;
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", node.name)))
+            .expect("open log");
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(self.dir.path().join(node.config()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server (tests/run.sh installs it)");
+        self.nodes[i].child = Some(child);
+    }
+
+    /// Waits until node `i` answers its health check (`check` is the query string).
+    async fn wait_ready(&self, i: usize, check: &str) {
+        let url = format!("http://127.0.0.1:{}/healthz?{check}", self.nodes[i].monitor);
+        let http = reqwest::Client::new();
+        let ready = async {
+            loop {
+                if let Ok(answer) = http.get(&url).send().await
+                    && answer.status().is_success()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        if tokio::time::timeout(READY, ready).await.is_err() {
+            panic!("nats node {} not ready in {READY:?}:\n{}", i + 1, self.log(i));
+        }
+    }
+
+    /// Every node's client address, for a connection that fails over between them.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.client)).collect()
+    }
+
+    /// The client port of node `i`.
+    pub fn port(&self, i: usize) -> u16 {
+        self.nodes[i].client
+    }
+
+    /// Kills node `i` at once (kill -9).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `i` again on its own store folder and waits until it is current with the
+    /// cluster and its streams.
+    pub async fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        self.wait_ready(i, "").await;
+    }
+
+    /// The log node `i` wrote, for a failing test's message.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.nodes[i].name)))
+            .unwrap_or_default()
+    }
+
+    /// Connects a client to every node, as hongfan does.
+    pub async fn client(&self) -> async_nats::Client {
+        within(
+            "a nats connection",
+            async_nats::ConnectOptions::new()
+                .ignore_discovered_servers()
+                .connection_timeout(Duration::from_secs(2))
+                .connect(self.urls()),
+        )
+        .await
+        .expect("connect to nats")
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
