@@ -447,6 +447,7 @@ error_codes! {
     RequestReused => "该请求编号已用于另一条上报",
     RateLimited => "提交太频繁，请稍后再试",
     Unavailable => "服务器暂时无法保存，请稍后再试",
+    Standby => "这是备用服务器，只能查看，暂不能保存；请稍后再试",
     WrongKey => "小票号与电话后四位（或查询码）对不上",
     NoPlace => "请选择楼号，或选“公共区域”",
     BadAttachments => "附件有误，请重新录音或拍照",

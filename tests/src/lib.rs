@@ -8,7 +8,7 @@ pub mod server;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hongfan::store::{DutyOverrides, StoreOptions};
+use hongfan::store::{DutyOverrides, Mode, StoreOptions};
 use hongfan::{ManualClock, Store};
 use hongfan_shared::office::{OfficeChange, Person};
 use hongfan_shared::{
@@ -98,7 +98,7 @@ pub async fn open_store_with(
     clock: &Arc<ManualClock>,
     options: StoreOptions,
 ) -> Result<Store, hongfan::StoreError> {
-    let staffed = !options.read_only && !options.duty.get().is_empty();
+    let staffed = options.mode == Mode::Primary && !options.duty.get().is_empty();
     let options = StoreOptions { cache_bytes: 8 << 20, ..options };
     until_released(dir).await;
     let store = Store::open(dir, seed(), clock.clone(), options)?;
@@ -124,7 +124,7 @@ pub async fn until_released(dir: &std::path::Path) {
 }
 
 /// A grid worker `duty-<compound>` in each compound, unless there is one already.
-async fn staff(store: &Store) -> Result<(), hongfan::StoreError> {
+pub async fn staff(store: &Store) -> Result<(), hongfan::StoreError> {
     for compound in community().compounds.iter().map(|c| c.id.clone()) {
         let login = duty_worker(&compound.0);
         if store.office().office.people.contains_key(&login) {

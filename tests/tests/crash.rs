@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use hongfan::ManualClock;
-use hongfan::store::StoreOptions;
+use hongfan::store::{Mode, StoreOptions};
 use hongfan_shared::IncidentId;
 use hongfan_tests::{T0, open_store_with};
 
@@ -67,7 +67,7 @@ async fn every_acknowledged_report_survives_sigkill() {
 
         // Looked at read-only: the check must not add to what it checks.
         let clock = ManualClock::new(T0);
-        let options = StoreOptions { read_only: true, ..Default::default() };
+        let options = StoreOptions { mode: Mode::ReadOnly, ..Default::default() };
         let store = open_store_with(dir.path(), &clock, options).await.expect("reopen after kill");
         for (request, &id) in &acked {
             let incident = store.incident(IncidentId(id)).await.unwrap();

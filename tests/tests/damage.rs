@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use hongfan::store::StoreOptions;
 use hongfan::store::backup::verify;
+use hongfan::store::{Mode, StoreOptions};
 use hongfan::{ManualClock, StoreError};
 use hongfan_tests::{T0, kiosk, open_store, open_store_with, report};
 
@@ -105,7 +105,7 @@ async fn a_folder_of_the_first_format_is_upgraded_in_place() {
     let report = verify(dir.path()).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.events, 26);
-    let options = StoreOptions { read_only: true, ..Default::default() };
+    let options = StoreOptions { mode: Mode::ReadOnly, ..Default::default() };
     let store = open_store_with(dir.path(), &clock, options).await.unwrap();
     assert_eq!(store.last_seq().unwrap(), 26);
 }

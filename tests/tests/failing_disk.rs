@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use hongfan::store::{FaultPoint, Faults, StoreOptions};
+use hongfan::store::{FaultPoint, Faults, Mode, StoreOptions};
 use hongfan::{ManualClock, StoreError};
 use hongfan_shared::IncidentId;
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
@@ -182,7 +182,7 @@ async fn a_full_disk_stops_the_server_loudly_and_loses_no_acknowledged_report() 
     let roomy = tempfile::tempdir().unwrap();
     copy_dir(&data, &roomy.path().join("data"));
     let clock = ManualClock::new(T0);
-    let options = StoreOptions { read_only: true, ..Default::default() };
+    let options = StoreOptions { mode: Mode::ReadOnly, ..Default::default() };
     let store = open_store_with(&roomy.path().join("data"), &clock, options).await.unwrap();
     for (request, id) in &acked {
         let incident = store.incident(*id).await.unwrap();

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Accounts, AuthError, Authenticated};
 use crate::hub::Hub;
 use crate::office::OfficeError;
+use crate::store::StoreError;
 use crate::web;
 use guard::{ClientAddr, Edge};
 
@@ -237,7 +238,7 @@ impl IntoResponse for AppError {
             let status = match code {
                 ErrorCode::NotFound | ErrorCode::WrongKey => StatusCode::NOT_FOUND,
                 ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable | ErrorCode::Standby => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::CONFLICT,
             };
             let message_zh = code.message_zh();
@@ -258,6 +259,10 @@ impl IntoResponse for AppError {
             }
             AppError::Auth(AuthError::UnknownUser(_) | AuthError::UnknownKiosk(_)) => {
                 (StatusCode::NOT_FOUND, "not_found", "没有找到")
+            }
+            AppError::Auth(AuthError::Store(StoreError::Standby))
+            | AppError::Office(OfficeError::Store(StoreError::Standby)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "standby", ErrorCode::Standby.message_zh())
             }
             AppError::Auth(AuthError::Store(e)) | AppError::Office(OfficeError::Store(e)) => {
                 tracing::error!(error = %e, "store error at the HTTP edge");
@@ -359,6 +364,8 @@ impl IntoResponse for AppError {
             ),
         };
         let message = match &self {
+            AppError::Auth(AuthError::Store(StoreError::Standby))
+            | AppError::Office(OfficeError::Store(StoreError::Standby)) => self.to_string(),
             AppError::Auth(AuthError::Store(_)) | AppError::Office(OfficeError::Store(_)) => {
                 "the server cannot answer right now".to_owned()
             }

@@ -231,6 +231,7 @@ pub fn wire_error(e: &StoreError) -> ErrorBody {
         | StoreError::Write(_)
         | StoreError::Poisoned
         | StoreError::Closed => (ErrorCode::Unavailable, None),
+        StoreError::Standby => (ErrorCode::Standby, None),
     };
     let message = match code {
         // Internal details stay in the server's log.

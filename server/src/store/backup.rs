@@ -195,7 +195,7 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
             format!("backup version {} is newer than {VERSION}", header.hongfan_backup),
         ));
     }
-    let disk = Disk::open(dir, 64 << 20, None)?;
+    let disk = Disk::open(dir, 64 << 20, None, None)?;
     let files = super::attachments::Attachments::open(dir)?;
     let mut attachments = 0;
     let mut replay = Replay::default();
@@ -260,7 +260,7 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
     disk.import_events(&batch)?;
     disk.import_office(&office_events)?;
     let incidents: Vec<&Incident> = replay.incidents.values().collect();
-    let ops = disk.commit(&[], &incidents, &[], &[])?;
+    let ops = disk.commit(&[], &incidents, &[], &[], None)?;
     disk.apply(&ops)?;
     for (tree, key, value) in &records {
         disk.put(*tree, key, Some(value))?;
@@ -307,7 +307,7 @@ pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
     let copy = scratch.path().join("copy");
     copy_dir(dir, &copy)
         .map_err(|e| StoreError::Open { dir: dir.display().to_string(), reason: e.to_string() })?;
-    let disk = Disk::open(&copy, 64 << 20, None).map_err(|e| name_original(e, &copy, dir))?;
+    let disk = Disk::open(&copy, 64 << 20, None, None).map_err(|e| name_original(e, &copy, dir))?;
     let mut report = Verified::default();
     let mut replay = Replay::default();
     let mut chain = Chain::default();

@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hongfan_shared::audit::AuditRow;
 use hongfan_shared::lifecycle::{check_report, decide};
 use hongfan_shared::office::{Office, OfficeChange, OfficeEvent};
 use hongfan_shared::{
@@ -26,7 +25,8 @@ use tokio::sync::oneshot;
 use super::deadlines::Deadlines;
 use super::disk::{AuxWrite, Loaded};
 use super::places::Places;
-use super::{Aux, Commit, Committed, OfficeNow, Reported, Shared, StoreError};
+use super::replica::{Record, Replicator};
+use super::{Aux, Reported, Shared, StoreError};
 
 /// How many requests one group commit takes at most.
 const MAX_GROUP: usize = 4096;
@@ -129,10 +129,9 @@ pub(super) struct Committer {
     requests: HashMap<(String, String), IncidentId>,
     deadlines: Deadlines,
     places: Places,
-    /// When the high-water mark was last written.
-    marked_at: std::time::Instant,
-    /// When sled was last made durable (and the write-ahead log emptied).
-    checkpointed_at: std::time::Instant,
+    housekeeping: Housekeeping,
+    /// The replicated log each group goes to before the disk (a primary with a standby).
+    log: Option<Arc<dyn Replicator>>,
     /// The office as this committer has made it, ahead of what is published by the group being
     /// written.
     office: Office,
@@ -143,6 +142,7 @@ impl Committer {
         shared: Arc<Shared>,
         loaded: Loaded,
         (tx, rx): (Sender<Command>, Receiver<Command>),
+        log: Option<Arc<dyn Replicator>>,
     ) -> Committer {
         let mut deadlines = Deadlines::default();
         for incident in loaded.open.values() {
@@ -164,8 +164,8 @@ impl Committer {
             requests: loaded.requests,
             places: Places::from_rows(&loaded.rows),
             deadlines,
-            marked_at: std::time::Instant::now(),
-            checkpointed_at: std::time::Instant::now(),
+            housekeeping: Housekeeping::default(),
+            log,
         }
     }
 
@@ -638,82 +638,43 @@ impl Committer {
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
         if !events.is_empty() || !aux.is_empty() || !office.is_empty() {
-            let states: Vec<&Incident> = touched.values().collect();
             let started = std::time::Instant::now();
-            let written = shared.disk.commit(&events, &states, &office, &aux);
-            metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
-            metrics.commit_batch.observe(answers.len().max(1) as f64);
-            let ops = match written {
-                Ok(ops) => ops,
-                Err(e) => {
-                    metrics.store_write_errors.inc();
-                    // Known as failed before anyone hears of it.
-                    let dir = shared.disk.dir().display().to_string();
-                    tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
-                    metrics.store_failed.set(1);
-                    shared.health.fail(format!("writing to {dir} failed: {e}"));
-                    for answer in answers.drain(..) {
-                        answer.fail(&e);
+            // With a standby, the replicated log holds the group before this disk does: the
+            // disk is never ahead of the log, so whatever this process acknowledged, a standby
+            // has. (Dying between the two, this folder gets the group back from the log.)
+            let position = match &self.log {
+                Some(log) => {
+                    let record = Record::borrowed(&events, &office, &aux);
+                    match log.append(&record) {
+                        Ok(position) => Some(position),
+                        Err(e) => {
+                            let e = StoreError::Write(format!("the replicated log: {e}"));
+                            shared.fail_write(&e);
+                            for answer in answers.drain(..) {
+                                answer.fail(&e);
+                            }
+                            return Err(e);
+                        }
                     }
-                    return Err(e);
                 }
+                None => None,
             };
+            let states: Vec<&Incident> = touched.values().collect();
+            let written = shared.disk.commit(&events, &states, &office, &aux, position);
             // Durable now. Into sled and the published state before anyone hears of it, so that
             // whoever is answered reads what they wrote.
-            if let Err(e) = shared.disk.apply(&ops) {
-                let dir = shared.disk.dir().display().to_string();
-                tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
-                metrics.store_write_errors.inc();
-                metrics.store_failed.set(1);
-                shared.health.fail(format!("writing to {dir} failed: {e}"));
+            let applied = written.and_then(|ops| shared.disk.apply(&ops));
+            metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
+            metrics.commit_batch.observe(answers.len().max(1) as f64);
+            if let Err(e) = applied {
+                shared.fail_write(&e);
                 for answer in answers.drain(..) {
                     answer.fail(&e);
                 }
                 return Err(e);
             }
-            let seq = {
-                let mut published = shared.published.write().map_err(|_| StoreError::Poisoned)?;
-                for incident in touched.values() {
-                    let row = Arc::new(AuditRow::from(incident));
-                    match usize::try_from(incident.id.0 - 1) {
-                        Ok(index) if index < published.rows.len() => {
-                            published.rows.set(index, row);
-                        }
-                        _ => {
-                            published.rows.push_back(row);
-                            // A new incident: the next ticket of its community.
-                            if let Some(community) =
-                                self.office.community_of(&incident.report.compound)
-                            {
-                                published
-                                    .tickets
-                                    .entry(community.id.clone())
-                                    .or_default()
-                                    .push_back(incident.id);
-                            }
-                        }
-                    }
-                    if incident.status.is_open() {
-                        let state = match latest.get(&incident.id) {
-                            Some(state) => state.clone(),
-                            None => Arc::new(incident.clone()),
-                        };
-                        published.open.insert(incident.id, state);
-                    } else {
-                        published.open.remove(&incident.id);
-                    }
-                }
-                published.seq = events.last().map_or(published.seq, |e| e.seq);
-                if !office.is_empty() {
-                    published.office =
-                        Arc::new(OfficeNow::new(self.office.clone(), Some(&published.office)));
-                }
-                published.seq
-            };
-            metrics.events_appended.inc_by(events.len() as u64);
-            let breaches = events.iter().filter(|e| matches!(e.change, Change::Breached { .. }));
-            metrics.breaches.inc_by(breaches.count() as u64);
-            housekeeping = Some(seq);
+            let office_now = (!office.is_empty()).then_some(&self.office);
+            housekeeping = Some(shared.show(&events, touched.values(), &latest, office_now)?);
         } else if shutdown {
             if let Err(e) = shared.disk.checkpoint() {
                 tracing::error!(error = %e, "the last checkpoint failed; the write-ahead log keeps the writes");
@@ -723,43 +684,47 @@ impl Committer {
         }
         // At the end, sled is made durable before the shutdown is answered.
         if let Some(seq) = housekeeping.filter(|_| shutdown) {
-            failed = failed.or(self.housekeeping(seq, true));
+            failed = failed.or(self.housekeeping.run(&shared, seq, true));
         }
         for answer in answers {
             answer.send();
         }
-        if !events.is_empty() || !office.is_empty() {
-            // No receiver is fine: nobody is connected.
-            let changes = events
-                .into_iter()
-                .zip(states)
-                .map(|(event, (before, after))| Committed { event, before, after })
-                .collect();
-            let _ = shared.commits.send(Arc::new(Commit { changes, office, deliveries }));
-        }
+        shared.broadcast(events, states, office, deliveries);
         if let Some(seq) = housekeeping.filter(|_| !shutdown) {
-            failed = failed.or(self.housekeeping(seq, false));
+            failed = failed.or(self.housekeeping.run(&shared, seq, false));
         }
         failed.map_or(Ok(()), Err)
     }
+}
 
-    /// Now and then, and at the end: sled durable by itself, the write-ahead log emptied, the
-    /// high-water mark written. The groups before are durable in the log: their answers stand
-    /// whatever this returns.
-    fn housekeeping(&mut self, seq: Seq, shutdown: bool) -> Option<StoreError> {
-        let shared = &self.shared;
-        let metrics = &shared.metrics;
+/// Now and then, and at the end: sled durable by itself, the write-ahead log emptied, the
+/// high-water mark written. The groups before are durable in the log: their answers stand
+/// whatever this returns. Whoever writes the store (the committer, or a standby applying the
+/// primary's groups) keeps one.
+#[derive(Debug)]
+pub(super) struct Housekeeping {
+    /// When the high-water mark was last written.
+    marked_at: std::time::Instant,
+    /// When sled was last made durable (and the write-ahead log emptied).
+    checkpointed_at: std::time::Instant,
+}
+
+impl Default for Housekeeping {
+    fn default() -> Self {
+        let now = std::time::Instant::now();
+        Housekeeping { marked_at: now, checkpointed_at: now }
+    }
+}
+
+impl Housekeeping {
+    pub(super) fn run(&mut self, shared: &Shared, seq: Seq, shutdown: bool) -> Option<StoreError> {
         let mut failed = None;
         let due = self.checkpointed_at.elapsed() >= CHECKPOINT_EVERY
             || shared.disk.wal_len() > CHECKPOINT_BYTES;
         if due || shutdown {
             if let Err(e) = shared.disk.checkpoint() {
                 let e = StoreError::Write(format!("checkpoint: {e}"));
-                let dir = shared.disk.dir().display().to_string();
-                tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
-                metrics.store_write_errors.inc();
-                metrics.store_failed.set(1);
-                shared.health.fail(format!("writing to {dir} failed: {e}"));
+                shared.fail_write(&e);
                 failed = Some(e);
             }
             self.checkpointed_at = std::time::Instant::now();

@@ -1,6 +1,7 @@
 //! The sled layout. Only this file knows how records are keyed and encoded.
 //!
-//! Trees: `events` (seq → event), `incidents` (id → current state), `meta` (epoch, format), and
+//! Trees: `events` (seq → event), `incidents` (id → current state), `meta` (epoch, format, and
+//! with a standby the position in the replicated log of the last group written), and
 //! the account records `users`, `kiosks` and `sessions`, whose encoding the auth module owns, and
 //! `outbox`, the webhook deliveries not yet taken by their receiver.
 //! Integer keys are big-endian so that sled's byte order is numeric order. Nothing that can be
@@ -29,6 +30,9 @@ const KIOSKS: u8 = 5;
 const SESSIONS: u8 = 6;
 const OFFICE: u8 = 7;
 const OUTBOX: u8 = 8;
+const META: u8 = 9;
+/// The `meta` key of the replicated log's position of the last group written.
+const POSITION: &[u8] = b"position";
 
 /// The format of the data folder: events framed with a checksum chain.
 const FORMAT: &[u8] = b"hongfan-2";
@@ -148,8 +152,8 @@ fn is_unframed(stored: &[u8]) -> bool {
 }
 
 /// One account record to write (or with `None`, remove) with a group's events.
-#[derive(Debug)]
-pub(super) struct AuxWrite {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AuxWrite {
     pub tree: Aux,
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
@@ -157,6 +161,7 @@ pub(super) struct AuxWrite {
 
 #[derive(Debug)]
 pub(super) struct Disk {
+    meta: sled::Tree,
     dir: PathBuf,
     db: sled::Db,
     events: sled::Tree,
@@ -220,11 +225,13 @@ fn number(key: &[u8]) -> Option<u64> {
 }
 
 impl Disk {
-    /// Opens the data folder, creating it only when it is missing or empty.
+    /// Opens the data folder, creating it only when it is missing or empty. A new folder takes
+    /// `epoch` when given (a standby's, the replicated log's), a random one otherwise.
     pub(super) fn open(
         dir: &Path,
         cache_bytes: u64,
         faults: Option<Arc<Faults>>,
+        epoch: Option<&str>,
     ) -> Result<Disk, StoreError> {
         let fresh = match std::fs::read_dir(dir) {
             Ok(mut entries) => entries.next().is_none(),
@@ -280,7 +287,8 @@ impl Disk {
 
         let mut upgrade = false;
         let epoch = if fresh {
-            let epoch = format!("{:032x}", rand::random::<u128>());
+            let epoch =
+                epoch.map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_owned);
             meta.insert("format", FORMAT).map_err(|e| StoreError::open(dir, e))?;
             meta.insert("epoch", epoch.as_bytes()).map_err(|e| StoreError::open(dir, e))?;
             epoch
@@ -302,6 +310,7 @@ impl Disk {
                 .ok_or_else(|| StoreError::corrupt(dir, "the store epoch is missing"))?
         };
         let disk = Disk {
+            meta: meta.clone(),
             dir: dir.to_owned(),
             db,
             events,
@@ -472,7 +481,7 @@ impl Disk {
     }
 
     /// Every incident state: the open ones, the audit rows, the request index.
-    fn load_states(&self) -> Result<Loaded, StoreError> {
+    pub(super) fn load_states(&self) -> Result<Loaded, StoreError> {
         let corrupt = |reason: String| StoreError::corrupt(&self.dir, reason);
         let mut loaded = Loaded {
             last_seq: 0,
@@ -677,6 +686,7 @@ impl Disk {
         incidents: &[&Incident],
         office: &[OfficeEvent],
         aux: &[AuxWrite],
+        position: Option<u64>,
     ) -> Result<Vec<Op>, StoreError> {
         let encode =
             |r: Result<Vec<u8>, serde_json::Error>| r.map_err(|e| StoreError::Write(e.to_string()));
@@ -714,6 +724,10 @@ impl Disk {
             };
             ops.push(Op { tree, key: write.key.clone(), value: write.value.clone() });
         }
+        if let Some(position) = position {
+            let value = Some(key(position).to_vec());
+            ops.push(Op { tree: META, key: POSITION.to_vec(), value });
+        }
         // Durable first, in one write and one sync; then into sled, which writes it out later.
         {
             let mut wal = self.wal.lock().map_err(|_| StoreError::Poisoned)?;
@@ -741,6 +755,7 @@ impl Disk {
                 KIOSKS => &self.kiosks,
                 OFFICE => &self.office,
                 OUTBOX => &self.outbox,
+                META => &self.meta,
                 _ => &self.sessions,
             };
             match &op.value {
@@ -750,6 +765,12 @@ impl Disk {
             .map_err(|e| StoreError::Write(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The replicated log's position of the last group written (0 before the first).
+    pub(super) fn position(&self) -> Result<u64, StoreError> {
+        let stored = self.meta.get(POSITION).map_err(StoreError::read)?;
+        Ok(stored.and_then(|v| number(&v)).unwrap_or(0))
     }
 
     /// Whether the write-ahead log has grown enough to be worth a checkpoint now.

@@ -11,6 +11,7 @@ mod committer;
 mod deadlines;
 mod disk;
 mod places;
+pub mod replica;
 mod wal;
 
 use std::collections::BTreeMap;
@@ -29,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use committer::{Command, Committer};
 use disk::Disk;
-pub use disk::{Entry, FaultPoint, Faults};
+pub use disk::{AuxWrite, Entry, FaultPoint, Faults};
+pub use replica::{Record, ReplicaError, Replicator};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,6 +62,9 @@ pub enum StoreError {
     Poisoned,
     #[error("the store is closed")]
     Closed,
+    /// This server follows the primary's log: it shows, and takes no writes.
+    #[error("this server is a standby: it takes no writes until it takes over from the primary")]
+    Standby,
 }
 
 impl StoreError {
@@ -76,7 +81,8 @@ impl StoreError {
 
 /// The trees of account records. The store keeps them durable; the auth module decides what
 /// they hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Aux {
     Users,
     Kiosks,
@@ -188,12 +194,109 @@ pub(crate) struct Shared {
     /// How many requests the last group answered: a request commits itself only when they
     /// come one at a time (under load, groups are what make the disk keep up).
     last_group: std::sync::atomic::AtomicUsize,
+    /// The committer, once this store writes (at open, or when a standby takes over).
+    writer: OnceLock<Writer>,
+    /// The committer's queue, until it runs (`None` once it does, and in a read-only store).
+    queue: Mutex<Option<crossbeam_channel::Receiver<Command>>>,
+    /// What a standby needs to apply the primary's groups (`None` once it writes itself).
+    follower: Mutex<Option<replica::Follower>>,
+}
+
+/// The running committer.
+#[derive(Debug)]
+struct Writer {
+    /// Held by the committer's thread while it runs: once it stops, the committer (and its
+    /// handle on what this `Shared` owns) goes with it.
+    committer: std::sync::Weak<Mutex<Committer>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Whether each group goes to a replicated log first: the committer then waits on the
+    /// network, so requests never commit on their own (async) threads.
+    replicated: bool,
 }
 
 impl Shared {
     fn read(&self) -> Result<Published, StoreError> {
         // std's lock, held only to copy the handle (O(1)); never across an await.
         Ok(self.published.read().map_err(|_| StoreError::Poisoned)?.clone())
+    }
+
+    /// A write that failed: known as failed before anyone hears of it, and final for this
+    /// process.
+    fn fail_write(&self, e: &StoreError) {
+        let dir = self.disk.dir().display().to_string();
+        tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
+        self.metrics.store_write_errors.inc();
+        self.metrics.store_failed.set(1);
+        self.health.fail(format!("writing to {dir} failed: {e}"));
+    }
+
+    /// Makes a durable group readable: the new state of each incident it touched (`latest`
+    /// lends the states already shared with its events), its audit rows and tickets, and the
+    /// office when the group changed it. The last sequence number now published.
+    fn show<'a>(
+        &self,
+        events: &[Event],
+        touched: impl Iterator<Item = &'a Incident>,
+        latest: &std::collections::HashMap<IncidentId, Arc<Incident>>,
+        office: Option<&Office>,
+    ) -> Result<Seq, StoreError> {
+        let mut published = self.published.write().map_err(|_| StoreError::Poisoned)?;
+        // A new incident's community is the office's as of this group.
+        let before = published.office.clone();
+        let owners = office.unwrap_or(&before.office);
+        for incident in touched {
+            let row = Arc::new(AuditRow::from(incident));
+            match usize::try_from(incident.id.0 - 1) {
+                Ok(index) if index < published.rows.len() => {
+                    published.rows.set(index, row);
+                }
+                _ => {
+                    published.rows.push_back(row);
+                    // A new incident: the next ticket of its community.
+                    if let Some(community) = owners.community_of(&incident.report.compound) {
+                        let tickets = published.tickets.entry(community.id.clone()).or_default();
+                        tickets.push_back(incident.id);
+                    }
+                }
+            }
+            if incident.status.is_open() {
+                let state = match latest.get(&incident.id) {
+                    Some(state) => state.clone(),
+                    None => Arc::new(incident.clone()),
+                };
+                published.open.insert(incident.id, state);
+            } else {
+                published.open.remove(&incident.id);
+            }
+        }
+        published.seq = events.last().map_or(published.seq, |e| e.seq);
+        if let Some(office) = office {
+            published.office = Arc::new(OfficeNow::new(office.clone(), Some(&published.office)));
+        }
+        self.metrics.events_appended.inc_by(events.len() as u64);
+        let breaches =
+            events.iter().filter(|e| matches!(e.change, hongfan_shared::Change::Breached { .. }));
+        self.metrics.breaches.inc_by(breaches.count() as u64);
+        Ok(published.seq)
+    }
+
+    /// Tells every subscriber of a durable group (none is fine: nobody is connected).
+    fn broadcast(
+        &self,
+        events: Vec<Event>,
+        states: Vec<(Option<Arc<Incident>>, Arc<Incident>)>,
+        office: Vec<OfficeEvent>,
+        deliveries: Vec<crate::webhooks::Delivery>,
+    ) {
+        if events.is_empty() && office.is_empty() {
+            return;
+        }
+        let changes = events
+            .into_iter()
+            .zip(states)
+            .map(|(event, (before, after))| Committed { event, before, after })
+            .collect();
+        let _ = self.commits.send(Arc::new(Commit { changes, office, deliveries }));
     }
 }
 
@@ -241,15 +344,28 @@ pub struct Snapshot {
     pub incidents: Vec<Incident>,
 }
 
+/// What an opened store does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// It writes: its committer runs, and what fell due while it was closed is recorded at once.
+    #[default]
+    Primary,
+    /// It follows a primary's replicated log (`Store::apply_replicated`) and takes no writes
+    /// (`StoreError::Standby`) until it takes over (`Store::promote`). A new folder takes
+    /// `epoch`, the primary's, so that clients resume on it as on the primary.
+    Standby { epoch: Option<String> },
+    /// It looks only: no committer runs, nothing falls due, every write is refused as
+    /// `Closed`. For checking a folder without changing what is checked.
+    ReadOnly,
+}
+
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// sled's page cache.
     pub cache_bytes: u64,
     /// The workers' duty switches; the hub keeps them current. None, unless someone sets them.
     pub duty: DutyOverrides,
-    /// Open to look only: no committer runs, nothing falls due, every write is refused as
-    /// `Closed`. For checking a folder without changing what is checked.
-    pub read_only: bool,
+    pub mode: Mode,
     /// Failures to inject into writes, flushes and syncs (tests of the failure paths).
     pub faults: Option<Arc<Faults>>,
     /// The webhooks whose deliveries the committer writes into the outbox with their events.
@@ -265,7 +381,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: 64 << 20,
             duty: DutyOverrides::default(),
-            read_only: false,
+            mode: Mode::Primary,
             faults: None,
             webhooks: Arc::default(),
             join: false,
@@ -293,11 +409,7 @@ impl DutyOverrides {
 #[derive(Debug, Clone)]
 pub struct Store {
     tx: crossbeam_channel::Sender<Command>,
-    /// The committer's state, for a request that finds it idle (`None` when read-only).
-    committer: Option<Arc<Mutex<Committer>>>,
     shared: Arc<Shared>,
-    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
-    read_only: bool,
 }
 
 impl Store {
@@ -309,7 +421,11 @@ impl Store {
         clock: SharedClock,
         options: StoreOptions,
     ) -> Result<Store, StoreError> {
-        let disk = Arc::new(Disk::open(dir, options.cache_bytes, options.faults.clone())?);
+        let epoch = match &options.mode {
+            Mode::Standby { epoch } => epoch.as_deref(),
+            _ => None,
+        };
+        let disk = Arc::new(Disk::open(dir, options.cache_bytes, options.faults.clone(), epoch)?);
         let loaded = disk.load()?;
         let attachments = attachments::Attachments::open(dir)?;
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -345,6 +461,9 @@ impl Store {
             tickets,
             office: Arc::new(OfficeNow::new(office, None)),
         };
+        let writes = options.mode != Mode::ReadOnly;
+        let follower = matches!(options.mode, Mode::Standby { .. })
+            .then(|| replica::Follower::new(&published.office.office));
         let shared = Arc::new(Shared {
             disk,
             seed,
@@ -358,28 +477,37 @@ impl Store {
             webhooks: options.webhooks.clone(),
             join: options.join,
             last_group: Default::default(),
+            writer: OnceLock::new(),
+            queue: Mutex::new(writes.then_some(rx)),
+            follower: Mutex::new(follower),
         });
-        let mut state = None;
-        let handle = if options.read_only {
-            None
-        } else {
-            let mut committer = Committer::new(shared.clone(), loaded, (tx.clone(), rx));
-            committer.catch_up()?;
-            let committer = Arc::new(Mutex::new(committer));
-            state = Some(committer.clone());
-            let thread = std::thread::Builder::new()
-                .name("hongfan-committer".into())
-                .spawn(move || Committer::run(committer))
-                .map_err(|e| StoreError::open(dir, e))?;
-            Some(thread)
-        };
-        Ok(Store {
-            tx,
-            committer: state,
-            shared,
-            thread: Arc::new(Mutex::new(handle)),
-            read_only: options.read_only,
-        })
+        let store = Store { tx, shared };
+        if options.mode == Mode::Primary {
+            store.start_writing(None)?;
+        }
+        Ok(store)
+    }
+
+    /// Starts the committer on what the folder holds now: records what fell due, then takes
+    /// requests. Each group goes to `log` first, when there is one.
+    fn start_writing(&self, log: Option<Arc<dyn Replicator>>) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        let queue = shared.queue.lock().map_err(|_| StoreError::Poisoned)?.take();
+        let Some(rx) = queue else { return Err(StoreError::Closed) };
+        let mut loaded = shared.disk.load_states()?;
+        loaded.last_seq = shared.read()?.seq;
+        let replicated = log.is_some();
+        let mut committer = Committer::new(shared.clone(), loaded, (self.tx.clone(), rx), log);
+        committer.catch_up()?;
+        let committer = Arc::new(Mutex::new(committer));
+        let running = committer.clone();
+        let thread = std::thread::Builder::new()
+            .name("hongfan-committer".into())
+            .spawn(move || Committer::run(running))
+            .map_err(|e| StoreError::open(shared.disk.dir(), e))?;
+        let committer = Arc::downgrade(&committer);
+        let writer = Writer { committer, thread: Mutex::new(Some(thread)), replicated };
+        shared.writer.set(writer).map_err(|_| StoreError::Closed)
     }
 
     pub fn epoch(&self) -> &str {
@@ -447,13 +575,19 @@ impl Store {
         &self,
         command: impl FnOnce(committer::Reply<T>) -> Command,
     ) -> Result<T, StoreError> {
+        let Some(writer) = self.shared.writer.get() else {
+            let following = self.shared.follower.lock().map_err(|_| StoreError::Poisoned)?;
+            return Err(if following.is_some() { StoreError::Standby } else { StoreError::Closed });
+        };
         let (reply, answer) = oneshot::channel();
         let command = command(reply);
         // Requests coming one at a time and the committer's lock free: committed here, without
         // a hand-off. (The shutdown is sent to the committer's thread, which it stops.)
         let alone = self.shared.last_group.load(std::sync::atomic::Ordering::Relaxed) <= 1
+            && !writer.replicated
             && !matches!(command, Command::Shutdown { .. });
-        let queued = match self.committer.as_ref().filter(|_| alone).map(|c| c.try_lock()) {
+        let committer = writer.committer.upgrade().filter(|_| alone);
+        let queued = match committer.as_ref().map(|c| c.try_lock()) {
             Some(Ok(mut committer)) => committer.commit_now(command),
             // A commit panicked: nothing more is committed, the queue closes.
             Some(Err(std::sync::TryLockError::Poisoned(poisoned))) => {
@@ -551,7 +685,7 @@ impl Store {
         if let Some(incident) = self.read()?.open.get(&id) {
             return Ok(Some(Incident::clone(incident)));
         }
-        if self.read_only {
+        if self.shared.writer.get().is_none() {
             let disk = self.shared.disk.clone();
             return blocking(move || disk.incident(id)).await;
         }
@@ -637,10 +771,15 @@ impl Store {
         self.shared.commits.subscribe()
     }
 
-    /// Writes what is waiting, stops the committer and waits for it.
+    /// Writes what is waiting, stops the committer and waits for it (a standby makes what it
+    /// applied durable in sled).
     pub async fn close(&self) -> Result<(), StoreError> {
+        let Some(writer) = self.shared.writer.get() else {
+            let store = self.clone();
+            return blocking(move || store.stop_following()).await;
+        };
         let sent = self.ask(|reply| Command::Shutdown { reply }).await;
-        let handle = self.thread.lock().map_err(|_| StoreError::Poisoned)?.take();
+        let handle = writer.thread.lock().map_err(|_| StoreError::Poisoned)?.take();
         if let Some(handle) = handle {
             tokio::task::spawn_blocking(move || handle.join())
                 .await

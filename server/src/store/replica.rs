@@ -1,0 +1,178 @@
+//! A standby's side of the store: the record each committed group becomes in a replicated log,
+//! the log a primary's committer appends to, and the follower that applies the primary's groups
+//! to a folder of its own until it takes over.
+//!
+//! The log is the order of record: the primary appends a group and writes it to its own disk
+//! only once the log holds it, and a standby writes the groups in the log's order. A folder
+//! remembers the position of the last group it wrote (in the group's own write), so that after a
+//! restart either continues from the log where its disk ends.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use hongfan_shared::office::{Office, OfficeEvent};
+use hongfan_shared::{Event, Incident, IncidentId};
+use serde::{Deserialize, Serialize};
+
+use super::committer::Housekeeping;
+use super::{AuxWrite, Store, StoreError};
+
+/// One committed group, as the replicated log carries it: its events, its changes to the office
+/// and the account records written with them. Incident states are not carried: a standby folds
+/// the events into them, as the primary did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Record<'a> {
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    pub events: Cow<'a, [Event]>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    pub office: Cow<'a, [OfficeEvent]>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    pub aux: Cow<'a, [AuxWrite]>,
+}
+
+impl<'a> Record<'a> {
+    pub(super) fn borrowed(
+        events: &'a [Event],
+        office: &'a [OfficeEvent],
+        aux: &'a [AuxWrite],
+    ) -> Record<'a> {
+        Record { events: events.into(), office: office.into(), aux: aux.into() }
+    }
+}
+
+/// Where a primary's committer appends each group before writing it to its own disk.
+pub trait Replicator: Send + Sync + std::fmt::Debug {
+    /// Appends one group and waits until the log holds it; its position in the log. An error
+    /// means the log does not hold it and this process must not acknowledge it: the committer
+    /// stops, as after a failed disk write.
+    fn append(&self, record: &Record<'_>) -> Result<u64, ReplicaError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// Another process holds the lease now, or appended after this one's last group.
+    #[error("this server no longer holds the lease: another has taken over")]
+    LostLease,
+    #[error("the replicated log cannot be reached: {0}")]
+    Unreachable(String),
+}
+
+/// What a standby keeps between the groups it applies.
+#[derive(Debug)]
+pub(super) struct Follower {
+    /// The office as the groups applied so far have made it.
+    office: Office,
+    housekeeping: Housekeeping,
+}
+
+impl Follower {
+    pub(super) fn new(office: &Office) -> Follower {
+        Follower { office: office.clone(), housekeeping: Housekeeping::default() }
+    }
+}
+
+impl Store {
+    /// Whether this store follows a primary (and takes no writes).
+    pub fn is_standby(&self) -> bool {
+        self.shared.follower.lock().is_ok_and(|f| f.is_some())
+    }
+
+    /// The replicated log's position of the last group this folder wrote (0 before any): a
+    /// standby, or a primary restarting as one, continues from the next.
+    pub fn position(&self) -> Result<u64, StoreError> {
+        self.shared.disk.position()
+    }
+
+    /// Writes the primary's group at `position` to this standby's folder and shows it, as the
+    /// primary's committer did: readers and boards see it, durable. A group at or before the
+    /// folder's position is already written and is skipped. A group that does not follow what
+    /// the folder holds (a gap, or events that do not apply) is refused, and nothing of it is
+    /// written. Blocking: it waits on the disk.
+    pub fn apply_replicated(&self, position: u64, record: Record<'_>) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        let mut guard = shared.follower.lock().map_err(|_| StoreError::Poisoned)?;
+        let Some(follower) = guard.as_mut() else { return Err(StoreError::Closed) };
+        if position <= shared.disk.position()? {
+            return Ok(());
+        }
+        let refuse = |why: String| StoreError::Corrupt {
+            dir: shared.disk.dir().display().to_string(),
+            reason: format!("the replicated log's group at position {position} {why}"),
+        };
+        let published = shared.read()?;
+        let Record { events, office, aux } = record;
+        // Folded as the primary folded them: each event onto its incident's state before it.
+        let mut latest: HashMap<IncidentId, Arc<Incident>> = HashMap::new();
+        let mut states = Vec::with_capacity(events.len());
+        let mut seq = published.seq;
+        for event in events.iter() {
+            if event.seq != seq + 1 {
+                return Err(refuse(format!("has event {} after event {seq}", event.seq)));
+            }
+            seq = event.seq;
+            let before = match latest.get(&event.incident) {
+                Some(state) => Some(state.clone()),
+                None => match published.open.get(&event.incident) {
+                    Some(state) => Some(state.clone()),
+                    None => shared.disk.incident(event.incident)?.map(Arc::new),
+                },
+            };
+            let after = match &before {
+                Some(state) => {
+                    let mut incident = Incident::clone(state);
+                    incident.apply(event).map_err(|e| refuse(e.to_string()))?;
+                    incident
+                }
+                None => Incident::from_event(event).map_err(|e| refuse(e.to_string()))?,
+            };
+            let after = Arc::new(after);
+            latest.insert(event.incident, after.clone());
+            states.push((before, after));
+        }
+        let mut changed = follower.office.clone();
+        for event in office.iter() {
+            changed.apply(event).map_err(&refuse)?;
+        }
+        let touched: BTreeMap<IncidentId, &Incident> =
+            latest.iter().map(|(id, state)| (*id, &**state)).collect();
+        let incidents: Vec<&Incident> = touched.values().copied().collect();
+        let written = shared.disk.commit(&events, &incidents, &office, &aux, Some(position));
+        if let Err(e) = written.and_then(|ops| shared.disk.apply(&ops)) {
+            shared.fail_write(&e);
+            return Err(e);
+        }
+        let office_now = (!office.is_empty()).then_some(&changed);
+        let seq = shared.show(&events, incidents.into_iter(), &latest, office_now)?;
+        if !office.is_empty() {
+            follower.office = changed;
+        }
+        shared.broadcast(events.into_owned(), states, office.into_owned(), Vec::new());
+        match follower.housekeeping.run(shared, seq, false) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes over: the standby starts writing on what it has applied, recording at once what
+    /// fell due meanwhile, with each group appended to `log` first. Whoever calls it holds the
+    /// lease and has applied the whole log.
+    pub fn promote(&self, log: Arc<dyn Replicator>) -> Result<(), StoreError> {
+        let mut follower = self.shared.follower.lock().map_err(|_| StoreError::Poisoned)?;
+        if follower.take().is_none() {
+            return Err(StoreError::Closed);
+        }
+        self.start_writing(Some(log))
+    }
+
+    /// A standby's close: what it applied durable in sled, and the high-water mark written.
+    pub(super) fn stop_following(&self) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        let seq = shared.read()?.seq;
+        let mut follower = shared.follower.lock().map_err(|_| StoreError::Poisoned)?;
+        match follower.as_mut().and_then(|f| f.housekeeping.run(shared, seq, true)) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
