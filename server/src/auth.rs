@@ -212,6 +212,10 @@ pub type SessionKey = Arc<[u8]>;
 struct Records {
     /// By the SHA-256 of the token.
     sessions: HashMap<Vec<u8>, Session>,
+    /// Whether `sessions` holds the store's. Not on a standby: the primary makes and ends
+    /// sessions in the log it follows, so it reads each from its folder; it loads them all once
+    /// it takes over.
+    loaded: bool,
 }
 
 #[derive(Debug)]
@@ -312,12 +316,22 @@ pub struct FirstStart {
     pub kiosks: Vec<(Kiosk, String)>,
 }
 
+impl Records {
+    fn load(&mut self, store: &Store) -> Result<(), AuthError> {
+        for (key, value) in store.scan_entries(Aux::Sessions)? {
+            self.sessions.insert(key, decode(&value)?);
+        }
+        self.loaded = true;
+        Ok(())
+    }
+}
+
 impl Accounts {
     /// Reads every account record from the store (at start: this reads the disk).
     pub fn new(store: Store, clock: SharedClock) -> Result<Accounts, AuthError> {
         let mut records = Records::default();
-        for (key, value) in store.scan_entries(Aux::Sessions)? {
-            records.sessions.insert(key, decode(&value)?);
+        if !store.is_standby() {
+            records.load(&store)?;
         }
         Ok(Accounts {
             store,
@@ -383,11 +397,25 @@ impl Accounts {
 
     fn records(&self) -> std::sync::RwLockReadGuard<'_, Records> {
         // Plain maps: a panic elsewhere leaves them usable.
+        let records = self.records.read().unwrap_or_else(|p| p.into_inner());
+        if records.loaded || self.store.is_standby() {
+            return records;
+        }
+        drop(records);
+        drop(self.records_mut());
         self.records.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn records_mut(&self) -> std::sync::RwLockWriteGuard<'_, Records> {
-        self.records.write().unwrap_or_else(|p| p.into_inner())
+        let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+        // Once, when a standby has taken over.
+        if !records.loaded
+            && !self.store.is_standby()
+            && let Err(e) = records.load(&self.store)
+        {
+            tracing::error!(error = %e, "cannot read the sessions");
+        }
+        records
     }
 
     pub fn user(&self, login: &str) -> Result<Option<Person>, AuthError> {
@@ -946,15 +974,15 @@ impl Accounts {
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
         let key = hash_token(token);
         let now = self.clock.now();
+        if self.store.is_standby() {
+            return self.authenticate_on_standby(key, now);
+        }
         let Some(session) = self.records().sessions.get(&key).cloned() else {
             return Err(AuthError::NoSession);
         };
-        let (idle, max) = self.policy.limits(&session.subject);
         let seen = session.seen.unwrap_or(session.created);
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        if now.0.saturating_sub(session.created.0) > ms(max)
-            || now.0.saturating_sub(seen.0) > ms(idle)
-        {
+        if self.expired(&session, now) {
             self.store.put(Aux::Sessions, &key, None).await?;
             self.records_mut().sessions.remove(&key);
             return Err(AuthError::NoSession);
@@ -963,6 +991,31 @@ impl Accounts {
             let touched = Session { seen: Some(now), ..session.clone() };
             self.store.put(Aux::Sessions, &key, Some(encode(&touched)?)).await?;
             self.records_mut().sessions.insert(key.clone(), touched);
+        }
+        self.identify(&session.subject, SessionKey::from(key))
+    }
+
+    /// Whether a session is idle or old past its policy.
+    fn expired(&self, session: &Session, now: Timestamp) -> bool {
+        let (idle, max) = self.policy.limits(&session.subject);
+        let seen = session.seen.unwrap_or(session.created);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        now.0.saturating_sub(session.created.0) > ms(max) || now.0.saturating_sub(seen.0) > ms(idle)
+    }
+
+    /// `authenticate` on a standby: the session as the primary last wrote it, and nothing
+    /// written (no touch, no removal): the primary does that.
+    fn authenticate_on_standby(
+        &self,
+        key: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<Authenticated, AuthError> {
+        let Some(stored) = self.store.get(Aux::Sessions, &key)? else {
+            return Err(AuthError::NoSession);
+        };
+        let session: Session = decode(&stored)?;
+        if self.expired(&session, now) {
+            return Err(AuthError::NoSession);
         }
         self.identify(&session.subject, SessionKey::from(key))
     }

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod office;
 pub mod server;
+pub mod standby;
 pub mod store;
 pub mod web;
 pub mod webhooks;

@@ -22,7 +22,7 @@ use crate::auth::{Accounts, FirstStart};
 use crate::clock::SharedClock;
 use crate::http::{self, App};
 use crate::hub::{Hub, Limits};
-use crate::store::{Store, StoreOptions};
+use crate::store::{Mode, Store, StoreOptions};
 
 /// A connection's place under `--max-connections`, held by the TCP connection's task and, once it
 /// is upgraded, by the WebSocket's: the slot is free only when both are gone.
@@ -46,6 +46,8 @@ pub struct Settings {
     pub store: StoreOptions,
     /// The webhooks file (`[[webhook]]` tables), if any.
     pub webhooks: Option<PathBuf>,
+    /// One of a primary and standby pair on NATS JetStream (`--nats`), if any.
+    pub standby: Option<crate::standby::StandbySettings>,
 }
 
 impl Settings {
@@ -80,6 +82,19 @@ impl Server {
             Some(path) => Arc::new(crate::webhooks::Webhooks::load(path, &communities)?),
             None => Arc::default(),
         };
+        // With a standby, the store opens following the log; it writes once it holds the lease.
+        let standby = match &settings.standby {
+            Some(standby) => {
+                let cluster = crate::standby::Cluster::connect(standby).await?;
+                let start = cluster.start().await?;
+                Some((cluster, start))
+            }
+            None => None,
+        };
+        let mode = match &standby {
+            Some((_, start)) => Mode::Standby { epoch: start.epoch.clone() },
+            None => settings.store.mode.clone(),
+        };
         let store = Store::open(
             &settings.data_dir,
             communities.clone(),
@@ -88,9 +103,13 @@ impl Server {
             StoreOptions {
                 webhooks: webhooks.clone(),
                 join: settings.config.is_some(),
+                mode,
                 ..settings.store.clone()
             },
         )?;
+        if let Some((cluster, start)) = &standby {
+            crate::standby::begin(cluster, &store, start).await?;
+        }
         // The file seeds a community the folder does not hold; afterwards it is the office's
         // to edit.
         let office = store.office();
@@ -105,9 +124,19 @@ impl Server {
         }
         let accounts =
             Arc::new(Accounts::new(store.clone(), clock)?.with_sessions(settings.sessions));
-        let first_start = accounts.first_start().await?;
+        // A standby's first accounts are the primary's, which it follows.
+        let first_start = if store.is_standby() { None } else { accounts.first_start().await? };
         let operator_token = write_operator_token(&settings.data_dir)?;
         let shutdown = CancellationToken::new();
+        if let Some((cluster, start)) = standby {
+            let (store, stop) = (store.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                if let Err(e) = crate::standby::run(cluster, store.clone(), start, stop).await {
+                    tracing::error!(error = %e, "the standby stopped");
+                    store.health().fail(format!("standby: {e}"));
+                }
+            });
+        }
         let deliverer = (!webhooks.is_empty())
             .then(|| crate::webhooks::Deliverer::start(store.clone(), webhooks, shutdown.clone()));
         let hub = Hub::start(store, settings.limits.clone(), shutdown.clone(), accounts.ended());

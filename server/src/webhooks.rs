@@ -387,6 +387,11 @@ impl Deliverer {
     }
 
     async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
+        // A standby delivers nothing: the primary does, and the outbox comes with the log.
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = self.inner.store.until_primary() => {}
+        }
         let mut commits = self.inner.store.subscribe();
         self.resend_outbox().await;
         loop {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use futures::{SinkExt, StreamExt};
 use hongfan::ManualClock;
 use hongfan::auth::{Accounts, NewPerson};
-use hongfan_shared::protocol::{ClientMessage, ServerMessage};
+use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use hongfan_shared::{CompoundId, Principal, Role};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -654,6 +654,23 @@ impl WsClient {
         match answer {
             ServerMessage::Reported { incident, key, .. } => (incident, key.expect("a slip code")),
             refused => panic!("report refused: {refused:?}"),
+        }
+    }
+
+    /// Files a report that is refused; the refusal's code.
+    pub async fn file_refused(&mut self, report: hongfan_shared::Report) -> ErrorCode {
+        let request_id = format!("r{}-{:08x}", self.id(), rand::random::<u32>());
+        self.send(&ClientMessage::Report { request_id: request_id.clone(), report }).await;
+        let (answer, _) = self
+            .recv_until(|m| match m {
+                ServerMessage::Reported { request_id: r, .. } => *r == request_id,
+                ServerMessage::Error(e) => e.request_id.as_deref() == Some(request_id.as_str()),
+                _ => false,
+            })
+            .await;
+        match answer {
+            ServerMessage::Error(e) => e.code,
+            stored => panic!("report stored: {stored:?}"),
         }
     }
 

@@ -129,6 +129,20 @@ pub struct ServeArgs {
     /// A kiosk's session ends this long after pairing.
     #[arg(long, default_value = "365d", value_parser = humantime::parse_duration)]
     pub kiosk_session_max: Duration,
+    /// Run as one of a primary and standby pair on NATS JetStream: the NATS servers'
+    /// addresses, comma-separated (see docs/operations.md, "A standby"). Without it, one process.
+    #[arg(long, env = "HONGFAN_NATS", value_delimiter = ',')]
+    pub nats: Vec<String>,
+    /// This server's name in the lease and the log (default: its --addr).
+    #[arg(long, env = "HONGFAN_NODE")]
+    pub node_name: Option<String>,
+    /// How long the primary's lease lasts unrenewed: a dead primary is replaced after about
+    /// this long. The same on both servers.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
+    /// Copies of the log and the lease in the NATS cluster.
+    #[arg(long, default_value_t = 3)]
+    pub nats_replicas: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +196,12 @@ impl Cli {
             secure_cookies: self.serve.secure_cookies,
             store: StoreOptions::default(),
             webhooks: self.serve.webhooks.clone(),
+            standby: (!self.serve.nats.is_empty()).then(|| crate::standby::StandbySettings {
+                urls: self.serve.nats.clone(),
+                node: self.serve.node_name.clone().unwrap_or_else(|| self.serve.addr.to_string()),
+                lease_ttl: self.serve.lease_ttl,
+                replicas: self.serve.nats_replicas,
+            }),
             limits: Limits {
                 report_burst: self.serve.report_burst,
                 reports_per_minute: self.serve.reports_per_minute,

@@ -386,18 +386,26 @@ impl IntoResponse for AppError {
 /// 200 while the store writes; 503 with the reason once it has stopped (the process is then
 /// shutting down, for its supervisor to restart it).
 #[utoipa::path(get, path = "/healthz", tag = "operations",
+    params(("role" = Option<String>, Query, description = "`primary`: answer 503 unless this server takes writes (for a proxy in front of a primary and standby pair)")),
     responses(
-        (status = 200, description = "`ok seq=<last durable sequence number>`", body = String, content_type = "text/plain"),
-        (status = 503, description = "`store failed: <reason>`: the store stopped writing", body = String, content_type = "text/plain"),
+        (status = 200, description = "`ok seq=<last durable sequence number> role=<primary|standby>`", body = String, content_type = "text/plain"),
+        (status = 503, description = "`store failed: <reason>`: the store stopped writing; or `standby seq=<n>` when `role=primary` was asked of a standby", body = String, content_type = "text/plain"),
     ))]
-async fn healthz(State(app): State<App>) -> Response {
+async fn healthz(
+    State(app): State<App>,
+    Query(asked): Query<std::collections::HashMap<String, String>>,
+) -> Response {
     let store = app.hub.store();
     if let Some(failure) = store.health().failure() {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("store failed: {failure}\n"))
             .into_response();
     }
+    let role = if store.is_standby() { "standby" } else { "primary" };
     match store.last_seq() {
-        Ok(seq) => (StatusCode::OK, format!("ok seq={seq}\n")).into_response(),
+        Ok(seq) if role == "standby" && asked.get("role").is_some_and(|r| r == "primary") => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("standby seq={seq}\n")).into_response()
+        }
+        Ok(seq) => (StatusCode::OK, format!("ok seq={seq} role={role}\n")).into_response(),
         Err(e) => {
             (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response()
         }

@@ -804,6 +804,11 @@ impl Disk {
         }
     }
 
+    /// One account record, as stored.
+    pub(super) fn get(&self, tree: Aux, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.aux(tree).get(key).map_err(StoreError::read)?.map(|v| v.to_vec()))
+    }
+
     /// Writes one account record; the committer's next flush makes it durable.
     pub(super) fn put(
         &self,

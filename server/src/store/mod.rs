@@ -159,7 +159,8 @@ pub struct Health {
 }
 
 impl Health {
-    fn fail(&self, reason: String) {
+    /// Stops this process's writing for good (the server then shuts down).
+    pub(crate) fn fail(&self, reason: String) {
         let _ = self.failure.set(reason);
         self.failed.cancel();
     }
@@ -200,6 +201,8 @@ pub(crate) struct Shared {
     queue: Mutex<Option<crossbeam_channel::Receiver<Command>>>,
     /// What a standby needs to apply the primary's groups (`None` once it writes itself).
     follower: Mutex<Option<replica::Follower>>,
+    /// Cancelled once the committer runs.
+    primary: CancellationToken,
 }
 
 /// The running committer.
@@ -480,6 +483,7 @@ impl Store {
             writer: OnceLock::new(),
             queue: Mutex::new(writes.then_some(rx)),
             follower: Mutex::new(follower),
+            primary: CancellationToken::new(),
         });
         let store = Store { tx, shared };
         if options.mode == Mode::Primary {
@@ -507,7 +511,9 @@ impl Store {
             .map_err(|e| StoreError::open(shared.disk.dir(), e))?;
         let committer = Arc::downgrade(&committer);
         let writer = Writer { committer, thread: Mutex::new(Some(thread)), replicated };
-        shared.writer.set(writer).map_err(|_| StoreError::Closed)
+        shared.writer.set(writer).map_err(|_| StoreError::Closed)?;
+        shared.primary.cancel();
+        Ok(())
     }
 
     pub fn epoch(&self) -> &str {
@@ -652,6 +658,11 @@ impl Store {
     /// async workers).
     pub fn scan(&self, tree: Aux) -> Result<Vec<Vec<u8>>, StoreError> {
         self.shared.disk.scan(tree)
+    }
+
+    /// One account record (a sled read, as `scan`).
+    pub fn get(&self, tree: Aux, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.shared.disk.get(tree, key)
     }
 
     /// Every record of one account tree with its key, in key order (a sled read, as `scan`).

@@ -154,6 +154,22 @@ impl Store {
         }
     }
 
+    /// Records that this folder holds the log up to `position`: a folder whose history went
+    /// into an empty log (as groups it already has).
+    pub async fn set_position(&self, position: u64) -> Result<(), StoreError> {
+        let store = self.clone();
+        super::blocking(move || {
+            let shared = &store.shared;
+            let following = shared.follower.lock().map_err(|_| StoreError::Poisoned)?;
+            if following.is_none() {
+                return Err(StoreError::Closed);
+            }
+            let ops = shared.disk.commit(&[], &[], &[], &[], Some(position))?;
+            shared.disk.apply(&ops)
+        })
+        .await
+    }
+
     /// Takes over: the standby starts writing on what it has applied, recording at once what
     /// fell due meanwhile, with each group appended to `log` first. Whoever calls it holds the
     /// lease and has applied the whole log.
@@ -163,6 +179,11 @@ impl Store {
             return Err(StoreError::Closed);
         }
         self.start_writing(Some(log))
+    }
+
+    /// Resolves once this store writes: at once for a primary, when a standby takes over.
+    pub async fn until_primary(&self) {
+        self.shared.primary.cancelled().await;
     }
 
     /// A standby's close: what it applied durable in sled, and the high-water mark written.

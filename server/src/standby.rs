@@ -1,0 +1,548 @@
+//! A standby that takes over, on NATS JetStream.
+//!
+//! Two hongfan processes share one JetStream stream, the replicated log, and one key-value
+//! bucket holding the lease. The process holding the lease is the primary: its committer appends
+//! each group to the stream before its own disk (`store::Replicator`), naming the stream's last
+//! sequence it knows (`Nats-Expected-Last-Sequence`), so that a process that lost the lease can
+//! never append after another's takeover. The other follows the stream into its own folder
+//! (`Store::apply_replicated`), serving boards and audits, and polls the lease. Once the primary
+//! stops renewing it, the lease expires (the bucket's `max_age`); the standby takes it, applies the
+//! stream to its end, appends a takeover marker naming that end (which fences the old primary
+//! out), and starts writing (`Store::promote`). A primary that cannot renew its lease in time
+//! stops acknowledging and exits, so that systemd starts it again, as a standby.
+//!
+//! Every message carries the data folder's epoch: a folder only ever follows its own history.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{
+    self,
+    consumer::{DeliverPolicy, pull::OrderedConfig},
+    context::PublishErrorKind,
+    kv,
+    message::PublishMessage,
+    stream,
+};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Aux, Record, ReplicaError, Replicator, Store, StoreError};
+
+/// The stream, its one subject, the lease's bucket and key.
+const STREAM: &str = "HONGFAN";
+const SUBJECT: &str = "hongfan.log";
+const BUCKET: &str = "hongfan_lease";
+const KEY: &str = "primary";
+/// Headers of every message: the data folder's epoch, and what the message is.
+const EPOCH: &str = "Hongfan-Epoch";
+const KIND: &str = "Hongfan-Kind";
+const GROUP: &str = "group";
+const TAKEOVER: &str = "takeover";
+/// How long a fresh cluster may take to elect the leaders of the stream and the bucket.
+const SETUP: Duration = Duration::from_secs(30);
+/// Events per record when a folder's history goes into an empty stream.
+const BASE_EVENTS: usize = 500;
+
+/// How this process joins a standby pair (`--nats`).
+#[derive(Debug, Clone)]
+pub struct StandbySettings {
+    /// Every NATS server's address: the client moves to another when one fails.
+    pub urls: Vec<String>,
+    /// This process's name in the lease and the takeover markers.
+    pub node: String,
+    /// How long the lease lasts unrenewed: the longest a dead primary goes unnoticed.
+    pub lease_ttl: Duration,
+    /// Copies of the stream and the bucket in the NATS cluster (3 in production).
+    pub replicas: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StandbyError {
+    #[error("NATS at {urls}: {why}")]
+    Nats { urls: String, why: String },
+    #[error(
+        "the data folder's epoch is {folder}, the replicated log's is {log}: this folder is another deployment's. Give this server an empty data folder to follow the log"
+    )]
+    OtherDeployment { folder: String, log: String },
+    #[error(
+        "the data folder has written up to position {folder} of the replicated log, which ends at {log}: the log was replaced. Give this server an empty data folder"
+    )]
+    AheadOfLog { folder: u64, log: u64 },
+    #[error(
+        "the lease bucket expires entries after {found:?}, this server was given --lease-ttl {given:?}: every server of the pair must use the same"
+    )]
+    LeaseTtl { found: Duration, given: Duration },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Lost(#[from] ReplicaError),
+}
+
+/// This process's connection to the log and the lease.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    js: jetstream::Context,
+    log: stream::Stream,
+    lease: kv::Store,
+    settings: StandbySettings,
+}
+
+/// How a process starts: the log's epoch when the log has one, and the lease when this
+/// process took it (a new deployment's first server).
+#[derive(Debug)]
+pub struct Start {
+    pub epoch: Option<String>,
+    lease: Option<Lease>,
+}
+
+impl Cluster {
+    /// Connects, and makes the stream and the lease bucket when they are missing.
+    pub async fn connect(settings: &StandbySettings) -> Result<Cluster, StandbyError> {
+        let nats = |why: String| StandbyError::Nats { urls: settings.urls.join(","), why };
+        let client = async_nats::ConnectOptions::new()
+            .name(&settings.node)
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            // The addresses given are the ones to use (a proxy in front of each server, say).
+            .ignore_discovered_servers()
+            .event_callback(|event| async move { tracing::info!(%event, "nats") })
+            .connect(settings.urls.clone())
+            .await
+            .map_err(|e| nats(e.to_string()))?;
+        // Each wait on the cluster is short: a renewal or an append that hangs is retried
+        // while the lease lasts, and one that cannot finish in it gives up.
+        let wait =
+            (settings.lease_ttl / 4).clamp(Duration::from_millis(500), Duration::from_secs(5));
+        let js = jetstream::ContextBuilder::new().timeout(wait).build(client);
+        let log = retried(|| {
+            js.get_or_create_stream(stream::Config {
+                name: STREAM.into(),
+                subjects: vec![SUBJECT.into()],
+                num_replicas: settings.replicas,
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                deny_delete: true,
+                deny_purge: true,
+                ..Default::default()
+            })
+        })
+        .await
+        .map_err(nats)?;
+        // The bucket's stream is made as `create_key_value` would make it: that function first
+        // reads the account's details, which async-nats cannot parse from a 2.9 server.
+        let bucket = retried(|| {
+            js.get_or_create_stream(stream::Config {
+                name: format!("KV_{BUCKET}"),
+                subjects: vec![format!("$KV.{BUCKET}.>")],
+                max_messages_per_subject: 1,
+                max_age: settings.lease_ttl,
+                num_replicas: settings.replicas,
+                storage: stream::StorageType::File,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                ..Default::default()
+            })
+        })
+        .await
+        .map_err(nats)?;
+        let found = bucket.cached_info().config.max_age;
+        if found != settings.lease_ttl {
+            return Err(StandbyError::LeaseTtl { found, given: settings.lease_ttl });
+        }
+        let lease = js.get_key_value(BUCKET).await.map_err(|e| nats(e.to_string()))?;
+        Ok(Cluster { js, log, lease, settings: settings.clone() })
+    }
+
+    fn nats(&self, why: impl std::fmt::Display) -> StandbyError {
+        StandbyError::Nats { urls: self.settings.urls.join(","), why: why.to_string() }
+    }
+
+    /// Where the log ends (0 while it is empty).
+    async fn end(&self) -> Result<u64, StandbyError> {
+        let info = self.log.get_info().await.map_err(|e| self.nats(e))?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// What a process starts as: a follower of the log's epoch, or, when the log is empty and
+    /// this process takes the lease first, the first primary (with an epoch of its own).
+    pub async fn start(&self) -> Result<Start, StandbyError> {
+        let mut waiting = false;
+        loop {
+            if self.end().await? > 0 {
+                let first = self.log.get_raw_message(1).await.map_err(|e| self.nats(e))?;
+                let epoch = first.headers.get(EPOCH).map(|v| v.as_str().to_owned());
+                return Ok(Start { epoch, lease: None });
+            }
+            if let Some(lease) = self.take_lease().await? {
+                return Ok(Start { epoch: None, lease: Some(lease) });
+            }
+            if !waiting {
+                tracing::info!(
+                    "the replicated log is empty and another server holds the lease: waiting for its first record"
+                );
+                waiting = true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Takes the lease if nobody holds it.
+    async fn take_lease(&self) -> Result<Option<Lease>, StandbyError> {
+        let sent = Instant::now();
+        match self.lease.create(KEY, self.settings.node.clone().into()).await {
+            Ok(revision) => Ok(Some(Lease {
+                revision,
+                valid_until: Arc::new(Mutex::new(sent + self.settings.lease_ttl)),
+            })),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot ask for the lease");
+                Ok(None)
+            }
+        }
+    }
+
+    /// A follower of the log from `position + 1`, in order.
+    async fn follow(
+        &self,
+        position: u64,
+    ) -> Result<jetstream::consumer::pull::Ordered, StandbyError> {
+        let consumer = self
+            .log
+            .create_consumer(OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: position + 1 },
+                filter_subject: SUBJECT.into(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.nats(e))?;
+        consumer.messages().await.map_err(|e| self.nats(e))
+    }
+}
+
+/// Retries a setup request while a new cluster elects its leaders.
+async fn retried<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    mut request: impl FnMut() -> F,
+) -> Result<T, String> {
+    let started = Instant::now();
+    loop {
+        match request().await {
+            Ok(value) => return Ok(value),
+            Err(e) if started.elapsed() > SETUP => return Err(e.to_string()),
+            Err(e) => {
+                tracing::debug!(error = %e, "nats not ready yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// The lease this process holds: the revision it took it at (every append names it), and
+/// until when it is surely still this process's (renewals move it on).
+#[derive(Debug, Clone)]
+struct Lease {
+    revision: u64,
+    valid_until: Arc<Mutex<Instant>>,
+}
+
+impl Lease {
+    fn valid(&self) -> bool {
+        self.valid_until.lock().is_ok_and(|until| Instant::now() < *until)
+    }
+}
+
+/// The primary's appends to the log, for its committer.
+#[derive(Debug)]
+struct Term {
+    cluster: Cluster,
+    runtime: tokio::runtime::Handle,
+    epoch: String,
+    lease: Lease,
+    /// The log's last sequence as this process appended it.
+    last: Mutex<u64>,
+}
+
+impl Term {
+    /// Appends one message after the last this process knows, retrying the same message (the
+    /// stream drops a duplicate) while the lease lasts. Refused for good once another process
+    /// appended: the lease is lost.
+    async fn append(&self, kind: &str, payload: bytes::Bytes) -> Result<u64, ReplicaError> {
+        let last = *self.last.lock().map_err(|_| ReplicaError::Unreachable("poisoned".into()))?;
+        let id = format!("{}-{}", self.lease.revision, last + 1);
+        loop {
+            if !self.lease.valid() {
+                return Err(ReplicaError::LostLease);
+            }
+            let message = PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(id.as_str())
+                .expected_last_sequence(last)
+                .header(EPOCH, self.epoch.as_str())
+                .header(KIND, kind);
+            let sent = self.cluster.js.send_publish(SUBJECT, message).await;
+            let acked = match sent {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            match acked {
+                Ok(ack) => {
+                    if let Ok(mut known) = self.last.lock() {
+                        *known = ack.sequence;
+                    }
+                    return Ok(ack.sequence);
+                }
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                    return Err(ReplicaError::LostLease);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "append to the replicated log failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+impl Replicator for Term {
+    fn append(&self, record: &Record<'_>) -> Result<u64, ReplicaError> {
+        let payload =
+            serde_json::to_vec(record).map_err(|e| ReplicaError::Unreachable(e.to_string()))?;
+        // The committer's own thread, outside the runtime: it may wait on it.
+        self.runtime.block_on(Term::append(self, GROUP, payload.into()))
+    }
+}
+
+/// Checks a folder against the log, before it serves; the first server of a new deployment
+/// (holding the lease of an empty log) takes over at once, so that its first groups are its own.
+pub async fn begin(cluster: &Cluster, store: &Store, start: &Start) -> Result<(), StandbyError> {
+    if let Some(log) = &start.epoch
+        && log != store.epoch()
+    {
+        let folder = store.epoch().to_owned();
+        return Err(StandbyError::OtherDeployment { folder, log: log.clone() });
+    }
+    let (folder, log) = (store.position()?, cluster.end().await?);
+    if folder > log {
+        return Err(StandbyError::AheadOfLog { folder, log });
+    }
+    if let Some(lease) = &start.lease {
+        take_over(cluster, store, lease.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Runs the standby's side of a server after `begin`: follows the log while another process
+/// holds the lease, takes over when it expires, and renews it while primary. Returns (and the
+/// server stops) when `shutdown` fires, or on what it cannot get past: another deployment's
+/// log, a lost lease.
+pub async fn run(
+    cluster: Cluster,
+    store: Store,
+    start: Start,
+    shutdown: CancellationToken,
+) -> Result<(), StandbyError> {
+    let lease = match start.lease {
+        Some(lease) => lease,
+        None => {
+            let Some(lease) = follow(&cluster, &store, &shutdown).await? else { return Ok(()) };
+            take_over(&cluster, &store, lease.clone()).await?;
+            lease
+        }
+    };
+    renew(&cluster, lease, &shutdown).await
+}
+
+/// Applies the log as it grows; the lease once it is free (`None` at shutdown).
+async fn follow(
+    cluster: &Cluster,
+    store: &Store,
+    shutdown: &CancellationToken,
+) -> Result<Option<Lease>, StandbyError> {
+    let mut read = store.position()?;
+    let mut messages = cluster.follow(read).await?;
+    let mut poll = tokio::time::interval(cluster.settings.lease_ttl / 4);
+    // The read position at the last poll: no progress while the log grew means the follower is
+    // stuck (its NATS server died under it), and is made again.
+    let mut at_poll = read;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            message = messages.next() => match message {
+                Some(Ok(message)) => {
+                    let Ok(info) = message.info() else { continue };
+                    let position = info.stream_sequence;
+                    if position <= read {
+                        continue;
+                    }
+                    if position != read + 1 {
+                        tracing::warn!(read, position, "a gap in the replicated log's delivery; reading again");
+                        messages = cluster.follow(read).await?;
+                        continue;
+                    }
+                    apply(store, position, message.headers.as_ref(), message.payload.clone()).await?;
+                    read = position;
+                }
+                other => {
+                    if let Some(Err(e)) = other {
+                        tracing::warn!(error = %e, "following the replicated log failed; reading again");
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    messages = cluster.follow(read).await?;
+                }
+            },
+            _ = poll.tick() => {
+                if let Some(lease) = cluster.take_lease().await? {
+                    return Ok(Some(lease));
+                }
+                if read == at_poll && cluster.end().await.is_ok_and(|end| end > read) {
+                    tracing::warn!(read, "the replicated log's delivery stalled; reading again");
+                    messages = cluster.follow(read).await?;
+                }
+                at_poll = read;
+            }
+        }
+    }
+}
+
+/// Applies one message of the log: a group is written to the folder, a takeover marker only
+/// checked. A message of another epoch stops the standby.
+async fn apply(
+    store: &Store,
+    position: u64,
+    headers: Option<&async_nats::HeaderMap>,
+    payload: bytes::Bytes,
+) -> Result<(), StandbyError> {
+    let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+    let epoch = header(EPOCH).unwrap_or_default();
+    if epoch != store.epoch() {
+        let folder = store.epoch().to_owned();
+        return Err(StandbyError::OtherDeployment { folder, log: epoch });
+    }
+    if header(KIND).as_deref() != Some(GROUP) {
+        return Ok(());
+    }
+    let record: Record<'static> = serde_json::from_slice(&payload).map_err(|e| {
+        StoreError::Read(format!("the replicated log's record {position} does not decode: {e}"))
+    })?;
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.apply_replicated(position, record))
+        .await
+        .map_err(|e| StoreError::Write(e.to_string()))??;
+    Ok(())
+}
+
+/// Applies the log to its end, fences it with a takeover marker naming that end, and starts
+/// writing. An empty log first gets this folder's history, if it has one.
+async fn take_over(cluster: &Cluster, store: &Store, lease: Lease) -> Result<(), StandbyError> {
+    let started = Instant::now();
+    let mut read = store.position()?;
+    let term = loop {
+        if !lease.valid() {
+            return Err(ReplicaError::LostLease.into());
+        }
+        let end = cluster.end().await?;
+        while read < end {
+            let message =
+                cluster.log.get_raw_message(read + 1).await.map_err(|e| cluster.nats(e))?;
+            apply(store, read + 1, Some(&message.headers), message.payload).await?;
+            read += 1;
+        }
+        let term = Term {
+            cluster: cluster.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            epoch: store.epoch().to_owned(),
+            lease: lease.clone(),
+            last: Mutex::new(read),
+        };
+        let marker = serde_json::json!({ "node": cluster.settings.node, "lease": lease.revision });
+        match term.append(TAKEOVER, marker.to_string().into()).await {
+            Ok(_) => break term,
+            // Someone appended after the end read: read on, and try again.
+            Err(ReplicaError::LostLease) if lease.valid() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if read == 0 {
+        publish_history(store, &term).await?;
+    }
+    let (store, log) = (store.clone(), Arc::new(term));
+    tokio::task::spawn_blocking(move || store.promote(log))
+        .await
+        .map_err(|e| StoreError::Write(e.to_string()))??;
+    tracing::info!(
+        node = %cluster.settings.node,
+        lease = lease.revision,
+        ms = started.elapsed().as_millis() as u64,
+        "took over: this server is the primary"
+    );
+    Ok(())
+}
+
+/// A folder with history starting an empty log: its events, office and account records go into
+/// the log first, as groups, so that a standby starting from nothing gets all of it.
+async fn publish_history(store: &Store, term: &Term) -> Result<(), StandbyError> {
+    let office = store.office_history()?;
+    let mut aux = Vec::new();
+    for tree in [Aux::Users, Aux::Kiosks, Aux::Sessions, Aux::Outbox] {
+        for (key, value) in store.scan_entries(tree)? {
+            aux.push(crate::store::AuxWrite { tree, key, value: Some(value) });
+        }
+    }
+    if office.is_empty() && aux.is_empty() && store.last_seq()? == 0 {
+        return Ok(());
+    }
+    let first = Record { office: office.into(), aux: aux.into(), ..Default::default() };
+    let mut position =
+        term.append(GROUP, serde_json::to_vec(&first).unwrap_or_default().into()).await?;
+    let mut after = 0;
+    loop {
+        let events = store.events_after(after, BASE_EVENTS).await?;
+        let Some(last) = events.last() else { break };
+        after = last.seq;
+        let record = Record { events: events.into(), ..Default::default() };
+        let payload = serde_json::to_vec(&record).unwrap_or_default();
+        position = term.append(GROUP, payload.into()).await?;
+    }
+    store.set_position(position).await?;
+    tracing::info!(position, events = after, "the folder's history is in the replicated log");
+    Ok(())
+}
+
+/// Renews the lease while primary. Losing it (another process took it, or it ran out while
+/// NATS could not be reached) stops this server: it must not acknowledge another write.
+async fn renew(
+    cluster: &Cluster,
+    mut lease: Lease,
+    shutdown: &CancellationToken,
+) -> Result<(), StandbyError> {
+    let every = cluster.settings.lease_ttl / 4;
+    let node = cluster.settings.node.clone();
+    loop {
+        // At a stop the lease is left to run out: the committer may still append the last
+        // groups, and a standby taking over at once would fence them out.
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(every) => {}
+        }
+        let sent = Instant::now();
+        match cluster.lease.update(KEY, node.clone().into(), lease.revision).await {
+            Ok(revision) => {
+                lease.revision = revision;
+                if let Ok(mut until) = lease.valid_until.lock() {
+                    *until = sent + cluster.settings.lease_ttl;
+                }
+            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                return Err(ReplicaError::LostLease.into());
+            }
+            Err(e) if !lease.valid() => {
+                tracing::error!(error = %e, "the lease ran out before it could be renewed");
+                return Err(ReplicaError::LostLease.into());
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot renew the lease; retrying"),
+        }
+    }
+}
