@@ -43,6 +43,9 @@ const TAKEOVER: &str = "takeover";
 const SETUP: Duration = Duration::from_secs(30);
 /// Events per record when a folder's history goes into an empty stream.
 const BASE_EVENTS: usize = 500;
+/// The smallest message size the NATS servers must take: an attachment of 1 MiB in base64, with
+/// what came before it in its group.
+const MIN_PAYLOAD: usize = 3 << 20;
 
 /// How this process joins a standby pair (`--nats`).
 #[derive(Debug, Clone)]
@@ -114,7 +117,7 @@ impl Cluster {
         // while the lease lasts, and one that cannot finish in it gives up.
         let wait =
             (settings.lease_ttl / 4).clamp(Duration::from_millis(500), Duration::from_secs(5));
-        let js = jetstream::ContextBuilder::new().timeout(wait).build(client);
+        let js = jetstream::ContextBuilder::new().timeout(wait).build(client.clone());
         let log = retried(|| {
             js.get_or_create_stream(stream::Config {
                 name: STREAM.into(),
@@ -148,6 +151,13 @@ impl Cluster {
         })
         .await
         .map_err(nats)?;
+        // Connected by now: the server has said how large a message it takes.
+        let max_payload = client.server_info().max_payload;
+        if max_payload < MIN_PAYLOAD {
+            return Err(nats(format!(
+                "the server takes messages of at most {max_payload} bytes; hongfan needs {MIN_PAYLOAD} (a photo with its group): set `max_payload: 4MB` in every NATS server's configuration"
+            )));
+        }
         let found = bucket.cached_info().config.max_age;
         if found != settings.lease_ttl {
             return Err(StandbyError::LeaseTtl { found, given: settings.lease_ttl });

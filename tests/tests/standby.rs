@@ -16,6 +16,10 @@ use hongfan_tests::report;
 use hongfan_tests::server::{TestServer, WsClient, cookie_request};
 use tokio_tungstenite::tungstenite::Message;
 
+/// One test at a time: each runs three NATS servers and two hongfans, and their timing (leases,
+/// elections) is what is tested, on a machine of two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Short, so that a test's failover is quick; a real pair uses the default, 15 s.
 const LEASE_TTL: &str = "2s";
 /// Longer than a NATS cluster takes to elect a new leader for the log (4 to 9 s in 2.9).
@@ -188,6 +192,7 @@ fn events_of(messages: &[ServerMessage]) -> Vec<Event> {
 
 #[tokio::test]
 async fn the_standby_takes_over_from_a_killed_primary_with_every_acknowledged_report() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let nats = NatsCluster::start().await;
     let a_args = args(&nats, "a");
     let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
@@ -332,6 +337,7 @@ async fn log_leader(nats: &NatsCluster) -> usize {
 
 #[tokio::test]
 async fn writes_go_on_when_a_nats_node_dies() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let mut nats = NatsCluster::start().await;
     let ttl = LEASE_OUTLASTING_AN_ELECTION;
     let (a, b) = pair(args_with(&nats.urls(), "a", ttl), args_with(&nats.urls(), "b", ttl)).await;
@@ -361,6 +367,7 @@ async fn writes_go_on_when_a_nats_node_dies() {
 // first line): they need threads of their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_cut_off_from_nats_stops_acknowledging() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let nats = NatsCluster::start().await;
     let mut proxies = Vec::new();
     for node in 0..3 {
@@ -415,6 +422,7 @@ async fn a_primary_cut_off_from_nats_stops_acknowledging() {
 /// end every acknowledged report is on the primary exactly once, and its log has no gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_soak_of_the_primary() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let rounds: usize =
         std::env::var("HONGFAN_FAILOVER_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let nats = NatsCluster::start().await;

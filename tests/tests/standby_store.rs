@@ -49,6 +49,9 @@ impl Log {
     }
 }
 
+/// An attachment's bytes (the store does not look inside).
+const PHOTO: &[u8] = b"\xff\xd8\xff a photo of the stairwell";
+
 fn options(mode: Mode) -> StoreOptions {
     StoreOptions { mode, duty: everyone_on_duty(), cache_bytes: 8 << 20, ..Default::default() }
 }
@@ -86,8 +89,12 @@ fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap()
 }
 
-/// Some of everything a primary writes: reports, a claim and a resolution, a breach, a session.
+/// Some of everything a primary writes: an attachment, reports, a claim and a resolution, a
+/// breach, a session.
 async fn work(store: &Store, clock: &ManualClock) {
+    let attaching = store.clone();
+    let photo = tokio::task::spawn_blocking(move || attaching.attach(PHOTO)).await.unwrap();
+    assert!(photo.is_ok(), "{photo:?}");
     let a = store.report(&kiosk("c1"), "r1", report("c1", "楼道灯坏了")).await.unwrap().incident;
     let b = store.report(&kiosk("c2"), "r2", report("c2", "水管漏水")).await.unwrap().incident;
     store.act(&worker("duty-c1", "c1"), a.id, Action::Claim).await.unwrap();
@@ -112,6 +119,9 @@ async fn a_standby_applies_the_primary_log_into_the_same_store() {
     let refused = standby.report(&kiosk("c1"), "r9", report("c1", "x")).await.unwrap_err();
     assert!(matches!(refused, StoreError::Standby), "{refused}");
     assert!(standby.is_standby() && !primary.is_standby());
+    let on_standby = standby.clone();
+    let refused = tokio::task::spawn_blocking(move || on_standby.attach(PHOTO)).await.unwrap();
+    assert!(matches!(refused, Err(StoreError::Standby)), "{refused:?}");
 
     log.feed(&standby, 0).unwrap();
     assert_eq!(standby.epoch(), primary.epoch());
@@ -130,6 +140,9 @@ async fn a_standby_applies_the_primary_log_into_the_same_store() {
         standby.scan_entries(Aux::Sessions).unwrap(),
         primary.scan_entries(Aux::Sessions).unwrap()
     );
+    let (name, on_standby) = (primary.attachments().ids().unwrap(), standby.attachments());
+    assert_eq!(on_standby.ids().unwrap(), name, "the attachment came with the log");
+    assert_eq!(on_standby.get(&name[0]).unwrap().as_deref(), Some(PHOTO));
     let closed = written[0].incident;
     assert_eq!(
         json(&standby.incident(closed).await.unwrap()),

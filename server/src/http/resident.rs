@@ -203,7 +203,7 @@ pub(super) async fn upload(
             AttachmentKind::Photo => attachments::strip_photo(bytes.to_vec())?,
             AttachmentKind::Voice => bytes.to_vec(),
         };
-        let id = store.attachments().put(&bytes)?;
+        let id = store.attach(&bytes)?;
         Ok::<_, UploadError>(Attachment {
             id,
             kind,

@@ -232,6 +232,11 @@ impl Connection {
                     let refusal = error(ErrorCode::Forbidden, "only a grid worker goes on duty");
                     return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
                 }
+                // The switches live in the primary's hub (the committer reads them).
+                if self.hub.store().is_standby() {
+                    let refusal = super::wire_error(&crate::store::StoreError::Standby);
+                    return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
+                }
                 tracing::info!(on, "duty");
                 self.hub.set_duty(&self.auth.principal, on);
                 self.send_message(&ServerMessage::DutySet { id: request, on }).await

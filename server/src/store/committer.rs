@@ -25,11 +25,15 @@ use tokio::sync::oneshot;
 use super::deadlines::Deadlines;
 use super::disk::{AuxWrite, Loaded};
 use super::places::Places;
-use super::replica::{Record, Replicator};
+use super::replica::{File, Record, Replicator};
 use super::{Aux, Reported, Shared, StoreError};
 
 /// How many requests one group commit takes at most.
 const MAX_GROUP: usize = 4096;
+/// The same when each group is a message of the replicated log, which has a size limit (4 MB
+/// configured, see operations.md): a few hundred reports, or one attachment with what came
+/// before it.
+const MAX_REPLICATED_GROUP: usize = 256;
 /// How often the high-water mark is brought up to date.
 const MARK_EVERY: Duration = Duration::from_secs(1);
 /// How often sled is made durable and the write-ahead log emptied, at most, and how large the
@@ -78,6 +82,11 @@ pub(super) enum Command {
         edit: super::OfficeEdit,
         reply: Reply<OfficeEvent>,
     },
+    /// An attachment for the replicated log, in the next group (the file is already stored).
+    File {
+        file: File,
+        reply: Reply<()>,
+    },
     Shutdown {
         reply: Reply<()>,
     },
@@ -107,6 +116,8 @@ struct Group {
     aux: Vec<AuxWrite>,
     /// Changes to how the office runs.
     office: Vec<OfficeEvent>,
+    /// Attachments for the replicated log.
+    files: Vec<File>,
     answers: Vec<Answer>,
     shutdown: bool,
 }
@@ -328,7 +339,10 @@ impl Committer {
         if let Some(command) = first {
             self.stage(command, &mut group);
         }
-        while group.answers.len() < MAX_GROUP && !group.shutdown {
+        let max = if self.log.is_some() { MAX_REPLICATED_GROUP } else { MAX_GROUP };
+        // An attachment (only ever for a replicated log) ends its group: the log's messages
+        // have a size limit.
+        while group.answers.len() < max && !group.shutdown && group.files.is_empty() {
             match self.rx.as_ref().map(Receiver::try_recv) {
                 Some(Ok(command)) => self.stage(command, &mut group),
                 _ => break,
@@ -408,6 +422,10 @@ impl Committer {
                     Err(refused) => Err(StoreError::Refused(refused)),
                 };
                 group.answers.push(Answer::Office(reply, result));
+            }
+            Command::File { file, reply } => {
+                group.files.push(file);
+                group.answers.push(Answer::Put(reply, Ok(())));
             }
             Command::Shutdown { reply } => {
                 group.shutdown = true;
@@ -608,8 +626,17 @@ impl Committer {
     }
 
     fn commit(&mut self, group: Group) -> Result<(), StoreError> {
-        let Group { events, states, latest, touched, mut aux, office, mut answers, shutdown } =
-            group;
+        let Group {
+            events,
+            states,
+            latest,
+            touched,
+            mut aux,
+            office,
+            files,
+            mut answers,
+            shutdown,
+        } = group;
         self.shared.last_group.store(answers.len(), std::sync::atomic::Ordering::Relaxed);
         // The webhooks these events call, into the outbox in the same write: none lost, none
         // twice, whatever the crash.
@@ -637,14 +664,14 @@ impl Committer {
         let mut housekeeping = None;
         let shared = self.shared.clone();
         let metrics = &shared.metrics;
-        if !events.is_empty() || !aux.is_empty() || !office.is_empty() {
+        if !events.is_empty() || !aux.is_empty() || !office.is_empty() || !files.is_empty() {
             let started = std::time::Instant::now();
             // With a standby, the replicated log holds the group before this disk does: the
             // disk is never ahead of the log, so whatever this process acknowledged, a standby
             // has. (Dying between the two, this folder gets the group back from the log.)
             let position = match &self.log {
                 Some(log) => {
-                    let record = Record::borrowed(&events, &office, &aux);
+                    let record = Record::borrowed(&events, &office, &aux, &files);
                     match log.append(&record) {
                         Ok(position) => Some(position),
                         Err(e) => {

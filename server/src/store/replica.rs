@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use super::committer::Housekeeping;
 use super::{AuxWrite, Store, StoreError};
 
-/// One committed group, as the replicated log carries it: its events, its changes to the office
-/// and the account records written with them. Incident states are not carried: a standby folds
-/// the events into them, as the primary did.
+/// One committed group, as the replicated log carries it: its events, its changes to the office,
+/// the account records written with them, and the attachments uploaded since the last group
+/// (before any report that names them). Incident states are not carried: a standby folds the
+/// events into them, as the primary did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Record<'a> {
     #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
@@ -29,6 +30,29 @@ pub struct Record<'a> {
     pub office: Cow<'a, [OfficeEvent]>,
     #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
     pub aux: Cow<'a, [AuxWrite]>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    pub files: Cow<'a, [File]>,
+}
+
+/// An attachment's bytes (a photo or voice note), as the log carries it; its name is their hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct File {
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], to: S) -> Result<S::Ok, S::Error> {
+        to.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(from)?;
+        base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl<'a> Record<'a> {
@@ -36,8 +60,14 @@ impl<'a> Record<'a> {
         events: &'a [Event],
         office: &'a [OfficeEvent],
         aux: &'a [AuxWrite],
+        files: &'a [File],
     ) -> Record<'a> {
-        Record { events: events.into(), office: office.into(), aux: aux.into() }
+        Record {
+            events: events.into(),
+            office: office.into(),
+            aux: aux.into(),
+            files: files.into(),
+        }
     }
 }
 
@@ -101,7 +131,11 @@ impl Store {
             reason: format!("the replicated log's group at position {position} {why}"),
         };
         let published = shared.read()?;
-        let Record { events, office, aux } = record;
+        let Record { events, office, aux, files } = record;
+        // Before the reports that name them, as on the primary.
+        for file in files.iter() {
+            shared.attachments.put(&file.bytes)?;
+        }
         // Folded as the primary folded them: each event onto its incident's state before it.
         let mut latest: HashMap<IncidentId, Arc<Incident>> = HashMap::new();
         let mut states = Vec::with_capacity(events.len());
@@ -168,6 +202,23 @@ impl Store {
             shared.disk.apply(&ops)
         })
         .await
+    }
+
+    /// Stores an attachment's bytes durably and returns its name; with a standby, the log
+    /// holds them too before this returns, so that a report naming them finds them on either.
+    /// Blocking: it waits on the disk (and the log).
+    pub fn attach(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        if self.is_standby() {
+            return Err(StoreError::Standby);
+        }
+        let id = self.shared.attachments.put(bytes)?;
+        if self.shared.writer.get().is_some_and(|w| w.replicated) {
+            let file = File { bytes: bytes.to_vec() };
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            self.tx.send(super::Command::File { file, reply }).map_err(|_| StoreError::Closed)?;
+            answer.blocking_recv().map_err(|_| StoreError::Closed)??;
+        }
+        Ok(id)
     }
 
     /// Takes over: the standby starts writing on what it has applied, recording at once what

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use hongfan_shared::protocol::{ClientMessage, ServerMessage};
+use hongfan_tests::nats::NatsCluster;
 use hongfan_tests::report;
 use hongfan_tests::server::{Launch, TestServer, WsClient};
 
@@ -46,6 +47,10 @@ struct Args {
     /// Pin the server this starts to these cores (`taskset -c`).
     #[arg(long, global = true)]
     server_cpus: Option<String>,
+    /// Start the server as the primary of a standby pair: three NATS servers on loopback, each
+    /// group appended to their log before it is acknowledged, and a standby following.
+    #[arg(long, global = true)]
+    standby: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +91,14 @@ enum Scenario {
     },
     /// The machine's own floor: a raw write + fdatasync loop, and a WebSocket echo round trip.
     Floor,
+    /// A primary and standby pair on three NATS servers: kill -9 of the primary while a kiosk
+    /// reports, and the time until the standby acknowledges a report, N times.
+    Failover {
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        #[arg(long, default_value = "15s")]
+        lease_ttl: String,
+    },
     /// Incidents, each raced for by many workers at once: double claims and claim latency.
     Claims {
         #[arg(long, default_value_t = 1000)]
@@ -132,6 +145,9 @@ struct Target {
     supervisor: (String, String),
     /// The server this started, if it did.
     spawned: Option<TestServer>,
+    /// With `--standby`: the NATS servers, and the standby following the server started
+    /// (held, not read: they run as long as the target).
+    _pair: Option<(NatsCluster, TestServer)>,
 }
 
 fn credentials(pair: &str) -> (String, String) {
@@ -161,15 +177,36 @@ impl Target {
                 workers: args.workers.iter().map(|w| credentials(w)).collect(),
                 supervisor: credentials(args.supervisor.as_deref().unwrap_or("")),
                 spawned: None,
+                _pair: None,
             };
         }
         let mut flags: Vec<&str> = LIMITS_OFF.to_vec();
         flags.extend_from_slice(extra);
+        let nats = match args.standby {
+            true => Some(NatsCluster::start().await),
+            false => None,
+        };
+        let urls = nats.as_ref().map(|nats| nats.urls().join(","));
+        let pair_flags = |node: &'static str| match &urls {
+            Some(urls) => {
+                vec!["--nats".to_owned(), urls.clone(), "--node-name".into(), node.into()]
+            }
+            None => Vec::new(),
+        };
+        let primary_flags = pair_flags("a");
+        flags.extend(primary_flags.iter().map(String::as_str));
         let server = match data {
             Some(data) => TestServer::start_on_launched(data, &flags, launch(args)),
             None => TestServer::start_launched(&flags, launch(args)).await,
         };
-        Target::spawned(server)
+        let standby = nats.map(|nats| {
+            let mut flags: Vec<&str> = LIMITS_OFF.to_vec();
+            let standby_flags = pair_flags("b");
+            flags.extend(standby_flags.iter().map(String::as_str));
+            let data = server.dir.path().join("standby");
+            (nats, TestServer::start_on_launched(data, &flags, launch(args)))
+        });
+        Target { _pair: standby, ..Target::spawned(server) }
     }
 
     fn spawned(server: TestServer) -> Target {
@@ -180,6 +217,7 @@ impl Target {
             workers: ["wang", "li"].map(|w| (w.to_owned(), password.clone())).to_vec(),
             supervisor: ("boss".into(), password),
             spawned: Some(server),
+            _pair: None,
         }
     }
 
@@ -869,6 +907,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Idle { boards } => idle(&args, boards).await,
         Scenario::Claims { incidents, racers } => claims(&args, incidents, racers).await,
         Scenario::Floor => floor(args.secs).await?,
+        Scenario::Failover { rounds, ref lease_ttl } => failover(&args, rounds, lease_ttl).await?,
         Scenario::Restart { events, boards, communities } => {
             restart(&args, events, boards, communities).await?
         }
@@ -877,4 +916,96 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
     }
     Ok(())
+}
+
+/// One report from a kiosk with `cookie` to `url`, answered within a second: whether it was
+/// acknowledged.
+async fn report_once(url: &str, cookie: &str, request_id: &str) -> bool {
+    let attempt = async {
+        let mut kiosk = WsClient::connect(url, Some(cookie), None).await.ok()?;
+        let request_id = request_id.to_owned();
+        let message = ClientMessage::Report {
+            request_id: request_id.clone(),
+            report: report("c1", "楼道灯坏了"),
+        };
+        kiosk.send(&message).await;
+        loop {
+            match kiosk.try_recv().await.ok()? {
+                ServerMessage::Reported { request_id: r, .. } if r == request_id => return Some(()),
+                ServerMessage::Error(e) if e.request_id.as_deref() == Some(&request_id) => {
+                    return None;
+                }
+                _ => continue,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt).await.ok().flatten().is_some()
+}
+
+/// kill -9 of the primary, `rounds` times: from the kill to the first report the standby
+/// acknowledges (a kiosk resending every 20 ms). The killed server comes back as the standby.
+async fn failover(
+    args: &Args,
+    rounds: usize,
+    lease_ttl: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let nats = NatsCluster::start().await;
+    let flags = |node: &str| {
+        let mut flags: Vec<String> = LIMITS_OFF.iter().map(|f| (*f).to_owned()).collect();
+        flags.extend(["--nats".into(), nats.urls().join(","), "--node-name".into(), node.into()]);
+        flags.extend(["--lease-ttl".into(), lease_ttl.to_owned()]);
+        flags
+    };
+    let a_flags = flags("a");
+    let a = TestServer::start_launched(
+        &a_flags.iter().map(String::as_str).collect::<Vec<_>>(),
+        launch(args),
+    )
+    .await;
+    let b_flags = flags("b");
+    let b_flags: Vec<&str> = b_flags.iter().map(String::as_str).collect();
+    let b = TestServer::start_on_launched(a.dir.path().join("standby"), &b_flags, launch(args));
+    let cookie = a.pair_kiosk("c1").await;
+    let mut servers = [a, b];
+    let mut primary = 0;
+    let mut times = Vec::new();
+    let mut n = 0;
+    for round in 0..rounds {
+        // The pair at work: the primary acknowledges, the standby has followed.
+        let url = servers[primary].kiosk_ws_url();
+        n += 1;
+        anyhow::ensure!(
+            report_once(&url, &cookie, &format!("f-{n}")).await,
+            "round {round}: the primary does not acknowledge"
+        );
+        servers[primary].kill();
+        let killed = Instant::now();
+        let standby = servers[1 - primary].kiosk_ws_url();
+        n += 1;
+        let request_id = format!("f-{n}");
+        while !report_once(&standby, &cookie, &request_id).await {
+            anyhow::ensure!(
+                killed.elapsed() < Duration::from_secs(120),
+                "round {round}: no failover"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let took = killed.elapsed();
+        eprintln!("  round {round}: {:.2} s", took.as_secs_f64());
+        times.push(took);
+        servers[primary].restart();
+        primary = 1 - primary;
+    }
+    times.sort();
+    let secs = |d: Duration| d.as_secs_f64();
+    let (min, median, max) = (times[0], times[times.len() / 2], times[times.len() - 1]);
+    println!(
+        "failover (kill -9 of the primary to the standby's first acknowledged report), lease {lease_ttl}, {rounds} rounds: min {:.2} s, median {:.2} s, max {:.2} s",
+        secs(min),
+        secs(median),
+        secs(max)
+    );
+    Ok(
+        serde_json::json!({ "lease_ttl": lease_ttl, "rounds": rounds, "min_s": secs(min), "median_s": secs(median), "max_s": secs(max) }),
+    )
 }
