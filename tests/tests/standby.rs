@@ -498,3 +498,44 @@ async fn a_kill_9_soak_of_the_primary() {
         failovers.last().copied().unwrap_or_default(),
     );
 }
+
+/// An office that ran on one server turns on the standby: its history goes into the empty log
+/// first, and a standby started from nothing has all of it.
+#[tokio::test]
+async fn an_existing_folder_brings_its_history_into_an_empty_log() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let mut alone = TestServer::start().await;
+    let c1 = alone.pair_kiosk("c1").await;
+    let mut kiosk = connect(&alone.kiosk_ws_url(), &c1).await;
+    let first = kiosk.file(report("c1", "楼道灯坏了")).await;
+    let second = kiosk.file(report("c1", "水管漏水")).await;
+    drop(kiosk);
+    alone.stop();
+    let last = second.last_seq;
+
+    let nats = NatsCluster::start().await;
+    let a_args = args(&nats, "a");
+    let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
+    let a = TestServer::start_on(alone.data_dir(), &a_args);
+    assert_eq!(role(&a).await, "primary");
+    let b_args = args(&nats, "b");
+    let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let b = TestServer::start_on(alone.dir.path().join("standby"), &b_args);
+    until("the standby has the history", FAILOVER, || async { seq(&b).await == Some(last) }).await;
+
+    // The kiosk's session and both reports are on the standby, as they were.
+    let boss = a.login("boss").await;
+    let mut board = connect(&b.ws_url(), &boss).await;
+    let (snapshot, _) = board.subscribe(None).await;
+    let ServerMessage::Snapshot { incidents, .. } = snapshot else { panic!("{snapshot:?}") };
+    let ids: Vec<_> = incidents.iter().map(|i| i.id).collect();
+    assert_eq!(ids, [first.id, second.id]);
+    let mut on_b = connect(&b.kiosk_ws_url(), &c1).await;
+    assert_eq!(on_b.file_refused(report("c1", "x")).await, ErrorCode::Standby);
+    // And the primary goes on writing after them.
+    let mut on_a = connect(&a.kiosk_ws_url(), &c1).await;
+    let third = on_a.file(report("c1", "电梯停了")).await;
+    assert!(third.last_seq > last);
+    until("the standby follows on", FAILOVER, || async { seq(&b).await == Some(third.last_seq) })
+        .await;
+}

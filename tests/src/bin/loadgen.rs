@@ -991,7 +991,15 @@ async fn failover(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let took = killed.elapsed();
-        eprintln!("  round {round}: {:.2} s", took.as_secs_f64());
+        // How long the takeover itself took, by the new primary's log.
+        let log = servers[1 - primary].log_text();
+        let takeover = log.lines().rev().find(|l| l.contains("took over"));
+        let takeover_ms = takeover.and_then(|l| l.split("ms=").nth(1)?.split_whitespace().next());
+        eprintln!(
+            "  round {round}: {:.2} s (the takeover: {} ms)",
+            took.as_secs_f64(),
+            takeover_ms.unwrap_or("?")
+        );
         times.push(took);
         servers[primary].restart();
         primary = 1 - primary;
