@@ -107,8 +107,10 @@ impl Server {
                 ..settings.store.clone()
             },
         )?;
-        if let Some((cluster, start)) = &standby {
-            crate::standby::begin(cluster, &store, start).await?;
+        let shutdown = CancellationToken::new();
+        let mut standby = standby;
+        if let Some((cluster, start)) = &mut standby {
+            crate::standby::begin(cluster, &store, start, &shutdown).await?;
         }
         // The file seeds a community the folder does not hold; afterwards it is the office's
         // to edit.
@@ -127,7 +129,6 @@ impl Server {
         // A standby's first accounts are the primary's, which it follows.
         let first_start = if store.is_standby() { None } else { accounts.first_start().await? };
         let operator_token = write_operator_token(&settings.data_dir)?;
-        let shutdown = CancellationToken::new();
         if let Some((cluster, start)) = standby {
             let (store, stop) = (store.clone(), shutdown.clone());
             tokio::spawn(async move {

@@ -27,11 +27,15 @@ use async_nats::jetstream::{
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Aux, Record, ReplicaError, Replicator, Store, StoreError};
+use crate::store::{Aux, AuxWrite, File, Record, ReplicaError, Replicator, Store, StoreError};
 
 /// The stream, its one subject, the lease's bucket and key.
 const STREAM: &str = "HONGFAN";
-const SUBJECT: &str = "hongfan.log";
+/// Groups and takeover marks have subjects of their own, so that whether the log has a mark is
+/// one question to the stream (`Cluster::has_mark`).
+const SUBJECTS: &str = "hongfan.log.>";
+const GROUP_SUBJECT: &str = "hongfan.log.group";
+const MARK_SUBJECT: &str = "hongfan.log.takeover";
 const BUCKET: &str = "hongfan_lease";
 const KEY: &str = "primary";
 /// Headers of every message: the data folder's epoch, and what the message is.
@@ -41,8 +45,9 @@ const GROUP: &str = "group";
 const TAKEOVER: &str = "takeover";
 /// How long a fresh cluster may take to elect the leaders of the stream and the bucket.
 const SETUP: Duration = Duration::from_secs(30);
-/// Events per record when a folder's history goes into an empty stream.
-const BASE_EVENTS: usize = 500;
+/// Events, office events or account records per record when a folder's history goes into an
+/// empty stream.
+const BASE_RECORDS: usize = 500;
 /// The smallest message size the NATS servers must take: an attachment of 1 MiB in base64, with
 /// what came before it in its group.
 const MIN_PAYLOAD: usize = 3 << 20;
@@ -58,6 +63,8 @@ pub struct StandbySettings {
     pub lease_ttl: Duration,
     /// Copies of the stream and the bucket in the NATS cluster (3 in production).
     pub replicas: usize,
+    /// The NATS account and its password, when the servers ask for one.
+    pub login: Option<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +83,10 @@ pub enum StandbyError {
         "the lease bucket expires entries after {found:?}, this server was given --lease-ttl {given:?}: every server of the pair must use the same"
     )]
     LeaseTtl { found: Duration, given: Duration },
+    #[error(
+        "this data folder's history was being put into the empty replicated log when the server stopped, and only part of it is there. Delete the stream (`nats stream rm HONGFAN`, nothing else has used it) and start this server again"
+    )]
+    IncompleteHistory,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -97,13 +108,23 @@ pub struct Cluster {
 pub struct Start {
     pub epoch: Option<String>,
     lease: Option<Lease>,
+    /// The lease's renewal, running from the moment it was taken.
+    kept: Option<Kept>,
 }
+
+type Kept = tokio::task::JoinHandle<Result<(), StandbyError>>;
 
 impl Cluster {
     /// Connects, and makes the stream and the lease bucket when they are missing.
     pub async fn connect(settings: &StandbySettings) -> Result<Cluster, StandbyError> {
-        let nats = |why: String| StandbyError::Nats { urls: settings.urls.join(","), why };
-        let client = async_nats::ConnectOptions::new()
+        let nats = |why: String| StandbyError::Nats { urls: shown(&settings.urls), why };
+        let options = match &settings.login {
+            Some((user, password)) => {
+                async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+            }
+            None => async_nats::ConnectOptions::new(),
+        };
+        let client = options
             .name(&settings.node)
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
@@ -121,7 +142,7 @@ impl Cluster {
         let log = retried(|| {
             js.get_or_create_stream(stream::Config {
                 name: STREAM.into(),
-                subjects: vec![SUBJECT.into()],
+                subjects: vec![SUBJECTS.into()],
                 num_replicas: settings.replicas,
                 storage: stream::StorageType::File,
                 duplicate_window: Duration::from_secs(120),
@@ -167,13 +188,23 @@ impl Cluster {
     }
 
     fn nats(&self, why: impl std::fmt::Display) -> StandbyError {
-        StandbyError::Nats { urls: self.settings.urls.join(","), why: why.to_string() }
+        StandbyError::Nats { urls: shown(&self.settings.urls), why: why.to_string() }
     }
 
     /// Where the log ends (0 while it is empty).
     async fn end(&self) -> Result<u64, StandbyError> {
         let info = self.log.get_info().await.map_err(|e| self.nats(e))?;
         Ok(info.state.last_sequence)
+    }
+
+    /// Whether any server has completed a takeover of this log (a mark follows a folder's
+    /// history, when one was put in first).
+    async fn has_mark(&self) -> Result<bool, StandbyError> {
+        match self.log.get_last_raw_message_by_subject(MARK_SUBJECT).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(e) => Err(self.nats(e)),
+        }
     }
 
     /// What a process starts as: a follower of the log's epoch, or, when the log is empty and
@@ -184,10 +215,10 @@ impl Cluster {
             if self.end().await? > 0 {
                 let first = self.log.get_raw_message(1).await.map_err(|e| self.nats(e))?;
                 let epoch = first.headers.get(EPOCH).map(|v| v.as_str().to_owned());
-                return Ok(Start { epoch, lease: None });
+                return Ok(Start { epoch, lease: None, kept: None });
             }
             if let Some(lease) = self.take_lease().await? {
-                return Ok(Start { epoch: None, lease: Some(lease) });
+                return Ok(Start { epoch: None, lease: Some(lease), kept: None });
             }
             if !waiting {
                 tracing::info!(
@@ -224,13 +255,25 @@ impl Cluster {
             .log
             .create_consumer(OrderedConfig {
                 deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: position + 1 },
-                filter_subject: SUBJECT.into(),
+                filter_subject: SUBJECTS.into(),
                 ..Default::default()
             })
             .await
             .map_err(|e| self.nats(e))?;
         consumer.messages().await.map_err(|e| self.nats(e))
     }
+}
+
+/// The NATS servers' addresses as they may be logged: without anything before an `@`.
+fn shown(urls: &[String]) -> String {
+    let hide = |url: &String| match url
+        .split_once("://")
+        .and_then(|(s, r)| Some((s, r.split_once('@')?.1)))
+    {
+        Some((scheme, host)) => format!("{scheme}://…@{host}"),
+        None => url.clone(),
+    };
+    urls.iter().map(hide).collect::<Vec<_>>().join(",")
 }
 
 /// Retries a setup request while a new cluster elects its leaders.
@@ -292,17 +335,29 @@ impl Term {
                 .expected_last_sequence(last)
                 .header(EPOCH, self.epoch.as_str())
                 .header(KIND, kind);
-            let sent = self.cluster.js.send_publish(SUBJECT, message).await;
+            let subject = if kind == TAKEOVER { MARK_SUBJECT } else { GROUP_SUBJECT };
+            let sent = self.cluster.js.send_publish(subject, message).await;
             let acked = match sent {
                 Ok(ack) => ack.await,
                 Err(e) => Err(e),
             };
             match acked {
-                Ok(ack) => {
+                // Named after `last`, the message can only be at `last + 1`. (A resend that
+                // meets its original still in flight is answered as a duplicate at 0 by NATS
+                // before 2.10.20: it is sent again until the original's place is known.)
+                Ok(ack) if ack.sequence == last + 1 => {
                     if let Ok(mut known) = self.last.lock() {
                         *known = ack.sequence;
                     }
                     return Ok(ack.sequence);
+                }
+                Ok(ack) => {
+                    tracing::warn!(
+                        sequence = ack.sequence,
+                        expected = last + 1,
+                        "an append's acknowledgement names another place; sending it again"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                     return Err(ReplicaError::LostLease);
@@ -327,7 +382,12 @@ impl Replicator for Term {
 
 /// Checks a folder against the log, before it serves; the first server of a new deployment
 /// (holding the lease of an empty log) takes over at once, so that its first groups are its own.
-pub async fn begin(cluster: &Cluster, store: &Store, start: &Start) -> Result<(), StandbyError> {
+pub async fn begin(
+    cluster: &Cluster,
+    store: &Store,
+    start: &mut Start,
+    shutdown: &CancellationToken,
+) -> Result<(), StandbyError> {
     if let Some(log) = &start.epoch
         && log != store.epoch()
     {
@@ -338,8 +398,37 @@ pub async fn begin(cluster: &Cluster, store: &Store, start: &Start) -> Result<()
     if folder > log {
         return Err(StandbyError::AheadOfLog { folder, log });
     }
-    if let Some(lease) = &start.lease {
-        take_over(cluster, store, lease.clone()).await?;
+    // A log that holds a folder's history without a mark after it: the first server is still
+    // putting its history in, or stopped while it did.
+    if log > 0 && !cluster.has_mark().await? {
+        let fresh = store.last_seq()? == 0 && store.office().office.seq == 0;
+        if folder == log {
+            // This folder's history is all in (its position is written once it is): finish.
+            tracing::info!("this folder's history is in the replicated log; taking over");
+            start.lease = Some(loop {
+                if let Some(lease) = cluster.take_lease().await? {
+                    break lease;
+                }
+                tokio::time::sleep(cluster.settings.lease_ttl / 4).await;
+            });
+        } else if fresh {
+            tracing::info!(
+                "waiting for the first server to put its history into the replicated log"
+            );
+            while !cluster.has_mark().await? {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        } else {
+            return Err(StandbyError::IncompleteHistory);
+        }
+    }
+    if let Some(lease) = start.lease.clone() {
+        let kept = keep(cluster, &lease, shutdown);
+        if let Err(e) = take_over(cluster, store, lease).await {
+            kept.abort();
+            return Err(e);
+        }
+        start.kept = Some(kept);
     }
     Ok(())
 }
@@ -354,31 +443,45 @@ pub async fn run(
     start: Start,
     shutdown: CancellationToken,
 ) -> Result<(), StandbyError> {
-    let lease = match start.lease {
-        Some(lease) => lease,
+    let kept = match start.kept {
+        Some(kept) => kept,
         None => {
             let Some(lease) = follow(&cluster, &store, &shutdown).await? else { return Ok(()) };
-            take_over(&cluster, &store, lease.clone()).await?;
-            lease
+            let kept = keep(&cluster, &lease, &shutdown);
+            if let Err(e) = take_over(&cluster, &store, lease).await {
+                kept.abort();
+                return Err(e);
+            }
+            kept
         }
     };
-    renew(&cluster, lease, &shutdown).await
+    kept.await.map_err(|e| StandbyError::Lost(ReplicaError::Unreachable(e.to_string())))?
 }
 
-/// Applies the log as it grows; the lease once it is free (`None` at shutdown).
+/// Renews the lease from now on, on a task of its own: a takeover (reading the rest of the
+/// log, putting a folder's history in) may take longer than the lease.
+fn keep(cluster: &Cluster, lease: &Lease, shutdown: &CancellationToken) -> Kept {
+    let (cluster, lease, shutdown) = (cluster.clone(), lease.clone(), shutdown.clone());
+    tokio::spawn(async move { renew(&cluster, lease, &shutdown).await })
+}
+
+/// Applies the log as it grows; the lease once it is free and this folder has the whole log
+/// (`None` at shutdown). NATS failing meanwhile (a server dying, a connection lost) is waited
+/// out.
 async fn follow(
     cluster: &Cluster,
     store: &Store,
     shutdown: &CancellationToken,
 ) -> Result<Option<Lease>, StandbyError> {
     let mut read = store.position()?;
-    let mut messages = cluster.follow(read).await?;
-    let mut poll = tokio::time::interval(cluster.settings.lease_ttl / 4);
+    let Some(mut messages) = reading(cluster, read, shutdown).await else { return Ok(None) };
+    let every = cluster.settings.lease_ttl / 4;
+    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     // The read position at the last poll: no progress while the log grew means the follower is
     // stuck (its NATS server died under it), and is made again.
     let mut at_poll = read;
     loop {
-        tokio::select! {
+        let again = tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
             message = messages.next() => match message {
                 Some(Ok(message)) => {
@@ -389,30 +492,61 @@ async fn follow(
                     }
                     if position != read + 1 {
                         tracing::warn!(read, position, "a gap in the replicated log's delivery; reading again");
-                        messages = cluster.follow(read).await?;
-                        continue;
+                        true
+                    } else {
+                        apply(store, position, message.headers.as_ref(), message.payload.clone()).await?;
+                        read = position;
+                        false
                     }
-                    apply(store, position, message.headers.as_ref(), message.payload.clone()).await?;
-                    read = position;
                 }
-                other => {
-                    if let Some(Err(e)) = other {
-                        tracing::warn!(error = %e, "following the replicated log failed; reading again");
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "following the replicated log failed; reading again");
+                    true
+                }
+                None => true,
+            },
+            _ = poll.tick() => match cluster.end().await {
+                // Only a standby with the whole log may take over.
+                Ok(end) if end == read => match cluster.take_lease().await? {
+                    Some(lease) => return Ok(Some(lease)),
+                    None => false,
+                },
+                Ok(_) => {
+                    let stalled = read == at_poll;
+                    if stalled {
+                        tracing::warn!(read, "the replicated log's delivery stalled; reading again");
                     }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    messages = cluster.follow(read).await?;
+                    at_poll = read;
+                    stalled
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read where the replicated log ends");
+                    false
                 }
             },
-            _ = poll.tick() => {
-                if let Some(lease) = cluster.take_lease().await? {
-                    return Ok(Some(lease));
-                }
-                if read == at_poll && cluster.end().await.is_ok_and(|end| end > read) {
-                    tracing::warn!(read, "the replicated log's delivery stalled; reading again");
-                    messages = cluster.follow(read).await?;
-                }
-                at_poll = read;
-            }
+        };
+        if again {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let Some(fresh) = reading(cluster, read, shutdown).await else { return Ok(None) };
+            messages = fresh;
+        }
+    }
+}
+
+/// A reader of the log after `read`, made again until NATS answers (`None` at shutdown).
+async fn reading(
+    cluster: &Cluster,
+    read: u64,
+    shutdown: &CancellationToken,
+) -> Option<jetstream::consumer::pull::Ordered> {
+    loop {
+        match cluster.follow(read).await {
+            Ok(messages) => return Some(messages),
+            Err(e) => tracing::warn!(error = %e, "cannot read the replicated log; trying again"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
 }
@@ -467,6 +601,11 @@ async fn take_over(cluster: &Cluster, store: &Store, lease: Lease) -> Result<(),
             lease: lease.clone(),
             last: Mutex::new(read),
         };
+        // An empty log takes this folder's history first, and the mark after it says it is
+        // whole: no other server takes over a log without one.
+        if end == 0 {
+            publish_history(store, &term).await?;
+        }
         let marker = serde_json::json!({ "node": cluster.settings.node, "lease": lease.revision });
         match term.append(TAKEOVER, marker.to_string().into()).await {
             Ok(_) => break term,
@@ -475,9 +614,6 @@ async fn take_over(cluster: &Cluster, store: &Store, lease: Lease) -> Result<(),
             Err(e) => return Err(e.into()),
         }
     };
-    if read == 0 {
-        publish_history(store, &term).await?;
-    }
     let (store, log) = (store.clone(), Arc::new(term));
     tokio::task::spawn_blocking(move || store.promote(log))
         .await
@@ -491,33 +627,51 @@ async fn take_over(cluster: &Cluster, store: &Store, lease: Lease) -> Result<(),
     Ok(())
 }
 
-/// A folder with history starting an empty log: its events, office and account records go into
-/// the log first, as groups, so that a standby starting from nothing gets all of it.
+/// A folder with history starting an empty log: its office, account records, events and
+/// attachments go into the log first, as groups (each under the log's message size), so that a
+/// standby starting from nothing gets all of it. The folder's position is written once the last
+/// is in: a server that stopped part-way is told so at its next start (`begin`).
 async fn publish_history(store: &Store, term: &Term) -> Result<(), StandbyError> {
-    let office = store.office_history()?;
-    let mut aux = Vec::new();
+    let mut position = 0;
+    let mut append = async |record: Record<'_>| -> Result<(), StandbyError> {
+        let payload = serde_json::to_vec(&record).map_err(|e| StoreError::Read(e.to_string()))?;
+        position = term.append(GROUP, payload.into()).await?;
+        Ok(())
+    };
+    for office in store.office_history()?.chunks(BASE_RECORDS) {
+        append(Record { office: office.into(), ..Default::default() }).await?;
+    }
     for tree in [Aux::Users, Aux::Kiosks, Aux::Sessions, Aux::Outbox] {
-        for (key, value) in store.scan_entries(tree)? {
-            aux.push(crate::store::AuxWrite { tree, key, value: Some(value) });
+        let entries = store.scan_entries(tree)?;
+        for chunk in entries.chunks(BASE_RECORDS) {
+            let aux: Vec<_> = chunk
+                .iter()
+                .map(|(key, value)| AuxWrite { tree, key: key.clone(), value: Some(value.clone()) })
+                .collect();
+            append(Record { aux: aux.into(), ..Default::default() }).await?;
         }
     }
-    if office.is_empty() && aux.is_empty() && store.last_seq()? == 0 {
-        return Ok(());
-    }
-    let first = Record { office: office.into(), aux: aux.into(), ..Default::default() };
-    let mut position =
-        term.append(GROUP, serde_json::to_vec(&first).unwrap_or_default().into()).await?;
     let mut after = 0;
     loop {
-        let events = store.events_after(after, BASE_EVENTS).await?;
+        let events = store.events_after(after, BASE_RECORDS).await?;
         let Some(last) = events.last() else { break };
         after = last.seq;
-        let record = Record { events: events.into(), ..Default::default() };
-        let payload = serde_json::to_vec(&record).unwrap_or_default();
-        position = term.append(GROUP, payload.into()).await?;
+        append(Record { events: events.into(), ..Default::default() }).await?;
     }
-    store.set_position(position).await?;
-    tracing::info!(position, events = after, "the folder's history is in the replicated log");
+    let files = store.attachments().ids()?;
+    for id in &files {
+        let Some(bytes) = store.attachments().get(id)? else { continue };
+        append(Record { files: vec![File { bytes }].into(), ..Default::default() }).await?;
+    }
+    if position > 0 {
+        store.set_position(position).await?;
+        tracing::info!(
+            position,
+            events = after,
+            files = files.len(),
+            "the folder's history is in the replicated log"
+        );
+    }
     Ok(())
 }
 
@@ -546,7 +700,18 @@ async fn renew(
                 }
             }
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                return Err(ReplicaError::LostLease.into());
+                // A renewal whose answer was lost (an election, say) has moved the revision on:
+                // still this server's lease, if the entry names it.
+                match cluster.lease.entry(KEY).await {
+                    Ok(Some(entry))
+                        if entry.operation == kv::Operation::Put
+                            && entry.value == node.as_bytes()
+                            && entry.revision > lease.revision =>
+                    {
+                        lease.revision = entry.revision;
+                    }
+                    _ => return Err(ReplicaError::LostLease.into()),
+                }
             }
             Err(e) if !lease.valid() => {
                 tracing::error!(error = %e, "the lease ran out before it could be renewed");

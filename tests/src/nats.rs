@@ -38,6 +38,32 @@ fn free_port() -> u16 {
 impl NatsCluster {
     /// Starts three nodes and waits until JetStream has a meta leader and every node is current.
     pub async fn start() -> NatsCluster {
+        NatsCluster::start_with(None).await
+    }
+
+    /// The same, where clients must log in as `hongfan` with `password`.
+    pub async fn start_with(password: Option<&str>) -> NatsCluster {
+        // A port chosen free may be taken by another test before the node binds it: then the
+        // whole cluster starts again, on other ports.
+        for _ in 0..5 {
+            let mut cluster = NatsCluster::configure(password);
+            for i in 0..3 {
+                cluster.spawn(i);
+            }
+            let mut ready = true;
+            for i in 0..3 {
+                ready = ready && cluster.ready(i, "js-server-only=true").await;
+            }
+            if ready {
+                return cluster;
+            }
+            let clash = (0..3).any(|i| cluster.log(i).contains("address already in use"));
+            assert!(clash, "nats not ready in {READY:?}:\n{}", cluster.log(0));
+        }
+        panic!("no free ports for three nats servers");
+    }
+
+    fn configure(password: Option<&str>) -> NatsCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
@@ -67,17 +93,16 @@ impl NatsCluster {
                 store = dir.path().join(&node.name).display(),
                 others = others.join(", "),
             );
+            let config = match password {
+                Some(password) => {
+                    format!("{config}authorization {{ user: hongfan, password: \"{password}\" }}\n")
+                }
+                None => config,
+            };
             std::fs::write(dir.path().join(node.config()), config).expect("write config");
             nodes.push(node);
         }
-        let mut cluster = NatsCluster { dir, nodes };
-        for i in 0..3 {
-            cluster.spawn(i);
-        }
-        for i in 0..3 {
-            cluster.wait_ready(i, "js-server-only=true").await;
-        }
-        cluster
+        NatsCluster { dir, nodes }
     }
 
     fn spawn(&mut self, i: usize) {
@@ -97,23 +122,28 @@ impl NatsCluster {
         self.nodes[i].child = Some(child);
     }
 
-    /// Waits until node `i` answers its health check (`check` is the query string).
-    async fn wait_ready(&self, i: usize, check: &str) {
+    /// Waits until node `i` answers its health check (`check` is the query string); false if
+    /// it exited or did not answer in time.
+    async fn ready(&mut self, i: usize, check: &str) -> bool {
         let url = format!("http://127.0.0.1:{}/healthz?{check}", self.nodes[i].monitor);
         let http = reqwest::Client::new();
-        let ready = async {
-            loop {
-                if let Ok(answer) = http.get(&url).send().await
-                    && answer.status().is_success()
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        while started.elapsed() < READY {
+            if let Ok(answer) = http.get(&url).send().await
+                && answer.status().is_success()
+            {
+                return true;
             }
-        };
-        if tokio::time::timeout(READY, ready).await.is_err() {
-            panic!("nats node {} not ready in {READY:?}:\n{}", i + 1, self.log(i));
+            let exited = self.nodes[i]
+                .child
+                .as_mut()
+                .is_none_or(|c| c.try_wait().is_ok_and(|s| s.is_some()));
+            if exited {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        false
     }
 
     /// Every node's client address, for a connection that fails over between them.
@@ -139,7 +169,9 @@ impl NatsCluster {
     pub async fn restart(&mut self, i: usize) {
         self.kill(i);
         self.spawn(i);
-        self.wait_ready(i, "").await;
+        if !self.ready(i, "").await {
+            panic!("nats node {} not ready in {READY:?}:\n{}", i + 1, self.log(i));
+        }
     }
 
     /// The log node `i` wrote, for a failing test's message.

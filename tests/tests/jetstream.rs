@@ -76,6 +76,10 @@ async fn jetstream_does_what_the_standby_relies_on() {
     // A writer that thinks the tail is still 1 is refused.
     let stale = publish(&js, "stale", "r2-2", 1).await.expect_err("stale writer refused");
     assert_eq!(stale.kind(), PublishErrorKind::WrongLastSequence);
+    // So is one that thinks the stream is still empty.
+    let fresh =
+        publish(&js, "fresh", "r3-1", 0).await.expect_err("a writer of an empty stream refused");
+    assert_eq!(fresh.kind(), PublishErrorKind::WrongLastSequence);
     // A resent message (the same id) is acknowledged as a duplicate, not stored twice.
     let again = publish(&js, "two", "r1-2", 1).await.expect("resend");
     assert!(again.duplicate);

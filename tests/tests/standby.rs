@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use hongfan_shared::protocol::close;
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, Position, ServerMessage};
 use hongfan_shared::{Change, Event, Seq};
 use hongfan_tests::nats::{NatsCluster, Proxy};
 use hongfan_tests::report;
-use hongfan_tests::server::{TestServer, WsClient, cookie_request};
+use hongfan_tests::server::{Closed, Launch, TestServer, WsClient, cookie_request};
 use tokio_tungstenite::tungstenite::Message;
 
 /// One test at a time: each runs three NATS servers and two hongfans, and their timing (leases,
@@ -538,4 +539,43 @@ async fn an_existing_folder_brings_its_history_into_an_empty_log() {
     assert!(third.last_seq > last);
     until("the standby follows on", FAILOVER, || async { seq(&b).await == Some(third.last_seq) })
         .await;
+}
+
+/// NATS servers that ask for an account: the pair logs in with the password from its
+/// environment, and never writes it in its log.
+#[tokio::test]
+async fn the_pair_logs_in_to_nats_with_a_password_it_never_logs() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let password = "a-long-random-nats-password";
+    let nats = NatsCluster::start_with(Some(password)).await;
+    let launch = || Launch {
+        prefix: vec!["env".into(), format!("HONGFAN_NATS_PASSWORD={password}")],
+        ..Launch::default()
+    };
+    let logged_in = |node| {
+        let mut args = args(&nats, node);
+        args.extend(["--nats-user".to_owned(), "hongfan".to_owned()]);
+        args
+    };
+    let (a_args, b_args) = (logged_in("a"), logged_in("b"));
+    let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
+    let a = TestServer::start_launched(&a_args, launch()).await;
+    assert_eq!(role(&a).await, "primary");
+    let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let b = TestServer::start_on_launched(a.dir.path().join("standby"), &b_args, launch());
+    assert_eq!(role(&b).await, "standby");
+    let c1 = a.pair_kiosk("c1").await;
+    let mut kiosk = connect(&a.kiosk_ws_url(), &c1).await;
+    let filed = kiosk.file(report("c1", "楼道灯坏了")).await;
+    until("the standby follows", FAILOVER, || async { seq(&b).await == Some(filed.last_seq) })
+        .await;
+    assert!(!a.log_text().contains(password) && !b.log_text().contains(password));
+
+    // A session ended on the primary (a logout) closes its sockets on the standby too.
+    let boss = a.login("boss").await;
+    let mut board_b = connect(&b.ws_url(), &boss).await;
+    board_b.subscribe(None).await;
+    assert!(a.post("/api/logout", &boss).await.is_success());
+    let closed = board_b.closed().await;
+    assert!(matches!(closed, Closed::Frame(code, _) if code == close::REVOKED), "{closed:?}");
 }

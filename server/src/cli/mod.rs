@@ -133,7 +133,8 @@ pub struct ServeArgs {
     /// addresses, comma-separated (see docs/operations.md, "A standby"). Without it, one process.
     #[arg(long, env = "HONGFAN_NATS", value_delimiter = ',')]
     pub nats: Vec<String>,
-    /// This server's name in the lease and the log (default: its --addr).
+    /// This server's name in the lease and the log, different on each (default: the machine's
+    /// host name and --addr).
     #[arg(long, env = "HONGFAN_NODE")]
     pub node_name: Option<String>,
     /// How long the primary's lease lasts unrenewed: a dead primary is replaced after about
@@ -143,6 +144,12 @@ pub struct ServeArgs {
     /// Copies of the log and the lease in the NATS cluster.
     #[arg(long, default_value_t = 3)]
     pub nats_replicas: usize,
+    /// The NATS account hongfan logs in as (with `HONGFAN_NATS_PASSWORD`).
+    #[arg(long, env = "HONGFAN_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// Its password: only from the environment, never on the command line.
+    #[arg(skip = std::env::var("HONGFAN_NATS_PASSWORD").ok())]
+    pub nats_password: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,9 +205,17 @@ impl Cli {
             webhooks: self.serve.webhooks.clone(),
             standby: (!self.serve.nats.is_empty()).then(|| crate::standby::StandbySettings {
                 urls: self.serve.nats.clone(),
-                node: self.serve.node_name.clone().unwrap_or_else(|| self.serve.addr.to_string()),
+                node: self.serve.node_name.clone().unwrap_or_else(|| {
+                    let host = std::fs::read_to_string("/proc/sys/kernel/hostname");
+                    format!("{}/{}", host.unwrap_or_default().trim(), self.serve.addr)
+                }),
                 lease_ttl: self.serve.lease_ttl,
                 replicas: self.serve.nats_replicas,
+                login: self
+                    .serve
+                    .nats_user
+                    .clone()
+                    .map(|user| (user, self.serve.nats_password.clone().unwrap_or_default())),
             }),
             limits: Limits {
                 report_burst: self.serve.report_burst,

@@ -550,6 +550,9 @@ impl Hub {
                 },
                 received = commits.recv() => match received {
                     Ok(commit) => {
+                        if !commit.ended.is_empty() {
+                            self.kick_sessions(&commit.ended);
+                        }
                         last = self.dispatch(&commit.changes, last);
                         if !commit.office.is_empty() {
                             self.office_changed(&commit.office);

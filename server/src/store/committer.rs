@@ -716,7 +716,7 @@ impl Committer {
         for answer in answers {
             answer.send();
         }
-        shared.broadcast(events, states, office, deliveries);
+        shared.broadcast(events, states, office, deliveries, Vec::new());
         if let Some(seq) = housekeeping.filter(|_| !shutdown) {
             failed = failed.or(self.housekeeping.run(&shared, seq, false));
         }

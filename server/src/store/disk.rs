@@ -155,7 +155,9 @@ fn is_unframed(stored: &[u8]) -> bool {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuxWrite {
     pub tree: Aux,
+    #[serde(with = "super::replica::base64_bytes")]
     pub key: Vec<u8>,
+    #[serde(with = "super::replica::base64_bytes::option")]
     pub value: Option<Vec<u8>>,
 }
 

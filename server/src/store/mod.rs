@@ -31,7 +31,7 @@ use crate::clock::SharedClock;
 use committer::{Command, Committer};
 use disk::Disk;
 pub use disk::{AuxWrite, Entry, FaultPoint, Faults};
-pub use replica::{Record, ReplicaError, Replicator};
+pub use replica::{File, Record, ReplicaError, Replicator};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -201,6 +201,9 @@ pub(crate) struct Shared {
     queue: Mutex<Option<crossbeam_channel::Receiver<Command>>>,
     /// What a standby needs to apply the primary's groups (`None` once it writes itself).
     follower: Mutex<Option<replica::Follower>>,
+    /// Whether this store follows a primary: read by every request (so an atomic, never the
+    /// follower's lock, which is held across its disk writes).
+    standby: std::sync::atomic::AtomicBool,
     /// Cancelled once the committer runs.
     primary: CancellationToken,
 }
@@ -290,8 +293,9 @@ impl Shared {
         states: Vec<(Option<Arc<Incident>>, Arc<Incident>)>,
         office: Vec<OfficeEvent>,
         deliveries: Vec<crate::webhooks::Delivery>,
+        ended: Vec<Arc<[u8]>>,
     ) {
-        if events.is_empty() && office.is_empty() {
+        if events.is_empty() && office.is_empty() && ended.is_empty() {
             return;
         }
         let changes = events
@@ -299,7 +303,7 @@ impl Shared {
             .zip(states)
             .map(|(event, (before, after))| Committed { event, before, after })
             .collect();
-        let _ = self.commits.send(Arc::new(Commit { changes, office, deliveries }));
+        let _ = self.commits.send(Arc::new(Commit { changes, office, deliveries, ended }));
     }
 }
 
@@ -312,6 +316,10 @@ pub struct Commit {
     pub office: Vec<OfficeEvent>,
     /// Webhook deliveries the group's events called for, in its outbox now.
     pub deliveries: Vec<crate::webhooks::Delivery>,
+    /// On a standby, the sessions the primary ended in this group (a logout, a password
+    /// reset, a revoked kiosk): their sockets close here too. (A primary's hub hears of its own
+    /// from the accounts.)
+    pub ended: Vec<Arc<[u8]>>,
 }
 
 /// One durable event and what it did to its incident.
@@ -482,24 +490,36 @@ impl Store {
             last_group: Default::default(),
             writer: OnceLock::new(),
             queue: Mutex::new(writes.then_some(rx)),
+            standby: follower.is_some().into(),
             follower: Mutex::new(follower),
             primary: CancellationToken::new(),
         });
         let store = Store { tx, shared };
         if options.mode == Mode::Primary {
-            store.start_writing(None)?;
+            store.start_writing(None, Some(loaded))?;
         }
         Ok(store)
     }
 
     /// Starts the committer on what the folder holds now: records what fell due, then takes
     /// requests. Each group goes to `log` first, when there is one.
-    fn start_writing(&self, log: Option<Arc<dyn Replicator>>) -> Result<(), StoreError> {
+    /// `loaded` is what the open read, when nothing was applied since.
+    fn start_writing(
+        &self,
+        log: Option<Arc<dyn Replicator>>,
+        loaded: Option<disk::Loaded>,
+    ) -> Result<(), StoreError> {
         let shared = &self.shared;
         let queue = shared.queue.lock().map_err(|_| StoreError::Poisoned)?.take();
         let Some(rx) = queue else { return Err(StoreError::Closed) };
-        let mut loaded = shared.disk.load_states()?;
-        loaded.last_seq = shared.read()?.seq;
+        let loaded = match loaded {
+            Some(loaded) => loaded,
+            None => {
+                let mut loaded = shared.disk.load_states()?;
+                loaded.last_seq = shared.read()?.seq;
+                loaded
+            }
+        };
         let replicated = log.is_some();
         let mut committer = Committer::new(shared.clone(), loaded, (self.tx.clone(), rx), log);
         committer.catch_up()?;
@@ -582,8 +602,7 @@ impl Store {
         command: impl FnOnce(committer::Reply<T>) -> Command,
     ) -> Result<T, StoreError> {
         let Some(writer) = self.shared.writer.get() else {
-            let following = self.shared.follower.lock().map_err(|_| StoreError::Poisoned)?;
-            return Err(if following.is_some() { StoreError::Standby } else { StoreError::Closed });
+            return Err(if self.is_standby() { StoreError::Standby } else { StoreError::Closed });
         };
         let (reply, answer) = oneshot::channel();
         let command = command(reply);

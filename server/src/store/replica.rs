@@ -41,7 +41,8 @@ pub struct File {
     pub bytes: Vec<u8>,
 }
 
-mod base64_bytes {
+/// Bytes as base64 in the log's JSON (a third larger, not four times, as numbers would be).
+pub(super) mod base64_bytes {
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -53,6 +54,27 @@ mod base64_bytes {
         let text = String::deserialize(from)?;
         base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)
     }
+
+    /// The same for a value that may be absent (a removal).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, to: S) -> Result<S::Ok, S::Error> {
+            match bytes {
+                Some(bytes) => super::serialize(bytes, to),
+                None => to.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            from: D,
+        ) -> Result<Option<Vec<u8>>, D::Error> {
+            Option::<super::Base64>::deserialize(from).map(|b| b.map(|b| b.0))
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Base64(#[serde(deserialize_with = "deserialize")] Vec<u8>);
 }
 
 impl<'a> Record<'a> {
@@ -105,7 +127,7 @@ impl Follower {
 impl Store {
     /// Whether this store follows a primary (and takes no writes).
     pub fn is_standby(&self) -> bool {
-        self.shared.follower.lock().is_ok_and(|f| f.is_some())
+        self.shared.standby.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The replicated log's position of the last group this folder wrote (0 before any): a
@@ -181,7 +203,9 @@ impl Store {
         if !office.is_empty() {
             follower.office = changed;
         }
-        shared.broadcast(events.into_owned(), states, office.into_owned(), Vec::new());
+        let ended = aux.iter().filter(|w| w.tree == super::Aux::Sessions && w.value.is_none());
+        let ended = ended.map(|w| Arc::from(w.key.as_slice())).collect();
+        shared.broadcast(events.into_owned(), states, office.into_owned(), Vec::new(), ended);
         match follower.housekeeping.run(shared, seq, false) {
             Some(e) => Err(e),
             None => Ok(()),
@@ -225,11 +249,14 @@ impl Store {
     /// fell due meanwhile, with each group appended to `log` first. Whoever calls it holds the
     /// lease and has applied the whole log.
     pub fn promote(&self, log: Arc<dyn Replicator>) -> Result<(), StoreError> {
-        let mut follower = self.shared.follower.lock().map_err(|_| StoreError::Poisoned)?;
-        if follower.take().is_none() {
+        let following = self.shared.follower.lock().map_err(|_| StoreError::Poisoned)?.take();
+        if following.is_none() {
             return Err(StoreError::Closed);
         }
-        self.start_writing(Some(log))
+        // Requests are refused as `Standby` until the committer runs.
+        self.start_writing(Some(log), None)?;
+        self.shared.standby.store(false, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// Resolves once this store writes: at once for a primary, when a standby takes over.
