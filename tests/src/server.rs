@@ -641,6 +641,22 @@ impl WsClient {
         &mut self,
         report: hongfan_shared::Report,
     ) -> (hongfan_shared::Incident, String) {
+        match self.send_report(report).await {
+            ServerMessage::Reported { incident, key, .. } => (incident, key.expect("a slip code")),
+            refused => panic!("report refused: {refused:?}"),
+        }
+    }
+
+    /// Files a report that is refused; the refusal's code.
+    pub async fn file_refused(&mut self, report: hongfan_shared::Report) -> ErrorCode {
+        match self.send_report(report).await {
+            ServerMessage::Error(e) => e.code,
+            stored => panic!("report stored: {stored:?}"),
+        }
+    }
+
+    /// Sends a report under a new request id; its answer, `reported` or `error`.
+    async fn send_report(&mut self, report: hongfan_shared::Report) -> ServerMessage {
         // Unique across connections: a device's ids never repeat.
         let request_id = format!("r{}-{:08x}", self.id(), rand::random::<u32>());
         self.send(&ClientMessage::Report { request_id: request_id.clone(), report }).await;
@@ -651,27 +667,7 @@ impl WsClient {
                 _ => false,
             })
             .await;
-        match answer {
-            ServerMessage::Reported { incident, key, .. } => (incident, key.expect("a slip code")),
-            refused => panic!("report refused: {refused:?}"),
-        }
-    }
-
-    /// Files a report that is refused; the refusal's code.
-    pub async fn file_refused(&mut self, report: hongfan_shared::Report) -> ErrorCode {
-        let request_id = format!("r{}-{:08x}", self.id(), rand::random::<u32>());
-        self.send(&ClientMessage::Report { request_id: request_id.clone(), report }).await;
-        let (answer, _) = self
-            .recv_until(|m| match m {
-                ServerMessage::Reported { request_id: r, .. } => *r == request_id,
-                ServerMessage::Error(e) => e.request_id.as_deref() == Some(request_id.as_str()),
-                _ => false,
-            })
-            .await;
-        match answer {
-            ServerMessage::Error(e) => e.code,
-            stored => panic!("report stored: {stored:?}"),
-        }
+        answer
     }
 
     /// Subscribes and returns the snapshot or resume marker and the events before it.
