@@ -82,11 +82,12 @@ impl Server {
             Some(path) => Arc::new(crate::webhooks::Webhooks::load(path, &communities)?),
             None => Arc::default(),
         };
+        let shutdown = CancellationToken::new();
         // With a standby, the store opens following the log; it writes once it holds the lease.
         let standby = match &settings.standby {
             Some(standby) => {
                 let cluster = crate::standby::Cluster::connect(standby).await?;
-                let start = cluster.start().await?;
+                let start = cluster.start(&shutdown).await?;
                 Some((cluster, start))
             }
             None => None,
@@ -107,7 +108,6 @@ impl Server {
                 ..settings.store.clone()
             },
         )?;
-        let shutdown = CancellationToken::new();
         let mut standby = standby;
         if let Some((cluster, start)) = &mut standby {
             crate::standby::begin(cluster, &store, start, &shutdown).await?;

@@ -46,8 +46,9 @@ const TAKEOVER: &str = "takeover";
 /// How long a fresh cluster may take to elect the leaders of the stream and the bucket.
 const SETUP: Duration = Duration::from_secs(30);
 /// Events, office events or account records per record when a folder's history goes into an
-/// empty stream.
+/// empty stream, and about how many bytes of JSON at most (well under the message limit).
 const BASE_RECORDS: usize = 500;
+const BASE_BYTES: usize = 1 << 20;
 /// The smallest message size the NATS servers must take: an attachment of 1 MiB in base64, with
 /// what came before it in its group.
 const MIN_PAYLOAD: usize = 3 << 20;
@@ -112,7 +113,15 @@ pub struct Start {
     kept: Option<Kept>,
 }
 
-type Kept = tokio::task::JoinHandle<Result<(), StandbyError>>;
+/// The renewal task; it stops when this is dropped (a start that failed part-way).
+#[derive(Debug)]
+struct Kept(tokio::task::JoinHandle<Result<(), StandbyError>>);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 impl Cluster {
     /// Connects, and makes the stream and the lease bucket when they are missing.
@@ -209,7 +218,7 @@ impl Cluster {
 
     /// What a process starts as: a follower of the log's epoch, or, when the log is empty and
     /// this process takes the lease first, the first primary (with an epoch of its own).
-    pub async fn start(&self) -> Result<Start, StandbyError> {
+    pub async fn start(&self, shutdown: &CancellationToken) -> Result<Start, StandbyError> {
         let mut waiting = false;
         loop {
             if self.end().await? > 0 {
@@ -218,7 +227,9 @@ impl Cluster {
                 return Ok(Start { epoch, lease: None, kept: None });
             }
             if let Some(lease) = self.take_lease().await? {
-                return Ok(Start { epoch: None, lease: Some(lease), kept: None });
+                // Renewed from now on: opening a large folder may take longer than the lease.
+                let kept = Some(keep(self, &lease, shutdown));
+                return Ok(Start { epoch: None, lease: Some(lease), kept });
             }
             if !waiting {
                 tracing::info!(
@@ -362,6 +373,14 @@ impl Term {
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                     return Err(ReplicaError::LostLease);
                 }
+                // Sent again, it would be refused again: stop, rather than hold the lease
+                // without writing.
+                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    return Err(ReplicaError::Unreachable(format!(
+                        "a group of {} bytes is larger than the NATS servers take: {e}",
+                        payload.len()
+                    )));
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "append to the replicated log failed; retrying");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -405,17 +424,23 @@ pub async fn begin(
         if folder == log {
             // This folder's history is all in (its position is written once it is): finish.
             tracing::info!("this folder's history is in the replicated log; taking over");
-            start.lease = Some(loop {
+            let lease = loop {
                 if let Some(lease) = cluster.take_lease().await? {
                     break lease;
                 }
                 tokio::time::sleep(cluster.settings.lease_ttl / 4).await;
-            });
+            };
+            start.kept = Some(keep(cluster, &lease, shutdown));
+            start.lease = Some(lease);
         } else if fresh {
             tracing::info!(
                 "waiting for the first server to put its history into the replicated log"
             );
-            while !cluster.has_mark().await? {
+            // NATS failing meanwhile is waited out too.
+            while !cluster.has_mark().await.unwrap_or(false) {
+                if shutdown.is_cancelled() {
+                    return Ok(());
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         } else {
@@ -423,12 +448,10 @@ pub async fn begin(
         }
     }
     if let Some(lease) = start.lease.clone() {
-        let kept = keep(cluster, &lease, shutdown);
-        if let Err(e) = take_over(cluster, store, lease).await {
-            kept.abort();
-            return Err(e);
+        if start.kept.is_none() {
+            start.kept = Some(keep(cluster, &lease, shutdown));
         }
-        start.kept = Some(kept);
+        take_over(cluster, store, lease).await?;
     }
     Ok(())
 }
@@ -443,26 +466,23 @@ pub async fn run(
     start: Start,
     shutdown: CancellationToken,
 ) -> Result<(), StandbyError> {
-    let kept = match start.kept {
+    let mut kept = match start.kept {
         Some(kept) => kept,
         None => {
             let Some(lease) = follow(&cluster, &store, &shutdown).await? else { return Ok(()) };
             let kept = keep(&cluster, &lease, &shutdown);
-            if let Err(e) = take_over(&cluster, &store, lease).await {
-                kept.abort();
-                return Err(e);
-            }
+            take_over(&cluster, &store, lease).await?;
             kept
         }
     };
-    kept.await.map_err(|e| StandbyError::Lost(ReplicaError::Unreachable(e.to_string())))?
+    (&mut kept.0).await.map_err(|e| StandbyError::Lost(ReplicaError::Unreachable(e.to_string())))?
 }
 
 /// Renews the lease from now on, on a task of its own: a takeover (reading the rest of the
 /// log, putting a folder's history in) may take longer than the lease.
 fn keep(cluster: &Cluster, lease: &Lease, shutdown: &CancellationToken) -> Kept {
     let (cluster, lease, shutdown) = (cluster.clone(), lease.clone(), shutdown.clone());
-    tokio::spawn(async move { renew(&cluster, lease, &shutdown).await })
+    Kept(tokio::spawn(async move { renew(&cluster, lease, &shutdown).await }))
 }
 
 /// Applies the log as it grows; the lease once it is free and this folder has the whole log
@@ -475,11 +495,13 @@ async fn follow(
 ) -> Result<Option<Lease>, StandbyError> {
     let mut read = store.position()?;
     let Some(mut messages) = reading(cluster, read, shutdown).await else { return Ok(None) };
-    let every = cluster.settings.lease_ttl / 4;
+    // The lease is asked for, and the reader checked, every second (or quarter lease).
+    let every = (cluster.settings.lease_ttl / 4).min(Duration::from_secs(1));
     let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    // The read position at the last poll: no progress while the log grew means the follower is
-    // stuck (its NATS server died under it), and is made again.
-    let mut at_poll = read;
+    // When the reader last moved on or was seen at the log's end: a reader that has not for two
+    // polls while NATS says the log is ahead is stuck (its NATS server died under it, say), and
+    // is made again.
+    let mut current_at = Instant::now();
     loop {
         let again = tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
@@ -496,6 +518,7 @@ async fn follow(
                     } else {
                         apply(store, position, message.headers.as_ref(), message.payload.clone()).await?;
                         read = position;
+                        current_at = Instant::now();
                         false
                     }
                 }
@@ -507,18 +530,22 @@ async fn follow(
             },
             _ = poll.tick() => match cluster.end().await {
                 // Only a standby with the whole log may take over.
-                Ok(end) if end == read => match cluster.take_lease().await? {
-                    Some(lease) => return Ok(Some(lease)),
-                    None => false,
-                },
+                Ok(end) if end == read => {
+                    current_at = Instant::now();
+                    match cluster.take_lease().await? {
+                        Some(lease) => return Ok(Some(lease)),
+                        None => false,
+                    }
+                }
                 Ok(_) => {
-                    let stalled = read == at_poll;
+                    let stalled = current_at.elapsed() >= 2 * every;
                     if stalled {
                         tracing::warn!(read, "the replicated log's delivery stalled; reading again");
+                        current_at = Instant::now();
                     }
-                    at_poll = read;
                     stalled
                 }
+                // NATS not answering (electing a leader, say): a new reader would wait too.
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read where the replicated log ends");
                     false
@@ -638,30 +665,31 @@ async fn publish_history(store: &Store, term: &Term) -> Result<(), StandbyError>
         position = term.append(GROUP, payload.into()).await?;
         Ok(())
     };
-    for office in store.office_history()?.chunks(BASE_RECORDS) {
+    for office in bounded(store.office_history()?) {
         append(Record { office: office.into(), ..Default::default() }).await?;
     }
     for tree in [Aux::Users, Aux::Kiosks, Aux::Sessions, Aux::Outbox] {
         let entries = store.scan_entries(tree)?;
-        for chunk in entries.chunks(BASE_RECORDS) {
-            let aux: Vec<_> = chunk
-                .iter()
-                .map(|(key, value)| AuxWrite { tree, key: key.clone(), value: Some(value.clone()) })
-                .collect();
+        let aux =
+            entries.into_iter().map(|(key, value)| AuxWrite { tree, key, value: Some(value) });
+        for aux in bounded(aux.collect()) {
             append(Record { aux: aux.into(), ..Default::default() }).await?;
         }
+    }
+    // Before the reports that name them, as on the primary.
+    let files = store.attachments().ids()?;
+    for id in &files {
+        let Some(bytes) = store.attachments().get(id)? else { continue };
+        append(Record { files: vec![File { bytes }].into(), ..Default::default() }).await?;
     }
     let mut after = 0;
     loop {
         let events = store.events_after(after, BASE_RECORDS).await?;
         let Some(last) = events.last() else { break };
         after = last.seq;
-        append(Record { events: events.into(), ..Default::default() }).await?;
-    }
-    let files = store.attachments().ids()?;
-    for id in &files {
-        let Some(bytes) = store.attachments().get(id)? else { continue };
-        append(Record { files: vec![File { bytes }].into(), ..Default::default() }).await?;
+        for events in bounded(events) {
+            append(Record { events: events.into(), ..Default::default() }).await?;
+        }
     }
     if position > 0 {
         store.set_position(position).await?;
@@ -673,6 +701,26 @@ async fn publish_history(store: &Store, term: &Term) -> Result<(), StandbyError>
         );
     }
     Ok(())
+}
+
+/// `items` in runs of at most `BASE_RECORDS` and about `BASE_BYTES` of JSON each.
+fn bounded<T: serde::Serialize>(items: Vec<T>) -> Vec<Vec<T>> {
+    let mut runs: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let size = serde_json::to_vec(&item).map_or(0, |json| json.len());
+        match runs.last_mut() {
+            Some(run) if run.len() < BASE_RECORDS && bytes + size <= BASE_BYTES => {
+                bytes += size;
+                run.push(item);
+            }
+            _ => {
+                bytes = size;
+                runs.push(vec![item]);
+            }
+        }
+    }
+    runs
 }
 
 /// Renews the lease while primary. Losing it (another process took it, or it ran out while
@@ -702,15 +750,20 @@ async fn renew(
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                 // A renewal whose answer was lost (an election, say) has moved the revision on:
                 // still this server's lease, if the entry names it.
+                // (The answer may come from a copy that is behind: only another holder, or
+                // the lease's end, is final.)
                 match cluster.lease.entry(KEY).await {
                     Ok(Some(entry))
                         if entry.operation == kv::Operation::Put
-                            && entry.value == node.as_bytes()
-                            && entry.revision > lease.revision =>
+                            && entry.value == node.as_bytes() =>
                     {
-                        lease.revision = entry.revision;
+                        lease.revision = lease.revision.max(entry.revision);
                     }
-                    _ => return Err(ReplicaError::LostLease.into()),
+                    Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                        return Err(ReplicaError::LostLease.into());
+                    }
+                    _ if !lease.valid() => return Err(ReplicaError::LostLease.into()),
+                    _ => tracing::warn!("cannot tell who holds the lease; retrying"),
                 }
             }
             Err(e) if !lease.valid() => {

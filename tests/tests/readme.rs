@@ -56,7 +56,8 @@ fn shell(command: &str, clone: &Path) -> Command {
         .env("HONGFAN_ADDR", "127.0.0.1:0")
         // Nor this: a one-off build gains nothing from incremental caches but gigabytes of disk.
         .env("CARGO_INCREMENTAL", "0")
-        .env("HONGFAN_CRASH_ROUNDS", "5");
+        .env("HONGFAN_CRASH_ROUNDS", "5")
+        .env("HONGFAN_FAILOVER_ROUNDS", "3");
     shell
 }
 
