@@ -14,7 +14,7 @@ use hongfan_shared::protocol::{ClientMessage, ErrorCode, Position, ServerMessage
 use hongfan_shared::{Change, Event, Seq};
 use hongfan_tests::nats::{NatsCluster, Proxy};
 use hongfan_tests::report;
-use hongfan_tests::server::{Closed, Launch, TestServer, WsClient, cookie_request};
+use hongfan_tests::server::{Closed, Launch, PASSWORD, TestServer, WsClient, cookie_request};
 use tokio_tungstenite::tungstenite::Message;
 
 /// One test at a time: each runs three NATS servers and two hongfans, and their timing (leases,
@@ -224,7 +224,8 @@ async fn the_standby_takes_over_from_a_killed_primary_with_every_acknowledged_re
         )
         .await;
     on_board_b.push(heard);
-    // It shows audits, and refuses writes.
+    // It shows audits, and refuses writes, logins among them (sessions are the primary's).
+    assert_eq!(b.login_with("boss", PASSWORD).await, Err(reqwest::StatusCode::SERVICE_UNAVAILABLE));
     let (status, summary) = b.get_json("/api/audit/summary?from=0&to=9999999999999", &boss).await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["figures"]["reports"], 1, "{summary}");
