@@ -669,28 +669,18 @@ impl Committer {
             // With a standby, the replicated log holds the group before this disk does: the
             // disk is never ahead of the log, so whatever this process acknowledged, a standby
             // has. (Dying between the two, this folder gets the group back from the log.)
-            let position = match &self.log {
-                Some(log) => {
-                    let record = Record::borrowed(&events, &office, &aux, &files);
-                    match log.append(&record) {
-                        Ok(position) => Some(position),
-                        Err(e) => {
-                            let e = StoreError::Write(format!("the replicated log: {e}"));
-                            shared.fail_write(&e);
-                            for answer in answers.drain(..) {
-                                answer.fail(&e);
-                            }
-                            return Err(e);
-                        }
-                    }
-                }
-                None => None,
-            };
+            let position = self.log.as_ref().map(|log| {
+                let record = Record::borrowed(&events, &office, &aux, &files);
+                log.append(&record)
+                    .map_err(|e| StoreError::Write(format!("the replicated log: {e}")))
+            });
             let states: Vec<&Incident> = touched.values().collect();
-            let written = shared.disk.commit(&events, &states, &office, &aux, position);
-            // Durable now. Into sled and the published state before anyone hears of it, so that
-            // whoever is answered reads what they wrote.
-            let applied = written.and_then(|ops| shared.disk.apply(&ops));
+            // Then durable here, and into sled and the published state before anyone hears of
+            // it, so that whoever is answered reads what they wrote.
+            let applied = position
+                .transpose()
+                .and_then(|position| shared.disk.commit(&events, &states, &office, &aux, position))
+                .and_then(|ops| shared.disk.apply(&ops));
             metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
             metrics.commit_batch.observe(answers.len().max(1) as f64);
             if let Err(e) = applied {
