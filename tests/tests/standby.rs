@@ -256,8 +256,11 @@ async fn the_standby_takes_over_from_a_killed_primary_with_every_acknowledged_re
         async move { n >= per_kiosk }
     })
     .await;
-    // What the board on the primary saw last, before it dies.
-    let seen = a_board_position(&mut board_a).await;
+    // A position the board on the primary reached before it dies.
+    let seen = seq(&a).await.unwrap();
+    board_a
+        .recv_until(|m| matches!(m, ServerMessage::Event { event, .. } if event.seq == seen))
+        .await;
     a.kill();
     let killed = Instant::now();
     until("the standby took over", FAILOVER, || async { role(&b).await == "primary" }).await;
@@ -307,19 +310,6 @@ async fn the_standby_takes_over_from_a_killed_primary_with_every_acknowledged_re
     until("the old primary caught up", FAILOVER, || async { seq(&a).await == Some(last) }).await;
     let mut on_a = connect(&a.kiosk_ws_url(), &c2).await;
     assert_eq!(on_a.file_refused(report("c2", "y")).await, ErrorCode::Standby);
-}
-
-/// The last event the board on the primary has seen (draining what it was sent).
-async fn a_board_position(board: &mut WsClient) -> Seq {
-    let mut seen = 0;
-    while let Ok(Ok(message)) =
-        tokio::time::timeout(Duration::from_millis(300), board.try_recv()).await
-    {
-        if let ServerMessage::Event { event, .. } = message {
-            seen = event.seq;
-        }
-    }
-    seen
 }
 
 /// A primary (with the test accounts) and a standby (from an empty folder) on `urls`.
