@@ -38,11 +38,8 @@ const GROUP_SUBJECT: &str = "hongfan.log.group";
 const MARK_SUBJECT: &str = "hongfan.log.takeover";
 const BUCKET: &str = "hongfan_lease";
 const KEY: &str = "primary";
-/// Headers of every message: the data folder's epoch, and what the message is.
+/// The header of every message: the data folder's epoch.
 const EPOCH: &str = "Hongfan-Epoch";
-const KIND: &str = "Hongfan-Kind";
-const GROUP: &str = "group";
-const TAKEOVER: &str = "takeover";
 /// How long a fresh cluster may take to elect the leaders of the stream and the bucket.
 const SETUP: Duration = Duration::from_secs(30);
 /// Events, office events or account records per record when a folder's history goes into an
@@ -258,7 +255,7 @@ impl Cluster {
     }
 
     /// A follower of the log from `position + 1`, in order.
-    async fn follow(
+    async fn reader(
         &self,
         position: u64,
     ) -> Result<jetstream::consumer::pull::Ordered, StandbyError> {
@@ -333,7 +330,7 @@ impl Term {
     /// Appends one message after the last this process knows, retrying the same message (the
     /// stream drops a duplicate) while the lease lasts. Refused for good once another process
     /// appended: the lease is lost.
-    async fn append(&self, kind: &str, payload: bytes::Bytes) -> Result<u64, ReplicaError> {
+    async fn append(&self, subject: &'static str, payload: bytes::Bytes) -> Result<u64, ReplicaError> {
         let last = *self.last.lock().map_err(|_| ReplicaError::Unreachable("poisoned".into()))?;
         let id = format!("{}-{}", self.lease.revision, last + 1);
         loop {
@@ -344,9 +341,7 @@ impl Term {
                 .payload(payload.clone())
                 .message_id(id.as_str())
                 .expected_last_sequence(last)
-                .header(EPOCH, self.epoch.as_str())
-                .header(KIND, kind);
-            let subject = if kind == TAKEOVER { MARK_SUBJECT } else { GROUP_SUBJECT };
+                .header(EPOCH, self.epoch.as_str());
             let sent = self.cluster.js.send_publish(subject, message).await;
             let acked = match sent {
                 Ok(ack) => ack.await,
@@ -395,7 +390,7 @@ impl Replicator for Term {
         let payload =
             serde_json::to_vec(record).map_err(|e| ReplicaError::Unreachable(e.to_string()))?;
         // The committer's own thread, outside the runtime: it may wait on it.
-        self.runtime.block_on(Term::append(self, GROUP, payload.into()))
+        self.runtime.block_on(Term::append(self, GROUP_SUBJECT, payload.into()))
     }
 }
 
@@ -516,7 +511,7 @@ async fn follow(
                         tracing::warn!(read, position, "a gap in the replicated log's delivery; reading again");
                         true
                     } else {
-                        apply(store, position, message.headers.as_ref(), message.payload.clone()).await?;
+                        apply(store, position, &message.subject, message.headers.as_ref(), message.payload.clone()).await?;
                         read = position;
                         current_at = Instant::now();
                         false
@@ -567,7 +562,7 @@ async fn reading(
     shutdown: &CancellationToken,
 ) -> Option<jetstream::consumer::pull::Ordered> {
     loop {
-        match cluster.follow(read).await {
+        match cluster.reader(read).await {
             Ok(messages) => return Some(messages),
             Err(e) => tracing::warn!(error = %e, "cannot read the replicated log; trying again"),
         }
@@ -583,6 +578,7 @@ async fn reading(
 async fn apply(
     store: &Store,
     position: u64,
+    subject: &str,
     headers: Option<&async_nats::HeaderMap>,
     payload: bytes::Bytes,
 ) -> Result<(), StandbyError> {
@@ -592,7 +588,7 @@ async fn apply(
         let folder = store.epoch().to_owned();
         return Err(StandbyError::OtherDeployment { folder, log: epoch });
     }
-    if header(KIND).as_deref() != Some(GROUP) {
+    if subject != GROUP_SUBJECT {
         return Ok(());
     }
     let record: Record<'static> = serde_json::from_slice(&payload).map_err(|e| {
@@ -618,7 +614,8 @@ async fn take_over(cluster: &Cluster, store: &Store, lease: Lease) -> Result<(),
         while read < end {
             let message =
                 cluster.log.get_raw_message(read + 1).await.map_err(|e| cluster.nats(e))?;
-            apply(store, read + 1, Some(&message.headers), message.payload).await?;
+            apply(store, read + 1, &message.subject, Some(&message.headers), message.payload)
+                .await?;
             read += 1;
         }
         let term = Term {
@@ -634,7 +631,7 @@ async fn take_over(cluster: &Cluster, store: &Store, lease: Lease) -> Result<(),
             publish_history(store, &term).await?;
         }
         let marker = serde_json::json!({ "node": cluster.settings.node, "lease": lease.revision });
-        match term.append(TAKEOVER, marker.to_string().into()).await {
+        match term.append(MARK_SUBJECT, marker.to_string().into()).await {
             Ok(_) => break term,
             // Someone appended after the end read: read on, and try again.
             Err(ReplicaError::LostLease) if lease.valid() => continue,
@@ -662,7 +659,7 @@ async fn publish_history(store: &Store, term: &Term) -> Result<(), StandbyError>
     let mut position = 0;
     let mut append = async |record: Record<'_>| -> Result<(), StandbyError> {
         let payload = serde_json::to_vec(&record).map_err(|e| StoreError::Read(e.to_string()))?;
-        position = term.append(GROUP, payload.into()).await?;
+        position = term.append(GROUP_SUBJECT, payload.into()).await?;
         Ok(())
     };
     for office in bounded(store.office_history()?) {
