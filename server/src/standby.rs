@@ -330,7 +330,11 @@ impl Term {
     /// Appends one message after the last this process knows, retrying the same message (the
     /// stream drops a duplicate) while the lease lasts. Refused for good once another process
     /// appended: the lease is lost.
-    async fn append(&self, subject: &'static str, payload: bytes::Bytes) -> Result<u64, ReplicaError> {
+    async fn append(
+        &self,
+        subject: &'static str,
+        payload: bytes::Bytes,
+    ) -> Result<u64, ReplicaError> {
         let last = *self.last.lock().map_err(|_| ReplicaError::Unreachable("poisoned".into()))?;
         let id = format!("{}-{}", self.lease.revision, last + 1);
         loop {

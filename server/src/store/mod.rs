@@ -473,8 +473,8 @@ impl Store {
             office: Arc::new(OfficeNow::new(office, None)),
         };
         let writes = options.mode != Mode::ReadOnly;
-        let follower = matches!(options.mode, Mode::Standby { .. })
-            .then(|| replica::Follower::new(&published.office.office));
+        let follower =
+            matches!(options.mode, Mode::Standby { .. }).then(replica::Follower::default);
         let shared = Arc::new(Shared {
             disk,
             seed,

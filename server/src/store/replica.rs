@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use hongfan_shared::office::{Office, OfficeEvent};
+use hongfan_shared::office::OfficeEvent;
 use hongfan_shared::{Event, Incident, IncidentId};
 use serde::{Deserialize, Serialize};
 
@@ -110,18 +110,11 @@ pub enum ReplicaError {
     Unreachable(String),
 }
 
-/// What a standby keeps between the groups it applies.
-#[derive(Debug)]
+/// What a standby keeps between the groups it applies (the office it has made is the
+/// published one).
+#[derive(Debug, Default)]
 pub(super) struct Follower {
-    /// The office as the groups applied so far have made it.
-    office: Office,
     housekeeping: Housekeeping,
-}
-
-impl Follower {
-    pub(super) fn new(office: &Office) -> Follower {
-        Follower { office: office.clone(), housekeeping: Housekeeping::default() }
-    }
 }
 
 impl Store {
@@ -154,10 +147,6 @@ impl Store {
         };
         let published = shared.read()?;
         let Record { events, office, aux, files } = record;
-        // Before the reports that name them, as on the primary.
-        for file in files.iter() {
-            shared.attachments.put(&file.bytes)?;
-        }
         // Folded as the primary folded them: each event onto its incident's state before it.
         let mut latest: HashMap<IncidentId, Arc<Incident>> = HashMap::new();
         let mut states = Vec::with_capacity(events.len());
@@ -186,9 +175,19 @@ impl Store {
             latest.insert(event.incident, after.clone());
             states.push((before, after));
         }
-        let mut changed = follower.office.clone();
-        for event in office.iter() {
-            changed.apply(event).map_err(&refuse)?;
+        let changed = match office.is_empty() {
+            true => None,
+            false => {
+                let mut changed = published.office.office.clone();
+                for event in office.iter() {
+                    changed.apply(event).map_err(&refuse)?;
+                }
+                Some(changed)
+            }
+        };
+        // Before the reports that name them, as on the primary.
+        for file in files.iter() {
+            shared.attachments.put(&file.bytes)?;
         }
         let touched: BTreeMap<IncidentId, &Incident> =
             latest.iter().map(|(id, state)| (*id, &**state)).collect();
@@ -198,11 +197,7 @@ impl Store {
             shared.fail_write(&e);
             return Err(e);
         }
-        let office_now = (!office.is_empty()).then_some(&changed);
-        let seq = shared.show(&events, incidents.into_iter(), &latest, office_now)?;
-        if !office.is_empty() {
-            follower.office = changed;
-        }
+        let seq = shared.show(&events, incidents.into_iter(), &latest, changed.as_ref())?;
         let ended = aux.iter().filter(|w| w.tree == super::Aux::Sessions && w.value.is_none());
         let ended = ended.map(|w| Arc::from(w.key.as_slice())).collect();
         shared.broadcast(events.into_owned(), states, office.into_owned(), Vec::new(), ended);
