@@ -84,7 +84,7 @@ impl Server {
         };
         let shutdown = CancellationToken::new();
         // With a standby, the store opens following the log; it writes once it holds the lease.
-        let standby = match &settings.standby {
+        let mut standby = match &settings.standby {
             Some(standby) => {
                 let cluster = crate::standby::Cluster::connect(standby).await?;
                 let start = cluster.start(&shutdown).await?;
@@ -108,7 +108,6 @@ impl Server {
                 ..settings.store.clone()
             },
         )?;
-        let mut standby = standby;
         if let Some((cluster, start)) = &mut standby {
             crate::standby::begin(cluster, &store, start, &shutdown).await?;
         }

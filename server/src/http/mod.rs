@@ -400,9 +400,10 @@ async fn healthz(
         return (StatusCode::SERVICE_UNAVAILABLE, format!("store failed: {failure}\n"))
             .into_response();
     }
-    let role = if store.is_standby() { "standby" } else { "primary" };
+    let standby = store.is_standby();
+    let role = if standby { "standby" } else { "primary" };
     match store.last_seq() {
-        Ok(seq) if role == "standby" && asked.get("role").is_some_and(|r| r == "primary") => {
+        Ok(seq) if standby && asked.get("role").is_some_and(|r| r == "primary") => {
             (StatusCode::SERVICE_UNAVAILABLE, format!("standby seq={seq}\n")).into_response()
         }
         Ok(seq) => (StatusCode::OK, format!("ok seq={seq} role={role}\n")).into_response(),
