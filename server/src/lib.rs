@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod durable;
 pub mod http;
 pub mod hub;
 pub mod limits;

@@ -272,5 +272,22 @@ fn a_new_data_folder_and_its_files_are_fsynced_before_use() {
         )
     };
     assert!(synced(&data), "the new data folder is fsynced:\n{trace}");
+    assert!(synced(&data.join("conf")), "sled's conf, which sled writes unsynced:\n{trace}");
     assert!(synced(dir.path()), "its name in the parent folder is fsynced:\n{trace}");
+}
+
+#[test]
+fn an_empty_server_url_left_by_a_power_cut_means_no_server_and_backup_reads_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (made, text) = hongfan(&["user", "list"], &data);
+    assert!(made, "{text}");
+    // What a power cut left of an older version's files: both empty.
+    std::fs::write(data.join("server.url"), b"").unwrap();
+    std::fs::write(data.join("operator.token"), b"").unwrap();
+    let file = dir.path().join("folder.backup");
+    let (ok, text) = hongfan(&["backup", file.to_str().unwrap()], &data);
+    assert!(ok, "{text}");
+    assert!(text.contains("backed up") && !text.contains("running server"), "{text}");
+    assert!(file.is_file());
 }

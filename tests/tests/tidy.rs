@@ -43,3 +43,41 @@ fn server_code_logs_through_tracing() {
         }
     }
 }
+
+/// The part of a file that is not its tests.
+fn without_tests(text: &str) -> &str {
+    text.split("#[cfg(test)]").next().unwrap_or(text)
+}
+
+#[test]
+fn files_beside_the_store_are_written_whole_through_one_helper() {
+    // Each of these writes its files its own careful way, said here with the reason.
+    let own_way = [
+        // The write-ahead log: records written in place over zeros, fdatasynced.
+        "server/src/store/wal.rs",
+        // The high-water mark, written in place and fdatasynced; sled's own files.
+        "server/src/store/disk.rs",
+        // A backup's partial file, fsynced, then moved into place by `durable::rename`.
+        "server/src/cli/backup.rs",
+        "server/src/cli/operator.rs",
+        // A backup streamed to `hongfan backup`: a scratch file, unlinked as soon as it is open.
+        "server/src/http/mod.rs",
+        "server/src/durable.rs",
+    ];
+    let mut files = Vec::new();
+    rust_files(&workspace().join("server/src"), &mut files);
+    for file in files {
+        let name = file.strip_prefix(workspace()).unwrap().to_string_lossy().into_owned();
+        if own_way.contains(&name.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for needle in ["fs::write(", "File::create(", "fs::rename(", "OpenOptions::new()"] {
+            assert!(
+                !without_tests(&text).contains(needle),
+                "{name} writes a file with {needle}: use hongfan::durable, so a power cut \
+                 cannot leave it empty"
+            );
+        }
+    }
+}

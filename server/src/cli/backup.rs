@@ -33,7 +33,7 @@ pub async fn backup(data: &DataArgs, file: &Path) -> anyhow::Result<()> {
             Some(carried)
         }
     };
-    std::fs::rename(&partial, file)?;
+    crate::durable::rename(&partial, file)?;
     let mut out = std::io::stdout();
     match carried {
         Some(c) => writeln!(

@@ -30,11 +30,14 @@ pub struct Refused {
 
 impl Operator {
     /// The server running on `data_dir`, if one answers there. A server that was killed leaves
-    /// its address behind; nothing listening there means no server.
+    /// its address behind; nothing listening there means no server, and so does a file that is
+    /// missing or empty (what a power cut left of an older version's).
     pub async fn find(data_dir: &Path) -> anyhow::Result<Option<Operator>> {
-        let Ok(url) = std::fs::read_to_string(data_dir.join(URL_FILE)) else { return Ok(None) };
-        let token = std::fs::read_to_string(data_dir.join(TOKEN_FILE))?;
-        let authority = url.trim().trim_start_matches("http://").to_owned();
+        let read = |name: &str| crate::durable::read_text(&data_dir.join(name));
+        let (Some(url), Some(token)) = (read(URL_FILE)?, read(TOKEN_FILE)?) else {
+            return Ok(None);
+        };
+        let authority = url.trim_start_matches("http://").to_owned();
         match tokio::net::TcpStream::connect(&authority).await {
             Ok(_) => Ok(Some(Operator { authority, token: token.trim().to_owned() })),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(None),

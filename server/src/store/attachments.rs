@@ -7,7 +7,6 @@
 //! They are files and not sled values because sled 0.34 writes a value larger than a quarter of
 //! its segment (about 128 KiB) as a separate blob that it never fsyncs.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hongfan_shared::AttachmentKind;
@@ -76,7 +75,7 @@ impl Attachments {
         if !dir.is_dir() {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| io(&dir, e))?;
-            std::fs::File::open(data).and_then(|d| d.sync_all()).map_err(|e| io(data, e))?;
+            crate::durable::sync_dir(data).map_err(|e| io(data, e))?;
         }
         Ok(Attachments { dir })
     }
@@ -88,25 +87,10 @@ impl Attachments {
         if path.is_file() {
             // Another upload of the same bytes may still be making its name durable: make sure
             // before answering this one.
-            std::fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io(&self.dir, e))?;
+            crate::durable::sync_dir(&self.dir).map_err(|e| io(&self.dir, e))?;
             return Ok(id);
         }
-        let tmp = self.dir.join(format!(".{id}.{}", rand::random::<u32>()));
-        let written = (|| {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file =
-                std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(|e| io(&self.dir, e))?;
+        crate::durable::write(&path, bytes).map_err(|e| io(&self.dir, e))?;
         Ok(id)
     }
 

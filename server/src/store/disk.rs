@@ -267,6 +267,11 @@ impl Disk {
                 }
                 e => StoreError::open(dir, e),
             })?;
+        // sled writes its `conf` when it finds none (or an empty one) and never fsyncs it: made
+        // durable here, so a power cut does not leave it empty for the next start.
+        File::open(dir.join("conf"))
+            .and_then(|conf| conf.sync_all())
+            .map_err(|e| StoreError::open(dir, e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::open(dir, e));
         let (meta, events, incidents) = (tree("meta")?, tree("events")?, tree("incidents")?);
         let timeline = tree("timeline")?;
@@ -346,9 +351,9 @@ impl Disk {
             // The new store's epoch and format mark are durable before anything else is written,
             // and so are the new files' names in the folder, and the folder's in its parent.
             disk.sync().map_err(|e| StoreError::open(dir, e))?;
-            sync_dir(dir).map_err(|e| StoreError::open(dir, e))?;
+            crate::durable::sync_dir(dir).map_err(|e| StoreError::open(dir, e))?;
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent).map_err(|e| StoreError::open(dir, e))?;
+                crate::durable::sync_dir(parent).map_err(|e| StoreError::open(dir, e))?;
             }
         }
         Ok(disk)
@@ -764,7 +769,7 @@ impl Disk {
                 Some(value) => tree.insert(op.key.as_slice(), value.as_slice()).map(drop),
                 None => tree.remove(op.key.as_slice()).map(drop),
             }
-            .map_err(|e| StoreError::Write(e.to_string()))?;
+            .map_err(sled_error)?;
         }
         Ok(())
     }
@@ -918,7 +923,13 @@ fn restrict(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Makes the names of a folder's entries durable.
-pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+/// A failed sled write: sled's own files damaged (found while it read them to make the change)
+/// is a read, anything else a write.
+fn sled_error(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => {
+            StoreError::Read(format!("sled cannot read its files: {e}"))
+        }
+        e => StoreError::Write(e.to_string()),
+    }
 }

@@ -160,7 +160,7 @@ impl Wal {
             file.write_all_at(&bytes, 0)?;
             file.sync_all()?;
             std::fs::rename(&building, self.dir.join(WAL_FILE))?;
-            super::disk::sync_dir(&self.dir)?;
+            crate::durable::sync_dir(&self.dir)?;
             (self.file, self.size) = (file, room);
         } else {
             self.file.write_all_at(&block, 0)?;
