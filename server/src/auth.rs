@@ -7,12 +7,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -23,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
+use crate::limits::{Allowance, Check, Failures};
 use crate::store::{Aux, OfficeEdit, Store, StoreError};
 
 pub(crate) const MIN_PASSWORD_CHARS: usize = 8;
@@ -92,59 +89,111 @@ impl SessionPolicy {
     }
 }
 
-/// Backoff for guesses: per account and address together (so someone guessing one account from
-/// one place locks out nobody else, nor the account's owner elsewhere) and per address. Every
-/// attempt counts before its password is checked, so parallel guesses cannot slip past.
+/// The login throttle. Guessing is slowed by failures alone: per account and address together
+/// (so someone guessing one account from one place locks out nobody else, nor the account's owner
+/// elsewhere) and per address; a right password never counts, so an office behind one router
+/// logs in as often as it needs. At most two tries of one account from one address are checked
+/// at once, so parallel guesses cannot slip past the count. The cost of hashing is bounded apart:
+/// every try takes one from its address's much larger allowance (and two hashes run at once in
+/// all, `HASHES_AT_ONCE`), so a flood of logins cannot burn the CPU either.
 #[derive(Debug)]
 struct Throttle {
-    per_login: DefaultKeyedRateLimiter<(u64, IpAddr)>,
-    per_address: DefaultKeyedRateLimiter<IpAddr>,
-    pairing: DefaultKeyedRateLimiter<IpAddr>,
+    hashes: Allowance,
+    per_address: Failures,
+    per_login: Failures,
+    pairing: Failures,
+}
+
+/// One login or pairing being checked: `failed` counts it against every key it was tried under.
+#[derive(Debug)]
+struct Attempt<'a>(Vec<Check<'a>>);
+
+impl Attempt<'_> {
+    fn failed(self) {
+        for check in self.0 {
+            check.failed();
+        }
+    }
 }
 
 impl Throttle {
     fn new() -> Throttle {
-        let quota = |burst: u32, every: Duration| {
-            Quota::with_period(every)
-                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-                .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
-        };
         Throttle {
-            per_login: RateLimiter::keyed(quota(5, Duration::from_secs(60))),
-            per_address: RateLimiter::keyed(quota(20, Duration::from_secs(6))),
-            pairing: RateLimiter::keyed(quota(10, Duration::from_secs(60))),
+            hashes: Allowance::new(LOGIN.hash_burst, LOGIN.hashes_per_minute),
+            per_address: Failures::new(LOGIN.address_burst, LOGIN.address_per_minute, u32::MAX),
+            per_login: Failures::new(LOGIN.account_burst, LOGIN.account_per_minute, 2),
+            pairing: Failures::new(LOGIN.pairing_burst, LOGIN.pairing_per_minute, 2),
         }
     }
 
-    /// Takes one attempt from each allowance, or says how long to wait.
-    fn attempt(&self, login: Option<&str>, from: IpAddr) -> Result<(), AuthError> {
-        let full = self.per_login.len() + self.per_address.len() + self.pairing.len();
-        if full > MAX_THROTTLE_KEYS {
+    /// Admits one try (`login`'s, or a pairing's when `None`) from `from`, or says how long to
+    /// wait: when the address's hashing allowance or a failure allowance is spent.
+    fn attempt(&self, login: Option<&str>, from: IpAddr) -> Result<Attempt<'_>, AuthError> {
+        let keys = self.hashes.tracked()
+            + self.per_address.tracked()
+            + self.per_login.tracked()
+            + self.pairing.tracked();
+        if keys > MAX_THROTTLE_KEYS {
             self.forget_idle();
-            if self.per_login.len() + self.per_address.len() > MAX_THROTTLE_KEYS {
-                return Err(AuthError::Throttled(60));
-            }
         }
-        let wait = |e: governor::NotUntil<_>| {
-            AuthError::Throttled(e.wait_time_from(DefaultClock::default().now()).as_secs().max(1))
-        };
-        match login {
+        let wait = |d: Duration| AuthError::Throttled(d.as_secs().max(1));
+        let address = crate::limits::address_key(from);
+        let checks: Vec<(&Failures, String)> = match login {
             Some(login) => {
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
                 login.to_lowercase().hash(&mut hasher);
-                self.per_address.check_key(&from).map_err(wait)?;
-                self.per_login.check_key(&(hasher.finish(), from)).map_err(wait)
+                let account = format!("{address} account {:x}", hasher.finish());
+                vec![(&self.per_address, address.clone()), (&self.per_login, account)]
             }
-            None => self.pairing.check_key(&from).map_err(wait),
+            None => vec![(&self.pairing, address.clone())],
+        };
+        if let Some(left) = checks.iter().find_map(|(failures, key)| failures.spent(key)) {
+            return Err(wait(left));
         }
+        let full = self.hashes.tracked() > MAX_THROTTLE_KEYS;
+        if full || !self.hashes.admit(&address) {
+            return Err(wait(Duration::from_secs(60) / LOGIN.hashes_per_minute));
+        }
+        let mut attempt = Attempt(Vec::with_capacity(checks.len()));
+        for (failures, key) in checks {
+            attempt.0.push(failures.check(key).ok_or_else(|| wait(failures.refill()))?);
+        }
+        Ok(attempt)
     }
 
     fn forget_idle(&self) {
-        self.per_login.retain_recent();
-        self.per_address.retain_recent();
-        self.pairing.retain_recent();
+        self.hashes.forget_idle();
+        self.per_address.forget_idle();
+        self.per_login.forget_idle();
+        self.pairing.forget_idle();
     }
 }
+
+/// The login throttle's allowances (`Throttle`): failures per address and per account at an
+/// address, failed pairings per address, and the hashing any address may cause.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub address_burst: u32,
+    pub address_per_minute: u32,
+    pub account_burst: u32,
+    pub account_per_minute: u32,
+    pub pairing_burst: u32,
+    pub pairing_per_minute: u32,
+    pub hash_burst: u32,
+    pub hashes_per_minute: u32,
+}
+
+/// See `LoginLimits`; docs/operations.md ("Logins") says the same.
+pub const LOGIN: LoginLimits = LoginLimits {
+    address_burst: 20,
+    address_per_minute: 10,
+    account_burst: 5,
+    account_per_minute: 1,
+    pairing_burst: 10,
+    pairing_per_minute: 1,
+    hash_burst: 100,
+    hashes_per_minute: 100,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -698,9 +747,13 @@ impl Accounts {
     ) -> Result<(), AuthError> {
         check_password(new)?;
         let Subject::User(login) = &me.subject else { return Err(AuthError::BadCredentials) };
-        self.throttle.attempt(Some(login), from)?;
+        let attempt = self.throttle.attempt(Some(login), from)?;
         let person = self.user(login)?.ok_or(AuthError::BadCredentials)?;
-        if !self.verify(current, &person.secret).await || current == new {
+        if !self.verify(current, &person.secret).await {
+            attempt.failed();
+            return Err(AuthError::BadCredentials);
+        }
+        if current == new {
             return Err(AuthError::BadCredentials);
         }
         let secret = self.hash(new).await?;
@@ -899,7 +952,7 @@ impl Accounts {
         password: &str,
         from: IpAddr,
     ) -> Result<String, AuthError> {
-        self.throttle.attempt(Some(login), from)?;
+        let attempt = self.throttle.attempt(Some(login), from)?;
         let user = self.user(login)?;
         // Verify against a fixed hash when the account does not exist, so that the answer takes
         // as long either way.
@@ -907,14 +960,17 @@ impl Accounts {
         let matches = self.verify(password, &hash).await;
         match user {
             Some(u) if matches && !u.disabled => self.new_session(Subject::User(u.login)).await,
-            _ => Err(AuthError::BadCredentials),
+            _ => {
+                attempt.failed();
+                Err(AuthError::BadCredentials)
+            }
         }
     }
 
     /// Pairs a kiosk: checks its credential or a one-time pairing code (`<kiosk id>.<secret>`);
     /// gives a session token. A pairing code is used up by it.
     pub async fn pair(&self, credential: &str, from: IpAddr) -> Result<String, AuthError> {
-        self.throttle.attempt(None, from)?;
+        let attempt = self.throttle.attempt(None, from)?;
         let (id, secret) = credential.trim().split_once('.').unwrap_or(("", ""));
         let kiosk = self.kiosk(id)?;
         let hash = kiosk.as_ref().map_or_else(|| DUMMY_HASH.clone(), |k| k.secret.clone());
@@ -925,11 +981,14 @@ impl Accounts {
             };
         }
         let Some(pairing) = kiosk.as_ref().and_then(|k| k.pairing.clone()) else {
+            attempt.failed();
             return Err(AuthError::BadCredentials);
         };
         if !self.verify(secret, &pairing.code).await {
+            attempt.failed();
             return Err(AuthError::BadCredentials);
         }
+        drop(attempt);
         // Used once: taken away before the session is given, and only if it is still this one.
         let now = self.clock.now();
         let id = id.to_owned();

@@ -13,7 +13,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -22,12 +21,8 @@ use crate::auth::{Accounts, FirstStart};
 use crate::clock::SharedClock;
 use crate::http::{self, App};
 use crate::hub::{Hub, Limits};
+use crate::limits::{ConnectionSlot, SlotRefused, Slots};
 use crate::store::{Mode, Store, StoreOptions};
-
-/// A connection's place under `--max-connections`, held by the TCP connection's task and, once it
-/// is upgraded, by the WebSocket's: the slot is free only when both are gone.
-#[derive(Debug, Clone)]
-pub struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// Everything `run` needs, from flags, environment and defaults.
 #[derive(Debug, Clone)]
@@ -38,6 +33,8 @@ pub struct Settings {
     pub edge: crate::http::guard::Edge,
     pub sessions: crate::auth::SessionPolicy,
     pub max_connections: usize,
+    /// Most connections from one client address (see `limits::Slots`).
+    pub connections_per_address: usize,
     pub header_read_timeout: Duration,
     pub secure_cookies: bool,
     pub limits: Limits,
@@ -140,10 +137,17 @@ impl Server {
         let deliverer = (!webhooks.is_empty())
             .then(|| crate::webhooks::Deliverer::start(store.clone(), webhooks, shutdown.clone()));
         let hub = Hub::start(store, settings.limits.clone(), shutdown.clone(), accounts.ended());
+        // Behind the trusted proxy every connection is the proxy's: the cap per address holds
+        // for each forwarded client's requests instead (`http::guard`).
+        let mut edge = settings.edge.clone();
+        if edge.trusted_proxy.is_some() {
+            edge.proxied =
+                Some(Slots::new(settings.max_connections, settings.connections_per_address));
+        }
         let app = App {
             hub,
             accounts,
-            edge: Arc::new(settings.edge.clone()),
+            edge: Arc::new(edge),
             secure_cookies: settings.secure_cookies,
             operator_token: Arc::new(operator_token),
             metrics_public: settings.metrics_addr.is_none(),
@@ -179,9 +183,9 @@ impl Server {
         }
         // Tells `hongfan backup` where this server answers.
         let url_file = settings.data_dir.join(URL_FILE);
-        std::fs::write(&url_file, base_url(listener.local_addr()?))?;
+        crate::durable::write(&url_file, base_url(listener.local_addr()?).as_bytes())?;
         let router = http::router(app.clone());
-        let permits = Arc::new(Semaphore::new(settings.max_connections));
+        let slots = Slots::new(settings.max_connections, settings.connections_per_address);
         let connections = TaskTracker::new();
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1.timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
@@ -202,16 +206,25 @@ impl Server {
                     }
                 },
             };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                tracing::warn!(
-                    max = settings.max_connections,
-                    "connection refused: at the connection cap"
-                );
-                drop(stream);
-                continue;
+            let from = (settings.edge.trusted_proxy != Some(peer.ip())).then_some(peer.ip());
+            let slot: ConnectionSlot = match slots.take(from) {
+                Ok(slot) => Arc::new(slot),
+                Err(refused) => {
+                    match refused {
+                        SlotRefused::Full => tracing::warn!(
+                            max = settings.max_connections,
+                            "connection refused: at the connection cap"
+                        ),
+                        SlotRefused::Address => tracing::debug!(
+                            %peer,
+                            "connection refused: the address holds its share of connections"
+                        ),
+                    }
+                    drop(stream);
+                    continue;
+                }
             };
             let _ = stream.set_nodelay(true);
-            let slot = ConnectionSlot(Arc::new(permit));
             let held = slot.clone();
             let service =
                 router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
@@ -271,14 +284,8 @@ pub const TOKEN_FILE: &str = "operator.token";
 
 /// A new operator token each start, readable only by the account running the server.
 fn write_operator_token(dir: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let token = hex::encode(rand::random::<[u8; 32]>());
-    let path = dir.join(TOKEN_FILE);
-    let _ = std::fs::remove_file(&path);
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    file.write_all(token.as_bytes())?;
+    crate::durable::write(&dir.join(TOKEN_FILE), token.as_bytes())?;
     Ok(token)
 }
 

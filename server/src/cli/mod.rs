@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// Most connections open at once; more are refused.
     #[arg(long, default_value_t = 4096)]
     pub max_connections: usize,
+    /// Most connections open at once from one client address; and the last eighth of
+    /// --max-connections is kept for addresses that hold none.
+    #[arg(long, default_value_t = 256)]
+    pub connections_per_address: usize,
     /// Log lines as text (default) or JSON.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -190,6 +194,7 @@ impl Cli {
                     .collect(),
                 trusted_proxy: self.serve.trusted_proxy,
                 body_timeout: self.serve.body_timeout,
+                proxied: None,
             },
             sessions: crate::auth::SessionPolicy {
                 person_idle: self.serve.session_idle,
@@ -198,6 +203,7 @@ impl Cli {
                 kiosk_max: self.serve.kiosk_session_max,
             },
             max_connections: self.serve.max_connections,
+            connections_per_address: self.serve.connections_per_address,
             header_read_timeout: self.serve.header_read_timeout,
             metrics_addr: self.serve.metrics_addr,
             secure_cookies: self.serve.secure_cookies,

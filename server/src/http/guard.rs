@@ -12,7 +12,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 
 use super::{App, AppError};
 
@@ -21,6 +21,10 @@ use super::{App, AppError};
 pub const OPEN_BODY_LIMIT: usize = 4 << 10;
 /// Every other body.
 pub const BODY_LIMIT: usize = 2 << 20;
+/// How much of a body beyond its limit is read (and thrown away) before the refusal: the
+/// client that sent it then reads the 413, which a connection closed on unread bytes would
+/// reset before it arrives.
+const DRAIN: usize = 64 << 10;
 /// The routes that need no session (and so get the small body limit).
 const OPEN_ROUTES: &[&str] = &[
     "/api/login",
@@ -43,6 +47,9 @@ pub struct Edge {
     pub trusted_proxy: Option<IpAddr>,
     /// How long a client may take to send a request's whole body.
     pub body_timeout: Duration,
+    /// Behind the trusted proxy, the cap per client address on requests being served (the
+    /// accept loop caps each peer's connections, and every connection is the proxy's).
+    pub proxied: Option<crate::limits::Slots>,
 }
 
 /// The client's address, as the edge established it.
@@ -116,17 +123,37 @@ pub async fn guard(State(app): State<App>, request: Request, next: Next) -> Resp
         return refused.into_response();
     }
     let client = ClientAddr(edge.client(peer.ip(), request.headers()));
+    let _slot = match &edge.proxied {
+        Some(slots) if edge.trusted_proxy == Some(peer.ip()) => match slots.take(Some(client.0)) {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                return AppError::TooManyConnections("too many requests from this address at once")
+                    .into_response();
+            }
+        },
+        _ => None,
+    };
     let api = request.uri().path().starts_with("/api/");
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(client);
     let request = if changes {
         let limit =
             if OPEN_ROUTES.contains(&parts.uri.path()) { OPEN_BODY_LIMIT } else { BODY_LIMIT };
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        // A body promised far beyond the limit is refused from its length alone.
+        if declared.is_some_and(|n| n > limit + DRAIN) {
+            return AppError::TooLarge(limit).into_response();
+        }
         // The whole body within one deadline: a client trickling a byte a second cannot hold a
         // connection (and a slot under the cap) for long.
-        match tokio::time::timeout(edge.body_timeout, Limited::new(body, limit).collect()).await {
-            Ok(Ok(collected)) => Request::from_parts(parts, Body::from(collected.to_bytes())),
-            Ok(Err(_)) => return AppError::TooLarge(limit).into_response(),
+        match tokio::time::timeout(edge.body_timeout, read_body(body, limit)).await {
+            Ok(Ok(Some(bytes))) => Request::from_parts(parts, Body::from(bytes)),
+            Ok(Ok(None)) => return AppError::TooLarge(limit).into_response(),
+            Ok(Err(_)) => return AppError::BadBody("the body was cut off".into()).into_response(),
             Err(_) => return AppError::SlowBody.into_response(),
         }
     } else {
@@ -139,4 +166,21 @@ pub async fn guard(State(app): State<App>, request: Request, next: Next) -> Resp
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     }
     response
+}
+
+/// The body, if it is within `limit`; `None` once it is over, having read at most `DRAIN` more
+/// of it.
+async fn read_body(mut body: Body, limit: usize) -> Result<Option<bytes::Bytes>, axum::Error> {
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else { continue };
+        seen += data.len();
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if seen > limit + DRAIN {
+            break;
+        }
+    }
+    Ok((seen <= limit).then(|| kept.freeze()))
 }

@@ -619,7 +619,7 @@ async fn websocket(
     jar: CookieJar,
     Query(who): Query<As>,
     Extension(ClientAddr(from)): Extension<ClientAddr>,
-    slot: Option<Extension<crate::server::ConnectionSlot>>,
+    slot: Option<Extension<crate::limits::ConnectionSlot>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     app.edge

@@ -55,16 +55,19 @@ fn yes() -> bool {
 }
 
 /// The incident a slip opens, or `not_found` (for a wrong code as for a missing ticket). A
-/// wrong try counts against the client address (the ticket is sequential, the code is not);
-/// the resident's own page, asking again and again with the right code, never does.
+/// right code is never refused: the resident's own page may ask again and again. A wrong one
+/// counts against the client address and the ticket (the ticket is sequential, the code is
+/// not); once either has spent its allowance, a wrong code is answered only after a wait, so a
+/// guesser learns nothing faster than the allowance allows, and no neighbour behind the same
+/// address is locked out of their own ticket.
 async fn opened(app: &App, from: std::net::IpAddr, slip: &Slip) -> Result<Incident, AppError> {
-    let address = crate::limits::address_key(from);
-    let Some(guess) = app.hub.guesses().try_now(&address) else {
-        let why = "too many wrong tries from this address; wait a minute";
-        return Err(AppError::Refused(ErrorCode::RateLimited, why.into()));
-    };
     let id =
         Ticket::parse(&slip.ticket).and_then(|n| app.hub.store().find_ticket(&slip.community, n));
+    let keys = crate::limits::ProofKeys {
+        who: crate::limits::address_key(from),
+        ticket: crate::limits::ticket_key(id, &slip.community, &slip.ticket),
+    };
+    let check = app.hub.proofs().on_status_page(&keys);
     let found = match id {
         Some(id) => app.hub.store().incident(id).await?,
         None => None,
@@ -72,7 +75,8 @@ async fn opened(app: &App, from: std::net::IpAddr, slip: &Slip) -> Result<Incide
     match found.filter(|i| hongfan_shared::lifecycle::holds_key(i, Some(&slip.key))) {
         Some(incident) => Ok(incident),
         None => {
-            guess.wrong();
+            let wait = check.wrong();
+            tokio::time::sleep(wait).await;
             Err(AppError::Refused(ErrorCode::NotFound, "no ticket with that code".into()))
         }
     }
@@ -84,7 +88,6 @@ async fn opened(app: &App, from: std::net::IpAddr, slip: &Slip) -> Result<Incide
         (status = 200, description = "Where the report is", body = ResidentStatus),
         (status = 400, description = "`bad_body`", body = ErrorJson),
         (status = 404, description = "`not_found`: no such ticket, or not that code", body = ErrorJson),
-        (status = 429, description = "`rate_limited`: too many tries from this address", body = ErrorJson),
     ))]
 pub(super) async fn status(
     State(app): State<App>,
@@ -103,7 +106,6 @@ pub(super) async fn status(
         (status = 400, description = "`bad_body`", body = ErrorJson),
         (status = 404, description = "`not_found`", body = ErrorJson),
         (status = 409, description = "`not_resolved`, `already_rated`, `cancelled`", body = ErrorJson),
-        (status = 429, description = "`rate_limited`", body = ErrorJson),
     ))]
 pub(super) async fn rate(
     State(app): State<App>,
@@ -143,7 +145,6 @@ pub(crate) struct StatusLink {
         (status = 200, description = "The link and its QR code", body = StatusLink),
         (status = 400, description = "`bad_body`", body = ErrorJson),
         (status = 404, description = "`not_found`", body = ErrorJson),
-        (status = 429, description = "`rate_limited`", body = ErrorJson),
     ))]
 pub(super) async fn link(
     State(app): State<App>,

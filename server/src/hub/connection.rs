@@ -296,10 +296,13 @@ impl Connection {
         let reveal = action == Action::Reveal;
         // A kiosk's rating carries the slip's code: a wrong one is a guess, counted as at lookup.
         let hub = self.hub.clone();
-        let device = self.auth.principal.actor.id.clone();
+        let keys = crate::limits::ProofKeys {
+            who: self.auth.principal.actor.id.clone(),
+            ticket: crate::limits::ticket_key(Some(incident), &Default::default(), ""),
+        };
         let guess = match &action {
             Action::Rate { .. } if self.role() == Role::Kiosk => {
-                match hub.guesses().try_now(&device) {
+                match hub.proofs().at_kiosk(&keys) {
                     Some(guess) => Some(guess),
                     None => {
                         let why = "too many wrong tries at a ticket; wait a minute";
@@ -383,28 +386,35 @@ impl Connection {
     ) -> Result<(), End> {
         let refusal = |code, message: &str| ErrorBody { id: Some(request), ..error(code, message) };
         let kiosk = self.role() == Role::Kiosk;
-        let id = match which {
+        let (id, given) = match which {
             // A kiosk's number is its own community's, whatever it says.
             Which::Ticket(community, ticket) => {
                 let community = match community {
                     Some(community) if !kiosk => community,
                     _ => self.auth.identity.community.clone(),
                 };
-                Ticket::parse(&ticket).and_then(|n| self.hub.store().find_ticket(&community, n))
+                let id = Ticket::parse(&ticket)
+                    .and_then(|n| self.hub.store().find_ticket(&community, n));
+                (id, ticket)
             }
             Which::Incident(_) if kiosk => {
                 let why = "a kiosk looks up by the ticket on the slip";
                 return self.refuse(refusal(ErrorCode::Forbidden, why)).await;
             }
-            Which::Incident(id) => Some(id),
+            Which::Incident(id) => (Some(id), String::new()),
         };
         if kiosk && phone_tail.is_none() && key.is_none() {
             let why = "a ticket number alone opens nothing: give the phone's last four digits or the slip's code";
             return self.refuse(refusal(ErrorCode::WrongKey, why)).await;
         }
-        let device = self.auth.principal.actor.id.clone();
+        // At a kiosk, a spent allowance refuses every try, right or wrong: the phone's last four
+        // digits can be guessed, and the kiosk is one device in the station, not a resident's own.
         let hub = self.hub.clone();
-        let guess = if kiosk { hub.guesses().try_now(&device) } else { None };
+        let keys = crate::limits::ProofKeys {
+            who: self.auth.principal.actor.id.clone(),
+            ticket: crate::limits::ticket_key(id, &self.auth.identity.community, &given),
+        };
+        let guess = if kiosk { hub.proofs().at_kiosk(&keys) } else { None };
         if kiosk && guess.is_none() {
             let why = "too many wrong tries at a ticket; wait a minute";
             return self.refuse(refusal(ErrorCode::RateLimited, why)).await;

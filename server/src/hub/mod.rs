@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{Authenticated, SessionKey, Subject};
 pub use crate::limits::Limits;
-use crate::limits::{Allowance, Guesses};
+use crate::limits::{Allowance, Proofs};
 use crate::store::{Commit, Committed, Store, StoreError};
 pub use connection::serve;
 use roster::Roster;
@@ -192,7 +192,7 @@ struct Inner {
     limits: Limits,
     reports: Allowance,
     actions: Allowance,
-    lookups: Guesses,
+    lookups: Proofs,
     clients: Mutex<Clients>,
     next_conn: AtomicU64,
     /// Cancelled at shutdown: every connection closes with 1001.
@@ -273,7 +273,7 @@ impl Hub {
             store,
             reports: Allowance::new(limits.report_burst, limits.reports_per_minute),
             actions: Allowance::new(limits.action_burst, limits.actions_per_minute),
-            lookups: Guesses::new(limits.lookup_burst, limits.lookups_per_minute),
+            lookups: Proofs::new(limits.lookup_burst, limits.lookups_per_minute),
             limits,
             clients: Mutex::new(Clients::default()),
             next_conn: AtomicU64::new(1),
@@ -303,8 +303,8 @@ impl Hub {
         &self.0.actions
     }
 
-    /// Wrong proofs of a ticket, per kiosk (or, on the status page, per address).
-    pub fn guesses(&self) -> &Guesses {
+    /// Wrong proofs of a ticket, per ticket and per kiosk (or, on the status page, per address).
+    pub fn proofs(&self) -> &Proofs {
         &self.0.lookups
     }
 
