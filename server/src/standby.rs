@@ -46,6 +46,10 @@ const SETUP: Duration = Duration::from_secs(30);
 /// empty stream, and about how many bytes of JSON at most (well under the message limit).
 const BASE_RECORDS: usize = 500;
 const BASE_BYTES: usize = 1 << 20;
+/// A standby looks at the lease twice a beat, and takes one it has seen unchanged this many
+/// times after the first (two and a half beats: a live primary renews every beat, and a renewal
+/// that failed is sent again within a beat and a quarter).
+const SILENT_LOOKS: u32 = 5;
 /// The smallest message size the NATS servers must take: an attachment of 1 MiB in base64, with
 /// what came before it in its group.
 const MIN_PAYLOAD: usize = 3 << 20;
@@ -171,13 +175,23 @@ impl Cluster {
                 storage: stream::StorageType::File,
                 allow_rollup: true,
                 deny_delete: true,
-                allow_direct: true,
+                // Read from the bucket's leader: a lagging copy would show an old revision.
+                allow_direct: false,
                 discard: stream::DiscardPolicy::New,
                 ..Default::default()
             })
         })
         .await
         .map_err(nats)?;
+        // A bucket made by an older hongfan was read from any copy: made to read from its
+        // leader before use.
+        let mut bucket = bucket;
+        if bucket.cached_info().config.allow_direct {
+            let config =
+                stream::Config { allow_direct: false, ..bucket.cached_info().config.clone() };
+            retried(|| js.update_stream(config.clone())).await.map_err(nats)?;
+            bucket = retried(|| js.get_stream(format!("KV_{BUCKET}"))).await.map_err(nats)?;
+        }
         // Connected by now: the server has said how large a message it takes.
         let max_payload = client.server_info().max_payload;
         if max_payload < MIN_PAYLOAD {
@@ -189,7 +203,11 @@ impl Cluster {
         if found != settings.lease_ttl {
             return Err(StandbyError::LeaseTtl { found, given: settings.lease_ttl });
         }
-        let lease = js.get_key_value(BUCKET).await.map_err(|e| nats(e.to_string()))?;
+        // The lease's requests wait one beat at most: a renewal hung in an election is sent
+        // again long before a watching standby would take the lease (`Cluster::claim`).
+        let lease_js =
+            jetstream::ContextBuilder::new().timeout(beat(settings.lease_ttl)).build(client);
+        let lease = lease_js.get_key_value(BUCKET).await.map_err(|e| nats(e.to_string()))?;
         Ok(Cluster { js, log, lease, settings: settings.clone() })
     }
 
@@ -238,17 +256,70 @@ impl Cluster {
         }
     }
 
+    fn beat(&self) -> Duration {
+        beat(self.settings.lease_ttl)
+    }
+
+    fn held(&self, revision: u64, sent: Instant) -> Lease {
+        Lease { revision, valid_until: Arc::new(Mutex::new(sent + self.settings.lease_ttl)) }
+    }
+
     /// Takes the lease if nobody holds it.
     async fn take_lease(&self) -> Result<Option<Lease>, StandbyError> {
         let sent = Instant::now();
         match self.lease.create(KEY, self.settings.node.clone().into()).await {
-            Ok(revision) => Ok(Some(Lease {
-                revision,
-                valid_until: Arc::new(Mutex::new(sent + self.settings.lease_ttl)),
-            })),
+            Ok(revision) => Ok(Some(self.held(revision, sent))),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot ask for the lease");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Takes the lease if nobody holds it, or if its holder has left it unrenewed while this
+    /// process watched it (`watch`) for `SILENT_LOOKS` looks, every read of it answered: a
+    /// NATS election (reads failing) starts the watch again, so it never costs a primary its
+    /// lease. Taking it is a compare-and-set on the revision watched, and the log's own fence
+    /// (each append names the last sequence) stops a holder that was only slow.
+    async fn claim(&self, watch: &mut Option<Watched>) -> Result<Option<Lease>, StandbyError> {
+        let sent = Instant::now();
+        let entry = match self.lease.entry(KEY).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the lease");
+                *watch = None;
+                return Ok(None);
+            }
+        };
+        let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+            return self.take_lease().await;
+        };
+        match watch {
+            Some(w) if w.revision == entry.revision => {
+                w.looks += 1;
+                if w.looks < SILENT_LOOKS {
+                    return Ok(None);
+                }
+            }
+            _ => {
+                *watch =
+                    Some(Watched { revision: entry.revision, since: Instant::now(), looks: 0 });
+                return Ok(None);
+            }
+        }
+        let holder = String::from_utf8_lossy(&entry.value).into_owned();
+        let silent = watch.as_ref().map(|w| w.since.elapsed()).unwrap_or_default();
+        *watch = None;
+        match self.lease.update(KEY, self.settings.node.clone().into(), entry.revision).await {
+            Ok(revision) => {
+                tracing::warn!(%holder, ?silent, "the primary stopped renewing its lease: taking it over");
+                Ok(Some(self.held(revision, sent)))
+            }
+            // Renewed meanwhile: its holder lives.
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the lease");
                 Ok(None)
             }
         }
@@ -301,12 +372,28 @@ async fn retried<T, E: std::fmt::Display, F: std::future::Future<Output = Result
     }
 }
 
+/// How often the primary renews its lease (a quarter of the lease, at most a second). A standby
+/// takes over a lease left unrenewed for two and a half of these (`SILENT_LOOKS`) (`Cluster::claim`); the lease's
+/// `max_age` is only the backstop.
+fn beat(lease_ttl: Duration) -> Duration {
+    (lease_ttl / 4).min(Duration::from_secs(1))
+}
+
 /// The lease this process holds: the revision it took it at (every append names it), and
 /// until when it is surely still this process's (renewals move it on).
 #[derive(Debug, Clone)]
 struct Lease {
     revision: u64,
     valid_until: Arc<Mutex<Instant>>,
+}
+
+/// A lease another process holds, as a standby last saw it, since when, and how many looks
+/// since found it unchanged.
+#[derive(Debug, Clone, Copy)]
+struct Watched {
+    revision: u64,
+    since: Instant,
+    looks: u32,
 }
 
 impl Lease {
@@ -494,11 +581,12 @@ async fn follow(
 ) -> Result<Option<Lease>, StandbyError> {
     let mut read = store.position()?;
     let Some(mut messages) = reading(cluster, read, shutdown).await else { return Ok(None) };
-    // The lease is asked for, and the reader checked, every second (or quarter lease).
-    let every = (cluster.settings.lease_ttl / 4).min(Duration::from_secs(1));
+    // The lease is watched, and the reader checked, twice a beat.
+    let every = cluster.beat() / 2;
+    let mut watch = None;
     let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     // When the reader last moved on or was seen at the log's end: a reader that has not for two
-    // polls while NATS says the log is ahead is stuck (its NATS server died under it, say), and
+    // beats while NATS says the log is ahead is stuck (its NATS server died under it, say), and
     // is made again.
     let mut current_at = Instant::now();
     loop {
@@ -531,13 +619,14 @@ async fn follow(
                 // Only a standby with the whole log may take over.
                 Ok(end) if end == read => {
                     current_at = Instant::now();
-                    match cluster.take_lease().await? {
+                    match cluster.claim(&mut watch).await? {
                         Some(lease) => return Ok(Some(lease)),
                         None => false,
                     }
                 }
                 Ok(_) => {
-                    let stalled = current_at.elapsed() >= 2 * every;
+                    watch = None;
+                    let stalled = current_at.elapsed() >= 4 * every;
                     if stalled {
                         tracing::warn!(read, "the replicated log's delivery stalled; reading again");
                         current_at = Instant::now();
@@ -547,6 +636,7 @@ async fn follow(
                 // NATS not answering (electing a leader, say): a new reader would wait too.
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read where the replicated log ends");
+                    watch = None;
                     false
                 }
             },
@@ -724,21 +814,27 @@ fn bounded<T: serde::Serialize>(items: Vec<T>) -> Vec<Vec<T>> {
     runs
 }
 
-/// Renews the lease while primary. Losing it (another process took it, or it ran out while
-/// NATS could not be reached) stops this server: it must not acknowledge another write.
+/// Renews the lease while primary, every beat. Losing it (another process took it, or it ran
+/// out while NATS could not be reached) stops this server: it must not acknowledge another
+/// write.
 async fn renew(
     cluster: &Cluster,
     mut lease: Lease,
     shutdown: &CancellationToken,
 ) -> Result<(), StandbyError> {
-    let every = cluster.settings.lease_ttl / 4;
     let node = cluster.settings.node.clone();
+    let mut wait = cluster.beat();
     loop {
         // At a stop the lease is left to run out: the committer may still append the last
         // groups, and a standby taking over at once would fence them out.
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = cluster.beat();
+        if !lease.valid() {
+            tracing::error!("the lease ran out before it could be renewed");
+            return Err(ReplicaError::LostLease.into());
         }
         let sent = Instant::now();
         match cluster.lease.update(KEY, node.clone().into(), lease.revision).await {
@@ -749,29 +845,42 @@ async fn renew(
                 }
             }
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                // A renewal whose answer was lost (an election, say) has moved the revision on:
-                // still this server's lease, if the entry names it.
-                // (The answer may come from a copy that is behind: only another holder, or
-                // the lease's end, is final.)
+                // A renewal whose answer was lost (in an election, say) has moved the revision
+                // on: still this server's lease if the entry (read from the bucket's leader)
+                // names it, and renewed from that revision at once.
                 match cluster.lease.entry(KEY).await {
                     Ok(Some(entry))
                         if entry.operation == kv::Operation::Put
                             && entry.value == node.as_bytes() =>
                     {
-                        lease.revision = lease.revision.max(entry.revision);
+                        tracing::info!(
+                            from = lease.revision,
+                            to = entry.revision,
+                            "the lease moved on under a lost answer; renewing from where it is"
+                        );
+                        lease.revision = entry.revision;
+                        wait = Duration::ZERO;
                     }
                     Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                        let holder = String::from_utf8_lossy(&entry.value).into_owned();
+                        tracing::error!(%holder, "another server took the lease");
                         return Err(ReplicaError::LostLease.into());
                     }
-                    _ if !lease.valid() => return Err(ReplicaError::LostLease.into()),
-                    _ => tracing::warn!("cannot tell who holds the lease; retrying"),
+                    Ok(_) => {
+                        tracing::error!("the lease ran out in NATS before it could be renewed");
+                        return Err(ReplicaError::LostLease.into());
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read who holds the lease; retrying");
+                        wait = cluster.beat() / 4;
+                    }
                 }
             }
-            Err(e) if !lease.valid() => {
-                tracing::error!(error = %e, "the lease ran out before it could be renewed");
-                return Err(ReplicaError::LostLease.into());
+            // Soon again: once NATS answers, the renewal must land before a standby's watch ends.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the lease; retrying");
+                wait = cluster.beat() / 4;
             }
-            Err(e) => tracing::warn!(error = %e, "cannot renew the lease; retrying"),
         }
     }
 }

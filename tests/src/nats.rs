@@ -93,9 +93,11 @@ impl NatsCluster {
                 store = dir.path().join(&node.name).display(),
                 others = others.join(", "),
             );
+            // As docs/operations.md has it: the password kept as a bcrypt hash.
             let config = match password {
                 Some(password) => {
-                    format!("{config}authorization {{ user: hongfan, password: \"{password}\" }}\n")
+                    let hash = bcrypt::hash(password, 11).expect("bcrypt");
+                    format!("{config}authorization {{ user: hongfan, password: \"{hash}\" }}\n")
                 }
                 None => config,
             };

@@ -57,7 +57,8 @@ fn shell(command: &str, clone: &Path) -> Command {
         // Nor this: a one-off build gains nothing from incremental caches but gigabytes of disk.
         .env("CARGO_INCREMENTAL", "0")
         .env("HONGFAN_CRASH_ROUNDS", "5")
-        .env("HONGFAN_FAILOVER_ROUNDS", "3");
+        .env("HONGFAN_FAILOVER_ROUNDS", "3")
+        .env("HONGFAN_LEADER_KILLS", "2");
     shell
 }
 

@@ -229,6 +229,7 @@ pub fn wire_error(e: &StoreError) -> ErrorBody {
         | StoreError::Corrupt { .. }
         | StoreError::Read(_)
         | StoreError::Write(_)
+        | StoreError::LostLease
         | StoreError::Poisoned
         | StoreError::Closed => (ErrorCode::Unavailable, None),
         StoreError::Standby => (ErrorCode::Standby, None),

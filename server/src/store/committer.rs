@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use super::deadlines::Deadlines;
 use super::disk::{AuxWrite, Loaded};
 use super::places::Places;
-use super::replica::{File, Record, Replicator};
+use super::replica::{File, Record, ReplicaError, Replicator};
 use super::{Aux, Reported, Shared, StoreError};
 
 /// How many requests one group commit takes at most.
@@ -671,8 +671,10 @@ impl Committer {
             // has. (Dying between the two, this folder gets the group back from the log.)
             let position = self.log.as_ref().map(|log| {
                 let record = Record::borrowed(&events, &office, &aux, &files);
-                log.append(&record)
-                    .map_err(|e| StoreError::Write(format!("the replicated log: {e}")))
+                log.append(&record).map_err(|e| match e {
+                    ReplicaError::LostLease => StoreError::LostLease,
+                    e => StoreError::Write(format!("the replicated log: {e}")),
+                })
             });
             let states: Vec<&Incident> = touched.values().collect();
             // Then durable here, and into sled and the published state before anyone hears of

@@ -58,6 +58,10 @@ pub enum StoreError {
     Read(String),
     #[error("the store cannot write: {0}")]
     Write(String),
+    /// Another server of the pair holds the lease now (or appended after this one): this one
+    /// acknowledges nothing more.
+    #[error("this server no longer holds the lease: another server is the primary now")]
+    LostLease,
     #[error("a lock was poisoned by a panic")]
     Poisoned,
     #[error("the store is closed")]
@@ -229,10 +233,18 @@ impl Shared {
     /// A write that failed: known as failed before anyone hears of it, and final for this
     /// process.
     fn fail_write(&self, e: &StoreError) {
+        self.metrics.store_failed.set(1);
+        if let StoreError::LostLease = e {
+            // Not a fault of this machine: the pair's other server leads now.
+            tracing::error!(
+                "this server lost the lease to the other server of the pair; refusing further writes and stopping"
+            );
+            self.health.fail("the other server of the pair took the lease".to_owned());
+            return;
+        }
         let dir = self.disk.dir().display().to_string();
         tracing::error!(error = %e, %dir, "store write failed; refusing further writes");
         self.metrics.store_write_errors.inc();
-        self.metrics.store_failed.set(1);
         self.health.fail(format!("writing to {dir} failed: {e}"));
     }
 
