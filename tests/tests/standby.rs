@@ -606,8 +606,8 @@ async fn nats_elections_never_cost_the_primary_its_lease() {
     );
 }
 
-/// An office that ran on one server turns on the standby: its history goes into the empty log
-/// first, and a standby started from nothing has all of it.
+/// An office that ran on one server turns on the standby: its history (an attachment among it)
+/// goes into the empty log first, and a standby started from nothing has all of it.
 #[tokio::test]
 async fn an_existing_folder_brings_its_history_into_an_empty_log() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -615,7 +615,22 @@ async fn an_existing_folder_brings_its_history_into_an_empty_log() {
     let c1 = alone.pair_kiosk("c1").await;
     let mut kiosk = connect(&alone.kiosk_ws_url(), &c1).await;
     let first = kiosk.file(report("c1", "楼道灯坏了")).await;
-    let second = kiosk.file(report("c1", "水管漏水")).await;
+    // A voice note (WebM) the second report names: a file of the history.
+    let voice = [&[0x1A, 0x45, 0xDF, 0xA3][..], "一位老人的语音".as_bytes()].concat();
+    let uploaded = reqwest::Client::new()
+        .post(format!("{}/api/attachments", alone.url))
+        .header("cookie", &c1)
+        .body(voice.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(uploaded.status().is_success(), "{uploaded:?}");
+    let attachment: hongfan_shared::Attachment = uploaded.json().await.unwrap();
+    let with_voice = hongfan_shared::Report {
+        attachments: vec![attachment.clone()],
+        ..report("c1", "水管漏水")
+    };
+    let second = kiosk.file(with_voice).await;
     drop(kiosk);
     alone.stop();
     let last = second.last_seq;
@@ -637,6 +652,11 @@ async fn an_existing_folder_brings_its_history_into_an_empty_log() {
     let ServerMessage::Snapshot { incidents, .. } = snapshot else { panic!("{snapshot:?}") };
     let ids: Vec<_> = incidents.iter().map(|i| i.id).collect();
     assert_eq!(ids, [first.id, second.id]);
+    // The voice note came with them.
+    let path = format!("/api/incidents/{}/attachments/{}", second.id.0, attachment.id);
+    let heard = b.get(&path, &boss).await;
+    assert_eq!(heard.status(), 200);
+    assert_eq!(heard.bytes().await.unwrap().to_vec(), voice);
     let mut on_b = connect(&b.kiosk_ws_url(), &c1).await;
     assert_eq!(on_b.file_refused(report("c1", "x")).await, ErrorCode::Standby);
     // And the primary goes on writing after them.

@@ -285,3 +285,47 @@ async fn a_group_that_does_not_follow_the_folder_is_refused_whole() {
     assert!(events(&standby).is_empty());
     assert_eq!(standby.position().unwrap(), 0);
 }
+
+/// The largest message the replicated log's groups may be: a third of what the NATS servers
+/// are configured to take (`max_payload: 4MB`, of which hongfan needs 3 MB; operations.md).
+const GROUP_BYTES: usize = 1 << 20;
+
+/// After a long outage, what fell due for thousands of open incidents (breaches, escalations)
+/// goes into the log as several groups, each well under the NATS message limit, and all of it
+/// is recorded.
+#[tokio::test]
+async fn what_falls_due_for_thousands_of_incidents_goes_out_in_bounded_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let log = Arc::new(Log::default());
+    let store = primary(dir.path(), &clock, &log).await;
+    let open = 3000;
+    let filed = (0..open).map(|n| {
+        let store = store.clone();
+        async move { store.report(&kiosk("c1"), &format!("r{n}"), report("c1", "灯坏了")).await }
+    });
+    for reported in futures::future::join_all(filed).await {
+        reported.unwrap();
+    }
+    let before = log.len() as usize;
+    // A week away: every incident is past its response and resolution targets.
+    clock.advance(hongfan_shared::Millis(7 * 24 * 3_600_000));
+    store.tick().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let breached = |store: &Store| {
+        let ids: std::collections::BTreeSet<u64> = events(store)
+            .into_iter()
+            .filter(|e| matches!(e.change, Change::Breached { .. }))
+            .map(|e| e.incident.0)
+            .collect();
+        ids.len()
+    };
+    while breached(&store) < open {
+        assert!(std::time::Instant::now() < deadline, "only {} breached", breached(&store));
+        tokio::task::yield_now().await;
+    }
+    let records = log.records.lock().unwrap().clone();
+    let sizes: Vec<usize> = records[before..].iter().map(String::len).collect();
+    eprintln!("what fell due for {open} incidents: {} groups, bytes {sizes:?}", sizes.len());
+    assert!(sizes.iter().all(|&n| n <= GROUP_BYTES), "a group over {GROUP_BYTES}: {sizes:?}");
+}

@@ -190,7 +190,14 @@ impl Committer {
         let mut group = Group::default();
         self.seed(&mut group)?;
         self.stage_timers(&mut group);
-        self.commit(group)
+        self.commit(group)?;
+        // Thousands of incidents may be due after a long outage: a group each share.
+        while self.deadlines.next().is_some_and(|at| at <= self.now()) {
+            let mut group = Group::default();
+            self.stage_timers(&mut group);
+            self.commit(group)?;
+        }
+        Ok(())
     }
 
     /// The configured communities the office does not hold yet (on a new folder, all of them;
@@ -339,7 +346,7 @@ impl Committer {
         if let Some(command) = first {
             self.stage(command, &mut group);
         }
-        let max = if self.log.is_some() { MAX_REPLICATED_GROUP } else { MAX_GROUP };
+        let max = self.max_group();
         // An attachment (only ever for a replicated log) ends its group: the log's messages
         // have a size limit.
         while group.answers.len() < max && !group.shutdown && group.files.is_empty() {
@@ -547,10 +554,17 @@ impl Committer {
         community.ok_or_else(|| LifecycleError::UnknownCompound(compound.clone()).into())
     }
 
-    /// Logs what is due for every incident whose timer ran out.
+    /// How many requests a group takes, and incidents whose timers ran out: a message of the
+    /// replicated log has a size limit.
+    fn max_group(&self) -> usize {
+        if self.log.is_some() { MAX_REPLICATED_GROUP } else { MAX_GROUP }
+    }
+
+    /// Logs what is due for the incidents whose timer ran out, at most a group's share of them:
+    /// the rest stay due, and the next round (at once) takes them.
     fn stage_timers(&mut self, group: &mut Group) {
         let now = self.now();
-        for id in self.deadlines.take_due(now) {
+        for id in self.deadlines.take_due(now, self.max_group()) {
             match self.incident(group, id) {
                 Ok(Some(mut incident)) => self.stage_due(group, &mut incident, now),
                 Ok(None) => {}

@@ -28,11 +28,12 @@ impl Deadlines {
         self.by_time.first().map(|&(at, _)| at)
     }
 
-    /// Removes and returns the incidents whose deadline is at or before `now`.
-    pub(super) fn take_due(&mut self, now: Timestamp) -> Vec<IncidentId> {
+    /// Removes and returns the incidents whose deadline is at or before `now`, the earliest
+    /// first, at most `max` of them.
+    pub(super) fn take_due(&mut self, now: Timestamp, max: usize) -> Vec<IncidentId> {
         let mut due = Vec::new();
         while let Some(&(at, id)) = self.by_time.first() {
-            if at > now {
+            if at > now || due.len() >= max {
                 break;
             }
             self.by_time.pop_first();
