@@ -67,6 +67,8 @@ pub struct StandbySettings {
     pub replicas: usize,
     /// The NATS account and its password, when the servers ask for one.
     pub login: Option<(String, String)>,
+    /// The authority that signed the NATS servers' certificates: TLS, when given.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +135,16 @@ impl Cluster {
                 async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
             }
             None => async_nats::ConnectOptions::new(),
+        };
+        let options = match &settings.ca {
+            Some(ca) => {
+                // Read here, so that a wrong path is named, not reported as a failed handshake.
+                if let Err(e) = std::fs::metadata(ca) {
+                    return Err(nats(format!("the NATS CA file {}: {e}", ca.display())));
+                }
+                options.add_root_certificates(ca.clone()).require_tls(true)
+            }
+            None => options,
         };
         let client = options
             .name(&settings.node)

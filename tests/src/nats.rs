@@ -14,6 +14,17 @@ const READY: Duration = Duration::from_secs(30);
 pub struct NatsCluster {
     dir: tempfile::TempDir,
     nodes: Vec<Node>,
+    /// The authority that signed the nodes' certificates, when clients must use TLS.
+    ca: Option<PathBuf>,
+}
+
+/// How a cluster asks its clients in.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Access<'a> {
+    /// Clients log in as `hongfan` with this password.
+    pub password: Option<&'a str>,
+    /// Clients connect with TLS, to certificates of an authority made for the cluster.
+    pub tls: bool,
 }
 
 #[derive(Debug)]
@@ -30,6 +41,25 @@ impl Node {
     }
 }
 
+/// An authority (`ca.pem`) and the certificate it signs for the nodes on 127.0.0.1, in `dir`:
+/// the certificate's and its key's files.
+fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut authority = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    authority.distinguished_name.push(DnType::CommonName, "hongfan test NATS authority");
+    let ca_key = KeyPair::generate().expect("ca key");
+    let ca = authority.self_signed(&ca_key).expect("ca");
+    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(names).expect("params").signed_by(&key, &ca, &ca_key);
+    let (cert_file, key_file) = (dir.join("node.pem"), dir.join("node.key"));
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("ca.pem");
+    std::fs::write(&cert_file, cert.expect("cert").pem()).expect("node.pem");
+    std::fs::write(&key_file, key.serialize_pem()).expect("node.key");
+    (cert_file, key_file)
+}
+
 /// A port nobody listens on now (the kernel's choice, released for the server to take).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -38,15 +68,15 @@ fn free_port() -> u16 {
 impl NatsCluster {
     /// Starts three nodes and waits until JetStream has a meta leader and every node is current.
     pub async fn start() -> NatsCluster {
-        NatsCluster::start_with(None).await
+        NatsCluster::start_with(Access::default()).await
     }
 
-    /// The same, where clients must log in as `hongfan` with `password`.
-    pub async fn start_with(password: Option<&str>) -> NatsCluster {
+    /// The same, where clients must come in as `access` says.
+    pub async fn start_with(access: Access<'_>) -> NatsCluster {
         // A port chosen free may be taken by another test before the node binds it: then the
         // whole cluster starts again, on other ports.
         for _ in 0..5 {
-            let mut cluster = NatsCluster::configure(password);
+            let mut cluster = NatsCluster::configure(access);
             for i in 0..3 {
                 cluster.spawn(i);
             }
@@ -63,8 +93,9 @@ impl NatsCluster {
         panic!("no free ports for three nats servers");
     }
 
-    fn configure(password: Option<&str>) -> NatsCluster {
+    fn configure(access: Access<'_>) -> NatsCluster {
         let dir = tempfile::tempdir().expect("temp dir");
+        let tls = access.tls.then(|| certificates(dir.path()));
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
         for (i, route) in routes.iter().enumerate() {
@@ -94,7 +125,15 @@ impl NatsCluster {
                 others = others.join(", "),
             );
             // As docs/operations.md has it: the password kept as a bcrypt hash.
-            let config = match password {
+            let config = match &tls {
+                Some((cert, key)) => format!(
+                    "{config}tls {{ cert_file: \"{}\", key_file: \"{}\", timeout: 2 }}\n",
+                    cert.display(),
+                    key.display()
+                ),
+                None => config,
+            };
+            let config = match access.password {
                 Some(password) => {
                     let hash = bcrypt::hash(password, 11).expect("bcrypt");
                     format!("{config}authorization {{ user: hongfan, password: \"{hash}\" }}\n")
@@ -104,7 +143,8 @@ impl NatsCluster {
             std::fs::write(dir.path().join(node.config()), config).expect("write config");
             nodes.push(node);
         }
-        NatsCluster { dir, nodes }
+        let ca = tls.map(|_| dir.path().join("ca.pem"));
+        NatsCluster { dir, nodes, ca }
     }
 
     fn spawn(&mut self, i: usize) {
@@ -176,6 +216,11 @@ impl NatsCluster {
         }
     }
 
+    /// The authority that signed the nodes' certificates, when clients must use TLS.
+    pub fn ca(&self) -> Option<&std::path::Path> {
+        self.ca.as_deref()
+    }
+
     /// The log node `i` wrote, for a failing test's message.
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.nodes[i].name)))
@@ -186,10 +231,15 @@ impl NatsCluster {
     pub async fn client(&self) -> async_nats::Client {
         within(
             "a nats connection",
-            async_nats::ConnectOptions::new()
-                .ignore_discovered_servers()
-                .connection_timeout(Duration::from_secs(2))
-                .connect(self.urls()),
+            match &self.ca {
+                Some(ca) => async_nats::ConnectOptions::new()
+                    .add_root_certificates(ca.clone())
+                    .require_tls(true),
+                None => async_nats::ConnectOptions::new(),
+            }
+            .ignore_discovered_servers()
+            .connection_timeout(Duration::from_secs(2))
+            .connect(self.urls()),
         )
         .await
         .expect("connect to nats")

@@ -12,7 +12,7 @@ use futures::{SinkExt, StreamExt};
 use hongfan_shared::protocol::close;
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, Position, ServerMessage};
 use hongfan_shared::{Change, Event, Seq};
-use hongfan_tests::nats::{NatsCluster, Proxy};
+use hongfan_tests::nats::{Access, NatsCluster, Proxy};
 use hongfan_tests::report;
 use hongfan_tests::server::{Closed, Launch, PASSWORD, TestServer, WsClient, cookie_request};
 use tokio_tungstenite::tungstenite::Message;
@@ -673,7 +673,8 @@ async fn an_existing_folder_brings_its_history_into_an_empty_log() {
 async fn the_pair_logs_in_to_nats_with_a_password_it_never_logs() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let password = "a-long-random-nats-password";
-    let nats = NatsCluster::start_with(Some(password)).await;
+    let access = Access { password: Some(password), ..Access::default() };
+    let nats = NatsCluster::start_with(access).await;
     let launch = || Launch {
         prefix: vec!["env".into(), format!("HONGFAN_NATS_PASSWORD={password}")],
         ..Launch::default()
@@ -811,4 +812,24 @@ async fn a_frozen_primary_woken_after_a_takeover_acknowledges_nothing() {
         incidents.push(incident.id);
     }
     assert_eq!(incidents[0], incidents[1], "stored once");
+}
+
+/// NATS servers that take clients only over TLS, with certificates of an authority made here:
+/// the pair connects given the authority (`--nats-ca`), takes writes and follows.
+#[tokio::test]
+async fn the_pair_speaks_tls_to_nats_given_the_authority() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start_with(Access { tls: true, ..Access::default() }).await;
+    let ca = nats.ca().expect("an authority").display().to_string();
+    let with_ca = |node| {
+        let mut args = args(&nats, node);
+        args.extend(["--nats-ca".to_owned(), ca.clone()]);
+        args
+    };
+    let (a, b) = pair(with_ca("a"), with_ca("b")).await;
+    let c1 = a.pair_kiosk("c1").await;
+    let mut kiosk = connect(&a.kiosk_ws_url(), &c1).await;
+    let filed = kiosk.file(report("c1", "楼道灯坏了")).await;
+    until("the standby follows", FAILOVER, || async { seq(&b).await == Some(filed.last_seq) })
+        .await;
 }

@@ -154,6 +154,10 @@ pub struct ServeArgs {
     /// Its password: only from the environment, never on the command line.
     #[arg(skip = std::env::var("HONGFAN_NATS_PASSWORD").ok())]
     pub nats_password: Option<String>,
+    /// The certificate (PEM) of the authority that signed the NATS servers' certificates: the
+    /// connections to NATS then use TLS, and only servers it vouches for are trusted.
+    #[arg(long, env = "HONGFAN_NATS_CA")]
+    pub nats_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +226,7 @@ impl Cli {
                     .nats_user
                     .clone()
                     .map(|user| (user, self.serve.nats_password.clone().unwrap_or_default())),
+                ca: self.serve.nats_ca.clone(),
             }),
             limits: Limits {
                 report_burst: self.serve.report_burst,
