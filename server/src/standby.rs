@@ -771,7 +771,7 @@ async fn publish_history(store: &Store, term: &Term) -> Result<(), StandbyError>
     for office in bounded(store.office_history()?) {
         append(Record { office: office.into(), ..Default::default() }).await?;
     }
-    for tree in [Aux::Users, Aux::Kiosks, Aux::Sessions, Aux::Outbox] {
+    for tree in [Aux::Users, Aux::Kiosks, Aux::Sessions, Aux::Outbox, Aux::Duty] {
         let entries = store.scan_entries(tree)?;
         let aux =
             entries.into_iter().map(|(key, value)| AuxWrite { tree, key, value: Some(value) });

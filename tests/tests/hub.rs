@@ -668,3 +668,36 @@ async fn every_request_with_an_id_gets_an_answer_carrying_it() {
     };
     assert_eq!(refused(&mut kiosk, rate).await, ErrorCode::NotResolved);
 }
+
+/// A worker's own duty switch is kept: after a kill -9 and a restart the boards still show them
+/// on duty by hand, and a new report in their compound reaches them as their duty's alert (not
+/// an escalation for nobody on duty).
+#[tokio::test]
+async fn a_duty_switch_outlives_a_kill_9_of_the_server() {
+    let mut server = TestServer::start().await;
+    let mut wang = server.user("wang").await;
+    wang.subscribe(None).await;
+    wang.send(&ClientMessage::Duty { id: 1, on: true }).await;
+    wang.recv_until(|m| matches!(m, ServerMessage::DutySet { id: 1, on: true })).await;
+    drop(wang);
+    server.kill();
+    server.restart();
+
+    let mut boss = server.user("boss").await;
+    boss.subscribe(None).await;
+    let on_by_hand = |m: &ServerMessage| {
+        matches!(m, ServerMessage::Roster { on_duty }
+            if on_duty.iter().any(|d| d.worker.id == "wang" && d.manual))
+    };
+    hongfan_tests::within("wang on duty by hand after the restart", boss.recv_until(on_by_hand))
+        .await;
+    let mut wang = server.user("wang").await;
+    wang.subscribe(None).await;
+    let mut kiosk = server.kiosk("c1").await;
+    let incident = file_report(&mut kiosk, "r-after", report("c1", "楼道灯坏了")).await;
+    let (alert, _) = wang.recv_until(|m| matches!(m, ServerMessage::Alert { .. })).await;
+    assert!(
+        matches!(alert, ServerMessage::Alert { escalated: false, incident: ref shown } if shown.id == incident.id),
+        "{alert:?}"
+    );
+}

@@ -238,7 +238,10 @@ impl Connection {
                     return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
                 }
                 tracing::info!(on, "duty");
-                self.hub.set_duty(&self.auth.principal, on);
+                if let Err(e) = self.hub.set_duty(&self.auth.principal, on).await {
+                    let refusal = super::wire_error(&e);
+                    return self.refuse(ErrorBody { id: Some(request), ..refusal }).await;
+                }
                 self.send_message(&ServerMessage::DutySet { id: request, on }).await
             }
             Request::Lookup { id: request, ticket, community, incident, phone_tail, key } => {

@@ -8,7 +8,7 @@
 mod connection;
 pub mod roster;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{Authenticated, SessionKey, Subject};
 pub use crate::limits::Limits;
 use crate::limits::{Allowance, Proofs};
-use crate::store::{Commit, Committed, Store, StoreError};
+use crate::store::{Commit, Committed, DutySwitch, Store, StoreError};
 pub use connection::serve;
 use roster::Roster;
 
@@ -199,6 +199,9 @@ struct Inner {
     shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
     tasks: TaskTracker,
+    /// The duty switches as last kept in the store (`None` until read, once this server
+    /// writes); its lock orders the writes.
+    duty_kept: tokio::sync::Mutex<Option<BTreeMap<String, DutySwitch>>>,
 }
 
 /// A cheap-to-clone handle to the hub.
@@ -280,9 +283,18 @@ impl Hub {
             next_conn: AtomicU64::new(1),
             shutdown,
             tasks: TaskTracker::new(),
+            duty_kept: tokio::sync::Mutex::default(),
         }));
         let last = hub.0.store.last_seq().unwrap_or(0);
         hub.0.tasks.spawn(hub.clone().fan_out(commits, ended, last));
+        // The switches kept are in force once this server writes: at once, or at a takeover.
+        let duty = hub.clone();
+        hub.0.tasks.spawn(async move {
+            duty.0.store.until_primary().await;
+            if let Err(e) = duty.restore_duty().await {
+                tracing::error!(error = %e, "cannot read the duty switches kept");
+            }
+        });
         hub
     }
 
@@ -414,13 +426,53 @@ impl Hub {
     }
 
     /// A worker switches on or off duty (overriding the rota until it next changes for them);
-    /// everyone who watches the roster hears of it.
-    fn set_duty(&self, principal: &Principal, on: bool) {
+    /// everyone who watches the roster hears of it, and the switch is kept.
+    async fn set_duty(&self, principal: &Principal, on: bool) -> Result<(), StoreError> {
+        {
+            let (office, at) = (self.0.store.office(), self.0.store.now());
+            let mut clients = self.clients();
+            let id = &principal.actor.id;
+            clients.roster.switch(id, on, roster::scheduled(&office.office, id, at));
+            self.publish_duty(&mut clients, &office.office, at);
+        }
+        self.keep_duty().await
+    }
+
+    /// Reads the switches kept into the roster (once, when this server starts writing).
+    async fn restore_duty(&self) -> Result<(), StoreError> {
+        let mut kept = self.0.duty_kept.lock().await;
+        if kept.is_some() {
+            return Ok(());
+        }
+        let store = self.0.store.clone();
+        let switches = tokio::task::spawn_blocking(move || store.duty_switches())
+            .await
+            .map_err(|e| StoreError::Read(e.to_string()))??;
         let (office, at) = (self.0.store.office(), self.0.store.now());
         let mut clients = self.clients();
-        let id = &principal.actor.id;
-        clients.roster.switch(id, on, roster::scheduled(&office.office, id, at));
+        clients.roster.restore(switches.clone(), Instant::now());
         self.publish_duty(&mut clients, &office.office, at);
+        *kept = Some(switches);
+        Ok(())
+    }
+
+    /// Keeps the roster's switches where they changed since last kept.
+    async fn keep_duty(&self) -> Result<(), StoreError> {
+        let mut kept = self.0.duty_kept.lock().await;
+        let Some(before) = kept.as_mut() else { return Ok(()) };
+        let now = self.clients().roster.kept();
+        let gone: Vec<String> = before.keys().filter(|w| !now.contains_key(*w)).cloned().collect();
+        for worker in gone {
+            self.0.store.keep_duty(&worker, None).await?;
+            before.remove(&worker);
+        }
+        for (worker, switch) in now {
+            if before.get(&worker) != Some(&switch) {
+                self.0.store.keep_duty(&worker, Some(switch)).await?;
+                before.insert(worker, switch);
+            }
+        }
+        Ok(())
     }
 
     /// Gives the committer the switches in force, and tells the boards when who is on duty
@@ -570,6 +622,9 @@ impl Hub {
                     self.0.actions.forget_idle();
                     self.0.lookups.forget_idle();
                     self.sweep_duty();
+                    if let Err(e) = self.keep_duty().await {
+                        tracing::error!(error = %e, "cannot keep the duty switches");
+                    }
                 }
             }
         }

@@ -14,6 +14,8 @@ use hongfan_shared::office::Office;
 use hongfan_shared::protocol::OnDuty;
 use hongfan_shared::{Actor, CommunityId, CompoundId, Timestamp};
 
+use crate::store::DutySwitch;
+
 /// How long a worker switched on by hand stays on duty with no live connection.
 pub const DUTY_GRACE: Duration = Duration::from_secs(180);
 
@@ -80,6 +82,22 @@ impl Roster {
                 o.on && o.orphaned_since.is_some_and(|t| now.duration_since(t) >= grace);
             !rota_moved && !abandoned
         });
+    }
+
+    /// The switches in force, as kept (`Store::keep_duty`).
+    pub fn kept(&self) -> BTreeMap<String, DutySwitch> {
+        let kept = |o: &Override| DutySwitch { on: o.on, scheduled: o.scheduled };
+        self.overrides.iter().map(|(w, o)| (w.clone(), kept(o))).collect()
+    }
+
+    /// Takes the switches kept (at a start or a takeover): a worker not connected now counts as
+    /// gone since `now`, so a manual "on" lasts the grace period unless they come back.
+    pub fn restore(&mut self, switches: BTreeMap<String, DutySwitch>, now: Instant) {
+        for (worker, DutySwitch { on, scheduled }) in switches {
+            let connected = self.connections.get(&worker).copied().unwrap_or(0) > 0;
+            let orphaned_since = (!connected).then_some(now);
+            self.overrides.insert(worker, Override { on, scheduled, orphaned_since });
+        }
     }
 
     /// The switches in force: worker → on or off.

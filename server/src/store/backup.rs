@@ -79,8 +79,12 @@ pub struct Carried {
     pub attachments: u64,
 }
 
-const AUX: [(Aux, &str); 3] =
-    [(Aux::Users, "users"), (Aux::Kiosks, "kiosks"), (Aux::Sessions, "sessions")];
+const AUX: [(Aux, &str); 4] = [
+    (Aux::Users, "users"),
+    (Aux::Kiosks, "kiosks"),
+    (Aux::Sessions, "sessions"),
+    (Aux::Duty, "duty"),
+];
 
 fn write_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Write(format!("backup: {e}"))

@@ -3,7 +3,8 @@
 //! Trees: `events` (seq → event), `incidents` (id → current state), `meta` (epoch, format, and
 //! with a standby the position in the replicated log of the last group written), and
 //! the account records `users`, `kiosks` and `sessions`, whose encoding the auth module owns, and
-//! `outbox`, the webhook deliveries not yet taken by their receiver.
+//! `outbox`, the webhook deliveries not yet taken by their receiver, and `duty`, the workers' own
+//! duty switches.
 //! Integer keys are big-endian so that sled's byte order is numeric order. Nothing that can be
 //! derived at start is written per report: the next sequence number and incident id come from
 //! the last keys, the request-id index and the deadline index from the incidents.
@@ -31,6 +32,7 @@ const SESSIONS: u8 = 6;
 const OFFICE: u8 = 7;
 const OUTBOX: u8 = 8;
 const META: u8 = 9;
+const DUTY: u8 = 10;
 /// The `meta` key of the replicated log's position of the last group written.
 const POSITION: &[u8] = b"position";
 
@@ -176,6 +178,7 @@ pub(super) struct Disk {
     kiosks: sled::Tree,
     sessions: sled::Tree,
     outbox: sled::Tree,
+    duty: sled::Tree,
     /// sled's own log file; `flush` only calls sync_file_range, so we fsync it ourselves.
     log_file: File,
     /// The high-water mark: a sequence number known durable, kept outside sled. sled recovers
@@ -277,7 +280,7 @@ impl Disk {
         let timeline = tree("timeline")?;
         let office = tree("office")?;
         let (users, kiosks, sessions) = (tree("users")?, tree("kiosks")?, tree("sessions")?);
-        let outbox = tree("outbox")?;
+        let (outbox, duty) = (tree("outbox")?, tree("duty")?);
         let (wal, replay) = Wal::open(dir).map_err(|e| match e {
             super::wal::WalError::Io(e) => StoreError::open(dir, e),
             damaged => StoreError::corrupt(dir, format!("its write-ahead log: {damaged}")),
@@ -328,6 +331,7 @@ impl Disk {
             kiosks,
             sessions,
             outbox,
+            duty,
             log_file,
             mark,
             epoch,
@@ -728,6 +732,7 @@ impl Disk {
                 Aux::Kiosks => KIOSKS,
                 Aux::Sessions => SESSIONS,
                 Aux::Outbox => OUTBOX,
+                Aux::Duty => DUTY,
             };
             ops.push(Op { tree, key: write.key.clone(), value: write.value.clone() });
         }
@@ -763,6 +768,7 @@ impl Disk {
                 OFFICE => &self.office,
                 OUTBOX => &self.outbox,
                 META => &self.meta,
+                DUTY => &self.duty,
                 _ => &self.sessions,
             };
             match &op.value {
@@ -808,6 +814,7 @@ impl Disk {
             Aux::Kiosks => &self.kiosks,
             Aux::Sessions => &self.sessions,
             Aux::Outbox => &self.outbox,
+            Aux::Duty => &self.duty,
         }
     }
 

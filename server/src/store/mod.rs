@@ -93,6 +93,17 @@ pub enum Aux {
     Sessions,
     /// Webhook deliveries not yet taken by their receiver (`webhooks::Delivery`, by id).
     Outbox,
+    /// The workers' own duty switches in force (`DutySwitch`, by login): kept, and replicated,
+    /// so that a restart or a failover keeps who switched on or off by hand.
+    Duty,
+}
+
+/// A worker's own duty switch, as kept: on or off, and what the rota said when they switched
+/// (the switch lasts while the rota still says the same; `hub::roster`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DutySwitch {
+    pub on: bool,
+    pub scheduled: bool,
 }
 
 /// The durable state readers may see. Its collections share their structure between versions,
@@ -533,6 +544,10 @@ impl Store {
             }
         };
         let replicated = log.is_some();
+        // The switches kept (a restart, a takeover) are in force before the first report.
+        let mut duty = shared.duty.get();
+        duty.extend(self.duty_switches()?.into_iter().map(|(worker, s)| (worker, s.on)));
+        shared.duty.set(duty);
         let mut committer = Committer::new(shared.clone(), loaded, (self.tx.clone(), rx), log);
         committer.catch_up()?;
         let committer = Arc::new(Mutex::new(committer));
@@ -699,6 +714,31 @@ impl Store {
     /// Every record of one account tree with its key, in key order (a sled read, as `scan`).
     pub fn scan_entries(&self, tree: Aux) -> Result<Vec<Entry>, StoreError> {
         self.shared.disk.scan_entries(tree)
+    }
+
+    /// The workers' duty switches kept (a sled read, as `scan`); one that does not decode is
+    /// left out, with a warning.
+    pub fn duty_switches(&self) -> Result<BTreeMap<String, DutySwitch>, StoreError> {
+        let mut switches = BTreeMap::new();
+        for (key, value) in self.scan_entries(Aux::Duty)? {
+            let worker = String::from_utf8_lossy(&key).into_owned();
+            match serde_json::from_slice(&value) {
+                Ok(switch) => drop(switches.insert(worker, switch)),
+                Err(e) => tracing::warn!(%worker, error = %e, "a duty switch does not decode"),
+            }
+        }
+        Ok(switches)
+    }
+
+    /// Keeps a worker's duty switch (`None`: they follow the rota again).
+    pub async fn keep_duty(
+        &self,
+        worker: &str,
+        switch: Option<DutySwitch>,
+    ) -> Result<(), StoreError> {
+        let value = switch.map(|s| serde_json::to_vec(&s)).transpose();
+        let value = value.map_err(|e| StoreError::Write(e.to_string()))?;
+        self.put(Aux::Duty, worker.as_bytes(), value).await
     }
 
     /// Every change to the office, oldest first (read from the office's log).
