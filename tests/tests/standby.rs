@@ -833,3 +833,103 @@ async fn the_pair_speaks_tls_to_nats_given_the_authority() {
     until("the standby follows", FAILOVER, || async { seq(&b).await == Some(filed.last_seq) })
         .await;
 }
+
+/// Webhooks across a takeover: an urgent report's delivery, acknowledged while its receiver was
+/// down, is in the outbox, which travels in the log; the primary is killed, and the new primary
+/// delivers it once the receiver is up (at least once, as operations.md says).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_the_old_primary_could_not_send_is_sent_by_the_new_one() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    // The receiver's port, free now; nothing listens there until after the takeover.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("webhooks.toml");
+    let hook = format!(
+        "[[webhook]]\nname = \"office\"\nurl = \"http://127.0.0.1:{port}/hook\"\nformat = \"signed\"\nsecret = \"s\"\nkinds = [\"urgent_report\"]\n"
+    );
+    std::fs::write(&config, hook).unwrap();
+    let with_hook = |node| {
+        let mut args = args_with(&nats.urls(), node, LEASE_OUTLASTING_AN_ELECTION);
+        args.extend(["--webhooks".to_owned(), config.display().to_string()]);
+        args
+    };
+    let (mut a, b) = pair(with_hook("a"), with_hook("b")).await;
+    let c1 = a.pair_kiosk("c1").await;
+    let mut kiosk = connect(&a.kiosk_ws_url(), &c1).await;
+    let urgent = hongfan_shared::Report {
+        urgency: hongfan_shared::Urgency::Urgent,
+        ..report("c1", "电梯困人")
+    };
+    let filed = kiosk.file(urgent).await;
+    until("the standby has it", FAILOVER, || async { seq(&b).await == Some(filed.last_seq) }).await;
+    a.kill();
+    until("the standby took over", FAILOVER, || async { role(&b).await == "primary" }).await;
+
+    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let keep = got.clone();
+    let receiver = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let keep = keep.clone();
+        async move {
+            let body = serde_json::from_slice(&body).unwrap_or_default();
+            keep.lock().unwrap().push(body);
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, receiver).await.ok() });
+    let sent = |got: &Arc<Mutex<Vec<serde_json::Value>>>| {
+        got.lock().unwrap().iter().any(|b| b["ticket"] == filed.ticket.as_str())
+    };
+    until("the new primary delivered it", FAILOVER * 2, || {
+        let delivered = sent(&got);
+        async move { delivered }
+    })
+    .await;
+}
+
+/// A first server that stopped part-way through putting its folder's history into the empty log
+/// (left here as it would be: the history's first group in the log, no takeover mark) is told so
+/// at its next start, and starts nothing.
+#[tokio::test]
+async fn a_history_put_in_only_in_part_is_named_at_the_next_start() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let mut alone = TestServer::start().await;
+    let c1 = alone.pair_kiosk("c1").await;
+    let mut kiosk = connect(&alone.kiosk_ws_url(), &c1).await;
+    kiosk.file(report("c1", "楼道灯坏了")).await;
+    let ServerMessage::Hello { epoch, .. } = kiosk.hello.clone() else { unreachable!() };
+    drop(kiosk);
+    alone.stop();
+
+    let nats = NatsCluster::start().await;
+    let js = async_nats::jetstream::new(nats.client().await);
+    let log = async_nats::jetstream::stream::Config {
+        name: "HONGFAN".into(),
+        subjects: vec!["hongfan.log.>".into()],
+        num_replicas: 3,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    while let Err(e) = js.get_or_create_stream(log.clone()).await {
+        assert!(started.elapsed() < FAILOVER, "the stream: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Hongfan-Epoch", epoch.as_str());
+    let first = js
+        .publish_with_headers("hongfan.log.group", headers, r#"{"events":[]}"#.into())
+        .await
+        .unwrap();
+    first.await.unwrap();
+
+    let args = args(&nats, "a");
+    let data = alone.data_dir();
+    let run = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        hongfan_tests::server::hongfan(&args, &data)
+    });
+    let (ok, out) = hongfan_tests::within("the server's start", run).await.unwrap();
+    assert!(!ok, "{out}");
+    assert!(out.contains("only part of it is there"), "{out}");
+}
