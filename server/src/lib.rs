@@ -13,6 +13,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod office;
+pub mod outbox;
 pub mod server;
 pub mod standby;
 pub mod store;

@@ -47,17 +47,6 @@ pub struct Settings {
     pub standby: Option<crate::standby::StandbySettings>,
 }
 
-impl Settings {
-    /// The defaults the command line gives, on `data_dir` (for tests that build a server in
-    /// process).
-    pub fn for_tests(data_dir: PathBuf) -> Settings {
-        use clap::Parser;
-        let mut settings = crate::cli::Cli::parse_from(["hongfan"]).settings();
-        settings.data_dir = data_dir;
-        settings
-    }
-}
-
 /// How long shutdown waits for sockets to take their close frame and end.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -135,7 +124,7 @@ impl Server {
             });
         }
         let deliverer = (!webhooks.is_empty())
-            .then(|| crate::webhooks::Deliverer::start(store.clone(), webhooks, shutdown.clone()));
+            .then(|| crate::outbox::Deliverer::start(store.clone(), webhooks, shutdown.clone()));
         let hub = Hub::start(store, settings.limits.clone(), shutdown.clone(), accounts.ended());
         // Behind the trusted proxy every connection is the proxy's: the cap per address holds
         // for each forwarded client's requests instead (`http::guard`).

@@ -6,8 +6,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::http::App;
-
 macro_rules! files {
     ($($path:literal),* $(,)?) => {
         &[$(($path, include_bytes!(concat!("../../client-web/", $path)) as &[u8])),*]
@@ -85,7 +83,8 @@ fn file(path: &str) -> Response {
     }
 }
 
-pub fn routes() -> Router<App> {
+/// The pages' routes, for any state: they serve only what is embedded.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { file("index.html") }))
         .route("/login", get(|| async { file("login.html") }))

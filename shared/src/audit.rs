@@ -15,18 +15,7 @@ use crate::event::Actor;
 use crate::incident::{Answer, AnswerSource, Incident, IncidentId, Status, Ticket};
 use crate::time::Timestamp;
 
-/// A resident's satisfaction with how a resolved incident was handled (满意率).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Rating {
-    /// 满意
-    Satisfied,
-    /// 基本满意
-    BasicallySatisfied,
-    /// 不满意
-    Dissatisfied,
-}
+pub use crate::incident::Rating;
 
 /// What the audit needs of one incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,7 +116,7 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     /// Every incident ever reported, of the compounds `scope` covers.
-    pub fn everything(scope: &crate::lifecycle::Scope) -> AuditQuery {
+    pub fn everything(scope: &crate::principal::Scope) -> AuditQuery {
         AuditQuery {
             from: Timestamp(0),
             to: Timestamp(i64::MAX),
@@ -141,12 +130,12 @@ impl AuditQuery {
     /// What `within` is for someone acting in `scope`: the compounds of their communities, or
     /// a compound leader's.
     pub fn within(
-        scope: &crate::lifecycle::Scope,
+        scope: &crate::principal::Scope,
     ) -> Option<std::collections::BTreeSet<CompoundId>> {
         match scope {
-            crate::lifecycle::Scope::All => None,
-            crate::lifecycle::Scope::Communities { compounds, .. } => Some(compounds.clone()),
-            crate::lifecycle::Scope::Compounds(list) => Some(list.iter().cloned().collect()),
+            crate::principal::Scope::All => None,
+            crate::principal::Scope::Communities { compounds, .. } => Some(compounds.clone()),
+            crate::principal::Scope::Compounds(list) => Some(list.iter().cloned().collect()),
         }
     }
 
@@ -932,7 +921,7 @@ mod tests {
                 from: at(from),
                 to: at(from + length),
                 compound: compound.map(|c| CompoundId(["c1", "c2", "c3"][c].into())),
-                ..AuditQuery::everything(&crate::lifecycle::Scope::All)
+                ..AuditQuery::everything(&crate::principal::Scope::All)
             };
             let asof = query.to.min(at(now));
             prop_assert_eq!(figures(&rows, asof), reference::figures(&rows, asof));
@@ -953,7 +942,7 @@ mod tests {
             let query = AuditQuery {
                 from: at(from),
                 to: at(from + length),
-                ..AuditQuery::everything(&crate::lifecycle::Scope::All)
+                ..AuditQuery::everything(&crate::principal::Scope::All)
             };
             let summary = summarize(&rows, &query, at(now), label);
             let asof = summary.asof;

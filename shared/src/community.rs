@@ -70,7 +70,7 @@ pub struct Community {
     pub recurring: RecurringPolicy,
     /// 楼长积分: how many points each deed of a building head earns.
     #[serde(default)]
-    pub points: crate::points::PointsRules,
+    pub points: PointsRules,
     /// What the office aims for: the audit draws these as target lines.
     #[serde(default)]
     pub goals: Goals,
@@ -443,5 +443,30 @@ impl Community {
 
     pub fn category(&self, id: &CategoryId) -> Option<&Category> {
         self.categories.iter().find(|c| &c.id == id)
+    }
+}
+
+/// How many points each deed earns (楼长积分奖励制度).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PointsRules {
+    /// 代报 confirmed as real: a report the building head made is resolved.
+    pub proxy_report: i32,
+    /// A 回访 done: the building head recorded a resident's answer.
+    pub callback: i32,
+    /// A patrol round (巡防) recorded.
+    pub patrol: i32,
+    /// A mediation (调解) the building head settled.
+    #[serde(default = "three")]
+    pub mediation: i32,
+}
+
+fn three() -> i32 {
+    3
+}
+
+impl Default for PointsRules {
+    fn default() -> Self {
+        PointsRules { proxy_report: 2, callback: 1, patrol: 1, mediation: 3 }
     }
 }

@@ -6,12 +6,15 @@
 
 pub mod audit;
 pub mod community;
+pub mod error;
 pub mod event;
+pub mod ids;
 pub mod incident;
 pub mod lifecycle;
 pub mod office;
 pub mod permissions;
 pub mod points;
+pub mod principal;
 pub mod protocol;
 pub mod time;
 pub mod view;
@@ -26,5 +29,6 @@ pub use incident::{
     Answer, AnswerSource, Attachment, AttachmentKind, Incident, IncidentId, Mediation, Note, Pause,
     Report, Status, Ticket,
 };
-pub use lifecycle::{Action, LifecycleError, Principal, Scope};
+pub use lifecycle::{Action, LifecycleError};
+pub use principal::{Principal, Scope};
 pub use time::{Millis, Timestamp};

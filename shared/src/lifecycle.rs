@@ -6,12 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeSet;
-
-use crate::community::{Community, CommunityId, CompoundId};
+use crate::community::{Community, CompoundId};
+use crate::error::ErrorCode;
 use crate::event::{Actor, Change, Role};
+pub use crate::incident::Deadlines;
 use crate::incident::{Incident, Report, Status};
-use crate::protocol::ErrorCode;
+pub use crate::principal::{Principal, Scope};
 use crate::time::Timestamp;
 
 /// Longest description, note, outcome or reason, in characters: a few lines, not a document.
@@ -25,69 +25,6 @@ pub const MAX_NOTES: usize = 20;
 pub const MAX_NOTES_CHARS: usize = 4000;
 /// Most pauses (挂起) one incident may ask for: each needs a supervisor's look.
 pub const MAX_PAUSES: usize = 5;
-
-/// Where a principal may act.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Everywhere: the server itself and the operator at its command line.
-    All,
-    /// Whole communities (a 书记 her own, a street office's supervisor theirs), with the
-    /// compounds they held when the principal was made.
-    Communities { communities: BTreeSet<CommunityId>, compounds: BTreeSet<CompoundId> },
-    /// Some compounds: a grid worker's, a compound leader's (网格长), a building head's, a
-    /// kiosk's.
-    Compounds(Vec<CompoundId>),
-}
-
-/// An authenticated actor together with where it may act.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Principal {
-    pub actor: Actor,
-    pub scope: Scope,
-}
-
-impl Principal {
-    /// The server itself, acting for nobody in particular (first start, timers).
-    pub fn system() -> Principal {
-        Principal { actor: Actor::system(), scope: Scope::All }
-    }
-
-    /// The resident holding their slip, on the private status page (`/s`). They may see and
-    /// rate that one incident, and only with its key.
-    pub fn resident() -> Principal {
-        let actor = Actor { id: "resident".into(), name: "居民".into(), role: Role::Resident };
-        Principal { actor, scope: Scope::Compounds(Vec::new()) }
-    }
-
-    /// The operator at the server's command line (`hongfan user …`, `hongfan kiosk …`).
-    pub fn operator() -> Principal {
-        let actor =
-            Actor { id: "operator".into(), name: "运维命令".into(), role: Role::System };
-        Principal { actor, scope: Scope::All }
-    }
-
-    pub fn may_act_in(&self, compound: &CompoundId) -> bool {
-        match &self.scope {
-            Scope::All => true,
-            Scope::Communities { compounds, .. } => compounds.contains(compound),
-            Scope::Compounds(list) => list.contains(compound),
-        }
-    }
-
-    /// Whether this principal runs `community` as a whole (its people, kiosks, rota, settings).
-    pub fn runs(&self, community: &CommunityId) -> bool {
-        match &self.scope {
-            Scope::All => true,
-            Scope::Communities { communities, .. } => communities.contains(community),
-            Scope::Compounds(_) => false,
-        }
-    }
-
-    fn is_supervisor(&self) -> bool {
-        self.actor.role == Role::Supervisor
-    }
-}
 
 /// A change a person asks for on an existing incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +55,7 @@ pub enum Action {
     /// incident's key (the status page, or the kiosk that took the report), or recorded by a
     /// building head or supervisor who asked them (回访). Not solved starts a second handling.
     Rate {
-        rating: crate::audit::Rating,
+        rating: crate::incident::Rating,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
         #[serde(default = "yes")]
@@ -281,17 +218,6 @@ impl LifecycleError {
             _ => None,
         }
     }
-}
-
-/// The moments a handling's timers run out, fixed when it starts (the report, or the resident's
-/// "not solved").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Deadlines {
-    pub respond_by: Timestamp,
-    pub resolve_by: Timestamp,
-    /// Escalated to the supervisors if still unclaimed then.
-    pub escalate_by: Timestamp,
 }
 
 /// Checks a new report and returns its deadlines.
@@ -615,7 +541,7 @@ fn reveal(
 fn rate(
     incident: &Incident,
     who: &Principal,
-    rating: crate::audit::Rating,
+    rating: crate::incident::Rating,
     key: Option<&str>,
     now: Timestamp,
     community: &Community,
@@ -876,7 +802,7 @@ pub(crate) mod tests {
     #[test]
     fn a_rating_needs_the_slips_code_except_from_a_building_head() {
         let rate = |key: Option<&str>| Action::Rate {
-            rating: crate::audit::Rating::Satisfied,
+            rating: crate::incident::Rating::Satisfied,
             key: key.map(str::to_owned),
             solved: true,
         };

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::community::{Community, CommunityId, CompoundId};
 use crate::event::{Actor, Role};
 use crate::time::Timestamp;
+pub use crate::time::date_of;
 
 /// A person's account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,20 +86,20 @@ impl Person {
     }
 
     /// Who this person acts as, and where: the compounds their communities hold in `office`.
-    pub fn principal(&self, office: &Office) -> crate::lifecycle::Principal {
+    pub fn principal(&self, office: &Office) -> crate::principal::Principal {
         let actor = Actor { id: self.login.clone(), name: self.name.clone(), role: self.role };
         let runs = self.runs();
         let scope = if runs.is_empty() {
-            crate::lifecycle::Scope::Compounds(self.compounds.clone())
+            crate::principal::Scope::Compounds(self.compounds.clone())
         } else {
             let compounds = runs
                 .iter()
                 .filter_map(|id| office.communities.get(id))
                 .flat_map(|c| c.compounds.iter().map(|c| c.id.clone()))
                 .collect();
-            crate::lifecycle::Scope::Communities { communities: runs, compounds }
+            crate::principal::Scope::Communities { communities: runs, compounds }
         };
-        crate::lifecycle::Principal { actor, scope }
+        crate::principal::Principal { actor, scope }
     }
 }
 
@@ -163,21 +164,6 @@ fn local(at: Timestamp) -> (i64, u16, usize) {
     // 1970-01-01 was a Thursday.
     let weekday = (day + 3).rem_euclid(7) as usize;
     (day, minute, weekday)
-}
-
-/// `YYYY-MM-DD` of a day number (days since 1970-01-01), proleptic Gregorian.
-pub fn date_of(day: i64) -> String {
-    // Howard Hinnant's civil-from-days.
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 impl Rota {
@@ -522,14 +508,14 @@ mod tests {
 
     #[test]
     fn a_community_supervisor_acts_in_her_own_community_and_a_street_supervisor_in_theirs() {
-        use crate::lifecycle::Scope;
+        use crate::principal::Scope;
         let office = office_of(&[
             community("a", &["a1", "a2"]),
             community("b", &["b1"]),
             community("c", &["c1"]),
         ]);
-        let in_ = |p: &crate::lifecycle::Principal, c: &str| p.may_act_in(&CompoundId(c.into()));
-        let runs = |p: &crate::lifecycle::Principal, c: &str| p.runs(&CommunityId(c.into()));
+        let in_ = |p: &crate::principal::Principal, c: &str| p.may_act_in(&CompoundId(c.into()));
+        let runs = |p: &crate::principal::Principal, c: &str| p.runs(&CommunityId(c.into()));
 
         let shuji = supervisor("a", &[], &[]).principal(&office);
         assert!(in_(&shuji, "a1") && in_(&shuji, "a2"));

@@ -207,7 +207,10 @@ fn actions() -> Vec<(&'static str, Action)> {
         ("reveal", Action::Reveal),
         ("assign", Action::Assign { to: principal("someone", Role::Worker) }),
         ("urge", Action::Urge { note: text() }),
-        ("rate", Action::Rate { rating: crate::audit::Rating::Satisfied, key: None, solved: true }),
+        (
+            "rate",
+            Action::Rate { rating: crate::incident::Rating::Satisfied, key: None, solved: true },
+        ),
         ("tell", Action::Tell { text: text() }),
         ("mediate", Action::Mediate { to: principal("head", Role::BuildingHead) }),
         ("end_mediation", Action::EndMediation { outcome: text(), settled: true }),

@@ -5,34 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::community::PointsRules;
 use crate::event::{Actor, Change, Event, Role};
 use crate::incident::{Incident, IncidentId};
 use crate::time::Timestamp;
-
-/// How many points each deed earns (楼长积分奖励制度).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct PointsRules {
-    /// 代报 confirmed as real: a report the building head made is resolved.
-    pub proxy_report: i32,
-    /// A 回访 done: the building head recorded a resident's answer.
-    pub callback: i32,
-    /// A patrol round (巡防) recorded.
-    pub patrol: i32,
-    /// A mediation (调解) the building head settled.
-    #[serde(default = "three")]
-    pub mediation: i32,
-}
-
-fn three() -> i32 {
-    3
-}
-
-impl Default for PointsRules {
-    fn default() -> Self {
-        PointsRules { proxy_report: 2, callback: 1, patrol: 1, mediation: 3 }
-    }
-}
 
 /// Why points were given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -133,7 +109,7 @@ pub struct Standing {
 
 /// Year and month (1–12) of `at` in Asia/Shanghai.
 pub fn year_month(at: Timestamp) -> (i32, usize) {
-    let date = crate::office::date_of((at.0 + 8 * 3_600_000).div_euclid(86_400_000));
+    let date = crate::time::date_of((at.0 + 8 * 3_600_000).div_euclid(86_400_000));
     let year = date[..4].parse().unwrap_or(0);
     let month = date[5..7].parse().unwrap_or(1);
     (year, month)

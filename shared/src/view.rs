@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::community::Community;
 use crate::event::{Change, Event, Role};
 use crate::incident::Incident;
-use crate::lifecycle::Principal;
+use crate::principal::Principal;
 
 /// How much of one incident a viewer may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,7 +165,7 @@ pub struct ResidentStatus {
     /// What was done, once resolved.
     pub outcome: Option<String>,
     /// The answer to 满意吗？ for the current handling, once given.
-    pub rating: Option<crate::audit::Rating>,
+    pub rating: Option<crate::incident::Rating>,
     /// Which handling: 0 the first, 1 or more after the resident said "not solved" (二次办理).
     pub round: u32,
     /// Notes for the resident, oldest first: when, who (their name), what.
@@ -209,9 +209,9 @@ pub fn resident_status(incident: &Incident) -> ResidentStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::Rating;
     use crate::community::{Category, CategoryId, Compound, CompoundId, Target, Targets, Urgency};
     use crate::event::{Actor, EscalationReason, Timer};
+    use crate::incident::Rating;
     use crate::incident::{IncidentId, Note, Report, Status, Ticket};
     use crate::lifecycle::Scope;
     use crate::time::{Millis, Timestamp};

@@ -278,3 +278,13 @@ pub async fn main() -> anyhow::Result<()> {
         }
     }
 }
+
+impl Settings {
+    /// The defaults the command line gives, on `data_dir` (for tests that build a server in
+    /// process): one source for them, the flags' own.
+    pub fn for_tests(data_dir: PathBuf) -> Settings {
+        let mut settings = Cli::parse_from(["hongfan"]).settings();
+        settings.data_dir = data_dir;
+        settings
+    }
+}

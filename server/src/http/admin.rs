@@ -577,7 +577,7 @@ pub async fn history(
 #[utoipa::path(get, path = "/api/admin/webhooks", tag = "admin",
     security(("session" = []), ("operator_token" = [])),
     responses(
-        (status = 200, description = "Each hook with its delivery state (never its secret)", body = Vec<crate::webhooks::HookState>),
+        (status = 200, description = "Each hook with its delivery state (never its secret)", body = Vec<crate::outbox::HookState>),
         (status = 401, description = "`no_session`", body = ErrorJson),
         (status = 403, description = "`forbidden`", body = ErrorJson),
     ))]
@@ -585,12 +585,12 @@ pub async fn webhooks(
     State(app): State<App>,
     jar: CookieJar,
     headers: HeaderMap,
-) -> Result<Json<Vec<crate::webhooks::HookState>>, AppError> {
+) -> Result<Json<Vec<crate::outbox::HookState>>, AppError> {
     let by = admin(&app, &jar, &headers).await?;
-    let states = app.webhooks.as_ref().map(crate::webhooks::Deliverer::states).unwrap_or_default();
+    let states = app.webhooks.as_ref().map(crate::outbox::Deliverer::states).unwrap_or_default();
     // A hook for a whole community is seen by whoever runs it; the others by whoever manages
     // all of its compounds.
-    let mine = |s: &crate::webhooks::HookState| {
+    let mine = |s: &crate::outbox::HookState| {
         by.runs(&s.community)
             || (!s.compounds.is_empty() && s.compounds.iter().all(|c| by.may_act_in(c)))
     };

@@ -53,7 +53,7 @@ pub struct App {
     /// Whether `/metrics` is served beside the pages (no `--metrics-addr` given).
     pub metrics_public: bool,
     /// The outbound webhooks' sender, when any are configured (`--webhooks`).
-    pub webhooks: Option<crate::webhooks::Deliverer>,
+    pub webhooks: Option<crate::outbox::Deliverer>,
 }
 
 /// `/metrics` alone, for its own listener (a private address: no credentials asked).

@@ -10,6 +10,7 @@ pub mod backup;
 mod committer;
 mod deadlines;
 mod disk;
+mod housekeeping;
 mod places;
 pub mod replica;
 mod wal;

@@ -15,7 +15,7 @@ use hongfan_shared::office::OfficeEvent;
 use hongfan_shared::{Event, Incident, IncidentId};
 use serde::{Deserialize, Serialize};
 
-use super::committer::Housekeeping;
+use super::housekeeping::Housekeeping;
 use super::{AuxWrite, Store, StoreError};
 
 /// One committed group, as the replicated log carries it: its events, its changes to the office,
