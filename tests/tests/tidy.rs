@@ -81,3 +81,47 @@ fn files_beside_the_store_are_written_whole_through_one_helper() {
         }
     }
 }
+
+/// The codemap (docs/ARCHITECTURE.md) names every module of the server and of `shared`: a new
+/// file is placed on the map when it is made.
+#[test]
+fn every_source_file_is_on_the_codemap() {
+    let map = std::fs::read_to_string(workspace().join("docs/ARCHITECTURE.md")).expect("codemap");
+    let mut files = Vec::new();
+    for dir in ["shared/src", "server/src"] {
+        rust_files(&workspace().join(dir), &mut files);
+    }
+    let unmapped: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let stem = file.file_stem()?.to_str()?;
+            let parent = file.parent()?.file_name()?.to_str()?;
+            let name = match stem {
+                "lib" | "main" => return None,
+                "mod" => parent,
+                _ => stem,
+            };
+            let named = map.contains(&format!("`{name}`"))
+                || map.contains(&format!("`{parent}::{name}`"))
+                || map.contains(&format!("{name}.rs"));
+            (!named).then(|| file.strip_prefix(workspace()).unwrap_or(file).display().to_string())
+        })
+        .collect();
+    assert!(files.len() > 40, "{files:?}");
+    assert!(unmapped.is_empty(), "not on docs/ARCHITECTURE.md's codemap: {unmapped:?}");
+}
+
+/// sled stays behind the store's boundary: only its disk module names it.
+#[test]
+fn only_the_stores_disk_module_names_sled() {
+    let mut files = Vec::new();
+    for dir in ["shared/src", "server/src"] {
+        rust_files(&workspace().join(dir), &mut files);
+    }
+    let naming: Vec<String> = files
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap_or_default().contains("sled::"))
+        .map(|f| f.strip_prefix(workspace()).unwrap_or(f).display().to_string())
+        .collect();
+    assert_eq!(naming, ["server/src/store/disk.rs"]);
+}
