@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+use crate::auth::SessionPolicy;
 use crate::hub::Limits;
 use crate::server::Settings;
 use crate::store::StoreOptions;
@@ -72,13 +73,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub secure_cookies: bool,
     /// Reports one device may send in a burst.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = Limits::default().report_burst)]
     pub report_burst: u32,
     /// Reports one device may send per minute after a burst.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = Limits::default().reports_per_minute)]
     pub reports_per_minute: u32,
     /// Messages waiting for one connection before it counts as too slow and is closed.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = Limits::default().queue)]
     pub send_queue: usize,
     /// Serve /metrics (Prometheus) on this address only, not beside the pages.
     #[arg(long, env = "HONGFAN_METRICS_ADDR")]
@@ -101,19 +102,19 @@ pub struct ServeArgs {
     #[arg(long, env = "HONGFAN_TRUSTED_PROXY")]
     pub trusted_proxy: Option<std::net::IpAddr>,
     /// Live WebSockets at once from one client address.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = Limits::default().sockets_per_address)]
     pub sockets_per_address: usize,
     /// Live WebSockets at once of one kiosk.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = Limits::default().sockets_per_kiosk)]
     pub sockets_per_kiosk: usize,
     /// Live WebSockets at once of one person (their devices).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = Limits::default().sockets_per_person)]
     pub sockets_per_person: usize,
     /// Lifecycle actions one account may send in a burst.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = Limits::default().action_burst)]
     pub action_burst: u32,
     /// Lifecycle actions one account may send per minute after a burst.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = Limits::default().actions_per_minute)]
     pub actions_per_minute: u32,
     /// Wrong proofs of a ticket one kiosk (or one address, on the status page) may give in a burst.
     #[arg(long, default_value_t = Limits::default().lookup_burst)]
@@ -200,7 +201,7 @@ impl Cli {
                 body_timeout: self.serve.body_timeout,
                 proxied: None,
             },
-            sessions: crate::auth::SessionPolicy {
+            sessions: SessionPolicy {
                 person_idle: self.serve.session_idle,
                 person_max: self.serve.session_max,
                 kiosk_idle: self.serve.kiosk_session_idle,
@@ -286,5 +287,20 @@ impl Settings {
         let mut settings = Cli::parse_from(["hongfan"]).settings();
         settings.data_dir = data_dir;
         settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flags' defaults are the types' own (`Limits::default()`, `SessionPolicy::default()`):
+    /// the durations are written out for `--help` ("365d", not "11months 30days …"), and held
+    /// to the types' here.
+    #[test]
+    fn the_flags_defaults_are_the_types_own() {
+        let settings = Cli::parse_from(["hongfan"]).settings();
+        assert_eq!(format!("{:?}", settings.sessions), format!("{:?}", SessionPolicy::default()));
+        assert_eq!(format!("{:?}", settings.limits), format!("{:?}", Limits::default()));
     }
 }
