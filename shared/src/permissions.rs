@@ -287,6 +287,20 @@ pub fn permissions() -> Vec<Permission> {
 mod tests {
     use super::*;
 
+    /// The table asks about every lifecycle action of the protocol (and `assign` and
+    /// `mediate`, requests that name a person), each a message a client can send: a new action
+    /// appears on the boards' buttons when it is declared.
+    #[test]
+    fn the_table_covers_every_action_of_the_protocol() {
+        let asked: Vec<&str> = actions().iter().map(|(tag, _)| *tag).collect();
+        let missing: Vec<&&str> =
+            crate::protocol::ACTION_TYPES.iter().filter(|t| !asked.contains(t)).collect();
+        assert!(missing.is_empty(), "actions the table does not ask about: {missing:?}");
+        let unknown: Vec<&&str> =
+            asked.iter().filter(|t| !crate::protocol::CLIENT_TYPES.contains(t)).collect();
+        assert!(unknown.is_empty(), "not messages of the protocol: {unknown:?}");
+    }
+
     /// The actions of the table's one row for this viewer and incident.
     fn row(
         role: Role,

@@ -55,6 +55,9 @@ macro_rules! client_messages {
         /// The `type` of every client message.
         pub const CLIENT_TYPES: &[&str] = &[$($rtag,)* $($atag,)*];
 
+        /// The `type` of every lifecycle action a client may send (a part of `CLIENT_TYPES`).
+        pub const ACTION_TYPES: &[&str] = &[$($atag,)*];
+
         /// A decoded client message as the connection handles it: each request by itself, every
         /// lifecycle action as one `Act`.
         #[derive(Debug, Clone, PartialEq, Eq)]
