@@ -149,6 +149,9 @@ impl Cluster {
         let client = options
             .name(&settings.node)
             .retry_on_initial_connect()
+            // A NATS server that vanishes without closing the connection is noticed in a few
+            // beats, not the client's default three minutes: the lease's renewals move on.
+            .ping_interval(beat(settings.lease_ttl))
             .connection_timeout(Duration::from_secs(2))
             // The addresses given are the ones to use (a proxy in front of each server, say).
             .ignore_discovered_servers()
@@ -307,10 +310,17 @@ impl Cluster {
         let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
             return self.take_lease().await;
         };
+        // This process's own (a take whose answer was lost): held, from its revision.
+        if entry.value == self.settings.node.as_bytes() {
+            tracing::info!("the lease names this server: taking over");
+            return Ok(Some(self.held(entry.revision, sent)));
+        }
         match watch {
             Some(w) if w.revision == entry.revision => {
                 w.looks += 1;
-                if w.looks < SILENT_LOOKS {
+                // Both: enough looks, and enough time (looks can come late, never early).
+                let silent_for = self.beat() * SILENT_LOOKS / 2;
+                if w.looks < SILENT_LOOKS || w.since.elapsed() < silent_for {
                     return Ok(None);
                 }
             }
@@ -597,6 +607,8 @@ async fn follow(
     let every = cluster.beat() / 2;
     let mut watch = None;
     let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // Looks delayed (NATS slow to answer) are not made up in a burst: each look is its own.
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // When the reader last moved on or was seen at the log's end: a reader that has not for two
     // beats while NATS says the log is ahead is stuck (its NATS server died under it, say), and
     // is made again.
@@ -716,10 +728,25 @@ async fn take_over(cluster: &Cluster, store: &Store, lease: Lease) -> Result<(),
         if !lease.valid() {
             return Err(ReplicaError::LostLease.into());
         }
-        let end = cluster.end().await?;
+        // NATS failing now (an election, say) is waited out while the lease lasts.
+        let end = match cluster.end().await {
+            Ok(end) => end,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read where the replicated log ends; retrying");
+                tokio::time::sleep(cluster.beat() / 4).await;
+                continue;
+            }
+        };
         while read < end {
-            let message =
-                cluster.log.get_raw_message(read + 1).await.map_err(|e| cluster.nats(e))?;
+            let message = match cluster.log.get_raw_message(read + 1).await {
+                Ok(message) => message,
+                Err(e) if lease.valid() => {
+                    tracing::warn!(error = %e, position = read + 1, "cannot read the replicated log; retrying");
+                    tokio::time::sleep(cluster.beat() / 4).await;
+                    continue;
+                }
+                Err(e) => return Err(cluster.nats(e)),
+            };
             apply(store, read + 1, &message.subject, Some(&message.headers), message.payload)
                 .await?;
             read += 1;

@@ -290,8 +290,11 @@ impl Hub {
         // The switches kept are in force once this server writes: at once, or at a takeover.
         let duty = hub.clone();
         hub.0.tasks.spawn(async move {
-            duty.0.store.until_primary().await;
-            if let Err(e) = duty.restore_duty().await {
+            tokio::select! {
+                () = duty.0.store.until_primary() => {}
+                () = duty.0.shutdown.cancelled() => return,
+            }
+            if let Err(e) = duty.keep_duty().await {
                 tracing::error!(error = %e, "cannot read the duty switches kept");
             }
         });
@@ -428,6 +431,9 @@ impl Hub {
     /// A worker switches on or off duty (overriding the rota until it next changes for them);
     /// everyone who watches the roster hears of it, and the switch is kept.
     async fn set_duty(&self, principal: &Principal, on: bool) -> Result<(), StoreError> {
+        // The switches kept come first (just after a takeover they may not be read yet), so
+        // that this one is not overwritten by an older one.
+        self.keep_duty().await?;
         {
             let (office, at) = (self.0.store.office(), self.0.store.now());
             let mut clients = self.clients();
@@ -438,27 +444,25 @@ impl Hub {
         self.keep_duty().await
     }
 
-    /// Reads the switches kept into the roster (once, when this server starts writing).
-    async fn restore_duty(&self) -> Result<(), StoreError> {
-        let mut kept = self.0.duty_kept.lock().await;
-        if kept.is_some() {
-            return Ok(());
-        }
-        let store = self.0.store.clone();
-        let switches = tokio::task::spawn_blocking(move || store.duty_switches())
-            .await
-            .map_err(|e| StoreError::Read(e.to_string()))??;
-        let (office, at) = (self.0.store.office(), self.0.store.now());
-        let mut clients = self.clients();
-        clients.roster.restore(switches.clone(), Instant::now());
-        self.publish_duty(&mut clients, &office.office, at);
-        *kept = Some(switches);
-        Ok(())
-    }
-
-    /// Keeps the roster's switches where they changed since last kept.
+    /// Keeps the roster's switches where they changed since last kept. The first time this
+    /// server writes (it starts, or takes over), it first reads the switches kept into the
+    /// roster; a standby keeps nothing (its switches are the primary's, in the log).
     async fn keep_duty(&self) -> Result<(), StoreError> {
         let mut kept = self.0.duty_kept.lock().await;
+        if self.0.store.is_standby() {
+            return Ok(());
+        }
+        if kept.is_none() {
+            let store = self.0.store.clone();
+            let switches = tokio::task::spawn_blocking(move || store.duty_switches())
+                .await
+                .map_err(|e| StoreError::Read(e.to_string()))??;
+            let (office, at) = (self.0.store.office(), self.0.store.now());
+            let mut clients = self.clients();
+            clients.roster.restore(switches.clone(), Instant::now());
+            self.publish_duty(&mut clients, &office.office, at);
+            *kept = Some(switches);
+        }
         let Some(before) = kept.as_mut() else { return Ok(()) };
         let now = self.clients().roster.kept();
         let gone: Vec<String> = before.keys().filter(|w| !now.contains_key(*w)).cloned().collect();
@@ -622,9 +626,13 @@ impl Hub {
                     self.0.actions.forget_idle();
                     self.0.lookups.forget_idle();
                     self.sweep_duty();
-                    if let Err(e) = self.keep_duty().await {
-                        tracing::error!(error = %e, "cannot keep the duty switches");
-                    }
+                    // On a task of its own: a write waiting on the log never holds up the boards.
+                    let duty = self.clone();
+                    self.0.tasks.spawn(async move {
+                        if let Err(e) = duty.keep_duty().await {
+                            tracing::error!(error = %e, "cannot keep the duty switches");
+                        }
+                    });
                 }
             }
         }
