@@ -6,9 +6,7 @@
 use fantoccini::Client;
 use hongfan::ManualClock;
 use hongfan_shared::protocol::close;
-use hongfan_tests::browser::{
-    Driver, accessibility_problems, click, fill, screenshots, text_of, wait_js,
-};
+use hongfan_tests::browser::{Driver, check_page, click, fill, screenshots, text_of, wait_js};
 use hongfan_tests::server::{Closed, PASSWORD, TestServer};
 use hongfan_tests::{T0, report};
 use tokio::sync::Semaphore;
@@ -32,10 +30,6 @@ async fn tab(client: &Client, name: &str, ready: &str) {
         &format!("return !!document.querySelector({ready:?})"),
     )
     .await;
-}
-
-async fn clean(client: &Client, what: &str) {
-    assert_eq!(accessibility_problems(client).await, Vec::<String>::new(), "{what}");
 }
 
 /// Submits the dialog's form (its primary button).
@@ -81,7 +75,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     )
     .await;
     screenshots(&boss, "admin-people").await;
-    clean(&boss, "people").await;
+    check_page(&boss, "people").await;
 
     // A new grid worker: added, handed a one-time password, logged in at once, and alerted.
     click(&boss, "#add-person").await;
@@ -89,7 +83,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     fill(&boss, "#p-login", "sun").await;
     tick(&boss, "#dialog", "第一小区").await;
     screenshots(&boss, "admin-person-form").await;
-    clean(&boss, "the form to add a person").await;
+    check_page(&boss, "the form to add a person").await;
     submit_dialog(&boss).await;
     let code = text_of(&boss, "#one-time-code").await;
     assert_eq!(code.len(), 12, "{code}");
@@ -110,7 +104,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     )
     .await;
     screenshots(&other, "login-must-change").await;
-    clean(&other, "the form to set a password").await;
+    check_page(&other, "the form to set a password").await;
     fill(&other, "#new-password", "sun-own-password").await;
     fill(&other, "#repeat-password", "sun-own-password").await;
     click(&other, "#change-submit").await;
@@ -140,7 +134,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     // must pair again.
     tab(&boss, "kiosks", "#kiosks tbody tr").await;
     screenshots(&boss, "admin-kiosks").await;
-    clean(&boss, "kiosks").await;
+    check_page(&boss, "kiosks").await;
     click(&boss, "#add-kiosk").await;
     fill(&boss, "#k-name", "第一小区驿站二号机").await;
     submit_dialog(&boss).await;
@@ -148,7 +142,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     let link = text_of(&boss, "#pairing-link").await;
     assert!(link.starts_with(&format!("{}/kiosk#pair=kiosk-3.", server.url)), "{link}");
     screenshots(&boss, "admin-pairing").await;
-    clean(&boss, "the pairing code").await;
+    check_page(&boss, "the pairing code").await;
     let kiosk_window = other.new_window(true).await.unwrap().handle;
     other.switch_to_window(kiosk_window).await.unwrap();
     other.goto(&link).await.unwrap();
@@ -214,7 +208,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     .await;
     boss.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     screenshots(&boss, "admin-rota").await;
-    clean(&boss, "rota").await;
+    check_page(&boss, "rota").await;
     let mut li = server.user("li").await;
     li.subscribe(None).await;
     clock.set(hongfan_shared::Timestamp(T0.0 + 4 * 3_600_000));
@@ -238,7 +232,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     tab(&boss, "community", "#save-community").await;
     boss.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     screenshots(&boss, "admin-community").await;
-    clean(&boss, "community").await;
+    check_page(&boss, "community").await;
     click(&boss, "#add-category").await;
     let new = "#categories fieldset.category:last-of-type";
     for (nth, text) in [(1, "pets"), (2, "宠物扰民"), (3, "Pets")] {
@@ -270,7 +264,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     assert!(added.as_str().unwrap().contains("胡书记"), "{added}");
     click(&boss, "#history li details summary").await;
     screenshots(&boss, "admin-history").await;
-    clean(&boss, "history").await;
+    check_page(&boss, "history").await;
     boss.close().await.unwrap();
     other.close().await.unwrap();
 }
@@ -307,7 +301,7 @@ async fn a_compound_leader_sees_only_theirs_and_a_worker_cannot_open_the_admin_p
         .await
         .unwrap();
     assert_eq!(choices, serde_json::json!(["c1"]));
-    clean(&qian, "a leader's rota").await;
+    check_page(&qian, "a leader's rota").await;
 
     log_in(&wang, &server, "wang", PASSWORD, "/admin").await;
     let refused = wait_js(
@@ -325,7 +319,7 @@ async fn a_compound_leader_sees_only_theirs_and_a_worker_cannot_open_the_admin_p
             .unwrap()
     );
     screenshots(&wang, "admin-refused").await;
-    clean(&wang, "the refusal").await;
+    check_page(&wang, "the refusal").await;
     qian.close().await.unwrap();
     wang.close().await.unwrap();
 }

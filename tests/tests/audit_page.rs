@@ -8,7 +8,7 @@ use hongfan::clock::ManualClock;
 use hongfan_shared::protocol::{ClientMessage, ServerMessage};
 use hongfan_shared::{CategoryId, Millis, Report, Timestamp, Urgency};
 use hongfan_tests::browser::{
-    Driver, accessibility_problems, board_log_in, click, screenshots, text_of, wait_js,
+    Driver, board_log_in, check_page, click, screenshots, text_of, wait_js,
 };
 use hongfan_tests::report;
 use hongfan_tests::server::{TestServer, WsClient};
@@ -111,7 +111,7 @@ async fn a_secretary_reads_the_audit_without_help() {
         "{late}"
     );
     screenshots(&desk, "audit-readable").await;
-    assert_eq!(accessibility_problems(&desk).await, Vec::<String>::new(), "audit page");
+    check_page(&desk, "audit page").await;
     // The list behind a figure says incidents, and stays clean too.
     click(&desk, ".figure[data-figure=breaches]").await;
     wait_js(
@@ -120,7 +120,7 @@ async fn a_secretary_reads_the_audit_without_help() {
         "return document.getElementById('list-title').textContent.endsWith('· 2 件')",
     )
     .await;
-    assert_eq!(accessibility_problems(&desk).await, Vec::<String>::new(), "audit list");
+    check_page(&desk, "audit list").await;
 
     // On a phone nothing is wider than the screen.
     desk.set_window_size(390, 844).await.unwrap();
@@ -186,7 +186,7 @@ async fn a_secretary_reads_the_audit_without_help() {
     let frames = js(&worker, "return [...document.querySelectorAll('figure')].filter(f => f.offsetParent !== null).length").await;
     assert_eq!(frames, serde_json::json!(0), "no empty chart frames on the refused page");
     screenshots(&worker, "audit-refused").await;
-    assert_eq!(accessibility_problems(&worker).await, Vec::<String>::new(), "refused page");
+    check_page(&worker, "refused page").await;
 }
 
 /// 楼长积分 on the audit page: the standings by month, a correction with a reason recorded at
@@ -235,7 +235,7 @@ async fn the_points_standings_are_read_corrected_and_printed() {
     );
     js(&desk, "document.getElementById('points').scrollIntoView(); return true").await;
     screenshots(&desk, "audit-points").await;
-    assert_eq!(accessibility_problems(&desk).await, Vec::<String>::new(), "points standings");
+    check_page(&desk, "points standings").await;
     js(&desk, "window.print = () => {}; return true").await;
     click(&desk, "#print-points").await;
     let list = text_of(&desk, "#festival").await;
