@@ -305,7 +305,6 @@ async function showTimeline(id) {
 // ---- 楼长积分: standings by month, corrections with a reason, the 5·20 楼长节 list ----
 
 let points = null;
-const RULES = { proxy_report: "rule_proxy_report", callback: "rule_callback", patrol: "rule_patrol", mediation: "rule_mediation", adjustment: "rule_adjustment" };
 
 async function loadPoints() {
   const year = document.getElementById("points-year").value;
@@ -327,7 +326,7 @@ function renderPoints() {
       el("td", {}, String(n + 1)), el("th", { scope: "row" }, s.head.name),
       s.months.map((p) => el("td", {}, p ? String(p) : "")), el("td", {}, el("strong", {}, String(s.year)))))));
   document.getElementById("ledger").replaceChildren(...[...points.ledger].reverse().map((e) =>
-    el("li", {}, `${formatTime(e.at)} · ${e.award.head.name} ${e.award.points > 0 ? "+" : ""}${e.award.points} · ${t(RULES[e.award.rule])} · ${e.award.reason}${e.award.incident ? ` · ${String(e.award.incident).padStart(4, "0")}` : ""} · ${e.by.name}`)));
+    el("li", {}, `${formatTime(e.at)} · ${e.award.head.name} ${e.award.points > 0 ? "+" : ""}${e.award.points} · ${t(`rule_${e.award.rule}`)} · ${e.award.reason}${e.award.incident ? ` · ${String(e.award.incident).padStart(4, "0")}` : ""} · ${e.by.name}`)));
 }
 
 async function adjust(e) {

@@ -32,6 +32,10 @@ async fn tab(client: &Client, name: &str, ready: &str) {
     .await;
 }
 
+async fn js(client: &Client, script: &str) -> serde_json::Value {
+    client.execute(script, vec![]).await.expect(script)
+}
+
 /// Submits the dialog's form (its primary button).
 async fn submit_dialog(client: &Client) {
     click(client, "#dialog form .actions button[type=submit]").await;
@@ -256,15 +260,42 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     assert_eq!(saved["escalation"]["callback_after"], serde_json::json!(86_400_000));
     assert_eq!(saved["pauses"]["reasons"].as_array().map(Vec::len), Some(3));
 
-    // Every change, with who made it.
+    // The building head's patrols meanwhile: each a patrol and its point in the office's log.
+    let head = server.login("head").await;
+    for checked in ["消防通道", "楼道杂物", "电动车充电"] {
+        let patrol = reqwest::Client::new()
+            .post(format!("{}/api/patrols", server.url))
+            .header("cookie", &head)
+            .header("origin", &server.url)
+            .json(&serde_json::json!({ "buildings": ["3号楼"], "checked": checked, "found": "" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patrol.status(), 200);
+    }
+
+    // Every change, with who made it: the office's own first, not drowned in points.
     tab(&boss, "history", "#history li").await;
     let first_line = text_of(&boss, "#history li .what").await;
     assert_eq!(first_line, "修改社区设置");
+    let points = js(&boss, "return [...document.querySelectorAll('#history .what')].filter(w => /楼长积分|巡防|award|patrol/.test(w.textContent)).length").await;
+    assert_eq!(points, 0, "points and patrols only when asked for");
     let added = wait_js(&boss, "sun's addition", "return [...document.querySelectorAll('#history li')].find(l => l.textContent.includes('添加人员 · 孙丽（sun）'))?.textContent").await;
     assert!(added.as_str().unwrap().contains("胡书记"), "{added}");
     click(&boss, "#history li details summary").await;
     screenshots(&boss, "admin-history").await;
     check_page(&boss, "history").await;
+    // Asked for: the points and patrols too, in words, with what was checked.
+    click(&boss, "#show-points").await;
+    let patrol = "[...document.querySelectorAll('#history li')].find(l => l.querySelector('.what').textContent === '巡防 · 3号楼')";
+    wait_js(&boss, "the patrols", &format!("return !!{patrol}")).await;
+    let award = wait_js(&boss, "the points", "return [...document.querySelectorAll('#history .what')].map(w => w.textContent).find(w => w.startsWith('楼长积分'))").await;
+    assert_eq!(award, "楼长积分 · 周楼长 +1 · 巡防");
+    js(&boss, &format!("{patrol}.querySelector('details').open = true; return true")).await;
+    let details = js(&boss, &format!("return {patrol}.querySelector('details').textContent")).await;
+    assert!(details.as_str().unwrap().contains("检查了什么：电动车充电"), "{details}");
+    screenshots(&boss, "admin-history-points").await;
+    check_page(&boss, "history with points").await;
     boss.close().await.unwrap();
     other.close().await.unwrap();
 }
