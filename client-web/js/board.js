@@ -6,7 +6,7 @@
 // switched on knowingly rather than silently blocked.
 
 import { Connection, merge, showLink } from "./connection.js";
-import { applyI18n, lang, name, t, toggleLang } from "./i18n.js";
+import { applyI18n, labelled, lang, name, t, toggleLang } from "./i18n.js";
 import { el, formatLeft, formatTime, put, toast } from "./format.js";
 import { questions, resetAnswers } from "./answer.js";
 import {
@@ -198,12 +198,21 @@ function timeLeft(i, now) {
   return { level, text: `${LEVEL_ICON[level]} ${text}${level === "near" ? `（${t("near")}）` : ""}`, deadline };
 }
 
-const RANK = { late: 0, near: 1, ok: 2 };
+/**
+ * Most urgent first: urgent reports, then what is late, then what nobody has taken yet (it
+ * needs someone now; a claimed card near its target has someone), then what is near its
+ * target, then the rest; within each, the earliest deadline first.
+ */
+function rank(i, timed) {
+  if (timed.level === "late") return 0;
+  if (i.status === "reported") return 1;
+  return timed.level === "near" ? 2 : 3;
+}
 function byUrgency(now) {
   return (a, b) => {
     const ta = timing(a, now), tb = timing(b, now);
     return (b.report.urgency === "urgent") - (a.report.urgency === "urgent")
-      || RANK[ta.level] - RANK[tb.level]
+      || rank(a, ta) - rank(b, tb)
       || ta.deadline - tb.deadline;
   };
 }
@@ -416,8 +425,8 @@ function recurringLine(i) {
   const earlier = i.recurring.map((id) => (hello.identity.role === "supervisor"
     ? el("a", { href: `/audit#incident=${id}` }, ticket(id))
     : el("span", {}, ticket(id))));
-  return el("div", { class: "recurring-line" }, `🔁 ${t("recurring").replace("{n}", i.recurring.length + 1)}：`,
-    earlier.flatMap((e, n) => (n ? ["、", e] : [e])));
+  return el("div", { class: "recurring-line" }, `🔁 ${labelled(t("recurring").replace("{n}", i.recurring.length + 1))}`,
+    earlier.flatMap((e, n) => (n ? [lang() === "zh" ? "、" : ", ", e] : [e])));
 }
 
 function card(i, now) {
@@ -529,20 +538,26 @@ function renderDuty() {
   button.dataset.on = String(Boolean(me));
   button.textContent = t(me ? "go_off_duty" : "go_on_duty");
   document.getElementById("duty-state").textContent = me
-    ? `${t("duty")}：${t("on_duty")}（${me.manual ? t("by_hand") : t("by_rota")}）`
-    : `${t("duty")}：${t("off_duty")}`;
+    ? `${labelled(t("duty"))}${t("on_duty")} ${lang() === "zh" ? `（${t(me.manual ? "by_hand" : "by_rota")}）` : `(${t(me.manual ? "by_hand" : "by_rota")})`}`
+    : `${labelled(t("duty"))}${t("off_duty")}`;
 }
 
 function renderRoster() {
-  document.getElementById("roster").textContent = onDuty.length
-    ? `${t("on_duty")}: ${onDuty.map((d) => d.worker.name + (d.manual ? `（${t("by_hand")}）` : "")).join("、")}`
-    : `${t("on_duty")}: ${t("nobody")}`;
+  const zh = lang() === "zh";
+  const who = (d) => d.worker.name + (d.manual ? (zh ? `（${t("by_hand")}）` : ` (${t("by_hand")})`) : "");
+  document.getElementById("roster").textContent = labelled(t("on_duty"))
+    + (onDuty.length ? onDuty.map(who).join(zh ? "、" : ", ") : t("nobody"));
 }
 
 document.getElementById("duty").addEventListener("click", () => send({ type: "duty", on: !mine() }));
 document.getElementById("compound").addEventListener("change", (e) => { compoundFilter = e.target.value; render(); });
 document.getElementById("search").addEventListener("input", (e) => { search = e.target.value; render(); });
-document.getElementById("lang").addEventListener("click", () => toggleLang(() => { showLink(); render(); }));
+document.getElementById("lang").addEventListener("click", () => toggleLang(() => {
+  showLink();
+  renderRoster();
+  if (proxy) drawProxy();
+  render();
+}));
 document.getElementById("logout").addEventListener("click", async () => {
   await fetch("/api/logout", { method: "POST" });
   location.href = "/login";

@@ -239,6 +239,9 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     check_page(&boss, "community").await;
     click(&boss, "#add-category").await;
     let new = "#categories fieldset.category:last-of-type";
+    // A category's name is called so (not a person's 姓名).
+    let labels = js(&boss, &format!("return [...document.querySelectorAll('{new} .row:nth-of-type(1) label > span')].map(s => s.textContent)")).await;
+    assert_eq!(labels, serde_json::json!(["编号", "类别名称", "英文名", "图标"]));
     for (nth, text) in [(1, "pets"), (2, "宠物扰民"), (3, "Pets")] {
         fill(&boss, &format!("{new} .row:nth-of-type(1) label:nth-child({nth}) input"), text).await;
     }

@@ -491,6 +491,50 @@ async fn the_third_report_at_a_building_is_marked_recurring() {
     assert!(problem.contains("3号楼") && problem.contains("3 件"), "{problem}");
 }
 
+/// 全部 in the order a worker acts in: a new report nobody has taken comes before claimed ones
+/// merely near their target (it needs someone now; they have someone), after what is late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_unclaimed_report_comes_before_claimed_ones_near_their_target() {
+    let _turn = TURN.acquire().await.unwrap();
+    let clock = ManualClock::new(now());
+    let server = TestServer::start_in_process(clock.clone()).await;
+    let mut kiosk = server.kiosk("c1").await;
+    let mut wang = server.user("wang").await;
+    // Two claimed, then 37 hours on: both near their 2-day resolution target.
+    for (n, text) in ["楼道灯坏了", "水管漏水"].into_iter().enumerate() {
+        let incident = kiosk.file(report("c1", text)).await.id;
+        let claim = ClientMessage::Claim { id: n as u64 + 1, incident };
+        assert_eq!(refused(&answer(&mut wang, claim).await), None);
+        clock.advance(Millis::from_mins(1));
+    }
+    clock.advance(Millis::from_mins(37 * 60));
+    // Then a new one, with its hour to be answered still ahead.
+    kiosk.file(report("c1", "电梯故障")).await;
+
+    let driver = Driver::start();
+    let desk = driver.session().await;
+    board_log_in(&desk, &server, "wang").await;
+    click(&desk, "#view-all").await;
+    let order = wait_js(&desk, "three cards", "const cards = [...document.querySelectorAll('#incidents .card')]; return cards.length === 3 && cards.map(c => `${c.dataset.ticket} ${c.dataset.status} ${c.dataset.level}`)").await;
+    assert_eq!(
+        order,
+        serde_json::json!(["0003 reported ok", "0001 claimed near", "0002 claimed near"])
+    );
+    screenshots(&desk, "board-all-order").await;
+    check_page(&desk, "全部, a new report first").await;
+    // In English, all of it: the roster and the duty line too.
+    click(&desk, "#lang").await;
+    wait_js(
+        &desk,
+        "English",
+        "return document.getElementById('roster').textContent.startsWith('On duty: ')",
+    )
+    .await;
+    screenshots(&desk, "board-english").await;
+    check_page(&desk, "the board in English").await;
+    desk.close().await.unwrap();
+}
+
 /// The building head's phone: their buildings' view, a patrol round recorded with taps, what was
 /// found turned into a 代报 in one tap, and the incident showing it came through the 楼长.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
