@@ -147,14 +147,24 @@ function pauseTable() {
       el("td", {}, p.from && p.to ? span(p.to - p.from) : "—"))))));
 }
 
+/**
+ * 每月一题, one line per place: where, what, how often lately (earlier reports count, even before
+ * the period) and how many in the period, and the period's tickets (each opens its timeline).
+ */
+function recurringLines(list, linked = true) {
+  return el("ul", { class: "late-list recurring-list" }, list.map((r) => el("li", {},
+    `${community.compounds.find((c) => c.id === r.compound)?.name ?? r.compound} ${r.building} · ${categoryName(r.category)} · `,
+    labelled(t("recurring_count").replace("{n}", r.lately || r.incidents.length).replace("{m}", r.incidents.length)),
+    r.incidents.flatMap((id, n) => [n ? (lang() === "zh" ? "、" : ", ") : "",
+      linked ? el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTimeline(id); } }, r.tickets[n]) : r.tickets[n]]))));
+}
+
 /** 每月一题: the recurring problems of the period, for the office to take up. */
 function renderRecurring() {
   const list = summary.recurring ?? [];
   document.getElementById("recurring").replaceChildren(
     el("h2", {}, `${t("recurring_title")} · ${list.length}`),
-    list.length ? el("ul", { class: "late-list" }, list.map((r) => el("li", {},
-      `${community.compounds.find((c) => c.id === r.compound)?.name ?? r.compound} ${r.building} · ${categoryName(r.category)} · ${r.incidents.length} ${t("items")}：`,
-      r.incidents.flatMap((id, n) => [n ? "、" : "", el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTimeline(id); } }, r.tickets[n])])))) : el("p", {}, t("no_recurring")));
+    list.length ? recurringLines(list) : el("p", {}, t("no_recurring")));
 }
 
 /** 此刻超时: what is late right now, whatever the period, most overdue first. */
@@ -372,15 +382,21 @@ function reportPage(compound, s, month) {
     ["answer_rate", pct(f.answer_rate)], ["breaches", breachText(f)], ["urges_figure", `${f.urges ?? 0} / ${f.urged ?? 0}`],
     ["response_spread", `${span(f.response.median)} / ${span(f.response.p90)} / ${span(f.response.max)}`],
   ];
+  // A month not over yet says so: its figures are up to today.
+  const partial = month.to > Date.now();
   return el("section", { class: "report-page", "aria-label": compound.name },
     el("h2", {}, `${community.name} · ${compound.name}`),
     el("p", { class: "report-sub" }, `${t("monthly_report")} · ${t("month_of").replace("{y}", month.year).replace("{m}", month.month)} · ${community.street_office}`),
+    partial ? el("p", { class: "report-partial" }, t("partial_month").replace("{d}", formatTime(Date.now()))) : null,
     el("table", { class: "grid" }, el("caption", {}, t("key_figures")),
       el("tbody", {}, rows.map(([key, value]) => el("tr", {}, el("th", { scope: "row" }, t(key)), el("td", {}, value), el("td", { class: "definition" }, t(`${key}_def`)))))),
     el("table", { class: "grid" }, el("caption", {}, t("by_category")),
       el("thead", {}, el("tr", {}, [t("category"), t("reports"), t("response_rate"), t("resolution_rate"), t("satisfaction")].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, s.by_category.map((g) => el("tr", {}, el("th", { scope: "row" }, categoryName(g.key)),
         el("td", {}, String(g.figures.reports)), el("td", {}, pct(g.figures.response_rate)), el("td", {}, pct(g.figures.resolution_rate)), el("td", {}, pct(g.figures.satisfaction_rate)))))),
+    el("section", { class: "report-recurring" },
+      el("h3", {}, t("recurring_title")),
+      s.recurring?.length ? recurringLines(s.recurring, false) : el("p", {}, t("no_recurring"))),
     el("p", { class: "report-foot" }, `${t("printed_at")} ${formatTime(Date.now())}`));
 }
 

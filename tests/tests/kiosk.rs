@@ -122,8 +122,10 @@ async fn a_first_time_resident_reports_with_taps_only_and_follows_it_on_their_ph
     let slip = text_of(&kiosk, "#slip").await;
     assert!(slip.contains(&ticket) && slip.contains("第一小区 3号楼"), "{slip}");
     // The receipt printer's page size is one the browser takes (an invalid one is dropped).
-    let page = js(&kiosk, "return [...document.styleSheets].flatMap((s) => [...s.cssRules]).flatMap((r) => r.cssRules ? [...r.cssRules] : [r]).filter((r) => r instanceof CSSPageRule).map((r) => r.style.getPropertyValue('size'))").await;
+    let page = js(&kiosk, "const all = (rules) => [...rules].flatMap((r) => [r, ...(r.cssRules ? all(r.cssRules) : [])]); return [...document.styleSheets].flatMap((s) => all(s.cssRules)).filter((r) => r instanceof CSSPageRule && r.selectorText === 'slip').map((r) => r.style.getPropertyValue('size'))").await;
     assert_eq!(page, serde_json::json!(["80mm 160mm"]), "@page size");
+    let named = js(&kiosk, "document.body.classList.add('printing'); const page = getComputedStyle(document.getElementById('slip')).page; document.body.classList.remove('printing'); return page").await;
+    assert_eq!(named, "slip", "the slip prints on the slip's page");
     // The page as it prints (the browser marks it `printing` between beforeprint and afterprint).
     kiosk.execute("document.body.classList.add('printing'); return true", vec![]).await.unwrap();
     screenshots(&kiosk, "kiosk-slip-printed").await;
