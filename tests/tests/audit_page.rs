@@ -8,7 +8,7 @@ use hongfan::clock::ManualClock;
 use hongfan_shared::protocol::{ClientMessage, ServerMessage};
 use hongfan_shared::{CategoryId, Millis, Report, Timestamp, Urgency};
 use hongfan_tests::browser::{
-    Driver, board_log_in, check_page, click, screenshots, text_of, wait_js,
+    Driver, board_log_in, check_page, click, resize, screenshots, text_of, wait_js,
 };
 use hongfan_tests::report;
 use hongfan_tests::server::{TestServer, WsClient};
@@ -123,10 +123,10 @@ async fn a_secretary_reads_the_audit_without_help() {
     check_page(&desk, "audit list").await;
 
     // On a phone nothing is wider than the screen.
-    desk.set_window_size(390, 844).await.unwrap();
+    resize(&desk, (390, 844)).await;
     let wide = js(&desk, "return new Promise(r => requestAnimationFrame(() => r(document.documentElement.scrollWidth)))").await;
     assert!(wide.as_u64().unwrap() <= 390, "the page is {wide} px wide on a 390 px phone");
-    desk.set_window_size(1280, 800).await.unwrap();
+    resize(&desk, (1280, 800)).await;
 
     // English: no heading twice, no Chinese in the labels.
     click(&desk, "#lang").await;

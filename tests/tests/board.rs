@@ -8,7 +8,8 @@ use hongfan::clock::ManualClock;
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use hongfan_shared::{CategoryId, Millis, Report, Timestamp};
 use hongfan_tests::browser::{
-    Driver, board_log_in, card, check_page, click, fill, keypad, screenshots, text_of, wait_js,
+    Driver, board_log_in, card, check_page, click, fill, keypad, resize, screenshots, text_of,
+    wait_js,
 };
 use hongfan_tests::report;
 use hongfan_tests::server::{TestServer, WsClient};
@@ -334,7 +335,7 @@ async fn a_building_head_calls_back_from_the_list_and_not_solved_is_handled_agai
     }
     let driver = Driver::start();
     let (phone, desk) = (driver.session().await, driver.session().await);
-    phone.set_window_size(390, 844).await.unwrap();
+    resize(&phone, (390, 844)).await;
     board_log_in(&phone, &server, "head").await;
     clock.advance(Millis::from_hours(25));
     click(&phone, "#view-callbacks").await;
@@ -389,7 +390,7 @@ async fn a_pause_is_asked_on_the_phone_and_approved_at_the_desk() {
 
     let driver = Driver::start();
     let (phone, desk) = (driver.session().await, driver.session().await);
-    phone.set_window_size(390, 844).await.unwrap();
+    resize(&phone, (390, 844)).await;
     board_log_in(&phone, &server, "wang").await;
     board_log_in(&desk, &server, "boss").await;
     let on_card = |what: &str| format!("{} {what}", card(incident.ticket.as_str()));
@@ -543,7 +544,7 @@ async fn a_building_head_patrols_and_reports_for_a_resident_from_the_phone() {
     let server = TestServer::start().await;
     let driver = Driver::start();
     let phone = driver.session().await;
-    phone.set_window_size(390, 844).await.unwrap();
+    resize(&phone, (390, 844)).await;
     board_log_in(&phone, &server, "head").await;
     wait_js(&phone, "the building head's tools", "return !document.getElementById('head-tools').hidden && !!document.getElementById('view-buildings')").await;
     click(&phone, "#view-buildings").await;
@@ -676,7 +677,7 @@ async fn a_dispute_is_handed_to_the_building_head_and_settled_from_the_phone() {
     )
     .await;
 
-    phone.set_window_size(390, 844).await.unwrap();
+    resize(&phone, (390, 844)).await;
     board_log_in(&phone, &server, "head").await;
     click(&phone, "#view-all").await;
     click(&phone, &on_card("button[data-action=mediation_settled]")).await;

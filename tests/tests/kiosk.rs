@@ -138,7 +138,7 @@ async fn a_first_time_resident_reports_with_taps_only_and_follows_it_on_their_ph
     .await;
 
     // The resident's phone opens the QR code's link: the status page follows the incident live.
-    phone.set_window_size(390, 844).await.unwrap();
+    resize(&phone, (390, 844)).await;
     phone.goto(&link).await.unwrap();
     wait_js(
         &phone,
