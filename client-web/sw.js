@@ -3,7 +3,7 @@
 // incidents, sessions and the API are never cached (they travel over the live WebSocket).
 
 const CACHE = "hongfan-shell";
-const SHELL = ["/board", "/css/hongfan.css", "/js/board.js", "/js/answer.js", "/js/connection.js", "/js/format.js", "/js/i18n.js", "/icon.svg", "/manifest.webmanifest"];
+const SHELL = ["/board", "/css/hongfan.css", "/js/board.js", "/js/answer.js", "/js/pickers.js", "/js/slip.js", "/js/connection.js", "/js/format.js", "/js/i18n.js", "/icon.svg", "/manifest.webmanifest"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

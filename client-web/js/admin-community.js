@@ -63,7 +63,7 @@ export async function render(panel, office) {
       su: durationInput(t("resolve_urgent"), c.targets.urgent.resolve),
     };
     const node = el("fieldset", { class: "category", dataset: { category: c.id } }, el("legend", {}, `${c.icon} ${c.name || t("add_category")}`),
-      el("div", { class: "row" }, field(t("category_id"), inputs.id), field(t("name"), inputs.name), field(t("name_en"), inputs.name_en), field(t("icon"), inputs.icon)),
+      el("div", { class: "row" }, field(t("category_id"), inputs.id), field(t("category_name"), inputs.name), field(t("name_en"), inputs.name_en), field(t("icon"), inputs.icon)),
       el("div", { class: "row" }, el("label", { class: "check" }, inputs.private, " ", t("private")), el("label", { class: "check" }, inputs.retired, " ", t("retired"))),
       el("div", { class: "row" }, targets.rn, targets.sn, targets.ru, targets.su),
       field(t("phrases"), inputs.phrases));

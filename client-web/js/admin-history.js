@@ -1,7 +1,8 @@
 // The history of the office: every change to people, kiosks, rotas and the community, newest
-// first, with who made it and, in words, what it was before and after (never a password).
+// first, with who made it and, in words, what it was before and after (never a password). The
+// building heads' points and patrols (many, and read on the audit page) only when asked for.
 
-import { name, t } from "./i18n.js";
+import { labelled, name, t } from "./i18n.js";
 import { el, formatTime } from "./format.js";
 import { api, clock, compoundName, durationText, roleName } from "./admin-kit.js";
 
@@ -14,7 +15,9 @@ function summary(change, community) {
     case "kiosk": return `${t(change.before ? "h_kiosk_changed" : "h_kiosk_added")} · ${change.after.name}（${change.after.id}）`;
     case "rota": return `${t("h_rota")} · ${compoundName(community, change.compound)}`;
     case "community": return t("h_community");
-    default: return change.type;
+    case "award": return `${t("h_award")} · ${change.head.name} ${change.points > 0 ? "+" : ""}${change.points} · ${t(`rule_${change.rule}`)}`;
+    case "patrol": return `${t("h_patrol")} · ${list(change.buildings)}`;
+    default: return t("h_other");
   }
 }
 
@@ -111,8 +114,10 @@ function differences(change, community, names) {
     kiosk: () => kioskLines(community, before, after),
     rota: () => rotaLines(names, before, after),
     community: () => communityLines(before, after),
+    award: () => [[t("reason"), null, change.reason || "—"], ...(change.incident ? [[t("ticket"), null, String(change.incident).padStart(4, "0")]] : [])],
+    patrol: () => [[t("patrol_checked"), null, change.checked || "—"], [t("patrol_found"), null, change.found || "—"]],
   }[change.type]?.() ?? [];
-  return lines.map(([label, b, a]) => el("li", {}, el("strong", {}, label), "：",
+  return lines.map(([label, b, a]) => el("li", {}, el("strong", {}, labelled(label)),
     b === null ? a : el("span", {}, el("del", {}, b), " → ", el("ins", {}, a))));
 }
 
@@ -130,14 +135,21 @@ export async function render(panel, office) {
   const names = new Map(people.map((p) => [p.login, p.name]));
   const entries = el("ol", { class: "history", id: "history" });
   const more = el("button", { type: "button", id: "more" }, t("more"));
+  const points = el("input", { type: "checkbox", id: "show-points" });
   let oldest = null;
   const load = async () => {
-    const page = await api("GET", `/api/admin/history?limit=${PAGE}${oldest ? `&before=${oldest}` : ""}`);
+    const also = points.checked ? "&points=true" : "";
+    const page = await api("GET", `/api/admin/history?limit=${PAGE}${also}${oldest ? `&before=${oldest}` : ""}`);
     entries.append(...page.map((event) => row(event, office.community, names)));
     if (page.length) oldest = page[page.length - 1].seq;
     more.hidden = page.length < PAGE;
   };
   more.addEventListener("click", load);
-  panel.replaceChildren(el("h2", {}, t("tab_history")), entries, more);
+  points.addEventListener("change", () => { oldest = null; entries.replaceChildren(); load(); });
+  panel.replaceChildren(
+    el("h2", {}, t("tab_history")),
+    el("p", { class: "hint" }, t("points_on_audit")),
+    el("label", { class: "check" }, points, ` ${t("show_points")}`),
+    entries, more);
   await load();
 }

@@ -1,8 +1,8 @@
 // What every tab of the admin page shares: the API with its refusals in the reader's language,
 // one dialog, and the names of roles, compounds and times.
 
-import { lang, name, t } from "./i18n.js";
-import { el } from "./format.js";
+import { durationWords, lang, name, t } from "./i18n.js";
+import { durationParts, el } from "./format.js";
 
 /** A refusal from the server, ready to show. */
 export class Problem extends Error {
@@ -131,19 +131,8 @@ export function minutesOf(value) {
   return h * 60 + m;
 }
 
-/** Milliseconds as a number and a unit a person picks: 1 800 000 → [30, "minutes"]. */
-export function durationParts(ms) {
-  const minutes = Math.round(ms / 60000);
-  if (minutes % 1440 === 0) return [minutes / 1440, "days"];
-  if (minutes % 60 === 0) return [minutes / 60, "hours"];
-  return [minutes, "minutes"];
-}
-
-/** 1 800 000 → "30分钟" (or "30 minutes"). */
-export function durationText(ms) {
-  const [amount, unit] = durationParts(ms);
-  return lang() === "zh" ? `${amount}${t(unit)}` : `${amount} ${t(unit)}`;
-}
+/** 1 800 000 → "30 分钟" (or "30 minutes"). */
+export const durationText = durationWords;
 
 const UNIT_MS = { minutes: 60000, hours: 3600000, days: 86400000 };
 

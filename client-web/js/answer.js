@@ -16,7 +16,8 @@ const sent = new Set();
 export function questions(id, round, send) {
   const which = `${id}/${round ?? 0}`;
   const solved = chosen.get(which);
-  const section = el("div", { class: "rating", role: "group", "aria-labelledby": `solved-title-${id}` });
+  // Built with `el`, which leaves out what is not there (a bare `append` would print "null").
+  let section = null;
   const redraw = () => section.replaceWith(questions(id, round, send));
   const pick = (value) => { chosen.set(which, value); redraw(); };
   const answer = async (rating) => {
@@ -31,7 +32,7 @@ export function questions(id, round, send) {
     }
   };
   const busy = sent.has(which);
-  section.append(
+  section = el("div", { class: "rating", role: "group", "aria-labelledby": `solved-title-${id}` },
     el("h2", { id: `solved-title-${id}` }, t("solved_prompt")),
     el("div", { class: "actions", role: "group", "aria-labelledby": `solved-title-${id}` },
       [true, false].map((value) => el("button", {

@@ -4,8 +4,8 @@
 // report with one page per compound for the street office.
 
 import { me } from "./connection.js";
-import { applyI18n, lang, name, t, toggleLang } from "./i18n.js";
-import { el, formatLeft, formatTime } from "./format.js";
+import { applyI18n, count, labelled, lang, name, t, toggleLang } from "./i18n.js";
+import { el, formatLeft, formatTime, kept } from "./format.js";
 
 const SHANGHAI = 8 * 3600_000;
 const DAY = 86400_000;
@@ -78,7 +78,7 @@ const breachText = (f) => t("breaches_of").replace("{n}", f.breaches).replace("{
 /** A figure: its name, its value, what it means, and the period before; a tap lists its incidents. */
 function figureButton(key, value, only, before, goal) {
   const label = t(key);
-  return el("button", { type: "button", class: "figure", dataset: { figure: key }, onclick: () => showList(label, only) },
+  return el("button", { type: "button", class: "figure", dataset: { figure: key }, onclick: () => showList(key, only) },
     el("span", { class: "name" }, label), el("strong", {}, value),
     goal ? el("small", { class: "goal", dataset: { met: String(goal.met) } }, `${goal.met ? "✓" : "✗"} ${t("goal")} ≥ ${goal.percent}%`) : null,
     el("small", { class: "definition" }, t(`${key}_def`)),
@@ -110,7 +110,7 @@ function render() {
     figureButton("resolution_spread", `${span(f.resolution.median)} / ${span(f.resolution.p90)}`, "resolved"),
   );
   document.getElementById("by-source").replaceChildren(
-    el("strong", {}, `${t("satisfaction_by_source")}：`), (f.by_source ?? []).map(source).join(" · "));
+    el("strong", {}, labelled(t("satisfaction_by_source"))), (f.by_source ?? []).map(source).join(" · "));
   renderLateNow();
   renderRecurring();
   renderPoints();
@@ -124,11 +124,19 @@ function render() {
   );
 }
 
+/**
+ * A wide table in a box that scrolls sideways on a phone: the box takes the keyboard's focus
+ * (arrow keys scroll it) and is named for a screen reader.
+ */
+function scroller(label, attrs, table) {
+  return el("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": label, ...attrs }, table);
+}
+
 /** 挂起记录: every pause asked for in the period, with its reason, who asked and who decided. */
 function pauseTable() {
   const head = [t("ticket"), t("pause_reason"), t("asked_by"), t("decided_by"), t("from"), t("to"), t("paused_for")];
   const rows = paused.flatMap((row) => row.pauses.map((p) => ({ row, p })));
-  return el("div", { class: "table-scroll", id: "pauses" }, el("table", { class: "grid" },
+  return scroller(t("pauses_title"), { id: "pauses" }, el("table", { class: "grid" },
     el("caption", {}, `${t("pauses_title")} · ${rows.length}`),
     el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rows.map(({ row, p }) => el("tr", {},
@@ -139,14 +147,24 @@ function pauseTable() {
       el("td", {}, p.from && p.to ? span(p.to - p.from) : "—"))))));
 }
 
+/**
+ * 每月一题, one line per place: where, what, how often lately (earlier reports count, even before
+ * the period) and how many in the period, and the period's tickets (each opens its timeline).
+ */
+function recurringLines(list, linked = true) {
+  return el("ul", { class: "late-list recurring-list" }, list.map((r) => el("li", {},
+    `${community.compounds.find((c) => c.id === r.compound)?.name ?? r.compound} ${r.building} · ${categoryName(r.category)} · `,
+    labelled(t("recurring_count").replace("{n}", r.lately || r.incidents.length).replace("{m}", r.incidents.length)),
+    r.incidents.flatMap((id, n) => [n ? (lang() === "zh" ? "、" : ", ") : "",
+      linked ? el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTimeline(id); } }, r.tickets[n]) : r.tickets[n]]))));
+}
+
 /** 每月一题: the recurring problems of the period, for the office to take up. */
 function renderRecurring() {
   const list = summary.recurring ?? [];
   document.getElementById("recurring").replaceChildren(
     el("h2", {}, `${t("recurring_title")} · ${list.length}`),
-    list.length ? el("ul", { class: "late-list" }, list.map((r) => el("li", {},
-      `${community.compounds.find((c) => c.id === r.compound)?.name ?? r.compound} ${r.building} · ${categoryName(r.category)} · ${r.incidents.length} ${t("items")}：`,
-      r.incidents.flatMap((id, n) => [n ? "、" : "", el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTimeline(id); } }, r.tickets[n])])))) : el("p", {}, t("no_recurring")));
+    list.length ? recurringLines(list) : el("p", {}, t("no_recurring")));
 }
 
 /** 此刻超时: what is late right now, whatever the period, most overdue first. */
@@ -156,7 +174,7 @@ function renderLateNow() {
   const rows = [...lateNow].sort((a, b) => overdue(b) - overdue(a));
   const box = document.getElementById("late-now");
   box.replaceChildren(
-    el("h2", {}, `${t("late_now")} · ${rows.length} ${t("items")}`),
+    el("h2", {}, `${t("late_now")} · ${count(rows.length, "items")}`),
     rows.length ? el("ul", { class: "late-list" }, rows.slice(0, 20).map((row) => el("li", {},
       el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTimeline(row.id); } }, row.ticket),
       ` ${community.compounds.find((c) => c.id === row.compound)?.name ?? row.compound} · ${categoryName(row.category)} · `,
@@ -167,7 +185,7 @@ function renderLateNow() {
 
 function table(caption, groups, key) {
   const head = [t(key), t("reports"), t("responded_in_target"), t("response_rate"), `${t("response_time")}${t("median")}`, `${t("response_time")}${t("p90")}`, t("resolved"), t("resolution_rate"), t("first_time_rate"), t("open"), t("breaches"), t("satisfaction")];
-  return el("div", { class: "table-scroll" }, el("table", { class: "grid" },
+  return scroller(caption, {}, el("table", { class: "grid" },
     el("caption", {}, caption),
     el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, groups.map((g) => {
@@ -184,7 +202,7 @@ const SVG = "http://www.w3.org/2000/svg";
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  for (const c of children) node.append(c);
+  node.append(...kept(children));
   return node;
 }
 
@@ -237,12 +255,23 @@ function daily(days) {
   return chart;
 }
 
-async function showList(title, only) {
+/** The list behind a figure, once opened: `{ key, only, rows }` (drawn again in another language). */
+let listed = null;
+
+async function showList(key, only) {
   const r = await fetch(`/api/audit/incidents?${params({ only })}`);
   if (!r.ok) return refuse(r.status);
-  const rows = await r.json();
+  listed = { key, only, rows: await r.json() };
+  renderList();
+  document.getElementById("list-section").scrollIntoView();
+}
+
+function renderList() {
+  if (!listed) return;
+  const { rows } = listed;
+  const title = t(listed.key);
   document.getElementById("list-section").hidden = false;
-  document.getElementById("list-title").textContent = `${title} · ${rows.length} ${t("items")}`;
+  document.getElementById("list-title").textContent = `${title} · ${count(rows.length, "items")}`;
   const head = [t("ticket"), t("compound"), t("category"), t("reported_at"), t("response_time"), t("status"), t("holder"), t("breaches")];
   document.getElementById("list").replaceChildren(
     el("caption", { class: "visually-hidden" }, title),
@@ -257,7 +286,6 @@ async function showList(title, only) {
       el("td", {}, row.holder?.name ?? ""),
       el("td", {}, String(Number(row.response_breached) + Number(row.resolution_breached) + (row.earlier_breaches ?? 0)))))),
   );
-  document.getElementById("list-section").scrollIntoView();
 }
 
 function categoryName(id) {
@@ -270,7 +298,8 @@ async function showTimeline(id) {
   if (!r.ok) return refuse(r.status);
   const { incident, events } = await r.json();
   const answered = (c) => `${t(c.solved === false ? "solved_no" : "solved_yes")} · ${t(c.rating)}`;
-  const describe = (c) => c.text || c.note || c.outcome || c.reason || c.to?.name || (c.deadline ? `${t("deadline")} ${formatTime(c.deadline)}` : "") || (c.rating ? answered(c) : "");
+  // An escalation's reason is a code: said in words ("（超时无人接单）").
+  const describe = (c) => (c.type === "escalated" ? t(`reason_${c.reason ?? "nobody_on_duty"}`) : "") || c.text || c.note || c.outcome || c.reason || c.to?.name || (c.deadline ? `${t("deadline")} ${formatTime(c.deadline)}` : "") || (c.rating ? answered(c) : "");
   document.getElementById("timeline").replaceChildren(
     el("h2", {}, `${incident.ticket} · ${categoryName(incident.report.category)}`),
     el("p", {}, incident.report.description),
@@ -286,7 +315,6 @@ async function showTimeline(id) {
 // ---- 楼长积分: standings by month, corrections with a reason, the 5·20 楼长节 list ----
 
 let points = null;
-const RULES = { proxy_report: "rule_proxy_report", callback: "rule_callback", patrol: "rule_patrol", mediation: "rule_mediation", adjustment: "rule_adjustment" };
 
 async function loadPoints() {
   const year = document.getElementById("points-year").value;
@@ -302,13 +330,13 @@ function renderPoints() {
   if (!points) return;
   const months = Array.from({ length: 12 }, (_, m) => t("month_n").replace("{m}", m + 1));
   document.getElementById("standings").replaceChildren(
-    el("caption", {}, `${t("points_standings").replace("{y}", points.year)}`),
+    el("caption", { id: "standings-caption" }, `${t("points_standings").replace("{y}", points.year)}`),
     el("thead", {}, el("tr", {}, [t("rank"), t("building_head"), ...months, t("whole_year")].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, points.standings.map((s, n) => el("tr", {},
       el("td", {}, String(n + 1)), el("th", { scope: "row" }, s.head.name),
       s.months.map((p) => el("td", {}, p ? String(p) : "")), el("td", {}, el("strong", {}, String(s.year)))))));
   document.getElementById("ledger").replaceChildren(...[...points.ledger].reverse().map((e) =>
-    el("li", {}, `${formatTime(e.at)} · ${e.award.head.name} ${e.award.points > 0 ? "+" : ""}${e.award.points} · ${t(RULES[e.award.rule])} · ${e.award.reason}${e.award.incident ? ` · ${String(e.award.incident).padStart(4, "0")}` : ""} · ${e.by.name}`)));
+    el("li", {}, `${formatTime(e.at)} · ${e.award.head.name} ${e.award.points > 0 ? "+" : ""}${e.award.points} · ${t(`rule_${e.award.rule}`)} · ${e.award.reason}${e.award.incident ? ` · ${String(e.award.incident).padStart(4, "0")}` : ""} · ${e.by.name}`)));
 }
 
 async function adjust(e) {
@@ -354,15 +382,21 @@ function reportPage(compound, s, month) {
     ["answer_rate", pct(f.answer_rate)], ["breaches", breachText(f)], ["urges_figure", `${f.urges ?? 0} / ${f.urged ?? 0}`],
     ["response_spread", `${span(f.response.median)} / ${span(f.response.p90)} / ${span(f.response.max)}`],
   ];
+  // A month not over yet says so: its figures are up to today.
+  const partial = month.to > Date.now();
   return el("section", { class: "report-page", "aria-label": compound.name },
     el("h2", {}, `${community.name} · ${compound.name}`),
     el("p", { class: "report-sub" }, `${t("monthly_report")} · ${t("month_of").replace("{y}", month.year).replace("{m}", month.month)} · ${community.street_office}`),
+    partial ? el("p", { class: "report-partial" }, t("partial_month").replace("{d}", formatTime(Date.now()))) : null,
     el("table", { class: "grid" }, el("caption", {}, t("key_figures")),
       el("tbody", {}, rows.map(([key, value]) => el("tr", {}, el("th", { scope: "row" }, t(key)), el("td", {}, value), el("td", { class: "definition" }, t(`${key}_def`)))))),
     el("table", { class: "grid" }, el("caption", {}, t("by_category")),
       el("thead", {}, el("tr", {}, [t("category"), t("reports"), t("response_rate"), t("resolution_rate"), t("satisfaction")].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, s.by_category.map((g) => el("tr", {}, el("th", { scope: "row" }, categoryName(g.key)),
         el("td", {}, String(g.figures.reports)), el("td", {}, pct(g.figures.response_rate)), el("td", {}, pct(g.figures.resolution_rate)), el("td", {}, pct(g.figures.satisfaction_rate)))))),
+    el("section", { class: "report-recurring" },
+      el("h3", {}, t("recurring_title")),
+      s.recurring?.length ? recurringLines(s.recurring, false) : el("p", {}, t("no_recurring"))),
     el("p", { class: "report-foot" }, `${t("printed_at")} ${formatTime(Date.now())}`));
 }
 
@@ -415,7 +449,16 @@ async function main() {
   for (const b of document.querySelectorAll("[data-period]")) b.addEventListener("click", () => { period = b.dataset.period; load(); });
   for (const id of ["from", "to"]) document.getElementById(id).addEventListener("change", () => { period = "custom"; load(); });
   for (const id of ["compound", "worker", "category"]) document.getElementById(id).addEventListener("change", load);
-  document.getElementById("lang").addEventListener("click", () => toggleLang(() => render()));
+  document.getElementById("lang").addEventListener("click", () => toggleLang(() => {
+    // Everything on the page in the language chosen: the filters' "全部" and categories too.
+    for (const id of ["compound", "worker", "category"]) document.getElementById(id).options[0].textContent = t("all");
+    for (const option of document.getElementById("category").options) {
+      const c = community.categories.find((c) => c.id === option.value);
+      if (c) option.textContent = name(c.name, c.name_en);
+    }
+    render();
+    renderList();
+  }));
   document.getElementById("print-report").addEventListener("click", printReport);
   const thisYear = new Date(Date.now() + SHANGHAI).getUTCFullYear();
   document.getElementById("points-year").replaceChildren(...[thisYear, thisYear - 1].map((y) => el("option", { value: y }, String(y))));

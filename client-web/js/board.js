@@ -6,9 +6,13 @@
 // switched on knowingly rather than silently blocked.
 
 import { Connection, merge, showLink } from "./connection.js";
-import { applyI18n, lang, name, t, toggleLang } from "./i18n.js";
-import { el, formatLeft, formatTime, toast } from "./format.js";
+import { applyI18n, labelled, lang, name, t, toggleLang } from "./i18n.js";
+import { el, formatLeft, formatTime, put, toast } from "./format.js";
 import { questions, resetAnswers } from "./answer.js";
+import {
+  categoryTiles, closeKeypad, inPlace, keyButton, missing, newDraft, phrasesPicker, placePicker, reportOf, urgencyPicker,
+} from "./pickers.js";
+import { ticketView } from "./slip.js";
 
 /** A target is "near" once this share of it has passed. */
 const NEAR = 0.75;
@@ -117,11 +121,10 @@ const conn = new Connection({
         renderDuty();
         return;
       case "reported":
-        // A 代报 of this building head: its ticket, to tell the resident.
-        if (msg.request_id === pendingProxy) {
-          pendingProxy = null;
-          document.getElementById("proxy").close();
-          toast(`${t("proxy_done")} ${msg.incident.ticket}`);
+        // A 代报 of this building head: its slip, to hand to the resident.
+        if (proxy?.step === "form" && msg.request_id === proxy.draft.request_id) {
+          proxy = { ...proxy, step: "slip", sending: false, incident: msg.incident, key: msg.key };
+          drawProxy(true);
         }
         return;
       case "found":
@@ -136,10 +139,9 @@ const conn = new Connection({
         // The roster that follows says what it changed.
         return;
       case "error":
-        if (pendingProxy && msg.request_id === pendingProxy) {
-          pendingProxy = null;
-          document.getElementById("proxy-error").textContent = msg.message_zh;
-          document.getElementById("proxy-ok").disabled = false;
+        if (proxy?.draft && msg.request_id === proxy.draft.request_id) {
+          proxy = { ...proxy, sending: false, problem: msg.message_zh, needed: null };
+          drawProxy();
           return;
         }
         // Refused: nothing on screen had changed, so nothing rolls back; say why.
@@ -196,12 +198,21 @@ function timeLeft(i, now) {
   return { level, text: `${LEVEL_ICON[level]} ${text}${level === "near" ? `（${t("near")}）` : ""}`, deadline };
 }
 
-const RANK = { late: 0, near: 1, ok: 2 };
+/**
+ * Most urgent first: urgent reports, then what is late, then what nobody has taken yet (it
+ * needs someone now; a claimed card near its target has someone), then what is near its
+ * target, then the rest; within each, the earliest deadline first.
+ */
+function rank(i, timed) {
+  if (timed.level === "late") return 0;
+  if (i.status === "reported") return 1;
+  return timed.level === "near" ? 2 : 3;
+}
 function byUrgency(now) {
   return (a, b) => {
     const ta = timing(a, now), tb = timing(b, now);
     return (b.report.urgency === "urgent") - (a.report.urgency === "urgent")
-      || RANK[ta.level] - RANK[tb.level]
+      || rank(a, ta) - rank(b, tb)
       || ta.deadline - tb.deadline;
   };
 }
@@ -414,8 +425,8 @@ function recurringLine(i) {
   const earlier = i.recurring.map((id) => (hello.identity.role === "supervisor"
     ? el("a", { href: `/audit#incident=${id}` }, ticket(id))
     : el("span", {}, ticket(id))));
-  return el("div", { class: "recurring-line" }, `🔁 ${t("recurring").replace("{n}", i.recurring.length + 1)}：`,
-    earlier.flatMap((e, n) => (n ? ["、", e] : [e])));
+  return el("div", { class: "recurring-line" }, `🔁 ${labelled(t("recurring").replace("{n}", i.recurring.length + 1))}`,
+    earlier.flatMap((e, n) => (n ? [lang() === "zh" ? "、" : ", ", e] : [e])));
 }
 
 function card(i, now) {
@@ -527,20 +538,26 @@ function renderDuty() {
   button.dataset.on = String(Boolean(me));
   button.textContent = t(me ? "go_off_duty" : "go_on_duty");
   document.getElementById("duty-state").textContent = me
-    ? `${t("duty")}：${t("on_duty")}（${me.manual ? t("by_hand") : t("by_rota")}）`
-    : `${t("duty")}：${t("off_duty")}`;
+    ? `${labelled(t("duty"))}${t("on_duty")} ${lang() === "zh" ? `（${t(me.manual ? "by_hand" : "by_rota")}）` : `(${t(me.manual ? "by_hand" : "by_rota")})`}`
+    : `${labelled(t("duty"))}${t("off_duty")}`;
 }
 
 function renderRoster() {
-  document.getElementById("roster").textContent = onDuty.length
-    ? `${t("on_duty")}: ${onDuty.map((d) => d.worker.name + (d.manual ? `（${t("by_hand")}）` : "")).join("、")}`
-    : `${t("on_duty")}: ${t("nobody")}`;
+  const zh = lang() === "zh";
+  const who = (d) => d.worker.name + (d.manual ? (zh ? `（${t("by_hand")}）` : ` (${t("by_hand")})`) : "");
+  document.getElementById("roster").textContent = labelled(t("on_duty"))
+    + (onDuty.length ? onDuty.map(who).join(zh ? "、" : ", ") : t("nobody"));
 }
 
 document.getElementById("duty").addEventListener("click", () => send({ type: "duty", on: !mine() }));
 document.getElementById("compound").addEventListener("change", (e) => { compoundFilter = e.target.value; render(); });
 document.getElementById("search").addEventListener("input", (e) => { search = e.target.value; render(); });
-document.getElementById("lang").addEventListener("click", () => toggleLang(() => { showLink(); render(); }));
+document.getElementById("lang").addEventListener("click", () => toggleLang(() => {
+  showLink();
+  renderRoster();
+  if (proxy) drawProxy();
+  render();
+}));
 document.getElementById("logout").addEventListener("click", async () => {
   await fetch("/api/logout", { method: "POST" });
   location.href = "/login";
@@ -624,43 +641,129 @@ function chime() {
 
 // ---- The building head's own work: 代报 and 巡防 ----
 
-let pendingProxy = null;     // the request id of a 代报 waiting for its ticket
+/**
+ * 代报 under way: a report for a resident who cannot come or type, with the kiosk's own pickers
+ * (`pickers.js`: category tiles, phrases, building and unit, the keypad, urgency) and, once
+ * stored, the kiosk's own ticket and slip (`slip.js`) to hand over: the number, the 查询码 and
+ * its QR code, printable. `{ step: "category" | "form" | "slip", prefill, draft, problem,
+ * needed, sending, incident, key }`.
+ */
+let proxy = null;
 
-/** 代报: a report for a resident of one of this building head's buildings. */
-function openProxy(prefill = {}) {
+/** The buildings a building head may report in: every one of their compounds, theirs marked. */
+function proxyPlaces() {
   const id = hello.identity;
-  const buildings = id.buildings ?? [];
-  document.getElementById("proxy-building").replaceChildren(...buildings.map((b) => el("option", { value: b }, b)));
-  if (prefill.building) document.getElementById("proxy-building").value = prefill.building;
-  const categories = hello.community.categories.filter((c) => !c.retired);
-  document.getElementById("proxy-category").replaceChildren(...categories.map((c) => el("option", { value: c.id }, `${c.icon} ${name(c.name, c.name_en)}`)));
-  for (const field of ["unit", "room", "phone"]) document.getElementById(`proxy-${field}`).value = "";
-  document.getElementById("proxy-text").value = prefill.text ?? "";
-  document.getElementById("proxy-error").textContent = "";
-  document.getElementById("proxy-ok").disabled = false;
-  applyI18n(document.getElementById("proxy"));
-  document.getElementById("proxy").showModal();
+  const mine = new Set(id.buildings ?? []);
+  return hello.community.compounds.filter((c) => id.compounds.includes(c.id))
+    .map((compound) => ({ compound, buildings: compound.buildings.map((b) => ({ ...b, mine: mine.has(b.name) })) }));
+}
+
+function openProxy(prefill = {}) {
+  proxy = { step: "category", prefill, problem: "", needed: null };
+  const dialog = document.getElementById("proxy");
+  drawProxy(true);
+  if (!dialog.open) dialog.showModal();
+  dialog.querySelector("button")?.focus();
+}
+
+function closeProxy() {
+  proxy = null;
+  closeKeypad();
+  document.getElementById("slip")?.remove();
+  document.getElementById("proxy").close();
+}
+
+/** Applies a change to the 代报's draft and draws it again, in place. */
+function proxyChange(apply) {
+  apply();
+  if (proxy.problem) { proxy.problem = ""; proxy.needed = null; }
+  drawProxy();
+}
+
+/** Draws the 代报 dialog: in place, or (`fresh`, a new step) from its top. */
+function drawProxy(fresh = false) {
+  const dialog = document.getElementById("proxy");
+  if (fresh) {
+    put(dialog, proxyScreen());
+    dialog.scrollTop = 0;
+    dialog.querySelector("button")?.focus();
+  } else {
+    inPlace(dialog, () => put(dialog, proxyScreen()));
+  }
+}
+
+function pickProxyCategory(category) {
+  const draft = newDraft(category, hello.identity.compounds[0]);
+  const { building, text } = proxy.prefill;
+  const place = building && proxyPlaces().find((p) => p.buildings.some((b) => b.name === building));
+  if (place) { draft.compound = place.compound.id; draft.building = building; }
+  if (text) draft.description = text;
+  proxy = { ...proxy, step: "form", draft, problem: "", needed: null };
+  drawProxy(true);
+}
+
+function proxyScreen() {
+  const title = (...text) => el("h2", { id: "proxy-title" }, ...text);
+  if (proxy.step === "category") {
+    return [
+      title(t("proxy_report")),
+      el("p", { class: "hint" }, t("proxy_hint")),
+      el("h3", {}, t("proxy_choose")),
+      categoryTiles(hello.community.categories, pickProxyCategory),
+      el("div", { class: "actions" }, el("button", { type: "button", id: "proxy-cancel", onclick: closeProxy }, t("back"))),
+    ];
+  }
+  if (proxy.step === "slip") {
+    const { incident, key } = proxy;
+    return [
+      title(`${t("proxy_done")} ${incident.ticket}`),
+      ticketView(incident, key, {
+        category: hello.community.categories.find((c) => c.id === incident.report.category),
+        compound: hello.community.compounds.find((c) => c.id === incident.report.compound),
+        community: hello.identity.community,
+        extra: [el("p", { class: "notice", id: "proxy-slip-hint" }, t("proxy_slip_hint"))],
+        done: closeProxy,
+      }),
+    ];
+  }
+  const d = proxy.draft;
+  const words = el("textarea", { id: "proxy-text", maxlength: 500, oninput: (e) => { d.description = e.target.value; } });
+  words.value = d.description;
+  return el("form", { class: "proxy-form", id: "proxy-form", novalidate: true, onsubmit: (e) => { e.preventDefault(); sendProxy(); } },
+    title(el("span", { "aria-hidden": "true" }, d.category.icon, " "), name(d.category.name, d.category.name_en)),
+    phrasesPicker(d, proxyChange, proxy.needed === "what"),
+    el("label", { class: "own-words" }, el("span", {}, t("describe")), words),
+    placePicker(d, proxyPlaces(), proxyChange, proxy.needed === "where"),
+    el("div", { class: "choices" },
+      keyButton(d, "room", t("room_button"), 6, proxyChange),
+      keyButton(d, "phone", t("phone_button"), 15, proxyChange)),
+    urgencyPicker(d, proxyChange),
+    el("div", { class: "form-end" },
+      proxy.problem ? el("p", { class: "error-text", role: "alert", id: "proxy-error" }, proxy.problem) : null,
+      el("div", { class: "actions" },
+        el("button", { type: "button", id: "proxy-back", onclick: () => {
+          proxy = { ...proxy, step: "category", prefill: { building: d.building, text: d.description }, problem: "", needed: null };
+          drawProxy(true);
+        } }, t("back")),
+        el("button", { type: "submit", class: "primary", id: "proxy-ok", disabled: !!proxy.sending }, proxy.sending ? t("sending") : t("submit_proxy")))));
+}
+
+function sendProxy() {
+  const d = proxy.draft;
+  const lacking = missing(d);
+  if (lacking) {
+    const what = lacking === "need_where" ? "where" : "what";
+    proxy = { ...proxy, problem: t(what === "what" ? "proxy_need_what" : lacking), needed: what };
+  } else if (conn.send({ type: "report", request_id: d.request_id, report: reportOf(d) })) {
+    proxy = { ...proxy, sending: true, problem: "", needed: null };
+  } else {
+    proxy = { ...proxy, problem: t("offline"), needed: null };
+  }
+  drawProxy();
 }
 
 document.getElementById("proxy-open").addEventListener("click", () => openProxy());
-document.getElementById("proxy-cancel").addEventListener("click", () => { pendingProxy = null; document.getElementById("proxy").close(); });
-document.getElementById("proxy-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  const value = (f) => document.getElementById(`proxy-${f}`).value.trim();
-  if (!value("text")) { document.getElementById("proxy-error").textContent = t("need_text"); return; }
-  const compound = hello.identity.compounds[0];
-  pendingProxy = `proxy-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-  document.getElementById("proxy-ok").disabled = true;
-  const report = {
-    compound, category: value("category"), urgency: "normal", building: value("building"), unit: value("unit"),
-    room: value("room"), description: value("text"), phone: value("phone") || null,
-  };
-  if (!conn.send({ type: "report", request_id: pendingProxy, report })) {
-    pendingProxy = null;
-    document.getElementById("proxy-ok").disabled = false;
-    document.getElementById("proxy-error").textContent = t("offline");
-  }
-});
+document.getElementById("proxy").addEventListener("cancel", (e) => { e.preventDefault(); closeProxy(); });
 
 const PATROL_ITEMS = ["消防通道", "楼道杂物", "电动车充电", "门禁", "楼道照明", "高空坠物隐患"];
 

@@ -31,6 +31,28 @@ export function formatLeft(ms, language = "zh") {
   return parts.filter(([n], i) => n > 0 || i === 0).map(([n, u]) => `${n}${unit[u]}`).join("").trim();
 }
 
+/** Milliseconds as a number and a unit a person picks: 1 800 000 → [30, "minutes"]. */
+export function durationParts(ms) {
+  const minutes = Math.round(ms / 60000);
+  if (minutes % 1440 === 0) return [minutes / 1440, "days"];
+  if (minutes % 60 === 0) return [minutes / 60, "hours"];
+  return [minutes, "minutes"];
+}
+
+/**
+ * The nodes of `children` to put on a page: nested lists flattened, what is left out (null,
+ * undefined, false) left out. DOM's own `append` and `replaceChildren` would print "null".
+ */
+export function kept(children) {
+  return children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false);
+}
+
+/** Replaces what `node` holds with `children`, as `el` would put them. */
+export function put(node, ...children) {
+  node.replaceChildren(...kept(children));
+  return node;
+}
+
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -40,7 +62,7 @@ export function el(tag, attrs = {}, ...children) {
     else if (k === "dataset") Object.assign(node.dataset, v);
     else node.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) node.append(c);
+  node.append(...kept(children));
   return node;
 }
 

@@ -1,6 +1,9 @@
-// Chinese first, English on request; the choice is remembered per device.
+import { durationParts } from "./format.js";
 
-const STRINGS = {
+// Chinese first, English on request; the choice is remembered per device. The tables are
+// exported for the page tests, which check that no page shows one language's strings in the other.
+
+export const STRINGS = {
   zh: {
     app: "红帆", home: "首页", kiosk: "自助上报", board: "网格工作台", audit: "督办统计", login: "登录",
     logout: "退出", language: "English", online: "在线", offline: "离线", connecting: "连接中…",
@@ -32,7 +35,7 @@ const STRINGS = {
     resolved: "已办结", open: "未办结", target: "时限", ticket: "受理号", status: "状态", deadline: "时限",
     supervisors_only: "此页面仅供书记、居委会主任使用。", satisfied: "满意", basically_satisfied: "基本满意", dissatisfied: "不满意",
     change_reported: "上报", change_claimed: "接单", change_noted: "备注", change_handed_over: "代办", change_returned: "收回",
-    change_resolved: "办结", change_reopened: "重新打开", change_cancelled: "撤销", change_escalated: "无人在岗，上报书记",
+    change_resolved: "办结", change_reopened: "重新打开", change_cancelled: "撤销", change_escalated: "上报书记",
     change_breached: "超时", change_rated: "评价", rate_prompt: "您对办理结果满意吗？", thanks: "谢谢您的评价",
     solved_prompt: "您的问题解决了吗？", solved_yes: "✓ 解决了", solved_no: "✗ 没解决",
     solved_no_hint: "选了“没解决”，网格员会重新办理，再和您联系。",
@@ -122,6 +125,12 @@ const STRINGS = {
     quick_replies: "常用回复", need_text: "请填写内容，或点一条常用回复", more_actions: "更多", call: "拨打", urged: "已督办",
     go_on_duty: "上岗", go_off_duty: "下岗", sound_on: "提醒声音已开启", turn_sound_on: "开启提醒声音", turn_notifications_on: "开启通知",
     none_in_view: "这个视图里没有事项", take_proof: "📷 拍照证明（可不拍）", urges_figure: "督办（次 / 件）", change_assigned: "派单", change_urged: "督办", change_revealed: "查看电话", proof_photo: "办结照片",
+    no_units: "这栋楼不分单元", units_after_building: "选好楼号，再选单元", own_words_button: "自己写几句",
+    promise_respond: "网格员将在 {span}内联系您（{at} 前）", promise_respond_by: "网格员将在 {at} 前联系您", promise_resolve: "承诺 {at} 前办结",
+    read_aloud_code: "读出受理号和查询码", proxy_need_what: "请点一下发生了什么，或写几句", proxy_choose: "居民要反映什么事？", proxy_slip_hint: "请把受理号和查询码交给居民：让居民用手机扫码，或打印小票、读给居民听。",
+    category_name: "类别名称", h_award: "楼长积分", h_patrol: "巡防", h_other: "其他变更", show_points: "也显示楼长积分和巡防记录", points_on_audit: "楼长积分和巡防记录在督办统计页的“楼长积分”里。",
+    reason_nobody_on_duty: "（无人在岗）", reason_unclaimed: "（超时无人接单）", recurring_count: "近期共 {n} 次（本期 {m} 件）",
+    partial_month: "本月尚未结束，数字截至 {d}", patrol_of: "巡防 {b}：{c}",
   },
   en: {
     app: "Hongfan", home: "Home", kiosk: "Report", board: "Live board", audit: "Audit", login: "Log in",
@@ -154,7 +163,7 @@ const STRINGS = {
     resolved: "Resolved", open: "Open", target: "target", ticket: "Ticket", status: "Status", deadline: "deadline",
     supervisors_only: "This page is for supervisors.", satisfied: "Satisfied", basically_satisfied: "Mostly satisfied", dissatisfied: "Dissatisfied",
     change_reported: "reported", change_claimed: "claimed", change_noted: "note", change_handed_over: "handed over", change_returned: "taken back",
-    change_resolved: "resolved", change_reopened: "reopened", change_cancelled: "cancelled", change_escalated: "escalated (nobody on duty)",
+    change_resolved: "resolved", change_reopened: "reopened", change_cancelled: "cancelled", change_escalated: "escalated",
     change_breached: "target passed", change_rated: "rated", rate_prompt: "Are you satisfied with the result?", thanks: "Thank you",
     solved_prompt: "Is your problem solved?", solved_yes: "✓ Solved", solved_no: "✗ Not solved",
     solved_no_hint: "If it is not solved, a grid worker takes it up again and contacts you.",
@@ -244,6 +253,13 @@ const STRINGS = {
     quick_replies: "Quick replies", need_text: "Please write something, or tap a quick reply", more_actions: "More", call: "Call", urged: "Urged",
     go_on_duty: "Go on duty", go_off_duty: "Go off duty", sound_on: "Sound on", turn_sound_on: "Turn sound on", turn_notifications_on: "Turn notifications on",
     none_in_view: "Nothing in this view", take_proof: "📷 Photo of the result (optional)", urges_figure: "Urged (times / incidents)", change_assigned: "Assigned", change_urged: "Urged", change_revealed: "Looked at the phone", proof_photo: "Photo of the result",
+    no_units: "No units in this building", units_after_building: "Choose a building, then its unit", own_words_button: "Write a few words",
+    promise_respond: "A grid worker will contact you within {span} (by {at})", promise_respond_by: "A grid worker will contact you by {at}", promise_resolve: "To be resolved by {at}",
+    read_aloud_code: "Read the number and code aloud", proxy_need_what: "Please tap what happened, or write a few words", proxy_choose: "What does the resident report?", proxy_slip_hint: "Give the resident the ticket and the code: let them scan the QR code with their phone, print the slip, or read it to them.",
+    category_name: "Category name", h_award: "Building heads' points", h_patrol: "Patrol", h_other: "Other change", show_points: "Also show points and patrols", points_on_audit: "Points and patrols are listed on the audit page, under building heads' points.",
+    reason_nobody_on_duty: "(nobody on duty)", reason_unclaimed: "(not claimed in time)", recurring_count: "{n} times lately ({m} in this period)",
+    partial_month: "The month is not over: figures up to {d}", patrol_of: "Patrol of {b}: {c}",
+    minutes_one: "minute", hours_one: "hour", days_one: "day", items_one: "report",
   },
 };
 
@@ -274,6 +290,24 @@ export function toggleLang(onChange) {
   applyI18n();
   onChange?.();
 }
+
+/** `n` of something in words: "3 件", "1 report", "2 reports" (an English `<key>_one` when there is one). */
+export function count(n, key) {
+  const word = (n === 1 && STRINGS[current][`${key}_one`]) || t(key);
+  return `${n} ${word}`;
+}
+
+/** A target or a span as an office states it: "30 分钟", "2 小时", "1 day". */
+export function durationWords(ms) {
+  const [amount, unit] = durationParts(ms);
+  return count(amount, unit);
+}
+
+/** A label before its value: "门牌号：" in Chinese, "Room: " in English. */
+export function labelled(label) { return current === "zh" ? `${label}：` : `${label}: `; }
+
+/** A string in Chinese whatever the page's language: what is stored is the office's language. */
+export function inChinese(key) { return STRINGS.zh[key] ?? key; }
 
 /** A category's or error's text in the current language. */
 export function name(zh, en) { return current === "zh" ? zh : (en || zh); }

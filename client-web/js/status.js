@@ -3,9 +3,10 @@
 // stays in the fragment, which the browser never sends anywhere; the page asks the server with
 // it every few seconds while it is open.
 
-import { applyI18n, name, t, toggleLang } from "./i18n.js";
-import { el, formatTime } from "./format.js";
+import { applyI18n, labelled, name, t, toggleLang } from "./i18n.js";
+import { el, formatTime, put } from "./format.js";
 import { questions, thanks } from "./answer.js";
+import { placeOf, promiseLine } from "./slip.js";
 
 const EVERY_MS = 5_000;
 const screen = document.getElementById("screen");
@@ -65,19 +66,20 @@ function step(done, label, detail) {
 
 function render() {
   applyI18n();
-  screen.replaceChildren();
   if (!status) {
-    screen.append(problem ? el("p", { class: "error-text", role: "alert" }, problem) : el("p", {}, t("connecting")));
+    put(screen, problem ? el("p", { class: "error-text", role: "alert" }, problem) : el("p", {}, t("connecting")));
     return;
   }
   const category = community?.categories.find((c) => c.id === status.category);
   const compound = community?.compounds.find((c) => c.id === status.compound);
   const s = status.status;
-  screen.append(...[
+  put(screen,
     el("section", { class: "ticket", "aria-labelledby": "ticket-heading" },
       el("h2", { id: "ticket-heading" }, el("span", { class: "label" }, t("your_ticket")), el("span", { class: "number", id: "ticket" }, status.ticket)),
       el("div", { class: "status", id: "status", dataset: { status: s } }, t(`status_${s}`)),
-      el("p", {}, [category ? `${category.icon} ${name(category.name, category.name_en)}` : "", [compound?.name, status.building].filter(Boolean).join(" ")].filter(Boolean).join(" · "))),
+      // What the office promised, from the server's own deadlines (as on the kiosk's ticket).
+      promiseLine(status),
+      el("p", {}, [category ? `${category.icon} ${name(category.name, category.name_en)}` : "", placeOf(status, compound)].filter(Boolean).join(" · "))),
     el("ol", { class: "steps" },
       step(true, t("change_reported"), formatTime(status.reported_at)),
       s === "cancelled" ? step(true, t("status_cancelled"), "") : [
@@ -87,13 +89,13 @@ function render() {
       ]),
     status.notices?.length ? el("section", { class: "notices", id: "notices", "aria-labelledby": "notices-title" },
       el("h2", { id: "notices-title" }, t("notices_title")),
-      el("ul", {}, status.notices.map((n) => el("li", {}, el("strong", {}, `${n.by}（${formatTime(n.at)}）：`), n.text)))) : null,
-    status.outcome ? el("p", { class: "notice", id: "outcome" }, `${t("outcome")}：${status.outcome}`) : null,
+      el("ul", {}, status.notices.map((n) => el("li", {}, el("strong", {}, labelled(`${n.by} (${formatTime(n.at)})`)), n.text)))) : null,
+    status.outcome ? el("p", { class: "notice", id: "outcome" }, `${labelled(t("outcome"))}${status.outcome}`) : null,
     s === "resolved" && !status.rating ? questions(status.ticket, status.round, answer) : null,
     s === "resolved" && status.rating ? thanks(status) : null,
     s !== "resolved" && status.round ? el("p", { class: "notice", role: "status", id: "rated" }, t("second_handling_started")) : null,
     problem ? el("p", { class: "error-text", role: "alert" }, problem) : null,
-  ].filter(Boolean));
+  );
 }
 
 document.getElementById("lang").addEventListener("click", () => toggleLang(render));

@@ -90,6 +90,25 @@ enum StepKind {
     Rate(Rating, bool, AnswerSource),
 }
 
+/// When the office opens and closes, Asia/Shanghai (from midnight).
+const OPENS: Millis = Millis::from_hours(8);
+const CLOSES: Millis = Millis::from_hours(20);
+
+/// `at`, or when the office next opens if it is closed then: what the grid workers, building
+/// heads and supervisors do happens in the office's day, not at 4 am. Never earlier, and never
+/// out of order (a later time never moves before an earlier one).
+fn in_office_hours(at: Timestamp) -> Timestamp {
+    let day = hongfan_shared::audit::day_start(at);
+    let into = at.since(day);
+    if into < OPENS {
+        day.plus(OPENS)
+    } else if into >= CLOSES {
+        day.plus(Millis::from_hours(24)).plus(OPENS)
+    } else {
+        at
+    }
+}
+
 /// Fills `dir` (which must be empty or missing) and prints the accounts to `out`.
 pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> anyhow::Result<()> {
     if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
@@ -162,12 +181,22 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                 continue;
             }
             let urgency = if rng.random_bool(0.15) { Urgency::Urgent } else { Urgency::Normal };
+            // A building the compound has, and one of its units.
+            let buildings = &community
+                .compound(&CompoundId(compound.into()))
+                .ok_or_else(|| anyhow::anyhow!("the demo needs the built-in compounds"))?
+                .buildings;
+            let building = &buildings[rng.random_range(0..buildings.len())];
+            let unit = match building.units.len() {
+                0 => String::new(),
+                n => building.units[rng.random_range(0..n)].clone(),
+            };
             let report = Report {
                 compound: CompoundId(compound.into()),
                 category: CategoryId(category.into()),
                 urgency,
-                building: format!("{}号楼", rng.random_range(1..15)),
-                unit: format!("{}单元", rng.random_range(1..4)),
+                building: building.name.clone(),
+                unit,
                 room: format!("{}0{}", rng.random_range(1..7), rng.random_range(1..4)),
                 description: text.into(),
                 phone: rng
@@ -279,13 +308,19 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
     }
     // The building head patrols 3号楼 and 5号楼 every third morning; the 书记 corrects once.
     for day in (1..30u64).step_by(3) {
-        let at = start.plus(Millis::from_hours(day * 24 + 1)); // 09:00 Shanghai
+        let at = start.plus(Millis::from_hours(day * 24 + 9)); // 09:00 Shanghai
         let found =
             if day % 9 == 1 { "5号楼楼道堆放纸箱，堵住消防通道" } else { "" };
         steps.push(Step { at, incident: usize::MAX, what: StepKind::Patrol(found) });
     }
-    let at = start.plus(Millis::from_hours(20 * 24 + 2));
+    let at = start.plus(Millis::from_hours(20 * 24 + 10));
     steps.push(Step { at, incident: usize::MAX, what: StepKind::Adjust });
+    // People act in the office's day; residents report when they like.
+    for step in &mut steps {
+        if !matches!(step.what, StepKind::Report(..)) {
+            step.at = in_office_hours(step.at);
+        }
+    }
     steps.retain(|s| s.at < now);
     steps.sort_by_key(|s| s.at);
     let head = as_principal("louzhang", "周楼长", Role::BuildingHead, Some("c1"));

@@ -128,16 +128,23 @@ pub fn history(
     by: &Principal,
     before: Option<u64>,
     limit: usize,
+    points: bool,
 ) -> Result<Vec<OfficeEvent>, OfficeError> {
     if !runs_office(by) {
         return Err(OfficeError::NotYours);
     }
     let events = store.office_history()?;
     let office = store.office();
+    // The points and patrols are many (a deed a day per building head) and are read on the
+    // audit page: the office's own changes would drown in them.
+    let wanted = |e: &&OfficeEvent| {
+        points || !matches!(e.change, OfficeChange::Award(_) | OfficeChange::Patrol(_))
+    };
     Ok(events
         .iter()
         .rev()
         .filter(|e| before.is_none_or(|b| e.seq < b))
+        .filter(wanted)
         .filter(|e| concerns(by, e, &office.office))
         .take(limit)
         .map(without_secrets)

@@ -39,6 +39,8 @@ const FILES: &[(&str, &[u8])] = files![
     "js/format.js",
     "js/i18n.js",
     "js/kiosk.js",
+    "js/pickers.js",
+    "js/slip.js",
     "js/login.js",
     "js/status.js",
 ];

@@ -62,6 +62,10 @@ pub struct AuditRow {
     /// 每月一题: flagged as recurring when reported.
     #[serde(default)]
     pub recurring: bool,
+    /// 每月一题: the earlier reports that made it recurring (same place and category within the
+    /// community's `recurring.within`), 0 when it is not.
+    #[serde(default)]
+    pub recurring_earlier: u32,
 }
 
 impl From<&Incident> for AuditRow {
@@ -92,6 +96,7 @@ impl From<&Incident> for AuditRow {
             pauses: i.pauses.iter().chain(&i.pause).cloned().collect(),
             paused_ms: i.paused_ms,
             recurring: !i.recurring.is_empty(),
+            recurring_earlier: u32::try_from(i.recurring.len()).unwrap_or(u32::MAX),
         }
     }
 }
@@ -495,6 +500,15 @@ pub struct Recurring {
     /// The period's reports there, oldest first.
     pub incidents: Vec<IncidentId>,
     pub tickets: Vec<Ticket>,
+    /// How often it was reported there lately: the most any report of the period counted with
+    /// the earlier ones that made it recurring (which may be before the period).
+    #[serde(default)]
+    pub lately: u32,
+}
+
+/// The most reports at one place any report of the period counted with its earlier ones.
+fn lately(rows: &[&AuditRow]) -> u32 {
+    rows.iter().map(|r| r.recurring_earlier.saturating_add(1)).max().unwrap_or(0)
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -586,6 +600,7 @@ pub fn summarize<'a>(
             category: category.clone(),
             incidents: rows.iter().map(|r| r.id).collect(),
             tickets: rows.iter().map(|r| r.ticket.clone()).collect(),
+            lately: lately(&rows),
         })
         .collect();
     Summary {
@@ -677,6 +692,7 @@ mod tests {
                     pauses: Vec::new(),
                     paused_ms: paused * MIN as u64,
                     recurring,
+                    recurring_earlier: u32::from(recurring) * 2,
                 }
             },
         )
@@ -866,6 +882,11 @@ mod tests {
                     category: category.clone(),
                     incidents: rows.iter().map(|r| r.id).collect(),
                     tickets: rows.iter().map(|r| r.ticket.clone()).collect(),
+                    lately: rows
+                        .iter()
+                        .map(|r| r.recurring_earlier.saturating_add(1))
+                        .max()
+                        .unwrap_or(0),
                 })
                 .collect();
             recurring.sort_by_key(|r| std::cmp::Reverse(r.incidents.len()));

@@ -160,6 +160,11 @@ pub struct ResidentStatus {
     pub reported_at: crate::time::Timestamp,
     pub claimed_at: Option<crate::time::Timestamp>,
     pub resolved_at: Option<crate::time::Timestamp>,
+    /// What the office promised for the handling running now: a first response (a grid worker
+    /// in touch) by this time, and a resolution by the next. The pages word the promise from
+    /// these ("网格员将在 30 分钟内联系您"), as they do on the kiosk's ticket.
+    pub respond_by: crate::time::Timestamp,
+    pub resolve_by: crate::time::Timestamp,
     /// The grid worker who took it (a name the resident may call the office about).
     pub holder: Option<String>,
     /// What was done, once resolved.
@@ -194,6 +199,8 @@ pub fn resident_status(incident: &Incident) -> ResidentStatus {
         // Claimed in the handling running now (a second handling waits for its own claim).
         claimed_at: incident.claimed_at.filter(|_| incident.holder.is_some()),
         resolved_at: incident.resolved_at,
+        respond_by: incident.respond_by,
+        resolve_by: incident.resolve_by,
         holder: incident.holder.as_ref().map(|h| h.name.clone()),
         outcome: incident.outcome.clone().filter(|_| status == crate::incident::Status::Resolved),
         rating: incident.rating,

@@ -214,24 +214,245 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
-/// Saves the page at desktop (1280×800) and phone (390×844) size.
+/// The sizes every page state is photographed and checked at: a desk and a phone.
+pub const SIZES: [(u32, u32); 2] = [(1280, 800), (390, 844)];
+
+/// Makes the page's viewport `w`×`h` CSS pixels (what a kiosk's screen or a phone shows: the
+/// window is larger by the browser's own frame) and lets the layout settle on the new size.
+pub async fn resize(client: &Client, (w, h): (u32, u32)) {
+    client.set_window_size(w, h).await.expect("resize");
+    let inner = client.execute("return [innerWidth, innerHeight]", vec![]).await.expect("size");
+    let inner: (i64, i64) = serde_json::from_value(inner).expect("[innerWidth, innerHeight]");
+    let (w, h) = (i64::from(w), i64::from(h));
+    if inner != (w, h) {
+        let (outer_w, outer_h) = (2 * w - inner.0, 2 * h - inner.1);
+        let size = |n: i64| u32::try_from(n).expect("a window size");
+        client.set_window_size(size(outer_w), size(outer_h)).await.expect("resize");
+    }
+    client
+        .execute(
+            "return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))",
+            vec![],
+        )
+        .await
+        .ok();
+}
+
+/// The window's size now, to come back to.
+async fn window_size(client: &Client) -> (u32, u32) {
+    let (w, h) = client.get_window_size().await.expect("window size");
+    (u32::try_from(w).expect("width"), u32::try_from(h).expect("height"))
+}
+
+/// Sets the window (not the viewport) back to a size `window_size` read.
+async fn restore_window(client: &Client, (w, h): (u32, u32)) {
+    client.set_window_size(w, h).await.expect("resize");
+}
+
+/// Saves the page at desktop (1280×800) and phone (390×844) size, and checks at each what it
+/// shows (`stray_text`); the window is left at the size it had.
 pub async fn screenshots(client: &Client, name: &str) {
-    for (w, h) in [(1280, 800), (390, 844)] {
-        client.set_window_size(w, h).await.expect("resize");
-        // Let the layout settle on the new size before the picture.
-        client
-            .execute(
-                "return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))",
-                vec![],
-            )
-            .await
-            .ok();
+    let was = window_size(client).await;
+    for (w, h) in SIZES {
+        resize(client, (w, h)).await;
         let png = client.screenshot().await.expect("screenshot");
         std::fs::write(screenshot_dir().join(format!("{name}-{w}x{h}.png")), png)
             .expect("save screenshot");
+        let stray = stray_text(client).await;
+        assert!(stray.is_empty(), "{name} at {w}×{h} shows {stray:#?}");
     }
-    client.set_window_size(1280, 800).await.expect("resize");
+    restore_window(client, was).await;
 }
+
+/// Saves the page as it is now, at the size it has (`<name>.png`), and checks what it shows
+/// (`stray_text`): for a screen photographed at a size of its own (a kiosk's).
+pub async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).expect("save screenshot");
+    let stray = stray_text(client).await;
+    assert!(stray.is_empty(), "{name} shows {stray:#?}");
+}
+
+/// Where the element `css` is, as the person sees it: wholly on the screen as it is (without
+/// scrolling), and the page not scrolled at all, nor taller than the screen.
+pub async fn on_screen(client: &Client, css: &str) -> bool {
+    wait_js(client, css, &format!("return !!document.querySelector({css:?})")).await;
+    let script = format!(
+        "const r = document.querySelector({css:?}).getBoundingClientRect(); \
+         return r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth \
+         && scrollY === 0 && document.scrollingElement.scrollHeight <= innerHeight"
+    );
+    client.execute(&script, vec![]).await.expect(css) == serde_json::json!(true)
+}
+
+/// Taps `css` as a finger does: only where it is on the screen as it stands (a WebDriver click
+/// would scroll to it first, hiding a page that does not fit).
+pub async fn tap(client: &Client, css: &str) {
+    assert!(
+        on_screen(client, css).await,
+        "{css} is not on the screen as it stands (or the page scrolls)"
+    );
+    click(client, css).await;
+}
+
+/// Checks one state of a page at desk and phone size: axe-core with every rule, and nothing on
+/// screen a person would call broken (`stray_text`). The window is left at the size it had.
+pub async fn check_page(client: &Client, screen: &str) {
+    let was = window_size(client).await;
+    for size in SIZES {
+        resize(client, size).await;
+        let problems = accessibility_problems(client).await;
+        assert_eq!(problems, Vec::<String>::new(), "{screen} at {size:?}: axe");
+        let stray = stray_text(client).await;
+        assert!(stray.is_empty(), "{screen} at {size:?} shows {stray:#?}");
+    }
+    restore_window(client, was).await;
+}
+
+/// What the page shows (every visible text, open dialogs included, and what each visible list
+/// box shows) that a person would call broken, each with the text it is in:
+/// - `null`, `undefined`, `NaN`, `[object …]`: a value the page failed to put into words;
+/// - a raw wire code: any value of an enum of the API (from `/api/openapi.json`: statuses,
+///   roles, the event and office change types, ratings, reasons…) or an error code, shown as
+///   the server sends it. In English, a code that is also an English word of the page's own
+///   strings (`patrol`, `resolved`) is left alone;
+/// - the other language: in English, a stretch of Chinese that is one of the page's Chinese
+///   strings (`js/i18n.js`); in Chinese, one of its English strings. A stretch that is also the
+///   community's own data (a unit called `1单元`, a category's English name) is left alone.
+pub async fn stray_text(client: &Client) -> Vec<String> {
+    let words = vocabulary().await;
+    let result = client
+        .execute_async(STRAY_TEXT, vec![words.codes.clone(), words.community.clone()])
+        .await
+        .expect("scan the page's text");
+    match result {
+        serde_json::Value::Array(found) => {
+            found.into_iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
+        }
+        other => panic!("the page's text could not be scanned: {other}"),
+    }
+}
+
+/// What `stray_text` needs to know besides the page: every wire code and the built-in
+/// community's own words.
+struct Vocabulary {
+    codes: serde_json::Value,
+    community: serde_json::Value,
+}
+
+/// Read once per test run from a server of this build (its OpenAPI description and its
+/// community), not from the page's server, which a test may have stopped.
+async fn vocabulary() -> &'static Vocabulary {
+    static WORDS: tokio::sync::OnceCell<Vocabulary> = tokio::sync::OnceCell::const_new();
+    WORDS
+        .get_or_init(|| async {
+            use tower::ServiceExt;
+            let dir = tempfile::tempdir().expect("temp dir");
+            let settings = hongfan::server::Settings::for_tests(dir.path().join("data"));
+            let clock = hongfan::ManualClock::new(crate::T0);
+            let server = hongfan::server::Server::open(settings, clock).await.expect("server");
+            let get = |path: &'static str| {
+                let router = hongfan::http::router(server.app().clone());
+                async move {
+                    let request = axum::http::Request::get(path).body(axum::body::Body::empty());
+                    let response = router.oneshot(request.expect("request")).await.expect(path);
+                    let body = axum::body::to_bytes(response.into_body(), 1 << 24).await;
+                    serde_json::from_slice::<serde_json::Value>(&body.expect(path)).expect(path)
+                }
+            };
+            let (spec, community) = (get("/api/openapi.json").await, get("/api/community").await);
+            let mut codes: std::collections::BTreeSet<String> =
+                hongfan_shared::protocol::ErrorCode::all()
+                    .iter()
+                    .map(|c| serde_json::to_value(c).expect("code").as_str().expect("code").into())
+                    .collect();
+            enum_values(&spec["components"]["schemas"], &mut codes);
+            assert!(codes.len() > 80, "only {} wire codes: {codes:?}", codes.len());
+            Vocabulary { codes: serde_json::json!(codes), community }
+        })
+        .await
+}
+
+/// Every string of every `enum` in a JSON schema.
+fn enum_values(schema: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match schema {
+        serde_json::Value::Array(items) => items.iter().for_each(|v| enum_values(v, out)),
+        serde_json::Value::Object(fields) => {
+            for (key, value) in fields {
+                match (key.as_str(), value) {
+                    ("enum", serde_json::Value::Array(values)) => {
+                        out.extend(values.iter().filter_map(|v| v.as_str().map(str::to_owned)))
+                    }
+                    _ => enum_values(value, out),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+const STRAY_TEXT: &str = r#"
+const done = arguments[arguments.length - 1];
+const codes = new Set(arguments[0]);
+const community = arguments[1];
+(async () => {
+  // The page's own module (already loaded, so also while the server is away).
+  const { STRINGS } = await import("/js/i18n.js");
+  // The community's own words (names, buildings, units, phrases…), in both languages.
+  const data = [];
+  const collect = (v) => {
+    if (typeof v === "string") data.push(v);
+    else if (Array.isArray(v)) v.forEach(collect);
+    else if (v && typeof v === "object") Object.values(v).forEach(collect);
+  };
+  collect(community);
+  const han = (s) => s.split(/[^\p{Script=Han}]+/u).filter(Boolean);
+  const dataHan = new Set(data.flatMap(han));
+  const dataText = new Set(data);
+  const lang = document.documentElement.lang.startsWith("zh") ? "zh" : "en";
+  const zhRuns = new Set(Object.values(STRINGS.zh).flatMap(han).filter((r) => !dataHan.has(r)));
+  const enWords = new Set(Object.values(STRINGS.en).flatMap((s) => s.match(/[A-Za-z_]+/g) ?? []));
+  // An English string the Chinese strings use too ("JSON", "CSV") belongs to both.
+  const zhAll = Object.values(STRINGS.zh).join("\n");
+  const english = Object.values(STRINGS.en)
+    .map((s) => s.trim())
+    .filter((s) => /[A-Za-z]{3}/.test(s) && !/\p{Script=Han}/u.test(s) && !zhAll.includes(s) && !dataText.has(s));
+  const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const englishRe = english.length ? new RegExp(`(?<![A-Za-z])(?:${english.map(escape).sort((a, b) => b.length - a.length).join("|")})(?![A-Za-z])`) : null;
+
+  const texts = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const p = n.parentElement;
+    if (!p || p.closest("script, style, template, option")) continue;
+    if (!p.checkVisibility({ visibilityProperty: true })) continue;
+    const text = n.textContent.trim();
+    if (text) texts.push(text);
+  }
+  for (const select of document.querySelectorAll("select")) {
+    if (select.checkVisibility({ visibilityProperty: true }) && select.selectedOptions[0]) texts.push(select.selectedOptions[0].textContent.trim());
+  }
+  for (const field of document.querySelectorAll("input[placeholder], textarea[placeholder]")) {
+    if (field.checkVisibility({ visibilityProperty: true }) && field.placeholder) texts.push(field.placeholder);
+  }
+  const found = [];
+  // A link shown to be copied (a pairing link, a status link) is an address, not words.
+  for (const text of texts.map((t) => t.replace(/https?:\/\/\S+/g, " ").trim()).filter(Boolean)) {
+    const broken = text.match(/null|undefined|NaN|\[object /);
+    if (broken) found.push(`"${broken[0]}" in: ${text}`);
+    for (const token of text.match(/[A-Za-z0-9_-]+/g) ?? []) {
+      if (codes.has(token) && !(lang === "en" && enWords.has(token))) found.push(`the wire code "${token}" in: ${text}`);
+    }
+    if (lang === "en") {
+      for (const run of han(text)) if (zhRuns.has(run)) found.push(`Chinese "${run}" on the English page in: ${text}`);
+    } else {
+      const hit = englishRe && text.match(englishRe);
+      if (hit) found.push(`English "${hit[0]}" on the Chinese page in: ${text}`);
+    }
+  }
+  return [...new Set(found)];
+})().then(done, (e) => done(`scan failed: ${e}`));
+"#;
 
 /// Runs axe-core on the page with every rule it has (WCAG A to AAA, best practices, the
 /// experimental ones) and returns every violation, whatever its impact.

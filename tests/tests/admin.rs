@@ -6,9 +6,7 @@
 use fantoccini::Client;
 use hongfan::ManualClock;
 use hongfan_shared::protocol::close;
-use hongfan_tests::browser::{
-    Driver, accessibility_problems, click, fill, screenshots, text_of, wait_js,
-};
+use hongfan_tests::browser::{Driver, check_page, click, fill, screenshots, text_of, wait_js};
 use hongfan_tests::server::{Closed, PASSWORD, TestServer};
 use hongfan_tests::{T0, report};
 use tokio::sync::Semaphore;
@@ -34,8 +32,8 @@ async fn tab(client: &Client, name: &str, ready: &str) {
     .await;
 }
 
-async fn clean(client: &Client, what: &str) {
-    assert_eq!(accessibility_problems(client).await, Vec::<String>::new(), "{what}");
+async fn js(client: &Client, script: &str) -> serde_json::Value {
+    client.execute(script, vec![]).await.expect(script)
 }
 
 /// Submits the dialog's form (its primary button).
@@ -81,7 +79,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     )
     .await;
     screenshots(&boss, "admin-people").await;
-    clean(&boss, "people").await;
+    check_page(&boss, "people").await;
 
     // A new grid worker: added, handed a one-time password, logged in at once, and alerted.
     click(&boss, "#add-person").await;
@@ -89,7 +87,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     fill(&boss, "#p-login", "sun").await;
     tick(&boss, "#dialog", "第一小区").await;
     screenshots(&boss, "admin-person-form").await;
-    clean(&boss, "the form to add a person").await;
+    check_page(&boss, "the form to add a person").await;
     submit_dialog(&boss).await;
     let code = text_of(&boss, "#one-time-code").await;
     assert_eq!(code.len(), 12, "{code}");
@@ -110,7 +108,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     )
     .await;
     screenshots(&other, "login-must-change").await;
-    clean(&other, "the form to set a password").await;
+    check_page(&other, "the form to set a password").await;
     fill(&other, "#new-password", "sun-own-password").await;
     fill(&other, "#repeat-password", "sun-own-password").await;
     click(&other, "#change-submit").await;
@@ -140,7 +138,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     // must pair again.
     tab(&boss, "kiosks", "#kiosks tbody tr").await;
     screenshots(&boss, "admin-kiosks").await;
-    clean(&boss, "kiosks").await;
+    check_page(&boss, "kiosks").await;
     click(&boss, "#add-kiosk").await;
     fill(&boss, "#k-name", "第一小区驿站二号机").await;
     submit_dialog(&boss).await;
@@ -148,7 +146,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     let link = text_of(&boss, "#pairing-link").await;
     assert!(link.starts_with(&format!("{}/kiosk#pair=kiosk-3.", server.url)), "{link}");
     screenshots(&boss, "admin-pairing").await;
-    clean(&boss, "the pairing code").await;
+    check_page(&boss, "the pairing code").await;
     let kiosk_window = other.new_window(true).await.unwrap().handle;
     other.switch_to_window(kiosk_window).await.unwrap();
     other.goto(&link).await.unwrap();
@@ -214,7 +212,7 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     .await;
     boss.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     screenshots(&boss, "admin-rota").await;
-    clean(&boss, "rota").await;
+    check_page(&boss, "rota").await;
     let mut li = server.user("li").await;
     li.subscribe(None).await;
     clock.set(hongfan_shared::Timestamp(T0.0 + 4 * 3_600_000));
@@ -238,9 +236,12 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     tab(&boss, "community", "#save-community").await;
     boss.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     screenshots(&boss, "admin-community").await;
-    clean(&boss, "community").await;
+    check_page(&boss, "community").await;
     click(&boss, "#add-category").await;
     let new = "#categories fieldset.category:last-of-type";
+    // A category's name is called so (not a person's 姓名).
+    let labels = js(&boss, &format!("return [...document.querySelectorAll('{new} .row:nth-of-type(1) label > span')].map(s => s.textContent)")).await;
+    assert_eq!(labels, serde_json::json!(["编号", "类别名称", "英文名", "图标"]));
     for (nth, text) in [(1, "pets"), (2, "宠物扰民"), (3, "Pets")] {
         fill(&boss, &format!("{new} .row:nth-of-type(1) label:nth-child({nth}) input"), text).await;
     }
@@ -262,15 +263,42 @@ async fn a_supervisor_runs_the_office_from_the_browser() {
     assert_eq!(saved["escalation"]["callback_after"], serde_json::json!(86_400_000));
     assert_eq!(saved["pauses"]["reasons"].as_array().map(Vec::len), Some(3));
 
-    // Every change, with who made it.
+    // The building head's patrols meanwhile: each a patrol and its point in the office's log.
+    let head = server.login("head").await;
+    for checked in ["消防通道", "楼道杂物", "电动车充电"] {
+        let patrol = reqwest::Client::new()
+            .post(format!("{}/api/patrols", server.url))
+            .header("cookie", &head)
+            .header("origin", &server.url)
+            .json(&serde_json::json!({ "buildings": ["3号楼"], "checked": checked, "found": "" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patrol.status(), 200);
+    }
+
+    // Every change, with who made it: the office's own first, not drowned in points.
     tab(&boss, "history", "#history li").await;
     let first_line = text_of(&boss, "#history li .what").await;
     assert_eq!(first_line, "修改社区设置");
+    let points = js(&boss, "return [...document.querySelectorAll('#history .what')].filter(w => /楼长积分|巡防|award|patrol/.test(w.textContent)).length").await;
+    assert_eq!(points, 0, "points and patrols only when asked for");
     let added = wait_js(&boss, "sun's addition", "return [...document.querySelectorAll('#history li')].find(l => l.textContent.includes('添加人员 · 孙丽（sun）'))?.textContent").await;
     assert!(added.as_str().unwrap().contains("胡书记"), "{added}");
     click(&boss, "#history li details summary").await;
     screenshots(&boss, "admin-history").await;
-    clean(&boss, "history").await;
+    check_page(&boss, "history").await;
+    // Asked for: the points and patrols too, in words, with what was checked.
+    click(&boss, "#show-points").await;
+    let patrol = "[...document.querySelectorAll('#history li')].find(l => l.querySelector('.what').textContent === '巡防 · 3号楼')";
+    wait_js(&boss, "the patrols", &format!("return !!{patrol}")).await;
+    let award = wait_js(&boss, "the points", "return [...document.querySelectorAll('#history .what')].map(w => w.textContent).find(w => w.startsWith('楼长积分'))").await;
+    assert_eq!(award, "楼长积分 · 周楼长 +1 · 巡防");
+    js(&boss, &format!("{patrol}.querySelector('details').open = true; return true")).await;
+    let details = js(&boss, &format!("return {patrol}.querySelector('details').textContent")).await;
+    assert!(details.as_str().unwrap().contains("检查了什么：电动车充电"), "{details}");
+    screenshots(&boss, "admin-history-points").await;
+    check_page(&boss, "history with points").await;
     boss.close().await.unwrap();
     other.close().await.unwrap();
 }
@@ -307,7 +335,7 @@ async fn a_compound_leader_sees_only_theirs_and_a_worker_cannot_open_the_admin_p
         .await
         .unwrap();
     assert_eq!(choices, serde_json::json!(["c1"]));
-    clean(&qian, "a leader's rota").await;
+    check_page(&qian, "a leader's rota").await;
 
     log_in(&wang, &server, "wang", PASSWORD, "/admin").await;
     let refused = wait_js(
@@ -325,7 +353,7 @@ async fn a_compound_leader_sees_only_theirs_and_a_worker_cannot_open_the_admin_p
             .unwrap()
     );
     screenshots(&wang, "admin-refused").await;
-    clean(&wang, "the refusal").await;
+    check_page(&wang, "the refusal").await;
     qian.close().await.unwrap();
     wang.close().await.unwrap();
 }

@@ -8,7 +8,7 @@ use hongfan::clock::ManualClock;
 use hongfan_shared::protocol::{ClientMessage, ServerMessage};
 use hongfan_shared::{CategoryId, Millis, Report, Timestamp, Urgency};
 use hongfan_tests::browser::{
-    Driver, accessibility_problems, board_log_in, click, screenshots, text_of, wait_js,
+    Driver, board_log_in, check_page, click, resize, screenshots, text_of, wait_js,
 };
 use hongfan_tests::report;
 use hongfan_tests::server::{TestServer, WsClient};
@@ -111,7 +111,7 @@ async fn a_secretary_reads_the_audit_without_help() {
         "{late}"
     );
     screenshots(&desk, "audit-readable").await;
-    assert_eq!(accessibility_problems(&desk).await, Vec::<String>::new(), "audit page");
+    check_page(&desk, "audit page").await;
     // The list behind a figure says incidents, and stays clean too.
     click(&desk, ".figure[data-figure=breaches]").await;
     wait_js(
@@ -120,13 +120,13 @@ async fn a_secretary_reads_the_audit_without_help() {
         "return document.getElementById('list-title').textContent.endsWith('· 2 件')",
     )
     .await;
-    assert_eq!(accessibility_problems(&desk).await, Vec::<String>::new(), "audit list");
+    check_page(&desk, "audit list").await;
 
     // On a phone nothing is wider than the screen.
-    desk.set_window_size(390, 844).await.unwrap();
+    resize(&desk, (390, 844)).await;
     let wide = js(&desk, "return new Promise(r => requestAnimationFrame(() => r(document.documentElement.scrollWidth)))").await;
     assert!(wide.as_u64().unwrap() <= 390, "the page is {wide} px wide on a 390 px phone");
-    desk.set_window_size(1280, 800).await.unwrap();
+    resize(&desk, (1280, 800)).await;
 
     // English: no heading twice, no Chinese in the labels.
     click(&desk, "#lang").await;
@@ -186,7 +186,75 @@ async fn a_secretary_reads_the_audit_without_help() {
     let frames = js(&worker, "return [...document.querySelectorAll('figure')].filter(f => f.offsetParent !== null).length").await;
     assert_eq!(frames, serde_json::json!(0), "no empty chart frames on the refused page");
     screenshots(&worker, "audit-refused").await;
-    assert_eq!(accessibility_problems(&worker).await, Vec::<String>::new(), "refused page");
+    check_page(&worker, "refused page").await;
+}
+
+/// 每月一题 and the printed 月报: a problem reported again says how often lately (the reports
+/// before the period count), and each compound's A4 page has its recurring problems, says when
+/// its month is not over yet, and fits its page (no blank page after the last).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monthly_report_has_a_page_per_compound_with_its_recurring_problems() {
+    let now = now();
+    let clock = ManualClock::new(Timestamp(now.0 - Millis::from_hours(40 * 24).0 as i64));
+    let server = TestServer::start_in_process(clock.clone()).await;
+    let mut kiosk = server.kiosk("c1").await;
+    // Twice 40 days ago (another month), then today: the third is 每月一题.
+    let at = |text| Report { building: "5号楼".into(), ..report("c1", text) };
+    for text in ["楼道灯坏了", "楼道灯又坏了"] {
+        kiosk.file(at(text)).await;
+    }
+    clock.set(now);
+    let third = kiosk.file(at("楼道灯还是坏的")).await;
+    assert_eq!(third.recurring.len(), 2);
+
+    let driver = Driver::start();
+    let desk = driver.session().await;
+    board_log_in(&desk, &server, "boss").await;
+    desk.goto(&format!("{}/audit", server.url)).await.unwrap();
+    click(&desk, "button[data-period=month]").await;
+    let line =
+        wait_js(&desk, "每月一题", "return document.querySelector('#recurring li')?.textContent")
+            .await;
+    assert_eq!(line, "第一小区 5号楼 · 设施报修 · 近期共 3 次（本期 1 件）：0003");
+    check_page(&desk, "每月一题").await;
+
+    js(&desk, "window.print = () => {}; return true").await;
+    click(&desk, "#print-report").await;
+    wait_js(
+        &desk,
+        "a page per compound",
+        "return document.querySelectorAll('#report .report-page').length === 3",
+    )
+    .await;
+    let first = text_of(&desk, "#report .report-page:nth-child(1)").await;
+    assert!(
+        first.contains("每月一题")
+            && first.contains("第一小区 5号楼 · 设施报修 · 近期共 3 次（本期 1 件）：0003"),
+        "{first}"
+    );
+    assert!(first.contains("本月尚未结束，数字截至"), "{first}");
+    let second = text_of(&desk, "#report .report-page:nth-child(2)").await;
+    assert!(second.contains("本期没有反复发生的问题"), "{second}");
+    // On A4 with the stylesheet's margins: three pages, no more.
+    let a4 = fantoccini::wd::PrintConfiguration::builder()
+        .size(fantoccini::wd::PrintSize::A4)
+        .margins(fantoccini::wd::PrintMargins { top: 1.5, bottom: 1.5, left: 1.5, right: 1.5 })
+        .shrink_to_fit(false)
+        .build()
+        .unwrap();
+    let pdf = desk.print(a4).await.unwrap();
+    std::fs::write(
+        hongfan_tests::browser::screenshot_dir().join("audit-monthly-report-a4.pdf"),
+        &pdf,
+    )
+    .unwrap();
+    let marker = b"/Type /Page";
+    let pages = pdf
+        .windows(marker.len() + 1)
+        .filter(|w| w.starts_with(marker) && w[marker.len()] != b's')
+        .count();
+    assert_eq!(pages, 3, "one A4 page per compound");
+    desk.close().await.unwrap();
 }
 
 /// 楼长积分 on the audit page: the standings by month, a correction with a reason recorded at
@@ -235,7 +303,7 @@ async fn the_points_standings_are_read_corrected_and_printed() {
     );
     js(&desk, "document.getElementById('points').scrollIntoView(); return true").await;
     screenshots(&desk, "audit-points").await;
-    assert_eq!(accessibility_problems(&desk).await, Vec::<String>::new(), "points standings");
+    check_page(&desk, "points standings").await;
     js(&desk, "window.print = () => {}; return true").await;
     click(&desk, "#print-points").await;
     let list = text_of(&desk, "#festival").await;

@@ -8,7 +8,8 @@ use hongfan::clock::ManualClock;
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use hongfan_shared::{CategoryId, Millis, Report, Timestamp};
 use hongfan_tests::browser::{
-    Driver, accessibility_problems, board_log_in, card, click, fill, screenshots, text_of, wait_js,
+    Driver, board_log_in, card, check_page, click, fill, keypad, resize, screenshots, text_of,
+    wait_js,
 };
 use hongfan_tests::report;
 use hongfan_tests::server::{TestServer, WsClient};
@@ -86,8 +87,8 @@ async fn timer(client: &Client, ticket: &str) -> String {
     text_of(client, &format!("{} .timer", card(ticket))).await
 }
 
-async fn clean(client: &Client, screen: &str) {
-    assert_eq!(accessibility_problems(client).await, Vec::<String>::new(), "{screen}");
+async fn js(client: &Client, script: &str) -> serde_json::Value {
+    client.execute(script, vec![]).await.expect(script)
 }
 
 fn now() -> Timestamp {
@@ -128,7 +129,7 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
     assert!(left.starts_with("⏳ 接单剩余"), "{left}");
     assert!(text_of(&worker, &format!("{} .deadline", card("0001"))).await.starts_with("时限"));
     screenshots(&worker, "board-time-left").await;
-    clean(&worker, "board").await;
+    check_page(&worker, "board").await;
     // 50 minutes on (the server's clock, which the board follows): near its target.
     clock.advance(Millis::from_mins(50));
     let urge = ClientMessage::Urge { id: 1, incident: private.id, note: "请尽快上门".into() };
@@ -190,7 +191,7 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
     )
     .await;
     screenshots(&worker, "board-resolve-dialog").await;
-    clean(&worker, "resolve dialog").await;
+    check_page(&worker, "resolve dialog").await;
     // Empty: our own words say so, not the browser's.
     click(&worker, "#ask-ok").await;
     assert_eq!(text_of(&worker, "#ask-error").await, "请填写内容，或点一条常用回复");
@@ -251,7 +252,7 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
     )
     .await;
     screenshots(&desk, "board-supervisor").await;
-    clean(&desk, "supervisor's board").await;
+    check_page(&desk, "supervisor's board").await;
     click(&desk, &format!("{} button[data-action=assign]", card("0002"))).await;
     wait_js(
         &desk,
@@ -263,7 +264,7 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
         .await
         .unwrap();
     screenshots(&desk, "board-assign-dialog").await;
-    clean(&desk, "assign dialog").await;
+    check_page(&desk, "assign dialog").await;
     click(&desk, "#ask-ok").await;
     wait_js(
         &desk,
@@ -301,7 +302,7 @@ async fn the_board_shows_time_left_in_words_views_and_only_the_allowed_buttons()
         "a building head's board offers nothing he may not do"
     );
     screenshots(&head, "board-building-head").await;
-    clean(&head, "building head's board").await;
+    check_page(&head, "building head's board").await;
     head.close().await.unwrap();
     desk.close().await.unwrap();
     worker.close().await.unwrap();
@@ -334,13 +335,13 @@ async fn a_building_head_calls_back_from_the_list_and_not_solved_is_handled_agai
     }
     let driver = Driver::start();
     let (phone, desk) = (driver.session().await, driver.session().await);
-    phone.set_window_size(390, 844).await.unwrap();
+    resize(&phone, (390, 844)).await;
     board_log_in(&phone, &server, "head").await;
     clock.advance(Millis::from_hours(25));
     click(&phone, "#view-callbacks").await;
     wait_js(&phone, "two to call back", "return document.querySelectorAll('.card').length === 2 && document.querySelector('#view-callbacks .count').textContent === '2'").await;
     screenshots(&phone, "board-callbacks").await;
-    clean(&phone, "the 回访 list").await;
+    check_page(&phone, "the 回访 list").await;
     let first = format!(".card[data-ticket='{}']", done[0].ticket.0);
     click(&phone, &format!("{first} button[data-solved=true]")).await;
     click(&phone, &format!("{first} button[data-rating=satisfied]")).await;
@@ -348,7 +349,7 @@ async fn a_building_head_calls_back_from_the_list_and_not_solved_is_handled_agai
     let second = format!(".card[data-ticket='{}']", done[1].ticket.0);
     click(&phone, &format!("{second} button[data-solved=false]")).await;
     screenshots(&phone, "board-callback-not-solved").await;
-    clean(&phone, "the 回访 questions").await;
+    check_page(&phone, "the 回访 questions").await;
     click(&phone, &format!("{second} button[data-rating=dissatisfied]")).await;
     wait_js(&phone, "the list empty", "return document.querySelectorAll('.card').length === 0 && !document.getElementById('empty').hidden").await;
 
@@ -364,7 +365,7 @@ async fn a_building_head_calls_back_from_the_list_and_not_solved_is_handled_agai
     )
     .await;
     screenshots(&desk, "board-second-handling").await;
-    clean(&desk, "board with a second handling").await;
+    check_page(&desk, "board with a second handling").await;
     let mut boss = server.user("boss").await;
     boss.subscribe(None).await;
     let incident = boss.incident(done[1].id);
@@ -389,7 +390,7 @@ async fn a_pause_is_asked_on_the_phone_and_approved_at_the_desk() {
 
     let driver = Driver::start();
     let (phone, desk) = (driver.session().await, driver.session().await);
-    phone.set_window_size(390, 844).await.unwrap();
+    resize(&phone, (390, 844)).await;
     board_log_in(&phone, &server, "wang").await;
     board_log_in(&desk, &server, "boss").await;
     let on_card = |what: &str| format!("{} {what}", card(incident.ticket.as_str()));
@@ -428,13 +429,13 @@ async fn a_pause_is_asked_on_the_phone_and_approved_at_the_desk() {
         .unwrap();
     assert!(!offered.as_array().unwrap().iter().any(|a| a == "approve_pause"), "{offered}");
     screenshots(&desk, "board-pause-approval").await;
-    clean(&desk, "board with a pause to approve").await;
+    check_page(&desk, "board with a pause to approve").await;
     click(&desk, &on_card("button[data-action=approve_pause]")).await;
 
     // The phone: the clock stands still, and the worker may resume.
     wait_js(&phone, "paused", &format!("return document.querySelector(\"{}\").textContent.startsWith('⏸') && !!document.querySelector(\"{}\")", on_card(".timer"), on_card("button[data-action=resume]"))).await;
     screenshots(&phone, "board-paused").await;
-    clean(&phone, "board with a running pause").await;
+    check_page(&phone, "board with a running pause").await;
 
     // The audit lists the pause with its reason and approver.
     desk.goto(&format!("{}/audit", server.url)).await.unwrap();
@@ -483,12 +484,56 @@ async fn the_third_report_at_a_building_is_marked_recurring() {
         .unwrap();
     assert_eq!(second, serde_json::json!(false), "the second is not recurring yet");
     screenshots(&desk, "board-recurring").await;
-    clean(&desk, "board with a recurring problem").await;
+    check_page(&desk, "board with a recurring problem").await;
     // The link opens the earlier report's timeline in the audit.
     click(&desk, &format!("{third} .recurring-line a")).await;
     wait_js(&desk, "the earlier report's timeline", "return document.getElementById('timeline-dialog').open && document.getElementById('timeline').textContent.includes('楼道灯坏了')").await;
     let problem = text_of(&desk, "#recurring").await;
     assert!(problem.contains("3号楼") && problem.contains("3 件"), "{problem}");
+}
+
+/// 全部 in the order a worker acts in: a new report nobody has taken comes before claimed ones
+/// merely near their target (it needs someone now; they have someone), after what is late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_unclaimed_report_comes_before_claimed_ones_near_their_target() {
+    let _turn = TURN.acquire().await.unwrap();
+    let clock = ManualClock::new(now());
+    let server = TestServer::start_in_process(clock.clone()).await;
+    let mut kiosk = server.kiosk("c1").await;
+    let mut wang = server.user("wang").await;
+    // Two claimed, then 37 hours on: both near their 2-day resolution target.
+    for (n, text) in ["楼道灯坏了", "水管漏水"].into_iter().enumerate() {
+        let incident = kiosk.file(report("c1", text)).await.id;
+        let claim = ClientMessage::Claim { id: n as u64 + 1, incident };
+        assert_eq!(refused(&answer(&mut wang, claim).await), None);
+        clock.advance(Millis::from_mins(1));
+    }
+    clock.advance(Millis::from_mins(37 * 60));
+    // Then a new one, with its hour to be answered still ahead.
+    kiosk.file(report("c1", "电梯故障")).await;
+
+    let driver = Driver::start();
+    let desk = driver.session().await;
+    board_log_in(&desk, &server, "wang").await;
+    click(&desk, "#view-all").await;
+    let order = wait_js(&desk, "three cards", "const cards = [...document.querySelectorAll('#incidents .card')]; return cards.length === 3 && cards.map(c => `${c.dataset.ticket} ${c.dataset.status} ${c.dataset.level}`)").await;
+    assert_eq!(
+        order,
+        serde_json::json!(["0003 reported ok", "0001 claimed near", "0002 claimed near"])
+    );
+    screenshots(&desk, "board-all-order").await;
+    check_page(&desk, "全部, a new report first").await;
+    // In English, all of it: the roster and the duty line too.
+    click(&desk, "#lang").await;
+    wait_js(
+        &desk,
+        "English",
+        "return document.getElementById('roster').textContent.startsWith('On duty: ')",
+    )
+    .await;
+    screenshots(&desk, "board-english").await;
+    check_page(&desk, "the board in English").await;
+    desk.close().await.unwrap();
 }
 
 /// The building head's phone: their buildings' view, a patrol round recorded with taps, what was
@@ -499,37 +544,101 @@ async fn a_building_head_patrols_and_reports_for_a_resident_from_the_phone() {
     let server = TestServer::start().await;
     let driver = Driver::start();
     let phone = driver.session().await;
-    phone.set_window_size(390, 844).await.unwrap();
+    resize(&phone, (390, 844)).await;
     board_log_in(&phone, &server, "head").await;
     wait_js(&phone, "the building head's tools", "return !document.getElementById('head-tools').hidden && !!document.getElementById('view-buildings')").await;
     click(&phone, "#view-buildings").await;
     screenshots(&phone, "board-head-phone").await;
-    clean(&phone, "the building head's board").await;
+    check_page(&phone, "the building head's board").await;
 
     click(&phone, "#patrol-open").await;
     click(&phone, "#patrol-quick .chip:nth-child(1)").await;
     click(&phone, "#patrol-quick .chip:nth-child(2)").await;
     fill(&phone, "#patrol-found", "5楼楼道堆放纸箱，堵住消防通道").await;
     screenshots(&phone, "board-head-patrol").await;
-    clean(&phone, "the patrol dialog").await;
+    check_page(&phone, "the patrol dialog").await;
     click(&phone, "#patrol-ok").await;
-    // Something found: the 代报 opens, filled in, in one tap.
-    wait_js(&phone, "the 代报, filled in", "return document.getElementById('proxy').open && document.getElementById('proxy-text').value.includes('纸箱')").await;
-    fill(&phone, "#proxy-room", "502").await;
+    // Something found: the 代报 opens in one tap, with the kiosk's own pickers (the same code):
+    // the category as tiles first (no category is taken for the resident), then phrases, every
+    // building of the compound (the building head's own marked, the patrolled one chosen), its
+    // units, the keypad and the urgency. What was found is already written.
+    wait_js(&phone, "the 代报's categories", "return document.getElementById('proxy').open && document.querySelectorAll('#proxy .categories button').length === 9").await;
+    screenshots(&phone, "board-head-proxy-category").await;
+    check_page(&phone, "the 代报's categories").await;
+    click(&phone, "#proxy .categories button[data-category=safety]").await;
+    let form = wait_js(
+        &phone,
+        "the 代报's pickers",
+        "const q = (css) => document.querySelector('#proxy ' + css); return q('#proxy-text')?.value.includes('纸箱') && [q(\"button[data-building='3号楼']\").getAttribute('aria-pressed'), q(\"button[data-building='3号楼']\").classList.contains('mine'), document.querySelectorAll('#proxy .buildings button').length, !!q(\"button[data-building='公共区域']\"), document.querySelectorAll('#proxy button[data-phrase]').length, !!q('#urgency-urgent')]",
+    )
+    .await;
+    assert_eq!(form, serde_json::json!(["true", true, 9, true, 4, true]), "{form}");
+    click(&phone, "#proxy button[data-phrase='消防通道被堵']").await;
+    click(&phone, "#proxy button[data-unit='2单元']").await;
+    keypad(&phone, "#proxy #key-room", "502").await;
+    click(&phone, "#proxy #urgency-urgent").await;
     screenshots(&phone, "board-head-proxy").await;
-    clean(&phone, "the 代报 dialog").await;
+    check_page(&phone, "the 代报 dialog").await;
     click(&phone, "#proxy-ok").await;
-    wait_js(&phone, "the ticket", "return !document.getElementById('proxy').open && document.getElementById('toast').textContent.includes('已代报，受理号 0001')").await;
+
+    // The resident's slip, as the kiosk gives it: the number, when the office promised to act,
+    // the 查询码 and its QR code to photograph, and a slip to print.
+    wait_js(&phone, "the slip", "return document.querySelector('#proxy #ticket')?.textContent === '0001' && document.getElementById('status-qr')?.dataset.link").await;
+    let title = text_of(&phone, "#proxy-title").await;
+    assert_eq!(title, "已代报，受理号 0001");
+    let promise = text_of(&phone, "#proxy #promise").await;
+    assert!(promise.starts_with("网格员将在 5 分钟内联系您"), "{promise}");
+    let code = text_of(&phone, "#proxy #slip-code").await.replace(' ', "");
+    assert_eq!(code.len(), 10, "{code}");
+    let link = js(&phone, "return document.getElementById('status-qr').dataset.link").await;
+    let link = link.as_str().unwrap().to_owned();
+    assert!(link.ends_with(&format!("/s#0001-{code}")), "{link}");
+    screenshots(&phone, "board-head-proxy-slip").await;
+    check_page(&phone, "the 代报's slip").await;
+    let slip = text_of(&phone, "#slip").await;
+    assert!(
+        slip.contains("0001")
+            && slip.contains("第一小区 3号楼 2单元 502")
+            && slip.contains(&code[..4]),
+        "{slip}"
+    );
+    let pdf = phone.print(fantoccini::wd::PrintConfiguration::default()).await.unwrap();
+    assert!(pdf.starts_with(b"%PDF"));
+    js(&phone, "document.body.classList.add('printing'); return true").await;
+    screenshots(&phone, "board-head-proxy-slip-printed").await;
+    js(&phone, "document.body.classList.remove('printing'); return true").await;
+    // The resident can follow it with that code.
+    let status: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/status", server.url))
+        .json(&serde_json::json!({ "ticket": "0001", "key": code }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "reported", "{status}");
+    click(&phone, "#proxy #done").await;
+    wait_js(
+        &phone,
+        "the dialog closed",
+        "return !document.getElementById('proxy').open && !document.getElementById('slip')",
+    )
+    .await;
     wait_js(&phone, "the card, through the 楼长", &format!("return document.querySelector(\"{} .via-head\")?.textContent.includes('楼长代报：周楼长')", card("0001"))).await;
 
     // The supervisors see the patrol's point, and the report came through the building head.
     let mut boss = server.user("boss").await;
     boss.subscribe(None).await;
     let incident = boss.incident(hongfan_shared::IncidentId(1));
+    let r = &incident.report;
     assert_eq!(
-        (incident.reported_by.name.as_str(), incident.report.room.as_str()),
-        ("周楼长", "502")
+        (incident.reported_by.name.as_str(), r.category.0.as_str(), r.building.as_str()),
+        ("周楼长", "safety", "3号楼")
     );
+    assert_eq!((r.unit.as_str(), r.room.as_str()), ("2单元", "502"));
+    assert_eq!(r.urgency, hongfan_shared::Urgency::Urgent);
+    assert_eq!(r.description, "消防通道被堵；5楼楼道堆放纸箱，堵住消防通道");
     let cookie = server.login("boss").await;
     let (_, points) = server.get_json("/api/points", &cookie).await;
     assert_eq!(points["ledger"][0]["award"]["rule"], "patrol");
@@ -568,13 +677,13 @@ async fn a_dispute_is_handed_to_the_building_head_and_settled_from_the_phone() {
     )
     .await;
 
-    phone.set_window_size(390, 844).await.unwrap();
+    resize(&phone, (390, 844)).await;
     board_log_in(&phone, &server, "head").await;
     click(&phone, "#view-all").await;
     click(&phone, &on_card("button[data-action=mediation_settled]")).await;
     fill(&phone, "#ask-text", "双方已和解，约定晚十点后不施工").await;
     screenshots(&phone, "board-mediation").await;
-    clean(&phone, "the mediation dialog").await;
+    check_page(&phone, "the mediation dialog").await;
     click(&phone, "#ask-ok").await;
     wait_js(
         &desk,

@@ -4,8 +4,7 @@ use std::time::Instant;
 
 use fantoccini::Client;
 use hongfan_tests::browser::{
-    Driver, accessibility_problems, board_log_in, card, click, fill, keypad, screenshots, text_of,
-    wait_js,
+    Driver, board_log_in, card, check_page, click, fill, keypad, screenshots, text_of, wait_js,
 };
 use hongfan_tests::server::{PASSWORD, TestServer};
 use tokio::sync::Semaphore;
@@ -33,7 +32,9 @@ async fn pair_kiosk(client: &Client, server: &TestServer, compound: &str) {
 /// description in the resident's own words.
 async fn kiosk_report(client: &Client, text: &str) {
     click(client, ".categories button[data-category=repair]").await; // 设施报修
+    click(client, "#own-words").await;
     fill(client, "#f-description", text).await;
+    click(client, "#words-ok").await;
     click(client, "button[data-building='3号楼']").await;
     click(client, "button[data-unit='2单元']").await;
     keypad(client, "#key-room", "301").await;
@@ -61,14 +62,10 @@ async fn a_kiosk_report_is_claimed_and_resolved_across_live_boards() {
 
     one.switch_to_window(kiosk.clone()).await.unwrap();
     screenshots(&one, "kiosk-home").await;
-    assert!(
-        accessibility_problems(&one).await.is_empty(),
-        "{:?}",
-        accessibility_problems(&one).await
-    );
+    check_page(&one, "kiosk home").await;
     click(&one, ".categories button:nth-child(6)").await;
     screenshots(&one, "kiosk-form").await;
-    assert_eq!(accessibility_problems(&one).await, Vec::<String>::new(), "kiosk form");
+    check_page(&one, "kiosk form").await;
     click(&one, "#back").await;
     kiosk_report(&one, "楼道灯坏了，晚上看不见").await;
     let sent = Instant::now();
@@ -94,7 +91,7 @@ async fn a_kiosk_report_is_claimed_and_resolved_across_live_boards() {
     );
     wait_js(&one, "the timer to move on", &running).await;
     screenshots(&one, "board-new-report").await;
-    assert_eq!(accessibility_problems(&one).await, Vec::<String>::new(), "board");
+    check_page(&one, "board").await;
 
     // 王芳 claims; 李强's board shows who at once and offers no claim.
     click(&one, &format!("{} button[data-action=claim]", card(&ticket))).await;
@@ -129,11 +126,11 @@ async fn a_kiosk_report_is_claimed_and_resolved_across_live_boards() {
     )
     .await;
     screenshots(&one, "kiosk-ticket-resolved").await;
-    assert_eq!(accessibility_problems(&one).await, Vec::<String>::new(), "kiosk ticket");
+    check_page(&one, "kiosk ticket").await;
 
     for page in ["/", "/login"] {
         two.goto(&format!("{}{page}", server.url)).await.unwrap();
-        assert_eq!(accessibility_problems(&two).await, Vec::<String>::new(), "{page}");
+        check_page(&two, page).await;
     }
     two.goto(&format!("{}/", server.url)).await.unwrap();
     screenshots(&two, "landing").await;
@@ -251,7 +248,7 @@ async fn a_supervisor_audits_by_compound_and_a_worker_is_refused() {
     let charts = "return document.querySelectorAll('#chart-response svg rect').length === 8 && document.querySelectorAll('#chart-daily svg rect').length >= 1";
     wait_js(&boss, "both charts", charts).await;
     screenshots(&boss, "audit-all").await;
-    assert_eq!(accessibility_problems(&boss).await, Vec::<String>::new(), "audit page");
+    check_page(&boss, "audit page").await;
 
     boss.execute("const s = document.getElementById('compound'); s.value = 'c1'; s.dispatchEvent(new Event('change'));", vec![]).await.unwrap();
     wait_js(

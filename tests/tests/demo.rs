@@ -42,7 +42,27 @@ async fn the_demo_month_has_every_kind_of_record() {
         told += usize::from(!incident.notices.is_empty());
     }
     assert!(by_head > 0 && told > 0, "代报 {by_head}, messages {told}");
+    // Every report at a building its compound has (or in a public area), with one of its units.
+    let community = hongfan::config::load(None).unwrap().remove(0);
+    for row in &rows {
+        let incident = store.incident(row.id).await.unwrap().unwrap();
+        let compound = community.compound(&row.compound).unwrap();
+        let r = &incident.report;
+        let building = compound.buildings.iter().find(|b| b.name == r.building);
+        assert!(
+            building.is_some_and(|b| r.unit.is_empty() || b.units.contains(&r.unit)),
+            "{} has no {} {}",
+            compound.name,
+            r.building,
+            r.unit
+        );
+    }
     let office = store.office();
+    // People act in the office's day: no deed, patrol or correction at 4 am.
+    let hour = |at: Timestamp| (at.0 + 8 * 3_600_000).rem_euclid(86_400_000) / 3_600_000;
+    for entry in &office.office.ledger {
+        assert!((8..20).contains(&hour(entry.at)), "{entry:?} at {}h", hour(entry.at));
+    }
     let rules: std::collections::BTreeSet<PointsRule> =
         office.office.ledger.iter().map(|e| e.award.rule).collect();
     assert_eq!(

@@ -329,6 +329,7 @@ async fn every_route_answers_as_the_openapi_description_says() {
         call(M::GET, "/api/admin/webhooks", "/api/admin/webhooks").cookie(&wang),
         call(M::GET, "/api/admin/history", "/api/admin/history?limit=2&before=5").cookie(&boss),
         call(M::GET, "/api/admin/history", "/api/admin/history?limit=many").cookie(&boss),
+        call(M::GET, "/api/admin/history", "/api/admin/history?points=true").cookie(&boss),
         call(M::POST, "/api/me/password", "/api/me/password")
             .cookie(&wang)
             .json(json!({ "current": "wrong-password", "new": "a-new-password" })),

@@ -541,10 +541,16 @@ pub struct HistoryQuery {
     /// At most this many (default 100, at most 500).
     #[serde(default)]
     limit: Option<usize>,
+    /// Also the building heads' points and patrol rounds (`award`, `patrol`), which the audit
+    /// page's 楼长积分 lists: without it, only the office's own changes (people, kiosks, rotas,
+    /// the community).
+    #[serde(default)]
+    points: bool,
 }
 
 /// Every change to the office, newest first: who, when, the record before and after (never a
-/// password or secret). A compound leader reads what concerns their compounds.
+/// password or secret). A compound leader reads what concerns their compounds. The building
+/// heads' points and patrols only with `points=true`.
 #[utoipa::path(get, path = "/api/admin/history", tag = "admin",
     security(("session" = []), ("operator_token" = [])),
     params(HistoryQuery),
@@ -565,7 +571,7 @@ pub async fn history(
     let limit = query.limit.unwrap_or(100).clamp(1, 500);
     let store = app.hub.store().clone();
     let events = tokio::task::spawn_blocking(move || {
-        crate::office::history(&store, &by, query.before, limit)
+        crate::office::history(&store, &by, query.before, limit, query.points)
     })
     .await
     .map_err(|e| crate::store::StoreError::Read(e.to_string()))??;
