@@ -150,12 +150,16 @@ impl Server {
     }
 
     /// Serves on `listener` until `signal` resolves, then closes every socket with a close
-    /// frame, waits for the socket tasks, and makes the store durable and closed.
+    /// frame, waits for the socket tasks, and makes the store durable and closed. `ready` is
+    /// called once the command line can find this server (`server.url` is written): whatever
+    /// announces the server must wait for it, or a command run on the announcement would take
+    /// the folder for one with no server.
     pub async fn run(
         self,
         listener: TcpListener,
         metrics: Option<TcpListener>,
         signal: impl Future<Output = ()>,
+        ready: impl FnOnce(),
     ) -> anyhow::Result<()> {
         let Server { app, settings, shutdown, .. } = self;
         if let Some(metrics) = metrics {
@@ -173,6 +177,7 @@ impl Server {
         // Tells `hongfan backup` where this server answers.
         let url_file = settings.data_dir.join(URL_FILE);
         crate::durable::write(&url_file, base_url(listener.local_addr()?).as_bytes())?;
+        ready();
         let router = http::router(app.clone());
         let slots = Slots::new(settings.max_connections, settings.connections_per_address);
         let connections = TaskTracker::new();

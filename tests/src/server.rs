@@ -241,13 +241,22 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
         let url = hongfan::server::base_url(listener.local_addr().expect("address"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, listening) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = server
-                .run(listener, None, async {
-                    let _ = stopped.await;
-                })
+                .run(
+                    listener,
+                    None,
+                    async {
+                        let _ = stopped.await;
+                    },
+                    move || {
+                        let _ = ready.send(());
+                    },
+                )
                 .await;
         });
+        listening.await.expect("the server answers");
         TestServer {
             log: dir.path().join("server.log"),
             data,

@@ -167,6 +167,15 @@ async fn every_change_to_the_office_is_in_its_history_and_survives_kill_restore_
     assert_eq!(rota["rota"]["otherwise"], json!(["li"]));
 }
 
+/// CI once ran a command the instant the server said it listened, before `server.url` was
+/// written: the command took the folder for one with no server and could not open it.
+#[tokio::test]
+async fn a_server_that_says_it_listens_can_already_be_found_by_the_command_line() {
+    let server = TestServer::start().await;
+    let url = std::fs::read_to_string(server.data_dir().join("server.url"));
+    assert_eq!(url.ok().as_deref(), Some(server.url.as_str()));
+}
+
 #[tokio::test]
 async fn the_command_line_adds_an_account_through_a_running_server() {
     let server = TestServer::start().await;

@@ -1,5 +1,6 @@
 //! `hongfan` (or `hongfan serve`): listen, print where each page is, serve until a signal.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -14,10 +15,7 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.serve.addr))?;
     let server = Server::open(settings.clone(), Arc::new(SystemClock)).await?;
     let url = base_url(listener.local_addr()?);
-    // The banner is for a person at a terminal; if nobody reads stdout, the server still serves.
-    if let Err(e) = banner(&url, &settings, &server) {
-        tracing::warn!(error = %e, "cannot print the start banner");
-    }
+    let banner = banner(&url, &settings, &server);
     let metrics = match cli.serve.metrics_addr {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -29,11 +27,30 @@ pub async fn serve(cli: &Cli) -> anyhow::Result<()> {
     if let Some(metrics) = &metrics {
         tracing::info!(url = %format!("{}/metrics", base_url(metrics.local_addr()?)), "metrics");
     }
-    server.run(listener, metrics, shutdown_signal()).await
+    server
+        .run(listener, metrics, shutdown_signal(), || {
+            // For a person at a terminal; if nobody reads stdout, the server still serves.
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(banner.as_bytes()).and_then(|()| out.flush()) {
+                tracing::warn!(error = %e, "cannot print the start banner");
+            }
+        })
+        .await
 }
 
-fn banner(url: &str, settings: &Settings, server: &Server) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+/// What the server prints once it answers: the first line is `listening on <url>`.
+fn banner(url: &str, settings: &Settings, server: &Server) -> String {
+    let mut out = String::new();
+    write_banner(&mut out, url, settings, server).expect("writing to a String cannot fail");
+    out
+}
+
+fn write_banner(
+    out: &mut String,
+    url: &str,
+    settings: &Settings,
+    server: &Server,
+) -> std::fmt::Result {
     writeln!(out, "listening on {url}")?;
     let office = server.app().hub.store().office();
     let names: Vec<&str> = office.office.communities.values().map(|c| c.name.as_str()).collect();
@@ -63,7 +80,7 @@ fn banner(url: &str, settings: &Settings, server: &Server) -> std::io::Result<()
             )?;
         }
     }
-    out.flush()
+    Ok(())
 }
 
 async fn shutdown_signal() {
