@@ -73,7 +73,7 @@ impl Server {
         let mut standby = match &settings.standby {
             Some(standby) => {
                 let cluster = crate::standby::Cluster::connect(standby).await?;
-                let start = cluster.start(&shutdown).await?;
+                let start = cluster.start(&settings.data_dir, &shutdown).await?;
                 Some((cluster, start))
             }
             None => None,

@@ -38,6 +38,18 @@ const GROUP_SUBJECT: &str = "hongfan.log.group";
 const MARK_SUBJECT: &str = "hongfan.log.takeover";
 const BUCKET: &str = "hongfan_lease";
 const KEY: &str = "primary";
+/// Each standby's position in the log, keyed by its node name: the primary never cuts the log
+/// short of what a standby still has to read.
+const FOLLOWERS: &str = "hongfan_followers";
+/// How often a following standby says where it is.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// A standby not heard from for this long is no longer waited for: when it comes back, it is
+/// told to start again from an empty folder (which is seeded from the snapshot).
+const FORGET_FOLLOWER: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The object store holding the latest snapshot: the folder at a position of the log, from
+/// which a standby with an empty folder starts once the log no longer holds its beginning.
+const SNAPSHOTS: &str = "hongfan_snapshot";
+const SNAPSHOT: &str = "latest";
 /// The header of every message: the data folder's epoch.
 const EPOCH: &str = "Hongfan-Epoch";
 /// How long a fresh cluster may take to elect the leaders of the stream and the bucket.
@@ -69,6 +81,10 @@ pub struct StandbySettings {
     pub login: Option<(String, String)>,
     /// The authority that signed the NATS servers' certificates: TLS, when given.
     pub ca: Option<std::path::PathBuf>,
+    /// The log is cut short (behind a fresh snapshot) once it holds more groups than this.
+    pub retain: u64,
+    /// How often the primary looks whether the log should be cut short.
+    pub compact_every: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +99,10 @@ pub enum StandbyError {
         "the data folder has written up to position {folder} of the replicated log, which ends at {log}: the log was replaced. Give this server an empty data folder"
     )]
     AheadOfLog { folder: u64, log: u64 },
+    #[error(
+        "the data folder has written up to position {folder} of the replicated log, which now starts at {first} (the rest was cut short behind a snapshot): this folder cannot catch up. Move it aside and start this server with an empty data folder: it starts from the snapshot"
+    )]
+    BehindLog { folder: u64, first: u64 },
     #[error(
         "the lease bucket expires entries after {found:?}, this server was given --lease-ttl {given:?}: every server of the pair must use the same"
     )]
@@ -103,7 +123,21 @@ pub struct Cluster {
     js: jetstream::Context,
     log: stream::Stream,
     lease: kv::Store,
+    followers: kv::Store,
+    snapshots: Snapshots,
+    /// False for a log made by an older hongfan, which forbade cutting it short.
+    compactable: bool,
     settings: StandbySettings,
+}
+
+/// The object store of the snapshot (which async-nats cannot print).
+#[derive(Clone)]
+struct Snapshots(jetstream::object_store::ObjectStore);
+
+impl std::fmt::Debug for Snapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(SNAPSHOTS)
+    }
 }
 
 /// How a process starts: the log's epoch when the log has one, and the lease when this
@@ -172,12 +206,34 @@ impl Cluster {
                 storage: stream::StorageType::File,
                 duplicate_window: Duration::from_secs(120),
                 deny_delete: true,
-                deny_purge: true,
+                // Cut short behind a snapshot, by the primary only (`compact`).
+                deny_purge: false,
                 ..Default::default()
             })
         })
         .await
         .map_err(nats)?;
+        // NATS never lets a stream made with `deny_purge` be purged: such a log (an older
+        // hongfan's) keeps every group until it is made again (docs/operations.md).
+        let compactable = !log.cached_info().config.deny_purge;
+        if !compactable {
+            tracing::warn!(
+                "the replicated log was made by an older hongfan and cannot be cut short: it keeps every group (see \"Retention\" in docs/operations.md)"
+            );
+        }
+        let snapshots = Snapshots(match js.get_object_store(SNAPSHOTS).await {
+            Ok(store) => store,
+            Err(_) => retried(|| {
+                js.create_object_store(jetstream::object_store::Config {
+                    bucket: SNAPSHOTS.into(),
+                    num_replicas: settings.replicas,
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+            })
+            .await
+            .map_err(nats)?,
+        });
         // The bucket's stream is made as `create_key_value` would make it: that function first
         // reads the account's details, which async-nats cannot parse from a 2.9 server.
         let bucket = retried(|| {
@@ -223,7 +279,32 @@ impl Cluster {
         let lease_js =
             jetstream::ContextBuilder::new().timeout(beat(settings.lease_ttl)).build(client);
         let lease = lease_js.get_key_value(BUCKET).await.map_err(|e| nats(e.to_string()))?;
-        Ok(Cluster { js, log, lease, settings: settings.clone() })
+        retried(|| {
+            js.get_or_create_stream(stream::Config {
+                name: format!("KV_{FOLLOWERS}"),
+                subjects: vec![format!("$KV.{FOLLOWERS}.>")],
+                max_messages_per_subject: 1,
+                num_replicas: settings.replicas,
+                storage: stream::StorageType::File,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: false,
+                discard: stream::DiscardPolicy::New,
+                ..Default::default()
+            })
+        })
+        .await
+        .map_err(nats)?;
+        let followers = js.get_key_value(FOLLOWERS).await.map_err(|e| nats(e.to_string()))?;
+        Ok(Cluster {
+            js,
+            log,
+            lease,
+            followers,
+            snapshots,
+            compactable,
+            settings: settings.clone(),
+        })
     }
 
     fn nats(&self, why: impl std::fmt::Display) -> StandbyError {
@@ -232,13 +313,22 @@ impl Cluster {
 
     /// Where the log ends (0 while it is empty).
     async fn end(&self) -> Result<u64, StandbyError> {
+        Ok(self.bounds().await?.1)
+    }
+
+    /// The first sequence the log still holds (above 1 once it was cut short behind a
+    /// snapshot; 0 or `end + 1` when it holds none) and its last.
+    async fn bounds(&self) -> Result<(u64, u64), StandbyError> {
         let info = self.log.get_info().await.map_err(|e| self.nats(e))?;
-        Ok(info.state.last_sequence)
+        Ok((info.state.first_sequence, info.state.last_sequence))
     }
 
     /// Whether any server has completed a takeover of this log (a mark follows a folder's
-    /// history, when one was put in first).
+    /// history, when one was put in first). A log cut short was: only a primary cuts it.
     async fn has_mark(&self) -> Result<bool, StandbyError> {
+        if self.bounds().await?.0 > 1 {
+            return Ok(true);
+        }
         match self.log.get_last_raw_message_by_subject(MARK_SUBJECT).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(false),
@@ -247,13 +337,27 @@ impl Cluster {
     }
 
     /// What a process starts as: a follower of the log's epoch, or, when the log is empty and
-    /// this process takes the lease first, the first primary (with an epoch of its own).
-    pub async fn start(&self, shutdown: &CancellationToken) -> Result<Start, StandbyError> {
+    /// this process takes the lease first, the first primary (with an epoch of its own). An
+    /// empty `data_dir` is seeded from the snapshot first when the log no longer holds its
+    /// beginning.
+    pub async fn start(
+        &self,
+        data_dir: &std::path::Path,
+        shutdown: &CancellationToken,
+    ) -> Result<Start, StandbyError> {
         let mut waiting = false;
         loop {
-            if self.end().await? > 0 {
-                let first = self.log.get_raw_message(1).await.map_err(|e| self.nats(e))?;
-                let epoch = first.headers.get(EPOCH).map(|v| v.as_str().to_owned());
+            let (first, end) = self.bounds().await?;
+            if end > 0 {
+                let epoch = match self.log.get_raw_message(first.max(1)).await {
+                    Ok(message) => message.headers.get(EPOCH).map(|v| v.as_str().to_owned()),
+                    // Cut short past its end: the snapshot names the epoch.
+                    Err(_) => None,
+                };
+                let fresh = std::fs::read_dir(data_dir).map_or(true, |mut d| d.next().is_none());
+                if first > 1 && fresh {
+                    self.seed(data_dir).await?;
+                }
                 return Ok(Start { epoch, lease: None, kept: None });
             }
             if let Some(lease) = self.take_lease().await? {
@@ -273,6 +377,31 @@ impl Cluster {
 
     fn beat(&self) -> Duration {
         beat(self.settings.lease_ttl)
+    }
+
+    /// Puts the latest snapshot into the empty `data_dir`. A folder seeded in part is removed
+    /// again, so that the next start tries afresh.
+    async fn seed(&self, data_dir: &std::path::Path) -> Result<(), StandbyError> {
+        tracing::info!("the replicated log was cut short: starting from its snapshot");
+        let object = self.snapshots.0.get(SNAPSHOT).await.map_err(|e| self.nats(e))?;
+        let dir = data_dir.to_owned();
+        let seeded = tokio::task::spawn_blocking(move || {
+            let reader = std::io::BufReader::new(tokio_util::io::SyncIoBridge::new(object));
+            let seeded = crate::store::backup::seed(reader, &dir);
+            if seeded.is_err() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            seeded
+        })
+        .await
+        .map_err(|e| StoreError::Write(e.to_string()))??;
+        tracing::info!(
+            position = seeded.position,
+            events = seeded.events,
+            attachments = seeded.attachments,
+            "seeded from the snapshot"
+        );
+        Ok(())
     }
 
     fn held(&self, revision: u64, sent: Instant) -> Lease {
@@ -521,9 +650,12 @@ pub async fn begin(
         let folder = store.epoch().to_owned();
         return Err(StandbyError::OtherDeployment { folder, log: log.clone() });
     }
-    let (folder, log) = (store.position()?, cluster.end().await?);
+    let (folder, (first, log)) = (store.position()?, cluster.bounds().await?);
     if folder > log {
         return Err(StandbyError::AheadOfLog { folder, log });
+    }
+    if folder + 1 < first {
+        return Err(StandbyError::BehindLog { folder, first });
     }
     // A log that holds a folder's history without a mark after it: the first server is still
     // putting its history in, or stopped while it did.
@@ -583,7 +715,94 @@ pub async fn run(
             kept
         }
     };
-    (&mut kept.0).await.map_err(|e| StandbyError::Lost(ReplicaError::Unreachable(e.to_string())))?
+    let held = tokio::select! {
+        held = &mut kept.0 => held,
+        () = compacting(&cluster, &store, &shutdown) => return Ok(()),
+    };
+    held.map_err(|e| StandbyError::Lost(ReplicaError::Unreachable(e.to_string())))?
+}
+
+/// The primary's retention: every `compact_every`, a log holding more than `retain` groups is
+/// cut short behind a fresh snapshot (`compact`). Runs until `shutdown`; a round that fails is
+/// logged and tried again at the next.
+async fn compacting(cluster: &Cluster, store: &Store, shutdown: &CancellationToken) {
+    if !cluster.compactable {
+        return shutdown.cancelled().await;
+    }
+    let every = cluster.settings.compact_every;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = compact(cluster, store).await {
+            tracing::warn!(error = %e, "cannot cut the replicated log short; trying again later");
+        }
+    }
+}
+
+/// Cuts the log short once it holds more than `retain` groups: writes this folder as the
+/// snapshot (at position P), then removes the groups up to P, or up to what a standby heard
+/// from in the last week has applied, whichever is less. A standby starting from nothing is
+/// seeded from the snapshot and reads the rest (`Cluster::start`).
+async fn compact(cluster: &Cluster, store: &Store) -> Result<(), StandbyError> {
+    let (first, end) = cluster.bounds().await?;
+    let held = (end + 1).saturating_sub(first.max(1));
+    if held <= cluster.settings.retain {
+        return Ok(());
+    }
+    // How far the standbys let the log be cut: when not past its start, no snapshot is
+    // worth taking (a standby lags, or was stopped for less than a week).
+    let mut limit = end + 1;
+    let mut keys = cluster.followers.keys().await.map_err(|e| cluster.nats(e))?;
+    while let Some(node) = keys.next().await {
+        let node = node.map_err(|e| cluster.nats(e))?;
+        if node == follower_key(cluster) {
+            continue;
+        }
+        let Ok(Some(entry)) = cluster.followers.entry(&node).await else { continue };
+        let age = time::OffsetDateTime::now_utc() - entry.created;
+        let read = std::str::from_utf8(&entry.value).ok().and_then(|v| v.parse::<u64>().ok());
+        match read {
+            Some(read) if age < FORGET_FOLLOWER => limit = limit.min(read + 1),
+            _ => {
+                tracing::info!(%node, "a standby not heard from for a week is no longer waited for")
+            }
+        }
+    }
+    if limit <= first {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let file = tempfile::NamedTempFile::new_in(store.dir())
+        .map_err(|e| StoreError::Write(format!("the snapshot: {e}")))?;
+    let writer = file.reopen().map_err(|e| StoreError::Write(format!("the snapshot: {e}")))?;
+    let taker = store.clone();
+    let carried = tokio::task::spawn_blocking(move || {
+        let mut out = std::io::BufWriter::new(writer);
+        taker.standby_snapshot(&mut out)
+    })
+    .await
+    .map_err(|e| StoreError::Write(e.to_string()))??;
+    let mut reader = tokio::fs::File::open(file.path())
+        .await
+        .map_err(|e| StoreError::Write(format!("the snapshot: {e}")))?;
+    let put = cluster.snapshots.0.put(SNAPSHOT, &mut reader).await.map_err(|e| cluster.nats(e))?;
+    drop(file);
+    let keep_from = limit.min(carried.position + 1);
+    if keep_from > first {
+        cluster.log.purge().sequence(keep_from).await.map_err(|e| cluster.nats(e))?;
+    }
+    tracing::info!(
+        position = carried.position,
+        from = keep_from,
+        snapshot_bytes = put.size,
+        ms = started.elapsed().as_millis() as u64,
+        "the replicated log was cut short behind a snapshot"
+    );
+    Ok(())
 }
 
 /// Renews the lease from now on, on a task of its own: a takeover (reading the rest of the
@@ -613,6 +832,8 @@ async fn follow(
     // beats while NATS says the log is ahead is stuck (its NATS server died under it, say), and
     // is made again.
     let mut current_at = Instant::now();
+    // Where this standby last said it was (`FOLLOWERS`), and when.
+    let mut reported: Option<(u64, Instant)> = None;
     loop {
         let again = tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
@@ -639,9 +860,13 @@ async fn follow(
                 }
                 None => true,
             },
-            _ = poll.tick() => match cluster.end().await {
+            _ = poll.tick() => match cluster.bounds().await {
+                Ok((first, _)) if read + 1 < first => {
+                    return Err(StandbyError::BehindLog { folder: read, first });
+                }
                 // Only a standby with the whole log may take over.
-                Ok(end) if end == read => {
+                Ok((_, end)) if end == read => {
+                    report(cluster, read, &mut reported).await;
                     current_at = Instant::now();
                     match cluster.claim(&mut watch).await? {
                         Some(lease) => return Ok(Some(lease)),
@@ -650,6 +875,7 @@ async fn follow(
                 }
                 Ok(_) => {
                     watch = None;
+                    report(cluster, read, &mut reported).await;
                     let stalled = current_at.elapsed() >= 4 * every;
                     if stalled {
                         tracing::warn!(read, "the replicated log's delivery stalled; reading again");
@@ -671,6 +897,30 @@ async fn follow(
             messages = fresh;
         }
     }
+}
+
+/// Says where this standby is in the log, when it moved on and a while has passed (or a day,
+/// so that the primary knows it is alive): the primary keeps what it has not read yet.
+async fn report(cluster: &Cluster, read: u64, reported: &mut Option<(u64, Instant)>) {
+    let due = match reported {
+        Some((at, when)) if *at == read => when.elapsed() >= Duration::from_secs(24 * 3600),
+        Some((_, when)) => when.elapsed() >= REPORT_EVERY,
+        None => true,
+    };
+    if !due {
+        return;
+    }
+    match cluster.followers.put(follower_key(cluster), read.to_string().into()).await {
+        Ok(_) => *reported = Some((read, Instant::now())),
+        Err(e) => tracing::warn!(error = %e, "cannot say where this standby is in the log"),
+    }
+}
+
+/// This server's key among the followers: its node name, with what a key cannot hold (the
+/// `:` of an address) as `_`.
+fn follower_key(cluster: &Cluster) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-/_=.".contains(c);
+    cluster.settings.node.chars().map(|c| if allowed(c) { c } else { '_' }).collect()
 }
 
 /// A reader of the log after `read`, made again until NATS answers (`None` at shutdown).
@@ -771,6 +1021,10 @@ async fn take_over(cluster: &Cluster, store: &Store, lease: Lease) -> Result<(),
             Err(e) => return Err(e.into()),
         }
     };
+    // No longer a standby: the log need not be kept for this server.
+    if let Err(e) = cluster.followers.purge(follower_key(cluster)).await {
+        tracing::warn!(error = %e, "cannot take this server off the standbys' list");
+    }
     let (store, log) = (store.clone(), Arc::new(term));
     tokio::task::spawn_blocking(move || store.promote(log))
         .await
