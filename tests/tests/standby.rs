@@ -554,10 +554,11 @@ async fn a_kill_9_soak_of_the_primary() {
         spread(acknowledged.clone()),
         spread(promoted),
     );
-    // A standby takes a lease left unrenewed for three beats of a second: seconds, not the
-    // lease's 15. (Generous on a busy machine of two cores.)
-    let slowest = acknowledged.iter().max().copied().unwrap_or_default();
-    assert!(slowest < Duration::from_secs(10), "a takeover took {slowest:?}");
+    // Each takeover was of a lease seen unrenewed for a few beats, never one left to expire
+    // (the lease's 15 s): the times above are printed, not asserted.
+    let watched = "the primary stopped renewing its lease: taking it over";
+    let logs = servers.iter().map(TestServer::log_text).collect::<Vec<_>>().concat();
+    assert_eq!(logs.matches(watched).count(), rounds, "{logs}");
 }
 
 /// Which node (0, 1 or 2) leads `stream` now.
