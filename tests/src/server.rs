@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use futures::{SinkExt, StreamExt};
 use hongfan::ManualClock;
-use hongfan::auth::{Accounts, NewPerson};
+use hongfan::{auth::Accounts, office::NewPerson};
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use hongfan_shared::{CompoundId, Principal, Role};
 use tokio::net::TcpStream;

@@ -13,7 +13,8 @@ use hongfan_shared::{Community, CompoundId, Principal, Role, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{App, AppError, ErrorJson, body, operator, supervisor};
-use crate::auth::{Kiosk, NewPerson, Subject};
+use crate::auth::{Kiosk, Subject};
+use crate::office::NewPerson;
 
 /// The operator (by the token in the data folder) or a supervisor's session.
 async fn admin(app: &App, jar: &CookieJar, headers: &HeaderMap) -> Result<Principal, AppError> {
