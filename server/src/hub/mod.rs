@@ -17,11 +17,8 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Utf8Bytes;
 use hongfan_shared::office::{Office, OfficeChange, OfficeEvent};
 use hongfan_shared::protocol::{ErrorBody, ErrorCode, ServerMessage, close, patch};
-use hongfan_shared::view::{self, Sight};
-use hongfan_shared::{
-    Change, CommunityId, EscalationReason, Incident, IncidentId, Principal, Role, Scope, Seq,
-    Timestamp,
-};
+use hongfan_shared::view::{self, Chime, Sight};
+use hongfan_shared::{CommunityId, Incident, IncidentId, Principal, Role, Scope, Seq, Timestamp};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -690,12 +687,9 @@ impl Hub {
             let compound = &incident.report.compound;
             // Every compound an incident names is a community's (none is ever removed).
             let Some(community) = office.community_of(compound) else { continue };
-            // Who hears the chime: the on-duty workers of the compound for a new report or a
-            // second handling (the rota when it came in, with the switches); the assignee of an assignment; the compound's supervisors (and, when
-            // nobody was on duty, every on-duty worker) for an escalation, which is logged in
-            // the report's own group and so arrives right after it.
+            // Who hears the chime: the rota when it came in, with the switches. An escalation
+            // is logged in the report's own group, and so arrives right after it.
             let on_duty_here = || office.office.on_duty(compound, event.at, &overrides);
-            // Anywhere in the compound's own community.
             let on_duty_anywhere = || -> BTreeSet<String> {
                 community
                     .compounds
@@ -703,27 +697,7 @@ impl Hub {
                     .flat_map(|c| office.office.on_duty(&c.id, event.at, &overrides))
                     .collect()
             };
-            // (whether escalated, the workers who hear it); supervisors hear escalations only.
-            let (escalated, workers) = match &event.change {
-                // A second handling (二次办理) is a job to take again, like a new report.
-                Change::Reported { .. } | Change::Rated { again: Some(_), .. } => {
-                    (false, on_duty_here())
-                }
-                // 派单 / 改派: the assignee hears it, on duty or not.
-                Change::Assigned { to } => (false, BTreeSet::from([to.id.clone()])),
-                Change::Escalated { reason: EscalationReason::NobodyOnDuty } => {
-                    (true, on_duty_anywhere())
-                }
-                Change::Escalated { reason: EscalationReason::Unclaimed } => {
-                    (true, BTreeSet::new())
-                }
-                _ => (false, BTreeSet::new()),
-            };
-            let hears = |c: &Conn| match c.role() {
-                Role::Supervisor => escalated && c.principal.may_act_in(compound),
-                Role::Worker => workers.contains(&c.principal.actor.id),
-                Role::BuildingHead | Role::Kiosk | Role::System | Role::Resident => false,
-            };
+            let chime = Chime::of(&event.change, on_duty_here, on_duty_anywhere);
             // Each view encoded once, however many connections share it.
             let mut encoded: HashMap<(Sight, Option<Sight>, bool), Option<Utf8Bytes>> =
                 HashMap::new();
@@ -751,12 +725,14 @@ impl Hub {
                         out.push(Outgoing::Event { seq: event.seq, text: text.clone() });
                     }
                 }
-                if hears(conn) {
+                if let Some(chime) =
+                    chime.as_ref().filter(|c| c.heard_by(&conn.principal, compound))
+                {
                     // Another compound's worker hears of it as much as a private case shows.
                     let sight = sight.unwrap_or(Sight::Restricted);
                     let alert = alerts.entry(sight).or_insert_with(|| {
                         let incident = view::incident_as_seen(incident, sight);
-                        encode(&ServerMessage::Alert { incident, escalated })
+                        encode(&ServerMessage::Alert { incident, escalated: chime.escalated })
                     });
                     out.push(Outgoing::Text(alert.clone()));
                 }
