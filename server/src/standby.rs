@@ -386,7 +386,8 @@ impl Cluster {
         let object = self.snapshots.0.get(SNAPSHOT).await.map_err(|e| self.nats(e))?;
         let dir = data_dir.to_owned();
         let seeded = tokio::task::spawn_blocking(move || {
-            let reader = std::io::BufReader::new(tokio_util::io::SyncIoBridge::new(object));
+            let zipped = tokio_util::io::SyncIoBridge::new(object);
+            let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(zipped));
             let seeded = crate::store::backup::seed(reader, &dir);
             if seeded.is_err() {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -781,8 +782,14 @@ async fn compact(cluster: &Cluster, store: &Store) -> Result<(), StandbyError> {
     let writer = file.reopen().map_err(|e| StoreError::Write(format!("the snapshot: {e}")))?;
     let taker = store.clone();
     let carried = tokio::task::spawn_blocking(move || {
-        let mut out = std::io::BufWriter::new(writer);
-        taker.standby_snapshot(&mut out)
+        // Lines of JSON shrink to a tenth or so: NATS holds the snapshot, twice while a new
+        // one replaces the old.
+        let zipped = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
+        let mut out = std::io::BufWriter::new(zipped);
+        let carried = taker.standby_snapshot(&mut out)?;
+        let written = out.into_inner().map_err(|e| e.into_error()).and_then(|z| z.finish());
+        written.map_err(|e| StoreError::Write(format!("the snapshot: {e}")))?;
+        Ok::<_, StoreError>(carried)
     })
     .await
     .map_err(|e| StoreError::Write(e.to_string()))??;
