@@ -153,8 +153,7 @@ fn no_unwrap_and_only_listed_panics_outside_tests() {
                 .iter()
                 .any(|needle| line.contains(needle));
             let listed = allowed.iter().any(|(f, snippet, _)| *f == name && line.contains(snippet));
-            if panics && (line.contains(".unwrap()") || !listed) && !line.trim().starts_with("//")
-            {
+            if panics && (line.contains(".unwrap()") || !listed) && !line.trim().starts_with("//") {
                 found.push(format!("{name}:{}: {}", n + 1, line.trim()));
             }
         }
