@@ -48,8 +48,10 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 const FORGET_FOLLOWER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The object store holding the latest snapshot: the folder at a position of the log, from
 /// which a standby with an empty folder starts once the log no longer holds its beginning.
-const SNAPSHOTS: &str = "hongfan_snapshot";
-const SNAPSHOT: &str = "latest";
+const SNAPSHOT_BUCKET: &str = "hongfan_snapshot";
+const SNAPSHOT_NAME: &str = "latest";
+/// The snapshot as it is written, in the data folder, before it goes into NATS.
+const SNAPSHOT_FILE: &str = "snapshot.gz.partial";
 /// The header of every message: the data folder's epoch.
 const EPOCH: &str = "Hongfan-Epoch";
 /// How long a fresh cluster may take to elect the leaders of the stream and the bucket.
@@ -136,7 +138,7 @@ struct Snapshots(jetstream::object_store::ObjectStore);
 
 impl std::fmt::Debug for Snapshots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(SNAPSHOTS)
+        f.write_str(SNAPSHOT_BUCKET)
     }
 }
 
@@ -221,11 +223,11 @@ impl Cluster {
                 "the replicated log was made by an older hongfan and cannot be cut short: it keeps every group (see \"Retention\" in docs/operations.md)"
             );
         }
-        let snapshots = Snapshots(match js.get_object_store(SNAPSHOTS).await {
+        let snapshots = Snapshots(match js.get_object_store(SNAPSHOT_BUCKET).await {
             Ok(store) => store,
             Err(_) => retried(|| {
                 js.create_object_store(jetstream::object_store::Config {
-                    bucket: SNAPSHOTS.into(),
+                    bucket: SNAPSHOT_BUCKET.into(),
                     num_replicas: settings.replicas,
                     storage: stream::StorageType::File,
                     ..Default::default()
@@ -349,14 +351,13 @@ impl Cluster {
         loop {
             let (first, end) = self.bounds().await?;
             if end > 0 {
-                let epoch = match self.log.get_raw_message(first.max(1)).await {
-                    Ok(message) => message.headers.get(EPOCH).map(|v| v.as_str().to_owned()),
-                    // Cut short past its end: the snapshot names the epoch.
-                    Err(_) => None,
-                };
+                // Never cut past its last message (`compact`): the first names the epoch.
+                let message = self.log.get_raw_message(first.max(1)).await;
+                let message = message.map_err(|e| self.nats(e))?;
+                let epoch = message.headers.get(EPOCH).map(|v| v.as_str().to_owned());
                 let fresh = std::fs::read_dir(data_dir).map_or(true, |mut d| d.next().is_none());
                 if first > 1 && fresh {
-                    self.seed(data_dir).await?;
+                    self.seed(data_dir, first).await?;
                 }
                 return Ok(Start { epoch, lease: None, kept: None });
             }
@@ -379,23 +380,48 @@ impl Cluster {
         beat(self.settings.lease_ttl)
     }
 
-    /// Puts the latest snapshot into the empty `data_dir`. A folder seeded in part is removed
-    /// again, so that the next start tries afresh.
-    async fn seed(&self, data_dir: &std::path::Path) -> Result<(), StandbyError> {
+    /// Says this server holds the log up to `position` (`FOLLOWERS`): the primary keeps what
+    /// comes after it for a week.
+    async fn report(&self, position: u64) -> Result<(), StandbyError> {
+        let key = follower_key(self);
+        self.followers.put(key, position.to_string().into()).await.map_err(|e| self.nats(e))?;
+        Ok(())
+    }
+
+    /// Puts the latest snapshot into the empty `data_dir`, for a log that now starts at
+    /// `first`. It is put together beside it (`<data_dir>.seeding`) and moved into place whole,
+    /// so that a start cut short leaves nothing half-seeded behind.
+    async fn seed(&self, data_dir: &std::path::Path, first: u64) -> Result<(), StandbyError> {
         tracing::info!("the replicated log was cut short: starting from its snapshot");
-        let object = self.snapshots.0.get(SNAPSHOT).await.map_err(|e| self.nats(e))?;
-        let dir = data_dir.to_owned();
+        // Said first: the primary takes no new snapshot and cuts nothing while this one is read.
+        self.report(first - 1).await?;
+        let object = self.snapshots.0.get(SNAPSHOT_NAME).await.map_err(|e| self.nats(e))?;
+        let mut seeding = data_dir.as_os_str().to_owned();
+        seeding.push(".seeding");
+        let (seeding, dir) = (std::path::PathBuf::from(seeding), data_dir.to_owned());
         let seeded = tokio::task::spawn_blocking(move || {
+            // What a start cut short left.
+            let _ = std::fs::remove_dir_all(&seeding);
             let zipped = tokio_util::io::SyncIoBridge::new(object);
             let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(zipped));
-            let seeded = crate::store::backup::seed(reader, &dir);
+            let seeded = crate::store::backup::seed(reader, &seeding).and_then(|seeded| {
+                let moved = match std::fs::remove_dir(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => crate::durable::rename(&seeding, &dir),
+                };
+                moved.map_err(|e| StoreError::Write(format!("{}: {e}", dir.display())))?;
+                Ok(seeded)
+            });
             if seeded.is_err() {
-                let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::remove_dir_all(&seeding);
             }
             seeded
         })
         .await
         .map_err(|e| StoreError::Write(e.to_string()))??;
+        if seeded.position + 1 < first {
+            return Err(StandbyError::BehindLog { folder: seeded.position, first });
+        }
         tracing::info!(
             position = seeded.position,
             events = seeded.events,
@@ -707,60 +733,80 @@ pub async fn run(
     start: Start,
     shutdown: CancellationToken,
 ) -> Result<(), StandbyError> {
-    let mut kept = match start.kept {
-        Some(kept) => kept,
-        None => {
+    let (mut kept, lease) = match (start.kept, start.lease) {
+        (Some(kept), Some(lease)) => (kept, lease),
+        _ => {
             let Some(lease) = follow(&cluster, &store, &shutdown).await? else { return Ok(()) };
             let kept = keep(&cluster, &lease, &shutdown);
-            take_over(&cluster, &store, lease).await?;
-            kept
+            take_over(&cluster, &store, lease.clone()).await?;
+            (kept, lease)
         }
     };
     let held = tokio::select! {
         held = &mut kept.0 => held,
-        () = compacting(&cluster, &store, &shutdown) => return Ok(()),
+        () = compacting(&cluster, &store, &lease, &shutdown) => return Ok(()),
     };
     held.map_err(|e| StandbyError::Lost(ReplicaError::Unreachable(e.to_string())))?
 }
 
-/// The primary's retention: every `compact_every`, a log holding more than `retain` groups is
-/// cut short behind a fresh snapshot (`compact`). Runs until `shutdown`; a round that fails is
-/// logged and tried again at the next.
-async fn compacting(cluster: &Cluster, store: &Store, shutdown: &CancellationToken) {
-    if !cluster.compactable {
-        return shutdown.cancelled().await;
-    }
+/// The primary's retention: every `compact_every` it says where it is (so that, should it
+/// fail over, the new primary keeps the log for it as for a standby), and a log holding more
+/// than `retain` groups is cut short behind a snapshot (`compact`). Runs until `shutdown`; a
+/// round that fails is logged and tried again at the next.
+async fn compacting(cluster: &Cluster, store: &Store, lease: &Lease, shutdown: &CancellationToken) {
     let every = cluster.settings.compact_every;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The position of the snapshot this server last took.
+    let mut snapshot = None;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = compact(cluster, store).await {
-            tracing::warn!(error = %e, "cannot cut the replicated log short; trying again later");
+        let reported = match store.position() {
+            Ok(position) => cluster.report(position).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = reported {
+            tracing::warn!(error = %e, "cannot say where this server is in the log");
+        }
+        if !cluster.compactable {
+            continue;
+        }
+        match compact(cluster, store, lease, snapshot).await {
+            Ok(taken) => snapshot = taken.or(snapshot),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot cut the replicated log short; trying again later");
+            }
         }
     }
 }
 
-/// Cuts the log short once it holds more than `retain` groups: writes this folder as the
-/// snapshot (at position P), then removes the groups up to P, or up to what a standby heard
-/// from in the last week has applied, whichever is less. A standby starting from nothing is
-/// seeded from the snapshot and reads the rest (`Cluster::start`).
-async fn compact(cluster: &Cluster, store: &Store) -> Result<(), StandbyError> {
+/// Cuts the log short once it holds more than `retain` groups: up to what every server heard
+/// from in the last week has applied (and never its last group, which names the epoch), behind
+/// a snapshot of this folder at a position P at least that far. The snapshot last taken
+/// (`snapshot`, its P) serves when it reaches far enough; else a new one is written. Answers
+/// the P of a new snapshot. Nothing is put or cut once the lease has run out.
+async fn compact(
+    cluster: &Cluster,
+    store: &Store,
+    lease: &Lease,
+    snapshot: Option<u64>,
+) -> Result<Option<u64>, StandbyError> {
     let (first, end) = cluster.bounds().await?;
     let held = (end + 1).saturating_sub(first.max(1));
     if held <= cluster.settings.retain {
-        return Ok(());
+        return Ok(None);
     }
-    // How far the standbys let the log be cut: when not past its start, no snapshot is
-    // worth taking (a standby lags, or was stopped for less than a week).
-    let mut limit = end + 1;
+    // How far the others let the log be cut: when not past its start, no snapshot is worth
+    // taking (a standby lags, is being seeded, or was stopped for less than a week).
+    let mut limit = end;
+    let own = follower_key(cluster);
     let mut keys = cluster.followers.keys().await.map_err(|e| cluster.nats(e))?;
     while let Some(node) = keys.next().await {
         let node = node.map_err(|e| cluster.nats(e))?;
-        if node == follower_key(cluster) {
+        if node == own {
             continue;
         }
         let Ok(Some(entry)) = cluster.followers.entry(&node).await else { continue };
@@ -768,18 +814,49 @@ async fn compact(cluster: &Cluster, store: &Store) -> Result<(), StandbyError> {
         let read = std::str::from_utf8(&entry.value).ok().and_then(|v| v.parse::<u64>().ok());
         match read {
             Some(read) if age < FORGET_FOLLOWER => limit = limit.min(read + 1),
-            _ => {
-                tracing::info!(%node, "a standby not heard from for a week is no longer waited for")
+            Some(_) => {
+                tracing::info!(%node, "a server not heard from for a week is no longer waited for")
             }
+            None => tracing::warn!(%node, "a server's place in the log does not read as a number"),
         }
     }
     if limit <= first {
-        return Ok(());
+        return Ok(None);
     }
     let started = Instant::now();
-    let file = tempfile::NamedTempFile::new_in(store.dir())
-        .map_err(|e| StoreError::Write(format!("the snapshot: {e}")))?;
-    let writer = file.reopen().map_err(|e| StoreError::Write(format!("the snapshot: {e}")))?;
+    let (position, taken) = match snapshot {
+        Some(position) if position + 1 >= limit => (position, None),
+        _ => {
+            if !lease.valid() {
+                return Err(ReplicaError::LostLease.into());
+            }
+            let (position, bytes) = put_snapshot(cluster, store).await?;
+            tracing::info!(
+                position,
+                bytes,
+                ms = started.elapsed().as_millis() as u64,
+                "a snapshot of this folder is in NATS"
+            );
+            (position, Some(position))
+        }
+    };
+    let keep_from = limit.min(position + 1);
+    if keep_from > first {
+        if !lease.valid() {
+            return Err(ReplicaError::LostLease.into());
+        }
+        cluster.log.purge().sequence(keep_from).await.map_err(|e| cluster.nats(e))?;
+        tracing::info!(from = keep_from, "the replicated log was cut short behind the snapshot");
+    }
+    Ok(taken)
+}
+
+/// Writes this folder as the snapshot (gzip, through a file of its own in the data folder,
+/// overwritten each time) and puts it into NATS; its position and size.
+async fn put_snapshot(cluster: &Cluster, store: &Store) -> Result<(u64, u64), StandbyError> {
+    let failed = |e: std::io::Error| StoreError::Write(format!("the snapshot: {e}"));
+    let path = store.dir().join(SNAPSHOT_FILE);
+    let writer = std::fs::File::create(&path).map_err(failed)?;
     let taker = store.clone();
     let carried = tokio::task::spawn_blocking(move || {
         // Lines of JSON shrink to a tenth or so: NATS holds the snapshot, twice while a new
@@ -788,28 +865,15 @@ async fn compact(cluster: &Cluster, store: &Store) -> Result<(), StandbyError> {
         let mut out = std::io::BufWriter::new(zipped);
         let carried = taker.standby_snapshot(&mut out)?;
         let written = out.into_inner().map_err(|e| e.into_error()).and_then(|z| z.finish());
-        written.map_err(|e| StoreError::Write(format!("the snapshot: {e}")))?;
+        written.map_err(failed)?;
         Ok::<_, StoreError>(carried)
     })
     .await
     .map_err(|e| StoreError::Write(e.to_string()))??;
-    let mut reader = tokio::fs::File::open(file.path())
-        .await
-        .map_err(|e| StoreError::Write(format!("the snapshot: {e}")))?;
-    let put = cluster.snapshots.0.put(SNAPSHOT, &mut reader).await.map_err(|e| cluster.nats(e))?;
-    drop(file);
-    let keep_from = limit.min(carried.position + 1);
-    if keep_from > first {
-        cluster.log.purge().sequence(keep_from).await.map_err(|e| cluster.nats(e))?;
-    }
-    tracing::info!(
-        position = carried.position,
-        from = keep_from,
-        snapshot_bytes = put.size,
-        ms = started.elapsed().as_millis() as u64,
-        "the replicated log was cut short behind a snapshot"
-    );
-    Ok(())
+    let mut reader = tokio::fs::File::open(&path).await.map_err(failed)?;
+    let put = cluster.snapshots.0.put(SNAPSHOT_NAME, &mut reader).await;
+    let put = put.map_err(|e| cluster.nats(e))?;
+    Ok((carried.position, put.size as u64))
 }
 
 /// Renews the lease from now on, on a task of its own: a takeover (reading the rest of the
@@ -873,7 +937,7 @@ async fn follow(
                 }
                 // Only a standby with the whole log may take over.
                 Ok((_, end)) if end == read => {
-                    report(cluster, read, &mut reported).await;
+                    report_when_due(cluster, read, &mut reported).await;
                     current_at = Instant::now();
                     match cluster.claim(&mut watch).await? {
                         Some(lease) => return Ok(Some(lease)),
@@ -882,7 +946,7 @@ async fn follow(
                 }
                 Ok(_) => {
                     watch = None;
-                    report(cluster, read, &mut reported).await;
+                    report_when_due(cluster, read, &mut reported).await;
                     let stalled = current_at.elapsed() >= 4 * every;
                     if stalled {
                         tracing::warn!(read, "the replicated log's delivery stalled; reading again");
@@ -908,7 +972,7 @@ async fn follow(
 
 /// Says where this standby is in the log, when it moved on and a while has passed (or a day,
 /// so that the primary knows it is alive): the primary keeps what it has not read yet.
-async fn report(cluster: &Cluster, read: u64, reported: &mut Option<(u64, Instant)>) {
+async fn report_when_due(cluster: &Cluster, read: u64, reported: &mut Option<(u64, Instant)>) {
     let due = match reported {
         Some((at, when)) if *at == read => when.elapsed() >= Duration::from_secs(24 * 3600),
         Some((_, when)) => when.elapsed() >= REPORT_EVERY,
@@ -917,8 +981,8 @@ async fn report(cluster: &Cluster, read: u64, reported: &mut Option<(u64, Instan
     if !due {
         return;
     }
-    match cluster.followers.put(follower_key(cluster), read.to_string().into()).await {
-        Ok(_) => *reported = Some((read, Instant::now())),
+    match cluster.report(read).await {
+        Ok(()) => *reported = Some((read, Instant::now())),
         Err(e) => tracing::warn!(error = %e, "cannot say where this standby is in the log"),
     }
 }
@@ -1028,10 +1092,6 @@ async fn take_over(cluster: &Cluster, store: &Store, lease: Lease) -> Result<(),
             Err(e) => return Err(e.into()),
         }
     };
-    // No longer a standby: the log need not be kept for this server.
-    if let Err(e) = cluster.followers.purge(follower_key(cluster)).await {
-        tracing::warn!(error = %e, "cannot take this server off the standbys' list");
-    }
     let (store, log) = (store.clone(), Arc::new(term));
     tokio::task::spawn_blocking(move || store.promote(log))
         .await

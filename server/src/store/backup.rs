@@ -126,12 +126,16 @@ impl Store {
     }
 
     fn write_backup(&self, out: &mut impl Write, purpose: Purpose) -> Result<Carried, StoreError> {
-        // The position first: what is read after it holds at least everything up to it.
-        let position = match purpose {
-            Purpose::Backup => 0,
-            Purpose::Snapshot => self.position()?,
+        // The position first, and everything else from the disk after it: then the file holds
+        // at least every group up to it (the events shown in memory may lag what the disk
+        // holds, so a snapshot reads where they end from the disk).
+        let (position, seq) = match purpose {
+            Purpose::Backup => (0, self.last_seq()?),
+            Purpose::Snapshot => {
+                let position = self.position()?;
+                (position, self.shared.disk.last_event()?)
+            }
         };
-        let seq = self.last_seq()?;
         let header =
             Header { hongfan_backup: VERSION, epoch: self.epoch().to_owned(), seq, position };
         serde_json::to_writer(&mut *out, &header).map_err(write_err)?;
@@ -222,7 +226,7 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
     read_into(input, dir, Purpose::Backup)
 }
 
-/// Puts a standby pair's snapshot (`Store::snapshot`) into `dir`, which must be missing or
+/// Puts a standby pair's snapshot (`Store::standby_snapshot`) into `dir`, which must be missing or
 /// empty: the same deployment (its epoch), holding the replicated log up to the snapshot's
 /// position, to follow the log from there.
 pub fn seed(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {

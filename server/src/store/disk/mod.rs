@@ -550,6 +550,13 @@ impl Disk {
     }
 
     /// Events with `after < seq <= upto`, oldest first, at most `limit`.
+    /// The last event in sled (0 with none): each group's events are written before its
+    /// position, so read after the position it is at least that group's last.
+    pub(super) fn last_event(&self) -> Result<Seq, StoreError> {
+        let last = self.events.last().map_err(StoreError::read)?;
+        Ok(last.and_then(|(k, _)| number(&k)).unwrap_or(0))
+    }
+
     pub(super) fn events(
         &self,
         after: Seq,
