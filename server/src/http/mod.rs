@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod callbacks;
+mod extract;
 pub mod guard;
 mod openapi;
 mod points;
@@ -13,7 +14,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Extension, Query, State};
@@ -30,6 +30,7 @@ use crate::hub::Hub;
 use crate::office::OfficeError;
 use crate::store::StoreError;
 use crate::web;
+use extract::{Session, Supervisor};
 use guard::{ClientAddr, Edge};
 
 /// The session cookie of a person (board, audit).
@@ -215,11 +216,6 @@ fn qr_svg(link: &str) -> String {
                 .build()
         })
         .unwrap_or_default()
-}
-
-/// A JSON body, or the typed refusal of one that is not.
-fn body<T>(form: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
-    form.map(|Json(form)| form).map_err(|e| AppError::BadBody(e.body_text()))
 }
 
 /// Every refusal of the HTTP API: a stable `code`, English with the specifics, and what a
@@ -533,9 +529,8 @@ pub struct WorkerEntry {
     ))]
 async fn workers(
     State(app): State<App>,
-    jar: CookieJar,
+    Supervisor(Authenticated { principal: who, .. }): Supervisor,
 ) -> Result<Json<Vec<WorkerEntry>>, AppError> {
-    let who = supervisor(&app, &jar).await?.principal;
     let workers = people_of(&app, &who, Role::Worker)?;
     Ok(Json(
         workers
@@ -576,9 +571,8 @@ pub struct HeadEntry {
     ))]
 async fn building_heads(
     State(app): State<App>,
-    jar: CookieJar,
+    Session(Authenticated { principal: who, .. }): Session,
 ) -> Result<Json<Vec<HeadEntry>>, AppError> {
-    let who = working(authenticated(&app, &jar).await?)?.principal;
     if !matches!(who.actor.role, Role::Worker | Role::Supervisor) {
         return Err(AppError::Forbidden);
     }
