@@ -14,9 +14,9 @@ use hongfan_shared::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::auth::{Accounts, NewPerson};
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::store::{Store, StoreOptions};
+use crate::{auth::Accounts, office::NewPerson};
 
 /// The demo's password for every account: it is a demo.
 pub const PASSWORD: &str = "hongfan-demo";

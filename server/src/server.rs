@@ -17,11 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::auth::{Accounts, FirstStart};
+use crate::auth::Accounts;
 use crate::clock::SharedClock;
 use crate::http::{self, App};
 use crate::hub::{Hub, Limits};
 use crate::limits::{ConnectionSlot, SlotRefused, Slots};
+use crate::office::FirstStart;
 use crate::store::{Mode, Store, StoreOptions};
 
 /// Everything `run` needs, from flags, environment and defaults.
@@ -73,7 +74,7 @@ impl Server {
         let mut standby = match &settings.standby {
             Some(standby) => {
                 let cluster = crate::standby::Cluster::connect(standby).await?;
-                let start = cluster.start(&shutdown).await?;
+                let start = cluster.start(&settings.data_dir, &shutdown).await?;
                 Some((cluster, start))
             }
             None => None,

@@ -38,6 +38,20 @@ const GROUP_SUBJECT: &str = "hongfan.log.group";
 const MARK_SUBJECT: &str = "hongfan.log.takeover";
 const BUCKET: &str = "hongfan_lease";
 const KEY: &str = "primary";
+/// Each standby's position in the log, keyed by its node name: the primary never cuts the log
+/// short of what a standby still has to read.
+const FOLLOWERS: &str = "hongfan_followers";
+/// How often a following standby says where it is.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// A standby not heard from for this long is no longer waited for: when it comes back, it is
+/// told to start again from an empty folder (which is seeded from the snapshot).
+const FORGET_FOLLOWER: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The object store holding the latest snapshot: the folder at a position of the log, from
+/// which a standby with an empty folder starts once the log no longer holds its beginning.
+const SNAPSHOT_BUCKET: &str = "hongfan_snapshot";
+const SNAPSHOT_NAME: &str = "latest";
+/// The snapshot as it is written, in the data folder, before it goes into NATS.
+const SNAPSHOT_FILE: &str = "snapshot.gz.partial";
 /// The header of every message: the data folder's epoch.
 const EPOCH: &str = "Hongfan-Epoch";
 /// How long a fresh cluster may take to elect the leaders of the stream and the bucket.
@@ -69,6 +83,10 @@ pub struct StandbySettings {
     pub login: Option<(String, String)>,
     /// The authority that signed the NATS servers' certificates: TLS, when given.
     pub ca: Option<std::path::PathBuf>,
+    /// The log is cut short (behind a fresh snapshot) once it holds more groups than this.
+    pub retain: u64,
+    /// How often the primary looks whether the log should be cut short.
+    pub compact_every: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +101,10 @@ pub enum StandbyError {
         "the data folder has written up to position {folder} of the replicated log, which ends at {log}: the log was replaced. Give this server an empty data folder"
     )]
     AheadOfLog { folder: u64, log: u64 },
+    #[error(
+        "the data folder has written up to position {folder} of the replicated log, which now starts at {first} (the rest was cut short behind a snapshot): this folder cannot catch up. Move it aside and start this server with an empty data folder: it starts from the snapshot"
+    )]
+    BehindLog { folder: u64, first: u64 },
     #[error(
         "the lease bucket expires entries after {found:?}, this server was given --lease-ttl {given:?}: every server of the pair must use the same"
     )]
@@ -103,7 +125,21 @@ pub struct Cluster {
     js: jetstream::Context,
     log: stream::Stream,
     lease: kv::Store,
+    followers: kv::Store,
+    snapshots: Snapshots,
+    /// False for a log made by an older hongfan, which forbade cutting it short.
+    compactable: bool,
     settings: StandbySettings,
+}
+
+/// The object store of the snapshot (which async-nats cannot print).
+#[derive(Clone)]
+struct Snapshots(jetstream::object_store::ObjectStore);
+
+impl std::fmt::Debug for Snapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(SNAPSHOT_BUCKET)
+    }
 }
 
 /// How a process starts: the log's epoch when the log has one, and the lease when this
@@ -172,12 +208,34 @@ impl Cluster {
                 storage: stream::StorageType::File,
                 duplicate_window: Duration::from_secs(120),
                 deny_delete: true,
-                deny_purge: true,
+                // Cut short behind a snapshot, by the primary only (`compact`).
+                deny_purge: false,
                 ..Default::default()
             })
         })
         .await
         .map_err(nats)?;
+        // NATS never lets a stream made with `deny_purge` be purged: such a log (an older
+        // hongfan's) keeps every group until it is made again (docs/operations.md).
+        let compactable = !log.cached_info().config.deny_purge;
+        if !compactable {
+            tracing::warn!(
+                "the replicated log was made by an older hongfan and cannot be cut short: it keeps every group (see \"Retention\" in docs/operations.md)"
+            );
+        }
+        let snapshots = Snapshots(match js.get_object_store(SNAPSHOT_BUCKET).await {
+            Ok(store) => store,
+            Err(_) => retried(|| {
+                js.create_object_store(jetstream::object_store::Config {
+                    bucket: SNAPSHOT_BUCKET.into(),
+                    num_replicas: settings.replicas,
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+            })
+            .await
+            .map_err(nats)?,
+        });
         // The bucket's stream is made as `create_key_value` would make it: that function first
         // reads the account's details, which async-nats cannot parse from a 2.9 server.
         let bucket = retried(|| {
@@ -223,7 +281,32 @@ impl Cluster {
         let lease_js =
             jetstream::ContextBuilder::new().timeout(beat(settings.lease_ttl)).build(client);
         let lease = lease_js.get_key_value(BUCKET).await.map_err(|e| nats(e.to_string()))?;
-        Ok(Cluster { js, log, lease, settings: settings.clone() })
+        retried(|| {
+            js.get_or_create_stream(stream::Config {
+                name: format!("KV_{FOLLOWERS}"),
+                subjects: vec![format!("$KV.{FOLLOWERS}.>")],
+                max_messages_per_subject: 1,
+                num_replicas: settings.replicas,
+                storage: stream::StorageType::File,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: false,
+                discard: stream::DiscardPolicy::New,
+                ..Default::default()
+            })
+        })
+        .await
+        .map_err(nats)?;
+        let followers = js.get_key_value(FOLLOWERS).await.map_err(|e| nats(e.to_string()))?;
+        Ok(Cluster {
+            js,
+            log,
+            lease,
+            followers,
+            snapshots,
+            compactable,
+            settings: settings.clone(),
+        })
     }
 
     fn nats(&self, why: impl std::fmt::Display) -> StandbyError {
@@ -232,13 +315,22 @@ impl Cluster {
 
     /// Where the log ends (0 while it is empty).
     async fn end(&self) -> Result<u64, StandbyError> {
+        Ok(self.bounds().await?.1)
+    }
+
+    /// The first sequence the log still holds (above 1 once it was cut short behind a
+    /// snapshot; 0 or `end + 1` when it holds none) and its last.
+    async fn bounds(&self) -> Result<(u64, u64), StandbyError> {
         let info = self.log.get_info().await.map_err(|e| self.nats(e))?;
-        Ok(info.state.last_sequence)
+        Ok((info.state.first_sequence, info.state.last_sequence))
     }
 
     /// Whether any server has completed a takeover of this log (a mark follows a folder's
-    /// history, when one was put in first).
+    /// history, when one was put in first). A log cut short was: only a primary cuts it.
     async fn has_mark(&self) -> Result<bool, StandbyError> {
+        if self.bounds().await?.0 > 1 {
+            return Ok(true);
+        }
         match self.log.get_last_raw_message_by_subject(MARK_SUBJECT).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(false),
@@ -247,13 +339,26 @@ impl Cluster {
     }
 
     /// What a process starts as: a follower of the log's epoch, or, when the log is empty and
-    /// this process takes the lease first, the first primary (with an epoch of its own).
-    pub async fn start(&self, shutdown: &CancellationToken) -> Result<Start, StandbyError> {
+    /// this process takes the lease first, the first primary (with an epoch of its own). An
+    /// empty `data_dir` is seeded from the snapshot first when the log no longer holds its
+    /// beginning.
+    pub async fn start(
+        &self,
+        data_dir: &std::path::Path,
+        shutdown: &CancellationToken,
+    ) -> Result<Start, StandbyError> {
         let mut waiting = false;
         loop {
-            if self.end().await? > 0 {
-                let first = self.log.get_raw_message(1).await.map_err(|e| self.nats(e))?;
-                let epoch = first.headers.get(EPOCH).map(|v| v.as_str().to_owned());
+            let (first, end) = self.bounds().await?;
+            if end > 0 {
+                // Never cut past its last message (`compact`): the first names the epoch.
+                let message = self.log.get_raw_message(first.max(1)).await;
+                let message = message.map_err(|e| self.nats(e))?;
+                let epoch = message.headers.get(EPOCH).map(|v| v.as_str().to_owned());
+                let fresh = std::fs::read_dir(data_dir).map_or(true, |mut d| d.next().is_none());
+                if first > 1 && fresh {
+                    self.seed(data_dir, first).await?;
+                }
                 return Ok(Start { epoch, lease: None, kept: None });
             }
             if let Some(lease) = self.take_lease().await? {
@@ -273,6 +378,57 @@ impl Cluster {
 
     fn beat(&self) -> Duration {
         beat(self.settings.lease_ttl)
+    }
+
+    /// Says this server holds the log up to `position` (`FOLLOWERS`): the primary keeps what
+    /// comes after it for a week.
+    async fn report(&self, position: u64) -> Result<(), StandbyError> {
+        let key = follower_key(self);
+        self.followers.put(key, position.to_string().into()).await.map_err(|e| self.nats(e))?;
+        Ok(())
+    }
+
+    /// Puts the latest snapshot into the empty `data_dir`, for a log that now starts at
+    /// `first`. It is put together beside it (`<data_dir>.seeding`) and moved into place whole,
+    /// so that a start cut short leaves nothing half-seeded behind.
+    async fn seed(&self, data_dir: &std::path::Path, first: u64) -> Result<(), StandbyError> {
+        tracing::info!("the replicated log was cut short: starting from its snapshot");
+        // Said first: the primary takes no new snapshot and cuts nothing while this one is read.
+        self.report(first - 1).await?;
+        let object = self.snapshots.0.get(SNAPSHOT_NAME).await.map_err(|e| self.nats(e))?;
+        let mut seeding = data_dir.as_os_str().to_owned();
+        seeding.push(".seeding");
+        let (seeding, dir) = (std::path::PathBuf::from(seeding), data_dir.to_owned());
+        let seeded = tokio::task::spawn_blocking(move || {
+            // What a start cut short left.
+            let _ = std::fs::remove_dir_all(&seeding);
+            let zipped = tokio_util::io::SyncIoBridge::new(object);
+            let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(zipped));
+            let seeded = crate::store::backup::seed(reader, &seeding).and_then(|seeded| {
+                let moved = match std::fs::remove_dir(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => crate::durable::rename(&seeding, &dir),
+                };
+                moved.map_err(|e| StoreError::Write(format!("{}: {e}", dir.display())))?;
+                Ok(seeded)
+            });
+            if seeded.is_err() {
+                let _ = std::fs::remove_dir_all(&seeding);
+            }
+            seeded
+        })
+        .await
+        .map_err(|e| StoreError::Write(e.to_string()))??;
+        if seeded.position + 1 < first {
+            return Err(StandbyError::BehindLog { folder: seeded.position, first });
+        }
+        tracing::info!(
+            position = seeded.position,
+            events = seeded.events,
+            attachments = seeded.attachments,
+            "seeded from the snapshot"
+        );
+        Ok(())
     }
 
     fn held(&self, revision: u64, sent: Instant) -> Lease {
@@ -521,9 +677,12 @@ pub async fn begin(
         let folder = store.epoch().to_owned();
         return Err(StandbyError::OtherDeployment { folder, log: log.clone() });
     }
-    let (folder, log) = (store.position()?, cluster.end().await?);
+    let (folder, (first, log)) = (store.position()?, cluster.bounds().await?);
     if folder > log {
         return Err(StandbyError::AheadOfLog { folder, log });
+    }
+    if folder + 1 < first {
+        return Err(StandbyError::BehindLog { folder, first });
     }
     // A log that holds a folder's history without a mark after it: the first server is still
     // putting its history in, or stopped while it did.
@@ -574,16 +733,147 @@ pub async fn run(
     start: Start,
     shutdown: CancellationToken,
 ) -> Result<(), StandbyError> {
-    let mut kept = match start.kept {
-        Some(kept) => kept,
-        None => {
+    let (mut kept, lease) = match (start.kept, start.lease) {
+        (Some(kept), Some(lease)) => (kept, lease),
+        _ => {
             let Some(lease) = follow(&cluster, &store, &shutdown).await? else { return Ok(()) };
             let kept = keep(&cluster, &lease, &shutdown);
-            take_over(&cluster, &store, lease).await?;
-            kept
+            take_over(&cluster, &store, lease.clone()).await?;
+            (kept, lease)
         }
     };
-    (&mut kept.0).await.map_err(|e| StandbyError::Lost(ReplicaError::Unreachable(e.to_string())))?
+    let held = tokio::select! {
+        held = &mut kept.0 => held,
+        () = compacting(&cluster, &store, &lease, &shutdown) => return Ok(()),
+    };
+    held.map_err(|e| StandbyError::Lost(ReplicaError::Unreachable(e.to_string())))?
+}
+
+/// The primary's retention: every `compact_every` it says where it is (so that, should it
+/// fail over, the new primary keeps the log for it as for a standby), and a log holding more
+/// than `retain` groups is cut short behind a snapshot (`compact`). Runs until `shutdown`; a
+/// round that fails is logged and tried again at the next.
+async fn compacting(cluster: &Cluster, store: &Store, lease: &Lease, shutdown: &CancellationToken) {
+    let every = cluster.settings.compact_every;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The position of the snapshot this server last took.
+    let mut snapshot = None;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let reported = match store.position() {
+            Ok(position) => cluster.report(position).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = reported {
+            tracing::warn!(error = %e, "cannot say where this server is in the log");
+        }
+        if !cluster.compactable {
+            continue;
+        }
+        match compact(cluster, store, lease, snapshot).await {
+            Ok(taken) => snapshot = taken.or(snapshot),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot cut the replicated log short; trying again later");
+            }
+        }
+    }
+}
+
+/// Cuts the log short once it holds more than `retain` groups: up to what every server heard
+/// from in the last week has applied (and never its last group, which names the epoch), behind
+/// a snapshot of this folder at a position P at least that far. The snapshot last taken
+/// (`snapshot`, its P) serves when it reaches far enough; else a new one is written. Answers
+/// the P of a new snapshot. Nothing is put or cut once the lease has run out.
+async fn compact(
+    cluster: &Cluster,
+    store: &Store,
+    lease: &Lease,
+    snapshot: Option<u64>,
+) -> Result<Option<u64>, StandbyError> {
+    let (first, end) = cluster.bounds().await?;
+    let held = (end + 1).saturating_sub(first.max(1));
+    if held <= cluster.settings.retain {
+        return Ok(None);
+    }
+    // How far the others let the log be cut: when not past its start, no snapshot is worth
+    // taking (a standby lags, is being seeded, or was stopped for less than a week).
+    let mut limit = end;
+    let own = follower_key(cluster);
+    let mut keys = cluster.followers.keys().await.map_err(|e| cluster.nats(e))?;
+    while let Some(node) = keys.next().await {
+        let node = node.map_err(|e| cluster.nats(e))?;
+        if node == own {
+            continue;
+        }
+        let Ok(Some(entry)) = cluster.followers.entry(&node).await else { continue };
+        let age = time::OffsetDateTime::now_utc() - entry.created;
+        let read = std::str::from_utf8(&entry.value).ok().and_then(|v| v.parse::<u64>().ok());
+        match read {
+            Some(read) if age < FORGET_FOLLOWER => limit = limit.min(read + 1),
+            Some(_) => {
+                tracing::info!(%node, "a server not heard from for a week is no longer waited for")
+            }
+            None => tracing::warn!(%node, "a server's place in the log does not read as a number"),
+        }
+    }
+    if limit <= first {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let (position, taken) = match snapshot {
+        Some(position) if position + 1 >= limit => (position, None),
+        _ => {
+            if !lease.valid() {
+                return Err(ReplicaError::LostLease.into());
+            }
+            let (position, bytes) = put_snapshot(cluster, store).await?;
+            tracing::info!(
+                position,
+                bytes,
+                ms = started.elapsed().as_millis() as u64,
+                "a snapshot of this folder is in NATS"
+            );
+            (position, Some(position))
+        }
+    };
+    let keep_from = limit.min(position + 1);
+    if keep_from > first {
+        if !lease.valid() {
+            return Err(ReplicaError::LostLease.into());
+        }
+        cluster.log.purge().sequence(keep_from).await.map_err(|e| cluster.nats(e))?;
+        tracing::info!(from = keep_from, "the replicated log was cut short behind the snapshot");
+    }
+    Ok(taken)
+}
+
+/// Writes this folder as the snapshot (gzip, through a file of its own in the data folder,
+/// overwritten each time) and puts it into NATS; its position and size.
+async fn put_snapshot(cluster: &Cluster, store: &Store) -> Result<(u64, u64), StandbyError> {
+    let failed = |e: std::io::Error| StoreError::Write(format!("the snapshot: {e}"));
+    let path = store.dir().join(SNAPSHOT_FILE);
+    let writer = std::fs::File::create(&path).map_err(failed)?;
+    let taker = store.clone();
+    let carried = tokio::task::spawn_blocking(move || {
+        // Lines of JSON shrink to a tenth or so: NATS holds the snapshot, twice while a new
+        // one replaces the old.
+        let zipped = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
+        let mut out = std::io::BufWriter::new(zipped);
+        let carried = taker.standby_snapshot(&mut out)?;
+        let written = out.into_inner().map_err(|e| e.into_error()).and_then(|z| z.finish());
+        written.map_err(failed)?;
+        Ok::<_, StoreError>(carried)
+    })
+    .await
+    .map_err(|e| StoreError::Write(e.to_string()))??;
+    let mut reader = tokio::fs::File::open(&path).await.map_err(failed)?;
+    let put = cluster.snapshots.0.put(SNAPSHOT_NAME, &mut reader).await;
+    let put = put.map_err(|e| cluster.nats(e))?;
+    Ok((carried.position, put.size as u64))
 }
 
 /// Renews the lease from now on, on a task of its own: a takeover (reading the rest of the
@@ -613,6 +903,8 @@ async fn follow(
     // beats while NATS says the log is ahead is stuck (its NATS server died under it, say), and
     // is made again.
     let mut current_at = Instant::now();
+    // Where this standby last said it was (`FOLLOWERS`), and when.
+    let mut reported: Option<(u64, Instant)> = None;
     loop {
         let again = tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
@@ -639,9 +931,13 @@ async fn follow(
                 }
                 None => true,
             },
-            _ = poll.tick() => match cluster.end().await {
+            _ = poll.tick() => match cluster.bounds().await {
+                Ok((first, _)) if read + 1 < first => {
+                    return Err(StandbyError::BehindLog { folder: read, first });
+                }
                 // Only a standby with the whole log may take over.
-                Ok(end) if end == read => {
+                Ok((_, end)) if end == read => {
+                    report_when_due(cluster, read, &mut reported).await;
                     current_at = Instant::now();
                     match cluster.claim(&mut watch).await? {
                         Some(lease) => return Ok(Some(lease)),
@@ -650,6 +946,7 @@ async fn follow(
                 }
                 Ok(_) => {
                     watch = None;
+                    report_when_due(cluster, read, &mut reported).await;
                     let stalled = current_at.elapsed() >= 4 * every;
                     if stalled {
                         tracing::warn!(read, "the replicated log's delivery stalled; reading again");
@@ -671,6 +968,30 @@ async fn follow(
             messages = fresh;
         }
     }
+}
+
+/// Says where this standby is in the log, when it moved on and a while has passed (or a day,
+/// so that the primary knows it is alive): the primary keeps what it has not read yet.
+async fn report_when_due(cluster: &Cluster, read: u64, reported: &mut Option<(u64, Instant)>) {
+    let due = match reported {
+        Some((at, when)) if *at == read => when.elapsed() >= Duration::from_secs(24 * 3600),
+        Some((_, when)) => when.elapsed() >= REPORT_EVERY,
+        None => true,
+    };
+    if !due {
+        return;
+    }
+    match cluster.report(read).await {
+        Ok(()) => *reported = Some((read, Instant::now())),
+        Err(e) => tracing::warn!(error = %e, "cannot say where this standby is in the log"),
+    }
+}
+
+/// This server's key among the followers: its node name, with what a key cannot hold (the
+/// `:` of an address) as `_`.
+fn follower_key(cluster: &Cluster) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-/_=.".contains(c);
+    cluster.settings.node.chars().map(|c| if allowed(c) { c } else { '_' }).collect()
 }
 
 /// A reader of the log after `read`, made again until NATS answers (`None` at shutdown).

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Declares the error codes once, so the enum, the list of all of them and their Chinese
 /// messages cannot fall out of step.
 macro_rules! error_codes {
-    ($($code:ident => $zh:literal,)*) => {
+    ($($code:ident => $status:literal, $zh:literal,)*) => {
         /// Every refusal the server gives, with a stable code.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
@@ -25,49 +25,156 @@ macro_rules! error_codes {
                     $(ErrorCode::$code => $zh,)*
                 }
             }
+
+            /// The HTTP status of this refusal when an HTTP route gives it.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$code => $status,)*
+                }
+            }
+        }
+    };
+}
+
+/// Declares the HTTP API's own refusals once: each one's status, stable code and Chinese.
+macro_rules! refusals {
+    ($($name:ident => $status:literal, $code:literal, $zh:expr,)*) => {
+        /// A refusal of the HTTP API that is not the live feed's (`ErrorCode`): who may ask,
+        /// what the edge takes, the office's own rules. Several may share a code (the
+        /// specifics are in each one's Chinese).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Refusal {
+            $($name,)*
+        }
+
+        impl Refusal {
+            pub fn all() -> &'static [Refusal] {
+                &[$(Refusal::$name,)*]
+            }
+
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(Refusal::$name => $status,)*
+                }
+            }
+
+            /// The stable code clients branch on.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Refusal::$name => $code,)*
+                }
+            }
+
+            pub fn message_zh(self) -> &'static str {
+                match self {
+                    $(Refusal::$name => $zh,)*
+                }
+            }
         }
     };
 }
 
 error_codes! {
-    BadJson => "消息格式错误（不是有效的 JSON）",
-    BadMessage => "消息内容不完整或类型不对",
-    UnknownType => "不认识的消息类型",
-    Forbidden => "您的账号无权进行此操作",
-    OtherCompound => "该事项不属于您负责的小区",
-    UnknownCompound => "没有这个小区",
-    UnknownCategory => "没有这个事项类别",
-    NotFound => "没有找到这个事项",
-    AlreadyClaimed => "该事项已被他人接单",
-    NotClaimed => "该事项还没有人接单，请先接单",
-    NotHolder => "该事项由他人负责，只有接单人或书记可以操作",
-    AlreadyHandedOver => "该事项已在街道代办中",
-    NotHandedOver => "该事项不在代办中",
-    AlreadyResolved => "该事项已办结",
-    NotResolved => "该事项尚未办结，不能重新打开",
-    Cancelled => "该事项已撤销",
-    AlreadyRated => "已经评价过了，谢谢您",
-    EmptyField => "请填写必填内容",
-    TooLong => "内容太长了，请简短一些",
-    BadPhone => "电话号码格式不对",
-    TooManyNotes => "该事项的备注已满，请在已有备注中说明",
-    NoPhone => "该事项没有留电话",
-    BadRequestId => "请求编号无效",
-    RequestReused => "该请求编号已用于另一条上报",
-    RateLimited => "提交太频繁，请稍后再试",
-    Unavailable => "服务器暂时无法保存，请稍后再试",
-    Standby => "这是备用服务器，只能查看，暂不能保存；请稍后再试",
-    WrongKey => "小票号与电话后四位（或查询码）对不上",
-    NoPlace => "请选择楼号，或选“公共区域”",
-    BadAttachments => "附件有误，请重新录音或拍照",
-    NotAWorkerHere => "只能派给该小区的网格员",
-    UnknownPauseReason => "请从列出的挂起原因中选择",
-    AlreadyPaused => "该事项已申请挂起或正在挂起中",
-    NotPaused => "该事项没有待批准或进行中的挂起",
-    TooManyPauses => "该事项挂起次数已满，请联系书记",
-    NotMediable => "这类事项不交楼长调解",
-    NotABuildingHeadHere => "只能交给该小区的楼长调解",
-    AlreadyMediating => "楼长已在调解中",
-    NotMediating => "该事项没有正在进行的调解",
-    TooEarlyForCallback => "居民还有时间自己评价，到时会列入待回访",
+    BadJson => 409, "消息格式错误（不是有效的 JSON）",
+    BadMessage => 409, "消息内容不完整或类型不对",
+    UnknownType => 409, "不认识的消息类型",
+    Forbidden => 409, "您的账号无权进行此操作",
+    OtherCompound => 409, "该事项不属于您负责的小区",
+    UnknownCompound => 409, "没有这个小区",
+    UnknownCategory => 409, "没有这个事项类别",
+    NotFound => 404, "没有找到这个事项",
+    AlreadyClaimed => 409, "该事项已被他人接单",
+    NotClaimed => 409, "该事项还没有人接单，请先接单",
+    NotHolder => 409, "该事项由他人负责，只有接单人或书记可以操作",
+    AlreadyHandedOver => 409, "该事项已在街道代办中",
+    NotHandedOver => 409, "该事项不在代办中",
+    AlreadyResolved => 409, "该事项已办结",
+    NotResolved => 409, "该事项尚未办结，不能重新打开",
+    Cancelled => 409, "该事项已撤销",
+    AlreadyRated => 409, "已经评价过了，谢谢您",
+    EmptyField => 409, "请填写必填内容",
+    TooLong => 409, "内容太长了，请简短一些",
+    BadPhone => 409, "电话号码格式不对",
+    TooManyNotes => 409, "该事项的备注已满，请在已有备注中说明",
+    NoPhone => 409, "该事项没有留电话",
+    BadRequestId => 409, "请求编号无效",
+    RequestReused => 409, "该请求编号已用于另一条上报",
+    RateLimited => 429, "提交太频繁，请稍后再试",
+    Unavailable => 503, "服务器暂时无法保存，请稍后再试",
+    Standby => 503, "这是备用服务器，只能查看，暂不能保存；请稍后再试",
+    WrongKey => 404, "小票号与电话后四位（或查询码）对不上",
+    NoPlace => 409, "请选择楼号，或选“公共区域”",
+    BadAttachments => 409, "附件有误，请重新录音或拍照",
+    NotAWorkerHere => 409, "只能派给该小区的网格员",
+    UnknownPauseReason => 409, "请从列出的挂起原因中选择",
+    AlreadyPaused => 409, "该事项已申请挂起或正在挂起中",
+    NotPaused => 409, "该事项没有待批准或进行中的挂起",
+    TooManyPauses => 409, "该事项挂起次数已满，请联系书记",
+    NotMediable => 409, "这类事项不交楼长调解",
+    NotABuildingHeadHere => 409, "只能交给该小区的楼长调解",
+    AlreadyMediating => 409, "楼长已在调解中",
+    NotMediating => 409, "该事项没有正在进行的调解",
+    TooEarlyForCallback => 409, "居民还有时间自己评价，到时会列入待回访",
+}
+
+refusals! {
+    BadCredentials => 401, "bad_credentials", "账号或密码不对",
+    Throttled => 429, "throttled", "尝试次数太多，请稍后再试",
+    NoSession => 401, "no_session", "请先登录",
+    NoAccount => 404, "not_found", "没有找到",
+    Standby => 503, "standby", ErrorCode::Standby.message_zh(),
+    Unavailable => 503, "unavailable", "服务器暂时不可用",
+    NotYours => 403, "not_yours", "这不在您管理的小区范围内",
+    MustChangePassword => 403, "must_change_password", "请先修改密码（当前是一次性密码）",
+    PairingExpired => 401, "pairing_expired", "配对码已过期或已用过，请重新生成",
+    LoginTaken => 409, "exists", "这个登录名已经有人用了",
+    NotEverything => 403, "forbidden", "只有社区书记可以修改社区设置",
+    NoCompoundHere => 404, "not_found", "没有找到这个小区",
+    BadRota => 400, "bad_rota", "排班表有误",
+    BadCommunity => 400, "bad_community", "社区设置有误",
+    BadPoints => 400, "bad_points", "积分调整有误：请选择楼长，填写非零分值（不超过 100）和原因",
+    BadPatrol => 400, "bad_patrol", "巡防记录有误：请选择您负责的楼栋，并填写检查了什么",
+    BadBody => 400, "bad_body", "提交的内容格式不对",
+    BadAttachment => 415, "bad_attachment", "只能上传照片（JPEG）或录音，且不超过 1 MB",
+    BadLogin => 400, "bad_request", "登录账号须为 2 到 32 个小写字母、数字或 . _ -，且不以 kiosk- 开头",
+    WeakPassword => 400, "bad_request", "密码至少 8 位",
+    UnknownCompound => 400, "bad_request", "没有这个小区",
+    UnknownCommunity => 400, "bad_request", "没有这个社区",
+    NotAStreetSupervisor => 400, "bad_request", "只有不分管小区的书记（街道）可以管理多个社区",
+    CommunityNeeded => 400, "community_needed", "请选择社区",
+    NoCompound => 400, "bad_request", "网格员和楼长至少要选一个小区",
+    NoBuilding => 400, "bad_request", "楼长至少要选一栋楼",
+    LongName => 400, "bad_request", "名称最多 40 个字",
+    BadAccount => 400, "bad_request", "请求无效",
+    Forbidden => 403, "forbidden", ErrorCode::Forbidden.message_zh(),
+    NotFound => 404, "not_found", "没有找到",
+    ForeignOrigin => 403, "foreign_origin", "不允许从其他网站连接",
+    BadQuery => 400, "bad_query", "查询条件不对",
+    NotWebSocket => 400, "not_websocket", "这里只接受 WebSocket 连接",
+    ForeignHost => 421, "foreign_host", "不认识这个网址",
+    TooLarge => 413, "too_large", "提交的内容太大了",
+    SlowBody => 408, "slow_body", "提交太慢，请重试",
+    TooManyConnections => 429, "too_many_connections", "连接数太多，请关闭其他页面后再试",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refusal of the table reads as one: a client error or an unavailable server, a
+    /// snake_case code, a Chinese message.
+    #[test]
+    fn every_refusal_has_a_status_a_code_and_chinese() {
+        let chinese = |text: &str| text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+        for refusal in Refusal::all() {
+            assert!(matches!(refusal.http_status(), 400..=499 | 503), "{refusal:?}");
+            let code = refusal.code();
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
+            assert!(chinese(refusal.message_zh()), "{refusal:?}");
+        }
+        for code in ErrorCode::all() {
+            assert!(matches!(code.http_status(), 404 | 409 | 429 | 503), "{code:?}");
+            assert!(chinese(code.message_zh()), "{code:?}");
+        }
+    }
 }

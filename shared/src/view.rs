@@ -16,10 +16,12 @@
 //!   once, in the answer to its report. The resident holding it sees `ResidentStatus` and nothing
 //!   else.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use crate::community::Community;
-use crate::event::{Change, Event, Role};
+use crate::event::{Change, EscalationReason, Event, Role};
 use crate::incident::Incident;
 use crate::principal::Principal;
 
@@ -54,6 +56,52 @@ pub fn sight(viewer: &Principal, incident: &Incident, community: &Community) -> 
             Some(if private { Sight::Restricted } else { Sight::Shared })
         }
         Role::Supervisor | Role::Worker | Role::BuildingHead | Role::Kiosk | Role::Resident => None,
+    }
+}
+
+/// Who hears an event's chime (an alert), beside who sees it (`sight`): the on-duty workers of
+/// the compound for a new report or a second handling; the assignee of an assignment, on duty
+/// or not; the compound's supervisors for an escalation (and, when nobody was on duty, every
+/// on-duty worker of the community). `None` when the event rings for nobody.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chime {
+    /// An escalation: supervisors hear it too.
+    pub escalated: bool,
+    /// The workers who hear it, by id.
+    workers: BTreeSet<String>,
+}
+
+impl Chime {
+    /// The chime of `change`; the on-duty workers are asked for only when it rings for them:
+    /// the compound's (`on_duty_here`) or the whole community's (`on_duty_anywhere`).
+    pub fn of(
+        change: &Change,
+        on_duty_here: impl FnOnce() -> BTreeSet<String>,
+        on_duty_anywhere: impl FnOnce() -> BTreeSet<String>,
+    ) -> Option<Chime> {
+        let (escalated, workers) = match change {
+            // A second handling (二次办理) is a job to take again, like a new report.
+            Change::Reported { .. } | Change::Rated { again: Some(_), .. } => {
+                (false, on_duty_here())
+            }
+            // 派单 / 改派: the assignee hears it, on duty or not.
+            Change::Assigned { to } => (false, BTreeSet::from([to.id.clone()])),
+            Change::Escalated { reason: EscalationReason::NobodyOnDuty } => {
+                (true, on_duty_anywhere())
+            }
+            Change::Escalated { reason: EscalationReason::Unclaimed } => (true, BTreeSet::new()),
+            _ => return None,
+        };
+        Some(Chime { escalated, workers })
+    }
+
+    /// Whether `listener` hears it, for an incident of `compound`.
+    pub fn heard_by(&self, listener: &Principal, compound: &crate::CompoundId) -> bool {
+        match listener.actor.role {
+            Role::Supervisor => self.escalated && listener.may_act_in(compound),
+            Role::Worker => self.workers.contains(&listener.actor.id),
+            Role::BuildingHead | Role::Kiosk | Role::System | Role::Resident => false,
+        }
     }
 }
 
@@ -396,6 +444,29 @@ mod tests {
             p("kiosk-2", Role::Kiosk, &["c1"]),
             Principal::resident(),
         ]
+    }
+
+    /// Who hears each kind of chime, among every kind of viewer.
+    #[test]
+    fn a_chime_is_heard_by_the_workers_it_names_and_supervisors_of_escalations() {
+        let here = || BTreeSet::from(["w1".to_owned()]);
+        let anywhere = || BTreeSet::from(["w1".to_owned(), "w3".to_owned()]);
+        let c1 = CompoundId("c1".into());
+        let hearing = |change: &Change| -> Vec<String> {
+            let chime = Chime::of(change, here, anywhere);
+            let heard = |v: &&Principal| chime.as_ref().is_some_and(|c| c.heard_by(v, &c1));
+            viewers().iter().filter(heard).map(|v| v.actor.id.clone()).collect()
+        };
+        let reported = changes("repair").remove(0);
+        assert!(matches!(reported, Change::Reported { .. }));
+        assert_eq!(hearing(&reported), ["w1"]);
+        let assigned = Change::Assigned { to: actor("w2", Role::Worker) };
+        assert_eq!(hearing(&assigned), ["w2"], "on duty or not");
+        let nobody = Change::Escalated { reason: EscalationReason::NobodyOnDuty };
+        assert_eq!(hearing(&nobody), ["boss", "w1", "w3"]);
+        let unclaimed = Change::Escalated { reason: EscalationReason::Unclaimed };
+        assert_eq!(hearing(&unclaimed), ["boss"]);
+        assert_eq!(hearing(&Change::Claimed), Vec::<String>::new());
     }
 
     fn shown(value: &impl serde::Serialize) -> String {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use futures::{SinkExt, StreamExt};
 use hongfan::ManualClock;
-use hongfan::auth::{Accounts, NewPerson};
+use hongfan::{auth::Accounts, office::NewPerson};
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use hongfan_shared::{CompoundId, Principal, Role};
 use tokio::net::TcpStream;
@@ -590,7 +590,6 @@ impl WsClient {
         }
     }
 
-    /// Reads until a message matches, returning it; the others are returned too, in order.
     /// Sends a request and waits for its answer: `done`, or the error refusing it.
     pub async fn ask(&mut self, message: &ClientMessage) -> ServerMessage {
         self.send(message).await;
@@ -600,13 +599,21 @@ impl WsClient {
         answer
     }
 
+    /// Reads until a message matches, returning it; the others are returned too, in order.
+    /// The wanted one must come within the deadline, however many others keep coming.
     pub async fn recv_until(
         &mut self,
         mut wanted: impl FnMut(&ServerMessage) -> bool,
     ) -> (ServerMessage, Vec<ServerMessage>) {
         let mut before = Vec::new();
+        let until = tokio::time::Instant::now() + crate::DEADLINE;
         loop {
-            let message = self.recv().await;
+            let Ok(message) = tokio::time::timeout_at(until, self.recv()).await else {
+                panic!(
+                    "the message waited for did not come within {:?}: {before:?}",
+                    crate::DEADLINE
+                )
+            };
             if wanted(&message) {
                 return (message, before);
             }

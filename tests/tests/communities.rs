@@ -2,7 +2,7 @@
 //! or manages what belongs to a community they do not act in.
 
 use hongfan::ManualClock;
-use hongfan::auth::{Accounts, NewPerson};
+use hongfan::{auth::Accounts, office::NewPerson};
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use hongfan_shared::{CommunityId, Compound, CompoundId, Principal, Role};
 use hongfan_tests::server::{PASSWORD, TestServer, WsClient, seed_accounts};

@@ -421,7 +421,7 @@ async fn sessions_end_when_idle_old_or_their_password_changes() {
     };
     let accounts = Accounts::new(store.clone(), clock.clone()).unwrap().with_sessions(policy);
     let operator = hongfan_shared::Principal::operator();
-    let wang = hongfan::auth::NewPerson {
+    let wang = hongfan::office::NewPerson {
         login: "wang".into(),
         name: "王芳".into(),
         role: hongfan_shared::Role::Worker,

@@ -554,10 +554,11 @@ async fn a_kill_9_soak_of_the_primary() {
         spread(acknowledged.clone()),
         spread(promoted),
     );
-    // A standby takes a lease left unrenewed for three beats of a second: seconds, not the
-    // lease's 15. (Generous on a busy machine of two cores.)
-    let slowest = acknowledged.iter().max().copied().unwrap_or_default();
-    assert!(slowest < Duration::from_secs(10), "a takeover took {slowest:?}");
+    // Each takeover was of a lease seen unrenewed for a few beats, never one left to expire
+    // (the lease's 15 s): the times above are printed, not asserted.
+    let watched = "the primary stopped renewing its lease: taking it over";
+    let logs = servers.iter().map(TestServer::log_text).collect::<Vec<_>>().concat();
+    assert_eq!(logs.matches(watched).count(), rounds, "{logs}");
 }
 
 /// Which node (0, 1 or 2) leads `stream` now.
@@ -932,4 +933,94 @@ async fn a_history_put_in_only_in_part_is_named_at_the_next_start() {
     let (ok, out) = hongfan_tests::within("the server's start", run).await.unwrap();
     assert!(!ok, "{out}");
     assert!(out.contains("only part of it is there"), "{out}");
+}
+
+/// The stream's first and last sequence, read from NATS.
+async fn log_bounds(nats: &NatsCluster) -> (u64, u64) {
+    let js = async_nats::jetstream::new(nats.client().await);
+    let mut stream = js.get_stream("HONGFAN").await.expect("the log");
+    let info = stream.info().await.expect("the log's state");
+    (info.state.first_sequence, info.state.last_sequence)
+}
+
+/// A primary that keeps only a few groups cuts the log short behind a snapshot while kiosks
+/// report; a standby that starts from nothing then has the snapshot and the rest, follows,
+/// and takes over with every acknowledged report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_cut_short_behind_a_snapshot_and_a_standby_from_nothing_starts_from_it() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let retain = |node| {
+        let mut args = args(&nats, node);
+        args.extend(["--nats-retain", "20", "--nats-compact-every", "300ms"].map(String::from));
+        args
+    };
+    let (a, b) = pair(retain("a"), retain("b")).await;
+    let mut servers = [a, b];
+    let reporting = Reporting::start(&servers, 0).await;
+    // Cut short while the standby follows: never past what it has read.
+    until("the log cut short", FAILOVER, || async { log_bounds(&nats).await.0 > 60 }).await;
+    reporting.more("reports after the cut", 20, FAILOVER).await;
+    let (first, last) = log_bounds(&nats).await;
+    assert!(last - first < 200, "the log holds {first}..={last}");
+    // The standby was never left behind the cut.
+    assert_eq!(role(&servers[1]).await, "standby");
+
+    // The standby starts again from nothing (at the same address, for the kiosks): seeded from
+    // the snapshot, then the rest of the log.
+    servers[1].kill();
+    let standby = servers[1].data_dir();
+    std::fs::remove_dir_all(&standby).unwrap();
+    servers[1].restart();
+    assert_eq!(role(&servers[1]).await, "standby");
+    let log = servers[1].log_text();
+    assert!(log.contains("seeded from the snapshot"), "{log}");
+    reporting.more("reports with the new standby", 20, FAILOVER).await;
+    until("the new standby caught up", FAILOVER, || async {
+        seq(&servers[1]).await >= seq(&servers[0]).await.map(|s| s - 5)
+    })
+    .await;
+    servers[0].kill();
+    until("the new standby took over", FAILOVER, || async { role(&servers[1]).await == "primary" })
+        .await;
+    reporting.more("reports on the new primary", 20, FAILOVER).await;
+    let acked = reporting.stop().await;
+    let (reports, _) = every_acknowledged_report_once(&servers[1], &acked).await;
+    assert!(reports >= acked.len());
+}
+
+/// A log made by an older hongfan forbade purging, and NATS never lifts that: the pair works on
+/// it as before, keeps every group, and says so.
+#[tokio::test]
+async fn a_log_made_by_an_older_hongfan_is_kept_whole_and_says_why() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let nats = NatsCluster::start().await;
+    let js = async_nats::jetstream::new(nats.client().await);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "HONGFAN".into(),
+        subjects: vec!["hongfan.log.>".into()],
+        num_replicas: 3,
+        duplicate_window: Duration::from_secs(120),
+        deny_delete: true,
+        deny_purge: true,
+        ..Default::default()
+    })
+    .await
+    .expect("the older log");
+    let retain = |node| {
+        let mut args = args(&nats, node);
+        args.extend(["--nats-retain", "5", "--nats-compact-every", "200ms"].map(String::from));
+        args
+    };
+    let (a, b) = pair(retain("a"), retain("b")).await;
+    let servers = [a, b];
+    let reporting = Reporting::start(&servers, 0).await;
+    reporting.more("reports", 40, FAILOVER).await;
+    let log = servers[0].log_text();
+    assert!(log.contains("cannot be cut short"), "{log}");
+    // Several rounds of the primary's look have passed meanwhile.
+    let (first, last) = log_bounds(&nats).await;
+    assert_eq!(first, 1, "the log holds {first}..={last}");
+    let acked = reporting.stop().await;
+    every_acknowledged_report_once(&servers[0], &acked).await;
 }

@@ -159,6 +159,13 @@ pub struct ServeArgs {
     /// connections to NATS then use TLS, and only servers it vouches for are trusted.
     #[arg(long, env = "HONGFAN_NATS_CA")]
     pub nats_ca: Option<std::path::PathBuf>,
+    /// The replicated log is cut short behind a fresh snapshot once it holds more groups than
+    /// this (a group is one report or a few taken together).
+    #[arg(long, default_value_t = 100_000)]
+    pub nats_retain: u64,
+    /// How often the primary looks whether the log holds more than --nats-retain groups.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub nats_compact_every: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,6 +235,8 @@ impl Cli {
                     .clone()
                     .map(|user| (user, self.serve.nats_password.clone().unwrap_or_default())),
                 ca: self.serve.nats_ca.clone(),
+                retain: self.serve.nats_retain,
+                compact_every: self.serve.nats_compact_every,
             }),
             limits: Limits {
                 report_burst: self.serve.report_burst,

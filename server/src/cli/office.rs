@@ -14,8 +14,9 @@ use serde_json::json;
 
 use super::DataArgs;
 use super::operator::Operator;
-use crate::auth::{Accounts, NewPerson, random_password};
+use crate::auth::{Accounts, random_password};
 use crate::clock::SystemClock;
+use crate::office::NewPerson;
 use crate::store::{Store, StoreOptions};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

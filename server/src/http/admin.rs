@@ -3,25 +3,17 @@
 //! compounds) and for the operator's token, which `hongfan user …` and `hongfan kiosk …` use.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::office::{OfficeEvent, Person, PersonView, Rota};
 use hongfan_shared::protocol::OnDuty;
 use hongfan_shared::{Community, CompoundId, Principal, Role, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{App, AppError, ErrorJson, body, operator, supervisor};
-use crate::auth::{Kiosk, NewPerson, Subject};
-
-/// The operator (by the token in the data folder) or a supervisor's session.
-async fn admin(app: &App, jar: &CookieJar, headers: &HeaderMap) -> Result<Principal, AppError> {
-    if operator(app, headers) {
-        return Ok(Principal::operator());
-    }
-    Ok(supervisor(app, jar).await?.principal)
-}
+use super::extract::{Admin, AppJson};
+use super::{App, AppError, ErrorJson};
+use crate::auth::{Kiosk, Subject};
+use crate::office::NewPerson;
 
 /// Whether `by` sees `person`: whoever runs a community everyone in it, a compound leader the
 /// people of their compounds.
@@ -39,10 +31,8 @@ fn sees(by: &Principal, person: &Person) -> bool {
     ))]
 pub async fn people(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
 ) -> Result<Json<Vec<PersonView>>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
     let people = app.accounts.users()?;
     Ok(Json(people.iter().filter(|p| sees(&by, p)).map(PersonView::from).collect()))
 }
@@ -97,12 +87,9 @@ pub struct Added {
     ))]
 pub async fn add_person(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    form: Result<Json<NewPersonForm>, JsonRejection>,
+    Admin(by): Admin,
+    AppJson(form): AppJson<NewPersonForm>,
 ) -> Result<Json<Added>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
-    let form = body(form)?;
     let new = NewPerson {
         login: form.login.trim().to_owned(),
         name: form.name,
@@ -147,13 +134,11 @@ pub struct PersonEdit {
     ))]
 pub async fn edit_person(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
     Path(login): Path<String>,
-    form: Result<Json<PersonEdit>, JsonRejection>,
+    AppJson(form): AppJson<PersonEdit>,
 ) -> Result<Json<PersonView>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
-    let PersonEdit { name, compounds, buildings } = body(form)?;
+    let PersonEdit { name, compounds, buildings } = form;
     let person = app.accounts.update_person(&by, &login, name, compounds, buildings).await?;
     tracing::info!(%login, by = %by.actor.id, "account changed");
     Ok(Json(PersonView::from(&person)))
@@ -171,11 +156,9 @@ pub async fn edit_person(
     ))]
 pub async fn disable_person(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
     Path(login): Path<String>,
 ) -> Result<Json<PersonView>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
     let person = app.accounts.disable(&by, &login).await?;
     tracing::info!(%login, by = %by.actor.id, "account disabled");
     Ok(Json(PersonView::from(&person)))
@@ -193,11 +176,9 @@ pub async fn disable_person(
     ))]
 pub async fn enable_person(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
     Path(login): Path<String>,
 ) -> Result<Json<PersonView>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
     let person = app.accounts.enable(&by, &login).await?;
     tracing::info!(%login, by = %by.actor.id, "account enabled");
     Ok(Json(PersonView::from(&person)))
@@ -222,11 +203,9 @@ pub struct OneTimeCode {
     ))]
 pub async fn reset_password(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
     Path(login): Path<String>,
 ) -> Result<Json<OneTimeCode>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
     let code = app.accounts.reset_password(&by, &login).await?;
     tracing::info!(%login, by = %by.actor.id, "password reset");
     Ok(Json(OneTimeCode { code }))
@@ -253,13 +232,10 @@ pub struct PasswordSet {
     ))]
 pub async fn set_password(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
     Path(login): Path<String>,
-    form: Result<Json<PasswordSet>, JsonRejection>,
+    AppJson(form): AppJson<PasswordSet>,
 ) -> Result<Json<PersonView>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
-    let form = body(form)?;
     let person = app.accounts.set_password(&by, &login, &form.password).await?;
     tracing::info!(%login, by = %by.actor.id, "password set");
     Ok(Json(PersonView::from(&person)))
@@ -307,10 +283,8 @@ fn kiosk_view(app: &App, kiosk: &Kiosk) -> KioskView {
     ))]
 pub async fn kiosks(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
 ) -> Result<Json<Vec<KioskView>>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
     let kiosks = app.accounts.kiosks()?;
     Ok(Json(
         kiosks.iter().filter(|k| by.may_act_in(&k.compound)).map(|k| kiosk_view(&app, k)).collect(),
@@ -345,12 +319,9 @@ pub struct KioskAdded {
     ))]
 pub async fn add_kiosk(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    form: Result<Json<NewKioskForm>, JsonRejection>,
+    Admin(by): Admin,
+    AppJson(form): AppJson<NewKioskForm>,
 ) -> Result<Json<KioskAdded>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
-    let form = body(form)?;
     let (kiosk, credential) = app.accounts.add_kiosk(&by, &form.compound, &form.name).await?;
     tracing::info!(kiosk = %kiosk.id, by = %by.actor.id, "kiosk added");
     Ok(Json(KioskAdded { kiosk: kiosk_view(&app, &kiosk), credential }))
@@ -380,11 +351,10 @@ pub struct PairingCode {
     ))]
 pub async fn pairing(
     State(app): State<App>,
-    jar: CookieJar,
+    Admin(by): Admin,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<PairingCode>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
     let (code, expires) = app.accounts.pairing_code(&by, &id).await?;
     let link = format!("{}/kiosk#pair={code}", super::page_origin(&headers));
     let qr_svg = super::qr_svg(&link);
@@ -405,11 +375,9 @@ pub async fn pairing(
     ))]
 pub async fn revoke_kiosk(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<KioskView>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
     let kiosk = app.accounts.revoke(&by, &id).await?;
     tracing::info!(kiosk = %id, by = %by.actor.id, "kiosk revoked");
     Ok(Json(kiosk_view(&app, &kiosk)))
@@ -461,11 +429,9 @@ fn rota_view(app: &App, compound: CompoundId) -> RotaView {
     ))]
 pub async fn rota(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
     Path(compound): Path<String>,
 ) -> Result<Json<RotaView>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
     let compound = CompoundId(compound);
     if app.hub.store().office().community_of(&compound).is_none() {
         return Err(AppError::NotFound);
@@ -491,13 +457,10 @@ pub async fn rota(
     ))]
 pub async fn set_rota(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
     Path(compound): Path<String>,
-    form: Result<Json<Rota>, JsonRejection>,
+    AppJson(rota): AppJson<Rota>,
 ) -> Result<Json<RotaView>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
-    let rota = body(form)?;
     let compound = CompoundId(compound);
     crate::office::set_rota(app.hub.store(), &by, compound.clone(), rota).await?;
     tracing::info!(compound = %compound.0, by = %by.actor.id, "rota changed");
@@ -519,12 +482,9 @@ pub async fn set_rota(
     ))]
 pub async fn set_community(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    form: Result<Json<Community>, JsonRejection>,
+    Admin(by): Admin,
+    AppJson(community): AppJson<Community>,
 ) -> Result<Json<Community>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
-    let community = body(form)?;
     let id = community.id.clone();
     crate::office::set_community(app.hub.store(), &by, community).await?;
     tracing::info!(by = %by.actor.id, community = %id, "community changed");
@@ -562,11 +522,9 @@ pub struct HistoryQuery {
     ))]
 pub async fn history(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<OfficeEvent>>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
     let Query(query) = query.map_err(|e| AppError::BadQuery(e.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, 500);
     let store = app.hub.store().clone();
@@ -589,10 +547,8 @@ pub async fn history(
     ))]
 pub async fn webhooks(
     State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
+    Admin(by): Admin,
 ) -> Result<Json<Vec<crate::outbox::HookState>>, AppError> {
-    let by = admin(&app, &jar, &headers).await?;
     let states = app.webhooks.as_ref().map(crate::outbox::Deliverer::states).unwrap_or_default();
     // A hook for a whole community is seen by whoever runs it; the others by whoever manages
     // all of its compounds.

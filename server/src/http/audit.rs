@@ -7,7 +7,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::audit::{AuditQuery, AuditRow, Figures, Group, Rating, Summary};
 use hongfan_shared::office::Office;
 use hongfan_shared::view;
@@ -17,8 +16,10 @@ use hongfan_shared::{
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-use super::{App, AppError, ErrorJson, supervisor};
+use super::extract::Supervisor;
+use super::{App, AppError, ErrorJson};
 use crate::auth::AuthError;
+use crate::auth::Authenticated;
 
 /// Query parameters shared by every audit route. Times are milliseconds since the epoch; the
 /// incidents counted are those reported in `[from, to)`.
@@ -185,10 +186,9 @@ fn params(query: Result<Query<Params>, QueryRejection>) -> Result<Params, AppErr
     ))]
 pub async fn summary(
     State(app): State<App>,
-    jar: CookieJar,
+    Supervisor(auth): Supervisor,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Summary>, AppError> {
-    let auth = supervisor(&app, &jar).await?;
     Ok(Json(summary_of(&app, &auth.principal, &params(query)?)?))
 }
 
@@ -240,10 +240,9 @@ fn rows_of(app: &App, who: &Principal, params: &Params) -> Result<Vec<AuditRow>,
     ))]
 pub async fn incidents(
     State(app): State<App>,
-    jar: CookieJar,
+    Supervisor(auth): Supervisor,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Vec<AuditRow>>, AppError> {
-    let auth = supervisor(&app, &jar).await?;
     Ok(Json(rows_of(&app, &auth.principal, &params(query)?)?))
 }
 
@@ -271,10 +270,9 @@ pub struct Timeline {
     ))]
 pub async fn timeline(
     State(app): State<App>,
-    jar: CookieJar,
+    Supervisor(auth): Supervisor,
     Path(id): Path<u64>,
 ) -> Result<Json<Timeline>, AppError> {
-    let auth = supervisor(&app, &jar).await?;
     let found = app.hub.store().timeline(IncidentId(id)).await.map_err(AuthError::from)?;
     let (incident, events) = found.ok_or(AppError::NotFound)?;
     // As every other answer: through the one rule of what a viewer may see.
@@ -454,10 +452,9 @@ fn figures_csv(summary: &Summary) -> Result<Vec<u8>, csv::Error> {
     ))]
 pub async fn export(
     State(app): State<App>,
-    jar: CookieJar,
+    Supervisor(Authenticated { principal: who, .. }): Supervisor,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    let who = supervisor(&app, &jar).await?.principal;
     let params = params(query)?;
     let office = app.hub.store().office();
     let what = params.what.unwrap_or(What::Incidents);

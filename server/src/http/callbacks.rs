@@ -4,11 +4,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::audit::AuditQuery;
 use hongfan_shared::{Incident, Role, Status, view};
 
-use super::{App, AppError, ErrorJson, authenticated, working};
+use super::extract::Session;
+use super::{App, AppError, ErrorJson};
+use crate::auth::Authenticated;
 
 /// The longest list one answer carries: the ones waiting longest.
 pub const MAX_CALLBACKS: usize = 200;
@@ -27,9 +28,8 @@ pub const CALLBACK_WITHIN_DAYS: i64 = 30;
     ))]
 pub(super) async fn list(
     State(app): State<App>,
-    jar: CookieJar,
+    Session(Authenticated { principal: who, .. }): Session,
 ) -> Result<Json<Vec<Incident>>, AppError> {
-    let who = working(authenticated(&app, &jar).await?)?.principal;
     let buildings = match who.actor.role {
         Role::Supervisor => None,
         Role::BuildingHead => app

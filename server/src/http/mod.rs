@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod callbacks;
+mod extract;
 pub mod guard;
 mod openapi;
 mod points;
@@ -13,7 +14,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Extension, Query, State};
@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use hongfan_shared::Role;
+use hongfan_shared::error::Refusal;
 use hongfan_shared::protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,7 @@ use crate::hub::Hub;
 use crate::office::OfficeError;
 use crate::store::StoreError;
 use crate::web;
+use extract::{Session, Supervisor};
 use guard::{ClientAddr, Edge};
 
 /// The session cookie of a person (board, audit).
@@ -217,152 +219,96 @@ fn qr_svg(link: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A JSON body, or the typed refusal of one that is not.
-fn body<T>(form: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
-    form.map(|Json(form)| form).map_err(|e| AppError::BadBody(e.body_text()))
-}
-
 /// Every refusal of the HTTP API: a stable `code`, English with the specifics, and what a
 /// person reads.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorJson {
+    /// One of the live feed's codes (`ErrorCode`) or the HTTP API's own (`Refusal`): the one
+    /// table in `hongfan_shared::error` lists them all, with their statuses and Chinese.
+    #[schema(schema_with = refusal_codes)]
     code: String,
     message: String,
     message_zh: &'static str,
+}
+
+/// Every code an `ErrorJson` may carry, from the table of refusals.
+fn refusal_codes() -> utoipa::openapi::schema::Object {
+    let mut codes: std::collections::BTreeSet<String> =
+        Refusal::all().iter().map(|r| r.code().to_owned()).collect();
+    for code in ErrorCode::all() {
+        if let Ok(serde_json::Value::String(name)) = serde_json::to_value(code) {
+            codes.insert(name);
+        }
+    }
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(codes))
+        .build()
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         // A refusal by the incidents' rules: the code and message the live feed would give.
         if let AppError::Refused(code, message) = &self {
-            let status = match code {
-                ErrorCode::NotFound | ErrorCode::WrongKey => StatusCode::NOT_FOUND,
-                ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::Unavailable | ErrorCode::Standby => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::CONFLICT,
-            };
+            let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::CONFLICT);
             let message_zh = code.message_zh();
             let name = serde_json::to_value(code).ok();
             let code = name.as_ref().and_then(|n| n.as_str()).unwrap_or("refused").to_owned();
             let message = message.clone();
             return (status, Json(ErrorJson { code, message, message_zh })).into_response();
         }
-        let (status, code, zh) = match &self {
-            AppError::Auth(AuthError::BadCredentials) => {
-                (StatusCode::UNAUTHORIZED, "bad_credentials", "账号或密码不对")
-            }
-            AppError::Auth(AuthError::Throttled(_)) => {
-                (StatusCode::TOO_MANY_REQUESTS, "throttled", "尝试次数太多，请稍后再试")
-            }
-            AppError::Auth(AuthError::NoSession) => {
-                (StatusCode::UNAUTHORIZED, "no_session", "请先登录")
-            }
+        let refusal = match &self {
+            AppError::Auth(AuthError::BadCredentials) => Refusal::BadCredentials,
+            AppError::Auth(AuthError::Throttled(_)) => Refusal::Throttled,
+            AppError::Auth(AuthError::NoSession) => Refusal::NoSession,
             AppError::Auth(AuthError::UnknownUser(_) | AuthError::UnknownKiosk(_)) => {
-                (StatusCode::NOT_FOUND, "not_found", "没有找到")
+                Refusal::NoAccount
             }
             AppError::Auth(AuthError::Store(StoreError::Standby))
-            | AppError::Office(OfficeError::Store(StoreError::Standby)) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "standby", ErrorCode::Standby.message_zh())
-            }
+            | AppError::Office(OfficeError::Store(StoreError::Standby)) => Refusal::Standby,
             AppError::Auth(AuthError::Store(e)) | AppError::Office(OfficeError::Store(e)) => {
                 tracing::error!(error = %e, "store error at the HTTP edge");
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "服务器暂时不可用")
+                Refusal::Unavailable
             }
             AppError::Auth(AuthError::NotYours) | AppError::Office(OfficeError::NotYours) => {
-                (StatusCode::FORBIDDEN, "not_yours", "这不在您管理的小区范围内")
+                Refusal::NotYours
             }
-            AppError::Auth(AuthError::MustChangePassword) => {
-                (StatusCode::FORBIDDEN, "must_change_password", "请先修改密码（当前是一次性密码）")
-            }
-            AppError::Auth(AuthError::PairingExpired) => {
-                (StatusCode::UNAUTHORIZED, "pairing_expired", "配对码已过期或已用过，请重新生成")
-            }
-            AppError::Auth(AuthError::UserExists(_)) => {
-                (StatusCode::CONFLICT, "exists", "这个登录名已经有人用了")
-            }
-            AppError::Office(OfficeError::NotEverything) => {
-                (StatusCode::FORBIDDEN, "forbidden", "只有社区书记可以修改社区设置")
-            }
-            AppError::Office(OfficeError::UnknownCompound(_)) => {
-                (StatusCode::NOT_FOUND, "not_found", "没有找到这个小区")
-            }
-            AppError::Office(OfficeError::BadRota(_)) => {
-                (StatusCode::BAD_REQUEST, "bad_rota", "排班表有误")
-            }
-            AppError::Office(OfficeError::BadCommunity(_)) => {
-                (StatusCode::BAD_REQUEST, "bad_community", "社区设置有误")
-            }
-            AppError::Office(OfficeError::BadPoints(_)) => (
-                StatusCode::BAD_REQUEST,
-                "bad_points",
-                "积分调整有误：请选择楼长，填写非零分值（不超过 100）和原因",
-            ),
-            AppError::Office(OfficeError::BadPatrol(_)) => (
-                StatusCode::BAD_REQUEST,
-                "bad_patrol",
-                "巡防记录有误：请选择您负责的楼栋，并填写检查了什么",
-            ),
-            AppError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body", "提交的内容格式不对"),
-            AppError::Refused(..) => (StatusCode::CONFLICT, "refused", "无法办理"),
-            AppError::BadAttachment(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "bad_attachment",
-                "只能上传照片（JPEG）或录音，且不超过 1 MB",
-            ),
-            AppError::Auth(AuthError::BadLogin) => (
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "登录账号须为 2 到 32 个小写字母、数字或 . _ -，且不以 kiosk- 开头",
-            ),
-            AppError::Auth(AuthError::WeakPassword) => {
-                (StatusCode::BAD_REQUEST, "bad_request", "密码至少 8 位")
-            }
-            AppError::Auth(AuthError::UnknownCompound(_)) => {
-                (StatusCode::BAD_REQUEST, "bad_request", "没有这个小区")
-            }
-            AppError::Auth(AuthError::UnknownCommunity(_)) => {
-                (StatusCode::BAD_REQUEST, "bad_request", "没有这个社区")
-            }
-            AppError::Auth(AuthError::NotAStreetSupervisor) => (
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "只有不分管小区的书记（街道）可以管理多个社区",
-            ),
-            AppError::Auth(AuthError::CommunityNeeded) => {
-                (StatusCode::BAD_REQUEST, "community_needed", "请选择社区")
-            }
-            AppError::Auth(AuthError::NoCompound) => {
-                (StatusCode::BAD_REQUEST, "bad_request", "网格员和楼长至少要选一个小区")
-            }
-            AppError::Auth(AuthError::NoBuilding) => {
-                (StatusCode::BAD_REQUEST, "bad_request", "楼长至少要选一栋楼")
-            }
-            AppError::Auth(AuthError::LongName) => {
-                (StatusCode::BAD_REQUEST, "bad_request", "名称最多 40 个字")
-            }
-            AppError::Auth(_) => (StatusCode::BAD_REQUEST, "bad_request", "请求无效"),
-            AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "您的账号无权进行此操作"),
-            AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "没有找到"),
-            AppError::ForeignOrigin(_) => {
-                (StatusCode::FORBIDDEN, "foreign_origin", "不允许从其他网站连接")
-            }
-            AppError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query", "查询条件不对"),
-            AppError::NotWebSocket(_) => {
-                (StatusCode::BAD_REQUEST, "not_websocket", "这里只接受 WebSocket 连接")
-            }
-            AppError::ForeignHost => {
-                (StatusCode::MISDIRECTED_REQUEST, "foreign_host", "不认识这个网址")
-            }
-            AppError::TooLarge(_) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "too_large", "提交的内容太大了")
-            }
-            AppError::SlowBody => (StatusCode::REQUEST_TIMEOUT, "slow_body", "提交太慢，请重试"),
-            AppError::TooManyConnections(_) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
-                "连接数太多，请关闭其他页面后再试",
-            ),
+            AppError::Auth(AuthError::MustChangePassword) => Refusal::MustChangePassword,
+            AppError::Auth(AuthError::PairingExpired) => Refusal::PairingExpired,
+            AppError::Auth(AuthError::UserExists(_)) => Refusal::LoginTaken,
+            AppError::Office(OfficeError::NotEverything) => Refusal::NotEverything,
+            AppError::Office(OfficeError::UnknownCompound(_)) => Refusal::NoCompoundHere,
+            AppError::Office(OfficeError::BadRota(_)) => Refusal::BadRota,
+            AppError::Office(OfficeError::BadCommunity(_)) => Refusal::BadCommunity,
+            AppError::Office(OfficeError::BadPoints(_)) => Refusal::BadPoints,
+            AppError::Office(OfficeError::BadPatrol(_)) => Refusal::BadPatrol,
+            AppError::BadBody(_) => Refusal::BadBody,
+            AppError::BadAttachment(_) => Refusal::BadAttachment,
+            AppError::Auth(AuthError::BadLogin) => Refusal::BadLogin,
+            AppError::Auth(AuthError::WeakPassword) => Refusal::WeakPassword,
+            AppError::Auth(AuthError::UnknownCompound(_)) => Refusal::UnknownCompound,
+            AppError::Auth(AuthError::UnknownCommunity(_)) => Refusal::UnknownCommunity,
+            AppError::Auth(AuthError::NotAStreetSupervisor) => Refusal::NotAStreetSupervisor,
+            AppError::Auth(AuthError::CommunityNeeded) => Refusal::CommunityNeeded,
+            AppError::Auth(AuthError::NoCompound) => Refusal::NoCompound,
+            AppError::Auth(AuthError::NoBuilding) => Refusal::NoBuilding,
+            AppError::Auth(AuthError::LongName) => Refusal::LongName,
+            AppError::Auth(_) => Refusal::BadAccount,
+            AppError::Forbidden => Refusal::Forbidden,
+            AppError::NotFound => Refusal::NotFound,
+            AppError::ForeignOrigin(_) => Refusal::ForeignOrigin,
+            AppError::BadQuery(_) => Refusal::BadQuery,
+            AppError::NotWebSocket(_) => Refusal::NotWebSocket,
+            AppError::ForeignHost => Refusal::ForeignHost,
+            AppError::TooLarge(_) => Refusal::TooLarge,
+            AppError::SlowBody => Refusal::SlowBody,
+            AppError::TooManyConnections(_) => Refusal::TooManyConnections,
+            // Answered above, with the live feed's code.
+            AppError::Refused(..) => Refusal::Forbidden,
         };
+        let status = StatusCode::from_u16(refusal.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (code, zh) = (refusal.code(), refusal.message_zh());
         let message = match &self {
             AppError::Auth(AuthError::Store(StoreError::Standby))
             | AppError::Office(OfficeError::Store(StoreError::Standby)) => self.to_string(),
@@ -533,9 +479,8 @@ pub struct WorkerEntry {
     ))]
 async fn workers(
     State(app): State<App>,
-    jar: CookieJar,
+    Supervisor(Authenticated { principal: who, .. }): Supervisor,
 ) -> Result<Json<Vec<WorkerEntry>>, AppError> {
-    let who = supervisor(&app, &jar).await?.principal;
     let workers = people_of(&app, &who, Role::Worker)?;
     Ok(Json(
         workers
@@ -576,9 +521,8 @@ pub struct HeadEntry {
     ))]
 async fn building_heads(
     State(app): State<App>,
-    jar: CookieJar,
+    Session(Authenticated { principal: who, .. }): Session,
 ) -> Result<Json<Vec<HeadEntry>>, AppError> {
-    let who = working(authenticated(&app, &jar).await?)?.principal;
     if !matches!(who.actor.role, Role::Worker | Role::Supervisor) {
         return Err(AppError::Forbidden);
     }

@@ -3,17 +3,18 @@
 //! building head's patrol round.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::office::OfficeEvent;
 use hongfan_shared::points::{Entry, Patrol, Standing, standings, year_month};
 use hongfan_shared::{IncidentId, Principal, Role};
 use serde::{Deserialize, Serialize};
 
-use super::{App, AppError, ErrorJson, authenticated, body, supervisor, working};
+use super::extract::{AppJson, Session, Supervisor};
+use super::{App, AppError, ErrorJson};
+use crate::auth::Authenticated;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -70,10 +71,9 @@ fn year(query: Result<Query<Year>, QueryRejection>) -> Result<Option<i32>, AppEr
     ))]
 pub(super) async fn list(
     State(app): State<App>,
-    jar: CookieJar,
+    Supervisor(Authenticated { principal: who, .. }): Supervisor,
     query: Result<Query<Year>, QueryRejection>,
 ) -> Result<Json<PointsBoard>, AppError> {
-    let who = supervisor(&app, &jar).await?.principal;
     Ok(Json(board(&app, &who, year(query)?)))
 }
 
@@ -89,10 +89,9 @@ pub(super) async fn list(
     ))]
 pub(super) async fn export(
     State(app): State<App>,
-    jar: CookieJar,
+    Supervisor(Authenticated { principal: who, .. }): Supervisor,
     query: Result<Query<Year>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    let who = supervisor(&app, &jar).await?.principal;
     let board = board(&app, &who, year(query)?);
     let mut out = csv::Writer::from_writer(Vec::from("\u{feff}".as_bytes()));
     let months = (1..=12).map(|m| format!("{m}月"));
@@ -146,11 +145,10 @@ pub(crate) struct Adjustment {
     ))]
 pub(super) async fn adjust(
     State(app): State<App>,
-    jar: CookieJar,
-    form: Result<Json<Adjustment>, JsonRejection>,
+    Supervisor(Authenticated { principal: who, .. }): Supervisor,
+    AppJson(form): AppJson<Adjustment>,
 ) -> Result<Json<OfficeEvent>, AppError> {
-    let who = supervisor(&app, &jar).await?.principal;
-    let Adjustment { head, points, reason, incident } = body(form)?;
+    let Adjustment { head, points, reason, incident } = form;
     let event =
         crate::office::adjust_points(app.hub.store(), &who, head, points, reason, incident).await?;
     Ok(Json(event))
@@ -169,13 +167,11 @@ pub(super) async fn adjust(
     ))]
 pub(super) async fn patrol(
     State(app): State<App>,
-    jar: CookieJar,
-    form: Result<Json<Patrol>, JsonRejection>,
+    Session(Authenticated { principal: who, .. }): Session,
+    AppJson(patrol): AppJson<Patrol>,
 ) -> Result<Json<OfficeEvent>, AppError> {
-    let who = working(authenticated(&app, &jar).await?)?.principal;
     if who.actor.role != Role::BuildingHead {
         return Err(AppError::Forbidden);
     }
-    let patrol = body(form)?;
     Ok(Json(crate::office::record_patrol(app.hub.store(), &who, patrol).await?))
 }

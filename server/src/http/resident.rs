@@ -5,7 +5,6 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -18,10 +17,11 @@ use hongfan_shared::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::extract::AppJson;
 use super::guard::ClientAddr;
 use super::{
-    App, AppError, ErrorJson, KIOSK_COOKIE, SESSION_COOKIE, authenticated_by, body, page_origin,
-    qr_svg, working,
+    App, AppError, ErrorJson, KIOSK_COOKIE, SESSION_COOKIE, authenticated_by, page_origin, qr_svg,
+    working,
 };
 use crate::store::attachments::{self, MAX_BYTES, UploadError};
 
@@ -92,9 +92,9 @@ async fn opened(app: &App, from: std::net::IpAddr, slip: &Slip) -> Result<Incide
 pub(super) async fn status(
     State(app): State<App>,
     Extension(ClientAddr(from)): Extension<ClientAddr>,
-    form: Result<Json<Slip>, JsonRejection>,
+    AppJson(form): AppJson<Slip>,
 ) -> Result<Json<ResidentStatus>, AppError> {
-    let incident = opened(&app, from, &body(form)?).await?;
+    let incident = opened(&app, from, &form).await?;
     Ok(Json(view::resident_status(&incident)))
 }
 
@@ -110,9 +110,9 @@ pub(super) async fn status(
 pub(super) async fn rate(
     State(app): State<App>,
     Extension(ClientAddr(from)): Extension<ClientAddr>,
-    form: Result<Json<SlipRating>, JsonRejection>,
+    AppJson(form): AppJson<SlipRating>,
 ) -> Result<Json<ResidentStatus>, AppError> {
-    let SlipRating { ticket, key, community, rating, solved } = body(form)?;
+    let SlipRating { ticket, key, community, rating, solved } = form;
     let incident = opened(&app, from, &Slip { ticket, key: key.clone(), community }).await?;
     let action = Action::Rate { rating, key: Some(key), solved };
     let (_, rated) = app
@@ -150,9 +150,8 @@ pub(super) async fn link(
     State(app): State<App>,
     Extension(ClientAddr(from)): Extension<ClientAddr>,
     headers: HeaderMap,
-    form: Result<Json<Slip>, JsonRejection>,
+    AppJson(slip): AppJson<Slip>,
 ) -> Result<Json<StatusLink>, AppError> {
-    let slip = body(form)?;
     let incident = opened(&app, from, &slip).await?;
     let mut link = format!("{}/s#{}-{}", page_origin(&headers), incident.ticket.0, slip.key);
     if slip.community != CommunityId::default() {

@@ -1,17 +1,16 @@
 //! Sessions: a person's login, logout and own password; a kiosk's pairing; who a session is.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 use hongfan_shared::protocol::Identity;
 use serde::Deserialize;
 
+use super::extract::AppJson;
 use super::guard::ClientAddr;
 use super::{
-    App, AppError, As, ErrorJson, KIOSK_COOKIE, SESSION_COOKIE, authenticated_by, body,
-    session_cookie,
+    App, AppError, As, ErrorJson, KIOSK_COOKIE, SESSION_COOKIE, authenticated_by, session_cookie,
 };
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -36,9 +35,8 @@ pub(super) async fn login(
     State(app): State<App>,
     Extension(ClientAddr(from)): Extension<ClientAddr>,
     jar: CookieJar,
-    form: Result<Json<LoginForm>, JsonRejection>,
+    AppJson(form): AppJson<LoginForm>,
 ) -> Result<(CookieJar, Json<Identity>), AppError> {
-    let form = body(form)?;
     let login = app.accounts.loggable(&form.login);
     let token = app.accounts.login(&form.login, &form.password, from).await;
     let token =
@@ -84,9 +82,8 @@ pub(super) async fn pair(
     State(app): State<App>,
     Extension(ClientAddr(from)): Extension<ClientAddr>,
     jar: CookieJar,
-    form: Result<Json<PairForm>, JsonRejection>,
+    AppJson(form): AppJson<PairForm>,
 ) -> Result<(CookieJar, Json<Identity>), AppError> {
-    let form = body(form)?;
     let token = app.accounts.pair(&form.credential, from).await?;
     let identity = app.accounts.authenticate(&token).await?.identity;
     tracing::info!(kiosk = %identity.id, "kiosk paired");
@@ -129,10 +126,9 @@ pub(super) async fn change_password(
     State(app): State<App>,
     Extension(ClientAddr(from)): Extension<ClientAddr>,
     jar: CookieJar,
-    form: Result<Json<PasswordForm>, JsonRejection>,
+    AppJson(form): AppJson<PasswordForm>,
 ) -> Result<Json<Identity>, AppError> {
     let me = authenticated_by(&app, &jar, SESSION_COOKIE).await?;
-    let form = body(form)?;
     app.accounts.change_own_password(&me, &form.current, &form.new, from).await?;
     tracing::info!(login = %me.identity.id, "password changed");
     let token = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Instrument;
 
-use super::{Hub, Kick, Outgoing, encode, error, wire_error};
+use super::registry::Kick;
+use super::{Hub, Outgoing, encode, error, wire_error};
 use crate::auth::Authenticated;
 
 /// Events read from the log per step while a client catches up.

@@ -31,6 +31,14 @@ struct Header {
     hongfan_backup: u32,
     epoch: String,
     seq: Seq,
+    /// In a standby pair's snapshot, the replicated log's position it was read at: everything
+    /// up to it is in the file (and possibly some of what follows).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    position: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,6 +79,8 @@ enum Line {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Carried {
     pub seq: Seq,
+    /// A snapshot's position in the replicated log (0 in a backup).
+    pub position: u64,
     pub events: u64,
     /// Changes to the office.
     pub office: u64,
@@ -79,12 +89,25 @@ pub struct Carried {
     pub attachments: u64,
 }
 
-const AUX: [(Aux, &str); 4] = [
+/// The account records a backup carries; a snapshot carries the outbox too (the webhooks the
+/// standby must send if it takes over), which a restored folder must not send again.
+const AUX: [(Aux, &str); 5] = [
     (Aux::Users, "users"),
     (Aux::Kiosks, "kiosks"),
     (Aux::Sessions, "sessions"),
     (Aux::Duty, "duty"),
+    (Aux::Outbox, "outbox"),
 ];
+const BACKUP_AUX: usize = 4;
+
+/// What a backup file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// To restore as a new deployment (`hongfan restore`).
+    Backup,
+    /// To seed a standby's empty folder: the same deployment, at a position of its log.
+    Snapshot,
+}
 
 fn write_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Write(format!("backup: {e}"))
@@ -93,8 +116,28 @@ fn write_err(e: impl std::fmt::Display) -> StoreError {
 impl Store {
     /// Writes a consistent backup of everything durable now to `out`.
     pub fn backup(&self, out: &mut impl Write) -> Result<Carried, StoreError> {
-        let seq = self.last_seq()?;
-        let header = Header { hongfan_backup: VERSION, epoch: self.epoch().to_owned(), seq };
+        self.write_backup(out, Purpose::Backup)
+    }
+
+    /// Writes what a standby starting from nothing needs (`seed`): a backup that also names
+    /// the replicated log's position it was read at, with the outbox.
+    pub fn standby_snapshot(&self, out: &mut impl Write) -> Result<Carried, StoreError> {
+        self.write_backup(out, Purpose::Snapshot)
+    }
+
+    fn write_backup(&self, out: &mut impl Write, purpose: Purpose) -> Result<Carried, StoreError> {
+        // The position first, and everything else from the disk after it: then the file holds
+        // at least every group up to it (the events shown in memory may lag what the disk
+        // holds, so a snapshot reads where they end from the disk).
+        let (position, seq) = match purpose {
+            Purpose::Backup => (0, self.last_seq()?),
+            Purpose::Snapshot => {
+                let position = self.position()?;
+                (position, self.shared.disk.last_event()?)
+            }
+        };
+        let header =
+            Header { hongfan_backup: VERSION, epoch: self.epoch().to_owned(), seq, position };
         serde_json::to_writer(&mut *out, &header).map_err(write_err)?;
         out.write_all(b"\n").map_err(write_err)?;
         let mut events = 0;
@@ -116,7 +159,11 @@ impl Store {
         }
         let office = office.len() as u64;
         let mut records = 0;
-        for (tree, name) in AUX {
+        let trees = match purpose {
+            Purpose::Backup => &AUX[..BACKUP_AUX],
+            Purpose::Snapshot => &AUX[..],
+        };
+        for &(tree, name) in trees {
             for (key, value) in self.shared.disk.scan_entries(tree)? {
                 let value =
                     serde_json::from_slice(&value).map_err(|e| StoreError::Read(e.to_string()))?;
@@ -142,7 +189,7 @@ impl Store {
         out.write_all(b"\n").map_err(write_err)?;
         out.flush().map_err(write_err)?;
         let incidents = self.read()?.rows.len() as u64;
-        Ok(Carried { seq, events, office, records, incidents, attachments })
+        Ok(Carried { seq, position, events, office, records, incidents, attachments })
     }
 }
 
@@ -176,6 +223,17 @@ impl Replay {
 /// Restores a backup into `dir`, which must be missing or empty. The restored store has a new
 /// epoch, so every client takes a fresh snapshot rather than resume into another history.
 pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
+    read_into(input, dir, Purpose::Backup)
+}
+
+/// Puts a standby pair's snapshot (`Store::standby_snapshot`) into `dir`, which must be missing or
+/// empty: the same deployment (its epoch), holding the replicated log up to the snapshot's
+/// position, to follow the log from there.
+pub fn seed(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
+    read_into(input, dir, Purpose::Snapshot)
+}
+
+fn read_into(input: impl BufRead, dir: &Path, purpose: Purpose) -> Result<Carried, StoreError> {
     let bad = |line: usize, why: String| StoreError::Corrupt {
         dir: "the backup file".into(),
         reason: format!("line {line}: {why}"),
@@ -199,7 +257,14 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
             format!("backup version {} is newer than {VERSION}", header.hongfan_backup),
         ));
     }
-    let disk = Disk::open(dir, 64 << 20, None, None)?;
+    let (epoch, position) = match purpose {
+        Purpose::Backup => (None, None),
+        Purpose::Snapshot if header.position > 0 => {
+            (Some(header.epoch.as_str()), Some(header.position))
+        }
+        Purpose::Snapshot => return Err(bad(1, "not a standby's snapshot".into())),
+    };
+    let disk = Disk::open(dir, 64 << 20, None, epoch)?;
     let files = super::attachments::Attachments::open(dir)?;
     let mut attachments = 0;
     let mut replay = Replay::default();
@@ -208,6 +273,7 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
     let mut office = Office::default();
     let mut office_events = Vec::new();
     let mut end = None;
+    let mut skipped_records = 0;
     for (n, line) in lines.enumerate() {
         let number = n + 2;
         let text = line.map_err(|e| bad(number, e.to_string()))?;
@@ -223,6 +289,11 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
             Line::Office(event) => {
                 office.apply(&event).map_err(|why| bad(number, why))?;
                 office_events.push(event);
+            }
+            // A snapshot's outbox, restored as a backup: those webhooks were the other
+            // deployment's to send.
+            Line::Record(record) if purpose == Purpose::Backup && record.tree == "outbox" => {
+                skipped_records += 1;
             }
             Line::Record(record) => {
                 let tree = AUX
@@ -255,7 +326,7 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
     };
     if end.events != replay.next_seq
         || end.events != header.seq
-        || end.records != records.len() as u64
+        || end.records != records.len() as u64 + skipped_records
         || end.office != office_events.len() as u64
         || end.attachments != attachments
     {
@@ -264,14 +335,16 @@ pub fn restore(input: impl BufRead, dir: &Path) -> Result<Carried, StoreError> {
     disk.import_events(&batch)?;
     disk.import_office(&office_events)?;
     let incidents: Vec<&Incident> = replay.incidents.values().collect();
-    let ops = disk.commit(&[], &incidents, &[], &[], None)?;
-    disk.apply(&ops)?;
     for (tree, key, value) in &records {
         disk.put(*tree, key, Some(value))?;
     }
+    // The position is written last, with the incident states: a folder that has it is whole.
+    let ops = disk.commit(&[], &incidents, &[], &[], position)?;
+    disk.apply(&ops)?;
     disk.checkpoint().map_err(|e| StoreError::Write(e.to_string()))?;
     Ok(Carried {
         seq: header.seq,
+        position: position.unwrap_or_default(),
         events: end.events,
         office: end.office,
         records: end.records,

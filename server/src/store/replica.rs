@@ -147,6 +147,20 @@ impl Store {
         };
         let published = shared.read()?;
         let Record { events, office, aux, files } = record;
+        // A folder seeded from a snapshot may already hold the first events and office changes
+        // of the groups after the snapshot's position (it was read while they were written):
+        // those are skipped, the rest must follow.
+        let held = events.iter().take_while(|e| e.seq <= published.seq).count();
+        let events: Cow<'_, [Event]> = match held {
+            0 => events,
+            held => events[held..].to_vec().into(),
+        };
+        let office_seq = published.office.office.seq;
+        let held = office.iter().take_while(|e| e.seq <= office_seq).count();
+        let office: Cow<'_, [OfficeEvent]> = match held {
+            0 => office,
+            held => office[held..].to_vec().into(),
+        };
         // Folded as the primary folded them: each event onto its incident's state before it.
         let mut latest: HashMap<IncidentId, Arc<Incident>> = HashMap::new();
         let mut states = Vec::with_capacity(events.len());

@@ -99,6 +99,16 @@ enum Scenario {
         #[arg(long, default_value = "15s")]
         lease_ttl: String,
     },
+    /// With `--standby`: K kiosks file N reports to a pair that keeps R groups of its log;
+    /// the log's size (groups, bytes) and the snapshot's, after.
+    Retention {
+        #[arg(long, default_value_t = 1_000_000)]
+        reports: u64,
+        #[arg(long, default_value_t = 16)]
+        kiosks: usize,
+        #[arg(long, default_value_t = 100_000)]
+        retain: u64,
+    },
     /// Incidents, each raced for by many workers at once: double claims and claim latency.
     Claims {
         #[arg(long, default_value_t = 1000)]
@@ -390,6 +400,97 @@ async fn ingest(
         v["audit"] = summary("audit summary over the whole history, meanwhile", &h);
     }
     Ok(v)
+}
+
+async fn retention(
+    args: &Args,
+    reports: u64,
+    kiosks_n: usize,
+    retain: u64,
+) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(args.standby && args.url.is_none(), "retention needs --standby and no --url");
+    let retain_flag = retain.to_string();
+    let every = "5s";
+    let server =
+        Target::new(args, &["--nats-retain", &retain_flag, "--nats-compact-every", every], None)
+            .await;
+    let nats = &server._pair.as_ref().expect("the pair").0;
+    let clients = server.kiosks(kiosks_n).await;
+    let filed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(k, mut client)| {
+            let filed = filed.clone();
+            tokio::spawn(async move {
+                let compound = ["c1", "c2"][k % 2];
+                let mut n = 0;
+                while filed.load(std::sync::atomic::Ordering::Relaxed) < reports {
+                    let request_id = format!("k{k}-{n}");
+                    n += 1;
+                    let report = report(compound, "楼道灯坏了");
+                    client.send(&ClientMessage::Report { request_id, report }).await;
+                    let (answer, _) = client
+                        .recv_until(|m| {
+                            matches!(m, ServerMessage::Reported { .. } | ServerMessage::Error(_))
+                        })
+                        .await;
+                    if matches!(answer, ServerMessage::Reported { .. }) {
+                        let done = filed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if done % 100_000 == 0 {
+                            eprintln!("  {done} reports acknowledged");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let js = async_nats::jetstream::new(nats.client().await);
+    let state = |name: &'static str| {
+        let js = js.clone();
+        async move {
+            let mut stream = js.get_stream(name).await?;
+            anyhow::Ok(stream.info().await?.state.clone())
+        }
+    };
+    // The last round of the primary's look, after the last report.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let log = state("HONGFAN").await?;
+    let snapshot = state("OBJ_hongfan_snapshot").await?;
+    let folder = dir_bytes(&server.spawned.as_ref().expect("the primary").data_dir());
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    println!(
+        "retention: {reports} reports by {kiosks_n} kiosks in {secs:.0} s, --nats-retain {retain}: the log holds {} groups ({}..={}), {:.1} MB; the snapshot {:.1} MB; the primary's folder {:.1} MB",
+        log.messages,
+        log.first_sequence,
+        log.last_sequence,
+        mb(log.bytes),
+        mb(snapshot.bytes),
+        mb(folder),
+    );
+    Ok(serde_json::json!({
+        "reports": reports, "retain": retain, "groups_written": log.last_sequence,
+        "groups_kept": log.messages, "log_bytes": log.bytes, "snapshot_bytes": snapshot.bytes,
+        "folder_bytes": folder,
+    }))
+}
+
+/// The bytes of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 async fn fanout(args: &Args, boards_n: usize, rate: u64) -> serde_json::Value {
@@ -906,6 +1007,9 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Fanout { boards, rate } => fanout(&args, boards, rate).await,
         Scenario::Idle { boards } => idle(&args, boards).await,
         Scenario::Claims { incidents, racers } => claims(&args, incidents, racers).await,
+        Scenario::Retention { reports, kiosks, retain } => {
+            retention(&args, reports, kiosks, retain).await?
+        }
         Scenario::Floor => floor(args.secs).await?,
         Scenario::Failover { rounds, ref lease_ttl } => failover(&args, rounds, lease_ttl).await?,
         Scenario::Restart { events, boards, communities } => {

@@ -9,6 +9,8 @@
 //! derived at start is written per report: the next sequence number and incident id come from
 //! the last keys, the request-id index and the deadline index from the incidents.
 
+mod migrations;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -38,10 +40,6 @@ const POSITION: &[u8] = b"position";
 
 /// The format of the data folder: events framed with a checksum chain.
 const FORMAT: &[u8] = b"hongfan-2";
-/// The format before events carried checksums; a folder of it is upgraded in place on open.
-const FORMAT_1: &[u8] = b"hongfan-1";
-/// Events rewritten per batch while upgrading.
-const UPGRADE_BATCH: usize = 10_000;
 /// The high-water mark's file, beside sled's.
 pub(super) const MARK_FILE: &str = "hongfan.mark";
 
@@ -145,12 +143,6 @@ impl Chain {
 /// A stored event's JSON, without its checksum.
 pub(super) fn unframe(stored: &[u8]) -> Option<&[u8]> {
     stored.get(4..).filter(|json| !json.is_empty())
-}
-
-/// Whether a stored event is in the old, unframed format: JSON from its first byte. A framed
-/// event's JSON starts at byte 4, where an unframed one has the `q` of `{"seq"`.
-fn is_unframed(stored: &[u8]) -> bool {
-    stored.starts_with(b"{\"seq\"")
 }
 
 /// One account record to write (or with `None`, remove) with a group's events.
@@ -306,7 +298,7 @@ impl Disk {
             let format = meta.get("format").map_err(|e| StoreError::open(dir, e))?;
             match format.as_deref() {
                 Some(f) if f == FORMAT => {}
-                Some(f) if f == FORMAT_1 => upgrade = true,
+                Some(f) if f == migrations::FORMAT_1 => upgrade = true,
                 _ => {
                     return Err(StoreError::corrupt(
                         dir,
@@ -405,72 +397,6 @@ impl Disk {
         Ok((log, chain))
     }
 
-    /// Accounts a folder from before the office log kept in trees of their own, to be moved into
-    /// the office log (once, at the first start of this version).
-    pub(super) fn legacy_accounts(
-        &self,
-    ) -> Result<(Vec<hongfan_shared::office::Person>, Vec<hongfan_shared::office::Kiosk>), StoreError>
-    {
-        #[derive(serde::Deserialize)]
-        struct User {
-            login: String,
-            name: String,
-            role: hongfan_shared::Role,
-            compounds: Vec<hongfan_shared::CompoundId>,
-            password: String,
-            disabled: bool,
-        }
-        #[derive(serde::Deserialize)]
-        struct Kiosk {
-            id: String,
-            compound: hongfan_shared::CompoundId,
-            name: String,
-            secret: String,
-            revoked: bool,
-        }
-        let read = |e: serde_json::Error| StoreError::Read(e.to_string());
-        let people = self
-            .scan(Aux::Users)?
-            .iter()
-            .map(|v| serde_json::from_slice::<User>(v).map_err(read))
-            .map(|u| {
-                u.map(|u| hongfan_shared::office::Person {
-                    // A supervisor of the first version ran the whole community.
-                    compounds: if u.role == hongfan_shared::Role::Supervisor {
-                        Vec::new()
-                    } else {
-                        u.compounds
-                    },
-                    login: u.login,
-                    name: u.name,
-                    role: u.role,
-                    community: Default::default(),
-                    communities: Vec::new(),
-                    buildings: Vec::new(),
-                    secret: u.password,
-                    disabled: u.disabled,
-                    must_change_password: false,
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let kiosks = self
-            .scan(Aux::Kiosks)?
-            .iter()
-            .map(|v| serde_json::from_slice::<Kiosk>(v).map_err(read))
-            .map(|k| {
-                k.map(|k| hongfan_shared::office::Kiosk {
-                    id: k.id,
-                    compound: k.compound,
-                    name: k.name,
-                    secret: k.secret,
-                    pairing: None,
-                    revoked: k.revoked,
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok((people, kiosks))
-    }
-
     /// The office's log as stored, for `verify`: each entry's seq and bytes.
     pub(super) fn raw_office(
         &self,
@@ -533,51 +459,6 @@ impl Disk {
             }
         }
         Ok(loaded)
-    }
-
-    /// Rewrites a folder of the first format with the checksum chain, in batches, then marks
-    /// it as the current format. Safe to interrupt: a rerun frames what is still unframed and
-    /// recomputes the same chain over what is framed already.
-    fn upgrade(&self, meta: &sled::Tree) -> Result<(), StoreError> {
-        let fail = |e: &dyn std::fmt::Display| StoreError::open(&self.dir, e);
-        tracing::info!(dir = %self.dir.display(), "upgrading the data folder to checksummed events");
-        let mut chain = Chain::default();
-        let mut batch = sled::Batch::default();
-        let mut pending = 0;
-        for entry in self.events.iter() {
-            let (k, v) = entry.map_err(|e| fail(&e))?;
-            let seq = number(&k).ok_or_else(|| fail(&"an event key is not a number"))?;
-            let json = if is_unframed(&v) { &v[..] } else { unframe(&v).unwrap_or(&v[..]) };
-            let framed = chain.frame(seq, json);
-            if framed[..] != v[..] {
-                batch.insert(&k[..], framed);
-                pending += 1;
-            }
-            if pending == UPGRADE_BATCH {
-                self.events.apply_batch(std::mem::take(&mut batch)).map_err(|e| fail(&e))?;
-                pending = 0;
-            }
-        }
-        self.events.apply_batch(batch).map_err(|e| fail(&e))?;
-        // Incident states kept every seq of their events; now only the last, the rest in the
-        // timeline index.
-        for entry in self.incidents.iter() {
-            let (k, v) = entry.map_err(|e| fail(&e))?;
-            let mut state: serde_json::Value = serde_json::from_slice(&v).map_err(|e| fail(&e))?;
-            let Some(object) = state.as_object_mut() else { continue };
-            let Some(seqs) = object.remove("events") else { continue };
-            let seqs: Vec<Seq> = serde_json::from_value(seqs).map_err(|e| fail(&e))?;
-            object.insert("last_seq".into(), seqs.last().copied().unwrap_or(0).into());
-            let id = number(&k).unwrap_or(0);
-            for seq in seqs {
-                self.timeline.insert(timeline_key(id, seq), &[]).map_err(|e| fail(&e))?;
-            }
-            let bytes = serde_json::to_vec(&state).map_err(|e| fail(&e))?;
-            self.incidents.insert(k, bytes).map_err(|e| fail(&e))?;
-        }
-        self.sync().map_err(|e| fail(&e))?;
-        meta.insert("format", FORMAT).map_err(|e| fail(&e))?;
-        self.sync().map_err(|e| fail(&e))
     }
 
     /// Reads the state back and checks it: the whole log against its checksum chain (naming the
@@ -669,6 +550,13 @@ impl Disk {
     }
 
     /// Events with `after < seq <= upto`, oldest first, at most `limit`.
+    /// The last event in sled (0 with none): each group's events are written before its
+    /// position, so read after the position it is at least that group's last.
+    pub(super) fn last_event(&self) -> Result<Seq, StoreError> {
+        let last = self.events.last().map_err(StoreError::read)?;
+        Ok(last.and_then(|(k, _)| number(&k)).unwrap_or(0))
+    }
+
     pub(super) fn events(
         &self,
         after: Seq,

@@ -1,7 +1,12 @@
-//! The office's duty rotas and its community as supervisors edit them while the server runs,
-//! and the history of every change to the office. Each edit is decided by the committer against
-//! the office as it is then, and logged with who made it and what was there before (people and
-//! kiosks are `auth`'s, through the same log).
+//! The office as supervisors run it while the server runs: its people (`people`), its kiosks
+//! (`kiosks`), its duty rotas and its community, and the history of every change to it. Each
+//! edit is decided by the committer against the office as it is then, and logged with who made
+//! it and what was there before. Checking secrets and keeping sessions is `auth`'s.
+
+mod kiosks;
+mod people;
+
+pub use people::{FirstStart, NewPerson};
 
 use hongfan_shared::office::{Office, OfficeChange, OfficeEvent, Person, Rota, without_secrets};
 use hongfan_shared::{Community, CompoundId, Principal, Role};
