@@ -438,7 +438,7 @@ async fn retention(
                         .await;
                     if matches!(answer, ServerMessage::Reported { .. }) {
                         let done = filed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                        if done % 100_000 == 0 {
+                        if done.is_multiple_of(100_000) {
                             eprintln!("  {done} reports acknowledged");
                         }
                     }
