@@ -236,22 +236,11 @@ impl Cluster {
             .await
             .map_err(nats)?,
         });
-        // The bucket's stream is made as `create_key_value` would make it: that function first
-        // reads the account's details, which async-nats cannot parse from a 2.9 server.
+        // The lease's entry expires unrenewed.
         let bucket = retried(|| {
             js.get_or_create_stream(stream::Config {
-                name: format!("KV_{BUCKET}"),
-                subjects: vec![format!("$KV.{BUCKET}.>")],
-                max_messages_per_subject: 1,
                 max_age: settings.lease_ttl,
-                num_replicas: settings.replicas,
-                storage: stream::StorageType::File,
-                allow_rollup: true,
-                deny_delete: true,
-                // Read from the bucket's leader: a lagging copy would show an old revision.
-                allow_direct: false,
-                discard: stream::DiscardPolicy::New,
-                ..Default::default()
+                ..bucket_stream(BUCKET, settings.replicas)
             })
         })
         .await
@@ -281,22 +270,9 @@ impl Cluster {
         let lease_js =
             jetstream::ContextBuilder::new().timeout(beat(settings.lease_ttl)).build(client);
         let lease = lease_js.get_key_value(BUCKET).await.map_err(|e| nats(e.to_string()))?;
-        retried(|| {
-            js.get_or_create_stream(stream::Config {
-                name: format!("KV_{FOLLOWERS}"),
-                subjects: vec![format!("$KV.{FOLLOWERS}.>")],
-                max_messages_per_subject: 1,
-                num_replicas: settings.replicas,
-                storage: stream::StorageType::File,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: false,
-                discard: stream::DiscardPolicy::New,
-                ..Default::default()
-            })
-        })
-        .await
-        .map_err(nats)?;
+        retried(|| js.get_or_create_stream(bucket_stream(FOLLOWERS, settings.replicas)))
+            .await
+            .map_err(nats)?;
         let followers = js.get_key_value(FOLLOWERS).await.map_err(|e| nats(e.to_string()))?;
         Ok(Cluster {
             js,
@@ -518,6 +494,24 @@ impl Cluster {
             .await
             .map_err(|e| self.nats(e))?;
         consumer.messages().await.map_err(|e| self.nats(e))
+    }
+}
+
+/// The stream of a key-value bucket, made as `create_key_value` would make it (that function
+/// first reads the account's details, which async-nats cannot parse from a 2.9 server): one
+/// value per key, read from the bucket's leader (a lagging copy would show an old revision).
+fn bucket_stream(bucket: &str, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: false,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
     }
 }
 
