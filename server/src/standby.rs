@@ -628,8 +628,31 @@ impl Term {
                     );
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                // An earlier send of this very message may have been stored and its answer
+                // lost in an election: a new stream leader checks the expected sequence before
+                // it looks for duplicates. Ours at `last + 1` is this append done; another's
+                // means another process appended, and the lease is lost.
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                    return Err(ReplicaError::LostLease);
+                    match self.cluster.log.get_raw_message(last + 1).await {
+                        Ok(found) => {
+                            let sent = found.headers.get(async_nats::header::NATS_MESSAGE_ID);
+                            if sent.is_none_or(|sent| sent.as_str() != id) {
+                                return Err(ReplicaError::LostLease);
+                            }
+                            tracing::info!(
+                                sequence = last + 1,
+                                "an append whose answer was lost was stored; going on"
+                            );
+                            if let Ok(mut known) = self.last.lock() {
+                                *known = last + 1;
+                            }
+                            return Ok(last + 1);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read whose append the log holds; retrying");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
                 }
                 // Sent again, it would be refused again: stop, rather than hold the lease
                 // without writing.
