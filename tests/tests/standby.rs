@@ -598,7 +598,8 @@ async fn nats_elections_never_cost_the_primary_its_lease() {
             // The last lines of the log, a backtrace's frames left out so the message shows.
             let frame = |l: &&str| {
                 let l = l.trim_start();
-                l.starts_with("at ") || l.split(':').next().is_some_and(|n| n.parse::<u32>().is_ok())
+                l.starts_with("at ")
+                    || l.split(':').next().is_some_and(|n| n.parse::<u32>().is_ok())
             };
             let lines: Vec<&str> = log.lines().filter(|l| !frame(l)).collect();
             let tail = &lines[lines.len().saturating_sub(30)..];
