@@ -203,6 +203,26 @@ pub struct Category {
     pub mediation: Option<Millis>,
 }
 
+impl Category {
+    /// A category `id`, named after itself, to be answered within a minute and resolved within
+    /// two (urgent or not): see `Community::sample`.
+    pub fn sample(id: &str, private: bool) -> Category {
+        let target = Target { respond: Millis(60_000), resolve: Millis(120_000) };
+        Category {
+            id: CategoryId(id.into()),
+            name: id.into(),
+            name_en: id.into(),
+            icon: String::new(),
+            targets: Targets { normal: target, urgent: target },
+            private,
+            phrases: Vec::new(),
+            emergency: false,
+            retired: false,
+            mediation: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -270,6 +290,34 @@ fn check_id(id: &str) -> Result<(), String> {
 }
 
 impl Community {
+    /// A small community of `compounds` (each named after its id) and `categories`, every
+    /// other setting its default: the one `permissions` derives its table from, and the one the
+    /// tests of every floor try the rules on.
+    pub fn sample(compounds: &[&str], categories: Vec<Category>) -> Community {
+        Community {
+            id: CommunityId::default(),
+            name: "社区".into(),
+            street_office: "街道".into(),
+            compounds: compounds
+                .iter()
+                .map(|id| Compound {
+                    id: CompoundId((*id).into()),
+                    name: (*id).into(),
+                    station: (*id).into(),
+                    grid: (*id).into(),
+                    buildings: Vec::new(),
+                })
+                .collect(),
+            categories,
+            escalation: EscalationPolicy::default(),
+            quick_replies: BTreeMap::new(),
+            pauses: PausePolicy::default(),
+            recurring: RecurringPolicy::default(),
+            points: PointsRules::default(),
+            goals: Goals::default(),
+        }
+    }
+
     /// Every rule a community must keep, wherever it comes from (the configuration file, the
     /// admin page): ids unique and well-formed, names present, targets positive with the
     /// response no later than the resolution.

@@ -651,7 +651,7 @@ fn action_name(action: &Action) -> &'static str {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::community::{Category, CategoryId, Compound, Target, Targets, Urgency};
+    use crate::community::{Category, CategoryId, Target, Targets, Urgency};
     use crate::event::{Event, Timer};
     use crate::incident::{IncidentId, Ticket};
     use crate::time::Millis;
@@ -662,38 +662,11 @@ pub(crate) mod tests {
     pub(crate) fn community() -> Community {
         let target =
             |m, h| Target { respond: Millis::from_mins(m), resolve: Millis::from_hours(h) };
-        Community {
-            id: Default::default(),
-            name: "财工街社区".into(),
-            street_office: "济阳街道".into(),
-            compounds: ["c1", "c2"]
-                .map(|id| Compound {
-                    id: CompoundId(id.into()),
-                    name: id.into(),
-                    station: id.into(),
-                    grid: id.into(),
-                    buildings: Vec::new(),
-                })
-                .to_vec(),
-            categories: vec![Category {
-                id: CategoryId("repair".into()),
-                name: "设施报修".into(),
-                name_en: "Repair".into(),
-                icon: "🔧".into(),
-                targets: Targets { normal: target(60, 48), urgent: target(15, 6) },
-                private: false,
-                phrases: Vec::new(),
-                emergency: false,
-                retired: false,
-                mediation: None,
-            }],
-            escalation: Default::default(),
-            quick_replies: Default::default(),
-            pauses: Default::default(),
-            recurring: Default::default(),
-            points: Default::default(),
-            goals: Default::default(),
-        }
+        let repair = Category {
+            targets: Targets { normal: target(60, 48), urgent: target(15, 6) },
+            ..Category::sample("repair", false)
+        };
+        Community::sample(&["c1", "c2"], vec![repair])
     }
 
     fn principal(id: &str, role: Role, compounds: &[&str]) -> Principal {

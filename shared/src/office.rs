@@ -435,17 +435,11 @@ mod tests {
         assert!(date.check(&workers).is_err());
     }
 
-    /// The lifecycle tests' community as `id`, with `compounds` instead of its own.
+    /// The sample community as `id`, of `compounds`.
     fn community(id: &str, compounds: &[&str]) -> Community {
-        let mut community = crate::lifecycle::tests::community();
-        let template = community.compounds[0].clone();
-        community.id = CommunityId(id.into());
-        community.name = format!("{id}社区");
-        community.compounds = compounds
-            .iter()
-            .map(|c| crate::community::Compound { id: CompoundId((*c).into()), ..template.clone() })
-            .collect();
-        community
+        let community =
+            Community::sample(compounds, vec![crate::Category::sample("repair", false)]);
+        Community { id: CommunityId(id.into()), name: format!("{id}社区"), ..community }
     }
 
     fn office_of(communities: &[Community]) -> Office {

@@ -5,9 +5,7 @@
 
 use serde::Serialize;
 
-use crate::community::{
-    Category, CategoryId, Community, Compound, CompoundId, Target, Targets, Urgency,
-};
+use crate::community::{Category, CategoryId, Community, CompoundId, Urgency};
 use crate::event::{Actor, Change, Event, Role};
 use crate::incident::{Incident, IncidentId, Report, Status, Ticket};
 use crate::lifecycle::{Action, Principal, Scope, decide};
@@ -79,42 +77,12 @@ fn principal(id: &str, role: Role) -> Principal {
 }
 
 fn community() -> Community {
-    let target = Target { respond: Millis(60_000), resolve: Millis(120_000) };
-    let category = |id: &str, private| Category {
-        id: CategoryId(id.into()),
-        name: id.into(),
-        name_en: id.into(),
-        icon: String::new(),
-        targets: Targets { normal: target, urgent: target },
-        private,
-        phrases: Vec::new(),
-        emergency: false,
-        retired: false,
-        mediation: None,
-    };
-    Community {
-        id: Default::default(),
-        name: String::new(),
-        street_office: String::new(),
-        compounds: vec![Compound {
-            id: CompoundId(COMPOUND.into()),
-            name: String::new(),
-            station: String::new(),
-            grid: String::new(),
-            buildings: Vec::new(),
-        }],
-        categories: vec![
-            category("open", false),
-            category("private", true),
-            Category { mediation: Some(Millis(60_000)), ..category("mediable", false) },
-        ],
-        escalation: Default::default(),
-        quick_replies: Default::default(),
-        pauses: Default::default(),
-        recurring: Default::default(),
-        points: Default::default(),
-        goals: Default::default(),
-    }
+    let mediable =
+        Category { mediation: Some(Millis(60_000)), ..Category::sample("mediable", false) };
+    Community::sample(
+        &[COMPOUND],
+        vec![Category::sample("open", false), Category::sample("private", true), mediable],
+    )
 }
 
 fn incident(

@@ -264,12 +264,12 @@ pub fn resident_status(incident: &Incident) -> ResidentStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::community::{Category, CategoryId, Compound, CompoundId, Target, Targets, Urgency};
+    use crate::community::{Category, CategoryId, CompoundId, Urgency};
     use crate::event::{Actor, EscalationReason, Timer};
     use crate::incident::Rating;
     use crate::incident::{IncidentId, Note, Report, Status, Ticket};
     use crate::lifecycle::Scope;
-    use crate::time::{Millis, Timestamp};
+    use crate::time::Timestamp;
     use proptest::prelude::*;
 
     const PHONE: &str = "13812345678";
@@ -282,40 +282,10 @@ mod tests {
     const PHOTO: &str = "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface";
 
     fn community() -> Community {
-        let target = Target { respond: Millis(60_000), resolve: Millis(120_000) };
-        let category = |id: &str, private| Category {
-            id: CategoryId(id.into()),
-            name: id.into(),
-            name_en: id.into(),
-            icon: "x".into(),
-            targets: Targets { normal: target, urgent: target },
-            private,
-            phrases: Vec::new(),
-            emergency: false,
-            retired: false,
-            mediation: None,
-        };
-        Community {
-            id: Default::default(),
-            name: "c".into(),
-            street_office: "s".into(),
-            compounds: ["c1", "c2"]
-                .map(|id| Compound {
-                    id: CompoundId(id.into()),
-                    name: id.into(),
-                    station: id.into(),
-                    grid: id.into(),
-                    buildings: Vec::new(),
-                })
-                .to_vec(),
-            categories: vec![category("repair", false), category("elderly", true)],
-            escalation: Default::default(),
-            quick_replies: Default::default(),
-            pauses: Default::default(),
-            recurring: Default::default(),
-            points: Default::default(),
-            goals: Default::default(),
-        }
+        Community::sample(
+            &["c1", "c2"],
+            vec![Category::sample("repair", false), Category::sample("elderly", true)],
+        )
     }
 
     fn actor(id: &str, role: Role) -> Actor {

@@ -175,25 +175,7 @@ mod tests {
     fn office() -> Office {
         let mut office = Office::default();
         let c1 = CompoundId("c1".into());
-        let community = hongfan_shared::Community {
-            id: Default::default(),
-            name: "社区".into(),
-            street_office: "街道".into(),
-            compounds: vec![hongfan_shared::community::Compound {
-                id: c1.clone(),
-                name: "一区".into(),
-                station: "驿站".into(),
-                grid: "网格".into(),
-                buildings: Vec::new(),
-            }],
-            categories: Vec::new(),
-            escalation: Default::default(),
-            quick_replies: Default::default(),
-            pauses: Default::default(),
-            recurring: Default::default(),
-            points: Default::default(),
-            goals: Default::default(),
-        };
+        let community = hongfan_shared::Community::sample(&["c1"], Vec::new());
         let person = |login: &str| Person {
             login: login.into(),
             name: login.into(),
