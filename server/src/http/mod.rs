@@ -77,12 +77,7 @@ async fn metrics_text(State(app): State<App>) -> Response {
         (status = 401, description = "`no_session`", body = ErrorJson),
         (status = 403, description = "`forbidden`", body = ErrorJson),
     ))]
-async fn metrics(State(app): State<App>, jar: CookieJar, headers: HeaderMap) -> Response {
-    if !operator(&app, &headers)
-        && let Err(refused) = supervisor(&app, &jar).await
-    {
-        return refused.into_response();
-    }
+async fn metrics(_: extract::Admin, State(app): State<App>) -> Response {
     metrics_text(State(app)).await
 }
 
@@ -539,11 +534,6 @@ async fn building_heads(
             })
             .collect(),
     ))
-}
-
-async fn supervisor(app: &App, jar: &CookieJar) -> Result<Authenticated, AppError> {
-    let auth = authenticated(app, jar).await?;
-    if auth.principal.actor.role == Role::Supervisor { Ok(auth) } else { Err(AppError::Forbidden) }
 }
 
 /// The live feed: protocol v2 over a WebSocket (`docs/protocol.md`). With `?as=kiosk` the
