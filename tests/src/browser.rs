@@ -346,19 +346,10 @@ async fn vocabulary() -> &'static Vocabulary {
     static WORDS: tokio::sync::OnceCell<Vocabulary> = tokio::sync::OnceCell::const_new();
     WORDS
         .get_or_init(|| async {
-            use tower::ServiceExt;
-            let dir = tempfile::tempdir().expect("temp dir");
-            let settings = hongfan::server::Settings::for_tests(dir.path().join("data"));
-            let clock = hongfan::ManualClock::new(crate::T0);
-            let server = hongfan::server::Server::open(settings, clock).await.expect("server");
+            let api = crate::api::Api::bare(|_| {}).await;
             let get = |path: &'static str| {
-                let router = hongfan::http::router(server.app().clone());
-                async move {
-                    let request = axum::http::Request::get(path).body(axum::body::Body::empty());
-                    let response = router.oneshot(request.expect("request")).await.expect(path);
-                    let body = axum::body::to_bytes(response.into_body(), 1 << 24).await;
-                    serde_json::from_slice::<serde_json::Value>(&body.expect(path)).expect(path)
-                }
+                let api = &api;
+                async move { api.get(path, &[]).await.json() }
             };
             let (spec, community) = (get("/api/openapi.json").await, get("/api/community").await);
             let mut codes: std::collections::BTreeSet<String> =

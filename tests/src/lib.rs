@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: the built-in community, principals for each role,
 //! reports, and waits with deadlines (never sleeps).
 
+pub mod api;
 pub mod browser;
 pub mod nats;
 pub mod server;

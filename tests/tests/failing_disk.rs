@@ -11,6 +11,7 @@ use hongfan::store::{FaultPoint, Faults, Mode, StoreOptions};
 use hongfan::{ManualClock, StoreError};
 use hongfan_shared::IncidentId;
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use hongfan_tests::api::Api;
 use hongfan_tests::server::{Closed, WsClient, binary, seed_accounts};
 use hongfan_tests::{T0, everyone_on_duty, kiosk, open_store, open_store_with, report};
 
@@ -226,31 +227,23 @@ async fn a_failed_checkpoint_stops_the_store_and_the_write_ahead_log_keeps_every
 
 #[tokio::test]
 async fn healthz_says_why_once_the_store_has_failed() {
-    use tower::ServiceExt;
-    let dir = tempfile::tempdir().unwrap();
     let faults = Arc::new(Faults::default());
-    let mut settings = hongfan::server::Settings::for_tests(dir.path().join("data"));
-    settings.store.faults = Some(faults.clone());
-    let server = hongfan::server::Server::open(settings, ManualClock::new(T0)).await.unwrap();
-    let router = hongfan::http::router(server.app().clone());
-    let health = |router: axum::Router| async move {
-        let request = axum::http::Request::get("/healthz").body(axum::body::Body::empty());
-        let response = router.oneshot(request.unwrap()).await.unwrap();
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
-        (status, String::from_utf8_lossy(&body).into_owned())
+    let api = Api::bare(|settings| settings.store.faults = Some(faults.clone())).await;
+    let health = || async {
+        let answer = api.get("/healthz", &[]).await;
+        (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
     };
-    assert_eq!(health(router.clone()).await.0, 200);
+    assert_eq!(health().await.0, 200);
     faults.fail(FaultPoint::Fsync);
-    let store = server.app().hub.store().clone();
+    let store = api.app().hub.store().clone();
     assert!(store.report(&kiosk("c1"), "r", report("c1", "x")).await.is_err());
-    let (status, body) = health(router.clone()).await;
+    let (status, body) = health().await;
     assert_eq!(status, 503);
     assert!(
         body.starts_with("store failed: writing to ") && body.contains("injected Fsync"),
         "{body}"
     );
-    let metrics = server.app().hub.render_metrics();
+    let metrics = api.app().hub.render_metrics();
     assert!(metrics.contains("hongfan_store_failed 1"), "{metrics}");
     assert!(metrics.contains("hongfan_store_write_errors_total 1"), "{metrics}");
 }

@@ -1,4 +1,5 @@
-//! Hostile use against the real binary: caps that hold for a socket's whole life, bodies that
+//! Hostile use against the server (the real binary where a socket matters, the router in this
+//! process for the HTTP rules): caps that hold for a socket's whole life, bodies that
 //! cannot hold a slot, what each role receives, logins nobody can lock for others, sessions that
 //! end, floods of actions, private files, the HTTP edge, and logs nobody can forge.
 
@@ -8,6 +9,7 @@ use hongfan::store::StoreOptions;
 use hongfan::{Clock, ManualClock};
 use hongfan_shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use hongfan_shared::{CategoryId, Change, Report};
+use hongfan_tests::api::Api;
 use hongfan_tests::server::{Closed, PASSWORD, TestServer, WsClient};
 use hongfan_tests::{T0, report, within};
 use tokio::io::AsyncWriteExt;
@@ -327,60 +329,41 @@ async fn private_cases_show_details_to_their_holder_and_each_look_at_a_phone_is_
 }
 
 /// A login from a forwarded address (the server trusts 127.0.0.1 as its proxy).
-async fn login_from(server: &TestServer, ip: &str, login: &str, password: &str) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{}/api/login", server.url))
-        .header("x-forwarded-for", ip)
-        .json(&serde_json::json!({ "login": login, "password": password }))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+async fn login_from(api: &Api, ip: &str, login: &str, password: &str) -> u16 {
+    api.login_as(login, password, &[("x-forwarded-for", ip)]).await
+}
+
+/// The server behind a proxy at 127.0.0.1, whose X-Forwarded-For names the client.
+async fn behind_a_proxy() -> Api {
+    Api::open(|s| s.edge.trusted_proxy = Some([127, 0, 0, 1].into())).await
 }
 
 #[tokio::test]
 async fn nobody_can_lock_out_the_others_and_parallel_guesses_are_counted() {
-    let server = TestServer::start_with(&["--trusted-proxy", "127.0.0.1"]).await;
+    let api = behind_a_proxy().await;
     // Guesses at wang's password from one address lock that address out of wang, …
     for _ in 0..5 {
-        assert_eq!(login_from(&server, "10.0.0.66", "wang", "guess-guess").await, 401);
+        assert_eq!(login_from(&api, "10.0.0.66", "wang", "guess-guess").await, 401);
     }
-    assert_eq!(login_from(&server, "10.0.0.66", "wang", PASSWORD).await, 429);
+    assert_eq!(login_from(&api, "10.0.0.66", "wang", PASSWORD).await, 429);
     // … not wang at the office, nor anyone else at that address's neighbour.
-    assert_eq!(login_from(&server, "10.0.0.10", "wang", PASSWORD).await, 200);
-    assert_eq!(login_from(&server, "10.0.0.11", "li", PASSWORD).await, 200);
+    assert_eq!(login_from(&api, "10.0.0.10", "wang", PASSWORD).await, 200);
+    assert_eq!(login_from(&api, "10.0.0.11", "li", PASSWORD).await, 200);
     // Sixteen guesses at once for one account from one address: one is checked at a time, so
     // at most five are checked before the account is spent there.
-    let guesses = (0..16).map(|_| {
-        let (url, client) = (server.url.clone(), reqwest::Client::new());
-        tokio::spawn(async move {
-            client
-                .post(format!("{url}/api/login"))
-                .header("x-forwarded-for", "10.0.0.77")
-                .json(&serde_json::json!({ "login": "zhao", "password": "guess-guess" }))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    });
-    let mut statuses = Vec::new();
-    for guess in guesses.collect::<Vec<_>>() {
-        statuses.push(guess.await.unwrap());
-    }
+    let guesses = (0..16).map(|_| login_from(&api, "10.0.0.77", "zhao", "guess-guess"));
+    let statuses = futures::future::join_all(guesses).await;
     let checked = statuses.iter().filter(|&&s| s == 401).count();
     assert!((1..=5).contains(&checked), "{statuses:?}");
     assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 16 - checked, "{statuses:?}");
     // Guessing on, one at a time: five are checked in all, however they were sent.
     let mut more = 0;
-    while login_from(&server, "10.0.0.77", "zhao", "guess-guess").await == 401 {
+    while login_from(&api, "10.0.0.77", "zhao", "guess-guess").await == 401 {
         more += 1;
     }
     assert_eq!(checked + more, 5, "{statuses:?}");
     // Without --trusted-proxy, X-Forwarded-For means nothing: it cannot dodge the throttle.
-    let plain = TestServer::start().await;
+    let plain = Api::open(|_| {}).await;
     for n in 0..6 {
         let status = login_from(&plain, &format!("10.1.0.{n}"), "wang", "guess-guess").await;
         assert_eq!(status, if n < 5 { 401 } else { 429 });
@@ -389,21 +372,21 @@ async fn nobody_can_lock_out_the_others_and_parallel_guesses_are_counted() {
 
 #[tokio::test]
 async fn right_logins_are_never_counted_as_guesses() {
-    let server = TestServer::start_with(&["--trusted-proxy", "127.0.0.1"]).await;
+    let api = behind_a_proxy().await;
     // An office behind one router at the start of a shift: thirty logins in a minute, all in.
     for n in 0..30 {
         let login = ["wang", "li", "zhao"][n % 3];
-        assert_eq!(login_from(&server, "10.0.0.1", login, PASSWORD).await, 200, "login {n}");
+        assert_eq!(login_from(&api, "10.0.0.1", login, PASSWORD).await, 200, "login {n}");
     }
     // A right login just before does not count as one of the account's five guesses: five
     // wrong passwords are checked, the sixth try is refused, whatever the password.
     for n in 0..5 {
-        assert_eq!(login_from(&server, "10.0.0.1", "wang", "guess-guess").await, 401, "guess {n}");
+        assert_eq!(login_from(&api, "10.0.0.1", "wang", "guess-guess").await, 401, "guess {n}");
     }
-    assert_eq!(login_from(&server, "10.0.0.1", "wang", "guess-guess").await, 429);
-    assert_eq!(login_from(&server, "10.0.0.1", "wang", PASSWORD).await, 429);
+    assert_eq!(login_from(&api, "10.0.0.1", "wang", "guess-guess").await, 429);
+    assert_eq!(login_from(&api, "10.0.0.1", "wang", PASSWORD).await, 429);
     // The others at that address still log in.
-    assert_eq!(login_from(&server, "10.0.0.1", "li", PASSWORD).await, 200);
+    assert_eq!(login_from(&api, "10.0.0.1", "li", PASSWORD).await, 200);
 }
 
 #[tokio::test]
@@ -567,34 +550,22 @@ async fn the_data_folder_and_backups_are_private_to_the_server_account() {
 
 #[tokio::test]
 async fn the_http_edge_refuses_foreign_hosts_and_cross_site_posts_and_sets_safe_headers() {
-    let server = TestServer::start().await;
-    let client = reqwest::Client::new();
-    let page = client.get(format!("{}/board", server.url)).send().await.unwrap();
-    let header = |r: &reqwest::Response, name: &str| {
-        r.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
-    };
-    assert!(header(&page, "content-security-policy").contains("frame-ancestors 'none'"));
-    assert_eq!(header(&page, "x-frame-options"), "DENY");
-    assert_eq!(header(&page, "referrer-policy"), "no-referrer");
-    let api = client.get(format!("{}/api/community", server.url)).send().await.unwrap();
-    assert_eq!(header(&api, "cache-control"), "no-store");
-    assert_eq!(header(&api, "x-content-type-options"), "nosniff");
+    let api = Api::open(|_| {}).await;
+    let page = api.get("/board", &[]).await;
+    assert!(page.header("content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(page.header("x-frame-options"), "DENY");
+    assert_eq!(page.header("referrer-policy"), "no-referrer");
+    let community = api.get("/api/community", &[]).await;
+    assert_eq!(community.header("cache-control"), "no-store");
+    assert_eq!(community.header("x-content-type-options"), "nosniff");
     // DNS rebinding: a name that is not ours.
-    let rebound =
-        client.get(format!("{}/api/community", server.url)).header("host", "evil.example").send();
-    assert_eq!(rebound.await.unwrap().status().as_u16(), 421);
+    assert_eq!(api.get("/api/community", &[("host", "evil.example")]).await.status, 421);
     // A cross-site POST that carries a valid cookie.
-    let boss = server.login("boss").await;
-    let forged = client
-        .post(format!("{}/api/admin/people/li/disable", server.url))
-        .header("cookie", boss)
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forged.status().as_u16(), 403);
-    let li = server.login("li").await;
-    assert!(li.starts_with("hongfan_session="), "li was not disabled");
+    let boss = api.login("boss").await;
+    let forged = [("cookie", boss.as_str()), ("origin", "https://evil.example")];
+    let refused = api.post("/api/admin/people/li/disable", &forged, &serde_json::json!({})).await;
+    assert_eq!(refused.status, 403);
+    assert!(api.login("li").await.starts_with("hongfan_session="), "li was not disabled");
 }
 
 #[tokio::test]
