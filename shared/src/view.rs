@@ -15,6 +15,9 @@
 //! - The private code on a resident's slip (`key`) is in no view: the reporting device gets it
 //!   once, in the answer to its report. The resident holding it sees `ResidentStatus` and nothing
 //!   else.
+//! - Anyone, through the city's open interface (Open311), sees `Published`: what kind of problem,
+//!   where (to the building), its status and times; never a phone, unit, room, note, reporter or
+//!   attachment. Of a private category only its status, category, compound and times.
 
 use std::collections::BTreeSet;
 
@@ -192,6 +195,48 @@ pub fn event(
 ) -> Option<Event> {
     let sight = sight(viewer, incident, community)?;
     event_as_seen(event, sight, viewer.actor.role)
+}
+
+/// What anyone may read of an incident through the city's open interface (Open311).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub id: crate::incident::IncidentId,
+    pub category: crate::community::CategoryId,
+    pub compound: crate::community::CompoundId,
+    /// The building as reported (or 公共区域); `None` for a private category.
+    pub building: Option<String>,
+    /// `None` for a private category.
+    pub description: Option<String>,
+    pub status: crate::incident::Status,
+    /// What was done once resolved, or why it was cancelled; `None` for a private category.
+    pub status_notes: Option<String>,
+    pub reported_at: crate::time::Timestamp,
+    /// The resolution promised for the handling running now.
+    pub resolve_by: crate::time::Timestamp,
+}
+
+/// The open interface's view of `incident`.
+pub fn published(incident: &Incident, community: &Community) -> Published {
+    let private =
+        community.category(&incident.report.category).is_none_or(|category| category.private);
+    let open = |text: &str| (!private).then(|| text.to_owned());
+    let status = incident.status;
+    let notes = match status {
+        crate::incident::Status::Resolved => incident.outcome.as_deref(),
+        crate::incident::Status::Cancelled => incident.cancel_reason.as_deref(),
+        _ => None,
+    };
+    Published {
+        id: incident.id,
+        category: incident.report.category.clone(),
+        compound: incident.report.compound.clone(),
+        building: open(&incident.report.building).filter(|b| !b.trim().is_empty()),
+        description: open(&incident.report.description),
+        status,
+        status_notes: notes.and_then(open),
+        reported_at: incident.reported_at,
+        resolve_by: incident.resolve_by,
+    }
 }
 
 /// What the resident holding the slip sees of their report on the status page: where it is and
@@ -437,6 +482,28 @@ mod tests {
         let unclaimed = Change::Escalated { reason: EscalationReason::Unclaimed };
         assert_eq!(hearing(&unclaimed), ["boss"]);
         assert_eq!(hearing(&Change::Claimed), Vec::<String>::new());
+    }
+
+    /// The open interface shows no phone, room, unit, code, note, reporter or attachment of
+    /// anything, and of a private category not the words either.
+    #[test]
+    fn the_public_sees_the_problem_not_the_people() {
+        let c = community();
+        for status in [Status::Reported, Status::Claimed, Status::Resolved, Status::Cancelled] {
+            for category in ["repair", "elderly"] {
+                let mut state = incident(category, status, Some("w1"));
+                state.cancel_reason = Some(OUTCOME.into());
+                state.report.unit = "UNIT-SECRET".into();
+                let seen = format!("{:?}", super::published(&state, &c));
+                for secret in [PHONE, ROOM, "UNIT-SECRET", KEY, NOTE, PHOTO, "kiosk-1", "w1"] {
+                    assert!(!seen.contains(secret), "{status:?} {category}: {seen}");
+                }
+                let private = category == "elderly";
+                assert_eq!(seen.contains(DESCRIPTION), !private, "{seen}");
+                let closed = matches!(status, Status::Resolved | Status::Cancelled);
+                assert_eq!(seen.contains(OUTCOME), closed && !private, "{seen}");
+            }
+        }
     }
 
     fn shown(value: &impl serde::Serialize) -> String {

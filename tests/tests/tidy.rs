@@ -97,11 +97,12 @@ fn every_source_file_is_on_the_codemap() {
         .iter()
         .filter_map(|file| {
             let stem = file.file_stem()?.to_str()?;
-            let parent = file.parent()?.file_name()?.to_str()?;
-            let name = match stem {
+            let dir = file.parent()?;
+            // A folder's `mod.rs` is the module the folder names, within the one above it.
+            let (parent, name) = match stem {
                 "lib" | "main" => return None,
-                "mod" => parent,
-                _ => stem,
+                "mod" => (dir.parent()?.file_name()?.to_str()?, dir.file_name()?.to_str()?),
+                _ => (dir.file_name()?.to_str()?, stem),
             };
             let named = map.contains(&format!("`{name}`"))
                 || map.contains(&format!("`{parent}::{name}`"))

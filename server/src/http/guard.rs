@@ -21,6 +21,8 @@ use super::{App, AppError};
 pub const OPEN_BODY_LIMIT: usize = 4 << 10;
 /// Every other body.
 pub const BODY_LIMIT: usize = 2 << 20;
+/// An Open311 POST: a 500-character Chinese description url-encoded is about 4.5 KB.
+pub const OPEN311_BODY_LIMIT: usize = 16 << 10;
 /// How much of a body beyond its limit is read (and thrown away) before the refusal: the
 /// client that sent it then reads the 413, which a connection closed on unread bytes would
 /// reset before it arrives.
@@ -109,6 +111,13 @@ impl Edge {
 /// The middleware: refuses what is not for us, reads the body within its deadline, and marks
 /// every API answer as not to be cached or sniffed.
 pub async fn guard(State(app): State<App>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    // Open311's clients read every refusal in the spec's shape, the edge's too.
+    let open311 = path.starts_with("/open311/").then(|| super::open311::Format::of_path(path));
+    let refuse = |refused: AppError| match open311 {
+        Some(format) => super::open311::edge_refusal(format, &refused),
+        None => refused.into_response(),
+    };
     let edge = &app.edge;
     // The accept loop records the peer; a router driven in process (tests) has none.
     let peer = request
@@ -116,29 +125,33 @@ pub async fn guard(State(app): State<App>, request: Request, next: Next) -> Resp
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |ConnectInfo(peer)| *peer);
     if !edge.host_allowed(request.headers()) {
-        return AppError::ForeignHost.into_response();
+        return refuse(AppError::ForeignHost);
     }
     let changes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes && let Err(refused) = edge.origin_allowed(request.headers()) {
-        return refused.into_response();
+        return refuse(refused);
     }
     let client = ClientAddr(edge.client(peer.ip(), request.headers()));
     let _slot = match &edge.proxied {
         Some(slots) if edge.trusted_proxy == Some(peer.ip()) => match slots.take(Some(client.0)) {
             Ok(slot) => Some(slot),
             Err(_) => {
-                return AppError::TooManyConnections("too many requests from this address at once")
-                    .into_response();
+                return refuse(AppError::TooManyConnections(
+                    "too many requests from this address at once",
+                ));
             }
         },
         _ => None,
     };
-    let api = request.uri().path().starts_with("/api/");
+    let api = open311.is_some() || request.uri().path().starts_with("/api/");
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(client);
     let request = if changes {
-        let limit =
-            if OPEN_ROUTES.contains(&parts.uri.path()) { OPEN_BODY_LIMIT } else { BODY_LIMIT };
+        let limit = match parts.uri.path() {
+            _ if open311.is_some() => OPEN311_BODY_LIMIT,
+            path if OPEN_ROUTES.contains(&path) => OPEN_BODY_LIMIT,
+            _ => BODY_LIMIT,
+        };
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -146,15 +159,15 @@ pub async fn guard(State(app): State<App>, request: Request, next: Next) -> Resp
             .and_then(|v| v.parse::<usize>().ok());
         // A body promised far beyond the limit is refused from its length alone.
         if declared.is_some_and(|n| n > limit + DRAIN) {
-            return AppError::TooLarge(limit).into_response();
+            return refuse(AppError::TooLarge(limit));
         }
         // The whole body within one deadline: a client trickling a byte a second cannot hold a
         // connection (and a slot under the cap) for long.
         match tokio::time::timeout(edge.body_timeout, read_body(body, limit)).await {
             Ok(Ok(Some(bytes))) => Request::from_parts(parts, Body::from(bytes)),
-            Ok(Ok(None)) => return AppError::TooLarge(limit).into_response(),
-            Ok(Err(_)) => return AppError::BadBody("the body was cut off".into()).into_response(),
-            Err(_) => return AppError::SlowBody.into_response(),
+            Ok(Ok(None)) => return refuse(AppError::TooLarge(limit)),
+            Ok(Err(_)) => return refuse(AppError::BadBody("the body was cut off".into())),
+            Err(_) => return refuse(AppError::SlowBody),
         }
     } else {
         Request::from_parts(parts, body)

@@ -5,6 +5,7 @@ mod audit;
 mod callbacks;
 mod extract;
 pub mod guard;
+pub mod open311;
 mod openapi;
 mod points;
 mod resident;
@@ -133,6 +134,7 @@ pub fn router(app: App) -> Router {
         .route("/api/audit/incidents/{id}", get(audit::timeline))
         .route("/api/audit/export", get(audit::export))
         .route("/api/openapi.json", get(openapi::document))
+        .nest("/open311", open311::routes())
         .merge(web::routes());
     let router = if metrics_public { router.route("/metrics", get(metrics)) } else { router };
     router.layer(axum::middleware::from_fn_with_state(app.clone(), guard::guard)).with_state(app)

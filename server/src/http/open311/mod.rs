@@ -1,0 +1,518 @@
+//! Open311 GeoReport v2 (<http://wiki.open311.org/GeoReport_v2>), in JSON and XML, at
+//! `/open311/v2/…` with discovery at `/open311/discovery.{json,xml}`: how the city's platforms,
+//! apps and dashboards read the community's service requests. A jurisdiction is a community, a
+//! service a category, a service request an incident (whatever reported it), seen as
+//! `view::published` says. docs/open311.md is the mapping. Every refusal of these routes, the
+//! edge's included, is in the spec's shape (`wire::refusal`) with 400, 403 or 404.
+
+pub mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{OriginalUri, Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hongfan_shared::view::{self, Published};
+use hongfan_shared::{Community, CommunityId, Incident, IncidentId, Status, Timestamp};
+use time::format_description::well_known::Rfc3339;
+
+use super::App;
+pub use wire::Format;
+use wire::Node;
+
+/// The longest span `GET requests` covers, and the span it covers when given no dates.
+const SPAN_MS: i64 = 90 * 24 * 3_600_000;
+/// The most requests one `GET requests` answers.
+const MOST_REQUESTS: usize = 1_000;
+/// The spec this implements, as discovery names it.
+const SPECIFICATION: &str = "http://wiki.open311.org/GeoReport_v2";
+
+/// The routes, under `/open311`.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/discovery.{format}", get(discovery))
+        .route("/v2/services.{format}", get(services))
+        .route("/v2/requests.{format}", get(requests))
+        .route("/v2/services/{file}", get(definition))
+        .route("/v2/requests/{file}", get(one_request))
+        .fallback(unknown)
+        .method_not_allowed_fallback(wrong_method)
+}
+
+/// A refusal of these routes.
+#[derive(Debug)]
+pub struct Refused {
+    status: StatusCode,
+    description: String,
+}
+
+impl Refused {
+    fn bad(description: impl Into<String>) -> Refused {
+        Refused { status: StatusCode::BAD_REQUEST, description: description.into() }
+    }
+
+    fn not_found(description: impl Into<String>) -> Refused {
+        Refused { status: StatusCode::NOT_FOUND, description: description.into() }
+    }
+
+    fn answer(&self, format: Format) -> Response {
+        wire::refusal(format, self.status, &self.description)
+    }
+}
+
+/// A refusal of the edge (`guard`) on one of these routes: said as the spec's 400 (the
+/// request: its size, its speed, its host), or 403 (who sent it: another site, too many at once).
+pub fn edge_refusal(format: Format, refused: &super::AppError) -> Response {
+    use super::AppError;
+    let status = match refused {
+        AppError::ForeignOrigin(_) | AppError::TooManyConnections(_) => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    wire::refusal(format, status, &refused.to_string())
+}
+
+/// A refusal with the format to say it in.
+#[derive(Debug)]
+pub struct Said(Format, Refused);
+
+impl IntoResponse for Said {
+    fn into_response(self) -> Response {
+        self.1.answer(self.0)
+    }
+}
+
+/// What a handler answers: its answer, or a refusal made before there was one (an unknown
+/// format).
+type Reply = Result<Response, Said>;
+
+/// An answer of these routes: `root` (the XML document element) holding the node.
+type Answer = Result<(&'static str, Node), Refused>;
+
+/// The format `file` asks for and the name before it, or a refusal.
+fn format_of(file: &str) -> Result<(&str, Format), Said> {
+    Format::split(file).ok_or_else(|| unknown_format(file))
+}
+
+/// The format a `.{format}` route was asked for, or a refusal.
+fn format(extension: &str) -> Result<Format, Said> {
+    Format::split(&format!(".{extension}")).map(|(_, f)| f).ok_or_else(|| unknown_format(extension))
+}
+
+fn unknown_format(asked: &str) -> Said {
+    Said(Format::Json, Refused::not_found(format!("{asked:?}: ask for .json or .xml")))
+}
+
+fn respond(format: Format, answer: Answer) -> Response {
+    match answer {
+        Ok((root, node)) => format.answer(StatusCode::OK, root, &node),
+        Err(refused) => refused.answer(format),
+    }
+}
+
+/// The path asked for, without its format: what a refusal names.
+fn resource(uri: &OriginalUri) -> &str {
+    let path = uri.path();
+    Format::split(path).map_or(path, |(name, _)| name)
+}
+
+async fn unknown(uri: OriginalUri) -> Response {
+    Refused::not_found(format!("no such Open311 resource: {}", resource(&uri)))
+        .answer(Format::of_path(uri.path()))
+}
+
+async fn wrong_method(uri: OriginalUri) -> Response {
+    Refused::bad(format!("{} does not take that method", resource(&uri)))
+        .answer(Format::of_path(uri.path()))
+}
+
+/// The query's parameters, in order.
+fn parameters(query: Option<&str>) -> Result<Vec<(String, String)>, Refused> {
+    serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| Refused::bad(format!("the query cannot be read: {e}")))
+}
+
+fn parameter<'a>(parameters: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    parameters.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// The community `jurisdiction_id` names; without it, the one this server serves.
+fn jurisdiction(app: &App, given: Option<&str>) -> Result<Arc<Community>, Refused> {
+    let office = app.hub.store().office();
+    let communities = &office.office.communities;
+    match given {
+        Some(id) => communities
+            .get(&CommunityId(id.into()))
+            .cloned()
+            .ok_or_else(|| Refused::not_found(format!("no jurisdiction {id:?} here"))),
+        None if communities.len() == 1 => {
+            communities.values().next().cloned().ok_or_else(|| Refused::not_found("none"))
+        }
+        None => {
+            Err(Refused::bad("jurisdiction_id is required: this server serves several communities"))
+        }
+    }
+}
+
+/// `discovery.{json,xml}`: where the endpoint is and what it speaks.
+async fn discovery(State(app): State<App>, Path(extension): Path<String>) -> Reply {
+    let format = format(&extension)?;
+    let office = app.hub.store().office();
+    let contact = office.office.communities.values().next().map(|c| c.name.clone());
+    let endpoint = Node::Record(vec![
+        ("specification", Node::text(SPECIFICATION)),
+        ("url", Node::text("/open311/v2")),
+        ("changeset", Node::text(CHANGESET)),
+        ("type", Node::text("production")),
+        ("formats", Node::list("format", ["text/xml", "application/json"].map(Node::text))),
+    ]);
+    let node = Node::Record(vec![
+        ("changeset", Node::text(CHANGESET)),
+        ("contact", Node::maybe(contact)),
+        ("key_service", Node::text("an api_key is issued by the office's supervisors (接口密钥)")),
+        ("endpoints", Node::list("endpoint", [endpoint])),
+    ]);
+    Ok(format.answer(StatusCode::OK, "discovery", &node))
+}
+
+/// When this interface last changed (discovery's `changeset`).
+const CHANGESET: &str = "2026-12-07T00:00:00+08:00";
+
+/// `services.{json,xml}`: the jurisdiction's categories.
+async fn services(
+    State(app): State<App>,
+    Path(extension): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let format = format(&extension)?;
+    let answer = (|| {
+        let parameters = parameters(query.as_deref())?;
+        let community = jurisdiction(&app, parameter(&parameters, "jurisdiction_id"))?;
+        let services = community.categories.iter().filter(|c| !c.retired).map(|category| {
+            Node::Record(vec![
+                ("service_code", Node::text(category.id.0.clone())),
+                ("service_name", Node::text(category.name.clone())),
+                ("description", Node::text(category.name_en.clone())),
+                ("metadata", Node::Bool(true)),
+                ("type", Node::text("realtime")),
+                ("keywords", Node::text(category.phrases.join(","))),
+                ("group", Node::text(community.name.clone())),
+            ])
+        });
+        Ok(("services", Node::list("service", services)))
+    })();
+    Ok(respond(format, answer))
+}
+
+/// `services/{code}.{json,xml}`: the attributes a request of the service may carry.
+async fn definition(
+    State(app): State<App>,
+    Path(file): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let (code, format) = format_of(&file)?;
+    let answer = (|| {
+        let parameters = parameters(query.as_deref())?;
+        let community = jurisdiction(&app, parameter(&parameters, "jurisdiction_id"))?;
+        let category = community
+            .categories
+            .iter()
+            .find(|c| c.id.0 == code && !c.retired)
+            .ok_or_else(|| Refused::not_found(format!("no service {code:?}")))?;
+        let node = Node::Record(vec![
+            ("service_code", Node::text(category.id.0.clone())),
+            ("attributes", Node::list("attribute", ATTRIBUTES.iter().map(Attribute::node))),
+        ]);
+        Ok(("service_definition", node))
+    })();
+    Ok(respond(format, answer))
+}
+
+/// An attribute of every service's definition.
+struct Attribute {
+    code: &'static str,
+    datatype: &'static str,
+    description: &'static str,
+    datatype_description: &'static str,
+    /// `(key, name)` of a list's values.
+    values: &'static [(&'static str, &'static str)],
+}
+
+/// What a request may add beyond the place (`address_id`): the unit, the room, how urgent.
+const ATTRIBUTES: &[Attribute] = &[
+    Attribute {
+        code: "unit",
+        datatype: "string",
+        description: "单元 (unit)",
+        datatype_description: "as the community writes it, for example 1单元; at most 20 characters",
+        values: &[],
+    },
+    Attribute {
+        code: "room",
+        datatype: "string",
+        description: "门牌号 (room)",
+        datatype_description: "for example 502; at most 20 characters",
+        values: &[],
+    },
+    Attribute {
+        code: "urgency",
+        datatype: "singlevaluelist",
+        description: "紧急程度 (urgency)",
+        datatype_description: "normal when not given",
+        values: &[("normal", "一般"), ("urgent", "紧急")],
+    },
+];
+
+impl Attribute {
+    fn node(&self) -> Node {
+        let order = ATTRIBUTES.iter().position(|a| a.code == self.code).unwrap_or_default() + 1;
+        let mut fields = vec![
+            ("variable", Node::Bool(true)),
+            ("code", Node::text(self.code)),
+            ("datatype", Node::text(self.datatype)),
+            ("required", Node::Bool(false)),
+            ("datatype_description", Node::text(self.datatype_description)),
+            ("order", Node::Number(i64::try_from(order).unwrap_or_default())),
+            ("description", Node::text(self.description)),
+        ];
+        if !self.values.is_empty() {
+            let values = self.values.iter().map(|(key, name)| {
+                Node::Record(vec![("key", Node::text(*key)), ("name", Node::text(*name))])
+            });
+            fields.push(("values", Node::list("value", values)));
+        }
+        Node::Record(fields)
+    }
+}
+
+/// `requests.{json,xml}`: the jurisdiction's requests the filters ask for, newest first.
+async fn requests(
+    State(app): State<App>,
+    Path(extension): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    Ok(respond(format(&extension)?, find(&app, query.as_deref()).await))
+}
+
+async fn find(app: &App, query: Option<&str>) -> Answer {
+    let parameters = parameters(query)?;
+    let community = jurisdiction(app, parameter(&parameters, "jurisdiction_id"))?;
+    let store = app.hub.store();
+    let ids: Vec<IncidentId> = match parameter(&parameters, "service_request_id") {
+        // Named requests: every other filter is ignored, as the spec says.
+        Some(named) => named
+            .split(',')
+            .map(|id| {
+                id.trim()
+                    .parse()
+                    .map(IncidentId)
+                    .map_err(|_| Refused::bad(format!("service_request_id {id:?} is not a number")))
+            })
+            .collect::<Result<_, _>>()?,
+        None => {
+            let filter = Filter::read(&parameters, store.now())?;
+            let query = hongfan_shared::audit::AuditQuery {
+                from: filter.start,
+                to: filter.end,
+                compound: None,
+                worker: None,
+                category: None,
+                within: Some(community.compounds.iter().map(|c| c.id.clone()).collect()),
+            };
+            let mut rows = store.audit_rows(&query).map_err(unavailable)?;
+            rows.retain(|row| filter.takes(row.status, &row.category.0));
+            rows.reverse();
+            rows.into_iter().take(MOST_REQUESTS).map(|row| row.id).collect()
+        }
+    };
+    let mut found = Vec::new();
+    for id in ids.into_iter().take(MOST_REQUESTS) {
+        let Some(incident) = store.incident(id).await.map_err(unavailable)? else { continue };
+        if community.compound(&incident.report.compound).is_none() {
+            continue;
+        }
+        found.push(request(app, &community, &incident).await?);
+    }
+    Ok(("service_requests", Node::list("request", found)))
+}
+
+/// `requests/{id}.{json,xml}`: one request, as a list of one.
+async fn one_request(
+    State(app): State<App>,
+    Path(file): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let (id, format) = format_of(&file)?;
+    let answer = async {
+        let parameters = parameters(query.as_deref())?;
+        let community = jurisdiction(&app, parameter(&parameters, "jurisdiction_id"))?;
+        let missing = || Refused::not_found(format!("no service request {id:?}"));
+        let id = id.parse().map(IncidentId).map_err(|_| missing())?;
+        let incident = app.hub.store().incident(id).await.map_err(unavailable)?;
+        let incident = incident
+            .filter(|i| community.compound(&i.report.compound).is_some())
+            .ok_or_else(missing)?;
+        Ok((
+            "service_requests",
+            Node::list("request", [request(&app, &community, &incident).await?]),
+        ))
+    };
+    Ok(respond(format, answer.await))
+}
+
+/// The store cannot answer: said as a client error, as the spec knows no other.
+fn unavailable(e: crate::store::StoreError) -> Refused {
+    tracing::warn!(error = %e, "an Open311 read failed");
+    Refused { status: StatusCode::FORBIDDEN, description: "the server cannot answer now".into() }
+}
+
+/// What `GET requests` was asked for, when no request is named.
+struct Filter {
+    start: Timestamp,
+    end: Timestamp,
+    codes: Option<Vec<String>>,
+    statuses: Option<Vec<bool>>,
+}
+
+impl Filter {
+    fn read(parameters: &[(String, String)], now: Timestamp) -> Result<Filter, Refused> {
+        let date = |name: &str| parameter(parameters, name).map(|v| w3c_parse(name, v)).transpose();
+        let (start, end) = match (date("start_date")?, date("end_date")?) {
+            (Some(start), Some(end)) => (start, end),
+            (Some(start), None) => (start, Timestamp(start.0.saturating_add(SPAN_MS))),
+            (None, Some(end)) => (Timestamp(end.0.saturating_sub(SPAN_MS)), end),
+            (None, None) => (Timestamp(now.0 - SPAN_MS), now),
+        };
+        if end.0 < start.0 {
+            return Err(Refused::bad("end_date is before start_date"));
+        }
+        if end.0 - start.0 > SPAN_MS {
+            return Err(Refused::bad("start_date to end_date spans more than 90 days"));
+        }
+        let list = |name: &str| {
+            parameter(parameters, name)
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect::<Vec<_>>())
+        };
+        let statuses = list("status")
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|s| match s.as_str() {
+                        "open" => Ok(true),
+                        "closed" => Ok(false),
+                        other => Err(Refused::bad(format!("status {other:?}: open or closed"))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        // `to` of an audit query is exclusive; end_date is not.
+        Ok(Filter { start, end: Timestamp(end.0 + 1), codes: list("service_code"), statuses })
+    }
+
+    fn takes(&self, status: Status, code: &str) -> bool {
+        self.codes.as_ref().is_none_or(|codes| codes.iter().any(|c| c == code))
+            && self.statuses.as_ref().is_none_or(|open| open.contains(&is_open(status)))
+    }
+}
+
+/// `open` while it waits, is held or is with the street office; `closed` once resolved or
+/// cancelled.
+fn is_open(status: Status) -> bool {
+    !matches!(status, Status::Resolved | Status::Cancelled)
+}
+
+/// One service request, as `view::published` lets anyone see it.
+async fn request(app: &App, community: &Community, incident: &Incident) -> Result<Node, Refused> {
+    let Published {
+        id,
+        category,
+        compound,
+        building,
+        description,
+        status,
+        status_notes,
+        reported_at,
+        resolve_by,
+    } = view::published(incident, community);
+    let updated = app
+        .hub
+        .store()
+        .events_after(incident.last_seq.saturating_sub(1), 1)
+        .await
+        .map_err(unavailable)?
+        .first()
+        .map_or(reported_at, |event| event.at);
+    let place = community.compound(&compound);
+    let compound_name = place.map_or_else(|| compound.0.clone(), |c| c.name.clone());
+    let (address, address_id) = match &building {
+        Some(building) => {
+            (format!("{compound_name} {building}"), format!("{}/{building}", compound.0))
+        }
+        None => (compound_name, compound.0.clone()),
+    };
+    let service_name = community.category(&category).map(|c| c.name.clone());
+    Ok(Node::Record(vec![
+        ("service_request_id", Node::text(id.0.to_string())),
+        ("status", Node::text(if is_open(status) { "open" } else { "closed" })),
+        ("status_notes", Node::maybe(status_notes)),
+        ("service_name", Node::maybe(service_name)),
+        ("service_code", Node::text(category.0)),
+        ("description", Node::maybe(description)),
+        ("agency_responsible", Node::maybe(place.map(|c| c.grid.clone()))),
+        ("service_notice", Node::Nothing),
+        ("requested_datetime", Node::text(w3c(reported_at))),
+        ("updated_datetime", Node::text(w3c(updated))),
+        ("expected_datetime", Node::text(w3c(resolve_by))),
+        ("address", Node::text(address)),
+        ("address_id", Node::text(address_id)),
+        ("zipcode", Node::Nothing),
+        ("lat", Node::Nothing),
+        ("long", Node::Nothing),
+        ("media_url", Node::Nothing),
+    ]))
+}
+
+/// Beijing time, which the W3C form of every datetime carries.
+const OFFSET: time::UtcOffset = time::macros::offset!(+8);
+
+/// `2026-11-02T09:00:00+08:00`.
+pub fn w3c(at: Timestamp) -> String {
+    let seconds = at.0.div_euclid(1000);
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .map(|t| t.to_offset(OFFSET))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// A W3C datetime with its offset (`2026-11-02T09:00:00+08:00`, `…Z`), or a date, taken as
+/// midnight in Beijing.
+fn w3c_parse(name: &str, value: &str) -> Result<Timestamp, Refused> {
+    let wrong = || Refused::bad(format!("{name} {value:?} is not a W3C datetime"));
+    let at = match time::OffsetDateTime::parse(value, &Rfc3339) {
+        Ok(at) => at,
+        Err(_) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            let date = time::Date::parse(value, &format).map_err(|_| wrong())?;
+            date.midnight().assume_offset(OFFSET)
+        }
+    };
+    let ms = at.unix_timestamp_nanos() / 1_000_000;
+    i64::try_from(ms).map(Timestamp).map_err(|_| wrong())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_are_w3c_in_beijing_time() {
+        let nine = Timestamp(1_793_581_200_000);
+        assert_eq!(w3c(nine), "2026-11-02T09:00:00+08:00");
+        assert_eq!(w3c_parse("d", "2026-11-02T09:00:00+08:00").unwrap(), nine);
+        assert_eq!(w3c_parse("d", "2026-11-02T01:00:00Z").unwrap(), nine);
+        assert_eq!(w3c_parse("d", "2026-11-02").unwrap(), Timestamp(nine.0 - 9 * 3_600_000));
+        assert!(w3c_parse("d", "yesterday").is_err());
+    }
+}
