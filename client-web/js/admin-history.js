@@ -1,6 +1,7 @@
-// The history of the office: every change to people, kiosks, rotas and the community, newest
-// first, with who made it and, in words, what it was before and after (never a password). The
-// building heads' points and patrols (many, and read on the audit page) only when asked for.
+// The history of the office: every change to people, kiosks, rotas, the community and the API
+// keys, newest first, with who made it and, in words, what it was before and after (never a
+// password). The building heads' points and patrols (many, and read on the audit page) only
+// when asked for.
 
 import { labelled, name, t } from "./i18n.js";
 import { el, formatTime } from "./format.js";
@@ -17,6 +18,7 @@ function summary(change, community) {
     case "community": return t("h_community");
     case "award": return `${t("h_award")} · ${change.head.name} ${change.points > 0 ? "+" : ""}${change.points} · ${t(`rule_${change.rule}`)}`;
     case "patrol": return `${t("h_patrol")} · ${list(change.buildings)}`;
+    case "api_key": return `${t(change.after.revoked ? "h_key_changed" : "h_key_added")} · ${change.after.name}（${change.after.id}）`;
     default: return t("h_other");
   }
 }
@@ -116,6 +118,7 @@ function differences(change, community, names) {
     community: () => communityLines(before, after),
     award: () => [[t("reason"), null, change.reason || "—"], ...(change.incident ? [[t("ticket"), null, String(change.incident).padStart(4, "0")]] : [])],
     patrol: () => [[t("patrol_checked"), null, change.checked || "—"], [t("patrol_found"), null, change.found || "—"]],
+    api_key: () => fieldLines([[t("key_holder"), (k) => k.name], [t("revoked"), (k) => yes(k.revoked)]], before, after),
   }[change.type]?.() ?? [];
   return lines.map(([label, b, a]) => el("li", {}, el("strong", {}, labelled(label)),
     b === null ? a : el("span", {}, el("del", {}, b), " → ", el("ins", {}, a))));

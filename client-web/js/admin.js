@@ -1,5 +1,5 @@
 // The office, run from the browser by its supervisors: people, kiosks, the duty rota, the
-// community, and the history of every change. A compound leader (网格长) sees and changes only
+// community, the API keys of other systems (Open311), and the history of every change. A compound leader (网格长) sees and changes only
 // their compounds; the server decides, the page only leaves out what would be refused.
 
 import { me } from "./connection.js";
@@ -11,8 +11,9 @@ import * as kiosks from "./admin-kiosks.js";
 import * as rota from "./admin-rota.js";
 import * as settings from "./admin-community.js";
 import * as history from "./admin-history.js";
+import * as keys from "./admin-keys.js";
 
-const TABS = { people, kiosks, rota, community: settings, history };
+const TABS = { people, kiosks, rota, community: settings, keys, history };
 
 /** What the tabs share: who is looking, and the community as it is now. */
 const office = { identity: null, community: null, toast };

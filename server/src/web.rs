@@ -29,6 +29,7 @@ const FILES: &[(&str, &[u8])] = files![
     "js/answer.js",
     "js/admin-community.js",
     "js/admin-history.js",
+    "js/admin-keys.js",
     "js/admin-kiosks.js",
     "js/admin-kit.js",
     "js/admin-people.js",

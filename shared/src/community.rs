@@ -40,6 +40,9 @@ pub struct CompoundId(pub String);
 #[serde(transparent)]
 pub struct CategoryId(pub String);
 
+/// What a report without a building names as its place, as the office writes it.
+pub const PUBLIC_AREA: &str = "公共区域";
+
 /// The board actions that take a text, and so may have quick replies.
 pub const QUICK_REPLY_ACTIONS: &[&str] =
     &["note", "tell", "hand_over", "return", "resolve", "cancel", "urge"];

@@ -19,6 +19,9 @@ pub enum Role {
     System,
     /// The resident, on the private status page their slip's code opens.
     Resident,
+    /// Another system reporting through Open311 with an API key: the street office's, the city's
+    /// 12345 platform, an app.
+    Platform,
 }
 
 /// Who made a change, as the log remembers it.

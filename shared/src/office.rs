@@ -119,6 +119,23 @@ pub struct Kiosk {
     pub revoked: bool,
 }
 
+/// 接口密钥: how another system (the street office's, the 12345 platform, an app) reports
+/// through Open311, named as the reporter of what it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKey {
+    /// `key-N`: the part of the key before its dot.
+    pub id: String,
+    pub community: CommunityId,
+    /// Who holds it, as the timeline names the reporter (街道办, 12345 热线…).
+    pub name: String,
+    /// SHA-256 (hex) of the key's secret, the part after its dot: random, so no slower hash
+    /// is needed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret: String,
+    pub revoked: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pairing {
@@ -235,6 +252,11 @@ pub enum OfficeChange {
     Award(crate::points::Award),
     /// 巡防: a building head's patrol round (the actor is the building head).
     Patrol(crate::points::Patrol),
+    /// 接口密钥 issued (`before` absent) or revoked.
+    ApiKey {
+        before: Option<Box<ApiKey>>,
+        after: Box<ApiKey>,
+    },
 }
 
 /// One change to how the office runs.
@@ -254,6 +276,7 @@ pub struct Office {
     pub seq: u64,
     pub people: BTreeMap<String, Person>,
     pub kiosks: BTreeMap<String, Kiosk>,
+    pub api_keys: BTreeMap<String, ApiKey>,
     pub rotas: BTreeMap<CompoundId, Rota>,
     /// 楼长积分: every award, oldest first.
     pub ledger: Vec<crate::points::Entry>,
@@ -299,6 +322,9 @@ impl Office {
                 award: award.clone(),
             }),
             OfficeChange::Patrol(_) => {}
+            OfficeChange::ApiKey { after, .. } => {
+                self.api_keys.insert(after.id.clone(), ApiKey::clone(after));
+            }
         }
         self.seq = event.seq;
         Ok(())
@@ -373,6 +399,11 @@ pub fn without_secrets(event: &OfficeEvent) -> OfficeEvent {
         OfficeChange::Kiosk { before, after } => {
             before.iter_mut().for_each(hide_kiosk);
             hide_kiosk(after);
+        }
+        OfficeChange::ApiKey { before, after } => {
+            let hide_key = |k: &mut Box<ApiKey>| k.secret = String::new();
+            before.iter_mut().for_each(hide_key);
+            hide_key(after);
         }
         OfficeChange::Rota { .. }
         | OfficeChange::Community { .. }

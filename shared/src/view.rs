@@ -58,7 +58,13 @@ pub fn sight(viewer: &Principal, incident: &Incident, community: &Community) -> 
         Role::Kiosk if incident.reported_by.id == viewer.actor.id => {
             Some(if private { Sight::Restricted } else { Sight::Shared })
         }
-        Role::Supervisor | Role::Worker | Role::BuildingHead | Role::Kiosk | Role::Resident => None,
+        // A platform reads what anyone may (`published`), through Open311.
+        Role::Supervisor
+        | Role::Worker
+        | Role::BuildingHead
+        | Role::Kiosk
+        | Role::Resident
+        | Role::Platform => None,
     }
 }
 
@@ -103,7 +109,9 @@ impl Chime {
         match listener.actor.role {
             Role::Supervisor => self.escalated && listener.may_act_in(compound),
             Role::Worker => self.workers.contains(&listener.actor.id),
-            Role::BuildingHead | Role::Kiosk | Role::System | Role::Resident => false,
+            Role::BuildingHead | Role::Kiosk | Role::System | Role::Resident | Role::Platform => {
+                false
+            }
         }
     }
 }

@@ -357,3 +357,77 @@ async fn a_compound_leader_sees_only_theirs_and_a_worker_cannot_open_the_admin_p
     qian.close().await.unwrap();
     wang.close().await.unwrap();
 }
+
+/// 接口密钥: the 书记 issues a key for the street office on the admin page (shown once), the
+/// street office's system posts a report with it through Open311, a grid worker sees on the
+/// board where it came from, and once revoked the key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_issues_an_api_key_and_what_it_posts_reaches_the_board() {
+    let _turn = TURN.acquire().await.unwrap();
+    let server = TestServer::start().await;
+    let driver = Driver::start();
+    let (boss, wang) = (driver.session().await, driver.session().await);
+    log_in(&boss, &server, "boss", PASSWORD, "/admin").await;
+    wait_js(&boss, "the admin page", "return !document.getElementById('tabs').hidden").await;
+    tab(&boss, "keys", "#no-keys").await;
+    screenshots(&boss, "admin-keys").await;
+    check_page(&boss, "no API keys yet").await;
+    click(&boss, "#add-key").await;
+    fill(&boss, "#key-name", "济阳街道办").await;
+    check_page(&boss, "the form to issue a key").await;
+    submit_dialog(&boss).await;
+    let key = text_of(&boss, "#issued-key").await;
+    assert!(key.starts_with("key-1."), "{key}");
+    screenshots(&boss, "admin-key-issued").await;
+    check_page(&boss, "the key shown once").await;
+    close_dialog(&boss).await;
+    let row = "document.querySelector('#keys tr[data-key=key-1]')?.textContent";
+    let listed = wait_js(&boss, "the key listed", &format!("return {row}")).await;
+    assert!(listed.as_str().unwrap().contains("济阳街道办"), "{listed}");
+    assert!(!listed.as_str().unwrap().contains(&key[6..]), "the secret is not listed");
+
+    let post = || {
+        let (url, key) = (server.url.clone(), key.clone());
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/open311/v2/requests.json"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!(
+                    "api_key={key}&service_code=repair&address_id=c1%2F3%E5%8F%B7%E6%A5%BC&description=%E8%B7%AF%E7%81%AF%E4%B8%8D%E4%BA%AE"
+                ))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post().await, 200);
+    log_in(&wang, &server, "wang", PASSWORD, "/board").await;
+    let from = wait_js(
+        &wang,
+        "the posted report on the board",
+        "return document.querySelector('.card .via-platform')?.textContent",
+    )
+    .await;
+    assert_eq!(from, " · 外部平台转来：济阳街道办");
+    screenshots(&wang, "board-from-platform").await;
+    check_page(&wang, "a report from another system").await;
+
+    click(&boss, "#keys tr[data-key=key-1] button.revoke").await;
+    submit_dialog(&boss).await;
+    wait_js(&boss, "key-1 revoked", &format!("return {row}?.includes('已停用')")).await;
+    assert_eq!(post().await, 403);
+    tab(&boss, "history", "#history li").await;
+    let lines = js(&boss, "return [...document.querySelectorAll('#history .what')].slice(0, 2).map(w => w.textContent)").await;
+    assert_eq!(
+        lines,
+        serde_json::json!([
+            "停用接口密钥 · 济阳街道办（key-1）",
+            "发放接口密钥 · 济阳街道办（key-1）"
+        ])
+    );
+    check_page(&boss, "the history of the keys").await;
+    boss.close().await.unwrap();
+    wang.close().await.unwrap();
+}

@@ -314,3 +314,230 @@ async fn api_post(api: &Api, path: &str, body: Vec<u8>) -> Answer {
         .unwrap();
     api.send(request).await
 }
+
+/// Percent-encodes a form's fields, as a browser or the `georeport` client sends them.
+fn encoded(fields: &[(&str, &str)]) -> Vec<u8> {
+    fields
+        .iter()
+        .map(|(name, value)| {
+            let escape = |text: &str| -> String {
+                text.bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                            (b as char).to_string()
+                        }
+                        b' ' => "+".into(),
+                        other => format!("%{other:02X}"),
+                    })
+                    .collect()
+            };
+            format!("{}={}", escape(name), escape(value))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+        .into_bytes()
+}
+
+/// A supervisor issues a key on the admin API; the key.
+async fn issued_key(api: &Api, name: &str) -> String {
+    let boss = api.login("boss").await;
+    let answer =
+        api.post("/api/admin/open311/keys", &[("cookie", &boss)], &json!({ "name": name })).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let body = answer.json();
+    assert_eq!(body["key"]["name"], name);
+    assert_eq!(body["key"].get("secret"), None, "the hash is not shown");
+    body["api_key"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_system_with_a_key_posts_a_request_that_anyone_follows_and_nothing_personal_shows() {
+    let api = Api::open(|_| {}).await;
+    let key = issued_key(&api, "济阳街道办").await;
+    // 500 Chinese characters, url-encoded: about 4.5 KB.
+    let long = "路".repeat(499) + "灯";
+    let fields = [
+        ("api_key", key.as_str()),
+        ("service_code", "repair"),
+        ("address_id", "c1/3号楼"),
+        ("lat", "35.41"),
+        ("long", "116.59"),
+        ("description", long.as_str()),
+        ("attribute[unit]", "2单元"),
+        ("attribute[room]", "301"),
+        ("attribute[urgency]", "urgent"),
+        ("phone", "13800001234"),
+        ("email", "resident@example.org"),
+        ("first_name", "秀兰"),
+        ("last_name", "王"),
+        ("device_id", "device-7"),
+        ("account_id", "account-9"),
+    ];
+    let body = encoded(&fields);
+    assert!(body.len() > 4500, "{}", body.len());
+    let posted = api_post(&api, "/open311/v2/requests.xml", body).await;
+    assert_eq!(posted.status, 200, "{posted:?}");
+    assert_eq!(posted.header("content-type"), "text/xml; charset=utf-8");
+    let posted = xml_as_json(&posted.body);
+    let id = posted[0]["service_request_id"].as_str().unwrap().to_owned();
+    assert!(posted[0]["service_notice"].as_str().unwrap().contains("第一网格"), "{posted}");
+
+    // Anyone follows it; what the resident gave is not there.
+    let (_, found) = both(&api, &format!("/open311/v2/requests/{id}")).await;
+    assert_eq!(found[0]["status"], "open");
+    assert_eq!(found[0]["address_id"], "c1/3号楼");
+    assert_eq!(found[0]["description"], json!(long));
+    let text = found.to_string();
+    for personal in ["13800001234", "2单元", "301", "resident@", "秀兰", "device-7", "account-9"]
+    {
+        assert!(!text.contains(personal), "{personal}: {text}");
+    }
+    // A key unlocks nothing more in a GET.
+    let with_key = api.get(&format!("/open311/v2/requests/{id}.json?api_key={key}"), &[]).await;
+    assert_eq!(with_key.json(), found);
+
+    // On the board and in the audit it is the key's holder's report, urgent, with the unit,
+    // room and phone the grid worker needs; nothing else the POST said is kept.
+    let incident = api.app().hub.store().incident(IncidentId(id.parse().unwrap())).await;
+    let incident = incident.unwrap().unwrap();
+    assert_eq!(incident.reported_by.name, "济阳街道办");
+    assert_eq!(incident.reported_by.role, hongfan_shared::Role::Platform);
+    assert_eq!(incident.report.urgency, hongfan_shared::Urgency::Urgent);
+    assert_eq!((incident.report.unit.as_str(), incident.report.room.as_str()), ("2单元", "301"));
+    assert_eq!(incident.report.phone.as_deref(), Some("13800001234"));
+    let stored = serde_json::to_string(&incident).unwrap();
+    for dropped in ["resident@", "秀兰", "device-7", "account-9", "35.41"] {
+        assert!(!stored.contains(dropped), "{dropped} was kept: {stored}");
+    }
+
+    // A place without a building is 公共区域.
+    let public = [
+        ("api_key", key.as_str()),
+        ("service_code", "sanitation"),
+        ("address_id", "c2"),
+        ("description", "垃圾桶满了"),
+    ];
+    let posted = api_post(&api, "/open311/v2/requests.json", encoded(&public)).await;
+    assert_eq!(posted.status, 200, "{posted:?}");
+    let id = posted.json()[0]["service_request_id"].as_str().unwrap().to_owned();
+    let (_, found) = both(&api, &format!("/open311/v2/requests/{id}")).await;
+    assert_eq!(found[0]["address_id"], "c2/公共区域");
+}
+
+#[tokio::test]
+async fn a_post_without_a_live_key_or_with_a_wrong_field_is_refused_in_the_specs_shape() {
+    let api = Api::open(|_| {}).await;
+    let key = issued_key(&api, "12345 热线").await;
+    let good = |extra: &[(&'static str, &'static str)]| {
+        let mut fields = vec![
+            ("service_code", "repair"),
+            ("address_id", "c1/3号楼"),
+            ("description", "楼道灯不亮"),
+        ];
+        fields.extend_from_slice(extra);
+        fields
+    };
+    assert_eq!(post_form(&api, &key, good(&[]), false).await.0, 403);
+    assert_eq!(post_form(&api, &key, good(&[("api_key", "key-1.0000")]), false).await.0, 403);
+    for (extra, status, says) in [
+        (&[("jurisdiction_id", "elsewhere")][..], 404, "no jurisdiction"),
+        (&[("lat", "35.4")][..], 400, "together"),
+        (&[("lat", "135.4"), ("long", "116.6")][..], 400, "-90 to 90"),
+        (&[("lat", "north"), ("long", "116.6")][..], 400, "-90 to 90"),
+        (&[("attribute[urgency]", "now")][..], 400, "normal or urgent"),
+        (&[("attribute[colour]", "red")][..], 400, "no attribute"),
+        (&[("nickname", "x")][..], 400, "not a field"),
+        (&[("phone", "call me")][..], 400, "phone"),
+    ] {
+        let (got, description) = post_form(&api, &key, good(extra), true).await;
+        assert_eq!((got, description.contains(says)), (status, true), "{extra:?}: {description}");
+    }
+    let without = |name: &str| good(&[]).into_iter().filter(|(n, _)| *n != name).collect();
+    assert!(
+        post_form(&api, &key, without("service_code"), true)
+            .await
+            .1
+            .contains("service_code is required")
+    );
+    assert!(
+        post_form(&api, &key, without("address_id"), true)
+            .await
+            .1
+            .contains("address_id is required")
+    );
+    assert!(
+        post_form(&api, &key, without("description"), true)
+            .await
+            .1
+            .contains("description is required")
+    );
+    let parking = vec![("service_code", "parking"), ("address_id", "c1"), ("description", "x")];
+    assert!(post_form(&api, &key, parking, true).await.1.contains("not a service"));
+    let nowhere =
+        vec![("service_code", "repair"), ("address_id", "c9/1号楼"), ("description", "x")];
+    assert!(post_form(&api, &key, nowhere, true).await.1.contains("no compound"));
+    let long = "灯".repeat(501);
+    let (status, description) = post_form(
+        &api,
+        &key,
+        good(&[])
+            .into_iter()
+            .filter(|(n, _)| *n != "description")
+            .chain([("description", long.as_str())])
+            .collect(),
+        true,
+    )
+    .await;
+    assert_eq!(status, 400, "{description}");
+    // Bytes that are not UTF-8.
+    let bad = format!("api_key={key}&service_code=repair&address_id=c1&description=%FF%FE");
+    let refused = api_post(&api, "/open311/v2/requests.json", bad.into_bytes()).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.json()[0]["description"].as_str().unwrap().contains("UTF-8"));
+
+    // Like a kiosk, a key has a burst of reports, then waits.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(post_form(&api, &key, good(&[]), true).await.0);
+    }
+    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&403), "{statuses:?}");
+
+    // Revoked, the key opens nothing.
+    let boss = api.login("boss").await;
+    let revoke = "/api/admin/open311/keys/key-1/revoke";
+    let revoked = api.post(revoke, &[("cookie", &boss)], &json!({})).await;
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    api.clock.advance(hongfan_shared::Millis::from_mins(10));
+    assert_eq!(post_form(&api, &key, good(&[]), true).await.0, 403);
+    let listed = api.get("/api/admin/open311/keys", &[("cookie", &boss)]).await.json();
+    assert_eq!(listed[0]["revoked"], true);
+    // A worker issues nothing.
+    let wang = api.login("wang").await;
+    let refused =
+        api.post("/api/admin/open311/keys", &[("cookie", &wang)], &json!({ "name": "x" })).await;
+    assert_eq!(refused.status, 403);
+}
+
+/// POSTs `fields` (with `key` as `api_key` when `with_key`) in both formats: the status and
+/// the description of a refusal (held the same in XML).
+async fn post_form(
+    api: &Api,
+    key: &str,
+    mut fields: Vec<(&str, &str)>,
+    with_key: bool,
+) -> (u16, String) {
+    if with_key {
+        fields.push(("api_key", key));
+    }
+    let body = encoded(&fields);
+    let json = api_post(api, "/open311/v2/requests.json", body.clone()).await;
+    let xml = api_post(api, "/open311/v2/requests.xml", body).await;
+    assert_eq!(json.status, xml.status);
+    let answer = json.json();
+    if json.status != 200 {
+        assert_eq!(xml_as_json(&xml.body), as_text(&answer), "the XML says otherwise");
+        assert_eq!(answer[0]["code"], json!(json.status), "{answer}");
+    }
+    (json.status, answer[0]["description"].as_str().unwrap_or_default().to_owned())
+}

@@ -182,6 +182,21 @@ async fn every_route_answers_as_the_openapi_description_says() {
     community["categories"][0]["phrases"] = json!(["门口有人摔倒"]);
     let kiosk_cookie = server.pair_kiosk("c2").await;
     let token = std::fs::read_to_string(server.data_dir().join("operator.token")).unwrap();
+    // An API key for Open311's POST.
+    let issued: Value = reqwest::Client::new()
+        .post(format!("{}/api/admin/open311/keys", server.url))
+        .header("cookie", &boss)
+        .json(&json!({ "name": "12345 热线" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let posted = format!(
+        "api_key={}&service_code=repair&address_id=c1&description=%E7%81%AF",
+        issued["api_key"].as_str().unwrap()
+    );
     let mut c = Checker {
         spec: spec.clone(),
         server_url: server.url.clone(),
@@ -349,6 +364,46 @@ async fn every_route_answers_as_the_openapi_description_says() {
         call(M::GET, "/api/incidents/{id}/attachments/{file}", file.clone()).cookie(&boss),
         call(M::GET, "/api/incidents/{id}/attachments/{file}", file.clone()),
         call(M::GET, "/api/incidents/{id}/attachments/{file}", format!("{file}0")).cookie(&boss),
+        call(M::GET, "/api/admin/open311/keys", "/api/admin/open311/keys").cookie(&wang),
+        call(M::POST, "/api/admin/open311/keys", "/api/admin/open311/keys")
+            .cookie(&boss)
+            .json(json!({ "name": "济阳街道办" })),
+        call(M::POST, "/api/admin/open311/keys", "/api/admin/open311/keys")
+            .cookie(&boss)
+            .json(json!({ "name": "" })),
+        call(M::POST, "/api/admin/open311/keys", "/api/admin/open311/keys")
+            .cookie(&wang)
+            .json(json!({ "name": "x" })),
+        call(M::GET, "/api/admin/open311/keys", "/api/admin/open311/keys").cookie(&boss),
+        call(M::GET, "/open311/discovery.{format}", "/open311/discovery.json"),
+        call(M::GET, "/open311/discovery.{format}", "/open311/discovery.xml"),
+        call(M::GET, "/open311/discovery.{format}", "/open311/discovery.csv"),
+        call(M::GET, "/open311/v2/services.{format}", "/open311/v2/services.json"),
+        call(M::GET, "/open311/v2/services.{format}", "/open311/v2/services.xml"),
+        call(M::GET, "/open311/v2/services.{format}", "/open311/v2/services.json?jurisdiction_id=x"),
+        call(M::GET, "/open311/v2/services/{service_code}.{format}", "/open311/v2/services/repair.json"),
+        call(M::GET, "/open311/v2/services/{service_code}.{format}", "/open311/v2/services/repair.xml"),
+        call(M::GET, "/open311/v2/services/{service_code}.{format}", "/open311/v2/services/x.json"),
+        call(M::GET, "/open311/v2/requests.{format}", "/open311/v2/requests.json"),
+        call(M::GET, "/open311/v2/requests.{format}", "/open311/v2/requests.xml"),
+        call(M::GET, "/open311/v2/requests.{format}", "/open311/v2/requests.json?status=lost"),
+        call(M::GET, "/open311/v2/requests/{service_request_id}.{format}", "/open311/v2/requests/1.json"),
+        call(M::GET, "/open311/v2/requests/{service_request_id}.{format}", "/open311/v2/requests/1.xml"),
+        call(M::GET, "/open311/v2/requests/{service_request_id}.{format}", "/open311/v2/requests/99.json"),
+        call(M::POST, "/open311/v2/requests.{format}", "/open311/v2/requests.json")
+            .bytes(posted.as_bytes()),
+        call(M::POST, "/open311/v2/requests.{format}", "/open311/v2/requests.xml")
+            .bytes(posted.as_bytes()),
+        call(M::POST, "/open311/v2/requests.{format}", "/open311/v2/requests.json")
+            .bytes(b"service_code=repair&address_id=c1&description=x"),
+        call(M::POST, "/open311/v2/requests.{format}", "/open311/v2/requests.json")
+            .bytes(b"api_key=key-1.0&service_code=repair"),
+        call(M::POST, "/open311/v2/requests.{format}", "/open311/v2/requests.json?jurisdiction_id=x")
+            .bytes(b"jurisdiction_id=x&api_key=key-1.0"),
+        call(M::POST, "/api/admin/open311/keys/{id}/revoke", "/api/admin/open311/keys/key-9/revoke")
+            .cookie(&boss),
+        call(M::POST, "/api/admin/open311/keys/{id}/revoke", "/api/admin/open311/keys/key-1/revoke")
+            .cookie(&boss),
         call(M::POST, "/api/logout", "/api/logout").cookie(&wang),
     ];
     let mut statuses = Vec::new();

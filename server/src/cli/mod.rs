@@ -17,7 +17,7 @@ use crate::auth::SessionPolicy;
 use crate::hub::Limits;
 use crate::server::Settings;
 use crate::store::StoreOptions;
-pub use office::{KioskCommand, RoleArg, UserCommand};
+pub use office::{KeyCommand, KioskCommand, Open311Command, RoleArg, UserCommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -180,6 +180,10 @@ pub enum Command {
     /// stopped.
     #[command(subcommand)]
     Kiosk(KioskCommand),
+    /// Open311: the API keys other systems post requests with (through the running server, or
+    /// in the folder when it is stopped).
+    #[command(subcommand)]
+    Open311(Open311Command),
     /// Fill an empty data folder with demo accounts and a month of history.
     Demo,
     /// Write a consistent backup of the data folder (the server may be running) to a file.
@@ -280,6 +284,7 @@ pub async fn main() -> anyhow::Result<()> {
         None | Some(Command::Serve) => serve::serve(&cli).await,
         Some(Command::User(command)) => office::user(&cli.data, command, &mut out).await,
         Some(Command::Kiosk(command)) => office::kiosk(&cli.data, command, &mut out).await,
+        Some(Command::Open311(command)) => office::open311(&cli.data, command, &mut out).await,
         Some(Command::Backup { file }) => backup::backup(&cli.data, file).await,
         Some(Command::Restore { file }) => backup::restore(&cli.data, file),
         Some(Command::Verify) => backup::verify(&cli.data),

@@ -1,4 +1,4 @@
-//! `hongfan user …` and `hongfan kiosk …`: through the running server's operator channel (the
+//! `hongfan user …`, `hongfan kiosk …` and `hongfan open311 key …`: through the running server's operator channel (the
 //! same admin API the admin page uses, logged as the operator), or straight in the data folder
 //! when no server runs on it.
 
@@ -92,6 +92,28 @@ pub enum KioskCommand {
     Pair {
         id: String,
     },
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Open311Command {
+    /// The API keys other systems post requests with (接口密钥).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Issue a key for who holds it (街道办, 12345 热线…); it is printed once.
+    Add {
+        name: String,
+        /// Its community, when the server serves several.
+        #[arg(long)]
+        community: Option<String>,
+    },
+    List,
     Revoke {
         id: String,
     },
@@ -281,6 +303,66 @@ impl Target {
         Ok(())
     }
 
+    async fn key(&self, command: &KeyCommand, out: &mut impl Write) -> anyhow::Result<()> {
+        use hongfan_shared::office::ApiKey;
+        let operator = Principal::operator();
+        match (self, command) {
+            (target, KeyCommand::Add { name, community }) => {
+                let (key, api_key): (ApiKey, String) = match target {
+                    Target::Running(server) => {
+                        let body = json!({ "name": name, "community": community });
+                        let issued: serde_json::Value = server
+                            .call(Method::POST, "/api/admin/open311/keys", Some(body))
+                            .await?;
+                        let key = serde_json::from_value(issued["key"].clone())?;
+                        (key, issued["api_key"].as_str().unwrap_or_default().to_owned())
+                    }
+                    Target::Folder { store, .. } => {
+                        let community = match community {
+                            Some(id) => CommunityId(id.clone()),
+                            None => {
+                                let office = store.office();
+                                let mut ids = office.office.communities.keys();
+                                match (ids.next(), ids.next()) {
+                                    (Some(only), None) => only.clone(),
+                                    _ => anyhow::bail!("name the key's community: --community"),
+                                }
+                            }
+                        };
+                        crate::office::keys::issue(store, &operator, &community, name).await?
+                    }
+                };
+                writeln!(out, "issued {} for {} ({})", key.id, key.name, key.community.0)?;
+                writeln!(out, "api_key (shown once): {api_key}")?;
+            }
+            (target, KeyCommand::List) => {
+                let keys: Vec<ApiKey> = match target {
+                    Target::Running(server) => {
+                        server.call(Method::GET, "/api/admin/open311/keys", None).await?
+                    }
+                    Target::Folder { store, .. } => crate::office::keys::keys(store, &operator),
+                };
+                for k in keys {
+                    let state = if k.revoked { "revoked" } else { "active" };
+                    writeln!(out, "{}\t{}\t{}\t{state}", k.id, k.community.0, k.name)?;
+                }
+            }
+            (target, KeyCommand::Revoke { id }) => {
+                match target {
+                    Target::Running(server) => {
+                        let path = format!("/api/admin/open311/keys/{id}/revoke");
+                        server.call::<serde_json::Value>(Method::POST, &path, None).await?;
+                    }
+                    Target::Folder { store, .. } => {
+                        crate::office::keys::revoke(store, &operator, id).await?;
+                    }
+                }
+                writeln!(out, "revoked {id}")?;
+            }
+        }
+        Ok(())
+    }
+
     async fn kiosk(&self, command: &KioskCommand, out: &mut impl Write) -> anyhow::Result<()> {
         let operator = Principal::operator();
         match (self, command) {
@@ -351,6 +433,19 @@ impl Target {
         }
         Ok(())
     }
+}
+
+/// Runs an `open311` command; prints to `out`.
+pub async fn open311(
+    data: &DataArgs,
+    command: &Open311Command,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let target = Target::open(data).await?;
+    let Open311Command::Key(command) = command;
+    let result = target.key(command, out).await;
+    target.close().await?;
+    result
 }
 
 /// Runs a `user` command; prints to `out`.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Admin, AppJson};
 use super::{App, AppError, ErrorJson};
-use crate::auth::{Kiosk, Subject};
+use crate::auth::{AuthError, Kiosk, Subject};
 use crate::office::NewPerson;
 
 /// Whether `by` sees `person`: whoever runs a community everyone in it, a compound leader the
@@ -557,4 +557,87 @@ pub async fn webhooks(
             || (!s.compounds.is_empty() && s.compounds.iter().all(|c| by.may_act_in(c)))
     };
     Ok(Json(states.into_iter().filter(mine).collect()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewKeyForm {
+    /// Who holds it, as the timeline names the reporter: 街道办, 12345 热线…
+    name: String,
+    /// Its community; without it, the one this server serves (`community_needed` when several).
+    #[serde(default)]
+    community: Option<hongfan_shared::CommunityId>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyIssued {
+    key: hongfan_shared::office::ApiKey,
+    /// `<key id>.<secret>`: what the other system sends as `api_key` (shown once).
+    api_key: String,
+}
+
+/// 接口密钥: the API keys of the communities one runs (never their secrets).
+#[utoipa::path(get, path = "/api/admin/open311/keys", tag = "admin",
+    security(("session" = []), ("operator_token" = [])),
+    responses(
+        (status = 200, description = "Every key, revoked ones too", body = Vec<hongfan_shared::office::ApiKey>),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`", body = ErrorJson),
+    ))]
+pub async fn keys(
+    State(app): State<App>,
+    Admin(by): Admin,
+) -> Json<Vec<hongfan_shared::office::ApiKey>> {
+    Json(crate::office::keys::keys(app.hub.store(), &by))
+}
+
+/// Issues an API key for Open311's `POST requests` (docs/open311.md).
+#[utoipa::path(post, path = "/api/admin/open311/keys", tag = "admin",
+    security(("session" = []), ("operator_token" = [])),
+    request_body = NewKeyForm,
+    responses(
+        (status = 200, description = "Issued: the key is in this answer only", body = KeyIssued),
+        (status = 400, description = "`bad_body`, `bad_key_name`, `community_needed`, `bad_request`: unknown community", body = ErrorJson),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`, `not_yours`: a community one does not run", body = ErrorJson),
+    ))]
+pub async fn issue_key(
+    State(app): State<App>,
+    Admin(by): Admin,
+    AppJson(form): AppJson<NewKeyForm>,
+) -> Result<Json<KeyIssued>, AppError> {
+    let store = app.hub.store();
+    let community = match form.community {
+        Some(community) => community,
+        None => {
+            let office = store.office();
+            let mut ids = office.office.communities.keys();
+            match (ids.next(), ids.next()) {
+                (Some(only), None) => only.clone(),
+                _ => return Err(AuthError::CommunityNeeded.into()),
+            }
+        }
+    };
+    let (key, api_key) = crate::office::keys::issue(store, &by, &community, &form.name).await?;
+    tracing::info!(key = %key.id, by = %by.actor.id, "API key issued");
+    Ok(Json(KeyIssued { key, api_key }))
+}
+
+/// Revokes an API key: from now on Open311 refuses it (403).
+#[utoipa::path(post, path = "/api/admin/open311/keys/{id}/revoke", tag = "admin",
+    security(("session" = []), ("operator_token" = [])),
+    params(("id" = String, Path, description = "The key's id, for example `key-1`")),
+    responses(
+        (status = 200, description = "Revoked", body = hongfan_shared::office::ApiKey),
+        (status = 401, description = "`no_session`", body = ErrorJson),
+        (status = 403, description = "`forbidden`, `not_yours`", body = ErrorJson),
+        (status = 404, description = "`not_found`", body = ErrorJson),
+    ))]
+pub async fn revoke_key(
+    State(app): State<App>,
+    Admin(by): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<hongfan_shared::office::ApiKey>, AppError> {
+    let key = crate::office::keys::revoke(app.hub.store(), &by, &id).await?;
+    tracing::info!(key = %id, by = %by.actor.id, "API key revoked");
+    Ok(Json(key))
 }

@@ -115,6 +115,8 @@ pub fn router(app: App) -> Router {
         .route("/api/admin/community", put(admin::set_community))
         .route("/api/admin/history", get(admin::history))
         .route("/api/admin/webhooks", get(admin::webhooks))
+        .route("/api/admin/open311/keys", get(admin::keys).post(admin::issue_key))
+        .route("/api/admin/open311/keys/{id}/revoke", post(admin::revoke_key))
         .route("/api/operator/backup", get(operator_backup))
         .route("/api/status", post(resident::status))
         .route("/api/status/rate", post(resident::rate))
@@ -279,6 +281,9 @@ impl IntoResponse for AppError {
             AppError::Office(OfficeError::BadCommunity(_)) => Refusal::BadCommunity,
             AppError::Office(OfficeError::BadPoints(_)) => Refusal::BadPoints,
             AppError::Office(OfficeError::BadPatrol(_)) => Refusal::BadPatrol,
+            AppError::Office(OfficeError::BadKeyName) => Refusal::BadKeyName,
+            AppError::Office(OfficeError::UnknownKey(_)) => Refusal::NoKey,
+            AppError::Office(OfficeError::UnknownCommunity(_)) => Refusal::UnknownCommunity,
             AppError::BadBody(_) => Refusal::BadBody,
             AppError::BadAttachment(_) => Refusal::BadAttachment,
             AppError::Auth(AuthError::BadLogin) => Refusal::BadLogin,

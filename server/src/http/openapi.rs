@@ -6,13 +6,13 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, audit, callbacks, points, resident, sessions};
+use super::{admin, audit, callbacks, open311, points, resident, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "hongfan (红帆)",
-        description = "The HTTP side of hongfan: sessions, kiosk pairing, the community, the resident's status page and attachments, the supervisors' audit, running the office (people, kiosks, the duty rota, the community, their history), operations. The live feed is the WebSocket at /ws, described in docs/protocol.md. Every refusal is JSON: {code, message, message_zh}.",
+        description = "The HTTP side of hongfan: sessions, kiosk pairing, the community, the resident's status page and attachments, the supervisors' audit, running the office (people, kiosks, the duty rota, the community, their history, Open311's API keys), operations; and Open311 GeoReport v2 at /open311 (docs/open311.md), whose answers are JSON or XML as the path's extension says and whose refusals are in Open311's shape. The live feed is the WebSocket at /ws, described in docs/protocol.md. Every refusal is JSON: {code, message, message_zh}.",
     ),
     paths(
         super::healthz,
@@ -48,6 +48,9 @@ use super::{admin, audit, callbacks, points, resident, sessions};
         admin::set_community,
         admin::history,
         admin::webhooks,
+        admin::keys,
+        admin::issue_key,
+        admin::revoke_key,
         super::operator_backup,
         resident::status,
         resident::rate,
@@ -58,6 +61,12 @@ use super::{admin, audit, callbacks, points, resident, sessions};
         audit::incidents,
         audit::timeline,
         audit::export,
+        open311::discovery,
+        open311::services,
+        open311::definition,
+        open311::requests,
+        open311::post_request,
+        open311::one_request,
         document,
     ),
     modifiers(&Security),

@@ -75,7 +75,8 @@ impl Hub {
                 | OfficeChange::Kiosk { before: None, .. }
                 | OfficeChange::Rota { .. }
                 | OfficeChange::Award(_)
-                | OfficeChange::Patrol(_) => {}
+                | OfficeChange::Patrol(_)
+                | OfficeChange::ApiKey { .. } => {}
             }
         }
         let (office, at) = (self.0.store.office(), self.0.store.now());

@@ -1,8 +1,9 @@
 //! The office as supervisors run it while the server runs: its people (`people`), its kiosks
-//! (`kiosks`), its duty rotas and its community, and the history of every change to it. Each
+//! (`kiosks`), the API keys of other systems (`keys`), its duty rotas and its community, and the history of every change to it. Each
 //! edit is decided by the committer against the office as it is then, and logged with who made
 //! it and what was there before. Checking secrets and keeping sessions is `auth`'s.
 
+pub mod keys;
 mod kiosks;
 mod people;
 
@@ -29,6 +30,12 @@ pub enum OfficeError {
     BadPoints(String),
     #[error("{0}")]
     BadPatrol(String),
+    #[error("a key is named after who holds it: 1 to 40 characters")]
+    BadKeyName,
+    #[error("unknown API key {0:?}")]
+    UnknownKey(String),
+    #[error("unknown community {0:?}")]
+    UnknownCommunity(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -123,6 +130,7 @@ fn concerns(by: &Principal, event: &OfficeEvent, office: &Office) -> bool {
         }
         OfficeChange::Award(award) => of_community(&award.head.id),
         OfficeChange::Patrol(_) => of_community(&event.actor.id),
+        OfficeChange::ApiKey { after, .. } => by.runs(&after.community),
     }
 }
 

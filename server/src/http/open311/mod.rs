@@ -5,6 +5,7 @@
 //! `view::published` says. docs/open311.md is the mapping. Every refusal of these routes, the
 //! edge's included, is in the spec's shape (`wire::refusal`) with 400, 403 or 404.
 
+pub mod schema;
 pub mod wire;
 
 use std::sync::Arc;
@@ -34,7 +35,7 @@ pub fn routes() -> Router<App> {
     Router::new()
         .route("/discovery.{format}", get(discovery))
         .route("/v2/services.{format}", get(services))
-        .route("/v2/requests.{format}", get(requests))
+        .route("/v2/requests.{format}", get(requests).post(post_request))
         .route("/v2/services/{file}", get(definition))
         .route("/v2/requests/{file}", get(one_request))
         .fallback(unknown)
@@ -51,6 +52,10 @@ pub struct Refused {
 impl Refused {
     fn bad(description: impl Into<String>) -> Refused {
         Refused { status: StatusCode::BAD_REQUEST, description: description.into() }
+    }
+
+    fn forbidden(description: impl Into<String>) -> Refused {
+        Refused { status: StatusCode::FORBIDDEN, description: description.into() }
     }
 
     fn not_found(description: impl Into<String>) -> Refused {
@@ -155,7 +160,13 @@ fn jurisdiction(app: &App, given: Option<&str>) -> Result<Arc<Community>, Refuse
     }
 }
 
-/// `discovery.{json,xml}`: where the endpoint is and what it speaks.
+/// Where the endpoint is and what it speaks.
+#[utoipa::path(get, path = "/open311/discovery.{format}", tag = "open311",
+    params(("format" = String, Path, description = "`json` or `xml`")),
+    responses(
+        (status = 200, description = "The discovery document", content((schema::Discovery = "application/json"), (String = "text/xml"))),
+        (status = 404, description = "An unknown format", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+    ))]
 async fn discovery(State(app): State<App>, Path(extension): Path<String>) -> Reply {
     let format = format(&extension)?;
     let office = app.hub.store().office();
@@ -179,7 +190,15 @@ async fn discovery(State(app): State<App>, Path(extension): Path<String>) -> Rep
 /// When this interface last changed (discovery's `changeset`).
 const CHANGESET: &str = "2026-12-07T00:00:00+08:00";
 
-/// `services.{json,xml}`: the jurisdiction's categories.
+/// The jurisdiction's services: its categories.
+#[utoipa::path(get, path = "/open311/v2/services.{format}", tag = "open311",
+    params(("format" = String, Path, description = "`json` or `xml`"),
+        ("jurisdiction_id" = Option<String>, Query, description = "The community; needed only where several are served")),
+    responses(
+        (status = 200, description = "Every category offered", content((Vec<schema::Service> = "application/json"), (String = "text/xml"))),
+        (status = 400, description = "No jurisdiction_id where several communities are served", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+        (status = 404, description = "An unknown format or jurisdiction", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+    ))]
 async fn services(
     State(app): State<App>,
     Path(extension): Path<String>,
@@ -205,7 +224,15 @@ async fn services(
     Ok(respond(format, answer))
 }
 
-/// `services/{code}.{json,xml}`: the attributes a request of the service may carry.
+/// What a request of one service may carry beyond its place.
+#[utoipa::path(get, path = "/open311/v2/services/{service_code}.{format}", tag = "open311",
+    params(("service_code" = String, Path, description = "A category's id"), ("format" = String, Path, description = "`json` or `xml`"),
+        ("jurisdiction_id" = Option<String>, Query, description = "The community; needed only where several are served")),
+    responses(
+        (status = 200, description = "The service's attributes", content((schema::ServiceDefinition = "application/json"), (String = "text/xml"))),
+        (status = 400, description = "No jurisdiction_id where several communities are served", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+        (status = 404, description = "An unknown format, jurisdiction or service", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+    ))]
 async fn definition(
     State(app): State<App>,
     Path(file): Path<String>,
@@ -286,7 +313,21 @@ impl Attribute {
     }
 }
 
-/// `requests.{json,xml}`: the jurisdiction's requests the filters ask for, newest first.
+/// The jurisdiction's service requests (every incident, whatever reported it), newest first:
+/// at most 1,000, reported within 90 days (the last 90 without dates).
+#[utoipa::path(get, path = "/open311/v2/requests.{format}", tag = "open311",
+    params(("format" = String, Path, description = "`json` or `xml`"),
+        ("jurisdiction_id" = Option<String>, Query, description = "The community; needed only where several are served"),
+        ("service_request_id" = Option<String>, Query, description = "Ids, comma-separated: every other filter is then ignored"),
+        ("service_code" = Option<String>, Query, description = "Category ids, comma-separated"),
+        ("start_date" = Option<String>, Query, description = "W3C datetime (or date, in Beijing time): reported at or after"),
+        ("end_date" = Option<String>, Query, description = "W3C datetime (or date): reported at or before; at most 90 days after start_date"),
+        ("status" = Option<String>, Query, description = "`open`, `closed`, comma-separated")),
+    responses(
+        (status = 200, description = "The requests", content((Vec<schema::ServiceRequest> = "application/json"), (String = "text/xml"))),
+        (status = 400, description = "A filter that cannot be read, a span over 90 days, no jurisdiction_id where several communities are served", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+        (status = 404, description = "An unknown format or jurisdiction", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+    ))]
 async fn requests(
     State(app): State<App>,
     Path(extension): Path<String>,
@@ -337,7 +378,213 @@ async fn find(app: &App, query: Option<&str>) -> Answer {
     Ok(("service_requests", Node::list("request", found)))
 }
 
-/// `requests/{id}.{json,xml}`: one request, as a list of one.
+/// A report from another system, form-encoded, with its `api_key` (docs/open311.md): needs
+/// `service_code`, `address_id` and `description`; takes `lat`/`long`, `phone`,
+/// `attribute[unit]`, `attribute[room]`, `attribute[urgency]`; keeps nothing else.
+#[utoipa::path(post, path = "/open311/v2/requests.{format}", tag = "open311",
+    params(("format" = String, Path, description = "`json` or `xml`")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "api_key, jurisdiction_id, service_code, address_id, description, lat, long, phone, attribute[unit], attribute[room], attribute[urgency]"),
+    responses(
+        (status = 200, description = "Stored: its id and ticket", content((Vec<schema::Posted> = "application/json"), (String = "text/xml"))),
+        (status = 400, description = "A field missing, unknown or not valid; a body over 16 KiB or not UTF-8", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+        (status = 403, description = "No api_key, or one unknown, revoked or of another jurisdiction; too many reports from this key; a standby", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+        (status = 404, description = "An unknown format or jurisdiction", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+    ))]
+async fn post_request(
+    State(app): State<App>,
+    Path(extension): Path<String>,
+    body: axum::body::Bytes,
+) -> Reply {
+    let format = format(&extension)?;
+    let answer = async {
+        let fields = form(&body)?;
+        let (who, community, report) = submission(&app, &fields)?;
+        let store = app.hub.store();
+        store.metrics().reports_received.inc();
+        let (hub, key) = (app.hub.clone(), who.actor.id.clone());
+        let admit = Box::new(move || hub.report_limiter().admit(&key));
+        let request_id = format!("open311-{}", hex::encode(rand::random::<[u8; 8]>()));
+        let reported = store
+            .report_if(&who, &request_id, report, admit)
+            .await
+            .map_err(|e| store_refusal(&e))?;
+        let incident = reported.incident;
+        tracing::info!(incident = incident.id.0, key = %who.actor.id, "Open311 report stored");
+        let posted = Node::Record(vec![
+            ("service_request_id", Node::text(incident.id.0.to_string())),
+            (
+                "service_notice",
+                Node::text(format!(
+                    "工单 {} 已交{}",
+                    incident.ticket.0,
+                    grid(&community, &incident)
+                )),
+            ),
+            ("account_id", Node::Nothing),
+        ]);
+        Ok(("service_requests", Node::list("request", [posted])))
+    };
+    Ok(respond(format, answer.await))
+}
+
+/// The grid (网格) an incident's compound belongs to, as residents know it.
+fn grid(community: &Community, incident: &Incident) -> String {
+    community.compound(&incident.report.compound).map_or_else(String::new, |c| c.grid.clone())
+}
+
+/// A form-encoded body's fields, or 400 when it is not one of UTF-8 text.
+fn form(body: &[u8]) -> Result<Vec<(String, String)>, Refused> {
+    let bad =
+        || Refused::bad("the body is not a form (application/x-www-form-urlencoded) of UTF-8 text");
+    let decode = |part: &[u8]| -> Result<String, Refused> {
+        let spaced: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        let decoded: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+        String::from_utf8(decoded).map_err(|_| bad())
+    };
+    body.split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let mut halves = pair.splitn(2, |&b| b == b'=');
+            let name = decode(halves.next().unwrap_or_default())?;
+            let value = decode(halves.next().unwrap_or_default())?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// The fields of a POST the spec names that hongfan does not keep: nobody's email, name, device
+/// or account is needed to fix a lamp (个人信息保护法: no more than the purpose needs).
+const NOT_KEPT: &[&str] =
+    &["email", "first_name", "last_name", "device_id", "account_id", "media_url", "address_string"];
+
+/// Who sent a POST, for which community, and the report it makes; or why not.
+fn submission(
+    app: &App,
+    fields: &[(String, String)],
+) -> Result<(hongfan_shared::Principal, Arc<Community>, hongfan_shared::Report), Refused> {
+    let field = |name: &str| parameter(fields, name).map(str::trim).filter(|v| !v.is_empty());
+    let store = app.hub.store();
+    let key = field("api_key")
+        .ok_or_else(|| Refused::forbidden("an api_key is needed to post a request"))?;
+    let key = crate::office::keys::verify(store, key)
+        .ok_or_else(|| Refused::forbidden("this api_key is unknown or revoked"))?;
+    let community = jurisdiction(app, Some(field("jurisdiction_id").unwrap_or(&key.community.0)))?;
+    if community.id != key.community {
+        return Err(Refused::forbidden(format!(
+            "this api_key is not for jurisdiction {:?}",
+            community.id.0
+        )));
+    }
+    let code = field("service_code").ok_or_else(|| Refused::bad("service_code is required"))?;
+    let category = community
+        .categories
+        .iter()
+        .find(|c| c.id.0 == code && !c.retired)
+        .ok_or_else(|| Refused::bad(format!("service_code {code:?} is not a service here")))?;
+    match (field("lat"), field("long")) {
+        (None, None) => {}
+        (Some(lat), Some(long)) => {
+            let within = |value: &str, bound: f64| {
+                value.parse::<f64>().is_ok_and(|v| v.is_finite() && v.abs() <= bound)
+            };
+            if !within(lat, 90.0) || !within(long, 180.0) {
+                return Err(Refused::bad("lat is -90 to 90 and long -180 to 180"));
+            }
+        }
+        _ => return Err(Refused::bad("lat and long come together")),
+    }
+    let place = field("address_id").ok_or_else(|| {
+        Refused::bad("address_id is required: <compound>/<building>, or <compound> for 公共区域")
+    })?;
+    let (compound, building) = match place.split_once('/') {
+        Some((compound, building)) => (compound, building.trim()),
+        None => (place, hongfan_shared::community::PUBLIC_AREA),
+    };
+    let compound = community.compounds.iter().find(|c| c.id.0 == compound).ok_or_else(|| {
+        Refused::bad(format!("address_id {place:?}: no compound {compound:?} here"))
+    })?;
+    let mut unit = String::new();
+    let mut room = String::new();
+    let mut urgency = hongfan_shared::Urgency::Normal;
+    for (name, value) in fields {
+        let Some(attribute) = name.strip_prefix("attribute[").and_then(|n| n.strip_suffix(']'))
+        else {
+            let known = ["api_key", "jurisdiction_id", "service_code", "lat", "long", "address_id"];
+            if known.contains(&name.as_str())
+                || NOT_KEPT.contains(&name.as_str())
+                || ["description", "phone"].contains(&name.as_str())
+            {
+                continue;
+            }
+            return Err(Refused::bad(format!("{name:?} is not a field of a request")));
+        };
+        match attribute {
+            "unit" => unit = value.trim().to_owned(),
+            "room" => room = value.trim().to_owned(),
+            "urgency" => {
+                urgency = match value.trim() {
+                    "normal" | "" => hongfan_shared::Urgency::Normal,
+                    "urgent" => hongfan_shared::Urgency::Urgent,
+                    other => {
+                        return Err(Refused::bad(format!(
+                            "attribute[urgency] {other:?}: normal or urgent"
+                        )));
+                    }
+                }
+            }
+            other => {
+                return Err(Refused::bad(format!("no attribute {other:?} (see services/{code})")));
+            }
+        }
+    }
+    let description =
+        field("description").ok_or_else(|| Refused::bad("description is required"))?;
+    let report = hongfan_shared::Report {
+        compound: compound.id.clone(),
+        category: category.id.clone(),
+        urgency,
+        building: building.to_owned(),
+        unit,
+        room,
+        description: description.to_owned(),
+        phone: field("phone").map(str::to_owned),
+        attachments: Vec::new(),
+    };
+    let actor = hongfan_shared::Actor {
+        id: key.id.clone(),
+        name: key.name.clone(),
+        role: hongfan_shared::Role::Platform,
+    };
+    let scope = hongfan_shared::Scope::Compounds(
+        community.compounds.iter().map(|c| c.id.clone()).collect(),
+    );
+    Ok((hongfan_shared::Principal { actor, scope }, community, report))
+}
+
+/// A report the store refused: 400 for what the request said (too long, a bad phone), 403 for
+/// what the sender may not do now (too many, a standby, a store that cannot write).
+fn store_refusal(e: &crate::store::StoreError) -> Refused {
+    use hongfan_shared::protocol::ErrorCode;
+    let body = crate::hub::wire_error(e);
+    match body.code {
+        ErrorCode::RateLimited
+        | ErrorCode::Standby
+        | ErrorCode::Unavailable
+        | ErrorCode::Forbidden => Refused::forbidden(body.message),
+        _ => Refused::bad(body.message),
+    }
+}
+
+/// One service request, as a list of one.
+#[utoipa::path(get, path = "/open311/v2/requests/{service_request_id}.{format}", tag = "open311",
+    params(("service_request_id" = String, Path, description = "An incident's id"), ("format" = String, Path, description = "`json` or `xml`"),
+        ("jurisdiction_id" = Option<String>, Query, description = "The community; needed only where several are served")),
+    responses(
+        (status = 200, description = "The request", content((Vec<schema::ServiceRequest> = "application/json"), (String = "text/xml"))),
+        (status = 400, description = "No jurisdiction_id where several communities are served", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+        (status = 404, description = "An unknown format, jurisdiction or request", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+    ))]
 async fn one_request(
     State(app): State<App>,
     Path(file): Path<String>,
