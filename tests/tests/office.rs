@@ -388,3 +388,58 @@ async fn the_rota_decides_who_is_alerted_and_a_switch_overrides_it() {
     let evening = kiosk.file(report("c1", "evening")).await;
     assert!(evening.escalated, "nobody on duty at 18:00");
 }
+
+/// `hongfan open311 key …`: in the folder while the server is stopped, through the server while
+/// it runs; the key printed once opens Open311's POST until it is revoked.
+#[tokio::test]
+async fn the_command_line_issues_and_revokes_api_keys_in_the_folder_and_through_the_server() {
+    let mut server = TestServer::start().await;
+    server.stop();
+    let data = server.data_dir();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        hongfan(&["open311", "key", "add", "12345 热线"], &data)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("api_key (shown once): "))
+        .expect("a printed key")
+        .to_owned();
+    assert!(out.contains("issued key-1 for 12345 热线 (default)"), "{out}");
+    server.restart();
+    let post = |key: String| {
+        let url = server.url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/open311/v2/requests.json"))
+                .body(format!("api_key={key}&service_code=repair&address_id=c2&description=x"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post(key.clone()).await, 200);
+    let data = server.data_dir();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        let revoked = hongfan(&["open311", "key", "revoke", "key-1"], &data);
+        let listed = hongfan(&["open311", "key", "list"], &data);
+        (revoked.0 && listed.0, format!("{}{}", revoked.1, listed.1))
+    })
+    .await
+    .unwrap();
+    assert!(ok && out.contains("key-1\tdefault\t12345 热线\trevoked"), "{out}");
+    assert_eq!(post(key).await, 403);
+    // Logged as the operator's change, without the key's digest.
+    let boss = server.login("boss").await;
+    let events = history(&server, &boss).await;
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last["actor"]["id"].as_str(), last["change"]["type"].as_str()),
+        (Some("operator"), Some("api_key"))
+    );
+    assert_eq!(last["change"]["after"].get("secret"), None, "{last}");
+}
