@@ -541,3 +541,30 @@ async fn post_form(
     }
     (json.status, answer[0]["description"].as_str().unwrap_or_default().to_owned())
 }
+
+/// The spec's bound: at most 1,000 requests in one answer, the newest.
+#[tokio::test]
+async fn a_thousand_requests_at_most_the_newest() {
+    let api = Api::open(|_| {}).await;
+    let store = api.app().hub.store().clone();
+    let reports = (0..1_001).map(|n| {
+        let store = store.clone();
+        async move {
+            let text = format!("第{n}盏路灯不亮");
+            store.report(&kiosk("c1"), &format!("r{n}"), report("c1", &text)).await.unwrap()
+        }
+    });
+    let reported = futures::future::join_all(reports).await;
+    let newest = reported.iter().map(|r| r.incident.id.0).max().unwrap();
+    let oldest = reported.iter().map(|r| r.incident.id.0).min().unwrap();
+    let answer = api.get("/open311/v2/requests.json", &[]).await.json();
+    let ids: Vec<u64> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["service_request_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1_000);
+    assert_eq!(ids[0], newest);
+    assert!(!ids.contains(&oldest), "the oldest is left out");
+}
