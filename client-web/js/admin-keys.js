@@ -19,7 +19,7 @@ export async function render(panel, office) {
       el("button", { type: "button", class: "primary", id: "add-key", onclick: () => issue(panel, office) }, t("add_key"))),
     help,
     list.length
-      ? table("keys", [t("key_holder"), t("kiosk_id"), t("state"), t("actions")], list.map((k) => ({
+      ? table("keys", [t("key_holder"), t("key_id"), t("state"), t("actions")], list.map((k) => ({
         data: { key: k.id },
         cells: [
           k.name,

@@ -211,7 +211,7 @@ pub struct Published {
     pub id: crate::incident::IncidentId,
     pub category: crate::community::CategoryId,
     pub compound: crate::community::CompoundId,
-    /// The building as reported (or 公共区域); `None` for a private category.
+    /// The building as reported, 公共区域 when none was; `None` for a private category.
     pub building: Option<String>,
     /// `None` for a private category.
     pub description: Option<String>,
@@ -238,7 +238,9 @@ pub fn published(incident: &Incident, community: &Community) -> Published {
         id: incident.id,
         category: incident.report.category.clone(),
         compound: incident.report.compound.clone(),
-        building: open(&incident.report.building).filter(|b| !b.trim().is_empty()),
+        building: open(&incident.report.building).map(|b| {
+            if b.trim().is_empty() { crate::community::PUBLIC_AREA.to_owned() } else { b }
+        }),
         description: open(&incident.report.description),
         status,
         status_notes: notes.and_then(open),

@@ -166,6 +166,14 @@ async fn every_read_route_answers_in_both_formats_and_shows_nothing_personal() {
     assert_eq!(status, 200);
     let endpoint = &discovery["endpoints"][0];
     assert_eq!(endpoint["specification"], "http://wiki.open311.org/GeoReport_v2");
+    assert_eq!(
+        endpoint["url"], "http://127.0.0.1:8080/open311/v2",
+        "absolute, as the client asked"
+    );
+    assert_eq!(discovery["contact"], "财工街社区");
+    // Public: a dashboard on another site may read it.
+    let read = api.get("/open311/v2/services.json", &[]).await;
+    assert_eq!(read.header("access-control-allow-origin"), "*");
     assert_eq!(endpoint["formats"], json!(["text/xml", "application/json"]));
 
     let (_, services) = both(&api, "/open311/v2/services").await;
@@ -225,6 +233,14 @@ async fn every_read_route_answers_in_both_formats_and_shows_nothing_personal() {
     let (_, one) = both(&api, &format!("/open311/v2/requests/{}", id(lamp))).await;
     assert_eq!(one, json!([lamp_request]));
 
+    // A report without a building is at the compound's 公共区域.
+    let store = api.app().hub.store().clone();
+    let courtyard = Report { building: String::new(), ..report("c1", "院里积水") };
+    let courtyard = store.report(&worker("wang", "c1"), "r4", courtyard).await.unwrap();
+    let (_, found) =
+        both(&api, &format!("/open311/v2/requests/{}", id(courtyard.incident.id))).await;
+    assert_eq!(found[0]["address_id"], "c1/公共区域");
+
     for (path, body) in [
         ("discovery", &discovery),
         ("services", &services),
@@ -267,12 +283,21 @@ async fn every_filter_of_requests() {
     let before = "end_date=2026-11-01";
     assert_eq!(asked(before.into()).await, Vec::<u64>::new());
     assert_eq!(asked("start_date=2026-11-01".into()).await.len(), 3);
+    // An offset's `+` sent unencoded (a space) is still read.
+    let unencoded = "start_date=2026-11-02T08:00:00+08:00";
+    assert_eq!(asked(unencoded.into()).await.len(), 3);
+    // end_date names its whole second: one reported half a second after it is within.
+    api.clock.advance(hongfan_shared::Millis(500));
+    let store = api.app().hub.store().clone();
+    let late = store.report(&kiosk("c1"), "late", report("c1", "路灯闪")).await.unwrap();
+    let second = "end_date=2026-11-02T09:00:00%2B08:00&service_code=repair";
+    assert_eq!(asked(second.into()).await, [late.incident.id.0, waiting.0, lamp.0]);
     // Without dates, the last 90 days: 91 days on, nothing.
     api.clock.advance(hongfan_shared::Millis::from_hours(91 * 24));
     // The timers that ran out meanwhile are recorded first (an update of the waiting one).
     api.app().hub.store().tick().await.unwrap();
     assert_eq!(asked(String::new()).await, Vec::<u64>::new());
-    assert_eq!(asked("start_date=2026-11-01".into()).await.len(), 3);
+    assert_eq!(asked("start_date=2026-11-01".into()).await.len(), 4);
 }
 
 #[tokio::test]
@@ -294,6 +319,11 @@ async fn every_refusal_is_in_the_specs_shape() {
         assert_eq!(got, status, "{path}: {description}");
         assert!(description.contains(says), "{path}: {description}");
     }
+    // A path that is not UTF-8, and /open311 itself at the edge.
+    let raw = api.get("/open311/discovery.%FF", &[]).await;
+    assert_eq!((raw.status, raw.json()[0]["code"].clone()), (400, json!(400)), "{raw:?}");
+    let bare = api.get("/open311", &[("host", "evil.example")]).await;
+    assert_eq!((bare.status, bare.json()[0]["code"].clone()), (400, json!(400)), "{bare:?}");
     // An unknown format is refused in JSON.
     let csv = api.get("/open311/v2/services.csv", &[]).await;
     assert_eq!(csv.status, 404);

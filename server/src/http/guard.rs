@@ -113,7 +113,8 @@ impl Edge {
 pub async fn guard(State(app): State<App>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     // Open311's clients read every refusal in the spec's shape, the edge's too.
-    let open311 = path.starts_with("/open311/").then(|| super::open311::Format::of_path(path));
+    let open311 = (path == "/open311" || path.starts_with("/open311/"))
+        .then(|| super::open311::Format::of_path(path));
     let refuse = |refused: AppError| match open311 {
         Some(format) => super::open311::edge_refusal(format, &refused),
         None => refused.into_response(),
@@ -177,6 +178,12 @@ pub async fn guard(State(app): State<App>, request: Request, next: Next) -> Resp
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    }
+    // What Open311 publishes is public: a dashboard on another site may read it (no cookie
+    // or key is sent or asked for).
+    if open311.is_some() && !changes {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     }
     response
 }

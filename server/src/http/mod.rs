@@ -151,7 +151,7 @@ pub enum AppError {
     Forbidden,
     #[error("not found")]
     NotFound,
-    #[error("WebSocket connections from origin {0:?} are not allowed")]
+    #[error("requests from the pages of origin {0:?} are not allowed")]
     ForeignOrigin(String),
     #[error("bad query: {0}")]
     BadQuery(String),

@@ -777,6 +777,52 @@ impl Store {
         self.ask(|reply| Command::Get { id, reply }).await
     }
 
+    /// Many incidents at once, each with when its last event was recorded, for readers that
+    /// should not queue behind the writes (Open311's public lists): read from the folder on a
+    /// blocking thread, the open ones from memory; only one changed since the last durable
+    /// group is asked of the committer. Unknown ids are left out.
+    pub async fn incidents_with_times(
+        &self,
+        ids: Vec<IncidentId>,
+    ) -> Result<Vec<(Incident, hongfan_shared::Timestamp)>, StoreError> {
+        let published = self.read()?;
+        let (seq, open) = (published.seq, published.open.clone());
+        let disk = self.shared.disk.clone();
+        let read = blocking(move || {
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                let incident = match open.get(&id) {
+                    Some(incident) => Some(Incident::clone(incident)),
+                    None => disk.incident(id)?,
+                };
+                let Some(incident) = incident else { continue };
+                // Written by the group being applied, not durable yet: the committer's to say.
+                if incident.last_seq > seq {
+                    found.push(Err(id));
+                    continue;
+                }
+                let at = disk.event(incident.last_seq)?.map_or(incident.reported_at, |e| e.at);
+                found.push(Ok((incident, at)));
+            }
+            Ok(found)
+        })
+        .await?;
+        let mut incidents = Vec::with_capacity(read.len());
+        for one in read {
+            match one {
+                Ok(found) => incidents.push(found),
+                Err(id) => {
+                    if let Some(incident) = self.incident(id).await? {
+                        let at = self.events_after(incident.last_seq.saturating_sub(1), 1).await?;
+                        let at = at.first().map_or(incident.reported_at, |e| e.at);
+                        incidents.push((incident, at));
+                    }
+                }
+            }
+        }
+        Ok(incidents)
+    }
+
     /// The open incidents and the sequence number they are current as of.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let published = self.read()?;

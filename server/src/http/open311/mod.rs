@@ -11,6 +11,7 @@ pub mod wire;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -95,14 +96,25 @@ type Reply = Result<Response, Said>;
 /// An answer of these routes: `root` (the XML document element) holding the node.
 type Answer = Result<(&'static str, Node), Refused>;
 
+/// A path's part, or 400 when it is not UTF-8 text.
+type Part = Result<Path<String>, PathRejection>;
+
+fn part(part: Part) -> Result<String, Said> {
+    part.map(|Path(part)| part)
+        .map_err(|e| Said(Format::Json, Refused::bad(format!("the path cannot be read: {e}"))))
+}
+
 /// The format `file` asks for and the name before it, or a refusal.
 fn format_of(file: &str) -> Result<(&str, Format), Said> {
     Format::split(file).ok_or_else(|| unknown_format(file))
 }
 
 /// The format a `.{format}` route was asked for, or a refusal.
-fn format(extension: &str) -> Result<Format, Said> {
-    Format::split(&format!(".{extension}")).map(|(_, f)| f).ok_or_else(|| unknown_format(extension))
+fn format(extension: Part) -> Result<Format, Said> {
+    let extension = part(extension)?;
+    Format::split(&format!(".{extension}"))
+        .map(|(_, f)| f)
+        .ok_or_else(|| unknown_format(&extension))
 }
 
 fn unknown_format(asked: &str) -> Said {
@@ -138,23 +150,23 @@ fn parameters(query: Option<&str>) -> Result<Vec<(String, String)>, Refused> {
         .map_err(|e| Refused::bad(format!("the query cannot be read: {e}")))
 }
 
+/// A parameter's value; an empty one counts as absent.
 fn parameter<'a>(parameters: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    parameters.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    parameters.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
 }
 
 /// The community `jurisdiction_id` names; without it, the one this server serves.
 fn jurisdiction(app: &App, given: Option<&str>) -> Result<Arc<Community>, Refused> {
     let office = app.hub.store().office();
     let communities = &office.office.communities;
-    match given {
-        Some(id) => communities
+    let mut all = communities.values();
+    match (given, all.next(), all.next()) {
+        (Some(id), _, _) => communities
             .get(&CommunityId(id.into()))
             .cloned()
             .ok_or_else(|| Refused::not_found(format!("no jurisdiction {id:?} here"))),
-        None if communities.len() == 1 => {
-            communities.values().next().cloned().ok_or_else(|| Refused::not_found("none"))
-        }
-        None => {
+        (None, Some(only), None) => Ok(only.clone()),
+        (None, _, _) => {
             Err(Refused::bad("jurisdiction_id is required: this server serves several communities"))
         }
     }
@@ -167,24 +179,38 @@ fn jurisdiction(app: &App, given: Option<&str>) -> Result<Arc<Community>, Refuse
         (status = 200, description = "The discovery document", content((schema::Discovery = "application/json"), (String = "text/xml"))),
         (status = 404, description = "An unknown format", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
     ))]
-async fn discovery(State(app): State<App>, Path(extension): Path<String>) -> Reply {
-    let format = format(&extension)?;
+async fn discovery(
+    State(app): State<App>,
+    extension: Part,
+    headers: axum::http::HeaderMap,
+) -> Reply {
+    let format = format(extension)?;
     let office = app.hub.store().office();
-    let contact = office.office.communities.values().next().map(|c| c.name.clone());
+    let names: Vec<&str> = office.office.communities.values().map(|c| c.name.as_str()).collect();
+    // The address the client used (the guard let only our own names through); https when a
+    // TLS proxy serves this server (`--secure-cookies`).
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    let scheme = if app.secure_cookies { "https" } else { "http" };
+    let url = format!("{scheme}://{}/open311/v2", host.unwrap_or("127.0.0.1"));
     let endpoint = Node::Record(vec![
         ("specification", Node::text(SPECIFICATION)),
-        ("url", Node::text("/open311/v2")),
+        ("url", Node::text(url)),
         ("changeset", Node::text(CHANGESET)),
         ("type", Node::text("production")),
         ("formats", Node::list("format", ["text/xml", "application/json"].map(Node::text))),
     ]);
     let node = Node::Record(vec![
         ("changeset", Node::text(CHANGESET)),
-        ("contact", Node::maybe(contact)),
+        ("contact", Node::text(names.join("、"))),
         ("key_service", Node::text("an api_key is issued by the office's supervisors (接口密钥)")),
         ("endpoints", Node::list("endpoint", [endpoint])),
     ]);
     Ok(format.answer(StatusCode::OK, "discovery", &node))
+}
+
+/// The service `code` names: a category of `community` still offered.
+fn service<'a>(community: &'a Community, code: &str) -> Option<&'a hongfan_shared::Category> {
+    community.categories.iter().find(|c| c.id.0 == code && !c.retired)
 }
 
 /// When this interface last changed (discovery's `changeset`).
@@ -199,16 +225,14 @@ const CHANGESET: &str = "2026-12-07T00:00:00+08:00";
         (status = 400, description = "No jurisdiction_id where several communities are served", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
         (status = 404, description = "An unknown format or jurisdiction", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
     ))]
-async fn services(
-    State(app): State<App>,
-    Path(extension): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Reply {
-    let format = format(&extension)?;
+async fn services(State(app): State<App>, extension: Part, RawQuery(query): RawQuery) -> Reply {
+    let format = format(extension)?;
     let answer = (|| {
         let parameters = parameters(query.as_deref())?;
         let community = jurisdiction(&app, parameter(&parameters, "jurisdiction_id"))?;
-        let services = community.categories.iter().filter(|c| !c.retired).map(|category| {
+        let offered =
+            community.categories.iter().filter(|c| service(&community, &c.id.0).is_some());
+        let services = offered.map(|category| {
             Node::Record(vec![
                 ("service_code", Node::text(category.id.0.clone())),
                 ("service_name", Node::text(category.name.clone())),
@@ -233,23 +257,20 @@ async fn services(
         (status = 400, description = "No jurisdiction_id where several communities are served", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
         (status = 404, description = "An unknown format, jurisdiction or service", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
     ))]
-async fn definition(
-    State(app): State<App>,
-    Path(file): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Reply {
+async fn definition(State(app): State<App>, file: Part, RawQuery(query): RawQuery) -> Reply {
+    let file = part(file)?;
     let (code, format) = format_of(&file)?;
     let answer = (|| {
         let parameters = parameters(query.as_deref())?;
         let community = jurisdiction(&app, parameter(&parameters, "jurisdiction_id"))?;
-        let category = community
-            .categories
-            .iter()
-            .find(|c| c.id.0 == code && !c.retired)
+        let category = service(&community, code)
             .ok_or_else(|| Refused::not_found(format!("no service {code:?}")))?;
         let node = Node::Record(vec![
             ("service_code", Node::text(category.id.0.clone())),
-            ("attributes", Node::list("attribute", ATTRIBUTES.iter().map(Attribute::node))),
+            (
+                "attributes",
+                Node::list("attribute", ATTRIBUTES.iter().zip(1..).map(Attribute::node)),
+            ),
         ]);
         Ok(("service_definition", node))
     })();
@@ -292,19 +313,18 @@ const ATTRIBUTES: &[Attribute] = &[
 ];
 
 impl Attribute {
-    fn node(&self) -> Node {
-        let order = ATTRIBUTES.iter().position(|a| a.code == self.code).unwrap_or_default() + 1;
+    fn node((attribute, order): (&Attribute, i64)) -> Node {
         let mut fields = vec![
             ("variable", Node::Bool(true)),
-            ("code", Node::text(self.code)),
-            ("datatype", Node::text(self.datatype)),
+            ("code", Node::text(attribute.code)),
+            ("datatype", Node::text(attribute.datatype)),
             ("required", Node::Bool(false)),
-            ("datatype_description", Node::text(self.datatype_description)),
-            ("order", Node::Number(i64::try_from(order).unwrap_or_default())),
-            ("description", Node::text(self.description)),
+            ("datatype_description", Node::text(attribute.datatype_description)),
+            ("order", Node::Number(order)),
+            ("description", Node::text(attribute.description)),
         ];
-        if !self.values.is_empty() {
-            let values = self.values.iter().map(|(key, name)| {
+        if !attribute.values.is_empty() {
+            let values = attribute.values.iter().map(|(key, name)| {
                 Node::Record(vec![("key", Node::text(*key)), ("name", Node::text(*name))])
             });
             fields.push(("values", Node::list("value", values)));
@@ -326,14 +346,11 @@ impl Attribute {
     responses(
         (status = 200, description = "The requests", content((Vec<schema::ServiceRequest> = "application/json"), (String = "text/xml"))),
         (status = 400, description = "A filter that cannot be read, a span over 90 days, no jurisdiction_id where several communities are served", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+        (status = 403, description = "The store cannot be read now", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
         (status = 404, description = "An unknown format or jurisdiction", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
     ))]
-async fn requests(
-    State(app): State<App>,
-    Path(extension): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Reply {
-    Ok(respond(format(&extension)?, find(&app, query.as_deref()).await))
+async fn requests(State(app): State<App>, extension: Part, RawQuery(query): RawQuery) -> Reply {
+    Ok(respond(format(extension)?, find(&app, query.as_deref()).await))
 }
 
 async fn find(app: &App, query: Option<&str>) -> Answer {
@@ -364,18 +381,25 @@ async fn find(app: &App, query: Option<&str>) -> Answer {
             let mut rows = store.audit_rows(&query).map_err(unavailable)?;
             rows.retain(|row| filter.takes(row.status, &row.category.0));
             rows.reverse();
-            rows.into_iter().take(MOST_REQUESTS).map(|row| row.id).collect()
+            rows.into_iter().map(|row| row.id).collect()
         }
     };
-    let mut found = Vec::new();
-    for id in ids.into_iter().take(MOST_REQUESTS) {
-        let Some(incident) = store.incident(id).await.map_err(unavailable)? else { continue };
-        if community.compound(&incident.report.compound).is_none() {
-            continue;
-        }
-        found.push(request(app, &community, &incident).await?);
-    }
-    Ok(("service_requests", Node::list("request", found)))
+    Ok(("service_requests", Node::list("request", requests_of(app, &community, ids).await?)))
+}
+
+/// The requests `ids` name that are the jurisdiction's, at most `MOST_REQUESTS`.
+async fn requests_of(
+    app: &App,
+    community: &Community,
+    mut ids: Vec<IncidentId>,
+) -> Result<Vec<Node>, Refused> {
+    ids.truncate(MOST_REQUESTS);
+    let found = app.hub.store().incidents_with_times(ids).await.map_err(unavailable)?;
+    Ok(found
+        .iter()
+        .filter(|(incident, _)| community.compound(&incident.report.compound).is_some())
+        .map(|(incident, updated)| request(community, incident, *updated))
+        .collect())
 }
 
 /// A report from another system, form-encoded, with its `api_key` (docs/open311.md): needs
@@ -391,12 +415,8 @@ async fn find(app: &App, query: Option<&str>) -> Answer {
         (status = 403, description = "No api_key, or one unknown, revoked or of another jurisdiction; too many reports from this key; a standby", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
         (status = 404, description = "An unknown format or jurisdiction", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
     ))]
-async fn post_request(
-    State(app): State<App>,
-    Path(extension): Path<String>,
-    body: axum::body::Bytes,
-) -> Reply {
-    let format = format(&extension)?;
+async fn post_request(State(app): State<App>, extension: Part, body: axum::body::Bytes) -> Reply {
+    let format = format(extension)?;
     let answer = async {
         let fields = form(&body)?;
         let (who, community, report) = submission(&app, &fields)?;
@@ -477,10 +497,7 @@ fn submission(
         )));
     }
     let code = field("service_code").ok_or_else(|| Refused::bad("service_code is required"))?;
-    let category = community
-        .categories
-        .iter()
-        .find(|c| c.id.0 == code && !c.retired)
+    let category = service(&community, code)
         .ok_or_else(|| Refused::bad(format!("service_code {code:?} is not a service here")))?;
     match (field("lat"), field("long")) {
         (None, None) => {}
@@ -583,27 +600,22 @@ fn store_refusal(e: &crate::store::StoreError) -> Refused {
     responses(
         (status = 200, description = "The request", content((Vec<schema::ServiceRequest> = "application/json"), (String = "text/xml"))),
         (status = 400, description = "No jurisdiction_id where several communities are served", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
+        (status = 403, description = "The store cannot be read now", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
         (status = 404, description = "An unknown format, jurisdiction or request", content((Vec<schema::Error> = "application/json"), (String = "text/xml"))),
     ))]
-async fn one_request(
-    State(app): State<App>,
-    Path(file): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Reply {
+async fn one_request(State(app): State<App>, file: Part, RawQuery(query): RawQuery) -> Reply {
+    let file = part(file)?;
     let (id, format) = format_of(&file)?;
     let answer = async {
         let parameters = parameters(query.as_deref())?;
         let community = jurisdiction(&app, parameter(&parameters, "jurisdiction_id"))?;
         let missing = || Refused::not_found(format!("no service request {id:?}"));
         let id = id.parse().map(IncidentId).map_err(|_| missing())?;
-        let incident = app.hub.store().incident(id).await.map_err(unavailable)?;
-        let incident = incident
-            .filter(|i| community.compound(&i.report.compound).is_some())
-            .ok_or_else(missing)?;
-        Ok((
-            "service_requests",
-            Node::list("request", [request(&app, &community, &incident).await?]),
-        ))
+        let found = requests_of(&app, &community, vec![id]).await?;
+        if found.is_empty() {
+            return Err(missing());
+        }
+        Ok(("service_requests", Node::list("request", found)))
     };
     Ok(respond(format, answer.await))
 }
@@ -611,7 +623,7 @@ async fn one_request(
 /// The store cannot answer: said as a client error, as the spec knows no other.
 fn unavailable(e: crate::store::StoreError) -> Refused {
     tracing::warn!(error = %e, "an Open311 read failed");
-    Refused { status: StatusCode::FORBIDDEN, description: "the server cannot answer now".into() }
+    Refused::forbidden("the server cannot read its store now; try again later")
 }
 
 /// What `GET requests` was asked for, when no request is named.
@@ -653,8 +665,10 @@ impl Filter {
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
-        // `to` of an audit query is exclusive; end_date is not.
-        Ok(Filter { start, end: Timestamp(end.0 + 1), codes: list("service_code"), statuses })
+        // `to` of an audit query is exclusive; end_date is not, and names a whole second
+        // when it gives no fraction (answers give datetimes to the second).
+        let end = Timestamp(end.0 + if end.0 % 1000 == 0 { 1000 } else { 1 });
+        Ok(Filter { start, end, codes: list("service_code"), statuses })
     }
 
     fn takes(&self, status: Status, code: &str) -> bool {
@@ -669,8 +683,9 @@ fn is_open(status: Status) -> bool {
     !matches!(status, Status::Resolved | Status::Cancelled)
 }
 
-/// One service request, as `view::published` lets anyone see it.
-async fn request(app: &App, community: &Community, incident: &Incident) -> Result<Node, Refused> {
+/// One service request, as `view::published` lets anyone see it; `updated` is when its last
+/// event was recorded.
+fn request(community: &Community, incident: &Incident, updated: Timestamp) -> Node {
     let Published {
         id,
         category,
@@ -682,14 +697,6 @@ async fn request(app: &App, community: &Community, incident: &Incident) -> Resul
         reported_at,
         resolve_by,
     } = view::published(incident, community);
-    let updated = app
-        .hub
-        .store()
-        .events_after(incident.last_seq.saturating_sub(1), 1)
-        .await
-        .map_err(unavailable)?
-        .first()
-        .map_or(reported_at, |event| event.at);
     let place = community.compound(&compound);
     let compound_name = place.map_or_else(|| compound.0.clone(), |c| c.name.clone());
     let (address, address_id) = match &building {
@@ -699,7 +706,7 @@ async fn request(app: &App, community: &Community, incident: &Incident) -> Resul
         None => (compound_name, compound.0.clone()),
     };
     let service_name = community.category(&category).map(|c| c.name.clone());
-    Ok(Node::Record(vec![
+    Node::Record(vec![
         ("service_request_id", Node::text(id.0.to_string())),
         ("status", Node::text(if is_open(status) { "open" } else { "closed" })),
         ("status_notes", Node::maybe(status_notes)),
@@ -717,7 +724,7 @@ async fn request(app: &App, community: &Community, incident: &Incident) -> Resul
         ("lat", Node::Nothing),
         ("long", Node::Nothing),
         ("media_url", Node::Nothing),
-    ]))
+    ])
 }
 
 /// Beijing time, which the W3C form of every datetime carries.
@@ -737,6 +744,8 @@ pub fn w3c(at: Timestamp) -> String {
 /// midnight in Beijing.
 fn w3c_parse(name: &str, value: &str) -> Result<Timestamp, Refused> {
     let wrong = || Refused::bad(format!("{name} {value:?} is not a W3C datetime"));
+    // An offset's `+` sent unencoded arrives as a space.
+    let value = &value.replace(' ', "+");
     let at = match time::OffsetDateTime::parse(value, &Rfc3339) {
         Ok(at) => at,
         Err(_) => {

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 #[derive(Debug, ToSchema)]
 pub struct Discovery {
     changeset: String,
-    /// The community's name.
-    contact: Option<String>,
+    /// The communities' names.
+    contact: String,
     key_service: String,
     endpoints: Vec<Endpoint>,
 }
@@ -17,6 +17,7 @@ pub struct Discovery {
 #[derive(Debug, ToSchema)]
 pub struct Endpoint {
     specification: String,
+    /// Absolute: the scheme and host the client used.
     url: String,
     changeset: String,
     r#type: String,

@@ -122,7 +122,13 @@ fn element(writer: &mut Writer<Vec<u8>>, name: &str, node: &Node) {
     let _ = writer.write_event(Event::Start(BytesStart::new(name)));
     match node {
         Node::Text(text) => {
-            let _ = writer.write_event(Event::Text(BytesText::new(text)));
+            // XML 1.0 has no way to say most control characters, escaped or not.
+            let legal = |c: char| !c.is_control() || matches!(c, '\t' | '\n' | '\r');
+            let text: String = text
+                .chars()
+                .map(|c| if legal(c) { c } else { char::REPLACEMENT_CHARACTER })
+                .collect();
+            let _ = writer.write_event(Event::Text(BytesText::new(&text)));
         }
         Node::Number(n) => {
             let _ = writer.write_event(Event::Text(BytesText::new(&n.to_string())));
@@ -173,6 +179,16 @@ mod tests {
         assert_eq!(
             xml,
             "<?xml version=\"1.0\" encoding=\"utf-8\"?><services><service><service_code>repair</service_code><metadata>true</metadata><group/><keywords>楼道灯坏了,&lt;水管&gt;</keywords></service></services>"
+        );
+    }
+
+    /// A control character someone typed cannot make the XML unreadable.
+    #[test]
+    fn xml_never_carries_a_character_it_cannot_say() {
+        let xml = xml("text", &Node::text("灯\u{b}坏了\u{1}\n"));
+        assert_eq!(
+            String::from_utf8(xml).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><text>灯\u{fffd}坏了\u{fffd}\n</text>"
         );
     }
 
