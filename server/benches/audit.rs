@@ -104,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
                         description: "楼道灯坏了，晚上看不见".into(),
                         phone: None,
                         attachments: Vec::new(),
+                        order: None,
                     };
                     let id = store.report(&kiosk, &format!("r{n}"), report).await?.incident.id;
                     if late && n % chunk == 0 {

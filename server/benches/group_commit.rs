@@ -29,6 +29,7 @@ fn report(compound: &str, n: usize) -> Report {
         description: "楼道灯坏了，晚上看不见路，请尽快来修".into(),
         phone: Some("13800001234".into()),
         attachments: Vec::new(),
+        order: None,
     }
 }
 

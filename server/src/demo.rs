@@ -66,7 +66,7 @@ struct Step {
 
 enum StepKind {
     /// A report at the kiosk, or (`true`) by the building head for a resident (代报).
-    Report(Report, bool),
+    Report(Box<Report>, bool),
     /// A note for the resident from the building head.
     Tell(&'static str),
     /// 挂起 asked, decided by the 书记 (approved or not), and resumed by the worker.
@@ -203,12 +203,13 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                     .random_bool(0.7)
                     .then(|| format!("139{:08}", rng.random_range(0..100_000_000))),
                 attachments: Vec::new(),
+                order: None,
             };
             // Some of 第一小区's 3号楼 reports come through its building head (代报).
             let by_head = compound == "c1" && rng.random_bool(0.12);
             let report =
                 if by_head { Report { building: "3号楼".into(), ..report } } else { report };
-            steps.push(Step { at, incident, what: StepKind::Report(report, by_head) });
+            steps.push(Step { at, incident, what: StepKind::Report(Box::new(report), by_head) });
             let target = community
                 .category(&CategoryId(category.into()))
                 .map(|c| c.targets.for_urgency(urgency))
@@ -354,7 +355,7 @@ pub async fn fill(dir: &Path, config: Option<&Path>, out: &mut impl Write) -> an
                 let reporter = if by_head { head.clone() } else { kiosk };
                 let compound = report.compound.0.clone();
                 let reported =
-                    store.report(&reporter, &format!("demo-{}", step.incident), report).await?;
+                    store.report(&reporter, &format!("demo-{}", step.incident), *report).await?;
                 let workers: Vec<_> = WORKERS.iter().filter(|(_, _, c)| *c == compound).collect();
                 let (login, name, c) = workers[step.incident % workers.len()];
                 ids[step.incident] = Some((

@@ -10,7 +10,7 @@ use hongfan_shared::{CommunityId, CompoundId};
 use serde::Serialize;
 
 use crate::store::{Aux, Store};
-use crate::webhooks::{Delivery, Kind, Webhooks, request, taken};
+use crate::webhooks::{Delivery, Format, Kind, Webhook, Webhooks, request, taken};
 
 /// What supervisors see of one hook (never its URL's secret parts or its secret).
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
@@ -31,6 +31,23 @@ pub struct HookState {
     pub failures: u64,
     pub last_delivered_at: Option<i64>,
     pub last_error: Option<String>,
+}
+
+/// A hook's state before any delivery.
+fn state_of(h: &Webhook) -> HookState {
+    let host = reqwest::Url::parse(&h.url).ok().and_then(|u| u.host_str().map(str::to_owned));
+    HookState {
+        name: h.name.clone(),
+        format: serde_json::to_value(h.format)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        host: host.unwrap_or_default(),
+        community: h.community.clone(),
+        compounds: h.compounds.clone(),
+        kinds: h.kinds.clone(),
+        ..HookState::default()
+    }
 }
 
 /// Sends what the outbox holds.
@@ -61,27 +78,7 @@ impl Deliverer {
         hooks: Arc<Webhooks>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Deliverer {
-        let state = hooks
-            .hooks()
-            .iter()
-            .map(|h| {
-                let host =
-                    reqwest::Url::parse(&h.url).ok().and_then(|u| u.host_str().map(str::to_owned));
-                let state = HookState {
-                    name: h.name.clone(),
-                    format: serde_json::to_value(h.format)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                    host: host.unwrap_or_default(),
-                    community: h.community.clone(),
-                    compounds: h.compounds.clone(),
-                    kinds: h.kinds.clone(),
-                    ..HookState::default()
-                };
-                (h.name.clone(), state)
-            })
-            .collect();
+        let state = hooks.hooks().iter().map(|h| (h.name.clone(), state_of(h))).collect();
         let client = reqwest::Client::builder().timeout(DEADLINE).build().unwrap_or_default();
         let deliverer = Deliverer {
             inner: Arc::new(Inner {
@@ -151,10 +148,33 @@ impl Deliverer {
         }
     }
 
+    /// The hook a delivery is for: a configured one, or the webhook of the platform whose
+    /// work order it is (its API key, in the office), signed with the key's secret.
+    fn hook(&self, delivery: &Delivery) -> Option<Webhook> {
+        if let Some(hook) = self.inner.hooks.hooks().iter().find(|h| h.name == delivery.hook) {
+            return Some(hook.clone());
+        }
+        let office = self.inner.store.office();
+        let key = office.office.api_keys.get(&delivery.hook)?;
+        let upstream = key.upstream.as_ref()?;
+        let hook = Webhook {
+            name: key.id.clone(),
+            url: upstream.webhook.clone(),
+            format: Format::Signed,
+            secret: Some(upstream.secret.clone()),
+            community: key.community.clone(),
+            compounds: Vec::new(),
+            kinds: vec![Kind::Order],
+        };
+        if let Ok(mut states) = self.inner.state.lock() {
+            states.entry(hook.name.clone()).or_insert_with(|| state_of(&hook));
+        }
+        Some(hook)
+    }
+
     /// Sends one delivery on a task of its own until the receiver takes it.
     fn send(&self, delivery: Delivery) {
-        let Some(hook) = self.inner.hooks.hooks().iter().find(|h| h.name == delivery.hook).cloned()
-        else {
+        let Some(hook) = self.hook(&delivery) else {
             // A hook removed from the configuration: its deliveries wait in the outbox.
             return;
         };

@@ -124,8 +124,8 @@ impl Server {
                 }
             });
         }
-        let deliverer = (!webhooks.is_empty())
-            .then(|| crate::outbox::Deliverer::start(store.clone(), webhooks, shutdown.clone()));
+        // Always: a platform's API key may bring work orders whose changes go to its webhook.
+        let deliverer = crate::outbox::Deliverer::start(store.clone(), webhooks, shutdown.clone());
         let hub = Hub::start(store, settings.limits.clone(), shutdown.clone(), accounts.ended());
         // Behind the trusted proxy every connection is the proxy's: the cap per address holds
         // for each forwarded client's requests instead (`http::guard`).

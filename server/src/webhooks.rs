@@ -33,6 +33,8 @@ pub enum Kind {
     Unclaimed,
     /// A first-time target passed.
     Breached,
+    /// A change of a work order from above (上级派单), sent to its platform's webhook.
+    Order,
 }
 
 /// How a receiver wants its message.
@@ -108,6 +110,61 @@ pub struct Delivery {
     pub compound: CompoundId,
     /// What a person reads: Chinese, with no personal data.
     pub text: String,
+    /// For a work order's platform: which order, and what became of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderChange>,
+}
+
+/// What a platform's system reads of a change of its work order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderChange {
+    /// The platform's own number for the order.
+    pub external_id: String,
+    pub source: hongfan_shared::Source,
+    /// `claimed`, `handed_over`, `returned`, `resolved`, `reopened` or `cancelled`.
+    pub change: String,
+    pub status: hongfan_shared::Status,
+    /// What was done (办结), or why it was cancelled or reopened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The delivery `event` calls for to the platform whose work order its incident is, if any:
+/// every change the platform answers for upstream, named by the platform's own number.
+pub fn order_delivery(
+    event: &Event,
+    incident: &Incident,
+    community: &Community,
+) -> Option<Delivery> {
+    let order = incident.report.order.as_ref()?;
+    let (change, what, note) = match &event.change {
+        Change::Claimed => ("claimed", "已接单", None),
+        Change::Assigned { .. } => ("claimed", "已派单", None),
+        Change::HandedOver { .. } => ("handed_over", "已转街道代办", None),
+        Change::Returned { .. } => ("returned", "已从街道退回", None),
+        Change::Resolved { outcome, .. } => ("resolved", "已办结", Some(outcome.clone())),
+        Change::Reopened { reason, .. } => ("reopened", "已重新办理", Some(reason.clone())),
+        Change::Cancelled { reason } => ("cancelled", "已撤销", Some(reason.clone())),
+        _ => return None,
+    };
+    Some(Delivery {
+        id: format!("{:020}-{}", event.seq, order.key),
+        hook: order.key.clone(),
+        kind: Kind::Order,
+        at: event.at,
+        incident: incident.id.0,
+        ticket: incident.ticket.as_str().to_owned(),
+        community: community.id.clone(),
+        compound: incident.report.compound.clone(),
+        text: format!("红帆：工单 {} {what}（受理号 {}）", order.external_id, incident.ticket.0),
+        order: Some(OrderChange {
+            external_id: order.external_id.clone(),
+            source: order.source,
+            change: change.to_owned(),
+            status: incident.status,
+            note,
+        }),
+    })
 }
 
 impl Webhooks {
@@ -189,6 +246,7 @@ impl Webhooks {
                 community: community.id.clone(),
                 compound: compound.clone(),
                 text: text.clone(),
+                order: None,
             })
             .collect()
     }
@@ -217,6 +275,7 @@ fn text(kind: Kind, event: &Event, incident: &Incident, community: &Community) -
             "超过接单时限"
         }
         (Kind::Breached, _) => "超过办结时限",
+        (Kind::Order, _) => "工单有变化",
     };
     format!(
         "红帆{urgent}{what}：受理号 {} · {category} · {compound} {}",
@@ -349,6 +408,7 @@ mod tests {
                 description: "漏水".into(),
                 phone: None,
                 attachments: Vec::new(),
+                order: None,
             };
             let change = Change::Reported {
                 ticket: hongfan_shared::Ticket::new(1),

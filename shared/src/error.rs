@@ -149,6 +149,7 @@ refusals! {
     BadPoints => 400, "bad_points", "积分调整有误：请选择楼长，填写非零分值（不超过 100）和原因", "the points adjustment is not valid",
     BadPatrol => 400, "bad_patrol", "巡防记录有误：请选择您负责的楼栋，并填写检查了什么", "the patrol record is not valid",
     BadKeyName => 400, "bad_key_name", "请填写密钥给谁用（1 到 40 个字）", "a key is named after who holds it: 1 to 40 characters",
+    BadWebhook => 400, "bad_webhook", "回传地址须为 http 或 https 网址", "a platform's webhook is an http or https URL",
     NoKey => 404, "not_found", "没有这个接口密钥", "no such API key",
     BadBody => 400, "bad_body", "提交的内容格式不对", "the body is not what the route takes",
     BadAttachment => 415, "bad_attachment", "只能上传照片（JPEG）或录音，且不超过 1 MB", "only a JPEG photo or a voice note, up to 1 MB",

@@ -62,6 +62,37 @@ pub struct Report {
     /// A voice note and a photo, uploaded first (`POST /api/attachments`), named by content.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// 上级派单: a work order from the street office's or the 12345 platform's system, posted
+    /// through Open311 with its key; absent for every other report (and refused from any other
+    /// reporter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<WorkOrder>,
+}
+
+/// Where a work order from above comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The city's 12345 hotline (接诉即办).
+    Hotline,
+    /// The street office (街道).
+    StreetOffice,
+}
+
+/// 上级派单: an order the office answers upstream: each change of it is delivered to its key's
+/// webhook, naming `external_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkOrder {
+    /// The API key it came with (`key-N`).
+    pub key: String,
+    pub source: Source,
+    /// The platform's own number for it (1 to 64 characters).
+    pub external_id: String,
+    /// The platform's deadline: it replaces the category's resolution target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Timestamp>,
 }
 
 /// A file attached to a report: stored once by the server, named by the SHA-256 of its bytes.

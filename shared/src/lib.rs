@@ -27,7 +27,7 @@ pub use community::{
 pub use event::{Actor, Change, EscalationReason, Event, Role, Seq, Timer};
 pub use incident::{
     Answer, AnswerSource, Attachment, AttachmentKind, Incident, IncidentId, Mediation, Note, Pause,
-    Report, Status, Ticket,
+    Report, Source, Status, Ticket, WorkOrder,
 };
 pub use lifecycle::{Action, LifecycleError};
 pub use principal::{Principal, Scope};

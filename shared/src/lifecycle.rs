@@ -254,8 +254,24 @@ pub fn check_report(
     if let Some(phone) = &report.phone {
         check_phone(phone)?;
     }
+    if let Some(order) = &report.order {
+        // Only another system's key, through Open311, gives work orders.
+        if who.actor.role != Role::Platform || order.key != who.actor.id {
+            return Err(LifecycleError::RoleNotAllowed { role: who.actor.role, what: "order" });
+        }
+        let id = order.external_id.trim();
+        if id.is_empty() || id.chars().count() > MAX_EXTERNAL_ID_CHARS {
+            return Err(LifecycleError::TooLong {
+                field: "external_id",
+                max: MAX_EXTERNAL_ID_CHARS,
+            });
+        }
+    }
     deadlines(report, community, now)
 }
+
+/// The longest number a platform gives its work order.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 64;
 
 /// The clocks of a handling of `report` that starts at `now`, from its category and urgency.
 fn deadlines(
@@ -268,10 +284,14 @@ fn deadlines(
         .ok_or_else(|| LifecycleError::UnknownCategory(report.category.0.clone()))?;
     let target = category.targets.for_urgency(report.urgency);
     let unclaimed_after = community.escalation.unclaimed_after.min(target.respond);
+    let resolve_by = now.plus(target.resolve);
+    // A work order's own deadline, while it lies ahead, is the one the office answers to.
+    let due = report.order.as_ref().and_then(|o| o.due).filter(|due| *due > now);
+    let resolve_by = due.unwrap_or(resolve_by);
     Ok(Deadlines {
-        respond_by: now.plus(target.respond),
-        resolve_by: now.plus(target.resolve),
-        escalate_by: now.plus(unclaimed_after),
+        respond_by: now.plus(target.respond).min(resolve_by),
+        resolve_by,
+        escalate_by: now.plus(unclaimed_after).min(resolve_by),
     })
 }
 
@@ -702,6 +722,7 @@ pub(crate) mod tests {
             description: "楼道灯坏了".into(),
             phone: Some("138 0000 1234".into()),
             attachments: Vec::new(),
+            order: None,
         }
     }
 
@@ -803,6 +824,37 @@ pub(crate) mod tests {
         let holder = principal("a", Role::Supervisor, &[]);
         assert_eq!(log.refused(&holder, rate(None)).code(), ErrorCode::Forbidden);
         log.ok(&head, rate(None));
+    }
+
+    /// 上级派单 come only from the platform whose key they name, and their deadline, while it
+    /// lies ahead, is the one the office answers to.
+    #[test]
+    fn only_a_platform_gives_work_orders_and_their_deadline_is_the_offices() {
+        let due = T0.plus(Millis::from_hours(2));
+        let order = crate::WorkOrder {
+            key: "key-1".into(),
+            source: crate::Source::Hotline,
+            external_id: "A-1".into(),
+            due: Some(due),
+        };
+        let ordered = Report { order: Some(order.clone()), ..report("c1") };
+        let c = community();
+        for who in [kiosk(), principal("a", Role::Worker, &["c1"])] {
+            let refused = check_report(&who, &ordered, &c, T0);
+            assert!(matches!(refused, Err(LifecycleError::RoleNotAllowed { .. })), "{refused:?}");
+        }
+        let platform = |id: &str| Principal {
+            actor: Actor { id: id.into(), name: "12345".into(), role: Role::Platform },
+            scope: Scope::Compounds(vec![CompoundId("c1".into())]),
+        };
+        assert!(check_report(&platform("key-2"), &ordered, &c, T0).is_err(), "another key's");
+        let deadlines = check_report(&platform("key-1"), &ordered, &c, T0).unwrap();
+        assert_eq!(deadlines.resolve_by, due);
+        assert!(deadlines.respond_by <= due && deadlines.escalate_by <= due);
+        // Once it has passed (a second handling after it), the category's target again.
+        let later = T0.plus(Millis::from_hours(3));
+        let again = check_report(&platform("key-1"), &ordered, &c, later).unwrap();
+        assert_eq!(again.resolve_by, later.plus(Millis::from_hours(48)));
     }
 
     #[test]

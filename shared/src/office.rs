@@ -134,6 +134,33 @@ pub struct ApiKey {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret: String,
     pub revoked: bool,
+    /// 上级派单: the key of a platform whose orders are answered there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
+}
+
+/// Where a platform's work orders are answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Upstream {
+    pub source: crate::incident::Source,
+    /// Where each change of its orders is POSTed, as signed JSON.
+    pub webhook: String,
+    /// The HMAC-SHA256 key each delivery is signed with: shown once when issued, kept because
+    /// every delivery is signed with it, never shown again.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret: String,
+}
+
+impl ApiKey {
+    /// The key as it may be shown: without its digest or its signing secret.
+    pub fn shown(&self) -> ApiKey {
+        let mut shown = ApiKey { secret: String::new(), ..self.clone() };
+        if let Some(upstream) = &mut shown.upstream {
+            upstream.secret = String::new();
+        }
+        shown
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -401,7 +428,7 @@ pub fn without_secrets(event: &OfficeEvent) -> OfficeEvent {
             hide_kiosk(after);
         }
         OfficeChange::ApiKey { before, after } => {
-            let hide_key = |k: &mut Box<ApiKey>| k.secret = String::new();
+            let hide_key = |k: &mut Box<ApiKey>| **k = k.shown();
             before.iter_mut().for_each(hide_key);
             hide_key(after);
         }

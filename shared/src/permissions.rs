@@ -112,6 +112,7 @@ fn incident(
         description: "x".into(),
         phone: Some("13800000000".into()),
         attachments: Vec::new(),
+        order: None,
     };
     let event = Event {
         seq: 1,

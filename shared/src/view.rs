@@ -363,6 +363,7 @@ mod tests {
                 mime: "image/jpeg".into(),
                 bytes: 1,
             }],
+            order: None,
         }
     }
 

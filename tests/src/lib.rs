@@ -61,6 +61,7 @@ pub fn report(compound: &str, text: &str) -> Report {
         description: text.into(),
         phone: Some("13800001234".into()),
         attachments: Vec::new(),
+        order: None,
     }
 }
 

@@ -428,6 +428,24 @@ async fn a_supervisor_issues_an_api_key_and_what_it_posts_reaches_the_board() {
         ])
     );
     check_page(&boss, "the history of the keys").await;
+
+    // The 12345 platform's key: its orders are answered at its webhook, signed with a secret
+    // shown once too.
+    tab(&boss, "keys", "#keys").await;
+    click(&boss, "#add-key").await;
+    fill(&boss, "#key-name", "12345 热线").await;
+    js(&boss, "const s = document.getElementById('key-source'); s.value = 'hotline'; s.dispatchEvent(new Event('change')); return true").await;
+    fill(&boss, "#key-webhook", "https://12345.example.org/hongfan").await;
+    screenshots(&boss, "admin-key-upstream-form").await;
+    check_page(&boss, "the form to issue a platform's key").await;
+    submit_dialog(&boss).await;
+    let secret = text_of(&boss, "#issued-secret").await;
+    assert_eq!(secret.len(), 48, "{secret}");
+    check_page(&boss, "a platform's key shown once").await;
+    close_dialog(&boss).await;
+    let row = "document.querySelector('#keys tr[data-key=key-2]')?.textContent";
+    let listed = wait_js(&boss, "the platform's key listed", &format!("return {row}")).await;
+    assert!(listed.as_str().unwrap().contains("12345 工单 · 12345.example.org"), "{listed}");
     boss.close().await.unwrap();
     wang.close().await.unwrap();
 }

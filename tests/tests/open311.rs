@@ -598,3 +598,66 @@ async fn a_thousand_requests_at_most_the_newest() {
     assert_eq!(ids[0], newest);
     assert!(!ids.contains(&oldest), "the oldest is left out");
 }
+
+/// 上级派单: only a platform's key gives a work order; it must name it, and a deadline it
+/// gives must lie ahead, and then replaces the category's.
+#[tokio::test]
+async fn a_platforms_key_posts_work_orders_with_their_number_and_deadline() {
+    let api = Api::open(|_| {}).await;
+    let plain = issued_key(&api, "社区 App").await;
+    let boss = api.login("boss").await;
+    let upstream = json!({
+        "name": "济阳街道办",
+        "upstream": { "source": "street_office", "webhook": "http://127.0.0.1:9/orders" },
+    });
+    let issued = api.post("/api/admin/open311/keys", &[("cookie", &boss)], &upstream).await.json();
+    let platform = issued["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(issued["webhook_secret"].as_str().map(str::len), Some(48), "{issued}");
+    let bad =
+        json!({ "name": "x", "upstream": { "source": "street_office", "webhook": "ftp://x" } });
+    let refused = api.post("/api/admin/open311/keys", &[("cookie", &boss)], &bad).await;
+    assert_eq!((refused.status, refused.json()["code"].clone()), (400, json!("bad_webhook")));
+
+    let order = |extra: &[(&'static str, &'static str)]| {
+        let mut fields = vec![
+            ("service_code", "repair"),
+            ("address_id", "c1/3号楼"),
+            ("description", "路灯不亮"),
+        ];
+        fields.extend_from_slice(extra);
+        fields
+    };
+    let (status, says) =
+        post_form(&api, &plain, order(&[("attribute[external_id]", "A-1")]), true).await;
+    assert_eq!((status, says.contains("no attribute")), (400, true), "{says}");
+    let (status, says) = post_form(&api, &platform, order(&[]), true).await;
+    assert_eq!(
+        (status, says.contains("attribute[external_id] is required")),
+        (400, true),
+        "{says}"
+    );
+    let past = [("attribute[external_id]", "A-1"), ("attribute[due]", "2026-11-01T09:00:00+08:00")];
+    let (status, says) = post_form(&api, &platform, order(&past), true).await;
+    assert_eq!((status, says.contains("has passed")), (400, true), "{says}");
+    let long = "9".repeat(65);
+    let (status, _) =
+        post_form(&api, &platform, order(&[("attribute[external_id]", long.leak())]), true).await;
+    assert_eq!(status, 400);
+
+    // T0 is 09:00; due at 11:00 the same day, before the repair's 48 hours.
+    let due =
+        [("attribute[external_id]", "JY-0042"), ("attribute[due]", "2026-11-02T11:00:00+08:00")];
+    let body = encoded(&[&order(&due)[..], &[("api_key", platform.as_str())]].concat());
+    let posted = api_post(&api, "/open311/v2/requests.json", body).await;
+    assert_eq!(posted.status, 200, "{posted:?}");
+    let id = posted.json()[0]["service_request_id"].as_str().unwrap().to_owned();
+    let (_, found) = both(&api, &format!("/open311/v2/requests/{id}")).await;
+    assert_eq!(found[0]["expected_datetime"], "2026-11-02T11:00:00+08:00");
+    assert!(!found.to_string().contains("JY-0042"), "the platform's number is its own business");
+    let incident = api.app().hub.store().incident(IncidentId(id.parse().unwrap())).await;
+    let order = incident.unwrap().unwrap().report.order.unwrap();
+    assert_eq!(
+        (order.external_id.as_str(), order.source),
+        ("JY-0042", hongfan_shared::Source::StreetOffice)
+    );
+}

@@ -299,3 +299,122 @@ async fn a_delivery_survives_a_receiver_that_is_down_and_a_kill_9_and_a_hanging_
         hanging[hanging.len() - 1]
     );
 }
+
+/// 上级派单 end to end: the 12345 platform's key posts a work order with its own number and
+/// deadline; the deadline is the office's; each change (claimed, handed over, returned,
+/// resolved, reopened, cancelled) reaches the platform's webhook, signed, naming the order, a
+/// kill -9 right after the resolution included.
+#[tokio::test]
+async fn a_work_order_from_above_is_answered_upstream_at_each_change_through_a_kill_9() {
+    use hongfan_shared::protocol::ServerMessage;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let receiver = Receiver::default();
+    receiver.serve(listener).await;
+    let mut server = TestServer::start().await;
+    let boss = server.login("boss").await;
+    let issued: Value = reqwest::Client::new()
+        .post(format!("{}/api/admin/open311/keys", server.url))
+        .header("cookie", &boss)
+        .json(&serde_json::json!({
+            "name": "12345 热线",
+            "upstream": { "source": "hotline", "webhook": format!("http://127.0.0.1:{port}/order") },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (key, secret) =
+        (issued["api_key"].as_str().unwrap(), issued["webhook_secret"].as_str().unwrap());
+    assert_eq!(issued["key"]["upstream"].get("secret"), None, "{issued}");
+    // Due in two hours, sooner than the category's 48.
+    let due = now().0 / 1000 * 1000 + 2 * 3_600_000;
+    let due_w3c = hongfan::http::open311::w3c(Timestamp(due));
+    let form = [
+        ("api_key", key),
+        ("service_code", "repair"),
+        ("address_id", "c1/3号楼"),
+        ("description", "市民来电：3号楼楼道灯不亮"),
+        ("attribute[external_id]", "JS-20261207-0042"),
+        ("attribute[due]", due_w3c.as_str()),
+    ];
+    let posted: Value = reqwest::Client::new()
+        .post(format!("{}/open311/v2/requests.json", server.url))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id: u64 = posted[0]["service_request_id"].as_str().unwrap().parse().unwrap();
+    let incident = hongfan_shared::IncidentId(id);
+    // The office answers to the platform's deadline; the board shows where it came from.
+    let mut wang = server.user("wang").await;
+    let (snapshot, _) = wang.subscribe(None).await;
+    let ServerMessage::Snapshot { incidents, .. } = snapshot else { panic!("{snapshot:?}") };
+    let order = incidents.iter().find(|i| i.id == incident).unwrap();
+    assert_eq!(order.resolve_by, Timestamp(due));
+    let work = order.report.order.as_ref().unwrap();
+    assert_eq!(
+        (work.external_id.as_str(), work.source),
+        ("JS-20261207-0042", hongfan_shared::Source::Hotline)
+    );
+
+    let act = |id: u64, message: ClientMessage| (id, message);
+    for (id, message) in [
+        act(1, ClientMessage::Claim { id: 1, incident }),
+        act(2, ClientMessage::HandOver { id: 2, incident, note: "需街道协调电工".into() }),
+        act(3, ClientMessage::Return { id: 3, incident, note: "街道已派电工".into() }),
+        act(
+            4,
+            ClientMessage::Resolve {
+                id: 4, incident, outcome: "已更换灯泡".into(), proof: None
+            },
+        ),
+    ] {
+        let answer = wang.ask(&message).await;
+        assert!(matches!(answer, ServerMessage::Done { .. }), "{id}: {answer:?}");
+    }
+    // Killed the instant after the resolution's acknowledgement; the delivery still goes.
+    server.kill();
+    server.restart();
+    let mut boss_feed = server.user("boss").await;
+    boss_feed.subscribe(None).await;
+    for message in [
+        ClientMessage::Reopen { id: 5, incident, reason: "市民反映仍不亮".into() },
+        ClientMessage::Cancel { id: 6, incident, reason: "平台撤回工单".into() },
+    ] {
+        let answer = boss_feed.ask(&message).await;
+        assert!(matches!(answer, ServerMessage::Done { .. }), "{answer:?}");
+    }
+    // Each change at least once, in order, signed with the key's secret, naming the order.
+    let expected = ["claimed", "handed_over", "returned", "resolved", "reopened", "cancelled"];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let changes = loop {
+        let got = receiver.at("/order");
+        let mut changes: Vec<String> = Vec::new();
+        for g in &got {
+            let timestamp = g.headers["x-hongfan-timestamp"].to_str().unwrap();
+            let signed = [timestamp.as_bytes(), b".", &g.raw].concat();
+            let signature = format!("sha256={}", hex::encode(hmac(secret, &signed)));
+            assert_eq!(g.headers["x-hongfan-signature"].to_str().unwrap(), signature);
+            assert_eq!(g.body["order"]["external_id"], "JS-20261207-0042", "{:?}", g.body);
+            assert_eq!(g.body["order"]["source"], "hotline");
+            let change = g.body["order"]["change"].as_str().unwrap().to_owned();
+            if changes.last() != Some(&change) && !changes.contains(&change) {
+                changes.push(change);
+            }
+        }
+        if changes.len() >= expected.len() || Instant::now() > deadline {
+            break changes;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(changes, expected);
+    let resolved =
+        receiver.at("/order").into_iter().find(|g| g.body["order"]["change"] == "resolved");
+    assert_eq!(resolved.unwrap().body["order"]["note"], "已更换灯泡");
+}

@@ -112,11 +112,35 @@ pub enum KeyCommand {
         /// Its community, when the server serves several.
         #[arg(long)]
         community: Option<String>,
+        /// 上级派单: a platform's key (the 12345 hotline's or the street office's), whose work
+        /// orders are answered at --webhook.
+        #[arg(long, value_enum, requires = "webhook")]
+        upstream: Option<SourceArg>,
+        /// Where each change of its orders is POSTed as signed JSON.
+        #[arg(long, requires = "upstream")]
+        webhook: Option<String>,
     },
     List,
     Revoke {
         id: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SourceArg {
+    /// The city's 12345 hotline (接诉即办).
+    Hotline,
+    /// The street office (街道).
+    StreetOffice,
+}
+
+impl From<SourceArg> for hongfan_shared::Source {
+    fn from(source: SourceArg) -> hongfan_shared::Source {
+        match source {
+            SourceArg::Hotline => hongfan_shared::Source::Hotline,
+            SourceArg::StreetOffice => hongfan_shared::Source::StreetOffice,
+        }
+    }
 }
 
 /// Where the commands act: the running server, or the folder itself.
@@ -307,15 +331,23 @@ impl Target {
         use hongfan_shared::office::ApiKey;
         let operator = Principal::operator();
         match (self, command) {
-            (target, KeyCommand::Add { name, community }) => {
-                let (key, api_key): (ApiKey, String) = match target {
+            (target, KeyCommand::Add { name, community, upstream, webhook }) => {
+                let upstream = upstream.map(hongfan_shared::Source::from).zip(webhook.clone());
+                let (key, api_key, webhook_secret): (ApiKey, String, Option<String>) = match target
+                {
                     Target::Running(server) => {
-                        let body = json!({ "name": name, "community": community });
+                        let upstream = upstream.map(
+                            |(source, webhook)| json!({ "source": source, "webhook": webhook }),
+                        );
+                        let body =
+                            json!({ "name": name, "community": community, "upstream": upstream });
                         let issued: serde_json::Value = server
                             .call(Method::POST, "/api/admin/open311/keys", Some(body))
                             .await?;
                         let key = serde_json::from_value(issued["key"].clone())?;
-                        (key, issued["api_key"].as_str().unwrap_or_default().to_owned())
+                        let api_key = issued["api_key"].as_str().unwrap_or_default().to_owned();
+                        let secret = issued["webhook_secret"].as_str().map(str::to_owned);
+                        (key, api_key, secret)
                     }
                     Target::Folder { store, .. } => {
                         let community = match community {
@@ -329,11 +361,18 @@ impl Target {
                                 }
                             }
                         };
-                        crate::office::keys::issue(store, &operator, &community, name).await?
+                        let issued = crate::office::keys::issue(
+                            store, &operator, &community, name, upstream,
+                        )
+                        .await?;
+                        (issued.key, issued.api_key, issued.webhook_secret)
                     }
                 };
                 writeln!(out, "issued {} for {} ({})", key.id, key.name, key.community.0)?;
                 writeln!(out, "api_key (shown once): {api_key}")?;
+                if let Some(secret) = webhook_secret {
+                    writeln!(out, "webhook signing secret (shown once): {secret}")?;
+                }
             }
             (target, KeyCommand::List) => {
                 let keys: Vec<ApiKey> = match target {

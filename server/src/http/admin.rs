@@ -549,7 +549,7 @@ pub async fn webhooks(
     State(app): State<App>,
     Admin(by): Admin,
 ) -> Result<Json<Vec<crate::outbox::HookState>>, AppError> {
-    let states = app.webhooks.as_ref().map(crate::outbox::Deliverer::states).unwrap_or_default();
+    let states = app.webhooks.states();
     // A hook for a whole community is seen by whoever runs it; the others by whoever manages
     // all of its compounds.
     let mine = |s: &crate::outbox::HookState| {
@@ -566,6 +566,16 @@ pub struct NewKeyForm {
     /// Its community; without it, the one this server serves (`community_needed` when several).
     #[serde(default)]
     community: Option<hongfan_shared::CommunityId>,
+    /// 上级派单: a platform's key, whose work orders are answered at its webhook.
+    #[serde(default)]
+    upstream: Option<UpstreamForm>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct UpstreamForm {
+    source: hongfan_shared::Source,
+    /// Where each change of its orders is POSTed as signed JSON (http or https).
+    webhook: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -573,6 +583,9 @@ pub struct KeyIssued {
     key: hongfan_shared::office::ApiKey,
     /// `<key id>.<secret>`: what the other system sends as `api_key` (shown once).
     api_key: String,
+    /// A platform's: the HMAC-SHA256 key its deliveries are signed with (shown once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_secret: Option<String>,
 }
 
 /// 接口密钥: the API keys of the communities one runs (never their secrets).
@@ -596,7 +609,7 @@ pub async fn keys(
     request_body = NewKeyForm,
     responses(
         (status = 200, description = "Issued: the key is in this answer only", body = KeyIssued),
-        (status = 400, description = "`bad_body`, `bad_key_name`, `community_needed`, `bad_request`: unknown community", body = ErrorJson),
+        (status = 400, description = "`bad_body`, `bad_key_name`, `bad_webhook`, `community_needed`, `bad_request`: unknown community", body = ErrorJson),
         (status = 401, description = "`no_session`", body = ErrorJson),
         (status = 403, description = "`forbidden`, `not_yours`: a community one does not run", body = ErrorJson),
     ))]
@@ -617,9 +630,11 @@ pub async fn issue_key(
             }
         }
     };
-    let (key, api_key) = crate::office::keys::issue(store, &by, &community, &form.name).await?;
-    tracing::info!(key = %key.id, by = %by.actor.id, "API key issued");
-    Ok(Json(KeyIssued { key, api_key }))
+    let upstream = form.upstream.map(|u| (u.source, u.webhook));
+    let issued = crate::office::keys::issue(store, &by, &community, &form.name, upstream).await?;
+    tracing::info!(key = %issued.key.id, by = %by.actor.id, "API key issued");
+    let crate::office::keys::Issued { key, api_key, webhook_secret } = issued;
+    Ok(Json(KeyIssued { key, api_key, webhook_secret }))
 }
 
 /// Revokes an API key: from now on Open311 refuses it (403).

@@ -55,8 +55,9 @@ pub struct App {
     pub operator_token: Arc<String>,
     /// Whether `/metrics` is served beside the pages (no `--metrics-addr` given).
     pub metrics_public: bool,
-    /// The outbound webhooks' sender, when any are configured (`--webhooks`).
-    pub webhooks: Option<crate::outbox::Deliverer>,
+    /// The outbound webhooks' sender: the configured hooks' (`--webhooks`) and the platforms'
+    /// whose work orders are answered upstream.
+    pub webhooks: crate::outbox::Deliverer,
 }
 
 /// `/metrics` alone, for its own listener (a private address: no credentials asked).
@@ -282,6 +283,7 @@ impl IntoResponse for AppError {
             AppError::Office(OfficeError::BadPoints(_)) => Refusal::BadPoints,
             AppError::Office(OfficeError::BadPatrol(_)) => Refusal::BadPatrol,
             AppError::Office(OfficeError::BadKeyName) => Refusal::BadKeyName,
+            AppError::Office(OfficeError::BadWebhook) => Refusal::BadWebhook,
             AppError::Office(OfficeError::UnknownKey(_)) => Refusal::NoKey,
             AppError::Office(OfficeError::UnknownCommunity(_)) => Refusal::UnknownCommunity,
             AppError::BadBody(_) => Refusal::BadBody,

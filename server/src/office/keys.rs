@@ -2,7 +2,8 @@
 //! city's 12345 platform, an app). A community's supervisor (书记) or the operator issues one; it
 //! is shown once and kept only as a SHA-256 of its secret; revoked, it opens nothing.
 
-use hongfan_shared::office::{ApiKey, OfficeChange};
+use hongfan_shared::Source;
+use hongfan_shared::office::{ApiKey, OfficeChange, Upstream};
 use hongfan_shared::{CommunityId, Principal};
 use sha2::{Digest, Sha256};
 
@@ -24,18 +25,28 @@ pub fn keys(store: &Store, by: &Principal) -> Vec<ApiKey> {
         .api_keys
         .values()
         .filter(|key| by.runs(&key.community))
-        .map(|key| ApiKey { secret: String::new(), ..key.clone() })
+        .map(ApiKey::shown)
         .collect()
 }
 
-/// Issues a key for `community`, held by `name`: the key (`key-N.<secret>`) is in the answer
-/// only.
+/// A key issued: the key (`key-N.<secret>`) and, for a platform's, the secret its deliveries
+/// are signed with, both in this answer only.
+#[derive(Debug)]
+pub struct Issued {
+    pub key: ApiKey,
+    pub api_key: String,
+    pub webhook_secret: Option<String>,
+}
+
+/// Issues a key for `community`, held by `name`; with `upstream` (where its orders come from
+/// and the webhook its orders are answered at), a platform's.
 pub async fn issue(
     store: &Store,
     by: &Principal,
     community: &CommunityId,
     name: &str,
-) -> Result<(ApiKey, String), OfficeError> {
+    upstream: Option<(Source, String)>,
+) -> Result<Issued, OfficeError> {
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(OfficeError::BadKeyName);
@@ -43,6 +54,18 @@ pub async fn issue(
     if !by.runs(community) {
         return Err(OfficeError::NotYours);
     }
+    let upstream = match upstream {
+        Some((source, webhook)) => {
+            let url = reqwest::Url::parse(webhook.trim()).map_err(|_| OfficeError::BadWebhook)?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(OfficeError::BadWebhook);
+            }
+            let secret = hex::encode(rand::random::<[u8; 24]>());
+            Some(Upstream { source, webhook: url.to_string(), secret })
+        }
+        None => None,
+    };
+    let webhook_secret = upstream.as_ref().map(|u| u.secret.clone());
     let secret = hex::encode(rand::random::<[u8; 24]>());
     let (community, hash) = (community.clone(), hashed(&secret));
     let event = change(store, by, move |office| {
@@ -55,6 +78,7 @@ pub async fn issue(
             name,
             secret: hash,
             revoked: false,
+            upstream,
         };
         Ok(OfficeChange::ApiKey { before: None, after: Box::new(key) })
     })
@@ -63,7 +87,7 @@ pub async fn issue(
         return Err(StoreError::Write("not a key's change".into()).into());
     };
     let api_key = format!("{}.{secret}", after.id);
-    Ok((ApiKey { secret: String::new(), ..*after }, api_key))
+    Ok(Issued { key: after.shown(), api_key, webhook_secret })
 }
 
 /// Revokes key `id`: from now on it is refused.
@@ -81,7 +105,7 @@ pub async fn revoke(store: &Store, by: &Principal, id: &str) -> Result<ApiKey, O
     let OfficeChange::ApiKey { after, .. } = event.change else {
         return Err(StoreError::Write("not a key's change".into()).into());
     };
-    Ok(ApiKey { secret: String::new(), ..*after })
+    Ok(after.shown())
 }
 
 /// The live key `api_key` is, if it is one.

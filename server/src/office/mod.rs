@@ -32,6 +32,8 @@ pub enum OfficeError {
     BadPatrol(String),
     #[error("a key is named after who holds it: 1 to 40 characters")]
     BadKeyName,
+    #[error("a platform's webhook is an http or https URL")]
+    BadWebhook,
     #[error("unknown API key {0:?}")]
     UnknownKey(String),
     #[error("unknown community {0:?}")]

@@ -650,21 +650,24 @@ impl Committer {
         // The webhooks these events call, into the outbox in the same write: none lost, none
         // twice, whatever the crash.
         let mut deliveries = Vec::new();
-        if !self.shared.webhooks.is_empty() {
-            for (event, (_, after)) in events.iter().zip(&states) {
-                // Every compound an incident names is a community's (none is ever removed).
-                let Ok(community) = self.community_of(&after.report.compound) else { continue };
-                deliveries.extend(self.shared.webhooks.deliveries(event, after, &community));
+        let hooked = !self.shared.webhooks.is_empty();
+        for (event, (_, after)) in events.iter().zip(&states) {
+            if !hooked && after.report.order.is_none() {
+                continue;
             }
-            for delivery in &deliveries {
-                let value =
-                    serde_json::to_vec(delivery).map_err(|e| StoreError::Write(e.to_string()))?;
-                aux.push(AuxWrite {
-                    tree: Aux::Outbox,
-                    key: delivery.id.clone().into_bytes(),
-                    value: Some(value),
-                });
-            }
+            // Every compound an incident names is a community's (none is ever removed).
+            let Ok(community) = self.community_of(&after.report.compound) else { continue };
+            deliveries.extend(self.shared.webhooks.deliveries(event, after, &community));
+            deliveries.extend(crate::webhooks::order_delivery(event, after, &community));
+        }
+        for delivery in &deliveries {
+            let value =
+                serde_json::to_vec(delivery).map_err(|e| StoreError::Write(e.to_string()))?;
+            aux.push(AuxWrite {
+                tree: Aux::Outbox,
+                key: delivery.id.clone().into_bytes(),
+                value: Some(value),
+            });
         }
         let mut failed = None;
         // The sequence number written, when there was something to write: the checkpoint and

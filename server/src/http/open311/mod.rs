@@ -524,6 +524,7 @@ fn submission(
     let mut unit = String::new();
     let mut room = String::new();
     let mut urgency = hongfan_shared::Urgency::Normal;
+    let (mut external_id, mut due) = (None, None);
     for (name, value) in fields {
         let Some(attribute) = name.strip_prefix("attribute[").and_then(|n| n.strip_suffix(']'))
         else {
@@ -550,11 +551,34 @@ fn submission(
                     }
                 }
             }
+            // 上级派单: a platform's key only.
+            "external_id" if key.upstream.is_some() => external_id = Some(value.trim().to_owned()),
+            "due" if key.upstream.is_some() => {
+                let at = w3c_parse("attribute[due]", value.trim())?;
+                if at <= store.now() {
+                    return Err(Refused::bad("attribute[due] has passed"));
+                }
+                due = Some(at);
+            }
             other => {
                 return Err(Refused::bad(format!("no attribute {other:?} (see services/{code})")));
             }
         }
     }
+    let order = match &key.upstream {
+        Some(upstream) => {
+            let external_id = external_id.filter(|id| !id.is_empty()).ok_or_else(|| {
+                Refused::bad("attribute[external_id] is required: the platform's own number")
+            })?;
+            Some(hongfan_shared::WorkOrder {
+                key: key.id.clone(),
+                source: upstream.source,
+                external_id,
+                due,
+            })
+        }
+        None => None,
+    };
     let description =
         field("description").ok_or_else(|| Refused::bad("description is required"))?;
     let report = hongfan_shared::Report {
@@ -567,6 +591,7 @@ fn submission(
         description: description.to_owned(),
         phone: field("phone").map(str::to_owned),
         attachments: Vec::new(),
+        order,
     };
     let actor = hongfan_shared::Actor {
         id: key.id.clone(),
