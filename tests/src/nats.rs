@@ -216,6 +216,36 @@ impl NatsCluster {
         }
     }
 
+    /// Waits, with a deadline, until each of `streams` has a leader and both other copies are
+    /// current: a node brought back has caught up, so killing another next is one failure at a
+    /// time, not two.
+    pub async fn caught_up(&self, streams: &[&str]) {
+        let js = async_nats::jetstream::new(self.client().await);
+        let deadline = std::time::Instant::now() + READY * 4;
+        for name in streams {
+            loop {
+                let cluster = match js.get_stream(*name).await {
+                    Ok(mut stream) => stream.info().await.ok().and_then(|i| i.cluster.clone()),
+                    Err(_) => None,
+                };
+                let current = cluster.as_ref().is_some_and(|c| {
+                    c.leader.is_some()
+                        && c.replicas.len() == self.nodes.len() - 1
+                        && c.replicas.iter().all(|r| r.current && !r.offline)
+                });
+                if current {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name} has not caught up in {:?}: {cluster:?}",
+                    READY * 4
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+
     /// The authority that signed the nodes' certificates, when clients must use TLS.
     pub fn ca(&self) -> Option<&std::path::Path> {
         self.ca.as_deref()

@@ -592,6 +592,8 @@ async fn nats_elections_never_cost_the_primary_its_lease() {
         reporting.more("reports go on after the election", 3, FAILOVER * 2).await;
         waits.push(killed.elapsed());
         nats.restart(leader).await;
+        // One failure at a time: the node is back and current before the next is killed.
+        nats.caught_up(&["HONGFAN", "KV_hongfan_lease"]).await;
         for (server, expected) in servers.iter().zip(["primary", "standby"]) {
             let now = role(server).await;
             let log = server.log_text();
