@@ -566,6 +566,17 @@ async fn the_http_edge_refuses_foreign_hosts_and_cross_site_posts_and_sets_safe_
     let refused = api.post("/api/admin/people/li/disable", &forged, &serde_json::json!({})).await;
     assert_eq!(refused.status, 403);
     assert!(api.login("li").await.starts_with("hongfan_session="), "li was not disabled");
+    // Who may ask is answered before what was sent is read: a worker's patrol is refused as
+    // a worker's, whatever its body.
+    let wang = api.login("wang").await;
+    let patrol = api.post("/api/patrols", &[("cookie", &wang)], &serde_json::json!([])).await;
+    assert_eq!(
+        (patrol.status, patrol.json()["code"].clone()),
+        (403, serde_json::json!("forbidden"))
+    );
+    // The backup is the operator's alone: a supervisor's session does not open it.
+    let backup = api.get("/api/operator/backup", &[("cookie", &boss)]).await;
+    assert_eq!(backup.status, 403);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Who is asking, and what they sent, as axum extractors: a handler names what it needs
-//! (`Session`, `Supervisor`, `Admin`, `AppJson<T>`) in its arguments and keeps only its business
-//! lines; each refusal is the `AppError` the handler would have given.
+//! (`Session`, `Supervisor`, `BuildingHead`, `Admin`, `Operator`, `Device`, `AppJson<T>`) in its
+//! arguments and keeps only its business lines; each refusal is the `AppError` the handler
+//! would have given.
 
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -8,7 +9,9 @@ use axum::http::request::Parts;
 use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::{Principal, Role};
 
-use super::{App, AppError, authenticated, operator};
+use super::{
+    App, AppError, KIOSK_COOKIE, SESSION_COOKIE, authenticated, authenticated_by, operator, working,
+};
 use crate::auth::Authenticated;
 
 /// A person's session, fit for work (a one-time password changed).
@@ -19,9 +22,22 @@ pub struct Session(pub Authenticated);
 #[derive(Debug)]
 pub struct Supervisor(pub Authenticated);
 
+/// A building head's session (楼长).
+#[derive(Debug)]
+pub struct BuildingHead(pub Authenticated);
+
 /// The operator (the token in the data folder, for the command line) or a supervisor.
 #[derive(Debug)]
 pub struct Admin(pub Principal);
+
+/// The operator alone: the token in the data folder.
+#[derive(Debug)]
+pub struct Operator;
+
+/// A person fit for work, or else the paired kiosk (its own cookie): whoever may attach a file
+/// to a report or see one.
+#[derive(Debug)]
+pub struct Device(pub Principal);
 
 /// A JSON body of the route's type, or `bad_body`.
 #[derive(Debug)]
@@ -45,6 +61,39 @@ impl FromRequestParts<App> for Supervisor {
             Role::Supervisor => Ok(Supervisor(auth)),
             _ => Err(AppError::Forbidden),
         }
+    }
+}
+
+impl FromRequestParts<App> for BuildingHead {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, AppError> {
+        let Session(auth) = Session::from_request_parts(parts, app).await?;
+        match auth.principal.actor.role {
+            Role::BuildingHead => Ok(BuildingHead(auth)),
+            _ => Err(AppError::Forbidden),
+        }
+    }
+}
+
+impl FromRequestParts<App> for Operator {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, AppError> {
+        if operator(app, &parts.headers) { Ok(Operator) } else { Err(AppError::Forbidden) }
+    }
+}
+
+impl FromRequestParts<App> for Device {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, AppError> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let session = match authenticated_by(app, &jar, SESSION_COOKIE).await {
+            Ok(person) => working(person),
+            Err(_) => authenticated_by(app, &jar, KIOSK_COOKIE).await,
+        }?;
+        Ok(Device(session.principal))
     }
 }
 

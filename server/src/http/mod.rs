@@ -420,10 +420,10 @@ impl As {
         (status = 200, description = "The backup, JSON lines: a header, the events, the account records, an end mark", body = String, content_type = "application/x-ndjson"),
         (status = 403, description = "`forbidden`: no or a wrong operator token", body = ErrorJson),
     ))]
-async fn operator_backup(State(app): State<App>, headers: HeaderMap) -> Result<Response, AppError> {
-    if !operator(&app, &headers) {
-        return Err(AppError::Forbidden);
-    }
+async fn operator_backup(
+    State(app): State<App>,
+    _: extract::Operator,
+) -> Result<Response, AppError> {
     let store = app.hub.store().clone();
     let path = store.dir().join(format!("backup-{}.tmp", rand::random::<u64>()));
     let written = path.clone();

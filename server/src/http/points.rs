@@ -9,10 +9,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use hongfan_shared::office::OfficeEvent;
 use hongfan_shared::points::{Entry, Patrol, Standing, standings, year_month};
-use hongfan_shared::{IncidentId, Principal, Role};
+use hongfan_shared::{IncidentId, Principal};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{AppJson, Session, Supervisor};
+use super::extract::{AppJson, BuildingHead, Supervisor};
 use super::{App, AppError, ErrorJson};
 use crate::auth::Authenticated;
 
@@ -167,11 +167,8 @@ pub(super) async fn adjust(
     ))]
 pub(super) async fn patrol(
     State(app): State<App>,
-    Session(Authenticated { principal: who, .. }): Session,
+    BuildingHead(Authenticated { principal: who, .. }): BuildingHead,
     AppJson(patrol): AppJson<Patrol>,
 ) -> Result<Json<OfficeEvent>, AppError> {
-    if who.actor.role != Role::BuildingHead {
-        return Err(AppError::Forbidden);
-    }
     Ok(Json(crate::office::record_patrol(app.hub.store(), &who, patrol).await?))
 }

@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 use hongfan_shared::audit::Rating;
 use hongfan_shared::protocol::ErrorCode;
 use hongfan_shared::view::{self, ResidentStatus};
@@ -17,12 +16,9 @@ use hongfan_shared::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::extract::AppJson;
+use super::extract::{AppJson, Device};
 use super::guard::ClientAddr;
-use super::{
-    App, AppError, ErrorJson, KIOSK_COOKIE, SESSION_COOKIE, authenticated_by, page_origin, qr_svg,
-    working,
-};
+use super::{App, AppError, ErrorJson, page_origin, qr_svg};
 use crate::store::attachments::{self, MAX_BYTES, UploadError};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -160,15 +156,6 @@ pub(super) async fn link(
     Ok(Json(StatusLink { qr_svg: qr_svg(&link), link }))
 }
 
-/// Whoever may attach or see attachments: a person, or with `?as=kiosk` the kiosk.
-async fn who(app: &App, jar: &CookieJar) -> Result<Principal, AppError> {
-    let session = match authenticated_by(app, jar, SESSION_COOKIE).await {
-        Ok(person) => working(person),
-        Err(_) => authenticated_by(app, jar, KIOSK_COOKIE).await,
-    }?;
-    Ok(session.principal)
-}
-
 /// Stores a photo (JPEG: its metadata, such as the location, is removed) or a voice note (WebM,
 /// Ogg or MP4 audio), up to 1 MiB, and names it; a report then lists it in `attachments`. The
 /// body is the file itself; its type is read from its bytes.
@@ -184,10 +171,9 @@ async fn who(app: &App, jar: &CookieJar) -> Result<Principal, AppError> {
     ))]
 pub(super) async fn upload(
     State(app): State<App>,
-    jar: CookieJar,
+    Device(by): Device,
     bytes: Bytes,
 ) -> Result<Json<Attachment>, AppError> {
-    let by = who(&app, &jar).await?;
     if !app.hub.action_limiter().admit(&by.actor.id) {
         let why = "too many uploads from this account; wait a minute";
         return Err(AppError::Refused(ErrorCode::RateLimited, why.into()));
@@ -239,10 +225,9 @@ pub(super) async fn upload(
     ))]
 pub(super) async fn attachment(
     State(app): State<App>,
-    jar: CookieJar,
+    Device(by): Device,
     Path((id, file)): Path<(u64, String)>,
 ) -> Result<Response, AppError> {
-    let by = who(&app, &jar).await?;
     let store = app.hub.store().clone();
     let incident = store.incident(IncidentId(id)).await?.ok_or(AppError::NotFound)?;
     let office = store.office();
