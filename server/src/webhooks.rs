@@ -188,6 +188,10 @@ impl Webhooks {
             if !valid_name || !seen.insert(hook.name.clone()) {
                 return Err(bad("a name is unique: 1 to 40 letters, digits, '-' or '_'"));
             }
+            // A delivery is named after its hook: `key-N` are the API keys' (上级派单).
+            if hook.name.starts_with("key-") {
+                return Err(bad("names starting with key- are the API keys' webhooks"));
+            }
             if hook.kinds.is_empty() {
                 return Err(bad("it needs at least one kind"));
             }
@@ -378,6 +382,10 @@ mod tests {
             refused(hook("url = \"http://x\"\nsecret = \"s\"\nkinds2 = []")).contains("kinds2")
         );
         assert!(load(&hook("url = \"https://qyapi.weixin.qq.com/x\"\nsecret = \"s\"")).is_ok());
+        // An API key's name: its deliveries and a configured hook's would share their names.
+        let named_as_a_key =
+            hook("url = \"http://x\"\nsecret = \"s\"").replace("\"h\"", "\"key-1\"");
+        assert!(refused(named_as_a_key).contains("key-"));
     }
 
     #[test]
