@@ -94,7 +94,7 @@ function render() {
   // The office's aims (the community's goals), against the figure.
   const goals = community.goals ?? { response_rate: 90, satisfaction_rate: 90 };
   const aim = (rate, percent) => (rate === null || rate === undefined ? undefined : { percent, met: rate * 100 >= percent });
-  document.getElementById("figures").replaceChildren(
+  document.getElementById("figures").replaceChildren(...[
     figureButton("reports", String(f.reports), "all", was((p) => String(p.reports))),
     figureButton("response_rate", pct(f.response_rate), "late_response", was((p) => pct(p.response_rate)), aim(f.response_rate, goals.response_rate)),
     figureButton("resolution_rate", pct(f.resolution_rate), "open", was((p) => pct(p.resolution_rate))),
@@ -105,10 +105,12 @@ function render() {
     figureButton("answer_rate", pct(f.answer_rate), "resolved", was((p) => pct(p.answer_rate))),
     figureButton("breaches", breachText(f), "breached", was(breachText)),
     figureButton("unanswered", String(f.reports - f.responded), "unanswered", was((p) => String(p.reports - p.responded))),
+    // 退单: orders sent back to their platform (shown where the office takes orders).
+    f.sent_back || p?.sent_back ? figureButton("sent_back_figure", String(f.sent_back ?? 0), "sent_back", was((p) => String(p.sent_back ?? 0))) : null,
     figureButton("urges_figure", `${f.urges ?? 0} / ${f.urged ?? 0}`, "all", was((p) => `${p.urges ?? 0} / ${p.urged ?? 0}`)),
     figureButton("response_spread", `${span(f.response.median)} / ${span(f.response.p90)} / ${span(f.response.max)}`, "all"),
     figureButton("resolution_spread", `${span(f.resolution.median)} / ${span(f.resolution.p90)}`, "resolved"),
-  );
+  ].filter(Boolean));
   document.getElementById("by-source").replaceChildren(
     el("strong", {}, labelled(t("satisfaction_by_source"))), (f.by_source ?? []).map(source).join(" · "));
   renderLateNow();
@@ -120,6 +122,8 @@ function render() {
     table(t("by_worker"), summary.by_worker, "worker"),
     table(t("by_compound"), summary.by_compound, "compound"),
     table(t("by_category"), summary.by_category, "category"),
+    // Where the reports came from: 12345 and the street office's orders count as their own.
+    table(t("by_origin"), summary.by_origin ?? [], "origin", (g) => t(`origin_${g.key}`)),
     pauseTable(),
   );
 }
@@ -183,7 +187,8 @@ function renderLateNow() {
       row.holder ? ` · ${row.holder.name}` : ""))) : el("p", {}, t("nothing_late")));
 }
 
-function table(caption, groups, key) {
+/** One group per row; a row's name filters the page by it, unless `named` names it (no filter). */
+function table(caption, groups, key, named) {
   const head = [t(key), t("reports"), t("responded_in_target"), t("response_rate"), `${t("response_time")}${t("median")}`, `${t("response_time")}${t("p90")}`, t("resolved"), t("resolution_rate"), t("first_time_rate"), t("open"), t("breaches"), t("satisfaction")];
   return scroller(caption, {}, el("table", { class: "grid" },
     el("caption", {}, caption),
@@ -191,7 +196,8 @@ function table(caption, groups, key) {
     el("tbody", {}, groups.map((g) => {
       const f = g.figures;
       return el("tr", {},
-        el("th", { scope: "row" }, el("a", { href: "#", onclick: (e) => { e.preventDefault(); document.getElementById(key).value = g.key; load(); } }, g.label)),
+        el("th", { scope: "row" }, named ? named(g)
+          : el("a", { href: "#", onclick: (e) => { e.preventDefault(); document.getElementById(key).value = g.key; load(); } }, g.label)),
         el("td", {}, String(f.reports)), el("td", {}, String(f.responded_in_target)), el("td", {}, pct(f.response_rate)),
         el("td", {}, span(f.response.median)), el("td", {}, span(f.response.p90)), el("td", {}, String(f.resolved)),
         el("td", {}, pct(f.resolution_rate)), el("td", {}, pct(f.first_time_rate)), el("td", {}, String(f.open)), el("td", {}, breachText(f)), el("td", {}, pct(f.satisfaction_rate)));
@@ -272,7 +278,7 @@ function renderList() {
   const title = t(listed.key);
   document.getElementById("list-section").hidden = false;
   document.getElementById("list-title").textContent = `${title} · ${count(rows.length, "items")}`;
-  const head = [t("ticket"), t("compound"), t("category"), t("reported_at"), t("response_time"), t("status"), t("holder"), t("breaches")];
+  const head = [t("ticket"), t("compound"), t("category"), t("origin"), t("reported_at"), t("response_time"), t("status"), t("holder"), t("breaches")];
   document.getElementById("list").replaceChildren(
     el("caption", { class: "visually-hidden" }, title),
     el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
@@ -280,6 +286,7 @@ function renderList() {
       el("td", {}, el("a", { href: "#", onclick: (e) => { e.preventDefault(); showTimeline(row.id); } }, row.ticket)),
       el("td", {}, community.compounds.find((c) => c.id === row.compound)?.name ?? row.compound),
       el("td", {}, categoryName(row.category)),
+      el("td", {}, row.external_id ? `${t(`origin_${row.origin}`)} ${row.external_id}` : t(`origin_${row.origin}`)),
       el("td", {}, formatTime(row.reported_at)),
       el("td", {}, row.claimed_at ? span(row.claimed_at - row.reported_at) : "—"),
       el("td", {}, t(`status_${row.status}`)),
@@ -301,7 +308,8 @@ async function showTimeline(id) {
   // An escalation's reason is a code: said in words ("（超时无人接单）").
   const describe = (c) => (c.type === "escalated" ? t(`reason_${c.reason ?? "nobody_on_duty"}`) : "") || c.text || c.note || c.outcome || c.reason || c.to?.name || (c.deadline ? `${t("deadline")} ${formatTime(c.deadline)}` : "") || (c.rating ? answered(c) : "");
   document.getElementById("timeline").replaceChildren(
-    el("h2", {}, `${incident.ticket} · ${categoryName(incident.report.category)}`),
+    el("h2", {}, `${incident.ticket} · ${categoryName(incident.report.category)}`,
+      incident.report.order ? ` · ${t(`order_${incident.report.order.source}`)} ${incident.report.order.external_id}` : ""),
     el("p", {}, incident.report.description),
     el("ol", { class: "timeline-list" }, events.map(({ event, elapsed }) => el("li", { class: event.change.type === "breached" ? "breach" : "" },
       `${formatTime(event.at)} (+${span(elapsed)}) · ${event.actor.name} · ${t(`change_${event.change.type}`)} ${describe(event.change)}`,

@@ -102,6 +102,13 @@ const conn = new Connection({
         if (msg.event.change.type === "pause_asked" && hello?.identity.role === "supervisor") {
           toast(`${incident.ticket ?? ""} · ${msg.event.actor.name} ${t("pause_asked")}：${msg.event.change.reason}`);
         }
+        // So does a 退单 asked for; the holder hears the supervisor keep it.
+        if (msg.event.change.type === "send_back_asked" && hello?.identity.role === "supervisor") {
+          toast(`${incident.ticket ?? ""} · ${msg.event.actor.name} ${t("send_back")}：${msg.event.change.reason}`);
+        }
+        if (msg.event.change.type === "send_back_refused" && incident.holder?.id === hello?.identity.id) {
+          toast(`${incident.ticket ?? ""} · ${msg.event.actor.name} ${t("refuse_send_back")}：${msg.event.change.reason}`);
+        }
         // 督办 reaches the one who holds it (or, unclaimed, everyone who could take it).
         if (msg.event.change.type === "urged" && (incident.holder?.id === hello?.identity.id || (!incident.holder && hello?.identity.role === "worker"))) {
           const note = msg.event.change.note ? `：${msg.event.change.note}` : "";
@@ -244,13 +251,15 @@ function allowed(i) {
   const pause = !i.pause ? "none" : i.pause.approved ? "running" : "asked";
   const running = i.mediation && !i.mediation.ended ? i.mediation : null;
   const mediation = !running ? "none" : running.head.id === me ? "mine" : "other";
+  const order = !i.report.order ? "none" : i.send_back ? "send_back_asked" : "order";
   const c = category(i);
   const rule = rules.find((r) => r.role === hello.identity.role && r.status === i.status && r.holder === holder
-    && r.private === !!c?.private && r.mediable === (!c?.private && !!c?.mediation) && r.pause === pause && r.mediation === mediation);
+    && r.private === !!c?.private && r.mediable === (!c?.private && !!c?.mediation) && r.pause === pause && r.mediation === mediation
+    && r.order === order);
   return rule?.actions ?? [];
 }
 
-const TEXT_FIELD = { end_mediation: "outcome", tell: "text", note: "text", hand_over: "note", return: "note", resolve: "outcome", reopen: "reason", cancel: "reason", urge: "note", pause: "reason" };
+const TEXT_FIELD = { end_mediation: "outcome", tell: "text", note: "text", hand_over: "note", return: "note", resolve: "outcome", reopen: "reason", cancel: "reason", urge: "note", pause: "reason", send_back: "reason", refuse_send_back: "reason" };
 
 /** Sends a request; false (and a toast) when the link is down. */
 function send(body) {
@@ -291,12 +300,14 @@ function ask(type, incident, extra = {}) {
   };
   const label = extra.label ?? type;
   document.getElementById("ask-title").textContent = `${incident.ticket} · ${t(label)}`;
-  document.getElementById("ask-help").textContent = type === "cancel" ? t("cancel_warning") : "";
-  document.getElementById("ask-label").textContent = t(`${type}_prompt`);
+  document.getElementById("ask-help").textContent = extra.help ?? (type === "cancel" ? t("cancel_warning") : "");
+  // The prompt and confirm button's words: the type's, or those of a variant of it.
+  const words = extra.words ?? type;
+  document.getElementById("ask-label").textContent = t(`${words}_prompt`);
   document.getElementById("ask-text-label").hidden = assigning;
   document.getElementById("ask-worker-label").hidden = !assigning;
   document.querySelector("#ask-worker-label span").dataset.i18n = type === "mediate" ? "mediate_prompt" : "assign_to";
-  document.getElementById("ask-ok").textContent = t(`confirm_${type}`);
+  document.getElementById("ask-ok").textContent = t(`confirm_${words}`);
   error.textContent = "";
   text.value = "";
   // 挂起 takes one of the configured reasons, chosen with a tap; other texts may add up.
@@ -344,6 +355,13 @@ function buttons(i) {
     .map(([type, primary]) => b(type, primary));
   if (may.includes("decide_pause")) main.unshift(direct("decide_pause", { approve: true }, "approve_pause", true), direct("decide_pause", { approve: false }, "refuse_pause"));
   if (may.includes("resume")) main.push(direct("resume", {}, "resume"));
+  // 退单: a supervisor decides on the holder's asking, or sends an order back at once.
+  if (may.includes("refuse_send_back")) {
+    const asked = i.send_back.reason ? `${i.send_back.asked_by.name}：${i.send_back.reason}` : i.send_back.asked_by.name;
+    main.unshift(
+      el("button", { type: "button", class: "primary", dataset: { action: "approve_send_back" }, onclick: () => ask("send_back", i, { label: "approve_send_back", words: "send_back_now", help: asked }) }, t("approve_send_back")),
+      b("refuse_send_back"));
+  }
   if (may.includes("mediate")) main.push(b("mediate"));
   if (may.includes("end_mediation")) {
     const end = (label, settled) => el("button", { type: "button", dataset: { action: label }, onclick: () => ask("end_mediation", i, { label, body: { settled } }) }, t(label));
@@ -351,9 +369,14 @@ function buttons(i) {
     if (i.mediation?.head.id === hello.identity.id) main.unshift(end("mediation_settled", true), end("mediation_failed", false));
     else main.push(end("mediation_take_back", false));
   }
-  // 撤销 (withdrawing the report) is not beside 取消-like buttons: it waits under 更多.
-  const more = may.includes("cancel")
-    ? el("details", { class: "more" }, el("summary", {}, t("more_actions")), b("cancel"))
+  // 撤销 (withdrawing the report) and 退单 are not beside 取消-like buttons: they wait under 更多.
+  const sendBack = may.includes("send_back") && !may.includes("refuse_send_back")
+    ? el("button", { type: "button", dataset: { action: hello.identity.role === "supervisor" ? "send_back_now" : "send_back" },
+      onclick: () => ask("send_back", i, hello.identity.role === "supervisor" ? { label: "send_back_now", words: "send_back_now" } : {}) },
+    t(hello.identity.role === "supervisor" ? "send_back_now" : "send_back"))
+    : null;
+  const more = may.includes("cancel") || sendBack
+    ? el("details", { class: "more" }, el("summary", {}, t("more_actions")), sendBack, may.includes("cancel") ? b("cancel") : null)
     : null;
   return [...main, more];
 }
@@ -444,6 +467,8 @@ function card(i, now) {
       i.pause.approved
         ? `⏸ ${t("paused")}：${i.pause.reason} · ${t("approved_by")} ${i.pause.decided_by?.name ?? ""} · ${t("until")} ${formatTime(i.pause.until)}`
         : `⏸ ${t("pause_asked")}：${i.pause.reason}（${i.pause.asked_by.name}，${t("waiting_approval")}）`) : null,
+    i.send_back ? el("div", { class: "pause-line send-back-line" },
+      `↩ ${t("send_back")}${i.send_back.reason ? `：${i.send_back.reason}` : ""}（${i.send_back.asked_by.name}，${t("waiting_approval")}）`) : null,
     recurringLine(i),
     mediationLine(i),
     el("div", { class: "meta" }, `${placeOf(i)} · ${t("reported_at")} ${formatTime(i.reported_at)}`,

@@ -41,7 +41,7 @@ async function refresh() {
   if (now !== shown) { shown = now; render(); }
   document.getElementById("updated").textContent = `${t("status_updated")} ${formatTime(Date.now())}`;
   // Until it is finished (resolved and rated, or cancelled), keep following it.
-  const finished = status && (status.status === "cancelled" || (status.status === "resolved" && status.rating));
+  const finished = status && (status.status === "cancelled" || status.status === "sent_back" || (status.status === "resolved" && status.rating));
   if (!finished && document.visibilityState === "visible") timer = setTimeout(refresh, EVERY_MS);
 }
 
@@ -82,7 +82,7 @@ function render() {
       el("p", {}, [category ? `${category.icon} ${name(category.name, category.name_en)}` : "", placeOf(status, compound)].filter(Boolean).join(" · "))),
     el("ol", { class: "steps" },
       step(true, t("change_reported"), formatTime(status.reported_at)),
-      s === "cancelled" ? step(true, t("status_cancelled"), "") : [
+      s === "cancelled" || s === "sent_back" ? step(true, t(`status_${s}`), "") : [
         step(!!status.claimed_at, t("change_claimed"), status.claimed_at ? `${formatTime(status.claimed_at)} · ${t("worker")} ${status.holder ?? ""}` : ""),
         s === "handed_over" ? step(true, t("status_handed_over"), "") : null,
         step(s === "resolved", t("status_resolved"), status.resolved_at ? formatTime(status.resolved_at) : ""),

@@ -145,6 +145,8 @@ pub fn order_delivery(
         Change::Resolved { outcome, .. } => ("resolved", "已办结", Some(outcome.clone())),
         Change::Reopened { reason, .. } => ("reopened", "已重新办理", Some(reason.clone())),
         Change::Cancelled { reason } => ("cancelled", "已撤销", Some(reason.clone())),
+        // 退单: the supervisor's reason, never the holder's words to them.
+        Change::SentBack { reason } => ("sent_back", "已退单", Some(reason.clone())),
         _ => return None,
     };
     Some(Delivery {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::community::{CategoryId, CompoundId, Urgency};
 use crate::event::Actor;
-use crate::incident::{Answer, AnswerSource, Incident, IncidentId, Status, Ticket};
+use crate::incident::{Answer, AnswerSource, Incident, IncidentId, Origin, Status, Ticket};
 use crate::time::Timestamp;
 
 pub use crate::incident::Rating;
@@ -66,6 +66,11 @@ pub struct AuditRow {
     /// community's `recurring.within`), 0 when it is not.
     #[serde(default)]
     pub recurring_earlier: u32,
+    /// Where the report came from: a work order from above counts as its platform's.
+    pub origin: Origin,
+    /// A work order's number on its platform (12345 or the street office's system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 impl From<&Incident> for AuditRow {
@@ -97,6 +102,8 @@ impl From<&Incident> for AuditRow {
             paused_ms: i.paused_ms,
             recurring: !i.recurring.is_empty(),
             recurring_earlier: u32::try_from(i.recurring.len()).unwrap_or(u32::MAX),
+            origin: Origin::of(i),
+            external_id: i.report.order.as_ref().map(|o| o.external_id.clone()),
         }
     }
 }
@@ -183,9 +190,13 @@ impl Spread {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Figures {
-    /// Reports counted (cancelled ones are not: they were duplicates or mistakes).
+    /// Reports counted (cancelled ones are not: they were duplicates or mistakes; nor are work
+    /// orders sent back to their platform).
     pub reports: u64,
     pub cancelled: u64,
+    /// 退单: work orders from above sent back to their platform.
+    #[serde(default)]
+    pub sent_back: u64,
     /// First answered (claimed) by the end of the period.
     pub responded: u64,
     pub responded_in_target: u64,
@@ -280,10 +291,10 @@ struct Tally {
 }
 
 impl Tally {
-    /// `None` for a cancelled incident: it is counted as cancelled, nothing else.
-    fn of(row: &AuditRow, asof: Timestamp) -> Option<Tally> {
-        if row.status == Status::Cancelled {
-            return None;
+    /// Its status for an incident cancelled or sent back: it is counted as that, nothing else.
+    fn of(row: &AuditRow, asof: Timestamp) -> Result<Tally, Status> {
+        if row.status.is_withdrawn() {
+            return Err(row.status);
         }
         // The answers given by `asof`, walked where needed rather than collected (not cut as a
         // prefix: a clock set back could put them out of order).
@@ -293,7 +304,7 @@ impl Tally {
             (time, resolved <= row.resolve_by)
         });
         let answered = given().next().map(|first| (first.solved, given().any(|a| !a.solved)));
-        Some(Tally {
+        Ok(Tally {
             response: row
                 .claimed_at
                 .filter(|&c| c <= asof)
@@ -326,11 +337,12 @@ struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, tally: Option<&Tally>) {
+    fn add(&mut self, tally: Counted) {
         let f = &mut self.figures;
-        let Some(t) = tally else {
-            f.cancelled += 1;
-            return;
+        let t = match tally {
+            Ok(t) => t,
+            Err(Status::SentBack) => return f.sent_back += 1,
+            Err(_) => return f.cancelled += 1,
         };
         f.reports += 1;
         if let Some((time, in_target)) = t.response {
@@ -395,11 +407,14 @@ impl Totals {
     }
 }
 
+/// A row's tally, or the status it was withdrawn with (cancelled, sent back).
+type Counted<'t> = Result<&'t Tally, Status>;
+
 /// Figures for `rows` (already filtered), as of `asof`: what happened after it is not counted.
 pub fn figures<'a>(rows: impl IntoIterator<Item = &'a AuditRow>, asof: Timestamp) -> Figures {
     let mut totals = Totals::default();
     for row in rows {
-        totals.add(Tally::of(row, asof).as_ref());
+        totals.add(Tally::of(row, asof).as_ref().map_err(|&s| s));
     }
     totals.figures()
 }
@@ -412,7 +427,7 @@ struct Grouped<'a> {
 }
 
 impl<'a> Grouped<'a> {
-    fn add(&mut self, key: &'a str, name: &'a str, tally: Option<&Tally>) {
+    fn add(&mut self, key: &'a str, name: &'a str, tally: Counted) {
         let groups = &mut self.groups;
         let i = *self.index.entry(key).or_insert_with(|| {
             groups.push((key, name, Totals::default()));
@@ -481,6 +496,10 @@ pub struct Summary {
     pub by_worker: Vec<Group>,
     pub by_compound: Vec<Group>,
     pub by_category: Vec<Group>,
+    /// By where the reports came from (`Origin`: kiosk, 代报, office, Open311, 12345, 街道),
+    /// keyed by its wire name.
+    #[serde(default)]
+    pub by_origin: Vec<Group>,
     pub response_histogram: Vec<Bucket>,
     pub daily: Vec<Day>,
     /// 每月一题: the places and categories where a report of the period was flagged recurring,
@@ -532,8 +551,8 @@ pub fn summarize<'a>(
     // One walk over the rows: each is read into its tally once, which goes to the whole, its
     // worker, compound and category, the histogram and its day.
     let mut whole = Totals::default();
-    let (mut by_worker, mut by_compound, mut by_category) =
-        (Grouped::default(), Grouped::default(), Grouped::default());
+    let (mut by_worker, mut by_compound, mut by_category, mut by_origin) =
+        (Grouped::default(), Grouped::default(), Grouped::default(), Grouped::default());
     let mut histogram: Vec<Bucket> = BUCKETS
         .iter()
         .map(|&p| Bucket { up_to_percent: Some(p), unanswered: false, count: 0 })
@@ -549,14 +568,15 @@ pub fn summarize<'a>(
     let mut places: HashMap<Place, (bool, Vec<&AuditRow>)> = HashMap::new();
     for row in rows.into_iter().filter(|r| query.matches(r)) {
         let tally = Tally::of(row, asof);
-        let tally = tally.as_ref();
+        let tally = tally.as_ref().map_err(|&s| s);
         whole.add(tally);
         if let Some(holder) = &row.holder {
             by_worker.add(&holder.id, &holder.name, tally);
         }
         by_compound.add(&row.compound.0, "", tally);
         by_category.add(&row.category.0, "", tally);
-        let Some(t) = tally else { continue };
+        by_origin.add(row.origin.name(), "", tally);
+        let Ok(t) = tally else { continue };
         let index = match t.response {
             None => BUCKETS.len() + 1,
             Some((time, _)) => {
@@ -611,6 +631,7 @@ pub fn summarize<'a>(
         by_worker: by_worker.into_groups(|k| label("worker", k)),
         by_compound: by_compound.into_groups(|k| label("compound", k)),
         by_category: by_category.into_groups(|k| label("category", k)),
+        by_origin: by_origin.into_groups(|k| label("origin", k)),
         response_histogram: histogram,
         daily,
     }
@@ -644,13 +665,14 @@ mod tests {
         let times = (0..1_000i64, proptest::option::of(0..200i64), proptest::option::of(0..900i64));
         // A worker's name as each row has it: rows may disagree, or carry none.
         let holder = proptest::option::of((0..4usize, 0..3usize));
-        let status = 0..5usize;
+        let status = (0..6usize, 0..Origin::ALL.len());
         let facts = (any::<[bool; 3]>(), 0..3u32, 0..2u32, proptest::option::of(0..3usize));
         let answers = proptest::collection::vec(answer(), 0..3);
         (place, times, holder, status, facts, answers, 0..30u64).prop_map(
             |(place, times, holder, status, facts, answers, paused)| {
                 let (compound, building, category, recurring) = place;
                 let (reported, claimed, resolved) = times;
+                let (status, origin) = status;
                 let [response_breached, resolution_breached, escalated] = facts.0;
                 let status = [
                     Status::Reported,
@@ -658,6 +680,7 @@ mod tests {
                     Status::HandedOver,
                     Status::Resolved,
                     Status::Cancelled,
+                    Status::SentBack,
                 ][status];
                 AuditRow {
                     id: IncidentId(0),
@@ -693,6 +716,8 @@ mod tests {
                     paused_ms: paused * MIN as u64,
                     recurring,
                     recurring_earlier: u32::from(recurring) * 2,
+                    origin: Origin::ALL[origin],
+                    external_id: None,
                 }
             },
         )
@@ -714,8 +739,12 @@ mod tests {
             let mut by_source: BTreeMap<AnswerSource, (u64, u64)> = BTreeMap::new();
             let mut ever_resolved = 0;
             for row in rows {
-                if row.status == Status::Cancelled {
-                    f.cancelled += 1;
+                match row.status {
+                    Status::Cancelled => f.cancelled += 1,
+                    Status::SentBack => f.sent_back += 1,
+                    _ => {}
+                }
+                if row.status.is_withdrawn() {
                     continue;
                 }
                 f.reports += 1;
@@ -822,6 +851,7 @@ mod tests {
                 group("worker", &|r| r.holder.as_ref().map(|h| (h.id.as_str(), h.name.as_str())));
             let by_compound = group("compound", &|r| Some((r.compound.0.as_str(), "")));
             let by_category = group("category", &|r| Some((r.category.0.as_str(), "")));
+            let by_origin = group("origin", &|r| Some((r.origin.name(), "")));
 
             let mut histogram: Vec<Bucket> = BUCKETS
                 .iter()
@@ -832,7 +862,7 @@ mod tests {
                 ])
                 .collect();
             let mut days: BTreeMap<Timestamp, Day> = BTreeMap::new();
-            for row in chosen.iter().filter(|r| r.status != Status::Cancelled) {
+            for row in chosen.iter().filter(|r| !r.status.is_withdrawn()) {
                 let claimed = row.claimed_at.filter(|&c| c <= asof);
                 let index = match claimed {
                     None => BUCKETS.len() + 1,
@@ -858,7 +888,7 @@ mod tests {
                 day.resolved += u64::from(row.resolved_at.is_some_and(|r| r <= asof));
             }
             // The places a report of the period was flagged at (few), then the period's reports there.
-            let counted = |r: &&&AuditRow| r.status != Status::Cancelled && !r.building.is_empty();
+            let counted = |r: &&&AuditRow| !r.status.is_withdrawn() && !r.building.is_empty();
             let mut places: BTreeMap<(&CompoundId, &str, &CategoryId), Vec<&AuditRow>> = chosen
                 .iter()
                 .filter(counted)
@@ -898,6 +928,7 @@ mod tests {
                 by_worker,
                 by_compound,
                 by_category,
+                by_origin,
                 response_histogram: histogram,
                 daily: days.into_values().collect(),
             }
@@ -979,6 +1010,8 @@ mod tests {
             prop_assert_eq!(groups(&summary.by_compound), plainly(&chosen, compound, asof));
             let category: Key = |r| Some(r.category.0.as_str());
             prop_assert_eq!(groups(&summary.by_category), plainly(&chosen, category, asof));
+            let origin: Key = |r| Some(r.origin.name());
+            prop_assert_eq!(groups(&summary.by_origin), plainly(&chosen, origin, asof));
             // A worker is named as on their first row counted (by the label when it has none).
             for g in &summary.by_worker {
                 let named = chosen.iter().filter_map(|r| r.holder.as_ref()).find(|h| h.id == g.key);
@@ -987,7 +1020,7 @@ mod tests {
                 prop_assert_eq!(&g.label, &expected);
             }
 
-            let counted = chosen.iter().filter(|r| r.status != Status::Cancelled).count() as u64;
+            let counted = chosen.iter().filter(|r| !r.status.is_withdrawn()).count() as u64;
             prop_assert_eq!(summary.response_histogram.iter().map(|b| b.count).sum::<u64>(), counted);
             prop_assert_eq!(summary.daily.iter().map(|d| d.reports).sum::<u64>(), counted);
             let unanswered = summary.response_histogram.last().map(|b| b.count);
@@ -995,7 +1028,7 @@ mod tests {
 
             // 每月一题: one entry per flagged place, with every counted report there, most first.
             let at_place = |r: &AuditRow| {
-                r.status != Status::Cancelled && !r.building.is_empty()
+                !r.status.is_withdrawn() && !r.building.is_empty()
             };
             let mut expected: Vec<(CompoundId, String, CategoryId, Vec<IncidentId>)> = Vec::new();
             for flagged in chosen.iter().filter(|r| at_place(r) && r.recurring) {

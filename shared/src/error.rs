@@ -129,6 +129,10 @@ error_codes! {
     AlreadyMediating => 409, "楼长已在调解中", "a building head mediates it",
     NotMediating => 409, "该事项没有正在进行的调解", "no mediation runs",
     TooEarlyForCallback => 409, "居民还有时间自己评价，到时会列入待回访", "the resident may still answer first",
+    NotAnOrder => 409, "只有上级派单（12345、街道）可以退单", "only a work order from above is sent back",
+    SendBackAsked => 409, "已申请退单，请等书记处理", "sending it back waits for a supervisor",
+    NoSendBack => 409, "没有待处理的退单申请", "nobody asked to send it back",
+    SentBack => 409, "该工单已退回派单方", "sent back to its platform",
 }
 
 refusals! {

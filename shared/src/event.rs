@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::ids::{Actor, Role, Seq};
 use crate::incident::{
-    Answer, AnswerSource, Deadlines, Incident, IncidentId, Mediation, Note, Pause, Report, Status,
-    Ticket,
+    Answer, AnswerSource, Deadlines, Incident, IncidentId, Mediation, Note, Pause, Report,
+    SendBack, Status, Ticket,
 };
 use crate::time::Timestamp;
 
@@ -138,6 +138,20 @@ pub enum Change {
     Cancelled {
         reason: String,
     },
+    /// 退单 asked: the holder of a work order from above asks a supervisor to send it back,
+    /// with a reason for the supervisor.
+    SendBackAsked {
+        reason: String,
+    },
+    /// A supervisor keeps the order with the office, telling the holder why.
+    SendBackRefused {
+        reason: String,
+    },
+    /// 退单: a supervisor sends the work order back to its platform, with the reason the
+    /// platform is told. It is closed here.
+    SentBack {
+        reason: String,
+    },
     /// The resident's answer after 办结 — 解决了吗？满意吗？ — once per handling: from the
     /// status page, the reporting kiosk, or a 回访 (the actor is who called). Not solved starts a
     /// second handling (二次办理): the incident is open and unclaimed again, with the new
@@ -193,6 +207,9 @@ impl Change {
             Change::PauseDecided { .. } => "pause_decided",
             Change::Resumed => "resumed",
             Change::Cancelled { .. } => "cancelled",
+            Change::SendBackAsked { .. } => "send_back_asked",
+            Change::SendBackRefused { .. } => "send_back_refused",
+            Change::SentBack { .. } => "sent_back",
             Change::Rated { .. } => "rated",
             Change::Escalated { .. } => "escalated",
             Change::Revealed => "revealed",
@@ -264,6 +281,7 @@ impl Incident {
             key: key.clone(),
             proof: None,
             urges: 0,
+            send_back: None,
             notes: Vec::new(),
             last_seq: event.seq,
         })
@@ -294,12 +312,12 @@ impl Incident {
                 self.holder = Some(to.clone());
             }
             Change::Urged { .. } if self.status.is_open() => self.urges += 1,
-            Change::Told { text } if self.status != Status::Cancelled => self.notices.push(Note {
+            Change::Told { text } if !self.status.is_withdrawn() => self.notices.push(Note {
                 at: event.at,
                 by: event.actor.clone(),
                 text: text.clone(),
             }),
-            Change::Noted { text } if self.status != Status::Cancelled => {
+            Change::Noted { text } if !self.status.is_withdrawn() => {
                 self.notes.push(Note { at: event.at, by: event.actor.clone(), text: text.clone() })
             }
             Change::HandedOver { .. } if self.status == Status::Claimed => {
@@ -398,6 +416,26 @@ impl Incident {
                 self.end_mediation(event.at);
                 self.status = Status::Cancelled;
                 self.cancel_reason = Some(reason.clone());
+            }
+            Change::SendBackAsked { reason }
+                if self.status.is_open()
+                    && self.report.order.is_some()
+                    && self.send_back.is_none() =>
+            {
+                self.send_back = Some(SendBack {
+                    reason: reason.clone(),
+                    asked_by: event.actor.clone(),
+                    asked_at: event.at,
+                });
+            }
+            Change::SendBackRefused { .. } if self.send_back.is_some() && self.status.is_open() => {
+                self.send_back = None;
+            }
+            Change::SentBack { .. } if self.status.is_open() && self.report.order.is_some() => {
+                self.end_pause(event.at);
+                self.end_mediation(event.at);
+                self.status = Status::SentBack;
+                self.send_back = None;
             }
             Change::Rated { rating, solved, again }
                 if self.status == Status::Resolved

@@ -131,6 +131,8 @@ pub enum Status {
     Resolved,
     /// 已撤销.
     Cancelled,
+    /// 已退单: a work order from above (上级派单) returned to the platform that sent it.
+    SentBack,
 }
 
 impl Status {
@@ -138,6 +140,91 @@ impl Status {
     pub fn is_open(self) -> bool {
         matches!(self, Status::Reported | Status::Claimed | Status::HandedOver)
     }
+
+    /// Closed without the office handling it: cancelled (a duplicate or a mistake) or a work
+    /// order sent back. The audit counts such an incident as that, and nothing else.
+    pub fn is_withdrawn(self) -> bool {
+        matches!(self, Status::Cancelled | Status::SentBack)
+    }
+}
+
+/// Where a report came from, as the audit counts it: the reporter's role, or the platform of a
+/// work order from above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A station's kiosk (驿站).
+    Kiosk,
+    /// A building head's 代报.
+    BuildingHead,
+    /// A worker or supervisor on the board.
+    Office,
+    /// Another system through Open311 with a plain key (an app).
+    Open311,
+    /// 12345 接诉即办.
+    Hotline,
+    /// The street office's system (街道).
+    StreetOffice,
+}
+
+impl Origin {
+    pub const ALL: [Origin; 6] = [
+        Origin::Kiosk,
+        Origin::BuildingHead,
+        Origin::Office,
+        Origin::Open311,
+        Origin::Hotline,
+        Origin::StreetOffice,
+    ];
+
+    /// The one rule: a work order counts as its platform's, anything else by who reported it.
+    pub fn of(incident: &Incident) -> Origin {
+        match (&incident.report.order, incident.reported_by.role) {
+            (Some(order), _) => match order.source {
+                Source::Hotline => Origin::Hotline,
+                Source::StreetOffice => Origin::StreetOffice,
+            },
+            (None, crate::ids::Role::Kiosk) => Origin::Kiosk,
+            (None, crate::ids::Role::BuildingHead) => Origin::BuildingHead,
+            (None, crate::ids::Role::Platform) => Origin::Open311,
+            (None, _) => Origin::Office,
+        }
+    }
+
+    /// How the office's exports name it.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Origin::Kiosk => "驿站",
+            Origin::BuildingHead => "楼长代报",
+            Origin::Office => "网格办",
+            Origin::Open311 => "Open311",
+            Origin::Hotline => "12345",
+            Origin::StreetOffice => "街道",
+        }
+    }
+
+    /// Its name on the wire, as serde writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Kiosk => "kiosk",
+            Origin::BuildingHead => "building_head",
+            Origin::Office => "office",
+            Origin::Open311 => "open311",
+            Origin::Hotline => "hotline",
+            Origin::StreetOffice => "street_office",
+        }
+    }
+}
+
+/// 退单: the holder of a work order from above asks a supervisor to send it back to its
+/// platform, with a reason for the supervisor (not for the platform).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SendBack {
+    pub reason: String,
+    pub asked_by: Actor,
+    pub asked_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,6 +399,9 @@ pub struct Incident {
     /// How often a supervisor urged it (督办).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub urges: u32,
+    /// 退单 asked by the holder and waiting for a supervisor (a work order only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_back: Option<SendBack>,
     pub notes: Vec<Note>,
     /// The sequence number of its last event. Its timeline (every event of it) is kept in the
     /// store's index, not here, so that the state stays small however long its history.

@@ -26,8 +26,8 @@ pub use community::{
 };
 pub use event::{Actor, Change, EscalationReason, Event, Role, Seq, Timer};
 pub use incident::{
-    Answer, AnswerSource, Attachment, AttachmentKind, Incident, IncidentId, Mediation, Note, Pause,
-    Report, Source, Status, Ticket, WorkOrder,
+    Answer, AnswerSource, Attachment, AttachmentKind, Incident, IncidentId, Mediation, Note,
+    Origin, Pause, Report, SendBack, Source, Status, Ticket, WorkOrder,
 };
 pub use lifecycle::{Action, LifecycleError};
 pub use principal::{Principal, Scope};

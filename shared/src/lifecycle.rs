@@ -96,6 +96,15 @@ pub enum Action {
     },
     /// The holder (or a supervisor) ends a running pause: the clock runs again.
     Resume,
+    /// 退单 of a work order from above: the holder asks a supervisor (with a reason for them);
+    /// a supervisor sends it back to its platform (with the reason the platform is told).
+    SendBack {
+        reason: String,
+    },
+    /// A supervisor keeps a work order the holder asked to send back, telling them why.
+    RefuseSendBack {
+        reason: String,
+    },
 }
 
 fn yes() -> bool {
@@ -169,6 +178,14 @@ pub enum LifecycleError {
     NotMediating,
     #[error("a 回访 comes once the resident has had their time to answer (callback_after)")]
     TooEarlyForCallback,
+    #[error("only a work order from above (上级派单) is sent back")]
+    NotAnOrder,
+    #[error("sending it back is already asked for: a supervisor decides")]
+    SendBackAsked,
+    #[error("nobody asked to send it back")]
+    NoSendBack,
+    #[error("sent back to its platform: nothing more can be done with it here")]
+    SentBack,
 }
 
 impl LifecycleError {
@@ -206,6 +223,10 @@ impl LifecycleError {
             LifecycleError::AlreadyMediating => ErrorCode::AlreadyMediating,
             LifecycleError::NotMediating => ErrorCode::NotMediating,
             LifecycleError::TooEarlyForCallback => ErrorCode::TooEarlyForCallback,
+            LifecycleError::NotAnOrder => ErrorCode::NotAnOrder,
+            LifecycleError::SendBackAsked => ErrorCode::SendBackAsked,
+            LifecycleError::NoSendBack => ErrorCode::NoSendBack,
+            LifecycleError::SentBack => ErrorCode::SentBack,
         }
     }
 
@@ -361,7 +382,10 @@ pub fn decide(
     if !matches!(role, Role::Worker | Role::Supervisor)
         || (matches!(
             action,
-            Action::Assign { .. } | Action::Urge { .. } | Action::DecidePause { .. }
+            Action::Assign { .. }
+                | Action::Urge { .. }
+                | Action::DecidePause { .. }
+                | Action::RefuseSendBack { .. }
         ) && !who.is_supervisor())
     {
         return Err(LifecycleError::RoleNotAllowed { role, what: action_name(action) });
@@ -369,9 +393,7 @@ pub fn decide(
     if !who.may_act_in(&incident.report.compound) {
         return Err(LifecycleError::OtherCompound(incident.report.compound.clone()));
     }
-    if incident.status == Status::Cancelled {
-        return Err(LifecycleError::Cancelled);
-    }
+    withdrawn(incident)?;
     // Hand-over, return, resolve and cancel of a claimed incident belong to its holder; a
     // supervisor may step in for an absent worker.
     let holder_only = || match &incident.holder {
@@ -519,9 +541,46 @@ pub fn decide(
                 _ => Err(LifecycleError::NotPaused),
             }
         }
+        Action::SendBack { reason } => {
+            text(reason, "reason")?;
+            if incident.report.order.is_none() {
+                return Err(LifecycleError::NotAnOrder);
+            }
+            if incident.status == Status::Resolved {
+                return Err(LifecycleError::AlreadyResolved);
+            }
+            // A supervisor sends it back (whoever holds it, or nobody yet); the holder asks one.
+            if who.is_supervisor() {
+                return Ok(Change::SentBack { reason: reason.clone() });
+            }
+            open_and_claimed()?;
+            if incident.send_back.is_some() {
+                return Err(LifecycleError::SendBackAsked);
+            }
+            Ok(Change::SendBackAsked { reason: reason.clone() })
+        }
+        Action::RefuseSendBack { reason } => {
+            text(reason, "reason")?;
+            if !incident.status.is_open() {
+                return Err(LifecycleError::AlreadyResolved);
+            }
+            if incident.send_back.is_none() {
+                return Err(LifecycleError::NoSendBack);
+            }
+            Ok(Change::SendBackRefused { reason: reason.clone() })
+        }
         Action::Rate { .. } | Action::Reveal | Action::Tell { .. } => {
             unreachable_action(role, action)
         }
+    }
+}
+
+/// Nothing more is done with an incident cancelled or sent back.
+fn withdrawn(incident: &Incident) -> Result<(), LifecycleError> {
+    match incident.status {
+        Status::Cancelled => Err(LifecycleError::Cancelled),
+        Status::SentBack => Err(LifecycleError::SentBack),
+        _ => Ok(()),
     }
 }
 
@@ -594,8 +653,8 @@ fn rate(
             return Err(LifecycleError::TooEarlyForCallback);
         }
     }
+    withdrawn(incident)?;
     match (incident.status, incident.rating) {
-        (Status::Cancelled, _) => Err(LifecycleError::Cancelled),
         (Status::Resolved, None) => Ok(Change::Rated { rating, solved: true, again: None }),
         (Status::Resolved, Some(_)) => Err(LifecycleError::AlreadyRated),
         _ => Err(LifecycleError::NotResolved),
@@ -612,9 +671,7 @@ fn tell(incident: &Incident, who: &Principal, note: &str) -> Result<Change, Life
     if !who.may_act_in(&incident.report.compound) {
         return Err(LifecycleError::OtherCompound(incident.report.compound.clone()));
     }
-    if incident.status == Status::Cancelled {
-        return Err(LifecycleError::Cancelled);
-    }
+    withdrawn(incident)?;
     text(note, "note")?;
     let chars: usize = incident.notices.iter().map(|n| n.text.chars().count()).sum();
     if incident.notices.len() >= MAX_NOTES || chars + note.chars().count() > MAX_NOTES_CHARS {
@@ -665,6 +722,8 @@ fn action_name(action: &Action) -> &'static str {
         Action::EndMediation { .. } => "end the mediation",
         Action::DecidePause { .. } => "decide on a pause",
         Action::Resume => "resume",
+        Action::SendBack { .. } => "send a work order back",
+        Action::RefuseSendBack { .. } => "keep a work order asked to be sent back",
     }
 }
 
@@ -984,6 +1043,50 @@ pub(crate) mod tests {
         for action in [Action::Claim, note("x"), resolve(), Action::Reopen { reason: "x".into() }] {
             assert_eq!(log.refused(&supervisor(), action), LifecycleError::Cancelled);
         }
+    }
+
+    /// 退单: the holder asks with a reason for the supervisor, who keeps it (the holder may ask
+    /// again) or sends it back, which closes it; only a work order is sent back.
+    #[test]
+    fn a_work_order_is_sent_back_at_the_holders_asking_by_a_supervisor() {
+        let send_back = |r: &str| Action::SendBack { reason: r.into() };
+        let mut log = Log::new();
+        log.ok(&worker_a(), Action::Claim);
+        assert_eq!(log.refused(&worker_a(), send_back("不归我们管")), LifecycleError::NotAnOrder);
+        log.incident.report.order = Some(crate::WorkOrder {
+            key: "key-1".into(),
+            source: crate::Source::StreetOffice,
+            external_id: "JD-7".into(),
+            due: None,
+        });
+        assert_eq!(
+            log.refused(&worker_b(), send_back("不归我们管")),
+            LifecycleError::NotHolder { holder: worker_a().actor }
+        );
+        let refuse = |r: &str| Action::RefuseSendBack { reason: r.into() };
+        assert_eq!(log.refused(&supervisor(), refuse("请先核实")), LifecycleError::NoSendBack);
+        let i = log.ok(&worker_a(), send_back("地址在辖区外"));
+        assert_eq!(i.send_back.as_ref().map(|s| s.reason.as_str()), Some("地址在辖区外"));
+        assert_eq!(i.status, Status::Claimed, "the holder keeps it while a supervisor decides");
+        assert_eq!(log.refused(&worker_a(), send_back("再说一次")), LifecycleError::SendBackAsked);
+        assert!(matches!(
+            log.refused(&worker_a(), refuse("不行")),
+            LifecycleError::RoleNotAllowed { .. }
+        ));
+        assert!(log.ok(&supervisor(), refuse("请先上门核实")).send_back.is_none());
+        log.ok(&worker_a(), send_back("已核实，不在辖区"));
+        let change = log.try_do(&supervisor(), send_back("该地址属于邻近社区")).unwrap();
+        assert_eq!(change, Change::SentBack { reason: "该地址属于邻近社区".into() });
+        assert_eq!(
+            (log.incident.status, log.incident.send_back.as_ref()),
+            (Status::SentBack, None)
+        );
+        assert!(!log.incident.status.is_open() && log.incident.status.is_withdrawn());
+        for action in [resolve(), note("x"), send_back("x"), Action::Cancel { reason: "x".into() }]
+        {
+            assert_eq!(log.refused(&supervisor(), action), LifecycleError::SentBack);
+        }
+        assert!(log.incident.due(T0.plus(Millis::from_hours(1000))).is_empty(), "no clock runs");
     }
 
     #[test]

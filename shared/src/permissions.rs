@@ -49,6 +49,19 @@ pub enum MediationState {
     Other,
 }
 
+/// Whether the incident is a work order from above (上级派单), and where its 退单 stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Not a work order.
+    None,
+    /// A work order nobody asked to send back.
+    Order,
+    /// A work order the holder asked to send back, waiting for a supervisor.
+    SendBackAsked,
+}
+
 /// The actions one kind of viewer may take on one kind of incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -62,6 +75,7 @@ pub struct Permission {
     pub mediable: bool,
     pub pause: PauseState,
     pub mediation: MediationState,
+    pub order: OrderState,
     /// Client message types, for example `claim`, `resolve`, `assign`.
     pub actions: Vec<&'static str>,
 }
@@ -92,6 +106,7 @@ fn incident(
     holder: Holder,
     pause: PauseState,
     mediation: MediationState,
+    order: OrderState,
 ) -> Incident {
     let report = Report {
         compound: CompoundId(COMPOUND.into()),
@@ -112,7 +127,12 @@ fn incident(
         description: "x".into(),
         phone: Some("13800000000".into()),
         attachments: Vec::new(),
-        order: None,
+        order: (order != OrderState::None).then(|| crate::incident::WorkOrder {
+            key: "key-1".into(),
+            source: crate::incident::Source::Hotline,
+            external_id: "1".into(),
+            due: None,
+        }),
     };
     let event = Event {
         seq: 1,
@@ -159,6 +179,11 @@ fn incident(
         settled: false,
         breached: false,
     });
+    incident.send_back = (order == OrderState::SendBackAsked).then(|| crate::incident::SendBack {
+        reason: "x".into(),
+        asked_by: actor("other", Role::Worker),
+        asked_at: Timestamp(0),
+    });
     incident
 }
 
@@ -189,6 +214,8 @@ fn actions() -> Vec<(&'static str, Action)> {
         ),
         ("decide_pause", Action::DecidePause { approve: true }),
         ("resume", Action::Resume),
+        ("send_back", Action::SendBack { reason: text() }),
+        ("refuse_send_back", Action::RefuseSendBack { reason: text() }),
     ]
 }
 
@@ -201,6 +228,7 @@ pub fn permissions() -> Vec<Permission> {
         Status::HandedOver,
         Status::Resolved,
         Status::Cancelled,
+        Status::SentBack,
     ];
     let mut table = Vec::new();
     for role in [Role::Supervisor, Role::Worker, Role::BuildingHead] {
@@ -215,34 +243,51 @@ pub fn permissions() -> Vec<Permission> {
                         for mediation in
                             [MediationState::None, MediationState::Mine, MediationState::Other]
                         {
-                            // A pause or a mediation belongs to an incident someone holds, open;
-                            // a mediation to a category that has them.
-                            let open_held = matches!(status, Status::Claimed | Status::HandedOver);
-                            if (pause != PauseState::None && !open_held)
-                                || (mediation != MediationState::None && !(open_held && mediable))
+                            for order in
+                                [OrderState::None, OrderState::Order, OrderState::SendBackAsked]
                             {
-                                continue;
+                                // A pause, a mediation or a 退单 asked belongs to an incident
+                                // someone holds, open; a mediation to a category that has them.
+                                // A work order's rows are of a plain category with nothing else
+                                // going on; only a work order is ever sent back.
+                                let open_held =
+                                    matches!(status, Status::Claimed | Status::HandedOver);
+                                let plain = !private
+                                    && !mediable
+                                    && pause == PauseState::None
+                                    && mediation == MediationState::None;
+                                if (pause != PauseState::None && !open_held)
+                                    || (mediation != MediationState::None
+                                        && !(open_held && mediable))
+                                    || (order != OrderState::None && !plain)
+                                    || (order == OrderState::SendBackAsked && !open_held)
+                                    || (status == Status::SentBack && order == OrderState::None)
+                                {
+                                    continue;
+                                }
+                                let incident = incident(
+                                    private, mediable, status, holder, pause, mediation, order,
+                                );
+                                let actions = actions()
+                                    .into_iter()
+                                    .filter(|(_, action)| {
+                                        decide(&incident, &who, action, Timestamp(0), &community)
+                                            .is_ok()
+                                    })
+                                    .map(|(name, _)| name)
+                                    .collect();
+                                table.push(Permission {
+                                    role,
+                                    status,
+                                    holder,
+                                    private,
+                                    mediable,
+                                    pause,
+                                    mediation,
+                                    order,
+                                    actions,
+                                });
                             }
-                            let incident =
-                                incident(private, mediable, status, holder, pause, mediation);
-                            let actions = actions()
-                                .into_iter()
-                                .filter(|(_, action)| {
-                                    decide(&incident, &who, action, Timestamp(0), &community)
-                                        .is_ok()
-                                })
-                                .map(|(name, _)| name)
-                                .collect();
-                            table.push(Permission {
-                                role,
-                                status,
-                                holder,
-                                private,
-                                mediable,
-                                pause,
-                                mediation,
-                                actions,
-                            });
                         }
                     }
                 }
@@ -280,8 +325,8 @@ mod tests {
         mediation: MediationState,
     ) -> Vec<&'static str> {
         let found = permissions().into_iter().find(|p| {
-            (p.role, p.status, p.holder, p.private, p.mediable, p.pause, p.mediation)
-                == (role, status, holder, private, mediable, pause, mediation)
+            (p.role, p.status, p.holder, p.private, p.mediable, p.pause, p.mediation, p.order)
+                == (role, status, holder, private, mediable, pause, mediation, OrderState::None)
         });
         found.map(|p| p.actions).unwrap_or_default()
     }
@@ -311,6 +356,46 @@ mod tests {
                 .contains(&"decide_pause")
         );
         assert_eq!(with_pause(Role::BuildingHead, Holder::Other, PauseState::Asked), vec!["tell"]);
+    }
+
+    fn ordered(role: Role, status: Status, holder: Holder, order: OrderState) -> Vec<&'static str> {
+        let found = permissions().into_iter().find(|p| {
+            (p.role, p.status, p.holder, p.private, p.mediable, p.order)
+                == (role, status, holder, false, false, order)
+        });
+        found.map(|p| p.actions).unwrap_or_default()
+    }
+
+    /// 退单: the holder of a work order asks, a supervisor sends it back or keeps it; nothing
+    /// but a work order is sent back, and nothing is done with one sent back.
+    #[test]
+    fn a_work_order_is_sent_back_by_a_supervisor_at_the_holders_asking() {
+        use OrderState::{Order, SendBackAsked};
+        assert!(ordered(Role::Worker, Status::Claimed, Holder::Me, Order).contains(&"send_back"));
+        assert!(
+            !ordered(Role::Worker, Status::Claimed, Holder::Other, Order).contains(&"send_back")
+        );
+        let asked = ordered(Role::Worker, Status::Claimed, Holder::Me, SendBackAsked);
+        assert!(!asked.contains(&"send_back") && !asked.contains(&"refuse_send_back"), "{asked:?}");
+        assert!(!allowed(Role::Worker, Status::Claimed, Holder::Me, false).contains(&"send_back"));
+        let supervisor = ordered(Role::Supervisor, Status::Claimed, Holder::Other, SendBackAsked);
+        assert!(
+            supervisor.contains(&"send_back") && supervisor.contains(&"refuse_send_back"),
+            "{supervisor:?}"
+        );
+        let unasked = ordered(Role::Supervisor, Status::Claimed, Holder::Other, Order);
+        assert!(unasked.contains(&"send_back") && !unasked.contains(&"refuse_send_back"));
+        assert!(
+            ordered(Role::Supervisor, Status::Reported, Holder::None, Order).contains(&"send_back")
+        );
+        assert_eq!(
+            ordered(Role::BuildingHead, Status::Claimed, Holder::Other, SendBackAsked),
+            vec!["tell"]
+        );
+        for role in [Role::Supervisor, Role::Worker] {
+            let gone = ordered(role, Status::SentBack, Holder::Me, Order);
+            assert!(gone.iter().all(|a| *a == "reveal"), "{role:?}: {gone:?}");
+        }
     }
 
     fn mediating(role: Role, holder: Holder, mediation: MediationState) -> Vec<&'static str> {

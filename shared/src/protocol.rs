@@ -156,6 +156,12 @@ client_messages! {
         DecidePause "decide_pause" { approve: bool } => Action::DecidePause { approve }
         /// The holder or a supervisor ends a running pause.
         Resume "resume" {} => Action::Resume
+        /// 退单 of a work order from above: the holder asks a supervisor, with a reason for
+        /// them (`send_back_asked`); a supervisor sends it back to its platform at once, with
+        /// the reason the platform is told (`sent_back`).
+        SendBack "send_back" { reason: String } => Action::SendBack { reason }
+        /// A supervisor keeps a work order the holder asked to send back, telling them why.
+        RefuseSendBack "refuse_send_back" { reason: String } => Action::RefuseSendBack { reason }
     }
 }
 

@@ -144,6 +144,10 @@ pub fn incident_as_seen(incident: &Incident, sight: Sight) -> Incident {
     report_as_seen(&mut view.report, sight);
     if sight != Sight::Full {
         view.notes.clear();
+        // Why the holder asks to send an order back is for the office, like their notes.
+        if let Some(asked) = view.send_back.as_mut() {
+            asked.reason.clear();
+        }
         // How a mediation went is the workers' record, like their notes.
         if let Some(m) = view.mediation.as_mut() {
             m.outcome = None;
@@ -184,6 +188,13 @@ pub fn event_as_seen(event: &Event, sight: Sight, role: Role) -> Option<Event> {
         {
             note.clear()
         }
+        Change::SendBackAsked { reason }
+        | Change::SendBackRefused { reason }
+        | Change::SentBack { reason }
+            if sight != Sight::Full =>
+        {
+            reason.clear()
+        }
         Change::Resolved { outcome, proof } if sight == Sight::Restricted => {
             outcome.clear();
             *proof = None;
@@ -223,6 +234,9 @@ pub struct Published {
     pub resolve_by: crate::time::Timestamp,
 }
 
+/// What the public reads of a work order sent back (the platform was told why at its webhook).
+pub const SENT_BACK_NOTE: &str = "已退回派单方";
+
 /// The open interface's view of `incident`.
 pub fn published(incident: &Incident, community: &Community) -> Published {
     let private =
@@ -232,6 +246,7 @@ pub fn published(incident: &Incident, community: &Community) -> Published {
     let notes = match status {
         crate::incident::Status::Resolved => incident.outcome.as_deref(),
         crate::incident::Status::Cancelled => incident.cancel_reason.as_deref(),
+        crate::incident::Status::SentBack => Some(SENT_BACK_NOTE),
         _ => None,
     };
     Published {
@@ -402,6 +417,11 @@ mod tests {
             key: Some(KEY.into()),
             proof: None,
             urges: 0,
+            send_back: Some(crate::incident::SendBack {
+                reason: NOTE.into(),
+                asked_by: actor("w1", Role::Worker),
+                asked_at: Timestamp(1),
+            }),
             notes: vec![Note {
                 at: Timestamp(1),
                 by: actor("w1", Role::Worker),
@@ -446,6 +466,9 @@ mod tests {
             Change::Escalated { reason: EscalationReason::Unclaimed },
             Change::Revealed,
             Change::Breached { timer: Timer::Response, deadline: Timestamp(1) },
+            Change::SendBackAsked { reason: NOTE.into() },
+            Change::SendBackRefused { reason: NOTE.into() },
+            Change::SentBack { reason: NOTE.into() },
         ]
     }
 
@@ -500,7 +523,13 @@ mod tests {
     #[test]
     fn the_public_sees_the_problem_not_the_people() {
         let c = community();
-        for status in [Status::Reported, Status::Claimed, Status::Resolved, Status::Cancelled] {
+        for status in [
+            Status::Reported,
+            Status::Claimed,
+            Status::Resolved,
+            Status::Cancelled,
+            Status::SentBack,
+        ] {
             for category in ["repair", "elderly"] {
                 let mut state = incident(category, status, Some("w1"));
                 state.cancel_reason = Some(OUTCOME.into());
@@ -525,9 +554,9 @@ mod tests {
         #[test]
         fn each_viewer_sees_only_what_the_rule_allows(
             private in any::<bool>(),
-            status in prop::sample::select(vec![Status::Reported, Status::Claimed, Status::HandedOver, Status::Resolved, Status::Cancelled]),
+            status in prop::sample::select(vec![Status::Reported, Status::Claimed, Status::HandedOver, Status::Resolved, Status::Cancelled, Status::SentBack]),
             holder in prop::sample::select(vec![None, Some("w1"), Some("w2")]),
-            change in 0usize..15,
+            change in 0usize..18,
             viewer in 0usize..9,
         ) {
             let category = if private { "elderly" } else { "repair" };

@@ -447,6 +447,121 @@ async fn a_pause_is_asked_on_the_phone_and_approved_at_the_desk() {
     );
 }
 
+/// 上级派单 on the board: the card says where the order came from and its number; the holder
+/// asks to send it back from the phone (under 更多), the desk sees why and sends it back with
+/// the reason the platform is told, and the audit counts it by its origin and as sent back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_order_shows_its_number_and_is_sent_back_from_the_phone_through_the_desk() {
+    let _turn = TURN.acquire().await.unwrap();
+    let clock = ManualClock::new(now());
+    let server = TestServer::start_in_process(clock.clone()).await;
+    let boss_cookie = server.login("boss").await;
+    let http = reqwest::Client::new();
+    let issued: serde_json::Value = http
+        .post(format!("{}/api/admin/open311/keys", server.url))
+        .header("cookie", &boss_cookie)
+        .json(&serde_json::json!({
+            "name": "12345 热线",
+            "upstream": { "source": "hotline", "webhook": "http://127.0.0.1:9/order" },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let form = [
+        ("api_key", issued["api_key"].as_str().unwrap()),
+        ("service_code", "repair"),
+        ("address_id", "c1/3号楼"),
+        ("description", "市民来电：3号楼楼道灯不亮"),
+        ("attribute[external_id]", "JS-20261207-0042"),
+    ];
+    let posted: serde_json::Value = http
+        .post(format!("{}/open311/v2/requests.json", server.url))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id: u64 = posted[0]["service_request_id"].as_str().unwrap().parse().unwrap();
+    let incident = hongfan_shared::IncidentId(id);
+    let mut wang = server.user("wang").await;
+    assert_eq!(refused(&answer(&mut wang, ClientMessage::Claim { id: 1, incident }).await), None);
+    let (snapshot, _) = wang.subscribe(None).await;
+    let ServerMessage::Snapshot { incidents, .. } = snapshot else { panic!("{snapshot:?}") };
+    let order = incidents.into_iter().find(|i| i.id == incident).unwrap();
+    let on_card = |what: &str| format!("{} {what}", card(order.ticket.as_str()));
+
+    let driver = Driver::start();
+    let (phone, desk) = (driver.session().await, driver.session().await);
+    resize(&phone, (390, 844)).await;
+    board_log_in(&phone, &server, "wang").await;
+    board_log_in(&desk, &server, "boss").await;
+    wait_js(
+        &phone,
+        "the order's card",
+        &format!("return !!document.querySelector(\"{}\")", on_card(".work-order")),
+    )
+    .await;
+    let source = text_of(&phone, &on_card(".work-order")).await;
+    assert!(source.contains("12345 工单 JS-20261207-0042"), "{source}");
+    screenshots(&phone, "board-work-order").await;
+    check_page(&phone, "board with a work order").await;
+    click(&phone, &on_card("details.more summary")).await;
+    click(&phone, &on_card("button[data-action=send_back]")).await;
+    fill(&phone, "#ask-text", "门牌在邻近社区").await;
+    click(&phone, "#ask-ok").await;
+
+    // The desk: why, and the supervisor's two buttons; the phone has neither.
+    wait_js(
+        &desk,
+        "the asking",
+        &format!("return !!document.querySelector(\"{}\")", on_card(".send-back-line")),
+    )
+    .await;
+    let line = text_of(&desk, &on_card(".send-back-line")).await;
+    assert!(line.contains("门牌在邻近社区") && line.contains("王芳"), "{line}");
+    let offered = phone
+        .execute(
+            &format!(
+                "return [...document.querySelectorAll(\"{}\")].map(b => b.dataset.action)",
+                on_card("button[data-action]")
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(!offered.to_string().contains("approve_send_back"), "{offered}");
+    screenshots(&desk, "board-send-back-asked").await;
+    check_page(&desk, "board with a send-back to decide").await;
+    click(&desk, &on_card("button[data-action=approve_send_back]")).await;
+    let help = text_of(&desk, "#ask-help").await;
+    assert!(help.contains("门牌在邻近社区"), "the supervisor sees why: {help}");
+    fill(&desk, "#ask-text", "该地址属于邻近社区，请转派").await;
+    click(&desk, "#ask-ok").await;
+    wait_js(
+        &phone,
+        "the order gone from the open board",
+        &format!("return !document.querySelector(\"#incidents {}\")", card(order.ticket.as_str())),
+    )
+    .await;
+
+    // The audit: by origin, and the figure of orders sent back.
+    desk.goto(&format!("{}/audit", server.url)).await.unwrap();
+    wait_js(
+        &desk,
+        "the figure",
+        "return !!document.querySelector('[data-figure=sent_back_figure]')",
+    )
+    .await;
+    let tables = text_of(&desk, "#tables").await;
+    assert!(tables.contains("按来源") && tables.contains("12345"), "{tables}");
+    check_page(&desk, "audit with a work order sent back").await;
+}
+
 /// 每月一题 on the board: the third report of a category at one building is marked, with links
 /// to the earlier two; the second is not; the audit names it as the problem of the month.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,10 +14,11 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use hongfan::ManualClock;
 use hongfan_shared::protocol::ClientMessage;
+use hongfan_shared::protocol::ErrorCode;
 use hongfan_shared::{Millis, Report, Timestamp, Urgency};
 use hongfan_tests::report;
 use hongfan_tests::server::TestServer;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::Sha256;
 
 #[derive(Debug, Clone)]
@@ -300,6 +301,60 @@ async fn a_delivery_survives_a_receiver_that_is_down_and_a_kill_9_and_a_hanging_
     );
 }
 
+/// An upstream key (12345 or the street office) with its webhook, issued by a supervisor: the
+/// key and the webhook's secret.
+async fn upstream_key(
+    server: &TestServer,
+    cookie: &str,
+    source: &str,
+    url: &str,
+) -> (String, String) {
+    let issued: Value = reqwest::Client::new()
+        .post(format!("{}/api/admin/open311/keys", server.url))
+        .header("cookie", cookie)
+        .json(&serde_json::json!({
+            "name": format!("{source} 平台"),
+            "upstream": { "source": source, "webhook": url },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(issued["key"]["upstream"].get("secret"), None, "{issued}");
+    let text = |field: &str| issued[field].as_str().unwrap().to_owned();
+    (text("api_key"), text("webhook_secret"))
+}
+
+/// A work order posted through Open311 with `key`: a broken street light at c1's 3号楼.
+async fn post_order(
+    server: &TestServer,
+    key: &str,
+    external_id: &str,
+    more: &[(&str, &str)],
+) -> hongfan_shared::IncidentId {
+    let mut form = vec![
+        ("api_key", key),
+        ("service_code", "repair"),
+        ("address_id", "c1/3号楼"),
+        ("description", "市民来电：3号楼楼道灯不亮"),
+        ("attribute[external_id]", external_id),
+    ];
+    form.extend_from_slice(more);
+    let posted: Value = reqwest::Client::new()
+        .post(format!("{}/open311/v2/requests.json", server.url))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = posted[0]["service_request_id"].as_str().unwrap_or_else(|| panic!("{posted}"));
+    hongfan_shared::IncidentId(id.parse().unwrap())
+}
+
 /// 上级派单 end to end: the 12345 platform's key posts a work order with its own number and
 /// deadline; the deadline is the office's; each change (claimed, handed over, returned,
 /// resolved, reopened, cancelled) reaches the platform's webhook, signed, naming the order, a
@@ -313,44 +368,14 @@ async fn a_work_order_from_above_is_answered_upstream_at_each_change_through_a_k
     receiver.serve(listener).await;
     let mut server = TestServer::start().await;
     let boss = server.login("boss").await;
-    let issued: Value = reqwest::Client::new()
-        .post(format!("{}/api/admin/open311/keys", server.url))
-        .header("cookie", &boss)
-        .json(&serde_json::json!({
-            "name": "12345 热线",
-            "upstream": { "source": "hotline", "webhook": format!("http://127.0.0.1:{port}/order") },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (key, secret) =
-        (issued["api_key"].as_str().unwrap(), issued["webhook_secret"].as_str().unwrap());
-    assert_eq!(issued["key"]["upstream"].get("secret"), None, "{issued}");
+    let url = format!("http://127.0.0.1:{port}/order");
+    let (key, secret) = upstream_key(&server, &boss, "hotline", &url).await;
     // Due in two hours, sooner than the category's 48.
     let due = now().0 / 1000 * 1000 + 2 * 3_600_000;
     let due_w3c = hongfan::http::open311::w3c(Timestamp(due));
-    let form = [
-        ("api_key", key),
-        ("service_code", "repair"),
-        ("address_id", "c1/3号楼"),
-        ("description", "市民来电：3号楼楼道灯不亮"),
-        ("attribute[external_id]", "JS-20261207-0042"),
-        ("attribute[due]", due_w3c.as_str()),
-    ];
-    let posted: Value = reqwest::Client::new()
-        .post(format!("{}/open311/v2/requests.json", server.url))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id: u64 = posted[0]["service_request_id"].as_str().unwrap().parse().unwrap();
-    let incident = hongfan_shared::IncidentId(id);
+    let incident =
+        post_order(&server, &key, "JS-20261207-0042", &[("attribute[due]", due_w3c.as_str())])
+            .await;
     // The office answers to the platform's deadline; the board shows where it came from.
     let mut wang = server.user("wang").await;
     let (snapshot, _) = wang.subscribe(None).await;
@@ -401,7 +426,7 @@ async fn a_work_order_from_above_is_answered_upstream_at_each_change_through_a_k
         for g in &got {
             let timestamp = g.headers["x-hongfan-timestamp"].to_str().unwrap();
             let signed = [timestamp.as_bytes(), b".", &g.raw].concat();
-            let signature = format!("sha256={}", hex::encode(hmac(secret, &signed)));
+            let signature = format!("sha256={}", hex::encode(hmac(&secret, &signed)));
             assert_eq!(g.headers["x-hongfan-signature"].to_str().unwrap(), signature);
             assert_eq!(g.body["order"]["external_id"], "JS-20261207-0042", "{:?}", g.body);
             assert_eq!(g.body["order"]["source"], "hotline");
@@ -419,4 +444,114 @@ async fn a_work_order_from_above_is_answered_upstream_at_each_change_through_a_k
     let resolved =
         receiver.at("/order").into_iter().find(|g| g.body["order"]["change"] == "resolved");
     assert_eq!(resolved.unwrap().body["order"]["note"], "已更换灯泡");
+}
+
+/// 退单 end to end: the holder asks with a reason for the supervisor, who first keeps the order
+/// and then sends it back; the platform hears the claim and the return with the supervisor's
+/// reason (never the worker's words), Open311 shows it closed, the audit counts it as the
+/// street office's and as sent back, and nothing more is done with it.
+#[tokio::test]
+async fn a_work_order_is_sent_back_through_a_supervisor_who_alone_tells_the_platform() {
+    use hongfan_shared::protocol::ServerMessage;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let receiver = Receiver::default();
+    receiver.serve(listener).await;
+    let server = TestServer::start().await;
+    let boss_cookie = server.login("boss").await;
+    let url = format!("http://127.0.0.1:{port}/jd");
+    let (key, _) = upstream_key(&server, &boss_cookie, "street_office", &url).await;
+    let incident = post_order(&server, &key, "JD-2026-118", &[]).await;
+    let mut wang = server.user("wang").await;
+    wang.subscribe(None).await;
+    let mut boss = server.user("boss").await;
+    boss.subscribe(None).await;
+    let done = |answer: &ServerMessage| matches!(answer, ServerMessage::Done { .. });
+    let refused = |answer: &ServerMessage| match answer {
+        ServerMessage::Error(e) => Some(e.code),
+        _ => None,
+    };
+    let worker_words = ["工人说不归我们（内部）", "已核实：门牌在邻近社区（内部）"];
+    let send_back =
+        |id, reason: &str| ClientMessage::SendBack { id, incident, reason: reason.into() };
+    assert!(done(&wang.ask(&ClientMessage::Claim { id: 1, incident }).await));
+    assert!(done(&wang.ask(&send_back(2, worker_words[0])).await));
+    assert_eq!(
+        refused(&wang.ask(&send_back(3, worker_words[0])).await),
+        Some(ErrorCode::SendBackAsked)
+    );
+    let keep =
+        ClientMessage::RefuseSendBack { id: 4, incident, reason: "请先上门核实".into() };
+    assert!(done(&boss.ask(&keep).await));
+    assert!(done(&wang.ask(&send_back(5, worker_words[1])).await));
+    let told = "该地址属于邻近社区，请转派";
+    assert!(done(&boss.ask(&send_back(6, told)).await));
+    let resolve =
+        ClientMessage::Resolve { id: 7, incident, outcome: "已修好".into(), proof: None };
+    assert_eq!(refused(&wang.ask(&resolve).await), Some(ErrorCode::SentBack));
+
+    // The platform: claimed, then sent back with the supervisor's reason; nothing of the worker's.
+    let got = receiver.wait_for("/jd", 2).await;
+    let mut got: Vec<&Value> = got.iter().map(|g| &g.body).collect();
+    got.sort_by_key(|b| b["id"].as_str().unwrap_or_default().to_owned());
+    let changes: Vec<&str> = got.iter().map(|b| b["order"]["change"].as_str().unwrap()).collect();
+    assert_eq!(changes, ["claimed", "sent_back"]);
+    assert_eq!(got[1]["order"]["note"], told);
+    assert_eq!(
+        (&got[1]["order"]["status"], &got[1]["order"]["source"]),
+        (&json!("sent_back"), &json!("street_office"))
+    );
+    for body in &got {
+        for words in worker_words {
+            assert!(!body.to_string().contains(words), "{body}");
+        }
+    }
+    // Open311: closed, with the fixed note, not the reason.
+    let public: Value =
+        reqwest::get(format!("{}/open311/v2/requests/{}.json", server.url, incident.0))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        (&public[0]["status"], &public[0]["status_notes"]),
+        (&json!("closed"), &json!("已退回派单方"))
+    );
+    // The audit: the street office's, sent back, not a report the office answers for.
+    let audit = |path: String| {
+        let cookie = boss_cookie.clone();
+        async move {
+            let answer =
+                reqwest::Client::new().get(path).header("cookie", cookie).send().await.unwrap();
+            answer.json::<Value>().await.unwrap()
+        }
+    };
+    const EVER: &str = "from=0&to=8640000000000000";
+    let summary = audit(format!("{}/api/audit/summary?{EVER}", server.url)).await;
+    let origin = summary["by_origin"].as_array().unwrap();
+    let street =
+        origin.iter().find(|g| g["key"] == "street_office").unwrap_or_else(|| panic!("{summary}"));
+    assert_eq!(
+        (&street["label"], &street["figures"]["sent_back"], &street["figures"]["reports"]),
+        (&json!("街道"), &json!(1), &json!(0))
+    );
+    assert_eq!(summary["figures"]["sent_back"], 1);
+    let rows = audit(format!("{}/api/audit/incidents?only=sent_back&{EVER}", server.url)).await;
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(
+        (&rows[0]["origin"], &rows[0]["external_id"]),
+        (&json!("street_office"), &json!("JD-2026-118"))
+    );
+    let csv = reqwest::Client::new()
+        .get(format!("{}/api/audit/export?format=csv&what=incidents&{EVER}", server.url))
+        .header("cookie", &boss_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = csv.lines().find(|l| l.contains("JD-2026-118")).unwrap_or_else(|| panic!("{csv}"));
+    assert!(line.contains("已退单") && line.contains("街道"), "{line}");
 }

@@ -11,7 +11,7 @@ use hongfan_shared::audit::{AuditQuery, AuditRow, Figures, Group, Rating, Summar
 use hongfan_shared::office::Office;
 use hongfan_shared::view;
 use hongfan_shared::{
-    CategoryId, CompoundId, Event, Incident, IncidentId, Principal, Status, Timestamp,
+    CategoryId, CompoundId, Event, Incident, IncidentId, Origin, Principal, Status, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -60,6 +60,8 @@ pub enum Only {
     LateNow,
     /// 挂起: a pause was asked for (approved, refused or waiting).
     Paused,
+    /// 退单: work orders from above sent back to their platform.
+    SentBack,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
@@ -74,6 +76,11 @@ pub enum Format {
 pub enum What {
     Incidents,
     Figures,
+}
+
+/// The origin a group's key names.
+fn origin(key: &str) -> Option<Origin> {
+    Origin::ALL.into_iter().find(|o| o.name() == key)
 }
 
 fn non_empty(value: &Option<String>) -> Option<String> {
@@ -143,13 +150,20 @@ impl<'a> Names<'a> {
         }
     }
 
-    /// The name of a compound's or category's id (the id itself when no longer configured).
+    /// The name of a compound's or category's id (the id itself when no longer configured),
+    /// or of an origin.
     fn label(&self, kind: &str, key: &str) -> String {
+        if kind == "origin" {
+            return origin(key).map_or_else(|| key.to_owned(), |o| o.label_zh().to_owned());
+        }
         self.map(kind).and_then(|m| m.get(key)).map_or(key, |(_, name)| name).to_owned()
     }
 
-    /// Where a group goes: what is no longer configured goes last.
+    /// Where a group goes: what is no longer configured goes last; origins in their order.
     fn order(&self, kind: &str, group: &Group) -> usize {
+        if kind == "origin" {
+            return Origin::ALL.iter().position(|o| o.name() == group.key).unwrap_or(usize::MAX);
+        }
         self.map(kind).and_then(|m| m.get(group.key.as_str())).map_or(usize::MAX, |(at, _)| *at)
     }
 }
@@ -165,6 +179,7 @@ fn summary_of(app: &App, who: &Principal, params: &Params) -> Result<Summary, Ap
         .map_err(AuthError::from)?;
     summary.by_compound.sort_by_key(|g| names.order("compound", g));
     summary.by_category.sort_by_key(|g| names.order("category", g));
+    summary.by_origin.sort_by_key(|g| names.order("origin", g));
     Ok(summary)
 }
 
@@ -201,10 +216,9 @@ fn rows_of(app: &App, who: &Principal, params: &Params) -> Result<Vec<AuditRow>,
         .into_iter()
         .filter(|r| match only {
             Only::All => true,
-            Only::Open => r.status != Status::Cancelled && r.resolved_at.is_none_or(|t| t > asof),
-            Only::Unanswered => {
-                r.status != Status::Cancelled && r.claimed_at.is_none_or(|t| t > asof)
-            }
+            Only::Open => !r.status.is_withdrawn() && r.resolved_at.is_none_or(|t| t > asof),
+            Only::Unanswered => !r.status.is_withdrawn() && r.claimed_at.is_none_or(|t| t > asof),
+            Only::SentBack => r.status == Status::SentBack,
             Only::LateResponse => {
                 r.claimed_at.is_none_or(|t| t > r.respond_by) && r.respond_by <= asof
             }
@@ -335,6 +349,8 @@ fn incidents_csv(
         "办结超时",
         "满意度",
         "二次办理",
+        "来源",
+        "工单号",
     ];
     let several = names.communities.is_some();
     out.write_record(header.iter().take(1).chain(several.then_some(&"社区")).chain(&header[1..]))?;
@@ -359,6 +375,7 @@ fn incidents_csv(
                 Status::HandedOver => "代办中",
                 Status::Resolved => "已办结",
                 Status::Cancelled => "已撤销",
+                Status::SentBack => "已退单",
             }
             .into(),
             r.holder.as_ref().map(|h| h.name.clone()).unwrap_or_default(),
@@ -372,6 +389,8 @@ fn incidents_csv(
             }
             .into(),
             yes(r.round > 0).into(),
+            r.origin.label_zh().into(),
+            r.external_id.clone().unwrap_or_default(),
         ];
         out.write_record(std::iter::once(ticket).chain(community(r)).chain(rest))?;
     }
@@ -385,6 +404,7 @@ fn figures_csv(summary: &Summary) -> Result<Vec<u8>, csv::Error> {
         "名称",
         "上报数",
         "已撤销",
+        "已退单",
         "已响应",
         "时限内响应",
         "响应率",
@@ -408,7 +428,8 @@ fn figures_csv(summary: &Summary) -> Result<Vec<u8>, csv::Error> {
     let groups = std::iter::once(("合计", &total))
         .chain(summary.by_compound.iter().map(|g| ("小区", g)))
         .chain(summary.by_worker.iter().map(|g| ("网格员", g)))
-        .chain(summary.by_category.iter().map(|g| ("类别", g)));
+        .chain(summary.by_category.iter().map(|g| ("类别", g)))
+        .chain(summary.by_origin.iter().map(|g| ("来源", g)));
     for (kind, g) in groups {
         let f: &Figures = &g.figures;
         out.write_record([
@@ -416,6 +437,7 @@ fn figures_csv(summary: &Summary) -> Result<Vec<u8>, csv::Error> {
             g.label.clone(),
             f.reports.to_string(),
             f.cancelled.to_string(),
+            f.sent_back.to_string(),
             f.responded.to_string(),
             f.responded_in_target.to_string(),
             percent(f.response_rate),

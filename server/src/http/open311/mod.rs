@@ -702,10 +702,10 @@ impl Filter {
     }
 }
 
-/// `open` while it waits, is held or is with the street office; `closed` once resolved or
-/// cancelled.
+/// `open` while it waits, is held or is with the street office; `closed` once resolved,
+/// cancelled or sent back.
 fn is_open(status: Status) -> bool {
-    !matches!(status, Status::Resolved | Status::Cancelled)
+    status.is_open()
 }
 
 /// One service request, as `view::published` lets anyone see it; `updated` is when its last
