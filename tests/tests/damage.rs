@@ -1,5 +1,6 @@
 //! Damage that sled reads back without complaint — an old event changed or missing — is caught
-//! by the checksum chain: start-up refuses the folder and `verify` names the first bad event.
+//! by the checksum chain: `verify` names the first bad event, and start-up rebuilds sled from
+//! the event log, which has them as they were; a folder without an event log is refused.
 //! Folders of the first format (no checksums) are upgraded in place on open.
 
 use std::path::Path;
@@ -7,12 +8,14 @@ use std::path::Path;
 use hongfan::store::backup::verify;
 use hongfan::store::{Mode, StoreOptions};
 use hongfan::{ManualClock, StoreError};
-use hongfan_tests::{T0, kiosk, open_store, open_store_with, report};
+use hongfan_tests::{T0, everyone_on_duty, kiosk, open_store, open_store_with, report};
 
-/// A closed data folder with `n` reports (events 1..=n).
+/// A closed data folder with `n` reports (events 1..=n), every one in the event log's
+/// segments, none left in the write-ahead log (whose records a start applies again).
 async fn folder_with_reports(dir: &Path, n: usize) {
     let clock = ManualClock::new(T0);
-    let store = open_store(dir, &clock).await.unwrap();
+    let options = StoreOptions { segment_bytes: 1, duty: everyone_on_duty(), ..Default::default() };
+    let store = open_store_with(dir, &clock, options).await.unwrap();
     for i in 0..n {
         store
             .report(&kiosk("c1"), &format!("r{i}"), report("c1", &format!("第{i}件")))
@@ -64,18 +67,39 @@ async fn an_old_event_changed_or_lost_is_named_at_start_and_by_verify() {
         (&changed, "event 5 is damaged: its checksum does not follow from the events before it"),
         (&lost, "event 7 is missing"),
     ] {
-        let err = open_store(dir, &clock).await.unwrap_err();
-        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
-        assert!(err.to_string().contains(named), "{err}");
         let report = verify(dir).unwrap();
         assert!(
             report.problems.first().is_some_and(|p| p.contains(named)),
-            "{:?}",
-            report.problems
+            "{:?} {:?}",
+            report.problems,
+            report.rebuilt
         );
+        // Without its event log (a folder of before), the folder is refused, naming it.
+        let bare = root.path().join(format!("{}-bare", dir.file_name().unwrap().to_string_lossy()));
+        copy(dir, &bare);
+        std::fs::remove_dir_all(bare.join("log")).unwrap();
+        let err = open_store(&bare, &clock).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains(named), "{err}");
+        // With it, the server rebuilds sled at start: every event as it was, verify clean.
+        let store = open_store(dir, &clock).await.unwrap();
+        let log = store.events_after_blocking(0, usize::MAX).unwrap();
+        assert_eq!(log.len(), 30);
+        let fifth = serde_json::to_string(&log[4]).unwrap();
+        assert!(fifth.contains("第4件") && !fifth.contains("第9件"), "{fifth}");
+        store.close().await.unwrap();
+        drop(store);
+        assert!(verify(dir).unwrap().problems.is_empty());
     }
     // One damaged event is reported once, not again for every event after it.
-    let report = verify(&changed).unwrap();
+    let again = root.path().join("changed-again");
+    copy(&good, &again);
+    tamper(&again, |events| {
+        let key = 5u64.to_be_bytes();
+        let stored = events.get(key).unwrap().unwrap().to_vec();
+        events.insert(key, [&stored[..4], b"{}"].concat()).unwrap();
+    });
+    let report = verify(&again).unwrap();
     assert_eq!(report.problems.iter().filter(|p| p.contains("checksum")).count(), 1);
     assert!(verify(&good).unwrap().problems.is_empty());
 }
@@ -108,4 +132,29 @@ async fn a_folder_of_the_first_format_is_upgraded_in_place() {
     let options = StoreOptions { mode: Mode::ReadOnly, ..Default::default() };
     let store = open_store_with(dir.path(), &clock, options).await.unwrap();
     assert_eq!(store.last_seq().unwrap(), 26);
+}
+
+/// A folder written before there was an event log (no `log/`) opens as it is, and its first
+/// start begins the event log with everything it holds: from then on its sled can be rebuilt.
+#[tokio::test]
+async fn a_folder_from_before_the_event_log_begins_one_at_its_first_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("old");
+    folder_with_reports(&dir, 12).await;
+    std::fs::remove_dir_all(dir.join("log")).unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open_store(&dir, &clock).await.unwrap();
+    store.report(&kiosk("c1"), "after", report("c1", "有了事件日志之后")).await.unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    assert!(dir.join("log").is_dir(), "the event log begun");
+    // sled's files lost: everything comes back from the event log.
+    std::fs::remove_file(dir.join("conf")).unwrap();
+    std::fs::write(dir.join("db"), b"").unwrap();
+    let store = open_store(&dir, &clock).await.unwrap();
+    let log = store.events_after_blocking(0, usize::MAX).unwrap();
+    let reports =
+        log.iter().filter(|e| matches!(e.change, hongfan_shared::Change::Reported { .. })).count();
+    assert_eq!(reports, 13);
+    store.close().await.unwrap();
 }

@@ -91,8 +91,12 @@ async fn a_backup_taken_while_reports_arrive_restores_every_report_acknowledged_
     }
 }
 
+/// sled's files damaged — one missing, the file cut in half, an old event's bytes flipped —
+/// never cost the folder: `verify` checks it as rebuilt from the event log and says so, writing
+/// nothing; the server rebuilds it at start (the damaged files set aside), `hongfan repair` too,
+/// and every event is there after. A folder without its event log is refused, as before.
 #[test]
-fn verify_names_what_is_wrong_and_a_damaged_folder_is_refused_and_left_alone() {
+fn a_damaged_store_is_rebuilt_from_the_event_log_and_verify_leaves_it_alone() {
     // A month of demo history: enough that damage lands on live data.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -100,6 +104,12 @@ fn verify_names_what_is_wrong_and_a_damaged_folder_is_refused_and_left_alone() {
     assert!(ok, "{out}");
     let (ok, out) = hongfan(&["verify"], &data);
     assert!(ok && out.contains("ok: the logs have no gap"), "{out}");
+    let counts = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("checked"))
+            .map(|l| l.split(" in ").next().unwrap_or_default().to_owned())
+    };
+    let whole = counts(&out).unwrap();
 
     let copy = |name: &str| {
         let target = dir.path().join(name);
@@ -113,51 +123,72 @@ fn verify_names_what_is_wrong_and_a_damaged_folder_is_refused_and_left_alone() {
         names.sort();
         names
     };
-    // A missing file.
-    let missing = copy("missing");
-    std::fs::remove_file(missing.join("conf")).unwrap();
-    let (ok, out) = hongfan(&["--addr", "127.0.0.1:0"], &missing);
-    assert!(!ok && out.contains("is damaged") && out.contains(missing.to_str().unwrap()), "{out}");
-    let (ok, out) = hongfan(&["verify"], &missing);
-    assert!(!ok && out.contains("`db` and `conf` are missing"), "{out}");
-    assert!(!missing.join("conf").exists(), "nothing was recreated");
-
-    // A truncated file, and flipped bytes in an old event.
-    for name in ["truncated", "flipped"] {
+    let damage = |name: &str| {
         let dir = copy(name);
         let db = dir.join("db");
-        let mut bytes = std::fs::read(&db).unwrap();
-        if name == "truncated" {
-            bytes.truncate(bytes.len() / 2);
-        } else {
-            // An old event's bytes, wherever sled keeps a copy of them (it keeps old versions of
-            // its pages too, which it never reads again: damage there is no damage).
-            let needle = b"\"seq\":100,";
-            let found: Vec<usize> = (0..bytes.len() - needle.len())
-                .filter(|&i| &bytes[i..i + needle.len()] == needle)
-                .collect();
-            assert!(!found.is_empty(), "event 100 is in the file");
-            for at in found {
-                for b in &mut bytes[at..at + 32] {
-                    *b ^= 0xff;
+        match name {
+            "missing" | "bare" => std::fs::remove_file(dir.join("conf")).unwrap(),
+            "truncated" => {
+                let bytes = std::fs::read(&db).unwrap();
+                std::fs::write(&db, &bytes[..bytes.len() / 2]).unwrap();
+            }
+            _ => {
+                // An old event's bytes, wherever sled keeps a copy of them.
+                let mut bytes = std::fs::read(&db).unwrap();
+                let needle = b"\"seq\":100,";
+                let found: Vec<usize> = (0..bytes.len() - needle.len())
+                    .filter(|&i| &bytes[i..i + needle.len()] == needle)
+                    .collect();
+                assert!(!found.is_empty(), "event 100 is in the file");
+                for at in found {
+                    for b in &mut bytes[at..at + 32] {
+                        *b ^= 0xff;
+                    }
                 }
+                std::fs::write(&db, &bytes).unwrap();
             }
         }
-        std::fs::write(&db, &bytes).unwrap();
+        dir
+    };
+    // Without its event log (a folder of before): refused, naming the folder, left alone.
+    let bare = damage("bare");
+    std::fs::remove_dir_all(bare.join("log")).unwrap();
+    let (ok, out) = hongfan(&["--addr", "127.0.0.1:0"], &bare);
+    assert!(!ok && out.contains("is damaged") && out.contains(bare.to_str().unwrap()), "{out}");
+    assert!(!bare.join("conf").exists(), "nothing was recreated");
+
+    for name in ["missing", "truncated", "flipped"] {
+        let dir = damage(name);
         let before = listing(&dir);
+        let db = std::fs::read(dir.join("db")).unwrap();
         let (ok, out) = hongfan(&["verify"], &dir);
-        assert!(!ok, "{name}: verify must report a problem: {out}");
-        // Where 64 flipped bytes land decides whether sled refuses the file or cuts its log
-        // short; either way the problem is named.
-        let named = ["is damaged", "part of the log is lost"];
-        assert!(named.iter().any(|n| out.contains(n)), "{name}: {out}");
+        assert!(ok && counts(&out).as_deref() == Some(whole.as_str()), "{name}: {out}");
         assert_eq!(listing(&dir), before, "{name}: verify creates no file");
-        assert!(std::fs::read(&db).unwrap() == bytes, "{name}: verify writes nothing");
-        let (ok, out) = hongfan(&["--addr", "127.0.0.1:0"], &dir);
+        assert!(std::fs::read(dir.join("db")).unwrap() == db, "{name}: verify writes nothing");
+        if name == "missing" {
+            assert!(
+                out.contains("note: sled's files cannot be read") && out.contains("missing"),
+                "{out}"
+            );
+        }
+        // The server rebuilds what it cannot read, and serves.
+        let mut server = TestServer::start_on(dir.clone(), &[]);
+        server.stop();
+        let (ok, out) = hongfan(&["verify"], &dir);
         assert!(
-            !ok && out.contains("is damaged") && out.contains(dir.to_str().unwrap()),
+            ok && !out.contains("note:") && counts(&out).as_deref() == Some(whole.as_str()),
             "{name}: {out}"
         );
+        // `repair` rebuilds whatever the files' state.
+        let (ok, out) = hongfan(&["repair"], &dir);
+        assert!(ok && out.contains("rebuilt the store"), "{name}: {out}");
+        let aside = listing(&dir)
+            .into_iter()
+            .filter(|n| n.to_string_lossy().starts_with("damaged-"))
+            .count();
+        assert!(aside >= 1, "{name}: the old files are kept aside");
+        let (ok, out) = hongfan(&["verify"], &dir);
+        assert!(ok && counts(&out).as_deref() == Some(whole.as_str()), "{name}: {out}");
     }
 }
 

@@ -596,16 +596,26 @@ async fn nats_elections_never_cost_the_primary_its_lease() {
         nats.caught_up(&["HONGFAN", "KV_hongfan_lease"]).await;
         for (server, expected) in servers.iter().zip(["primary", "standby"]) {
             let now = role(server).await;
-            let log = server.log_text();
-            // The last lines of the log, a backtrace's frames left out so the message shows.
-            let frame = |l: &&str| {
-                let l = l.trim_start();
-                l.starts_with("at ")
-                    || l.split(':').next().is_some_and(|n| n.parse::<u32>().is_ok())
-            };
-            let lines: Vec<&str> = log.lines().filter(|l| !frame(l)).collect();
-            let tail = &lines[lines.len().saturating_sub(30)..];
-            assert_eq!(now, expected, "round {round} ({stream}): {}", tail.join("\n"));
+            if now != expected {
+                // Both servers' say of the lease and the log, without NATS's chatter and the
+                // reports, a backtrace's frames left out, so the cause shows.
+                let said = |server: &TestServer| {
+                    let log = server.log_text();
+                    let frame = |l: &&str| {
+                        let l = l.trim_start();
+                        l.starts_with("at ")
+                            || l.split(':').next().is_some_and(|n| n.parse::<u32>().is_ok())
+                    };
+                    let noise = |l: &&str| l.contains("async_nats") || l.contains("report stored");
+                    let lines: Vec<&str> = log.lines().filter(|l| !frame(l) && !noise(l)).collect();
+                    lines[lines.len().saturating_sub(40)..].join("\n")
+                };
+                panic!(
+                    "round {round} ({stream}): {now}, not {expected}\n--- a:\n{}\n--- b:\n{}",
+                    said(&servers[0]),
+                    said(&servers[1])
+                );
+            }
         }
     }
     let acked = reporting.stop().await;

@@ -80,6 +80,12 @@ pub fn verify(data: &DataArgs) -> anyhow::Result<()> {
         report.attachments,
         data.data_dir.display()
     )?;
+    if let Some(reason) = &report.rebuilt {
+        writeln!(
+            out,
+            "note: sled's files cannot be read as they are ({reason}); checked as rebuilt from the event log, which the server does at its start (or `hongfan repair`)"
+        )?;
+    }
     if report.problems.is_empty() {
         writeln!(
             out,
@@ -90,5 +96,29 @@ pub fn verify(data: &DataArgs) -> anyhow::Result<()> {
     for problem in &report.problems {
         writeln!(out, "problem: {problem}")?;
     }
-    anyhow::bail!("{} problem(s) found in {}", report.problems.len(), data.data_dir.display())
+    anyhow::bail!(
+        "{} problem(s) found in {}; if only sled's files are wrong, `hongfan repair` rebuilds them from the event log",
+        report.problems.len(),
+        data.data_dir.display()
+    )
+}
+
+/// Rebuilds a stopped server's sled files from the event log.
+pub async fn repair(data: &DataArgs) -> anyhow::Result<()> {
+    if Operator::find(&data.data_dir).await?.is_some() {
+        anyhow::bail!(
+            "a server is running on {}: stop it first (it rebuilds a damaged store by itself at start)",
+            data.data_dir.display()
+        );
+    }
+    let repaired = crate::store::backup::repair(&data.data_dir)?;
+    writeln!(
+        std::io::stdout(),
+        "rebuilt the store of {} from its event log: {} events, {} incidents; the old files are in {}",
+        data.data_dir.display(),
+        repaired.events,
+        repaired.incidents,
+        repaired.aside.display()
+    )?;
+    Ok(())
 }

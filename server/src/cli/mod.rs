@@ -192,6 +192,10 @@ pub enum Command {
     Restore { file: PathBuf },
     /// Check a data folder offline (the server must be stopped); exits 1 on any problem.
     Verify,
+    /// Rebuild the store's sled files from the data folder's event log (the server must be
+    /// stopped); the damaged files are kept aside in the folder. The server does this by
+    /// itself at start when it finds them damaged.
+    Repair,
 }
 
 impl Cli {
@@ -288,6 +292,7 @@ pub async fn main() -> anyhow::Result<()> {
         Some(Command::Backup { file }) => backup::backup(&cli.data, file).await,
         Some(Command::Restore { file }) => backup::restore(&cli.data, file),
         Some(Command::Verify) => backup::verify(&cli.data),
+        Some(Command::Repair) => backup::repair(&cli.data).await,
         Some(Command::Demo) => {
             crate::demo::fill(&cli.data.data_dir, cli.data.config.as_deref(), &mut out).await
         }

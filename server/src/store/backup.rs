@@ -18,7 +18,7 @@ use hongfan_shared::office::{Office, OfficeEvent};
 use hongfan_shared::{Event, Incident, IncidentId, Seq};
 use serde::{Deserialize, Serialize};
 
-use super::disk::{Chain, Disk, unframe};
+use super::disk::{Chain, Disk, Opening, unframe};
 use super::{Aux, Store, StoreError};
 
 /// 2 added the office's log; a version 1 file (accounts as records) is still restored, and its
@@ -264,7 +264,7 @@ fn read_into(input: impl BufRead, dir: &Path, purpose: Purpose) -> Result<Carrie
         }
         Purpose::Snapshot => return Err(bad(1, "not a standby's snapshot".into())),
     };
-    let disk = Disk::open(dir, 64 << 20, None, epoch)?;
+    let disk = Disk::open(dir, 64 << 20, None, epoch, Opening::AsItIs)?;
     let files = super::attachments::Attachments::open(dir)?;
     let mut attachments = 0;
     let mut replay = Replay::default();
@@ -342,6 +342,8 @@ fn read_into(input: impl BufRead, dir: &Path, purpose: Purpose) -> Result<Carrie
     let ops = disk.commit(&[], &incidents, &[], &[], position)?;
     disk.apply(&ops)?;
     disk.checkpoint().map_err(|e| StoreError::Write(e.to_string()))?;
+    // What was put in above, sled only, is the event log's new beginning.
+    disk.rebase().map_err(|e| StoreError::Write(e.to_string()))?;
     Ok(Carried {
         seq: header.seq,
         position: position.unwrap_or_default(),
@@ -350,6 +352,36 @@ fn read_into(input: impl BufRead, dir: &Path, purpose: Purpose) -> Result<Carrie
         records: end.records,
         incidents: incidents.len() as u64,
         attachments,
+    })
+}
+
+/// The outcome of `repair`.
+#[derive(Debug)]
+pub struct Repaired {
+    pub events: u64,
+    pub incidents: u64,
+    /// Where sled's old files were put.
+    pub aside: std::path::PathBuf,
+}
+
+/// Sets sled's files aside and rebuilds them from the event log, whatever their state, then
+/// reads the folder back whole. Only on a stopped server's folder.
+pub fn repair(dir: &Path) -> Result<Repaired, StoreError> {
+    let disk = Disk::open(dir, 64 << 20, None, None, Opening::Rebuild)?;
+    let loaded = disk.load()?;
+    disk.checkpoint().map_err(|e| StoreError::Write(e.to_string()))?;
+    let newest = std::fs::read_dir(dir)
+        .map_err(|e| StoreError::open(dir, e))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("damaged-"))
+        })
+        .max();
+    Ok(Repaired {
+        events: loaded.last_seq,
+        incidents: loaded.next_id - 1,
+        aside: newest.unwrap_or_else(|| dir.to_owned()),
     })
 }
 
@@ -362,6 +394,9 @@ pub struct Verified {
     pub incidents: u64,
     pub attachments: u64,
     pub problems: Vec<String>,
+    /// Why sled's files could not be read as they are, when the check ran over sled rebuilt
+    /// from the event log instead.
+    pub rebuilt: Option<String>,
 }
 
 /// Checks a data folder offline: every event follows from the ones before it by the checksum
@@ -384,8 +419,35 @@ pub fn verify(dir: &Path) -> Result<Verified, StoreError> {
     let copy = scratch.path().join("copy");
     copy_dir(dir, &copy)
         .map_err(|e| StoreError::Open { dir: dir.display().to_string(), reason: e.to_string() })?;
-    let disk = Disk::open(&copy, 64 << 20, None, None).map_err(|e| name_original(e, &copy, dir))?;
     let mut report = Verified::default();
+    // sled's files damaged past reading: the check goes on over sled rebuilt from the event
+    // log (what the server does at its start, and `hongfan repair`).
+    let opened =
+        std::panic::catch_unwind(|| Disk::open(&copy, 64 << 20, None, None, Opening::AsItIs))
+            .unwrap_or_else(|_| Err(StoreError::corrupt(&copy, "sled failed reading its files")));
+    let disk = match opened {
+        Err(StoreError::Corrupt { reason, .. })
+            if super::disk::log::Log::read(&copy).is_ok_and(|log| log.base.is_some()) =>
+        {
+            report.rebuilt = Some(reason);
+            Disk::open(&copy, 64 << 20, None, None, Opening::Rebuild)
+        }
+        opened => opened,
+    }
+    .map_err(|e| name_original(e, &copy, dir))?;
+    // Every file of the event log reads back whole.
+    match super::disk::log::Log::read(&copy) {
+        // A folder from before the event log: it begins at the server's next start.
+        Ok(log) if log.base.is_none() => {}
+        Ok(log) => {
+            if let Err(why) = log.replay(|_, _| Ok(())) {
+                report
+                    .problems
+                    .push(why.replace(&copy.display().to_string(), &dir.display().to_string()));
+            }
+        }
+        Err(e) => report.problems.push(format!("the event log cannot be listed: {e}")),
+    }
     let mut replay = Replay::default();
     let mut chain = Chain::default();
     const MAX_PROBLEMS: usize = 50;

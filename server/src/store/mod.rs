@@ -409,6 +409,8 @@ pub struct StoreOptions {
     /// configuration file given to the server). Otherwise only a new folder takes the seed: a
     /// command run without the file must not add the built-in community to a district's.
     pub join: bool,
+    /// The write-ahead log's size at which a checkpoint makes it a segment of the event log.
+    pub segment_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -420,6 +422,7 @@ impl Default for StoreOptions {
             faults: None,
             webhooks: Arc::default(),
             join: false,
+            segment_bytes: disk::SEGMENT_BYTES,
         }
     }
 }
@@ -460,8 +463,13 @@ impl Store {
             Mode::Standby { epoch } => epoch.as_deref(),
             _ => None,
         };
-        let disk = Arc::new(Disk::open(dir, options.cache_bytes, options.faults.clone(), epoch)?);
-        let loaded = disk.load()?;
+        let (mut disk, loaded, rebuilt) =
+            Disk::open_loaded(dir, options.cache_bytes, options.faults.clone(), epoch)?;
+        disk.segment_bytes = options.segment_bytes;
+        if let Some(reason) = rebuilt {
+            tracing::warn!(%reason, "the store was rebuilt from its event log");
+        }
+        let disk = Arc::new(disk);
         let attachments = attachments::Attachments::open(dir)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         // Generous, since a receiver that still lags re-reads the log.

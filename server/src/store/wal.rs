@@ -73,6 +73,8 @@ pub(super) struct Wal {
     end: u64,
     /// The file's size: zeros written ahead of `end`.
     size: u64,
+    /// Where the records durable in sled end (`checkpointed`).
+    checkpointed: u64,
 }
 
 impl Wal {
@@ -89,12 +91,22 @@ impl Wal {
             let generation = header(&bytes).ok_or(WalError::Header)?;
             let (groups, end) = parse(&bytes, generation)?;
             let dir = dir.to_owned();
-            return Ok((Wal { file, dir, generation, start: RECORDS, end, size }, groups));
+            let wal =
+                Wal { file, dir, generation, start: RECORDS, end, size, checkpointed: RECORDS };
+            return Ok((wal, groups));
         }
         // The first format, or nothing yet. Its records stand until the store's first checkpoint
         // (right after it applies them), which writes this format's header.
         let (groups, valid) = parse_first_format(&bytes)?;
-        let mut wal = Wal { file, dir: dir.to_owned(), generation: 0, start: 0, end: valid, size };
+        let mut wal = Wal {
+            file,
+            dir: dir.to_owned(),
+            generation: 0,
+            start: 0,
+            end: valid,
+            size,
+            checkpointed: 0,
+        };
         if groups.is_empty() {
             wal.clear()?;
         }
@@ -127,6 +139,37 @@ impl Wal {
     /// Bytes of records held: what a start would apply again.
     pub(super) fn len(&self) -> u64 {
         self.end - self.start
+    }
+
+    /// Bytes of records not yet known durable in sled: what the next checkpoint makes so.
+    pub(super) fn pending(&self) -> u64 {
+        self.end - self.checkpointed
+    }
+
+    /// Everything written so far is durable in sled.
+    pub(super) fn checkpointed(&mut self) {
+        self.checkpointed = self.end;
+    }
+
+    /// Makes the records held a segment of the event log (`segment`, a path in the log's
+    /// folder) and starts an empty log of a new generation. Called only once everything in it
+    /// is durable in sled, so a crash at any point leaves the records in one file or the other
+    /// (or both: applying a group twice changes nothing).
+    pub(super) fn retire(&mut self, segment: &Path) -> std::io::Result<()> {
+        if self.generation == 0 {
+            return self.clear();
+        }
+        // The zeros ahead of use are not part of it.
+        self.file.set_len(self.end)?;
+        self.file.sync_all()?;
+        std::fs::rename(self.dir.join(WAL_FILE), segment)?;
+        if let Some(folder) = segment.parent() {
+            crate::durable::sync_dir(folder)?;
+        }
+        crate::durable::sync_dir(&self.dir)?;
+        // A new file: `clear` builds one beside where the log was and renames it into place.
+        self.size = 0;
+        self.clear()
     }
 
     /// Empties the log, once everything in it is durable in sled: a new generation.
@@ -167,9 +210,59 @@ impl Wal {
             self.file.sync_data()?;
         }
         self.generation = generation;
-        (self.start, self.end) = (RECORDS, RECORDS);
+        (self.start, self.end, self.checkpointed) = (RECORDS, RECORDS, RECORDS);
         Ok(())
     }
+}
+
+/// The groups of a segment of the event log (a retired log, or a base written whole): every
+/// record is whole, synced before the file was named, so anything else is damage.
+pub(super) fn read_segment(path: &Path) -> Result<Vec<Vec<Op>>, WalError> {
+    let bytes = std::fs::read(path)?;
+    let generation = header(&bytes).ok_or(WalError::Header)?;
+    let (groups, end) = parse(&bytes, generation)?;
+    if end != bytes.len() as u64 {
+        return Err(WalError::Damaged { record: groups.len(), offset: end });
+    }
+    Ok(groups)
+}
+
+/// Writes `groups` as a segment at `path`, whole: into a file beside it, synced, then renamed
+/// into place and the folder synced.
+pub(super) fn write_segment(
+    path: &Path,
+    groups: impl IntoIterator<Item = std::io::Result<Vec<Op>>>,
+) -> std::io::Result<()> {
+    let generation = loop {
+        let g = rand::random::<u64>();
+        if g != 0 {
+            break g;
+        }
+    };
+    let building = path.with_extension("new");
+    let mut file = std::io::BufWriter::new(
+        std::os::unix::fs::OpenOptionsExt::mode(
+            OpenOptions::new().write(true).create(true).truncate(true),
+            0o600,
+        )
+        .open(&building)?,
+    );
+    let mut head = vec![0u8; RECORDS as usize];
+    head[..8].copy_from_slice(MAGIC);
+    head[8..16].copy_from_slice(&generation.to_be_bytes());
+    let crc = crc32fast::hash(&head[..16]);
+    head[16..20].copy_from_slice(&crc.to_be_bytes());
+    std::io::Write::write_all(&mut file, &head)?;
+    for ops in groups {
+        std::io::Write::write_all(&mut file, &encode(&ops?, generation))?;
+    }
+    let file = file.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    std::fs::rename(&building, path)?;
+    if let Some(folder) = path.parent() {
+        crate::durable::sync_dir(folder)?;
+    }
+    Ok(())
 }
 
 fn header(bytes: &[u8]) -> Option<u64> {

@@ -9,6 +9,7 @@
 //! derived at start is written per report: the next sequence number and incident id come from
 //! the last keys, the request-id index and the deadline index from the incidents.
 
+pub(super) mod log;
 mod migrations;
 
 use std::collections::{BTreeMap, HashMap};
@@ -185,6 +186,23 @@ pub(super) struct Disk {
     office_chain: std::sync::Mutex<Chain>,
     /// Where each group is made durable before it is applied to sled.
     wal: std::sync::Mutex<Wal>,
+    /// The write-ahead log's size at which a checkpoint retires it into the event log.
+    pub(super) segment_bytes: u64,
+    /// The number the next segment of the event log takes.
+    next_segment: std::sync::atomic::AtomicU64,
+}
+
+/// The write-ahead log's size at which it becomes a segment of the event log: a start applies
+/// at most this much again.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// How a data folder is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Opening {
+    /// As it is.
+    AsItIs,
+    /// sled's files set aside and sled rebuilt from the event log.
+    Rebuild,
 }
 
 /// What start-up reads back from disk.
@@ -229,13 +247,20 @@ impl Disk {
         cache_bytes: u64,
         faults: Option<Arc<Faults>>,
         epoch: Option<&str>,
+        opening: Opening,
     ) -> Result<Disk, StoreError> {
         let fresh = match std::fs::read_dir(dir) {
             Ok(mut entries) => entries.next().is_none(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(StoreError::open(dir, e)),
         };
-        if fresh {
+        let history = log::Log::read(dir).map_err(|e| StoreError::open(dir, e))?;
+        if opening == Opening::Rebuild {
+            if history.base.is_none() {
+                return Err(StoreError::corrupt(dir, "it has no event log to rebuild sled from"));
+            }
+            set_aside(dir).map_err(|e| StoreError::open(dir, e))?;
+        } else if fresh {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::open(dir, e))?;
         } else if !dir.join("db").is_file() || !dir.join("conf").is_file() {
             return Err(StoreError::corrupt(dir, "sled's files `db` and `conf` are missing"));
@@ -273,6 +298,48 @@ impl Disk {
         let office = tree("office")?;
         let (users, kiosks, sessions) = (tree("users")?, tree("kiosks")?, tree("sessions")?);
         let (outbox, duty) = (tree("outbox")?, tree("duty")?);
+        if opening == Opening::Rebuild {
+            let trees = [
+                (META, &meta),
+                (EVENTS, &events),
+                (INCIDENTS, &incidents),
+                (TIMELINE, &timeline),
+                (OFFICE, &office),
+                (USERS, &users),
+                (KIOSKS, &kiosks),
+                (SESSIONS, &sessions),
+                (OUTBOX, &outbox),
+                (DUTY, &duty),
+            ];
+            let started = std::time::Instant::now();
+            let mut applied = 0usize;
+            history
+                .replay(|file, groups| {
+                    tracing::info!(file = %file.display(), groups = groups.len(), applied, "rebuilding sled from the event log");
+                    for ops in &groups {
+                        for op in ops {
+                            let tree = trees
+                                .iter()
+                                .find(|(code, _)| *code == op.tree)
+                                .map(|(_, tree)| *tree)
+                                .ok_or_else(|| format!("the log names an unknown tree {}", op.tree))?;
+                            match &op.value {
+                                Some(value) => tree.insert(op.key.as_slice(), value.as_slice()).map(drop),
+                                None => tree.remove(op.key.as_slice()).map(drop),
+                            }
+                            .map_err(|e| e.to_string())?;
+                        }
+                    }
+                    applied += groups.len();
+                    Ok(())
+                })
+                .map_err(|why| StoreError::corrupt(dir, why))?;
+            tracing::info!(
+                groups = applied,
+                ms = started.elapsed().as_millis() as u64,
+                "sled rebuilt from the event log; now its last records"
+            );
+        }
         let (wal, replay) = Wal::open(dir).map_err(|e| match e {
             super::wal::WalError::Io(e) => StoreError::open(dir, e),
             damaged => StoreError::corrupt(dir, format!("its write-ahead log: {damaged}")),
@@ -331,6 +398,8 @@ impl Disk {
             chain: std::sync::Mutex::new(Chain::default()),
             office_chain: std::sync::Mutex::new(Chain::default()),
             wal: std::sync::Mutex::new(wal),
+            segment_bytes: SEGMENT_BYTES,
+            next_segment: std::sync::atomic::AtomicU64::new(history.next()),
         };
         if upgrade {
             disk.upgrade(&meta)?;
@@ -353,6 +422,98 @@ impl Disk {
             }
         }
         Ok(disk)
+    }
+
+    /// Starts the event log again from sled's trees as they are now (a new folder, an older
+    /// one, a restored backup): sled made durable, its trees written as the new base, and the
+    /// segments before it removed.
+    pub(super) fn rebase(&self) -> std::io::Result<()> {
+        let mut wal = self.wal.lock().map_err(|_| std::io::Error::other("a lock was poisoned"))?;
+        self.sync()?;
+        wal.checkpointed();
+        let n = log::Log::read(&self.dir)?.next();
+        log::write_base(&self.dir, n, self.dump())?;
+        self.next_segment.store(n, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Every tree's records, as writes of the write-ahead log, a megabyte or so at a time.
+    fn dump(&self) -> impl Iterator<Item = std::io::Result<Vec<Op>>> + '_ {
+        let trees = [
+            (META, &self.meta),
+            (EVENTS, &self.events),
+            (INCIDENTS, &self.incidents),
+            (TIMELINE, &self.timeline),
+            (OFFICE, &self.office),
+            (USERS, &self.users),
+            (KIOSKS, &self.kiosks),
+            (SESSIONS, &self.sessions),
+            (OUTBOX, &self.outbox),
+            (DUTY, &self.duty),
+        ];
+        trees.into_iter().flat_map(|(code, tree)| {
+            let mut entries = tree.iter();
+            std::iter::from_fn(move || {
+                let (mut chunk, mut bytes) = (Vec::new(), 0);
+                for entry in entries.by_ref() {
+                    let (key, value) = match entry {
+                        Ok(kv) => kv,
+                        Err(e) => return Some(Err(std::io::Error::other(e))),
+                    };
+                    bytes += key.len() + value.len();
+                    chunk.push(Op { tree: code, key: key.to_vec(), value: Some(value.to_vec()) });
+                    if bytes > 1 << 20 {
+                        break;
+                    }
+                }
+                (!chunk.is_empty()).then_some(Ok(chunk))
+            })
+        })
+    }
+
+    /// Opens the data folder and reads it back (`load`). When sled's files are damaged — sled
+    /// refuses them or panics on them, or what it holds is not whole or ends before the log —
+    /// and the folder has its event log, sled is rebuilt from the log and the folder opened
+    /// again; the reason it was rebuilt is returned with it.
+    pub(super) fn open_loaded(
+        dir: &Path,
+        cache_bytes: u64,
+        faults: Option<Arc<Faults>>,
+        epoch: Option<&str>,
+    ) -> Result<(Disk, Loaded, Option<String>), StoreError> {
+        let attempt = |opening| {
+            let faults = faults.clone();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let disk = Disk::open(dir, cache_bytes, faults, epoch, opening)?;
+                let loaded = disk.load()?;
+                // A folder without an event log (new, or written before there was one)
+                // starts it with what sled holds, once that has been read back whole.
+                if log::Log::read(dir).map_err(|e| StoreError::open(dir, e))?.base.is_none() {
+                    tracing::info!("starting the event log with what the store holds");
+                    disk.rebase().map_err(|e| StoreError::open(dir, e))?;
+                }
+                Ok((disk, loaded))
+            }))
+            .unwrap_or_else(|panic| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(StoreError::corrupt(dir, format!("sled failed reading its files ({why})")))
+            })
+        };
+        match attempt(Opening::AsItIs) {
+            Ok((disk, loaded)) => Ok((disk, loaded, None)),
+            Err(StoreError::Corrupt { reason, .. })
+                if log::Log::read(dir).is_ok_and(|log| log.base.is_some()) =>
+            {
+                tracing::warn!(%reason, "the store's files are damaged: rebuilding them from the event log");
+                let (disk, loaded) = attempt(Opening::Rebuild)?;
+                Ok((disk, loaded, Some(reason)))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub(super) fn dir(&self) -> &Path {
@@ -674,19 +835,28 @@ impl Disk {
         Ok(stored.and_then(|v| number(&v)).unwrap_or(0))
     }
 
-    /// Whether the write-ahead log has grown enough to be worth a checkpoint now.
+    /// Whether the write-ahead log has grown enough since the last checkpoint to be worth one
+    /// now.
     pub(super) fn wal_len(&self) -> u64 {
-        self.wal.lock().map_or(0, |wal| wal.len())
+        self.wal.lock().map_or(0, |wal| wal.pending())
     }
 
-    /// Makes everything applied to sled durable there, then empties the write-ahead log.
+    /// Makes everything applied to sled durable there; a write-ahead log grown large then
+    /// becomes the event log's next segment, and a new one begins.
     pub(super) fn checkpoint(&self) -> std::io::Result<()> {
         let mut wal = self.wal.lock().map_err(|_| std::io::Error::other("a lock was poisoned"))?;
-        if wal.len() == 0 {
+        if wal.pending() == 0 {
             return Ok(());
         }
         self.sync()?;
-        wal.clear()
+        wal.checkpointed();
+        if wal.len() >= self.segment_bytes {
+            use std::sync::atomic::Ordering::SeqCst;
+            let n = self.next_segment.load(SeqCst);
+            wal.retire(&log::segment(&self.dir, n))?;
+            self.next_segment.store(n + 1, SeqCst);
+        }
+        Ok(())
     }
 
     fn fault(&self, at: FaultPoint) -> Result<(), StoreError> {
@@ -807,6 +977,32 @@ fn decode_event(stored: &[u8]) -> Result<Event, StoreError> {
 
 /// The folder and its files hold phone numbers and password hashes: readable by the account that
 /// runs the server only (0700 and 0600), also when an older version made them readable by more.
+/// Moves sled's files out of the way of a rebuild, into `damaged-<time>` in the folder (kept
+/// for whoever wants to look at them; nothing reads them again).
+fn set_aside(dir: &Path) -> std::io::Result<()> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = (0..)
+        .map(|n| {
+            dir.join(if n == 0 { format!("damaged-{secs}") } else { format!("damaged-{secs}-{n}") })
+        })
+        .find(|path| !path.exists())
+        .unwrap_or_else(|| dir.join("damaged"));
+    std::fs::create_dir_all(&aside)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if matches!(name.as_ref(), "db" | "conf" | "blobs") || name.starts_with("snap.") {
+            std::fs::rename(entry.path(), aside.join(name.as_ref()))?;
+        }
+    }
+    crate::durable::sync_dir(dir)?;
+    tracing::warn!(aside = %aside.display(), "sled's files set aside, to be rebuilt from the event log");
+    Ok(())
+}
+
 fn restrict(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
