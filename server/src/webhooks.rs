@@ -121,7 +121,8 @@ pub struct OrderChange {
     /// The platform's own number for the order.
     pub external_id: String,
     pub source: hongfan_shared::Source,
-    /// `claimed`, `handed_over`, `returned`, `resolved`, `reopened` or `cancelled`.
+    /// `claimed`, `handed_over`, `returned`, `resolved`, `reopened`, `cancelled` or
+    /// `sent_back`.
     pub change: String,
     pub status: hongfan_shared::Status,
     /// What was done (办结), or why it was cancelled or reopened.

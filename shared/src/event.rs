@@ -309,6 +309,10 @@ impl Incident {
                     self.status = Status::Claimed;
                     self.claimed_at.get_or_insert(event.at);
                 }
+                // A 退单 asked by the holder before goes with their holding it.
+                if self.holder.as_ref().is_some_and(|h| h.id != to.id) {
+                    self.send_back = None;
+                }
                 self.holder = Some(to.clone());
             }
             Change::Urged { .. } if self.status.is_open() => self.urges += 1,
@@ -394,6 +398,7 @@ impl Incident {
             {
                 self.end_pause(event.at);
                 self.end_mediation(event.at);
+                self.send_back = None;
                 self.status = Status::Resolved;
                 self.resolved_at = Some(event.at);
                 self.outcome = Some(outcome.clone());
@@ -414,6 +419,7 @@ impl Incident {
             Change::Cancelled { reason } if self.status.is_open() => {
                 self.end_pause(event.at);
                 self.end_mediation(event.at);
+                self.send_back = None;
                 self.status = Status::Cancelled;
                 self.cancel_reason = Some(reason.clone());
             }

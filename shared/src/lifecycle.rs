@@ -1074,6 +1074,11 @@ pub(crate) mod tests {
             LifecycleError::RoleNotAllowed { .. }
         ));
         assert!(log.ok(&supervisor(), refuse("请先上门核实")).send_back.is_none());
+        // Asked, then given to another worker: the asking goes with the holding.
+        log.ok(&worker_a(), send_back("不归我们"));
+        let to_b = Action::Assign { to: worker_b() };
+        assert!(log.ok(&supervisor(), to_b).send_back.is_none());
+        log.ok(&supervisor(), Action::Assign { to: worker_a() });
         log.ok(&worker_a(), send_back("已核实，不在辖区"));
         let change = log.try_do(&supervisor(), send_back("该地址属于邻近社区")).unwrap();
         assert_eq!(change, Change::SentBack { reason: "该地址属于邻近社区".into() });

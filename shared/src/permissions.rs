@@ -248,18 +248,13 @@ pub fn permissions() -> Vec<Permission> {
                             {
                                 // A pause, a mediation or a 退单 asked belongs to an incident
                                 // someone holds, open; a mediation to a category that has them.
-                                // A work order's rows are of a plain category with nothing else
-                                // going on; only a work order is ever sent back.
+                                // A 退单 asked for belongs to an incident someone holds, open;
+                                // only a work order is ever sent back.
                                 let open_held =
                                     matches!(status, Status::Claimed | Status::HandedOver);
-                                let plain = !private
-                                    && !mediable
-                                    && pause == PauseState::None
-                                    && mediation == MediationState::None;
                                 if (pause != PauseState::None && !open_held)
                                     || (mediation != MediationState::None
                                         && !(open_held && mediable))
-                                    || (order != OrderState::None && !plain)
                                     || (order == OrderState::SendBackAsked && !open_held)
                                     || (status == Status::SentBack && order == OrderState::None)
                                 {
@@ -392,6 +387,19 @@ mod tests {
             ordered(Role::BuildingHead, Status::Claimed, Holder::Other, SendBackAsked),
             vec!["tell"]
         );
+        // A work order paused, mediated or of a private category has its buttons too.
+        let paused = permissions().into_iter().find(|p| {
+            (p.role, p.status, p.holder, p.private, p.pause, p.order)
+                == (
+                    Role::Supervisor,
+                    Status::Claimed,
+                    Holder::Other,
+                    true,
+                    PauseState::Asked,
+                    Order,
+                )
+        });
+        assert!(paused.is_some_and(|p| p.actions.contains(&"decide_pause")));
         for role in [Role::Supervisor, Role::Worker] {
             let gone = ordered(role, Status::SentBack, Holder::Me, Order);
             assert!(gone.iter().all(|a| *a == "reveal"), "{role:?}: {gone:?}");

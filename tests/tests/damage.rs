@@ -158,3 +158,31 @@ async fn a_folder_from_before_the_event_log_begins_one_at_its_first_start() {
     assert_eq!(reports, 13);
     store.close().await.unwrap();
 }
+
+/// A write-ahead log of the first layout (before 2026-11-29) left holding records by a crash:
+/// applied at start, and the store writes after it (it was never emptied once the log was kept).
+#[tokio::test]
+async fn a_write_ahead_log_of_the_first_layout_with_records_is_applied_and_writing_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("old");
+    folder_with_reports(&dir, 3).await;
+    // One record of the first layout: [length][crc32][payload], the payload one put into `meta`.
+    let mut payload = 1u32.to_be_bytes().to_vec();
+    payload.push(9);
+    payload.extend_from_slice(&5u32.to_be_bytes());
+    payload.extend_from_slice(b"probe");
+    payload.push(1);
+    payload.extend_from_slice(&2u32.to_be_bytes());
+    payload.extend_from_slice(b"ok");
+    let mut record = (payload.len() as u32).to_be_bytes().to_vec();
+    record.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+    record.extend_from_slice(&payload);
+    std::fs::write(dir.join("hongfan.wal"), &record).unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open_store(&dir, &clock).await.unwrap();
+    store.report(&kiosk("c1"), "after", report("c1", "旧格式日志之后")).await.unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    let report = verify(&dir).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

@@ -517,7 +517,7 @@ impl Committer {
         let change = decide(&incident, who, action, now, &community)?;
         let again = matches!(change, Change::Rated { again: Some(_), .. });
         let event = self.append(group, &mut incident, who.actor.clone(), change, now)?;
-        if matches!(event.change, Change::Cancelled { .. }) {
+        if matches!(event.change, Change::Cancelled { .. } | Change::SentBack { .. }) {
             self.places.cancel(&incident.report, id);
         }
         // A second handling nobody is on duty for is escalated at once, as a new report is.

@@ -1,5 +1,5 @@
 //! What whoever writes the store (the committer, or a standby applying the primary's groups)
-//! does now and then: sled made durable by itself, the write-ahead log emptied, the high-water
+//! does now and then: sled made durable by itself, the write-ahead log retired into the event log once large, the high-water
 //! mark written.
 
 use std::time::Duration;
@@ -10,12 +10,12 @@ use super::{Shared, StoreError};
 
 /// How often the high-water mark is brought up to date.
 const MARK_EVERY: Duration = Duration::from_secs(1);
-/// How often sled is made durable and the write-ahead log emptied, at most, and how large the
+/// How often sled is made durable (a checkpoint), at most, and how large the
 /// log may grow before that happens sooner.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const CHECKPOINT_BYTES: u64 = 64 << 20;
 
-/// Now and then, and at the end: sled durable by itself, the write-ahead log emptied, the
+/// Now and then, and at the end: sled durable by itself (a checkpoint), the
 /// high-water mark written. The groups before are durable in the log: their answers stand
 /// whatever this returns. Whoever writes the store (the committer, or a standby applying the
 /// primary's groups) keeps one.
@@ -23,7 +23,7 @@ const CHECKPOINT_BYTES: u64 = 64 << 20;
 pub(super) struct Housekeeping {
     /// When the high-water mark was last written.
     marked_at: std::time::Instant,
-    /// When sled was last made durable (and the write-ahead log emptied).
+    /// When sled was last made durable.
     checkpointed_at: std::time::Instant,
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use hongfan_shared::audit::AuditRow;
-use hongfan_shared::{CategoryId, CompoundId, IncidentId, Report, Status, Timestamp};
+use hongfan_shared::{CategoryId, CompoundId, IncidentId, Report, Timestamp};
 
 /// The most earlier reports a flag names (the latest ones): a place reported every day does not
 /// make every new report carry its whole history.
@@ -31,7 +31,7 @@ fn place_of(report: &Report) -> Option<Place> {
 impl Places {
     pub(super) fn from_rows(rows: &[AuditRow]) -> Places {
         let mut places = Places::default();
-        for row in rows.iter().filter(|r| r.status != Status::Cancelled) {
+        for row in rows.iter().filter(|r| !r.status.is_withdrawn()) {
             if let Some(at) = place(&row.compound, &row.building, &row.category) {
                 places.reports.entry(at).or_default().push((row.reported_at, row.id));
             }

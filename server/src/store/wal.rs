@@ -4,7 +4,8 @@
 //! transaction's manifest and once for its data) and the store needed a third (`fdatasync`, for
 //! a power cut). Here a group's writes go into one file and are made durable with one
 //! `fdatasync`; only then are they applied to sled, which writes them out in its own time. Every
-//! second or so the committer makes sled durable (a checkpoint) and empties this file. At start,
+//! second or so the committer makes sled durable (a checkpoint); once the file has grown large it
+//! becomes a segment of the event log (`retire`, `disk::log`) and a new one begins. At start,
 //! whatever the file still holds is applied to sled again: every record is a list of whole
 //! values to put or remove, so applying one twice changes nothing.
 //!
@@ -151,6 +152,12 @@ impl Wal {
         self.checkpointed = self.end;
     }
 
+    /// The generation its records are written with (0: a log of the first format, which is
+    /// emptied before use).
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Makes the records held a segment of the event log (`segment`, a path in the log's
     /// folder) and starts an empty log of a new generation. Called only once everything in it
     /// is durable in sled, so a crash at any point leaves the records in one file or the other
@@ -162,14 +169,20 @@ impl Wal {
         // The zeros ahead of use are not part of it.
         self.file.set_len(self.end)?;
         self.file.sync_all()?;
-        std::fs::rename(self.dir.join(WAL_FILE), segment)?;
         if let Some(folder) = segment.parent() {
-            crate::durable::sync_dir(folder)?;
+            std::fs::create_dir_all(folder)?;
         }
-        crate::durable::sync_dir(&self.dir)?;
-        // A new file: `clear` builds one beside where the log was and renames it into place.
+        std::fs::rename(self.dir.join(WAL_FILE), segment)?;
+        // From here the file is the segment's: a new one is made whatever else fails, so that
+        // nothing more is written into the segment. (`clear` builds it beside where the log was
+        // and renames it into place.)
         self.size = 0;
-        self.clear()
+        let synced = segment
+            .parent()
+            .map_or(Ok(()), crate::durable::sync_dir)
+            .and_then(|()| crate::durable::sync_dir(&self.dir));
+        self.clear()?;
+        synced
     }
 
     /// Empties the log, once everything in it is durable in sled: a new generation.
@@ -192,12 +205,11 @@ impl Wal {
             // the other, never a file half made.
             let room = RECORDS + FIRST_ROOM;
             let building = self.dir.join(format!("{WAL_FILE}.new"));
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&building)?;
+            let file = std::os::unix::fs::OpenOptionsExt::mode(
+                OpenOptions::new().read(true).write(true).create(true).truncate(true),
+                0o600,
+            )
+            .open(&building)?;
             let mut bytes = vec![0u8; room as usize];
             bytes[..block.len()].copy_from_slice(&block);
             file.write_all_at(&bytes, 0)?;

@@ -17,6 +17,10 @@ use super::super::wal::{self, Op, WalError};
 
 /// The log's folder in the data folder.
 pub(in crate::store) const LOG_DIR: &str = "log";
+/// In the log's folder while sled is being rebuilt: a start that finds it rebuilds again.
+pub(super) const REBUILDING: &str = "rebuilding";
+/// In the log's folder: the generation of the write-ahead log the event log goes on into.
+const GENERATION: &str = "wal";
 
 /// The log's files as found: the newest base and the segments it does not cover, in order.
 #[derive(Debug, Default)]
@@ -106,6 +110,21 @@ pub(super) fn write_base(
     wal::write_segment(&folder.join(format!("base-{n:010}")), groups)?;
     Log::read(dir)?;
     Ok(())
+}
+
+/// Notes that the event log goes on into the write-ahead log of `generation` (written whole).
+pub(super) fn note_generation(dir: &Path, generation: u64) -> std::io::Result<()> {
+    let folder = dir.join(LOG_DIR);
+    if !folder.is_dir() {
+        return Ok(());
+    }
+    crate::durable::write(&folder.join(GENERATION), generation.to_string().as_bytes())
+}
+
+/// The generation last noted (`None` when none was, or the file is unreadable).
+pub(super) fn noted_generation(dir: &Path) -> Option<u64> {
+    let text = crate::durable::read_text(&dir.join(LOG_DIR).join(GENERATION)).ok()??;
+    text.trim().parse().ok()
 }
 
 fn describe(path: &Path, e: &WalError) -> String {

@@ -259,7 +259,16 @@ impl Disk {
             if history.base.is_none() {
                 return Err(StoreError::corrupt(dir, "it has no event log to rebuild sled from"));
             }
-            set_aside(dir).map_err(|e| StoreError::open(dir, e))?;
+            // The log is read whole before sled is touched: a damaged log leaves sled as it is.
+            history.replay(|_, _| Ok(())).map_err(|why| StoreError::corrupt(dir, why))?;
+            let marker = dir.join(log::LOG_DIR).join(log::REBUILDING);
+            if marker.exists() {
+                // What is there is an earlier rebuild that did not finish: nothing to keep.
+                remove_sled(dir).map_err(|e| StoreError::open(dir, e))?;
+            } else {
+                crate::durable::write(&marker, b"").map_err(|e| StoreError::open(dir, e))?;
+                set_aside(dir).map_err(|e| StoreError::open(dir, e))?;
+            }
         } else if fresh {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::open(dir, e))?;
         } else if !dir.join("db").is_file() || !dir.join("conf").is_file() {
@@ -412,6 +421,15 @@ impl Disk {
             }
             disk.checkpoint().map_err(|e| StoreError::open(dir, e))?;
         }
+        if opening == Opening::Rebuild {
+            // The rebuilt sled is durable before the marker goes: a crash before then rebuilds
+            // again at the next start.
+            disk.sync().map_err(|e| StoreError::open(dir, e))?;
+            let marker = dir.join(log::LOG_DIR).join(log::REBUILDING);
+            std::fs::remove_file(&marker).map_err(|e| StoreError::open(dir, e))?;
+            crate::durable::sync_dir(&dir.join(log::LOG_DIR))
+                .map_err(|e| StoreError::open(dir, e))?;
+        }
         if fresh {
             // The new store's epoch and format mark are durable before anything else is written,
             // and so are the new files' names in the folder, and the folder's in its parent.
@@ -431,10 +449,22 @@ impl Disk {
         let mut wal = self.wal.lock().map_err(|_| std::io::Error::other("a lock was poisoned"))?;
         self.sync()?;
         wal.checkpointed();
+        if wal.generation() == 0 {
+            // A log of the first format is emptied first: sled holds its writes now.
+            wal.clear()?;
+        }
         let n = log::Log::read(&self.dir)?.next();
         log::write_base(&self.dir, n, self.dump())?;
         self.next_segment.store(n, std::sync::atomic::Ordering::SeqCst);
-        Ok(())
+        log::note_generation(&self.dir, wal.generation())
+    }
+
+    /// Whether the event log goes on where the write-ahead log begins: the generation the log
+    /// last noted is the write-ahead log's (an older version empties it by a new generation,
+    /// without retiring it into the event log).
+    fn log_follows_wal(&self) -> bool {
+        let generation = self.wal.lock().map_or(0, |wal| wal.generation());
+        log::noted_generation(&self.dir) == Some(generation)
     }
 
     /// Every tree's records, as writes of the write-ahead log, a megabyte or so at a time.
@@ -487,9 +517,15 @@ impl Disk {
                 let disk = Disk::open(dir, cache_bytes, faults, epoch, opening)?;
                 let loaded = disk.load()?;
                 // A folder without an event log (new, or written before there was one)
-                // starts it with what sled holds, once that has been read back whole.
-                if log::Log::read(dir).map_err(|e| StoreError::open(dir, e))?.base.is_none() {
+                // starts it with what sled holds, once that has been read back whole; so does
+                // one whose write-ahead log another version emptied (its writes are in sled
+                // only).
+                let history = log::Log::read(dir).map_err(|e| StoreError::open(dir, e))?;
+                if history.base.is_none() {
                     tracing::info!("starting the event log with what the store holds");
+                    disk.rebase().map_err(|e| StoreError::open(dir, e))?;
+                } else if !disk.log_follows_wal() {
+                    tracing::warn!("the write-ahead log was emptied without the event log (an older version ran): starting the event log again with what the store holds");
                     disk.rebase().map_err(|e| StoreError::open(dir, e))?;
                 }
                 Ok((disk, loaded))
@@ -503,6 +539,11 @@ impl Disk {
                 Err(StoreError::corrupt(dir, format!("sled failed reading its files ({why})")))
             })
         };
+        if dir.join(log::LOG_DIR).join(log::REBUILDING).exists() {
+            tracing::warn!("a rebuild of the store did not finish: rebuilding it again");
+            let (disk, loaded) = attempt(Opening::Rebuild)?;
+            return Ok((disk, loaded, Some("a rebuild did not finish".into())));
+        }
         match attempt(Opening::AsItIs) {
             Ok((disk, loaded)) => Ok((disk, loaded, None)),
             Err(StoreError::Corrupt { reason, .. })
@@ -850,11 +891,17 @@ impl Disk {
         }
         self.sync()?;
         wal.checkpointed();
+        if wal.generation() == 0 {
+            // A log of the first format, applied at start: emptied, since it cannot be written.
+            // What it held is in sled, from which the event log begins (`rebase`).
+            return wal.clear();
+        }
         if wal.len() >= self.segment_bytes {
             use std::sync::atomic::Ordering::SeqCst;
             let n = self.next_segment.load(SeqCst);
             wal.retire(&log::segment(&self.dir, n))?;
             self.next_segment.store(n + 1, SeqCst);
+            log::note_generation(&self.dir, wal.generation())?;
         }
         Ok(())
     }
@@ -977,6 +1024,21 @@ fn decode_event(stored: &[u8]) -> Result<Event, StoreError> {
 
 /// The folder and its files hold phone numbers and password hashes: readable by the account that
 /// runs the server only (0700 and 0600), also when an older version made them readable by more.
+/// Removes sled's files (an unfinished rebuild's).
+fn remove_sled(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if matches!(name.as_ref(), "db" | "conf") || name.starts_with("snap.") {
+            std::fs::remove_file(entry.path())?;
+        } else if name == "blobs" {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    crate::durable::sync_dir(dir)
+}
+
 /// Moves sled's files out of the way of a rebuild, into `damaged-<time>` in the folder (kept
 /// for whoever wants to look at them; nothing reads them again).
 fn set_aside(dir: &Path) -> std::io::Result<()> {
