@@ -301,7 +301,7 @@ impl Disk {
         File::open(dir.join("conf"))
             .and_then(|conf| conf.sync_all())
             .map_err(|e| StoreError::open(dir, e))?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| StoreError::open(dir, e));
+        let tree = |name: &str| db.open_tree(name).map_err(|e| sled_at_open(dir, e));
         let (meta, events, incidents) = (tree("meta")?, tree("events")?, tree("incidents")?);
         let timeline = tree("timeline")?;
         let office = tree("office")?;
@@ -367,11 +367,11 @@ impl Disk {
         let epoch = if fresh {
             let epoch =
                 epoch.map_or_else(|| format!("{:032x}", rand::random::<u128>()), str::to_owned);
-            meta.insert("format", FORMAT).map_err(|e| StoreError::open(dir, e))?;
-            meta.insert("epoch", epoch.as_bytes()).map_err(|e| StoreError::open(dir, e))?;
+            meta.insert("format", FORMAT).map_err(|e| sled_at_open(dir, e))?;
+            meta.insert("epoch", epoch.as_bytes()).map_err(|e| sled_at_open(dir, e))?;
             epoch
         } else {
-            let format = meta.get("format").map_err(|e| StoreError::open(dir, e))?;
+            let format = meta.get("format").map_err(|e| sled_at_open(dir, e))?;
             match format.as_deref() {
                 Some(f) if f == FORMAT => {}
                 Some(f) if f == migrations::FORMAT_1 => upgrade = true,
@@ -382,7 +382,7 @@ impl Disk {
                     ));
                 }
             }
-            let epoch = meta.get("epoch").map_err(|e| StoreError::open(dir, e))?;
+            let epoch = meta.get("epoch").map_err(|e| sled_at_open(dir, e))?;
             epoch
                 .and_then(|e| String::from_utf8(e.to_vec()).ok())
                 .ok_or_else(|| StoreError::corrupt(dir, "the store epoch is missing"))?
@@ -419,12 +419,12 @@ impl Disk {
             for ops in &replay {
                 disk.apply(ops).map_err(|e| StoreError::corrupt(dir, e.to_string()))?;
             }
-            disk.checkpoint().map_err(|e| StoreError::open(dir, e))?;
+            disk.checkpoint().map_err(|e| io_at_open(dir, e))?;
         }
         if opening == Opening::Rebuild {
             // The rebuilt sled is durable before the marker goes: a crash before then rebuilds
             // again at the next start.
-            disk.sync().map_err(|e| StoreError::open(dir, e))?;
+            disk.sync().map_err(|e| io_at_open(dir, e))?;
             let marker = dir.join(log::LOG_DIR).join(log::REBUILDING);
             std::fs::remove_file(&marker).map_err(|e| StoreError::open(dir, e))?;
             crate::durable::sync_dir(&dir.join(log::LOG_DIR))
@@ -433,7 +433,7 @@ impl Disk {
         if fresh {
             // The new store's epoch and format mark are durable before anything else is written,
             // and so are the new files' names in the folder, and the folder's in its parent.
-            disk.sync().map_err(|e| StoreError::open(dir, e))?;
+            disk.sync().map_err(|e| io_at_open(dir, e))?;
             crate::durable::sync_dir(dir).map_err(|e| StoreError::open(dir, e))?;
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 crate::durable::sync_dir(parent).map_err(|e| StoreError::open(dir, e))?;
@@ -515,7 +515,11 @@ impl Disk {
             let faults = faults.clone();
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let disk = Disk::open(dir, cache_bytes, faults, epoch, opening)?;
-                let loaded = disk.load()?;
+                // A read that fails while the folder is read back is damage too.
+                let loaded = disk.load().map_err(|e| match e {
+                    StoreError::Read(why) => StoreError::corrupt(dir, why),
+                    e => e,
+                })?;
                 // A folder without an event log (new, or written before there was one)
                 // starts it with what sled holds, once that has been read back whole; so does
                 // one whose write-ahead log another version emptied (its writes are in sled
@@ -523,10 +527,10 @@ impl Disk {
                 let history = log::Log::read(dir).map_err(|e| StoreError::open(dir, e))?;
                 if history.base.is_none() {
                     tracing::info!("starting the event log with what the store holds");
-                    disk.rebase().map_err(|e| StoreError::open(dir, e))?;
+                    disk.rebase().map_err(|e| io_at_open(dir, e))?;
                 } else if !disk.log_follows_wal() {
                     tracing::warn!("the write-ahead log was emptied without the event log (an older version ran): starting the event log again with what the store holds");
-                    disk.rebase().map_err(|e| StoreError::open(dir, e))?;
+                    disk.rebase().map_err(|e| io_at_open(dir, e))?;
                 }
                 Ok((disk, loaded))
             }))
@@ -1078,6 +1082,29 @@ fn restrict(dir: &Path) -> std::io::Result<()> {
 
 /// A failed sled write: sled's own files damaged (found while it read them to make the change)
 /// is a read, anything else a write.
+/// A sled error while a folder is opened: its files damaged (anything but the system's own
+/// input and output failing) is damage, which a rebuild from the event log mends.
+fn sled_at_open(dir: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(e) => StoreError::open(dir, e),
+        e => StoreError::corrupt(dir, format!("sled cannot read its files ({e})")),
+    }
+}
+
+/// An input or output error while a folder is opened: one that carries sled's finding of
+/// damage is damage, like `sled_at_open`.
+fn io_at_open(dir: &Path, e: std::io::Error) -> StoreError {
+    let damaged = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<sled::Error>())
+        .is_some_and(|inner| !matches!(inner, sled::Error::Io(_)));
+    if damaged {
+        StoreError::corrupt(dir, format!("sled cannot read its files ({e})"))
+    } else {
+        StoreError::open(dir, e)
+    }
+}
+
 fn sled_error(e: sled::Error) -> StoreError {
     match e {
         sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => {
