@@ -289,6 +289,56 @@ impl TestServer {
     }
 
     /// Logs in over HTTP and returns the session cookie.
+    /// An upstream key (12345 or the street office, `source`) with its webhook at `url`, issued
+    /// by the supervisor whose session `cookie` is: the key and the webhook's secret.
+    pub async fn upstream_key(&self, cookie: &str, source: &str, url: &str) -> (String, String) {
+        let issued: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/admin/open311/keys", self.url))
+            .header("cookie", cookie)
+            .json(&serde_json::json!({
+                "name": format!("{source} 平台"),
+                "upstream": { "source": source, "webhook": url },
+            }))
+            .send()
+            .await
+            .expect("issue a key")
+            .json()
+            .await
+            .expect("the key's answer");
+        assert_eq!(issued["key"]["upstream"].get("secret"), None, "{issued}");
+        let text = |field: &str| issued[field].as_str().expect(field).to_owned();
+        (text("api_key"), text("webhook_secret"))
+    }
+
+    /// A work order posted through Open311 with `key`: a broken stair light at c1's 3号楼, with
+    /// the platform's number and `more` fields.
+    pub async fn post_order(
+        &self,
+        key: &str,
+        external_id: &str,
+        more: &[(&str, &str)],
+    ) -> hongfan_shared::IncidentId {
+        let mut form = vec![
+            ("api_key", key),
+            ("service_code", "repair"),
+            ("address_id", "c1/3号楼"),
+            ("description", "市民来电：3号楼楼道灯不亮"),
+            ("attribute[external_id]", external_id),
+        ];
+        form.extend_from_slice(more);
+        let posted: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/open311/v2/requests.json", self.url))
+            .form(&form)
+            .send()
+            .await
+            .expect("post the order")
+            .json()
+            .await
+            .expect("the order's answer");
+        let id = posted[0]["service_request_id"].as_str().unwrap_or_else(|| panic!("{posted}"));
+        hongfan_shared::IncidentId(id.parse().expect("a request id"))
+    }
+
     pub async fn login(&self, login: &str) -> String {
         self.login_with(login, PASSWORD).await.expect("login")
     }

@@ -456,38 +456,8 @@ async fn a_work_order_shows_its_number_and_is_sent_back_from_the_phone_through_t
     let clock = ManualClock::new(now());
     let server = TestServer::start_in_process(clock.clone()).await;
     let boss_cookie = server.login("boss").await;
-    let http = reqwest::Client::new();
-    let issued: serde_json::Value = http
-        .post(format!("{}/api/admin/open311/keys", server.url))
-        .header("cookie", &boss_cookie)
-        .json(&serde_json::json!({
-            "name": "12345 热线",
-            "upstream": { "source": "hotline", "webhook": "http://127.0.0.1:9/order" },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let form = [
-        ("api_key", issued["api_key"].as_str().unwrap()),
-        ("service_code", "repair"),
-        ("address_id", "c1/3号楼"),
-        ("description", "市民来电：3号楼楼道灯不亮"),
-        ("attribute[external_id]", "JS-20261207-0042"),
-    ];
-    let posted: serde_json::Value = http
-        .post(format!("{}/open311/v2/requests.json", server.url))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id: u64 = posted[0]["service_request_id"].as_str().unwrap().parse().unwrap();
-    let incident = hongfan_shared::IncidentId(id);
+    let (key, _) = server.upstream_key(&boss_cookie, "hotline", "http://127.0.0.1:9/order").await;
+    let incident = server.post_order(&key, "JS-20261207-0042", &[]).await;
     let mut wang = server.user("wang").await;
     assert_eq!(refused(&answer(&mut wang, ClientMessage::Claim { id: 1, incident }).await), None);
     let (snapshot, _) = wang.subscribe(None).await;
@@ -559,6 +529,7 @@ async fn a_work_order_shows_its_number_and_is_sent_back_from_the_phone_through_t
     .await;
     let tables = text_of(&desk, "#tables").await;
     assert!(tables.contains("按来源") && tables.contains("12345"), "{tables}");
+    screenshots(&desk, "audit-work-order-sent-back").await;
     check_page(&desk, "audit with a work order sent back").await;
 }
 

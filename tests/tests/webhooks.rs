@@ -301,60 +301,6 @@ async fn a_delivery_survives_a_receiver_that_is_down_and_a_kill_9_and_a_hanging_
     );
 }
 
-/// An upstream key (12345 or the street office) with its webhook, issued by a supervisor: the
-/// key and the webhook's secret.
-async fn upstream_key(
-    server: &TestServer,
-    cookie: &str,
-    source: &str,
-    url: &str,
-) -> (String, String) {
-    let issued: Value = reqwest::Client::new()
-        .post(format!("{}/api/admin/open311/keys", server.url))
-        .header("cookie", cookie)
-        .json(&serde_json::json!({
-            "name": format!("{source} 平台"),
-            "upstream": { "source": source, "webhook": url },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(issued["key"]["upstream"].get("secret"), None, "{issued}");
-    let text = |field: &str| issued[field].as_str().unwrap().to_owned();
-    (text("api_key"), text("webhook_secret"))
-}
-
-/// A work order posted through Open311 with `key`: a broken street light at c1's 3号楼.
-async fn post_order(
-    server: &TestServer,
-    key: &str,
-    external_id: &str,
-    more: &[(&str, &str)],
-) -> hongfan_shared::IncidentId {
-    let mut form = vec![
-        ("api_key", key),
-        ("service_code", "repair"),
-        ("address_id", "c1/3号楼"),
-        ("description", "市民来电：3号楼楼道灯不亮"),
-        ("attribute[external_id]", external_id),
-    ];
-    form.extend_from_slice(more);
-    let posted: Value = reqwest::Client::new()
-        .post(format!("{}/open311/v2/requests.json", server.url))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = posted[0]["service_request_id"].as_str().unwrap_or_else(|| panic!("{posted}"));
-    hongfan_shared::IncidentId(id.parse().unwrap())
-}
-
 /// 上级派单 end to end: the 12345 platform's key posts a work order with its own number and
 /// deadline; the deadline is the office's; each change (claimed, handed over, returned,
 /// resolved, reopened, cancelled) reaches the platform's webhook, signed, naming the order, a
@@ -369,13 +315,12 @@ async fn a_work_order_from_above_is_answered_upstream_at_each_change_through_a_k
     let mut server = TestServer::start().await;
     let boss = server.login("boss").await;
     let url = format!("http://127.0.0.1:{port}/order");
-    let (key, secret) = upstream_key(&server, &boss, "hotline", &url).await;
+    let (key, secret) = server.upstream_key(&boss, "hotline", &url).await;
     // Due in two hours, sooner than the category's 48.
     let due = now().0 / 1000 * 1000 + 2 * 3_600_000;
     let due_w3c = hongfan::http::open311::w3c(Timestamp(due));
     let incident =
-        post_order(&server, &key, "JS-20261207-0042", &[("attribute[due]", due_w3c.as_str())])
-            .await;
+        server.post_order(&key, "JS-20261207-0042", &[("attribute[due]", due_w3c.as_str())]).await;
     // The office answers to the platform's deadline; the board shows where it came from.
     let mut wang = server.user("wang").await;
     let (snapshot, _) = wang.subscribe(None).await;
@@ -460,8 +405,8 @@ async fn a_work_order_is_sent_back_through_a_supervisor_who_alone_tells_the_plat
     let server = TestServer::start().await;
     let boss_cookie = server.login("boss").await;
     let url = format!("http://127.0.0.1:{port}/jd");
-    let (key, _) = upstream_key(&server, &boss_cookie, "street_office", &url).await;
-    let incident = post_order(&server, &key, "JD-2026-118", &[]).await;
+    let (key, _) = server.upstream_key(&boss_cookie, "street_office", &url).await;
+    let incident = server.post_order(&key, "JD-2026-118", &[]).await;
     let mut wang = server.user("wang").await;
     wang.subscribe(None).await;
     let mut boss = server.user("boss").await;
